@@ -1,0 +1,155 @@
+//! The composition root: builds every part from `Config`, wires them, runs them, and
+//! shuts them down in order. `run` takes listeners that are already bound, so the binary
+//! and the integration tests (which bind `127.0.0.1:0`) run exactly the same code.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, TokenSourceKind};
+use crate::forward::{self, sinks::Sink};
+use crate::ingest::{Ingest, Limits};
+use crate::server::{self, ConnLimits, admin};
+use crate::telemetry::Telemetry;
+use crate::tokens::Tokens;
+use crate::tokens::file::FileSource;
+
+/// The two listeners `run` serves on.
+pub struct Listeners {
+    pub public: TcpListener,
+    pub admin: TcpListener,
+}
+
+impl Listeners {
+    /// Binds the addresses the config names (the binary's path; tests bind their own).
+    pub async fn bind(config: &Config) -> std::io::Result<Listeners> {
+        Ok(Listeners {
+            public: TcpListener::bind(config.server.listen).await?,
+            admin: TcpListener::bind(config.server.admin_listen).await?,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Tls(#[from] server::tls::TlsError),
+    #[error("sink: {0}")]
+    Sink(#[from] forward::sinks::SinkError),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs the gateway until `shutdown` resolves, then drains: stop accepting, finish
+/// in-flight requests, write everything queued to the sink, flush it.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    for warning in config.validate()? {
+        tracing::warn!("{warning}");
+    }
+    let telemetry = Arc::new(Telemetry::new());
+    let tokens = Arc::new(Tokens::new(Arc::clone(&telemetry)));
+    let background = CancellationToken::new();
+
+    let source_task = match config.tokens.source {
+        TokenSourceKind::File => {
+            let mut source = FileSource::new(
+                config.tokens.path.clone(),
+                config.tokens.state_dir.clone(),
+                config.tokens.watch_interval_secs,
+                Arc::clone(&tokens),
+                Arc::clone(&telemetry),
+            );
+            source.boot().await;
+            tokio::spawn(source.run(background.clone()))
+        }
+        TokenSourceKind::ControlPlane => unreachable!("validate() refuses this source for now"),
+    };
+
+    let sink = Sink::from_config(&config.sink)?;
+    let (forwarder, forward_task) = forward::start(&config.forward, sink, Arc::clone(&telemetry));
+
+    let s = &config.server;
+    let ingest = Arc::new(Ingest::new(
+        Arc::clone(&tokens),
+        forwarder,
+        Limits {
+            max_body_bytes: s.max_body_bytes,
+            max_decompressed_bytes: s.max_decompressed_bytes,
+            max_line_bytes: s.max_line_bytes,
+            body_read_timeout: s.body_read_timeout_secs,
+        },
+        s.max_concurrent_requests,
+        config.forward.retry_after_secs,
+        Arc::clone(&telemetry),
+    ));
+    let tls = match &s.tls {
+        Some(t) => Some(server::tls::acceptor(&t.cert_path, &t.key_path)?),
+        None => None,
+    };
+    let limits = ConnLimits {
+        header_read_timeout: s.header_read_timeout_secs,
+        idle_timeout: s.idle_timeout_secs,
+        max_header_bytes: s.max_header_bytes,
+        shutdown_grace: s.shutdown_grace_secs,
+    };
+
+    let draining = Arc::new(AtomicBool::new(false));
+    let ready: admin::Readiness = {
+        let tokens = Arc::clone(&tokens);
+        let draining = Arc::clone(&draining);
+        Arc::new(move || tokens.is_loaded() && !draining.load(Ordering::Relaxed))
+    };
+
+    tracing::info!(addr = %listeners.public.local_addr()?, tls = tls.is_some(), "public listening");
+    tracing::info!(addr = %listeners.admin.local_addr()?, "admin listening");
+
+    let public_stop = CancellationToken::new();
+    let public = tokio::spawn(server::serve(
+        listeners.public,
+        tls,
+        move |req| {
+            let ingest = Arc::clone(&ingest);
+            async move { ingest.serve(req).await }
+        },
+        limits.clone(),
+        Arc::clone(&telemetry),
+        public_stop.clone(),
+    ));
+    let admin_task = {
+        let telemetry = Arc::clone(&telemetry);
+        tokio::spawn(server::serve(
+            listeners.admin,
+            None,
+            move |req| {
+                let response = admin::handle(&req, &telemetry, &ready);
+                async move { response }
+            },
+            limits,
+            Arc::new(Telemetry::new()), // admin connections are not counted with ingest's
+            background.clone(),
+        ))
+    };
+
+    shutdown.await;
+    tracing::info!("shutting down: draining in-flight requests");
+    draining.store(true, Ordering::Relaxed);
+    public_stop.cancel();
+    if let Err(e) = public.await {
+        tracing::error!(error = %e, "public listener task failed");
+    }
+    forward_task.close().await;
+    background.cancel();
+    let _ = admin_task.await;
+    let _ = source_task.await;
+    tracing::info!("stopped");
+    Ok(())
+}

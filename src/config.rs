@@ -1,0 +1,574 @@
+//! Typed configuration (DESIGN §6): TOML with a default for every key, environment
+//! overrides `TOLLGATE_<SECTION>__<KEY>`, and `validate()` whose errors name the key.
+//! `serve` and `check-config` share all of it, so a file that checks also starts.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Everything tollgate reads from its config file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub tokens: TokensConfig,
+    pub forward: ForwardConfig,
+    pub sink: SinkConfig,
+    pub control_plane: ControlPlaneConfig,
+    pub log: LogConfig,
+}
+
+/// The front door: listeners, limits and timeouts (DESIGN §1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Public ingest listener.
+    pub listen: SocketAddr,
+    /// Admin listener: `/metrics`, `/healthz`, `/readyz`. Keep it off the public network.
+    pub admin_listen: SocketAddr,
+    /// Largest request body accepted as sent (before decompression); larger is 413.
+    pub max_body_bytes: u64,
+    /// Largest body after decompression (gzip bomb guard); larger is 413.
+    pub max_decompressed_bytes: u64,
+    /// Longest log line; a longer one is counted as oversized and dropped.
+    pub max_line_bytes: usize,
+    /// Largest request head (request line + headers) a client may send.
+    pub max_header_bytes: usize,
+    /// A client must send its whole request head within this time (slowloris guard).
+    #[serde(deserialize_with = "secs")]
+    pub header_read_timeout_secs: Duration,
+    /// A client must send its whole body within this time, or gets 408.
+    #[serde(deserialize_with = "secs")]
+    pub body_read_timeout_secs: Duration,
+    /// A keep-alive connection with no request in flight for this long is closed.
+    #[serde(deserialize_with = "secs")]
+    pub idle_timeout_secs: Duration,
+    /// Requests in flight at once; more are shed with 503 before their body is read.
+    pub max_concurrent_requests: usize,
+    /// How long shutdown waits for in-flight requests before closing connections.
+    #[serde(deserialize_with = "secs")]
+    pub shutdown_grace_secs: Duration,
+    /// TLS on the public listener; plain HTTP (with h2c) when absent.
+    pub tls: Option<TlsConfig>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8070)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            max_body_bytes: 10 * 1024 * 1024,
+            max_decompressed_bytes: 100 * 1024 * 1024,
+            max_line_bytes: 500_000,
+            max_header_bytes: 64 * 1024,
+            header_read_timeout_secs: Duration::from_secs(10),
+            body_read_timeout_secs: Duration::from_secs(30),
+            idle_timeout_secs: Duration::from_secs(90),
+            max_concurrent_requests: 4096,
+            shutdown_grace_secs: Duration::from_secs(30),
+            tls: None,
+        }
+    }
+}
+
+/// PEM files for the public listener's certificate chain and private key.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert_path: PathBuf,
+    pub key_path: PathBuf,
+}
+
+/// Where the token table comes from (DESIGN §2).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokensConfig {
+    pub source: TokenSourceKind,
+    /// File source: a JSON snapshot, watched and reloaded on change.
+    pub path: PathBuf,
+    /// File source: how often the file is checked for a change.
+    #[serde(deserialize_with = "secs")]
+    pub watch_interval_secs: Duration,
+    /// Control-plane source: the control plane's base URL.
+    pub url: Option<String>,
+    /// Control-plane source: the secret presented on `/v1/feed/*`.
+    pub feed_secret: Option<String>,
+    /// The last good snapshot is persisted here and served at boot (fail-static).
+    pub state_dir: PathBuf,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            source: TokenSourceKind::File,
+            path: PathBuf::from("config/tokens.json"),
+            watch_interval_secs: Duration::from_millis(250),
+            url: None,
+            feed_secret: None,
+            state_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenSourceKind {
+    File,
+    ControlPlane,
+}
+
+/// What a 200 promises, and how records reach the sink (DESIGN §3).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardConfig {
+    /// `memory` answers 200 once the records are queued. `disk` and `downstream` arrive
+    /// with the spool; until then they are refused by `validate()`.
+    pub ack: Ack,
+    /// The spool's directory (used once `ack = "disk"` exists).
+    pub spool_dir: PathBuf,
+    /// Bytes of records queued for the sink; past it requests get 503 + Retry-After.
+    pub queue_max_bytes: u64,
+    /// A batch is handed to the sink once it holds this many payload bytes…
+    pub max_batch_bytes: usize,
+    /// …or once its oldest record is this old.
+    #[serde(deserialize_with = "secs")]
+    pub max_batch_age_secs: Duration,
+    /// The `Retry-After` sent with 503 when the queue is full.
+    #[serde(deserialize_with = "secs")]
+    pub retry_after_secs: Duration,
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            ack: Ack::Memory,
+            spool_dir: PathBuf::from("data/spool"),
+            queue_max_bytes: 256 * 1024 * 1024,
+            max_batch_bytes: 1024 * 1024,
+            max_batch_age_secs: Duration::from_millis(200),
+            retry_after_secs: Duration::from_secs(1),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ack {
+    Disk,
+    Downstream,
+    Memory,
+}
+
+/// Where batches go. Tagged by `type`, so each sink has only its own keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// Rotating NDJSON files, one set per kind, under `path`.
+    File {
+        #[serde(default = "default_sink_path")]
+        path: PathBuf,
+        /// The active file is rotated once it reaches this size…
+        #[serde(default = "default_max_file_bytes")]
+        max_file_bytes: u64,
+        /// …or this age.
+        #[serde(default = "default_rotate_secs", deserialize_with = "secs")]
+        rotate_secs: Duration,
+    },
+    /// Counts and drops (benchmarks).
+    Blackhole,
+}
+
+impl Default for SinkConfig {
+    fn default() -> Self {
+        SinkConfig::File {
+            path: default_sink_path(),
+            max_file_bytes: default_max_file_bytes(),
+            rotate_secs: default_rotate_secs(),
+        }
+    }
+}
+
+fn default_sink_path() -> PathBuf {
+    PathBuf::from("data/out")
+}
+fn default_max_file_bytes() -> u64 {
+    128 * 1024 * 1024
+}
+fn default_rotate_secs() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// The control plane (its own issue). Parsed so DESIGN's full example config is valid;
+/// `validate()` refuses `embedded = true` until it exists.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlPlaneConfig {
+    pub embedded: bool,
+    pub listen: SocketAddr,
+    pub database_url: String,
+    pub admin_secret: Option<String>,
+    pub feed_secret: Option<String>,
+}
+
+impl Default for ControlPlaneConfig {
+    fn default() -> Self {
+        ControlPlaneConfig {
+            embedded: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            database_url: "sqlite://data/control.db".to_string(),
+            admin_secret: None,
+            feed_secret: None,
+        }
+    }
+}
+
+/// Process log output. `RUST_LOG`, when set, overrides `level`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter: `info`, `debug`, `tollgate=debug,hyper=info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Human,
+            level: "info".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// A config that could not be read or is not valid; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Non-fatal findings of `validate()`: printed by `check-config` and logged by `serve`.
+pub type Warnings = Vec<String>;
+
+impl Config {
+    /// Reads `path`, applies `TOLLGATE_<SECTION>__<KEY>` overrides from `env`, and parses.
+    /// `env` is passed in (not read here) so tests never have to mutate the process env.
+    pub fn load(
+        path: &Path,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, env).map_err(|e| match e {
+            ConfigError::Syntax { message, .. } => ConfigError::Syntax {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses TOML text plus environment overrides. Errors name the offending key.
+    pub fn parse(
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                    path: PathBuf::new(),
+                    message: e.to_string(),
+                })?;
+        apply_env_overrides(&mut table, env)?;
+        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let key = e.path().to_string();
+            ConfigError::Invalid {
+                key,
+                message: e.into_inner().to_string(),
+            }
+        })
+    }
+
+    /// Checks what types alone cannot. Errors name the key; warnings are advice.
+    pub fn validate(&self) -> Result<Warnings, ConfigError> {
+        let mut warnings = Warnings::new();
+        let s = &self.server;
+        if s.listen == s.admin_listen && s.listen.port() != 0 {
+            return Err(ConfigError::invalid(
+                "server.admin_listen",
+                "must differ from server.listen",
+            ));
+        }
+        for (key, value) in [
+            ("server.max_body_bytes", s.max_body_bytes),
+            ("server.max_decompressed_bytes", s.max_decompressed_bytes),
+            ("server.max_line_bytes", s.max_line_bytes as u64),
+            (
+                "server.max_concurrent_requests",
+                s.max_concurrent_requests as u64,
+            ),
+            ("forward.queue_max_bytes", self.forward.queue_max_bytes),
+            (
+                "forward.max_batch_bytes",
+                self.forward.max_batch_bytes as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be > 0"));
+            }
+        }
+        if s.max_decompressed_bytes < s.max_body_bytes {
+            return Err(ConfigError::invalid(
+                "server.max_decompressed_bytes",
+                "must be >= server.max_body_bytes",
+            ));
+        }
+        if s.max_header_bytes < 8192 {
+            return Err(ConfigError::invalid(
+                "server.max_header_bytes",
+                "must be >= 8192 (hyper's smallest read buffer)",
+            ));
+        }
+        for (key, value) in [
+            (
+                "server.header_read_timeout_secs",
+                s.header_read_timeout_secs,
+            ),
+            ("server.body_read_timeout_secs", s.body_read_timeout_secs),
+            ("server.idle_timeout_secs", s.idle_timeout_secs),
+            (
+                "forward.max_batch_age_secs",
+                self.forward.max_batch_age_secs,
+            ),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::invalid(key, "must be > 0"));
+            }
+        }
+        if let Some(tls) = &s.tls {
+            for (key, path) in [
+                ("server.tls.cert_path", &tls.cert_path),
+                ("server.tls.key_path", &tls.key_path),
+            ] {
+                if !path.is_file() {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+        }
+        match self.tokens.source {
+            TokenSourceKind::File => {
+                if self.tokens.path.as_os_str().is_empty() {
+                    return Err(ConfigError::invalid(
+                        "tokens.path",
+                        "is required when tokens.source = \"file\"",
+                    ));
+                }
+            }
+            TokenSourceKind::ControlPlane => {
+                return Err(ConfigError::invalid(
+                    "tokens.source",
+                    "\"control_plane\" is not available in this build yet; use \"file\"",
+                ));
+            }
+        }
+        match self.forward.ack {
+            Ack::Memory => warnings.push(
+                "forward.ack = \"memory\": a 200 means queued in memory; records not yet \
+                 written by the sink are lost if the process crashes"
+                    .to_string(),
+            ),
+            Ack::Disk | Ack::Downstream => {
+                return Err(ConfigError::invalid(
+                    "forward.ack",
+                    "only \"memory\" is available in this build (the disk spool is not built yet)",
+                ));
+            }
+        }
+        if let SinkConfig::File { max_file_bytes, .. } = &self.sink
+            && *max_file_bytes == 0
+        {
+            return Err(ConfigError::invalid("sink.max_file_bytes", "must be > 0"));
+        }
+        if self.control_plane.embedded {
+            return Err(ConfigError::invalid(
+                "control_plane.embedded",
+                "the control plane is not available in this build yet; set it to false",
+            ));
+        }
+        Ok(warnings)
+    }
+}
+
+/// `TOLLGATE_SERVER__MAX_BODY_BYTES=1024` sets `server.max_body_bytes`. Each `__` is one
+/// level; the value is read as a TOML value when it parses as one, else as a string.
+fn apply_env_overrides(
+    table: &mut toml::Table,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<(), ConfigError> {
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix("TOLLGATE_") else {
+            continue;
+        };
+        if !rest.contains("__") {
+            continue;
+        }
+        let path: Vec<String> = rest.split("__").map(str::to_ascii_lowercase).collect();
+        if path.iter().any(String::is_empty) {
+            return Err(ConfigError::invalid(&name, "empty key segment"));
+        }
+        let value = parse_env_value(&raw);
+        let (last, parents) = path.split_last().expect("split always yields a segment");
+        let mut node = &mut *table;
+        for segment in parents {
+            let entry = node
+                .entry(segment.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = entry.as_table_mut().ok_or_else(|| {
+                ConfigError::invalid(&name, format!("`{segment}` is not a table"))
+            })?;
+        }
+        node.insert(last.clone(), value);
+    }
+    Ok(())
+}
+
+fn parse_env_value(raw: &str) -> toml::Value {
+    format!("v = {raw}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// Durations are written in seconds (`_secs` keys), fractions allowed: `0.25`.
+fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Secs {
+        Int(u64),
+        Float(f64),
+    }
+    match Secs::deserialize(d)? {
+        Secs::Int(n) => Ok(Duration::from_secs(n)),
+        Secs::Float(f) => Duration::try_from_secs_f64(f)
+            .map_err(|_| serde::de::Error::custom("expected a non-negative number of seconds")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    #[test]
+    fn empty_file_gives_defaults_that_validate() {
+        let c = Config::parse("", no_env()).unwrap();
+        assert_eq!(c.server.listen.port(), 8070);
+        assert_eq!(c.server.max_line_bytes, 500_000);
+        assert_eq!(c.forward.ack, Ack::Memory);
+        assert_eq!(c.validate().unwrap().len(), 1, "memory ack warns");
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("[server]\nmax_bodybytes = 1\n", no_env()).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("server"), "{msg}");
+        assert!(msg.contains("max_bodybytes"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_key() {
+        let err = Config::parse("[server]\nmax_body_bytes = \"big\"\n", no_env()).unwrap_err();
+        assert!(
+            err.to_string().starts_with("server.max_body_bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_with_typed_values() {
+        let env = vec![
+            (
+                "TOLLGATE_SERVER__MAX_BODY_BYTES".to_string(),
+                "1024".to_string(),
+            ),
+            (
+                "TOLLGATE_SERVER__HEADER_READ_TIMEOUT_SECS".to_string(),
+                "0.5".to_string(),
+            ),
+            ("TOLLGATE_SINK__TYPE".to_string(), "blackhole".to_string()),
+            ("TOLLGATE_UNRELATED".to_string(), "x".to_string()),
+        ];
+        let c = Config::parse("[server]\nmax_body_bytes = 5\n", env).unwrap();
+        assert_eq!(c.server.max_body_bytes, 1024);
+        assert_eq!(
+            c.server.header_read_timeout_secs,
+            Duration::from_millis(500)
+        );
+        assert!(matches!(c.sink, SinkConfig::Blackhole));
+    }
+
+    #[test]
+    fn ack_other_than_memory_is_refused_naming_forward_ack() {
+        let c = Config::parse("[forward]\nack = \"disk\"\n", no_env()).unwrap();
+        let err = c.validate().unwrap_err();
+        assert!(err.to_string().starts_with("forward.ack:"), "{err}");
+    }
+
+    #[test]
+    fn invalid_ack_value_names_the_key() {
+        let err = Config::parse("[forward]\nack = \"sometimes\"\n", no_env()).unwrap_err();
+        assert!(err.to_string().starts_with("forward.ack"), "{err}");
+    }
+
+    #[test]
+    fn zero_limits_are_refused() {
+        let c = Config::parse("[server]\nmax_line_bytes = 0\n", no_env()).unwrap();
+        let err = c.validate().unwrap_err();
+        assert!(
+            err.to_string().starts_with("server.max_line_bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sink_keys_belong_to_their_type() {
+        let err =
+            Config::parse("[sink]\ntype = \"blackhole\"\npath = \"x\"\n", no_env()).unwrap_err();
+        assert!(err.to_string().contains("path"), "{err}");
+    }
+}

@@ -1,0 +1,50 @@
+//! What ingest hands to forward: payloads plus an envelope the client cannot forge.
+//! `forward` knows no tokens; ingest copies what a record needs into the envelope after
+//! authentication.
+
+use bytes::Bytes;
+
+use crate::model::{AccountId, Kind, TokenId};
+
+/// Who sent a request's records, set by tollgate after authentication. One per request,
+/// shared by all its records, so a 4,000-line body carries one envelope, not 4,000.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub kind: Kind,
+    pub account_id: AccountId,
+    pub token_id: TokenId,
+    /// The Logz.io `type` of a logs request (`?type=`), `None` for other kinds.
+    pub log_type: Option<Box<str>>,
+    pub content_type: ContentType,
+}
+
+/// How each payload is encoded. Logs are one JSON object per record; the OTLP and
+/// remote_write routes will add their own encodings here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ContentType {
+    /// One JSON object per payload, without a trailing newline.
+    JsonObject,
+}
+
+impl ContentType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentType::JsonObject => "application/json",
+        }
+    }
+}
+
+/// The records of one request. Payloads are slices of the request body (or of one
+/// rewrite buffer per request), never a copy per record.
+#[derive(Debug, Clone)]
+pub struct RecordBatch {
+    pub envelope: Envelope,
+    pub payloads: Vec<Bytes>,
+}
+
+impl RecordBatch {
+    /// Payload bytes: what the queue budget and the sinks' batch sizes count.
+    pub fn payload_bytes(&self) -> usize {
+        self.payloads.iter().map(Bytes::len).sum()
+    }
+}

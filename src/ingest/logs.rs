@@ -1,0 +1,450 @@
+//! `POST /?token=T&type=X` — the Logz.io listener bulk protocol (DESIGN §1), top to bottom:
+//! token, authentication, body, lines, submit, reply.
+//!
+//! Lines: each non-empty line is one log. A line that parses as a JSON object is kept as
+//! is (its bytes are a slice of the body); a plain-text line becomes
+//! `{"message": "<line>", "type": ...}`. A line starting with `{` that is not valid JSON is
+//! malformed, a line over `max_line_bytes` oversized, a blank line empty. A final newline
+//! ends the last line; `\r\n` ends a line too. Invalid UTF-8 in a plain-text line is kept,
+//! with each bad byte sequence replaced by U+FFFD; in a JSON line it makes it malformed.
+//!
+//! The `type` field is added unless the log has one, and the metadata field names
+//! (`_account_id`, `_token_id`, `_kind`, `_type`) are removed from the log: they travel in
+//! the envelope, set after authentication, so a shipper cannot forge them.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::Ingest;
+use super::body::read_body;
+use super::error::{Body, IngestError};
+use crate::forward::{ContentType, Envelope, RecordBatch};
+use crate::model::{Kind, RejectReason};
+
+/// The `type` a log gets when the request names none (as the Logz.io listener).
+pub const DEFAULT_TYPE: &str = "http-bulk";
+/// Longest `type` accepted; a longer one is a 400 (it would be copied into every log).
+pub const MAX_TYPE_BYTES: usize = 256;
+/// Fields tollgate owns; a client-sent field of one of these names is dropped.
+const RESERVED_FIELDS: [&str; 4] = ["_account_id", "_token_id", "_kind", "_type"];
+
+pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
+    let params = Params::from_query(req.uri().query())?;
+    let token = params
+        .token
+        .as_deref()
+        .or_else(|| bearer_token(req.headers()));
+    let info = cx.tokens.authenticate(token, Kind::Logs)?;
+    tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
+    let (parts, body) = req.into_parts();
+    let body = read_body(&parts.headers, body, &cx.limits).await?;
+    let lines = split_lines(&body, &params.log_type, cx.limits.max_line_bytes);
+    let accepted_bytes = lines.payload_bytes();
+    let counts = lines.counts;
+    cx.forward
+        .submit(RecordBatch {
+            envelope: Envelope {
+                kind: Kind::Logs,
+                account_id: info.account_id,
+                token_id: info.token_id.clone(),
+                log_type: Some(params.log_type.into()),
+                content_type: ContentType::JsonObject,
+            },
+            payloads: lines.payloads,
+        })
+        .await?;
+    counts.record(cx);
+    let metrics = cx.telemetry.kind(Kind::Logs);
+    metrics.records.inc_by(counts.successful_lines);
+    metrics.bytes.inc_by(accepted_bytes as u64);
+    if counts.all_accepted() {
+        Ok(Response::builder()
+            .status(StatusCode::OK)
+            .body(Full::new(Bytes::new()))
+            .expect("static response is valid"))
+    } else {
+        Err(IngestError::Lines(counts))
+    }
+}
+
+/// The query parameters this route reads; all others are ignored.
+struct Params {
+    token: Option<String>,
+    log_type: String,
+}
+
+impl Params {
+    fn from_query(query: Option<&str>) -> Result<Params, IngestError> {
+        let mut token = None;
+        let mut log_type = None;
+        for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*key {
+                "token" if token.is_none() => token = Some(value.into_owned()),
+                "type" if log_type.is_none() => log_type = Some(value),
+                _ => {}
+            }
+        }
+        let log_type = match log_type {
+            None => Cow::Borrowed(DEFAULT_TYPE),
+            Some(t) if t.is_empty() => Cow::Borrowed(DEFAULT_TYPE),
+            Some(t) if t.len() > MAX_TYPE_BYTES => {
+                return Err(IngestError::BadParameter("type is longer than 256 bytes"));
+            }
+            Some(t) if t.chars().any(char::is_control) => {
+                return Err(IngestError::BadParameter(
+                    "type contains control characters",
+                ));
+            }
+            Some(t) => t,
+        };
+        Ok(Params {
+            token,
+            log_type: log_type.into_owned(),
+        })
+    }
+}
+
+/// `Authorization: Bearer T`, the alternative to `?token=`.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Per-line outcome counts: the body of the 400 answer, with the Logz.io field names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineCounts {
+    pub malformed_lines: u64,
+    pub successful_lines: u64,
+    pub oversized_lines: u64,
+    pub empty_log_lines: u64,
+}
+
+impl LineCounts {
+    pub fn all_accepted(&self) -> bool {
+        self.malformed_lines == 0 && self.oversized_lines == 0 && self.empty_log_lines == 0
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("counts serialize")
+    }
+
+    fn record(&self, cx: &Ingest) {
+        let m = cx.telemetry.kind(Kind::Logs);
+        m.rejected(RejectReason::Malformed, self.malformed_lines);
+        m.rejected(RejectReason::Oversized, self.oversized_lines);
+        m.rejected(RejectReason::Empty, self.empty_log_lines);
+    }
+}
+
+/// The accepted lines of one body, as JSON objects, and the counts of all lines.
+pub struct Lines {
+    pub payloads: Vec<Bytes>,
+    pub counts: LineCounts,
+}
+
+impl Lines {
+    pub fn payload_bytes(&self) -> usize {
+        self.payloads.iter().map(Bytes::len).sum()
+    }
+}
+
+/// Where an accepted line's bytes live until the rewrite buffer is frozen.
+enum Slice {
+    Body(usize, usize),
+    Rewritten(usize, usize),
+}
+
+/// Splits a body into lines and decides each one. Accepted lines kept as sent are slices
+/// of `body`; the few that need rewriting (plain text, missing `type`, reserved fields)
+/// go into one buffer per body. Nothing is allocated per line.
+pub fn split_lines(body: &Bytes, log_type: &str, max_line_bytes: usize) -> Lines {
+    let mut counts = LineCounts::default();
+    let mut slices = Vec::new();
+    let mut rewritten = BytesMut::new();
+    let mut type_json = Vec::with_capacity(log_type.len() + 2);
+    serde_json::to_writer(&mut type_json, log_type).expect("writing to a Vec cannot fail");
+
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    for end in ends {
+        let line_start = start;
+        start = end + 1;
+        if end == body.len() && line_start == end && end > 0 {
+            break; // the final newline ends the last line; it makes no empty line
+        }
+        let mut line = &body[line_start..end];
+        if let [head @ .., b'\r'] = line {
+            line = head;
+        }
+        if line.len() > max_line_bytes {
+            counts.oversized_lines += 1;
+            continue;
+        }
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            counts.empty_log_lines += 1;
+            continue;
+        }
+        let offset = line_start + (trimmed.as_ptr() as usize - line.as_ptr() as usize);
+        if trimmed[0] == b'{' {
+            let Ok(keys) = serde_json::from_slice::<TopLevelKeys>(trimmed) else {
+                counts.malformed_lines += 1;
+                continue;
+            };
+            if keys.has_reserved {
+                let from = rewritten.len();
+                rewrite_without_reserved(trimmed, keys.has_type, &type_json, &mut rewritten);
+                slices.push(Slice::Rewritten(from, rewritten.len()));
+            } else if keys.has_type {
+                slices.push(Slice::Body(offset, offset + trimmed.len()));
+            } else {
+                let from = rewritten.len();
+                rewritten.extend_from_slice(b"{\"type\":");
+                rewritten.extend_from_slice(&type_json);
+                let rest = &trimmed[1..];
+                if !rest.trim_ascii_start().starts_with(b"}") {
+                    rewritten.extend_from_slice(b",");
+                }
+                rewritten.extend_from_slice(rest);
+                slices.push(Slice::Rewritten(from, rewritten.len()));
+            }
+        } else {
+            let from = rewritten.len();
+            rewritten.extend_from_slice(b"{\"message\":");
+            let text = String::from_utf8_lossy(trimmed);
+            serde_json::to_writer(WriteBytes(&mut rewritten), &*text)
+                .expect("writing to a buffer cannot fail");
+            rewritten.extend_from_slice(b",\"type\":");
+            rewritten.extend_from_slice(&type_json);
+            rewritten.extend_from_slice(b"}");
+            slices.push(Slice::Rewritten(from, rewritten.len()));
+        }
+        counts.successful_lines += 1;
+    }
+
+    let rewritten = rewritten.freeze();
+    let payloads = slices
+        .into_iter()
+        .map(|s| match s {
+            Slice::Body(a, b) => body.slice(a..b),
+            Slice::Rewritten(a, b) => rewritten.slice(a..b),
+        })
+        .collect();
+    Lines { payloads, counts }
+}
+
+/// Slow path for a log that carries tollgate's metadata field names: parse it, drop them,
+/// add `type` if missing, and write it back. Rare, so a `Value` is fine here.
+fn rewrite_without_reserved(line: &[u8], has_type: bool, type_json: &[u8], out: &mut BytesMut) {
+    let mut map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(line).expect("validated as a JSON object just before");
+    for field in RESERVED_FIELDS {
+        map.remove(field);
+    }
+    if !has_type {
+        let t = serde_json::from_slice(type_json).expect("type_json is a JSON string");
+        map.insert("type".to_string(), t);
+    }
+    serde_json::to_writer(WriteBytes(out), &map).expect("writing to a buffer cannot fail");
+}
+
+/// `io::Write` for a `BytesMut`, so serde_json writes straight into the rewrite buffer.
+struct WriteBytes<'a>(&'a mut BytesMut);
+
+impl std::io::Write for WriteBytes<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Validates a JSON object without building it, noting the top-level keys that matter.
+#[derive(Default)]
+struct TopLevelKeys {
+    has_type: bool,
+    has_reserved: bool,
+}
+
+impl<'de> Deserialize<'de> for TopLevelKeys {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(TopLevelKeysVisitor)
+    }
+}
+
+struct TopLevelKeysVisitor;
+
+impl<'de> Visitor<'de> for TopLevelKeysVisitor {
+    type Value = TopLevelKeys;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevelKeys, A::Error> {
+        let mut keys = TopLevelKeys::default();
+        while let Some(key) = map.next_key::<Key>()? {
+            match key {
+                Key::Type => keys.has_type = true,
+                Key::Reserved => keys.has_reserved = true,
+                Key::Other => {}
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(keys)
+    }
+}
+
+enum Key {
+    Type,
+    Reserved,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl Visitor<'_> for KeyVisitor {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+                Ok(if v == "type" {
+                    Key::Type
+                } else if RESERVED_FIELDS.contains(&v) {
+                    Key::Reserved
+                } else {
+                    Key::Other
+                })
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(body: &'static [u8]) -> Lines {
+        split_lines(&Bytes::from_static(body), "nginx", 100)
+    }
+
+    fn objects(lines: &Lines) -> Vec<serde_json::Value> {
+        lines
+            .payloads
+            .iter()
+            .map(|p| serde_json::from_slice(p).expect("every payload is a JSON object"))
+            .collect()
+    }
+
+    #[test]
+    fn final_newline_makes_no_empty_line_and_crlf_ends_lines() {
+        for body in [
+            &b"{\"a\":1}\nplain"[..],
+            b"{\"a\":1}\nplain\n",
+            b"{\"a\":1}\r\nplain\r\n",
+        ] {
+            let lines = split_lines(&Bytes::copy_from_slice(body), "t", 100);
+            assert_eq!(lines.counts.successful_lines, 2, "{body:?}");
+            assert!(lines.counts.all_accepted(), "{body:?}");
+        }
+    }
+
+    #[test]
+    fn mixed_body_is_counted_line_by_line() {
+        let long = format!("{{\"x\":\"{}\"}}", "y".repeat(200));
+        let body =
+            format!("{{\"a\":1}}\nplain text\n{{broken\n\n   \n{long}\n{{\"type\":\"own\"}}\n");
+        let lines = split_lines(&Bytes::from(body), "nginx", 100);
+        assert_eq!(
+            lines.counts,
+            LineCounts {
+                malformed_lines: 1,
+                successful_lines: 3,
+                oversized_lines: 1,
+                empty_log_lines: 2,
+            }
+        );
+        let objs = objects(&lines);
+        assert_eq!(objs[0]["a"], 1);
+        assert_eq!(objs[0]["type"], "nginx");
+        assert_eq!(objs[1]["message"], "plain text");
+        assert_eq!(objs[1]["type"], "nginx");
+        assert_eq!(objs[2]["type"], "own", "a log's own type wins");
+    }
+
+    #[test]
+    fn lines_with_type_are_slices_of_the_body_not_copies() {
+        let body = Bytes::from_static(b"{\"type\":\"x\",\"a\":1}\n");
+        let lines = split_lines(&body, "t", 100);
+        assert_eq!(lines.payloads[0].as_ptr(), body.as_ptr());
+    }
+
+    #[test]
+    fn reserved_fields_sent_by_the_client_are_dropped() {
+        let lines = split(b"{\"_account_id\":666,\"_token_id\":\"forged\",\"msg\":\"hi\"}\n");
+        let obj = &objects(&lines)[0];
+        assert!(obj.get("_account_id").is_none());
+        assert!(obj.get("_token_id").is_none());
+        assert_eq!(obj["msg"], "hi");
+        assert_eq!(obj["type"], "nginx");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_in_text_and_malformed_in_json() {
+        let lines = split(b"bad \xff byte\n{\"a\":\"\xff\"}\n");
+        assert_eq!(lines.counts.successful_lines, 1);
+        assert_eq!(lines.counts.malformed_lines, 1);
+        assert_eq!(objects(&lines)[0]["message"], "bad \u{fffd} byte");
+    }
+
+    #[test]
+    fn json_that_is_not_an_object_is_plain_text_and_empty_object_gets_type() {
+        let lines = split(b"[1,2]\n{}\n{\"a\":1} trailing\n");
+        assert_eq!(lines.counts.malformed_lines, 1);
+        let objs = objects(&lines);
+        assert_eq!(objs[0]["message"], "[1,2]");
+        assert_eq!(objs[1], serde_json::json!({"type": "nginx"}));
+    }
+
+    #[test]
+    fn empty_body_is_one_empty_line() {
+        let lines = split(b"");
+        assert_eq!(lines.counts.empty_log_lines, 1);
+        assert!(lines.payloads.is_empty());
+    }
+
+    #[test]
+    fn deep_nesting_is_malformed_not_a_crash() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        let lines = split_lines(&Bytes::from(deep), "t", 1 << 20);
+        assert_eq!(lines.counts.malformed_lines, 1);
+    }
+
+    #[test]
+    fn params_default_and_bound_the_type() {
+        assert_eq!(Params::from_query(None).unwrap().log_type, DEFAULT_TYPE);
+        assert_eq!(
+            Params::from_query(Some("type=")).unwrap().log_type,
+            DEFAULT_TYPE
+        );
+        let p = Params::from_query(Some("token=abc%2Bdef&type=nginx&type=other")).unwrap();
+        assert_eq!(p.token.as_deref(), Some("abc+def"));
+        assert_eq!(p.log_type, "nginx");
+        let long = format!("type={}", "x".repeat(10_000));
+        assert!(Params::from_query(Some(&long)).is_err());
+    }
+}

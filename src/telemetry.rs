@@ -1,0 +1,366 @@
+//! Every metric of DESIGN §5, written here once, and the logging setup.
+//!
+//! Label handles are resolved when `Telemetry` is built (`with_label_values` takes a lock),
+//! so the request path only touches atomics. Label values come from enums' `as_str()`:
+//! no token, and no raw account id, can ever become a label. Each `Telemetry` owns its
+//! registry, so several servers in one test process never share counters.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::config::{LogConfig, LogFormat};
+use crate::model::{AuthFailure, Kind, RejectReason, Route};
+
+/// Status codes the ingest routes answer; each gets a pre-resolved counter per route.
+const CODES: [u16; 14] = [
+    200, 204, 400, 401, 403, 404, 405, 408, 411, 413, 415, 429, 500, 503,
+];
+
+/// Per-route request metrics, resolved once.
+pub struct RouteMetrics {
+    route: Route,
+    requests: IntCounterVec,
+    by_code: [IntCounter; CODES.len()],
+    duration: Histogram,
+}
+
+impl RouteMetrics {
+    /// Counts one answered request and its latency.
+    pub fn observe(&self, code: u16, elapsed: Duration) {
+        match CODES.iter().position(|&c| c == code) {
+            Some(i) => self.by_code[i].inc(),
+            None => self
+                .requests
+                .with_label_values(&[self.route.as_str(), &code.to_string()])
+                .inc(),
+        }
+        self.duration.observe(elapsed.as_secs_f64());
+    }
+}
+
+/// Per-kind ingest counters.
+pub struct KindMetrics {
+    pub bytes: IntCounter,
+    pub records: IntCounter,
+    rejected: [IntCounter; RejectReason::ALL.len()],
+}
+
+impl KindMetrics {
+    pub fn rejected(&self, reason: RejectReason, n: u64) {
+        if n > 0 {
+            self.rejected[reason as usize].inc_by(n);
+        }
+    }
+}
+
+/// Per-sink delivery metrics.
+pub struct SinkMetrics {
+    pub batches_ok: IntCounter,
+    pub batches_error: IntCounter,
+    pub records: IntCounter,
+    pub latency: Histogram,
+}
+
+/// The metrics registry and every handle the parts need.
+pub struct Telemetry {
+    registry: Registry,
+    routes: Vec<RouteMetrics>,
+    kinds: Vec<KindMetrics>,
+    auth_failures: Vec<IntCounter>,
+    pub token_table_size: IntGauge,
+    pub token_table_version: IntGauge,
+    token_table_age: IntGauge,
+    /// When the serving table was last confirmed current (epoch ms), for the age gauge.
+    token_table_fresh_at_ms: AtomicU64,
+    pub token_reloads_ok: IntCounter,
+    pub token_reloads_error: IntCounter,
+    pub queue_bytes: IntGauge,
+    pub connections_open: IntGauge,
+    connection_errors: IntCounterVec,
+    sink_batches: IntCounterVec,
+    sink_records: IntCounterVec,
+    sink_latency: HistogramVec,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    pub fn new() -> Telemetry {
+        let registry = Registry::new();
+        let reg = |c: Box<dyn prometheus::core::Collector>| {
+            registry
+                .register(c)
+                .expect("metric names in telemetry.rs are unique and valid");
+        };
+
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "tollgate_requests_total",
+                "Requests answered, by route and status code.",
+            ),
+            &["route", "code"],
+        )
+        .expect("valid metric");
+        let durations = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_request_duration_seconds",
+                "Time from request head to response, by route.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+                1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        let routes = Route::ALL
+            .iter()
+            .map(|&route| RouteMetrics {
+                route,
+                requests: requests.clone(),
+                by_code: CODES
+                    .map(|c| requests.with_label_values(&[route.as_str(), &c.to_string()])),
+                duration: durations.with_label_values(&[route.as_str()]),
+            })
+            .collect();
+
+        let ingested_bytes = IntCounterVec::new(
+            Opts::new(
+                "tollgate_ingested_bytes_total",
+                "Accepted payload bytes (after decompression), by kind.",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let ingested_records = IntCounterVec::new(
+            Opts::new(
+                "tollgate_ingested_records_total",
+                "Accepted records, by kind.",
+            ),
+            &["kind"],
+        )
+        .expect("valid metric");
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "tollgate_rejected_records_total",
+                "Records refused inside an otherwise accepted request, by kind and reason.",
+            ),
+            &["kind", "reason"],
+        )
+        .expect("valid metric");
+        let kinds = Kind::ALL
+            .iter()
+            .map(|&k| KindMetrics {
+                bytes: ingested_bytes.with_label_values(&[k.as_str()]),
+                records: ingested_records.with_label_values(&[k.as_str()]),
+                rejected: RejectReason::ALL
+                    .map(|r| rejected.with_label_values(&[k.as_str(), r.as_str()])),
+            })
+            .collect();
+
+        let auth = IntCounterVec::new(
+            Opts::new(
+                "tollgate_auth_failures_total",
+                "Refused shipping tokens, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+        let auth_failures = AuthFailure::ALL
+            .iter()
+            .map(|r| auth.with_label_values(&[r.as_str()]))
+            .collect();
+
+        let token_table_size = IntGauge::new(
+            "tollgate_token_table_size",
+            "Tokens in the serving table (enabled and disabled).",
+        )
+        .expect("valid metric");
+        let token_table_version = IntGauge::new(
+            "tollgate_token_table_version",
+            "Version of the serving token snapshot.",
+        )
+        .expect("valid metric");
+        let token_table_age = IntGauge::new(
+            "tollgate_token_table_age_seconds",
+            "Seconds since the serving table was last confirmed current by its source.",
+        )
+        .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "tollgate_token_reloads_total",
+                "Token table reloads; an error keeps the previous table serving.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+
+        let queue_bytes = IntGauge::new(
+            "tollgate_queue_bytes",
+            "Payload bytes accepted but not yet written by the sink.",
+        )
+        .expect("valid metric");
+        let connections_open = IntGauge::new(
+            "tollgate_connections_open",
+            "Open client connections on the public listener.",
+        )
+        .expect("valid metric");
+        let connection_errors = IntCounterVec::new(
+            Opts::new(
+                "tollgate_connection_errors_total",
+                "Connections ended by a protocol error or timeout, by reason.",
+            ),
+            &["reason"],
+        )
+        .expect("valid metric");
+
+        let sink_batches = IntCounterVec::new(
+            Opts::new(
+                "tollgate_sink_batches_total",
+                "Batches handed to the sink, by result.",
+            ),
+            &["sink", "result"],
+        )
+        .expect("valid metric");
+        let sink_records = IntCounterVec::new(
+            Opts::new(
+                "tollgate_sink_records_total",
+                "Records written by the sink.",
+            ),
+            &["sink"],
+        )
+        .expect("valid metric");
+        let sink_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_sink_latency_seconds",
+                "Time the sink took to write one batch.",
+            )
+            .buckets(prometheus::exponential_buckets(0.0001, 4.0, 10).expect("valid buckets")),
+            &["sink"],
+        )
+        .expect("valid metric");
+
+        reg(Box::new(requests));
+        reg(Box::new(durations));
+        reg(Box::new(ingested_bytes));
+        reg(Box::new(ingested_records));
+        reg(Box::new(rejected));
+        reg(Box::new(auth));
+        reg(Box::new(token_table_size.clone()));
+        reg(Box::new(token_table_version.clone()));
+        reg(Box::new(token_table_age.clone()));
+        reg(Box::new(reloads.clone()));
+        reg(Box::new(queue_bytes.clone()));
+        reg(Box::new(connections_open.clone()));
+        reg(Box::new(connection_errors.clone()));
+        reg(Box::new(sink_batches.clone()));
+        reg(Box::new(sink_records.clone()));
+        reg(Box::new(sink_latency.clone()));
+
+        Telemetry {
+            registry,
+            routes,
+            kinds,
+            auth_failures,
+            token_table_size,
+            token_table_version,
+            token_table_age,
+            token_table_fresh_at_ms: AtomicU64::new(0),
+            token_reloads_ok: reloads.with_label_values(&["ok"]),
+            token_reloads_error: reloads.with_label_values(&["error"]),
+            queue_bytes,
+            connections_open,
+            connection_errors,
+            sink_batches,
+            sink_records,
+            sink_latency,
+        }
+    }
+
+    pub fn route(&self, route: Route) -> &RouteMetrics {
+        &self.routes[route as usize]
+    }
+
+    pub fn kind(&self, kind: Kind) -> &KindMetrics {
+        &self.kinds[kind.index()]
+    }
+
+    /// Counts a refused token. Logged at debug without the token, which the caller never passes.
+    pub fn auth_failed(&self, reason: AuthFailure) {
+        self.auth_failures[reason as usize].inc();
+        tracing::debug!(reason = reason.as_str(), "token refused");
+    }
+
+    /// Counts a connection that ended badly; `reason` is one of a fixed set of literals.
+    pub fn connection_error(&self, reason: &'static str) {
+        self.connection_errors.with_label_values(&[reason]).inc();
+    }
+
+    /// Records that a token table was just built or confirmed current by its source.
+    pub fn token_table_fresh(&self, size: usize, version: u64) {
+        self.token_table_size
+            .set(i64::try_from(size).unwrap_or(i64::MAX));
+        self.token_table_version
+            .set(i64::try_from(version).unwrap_or(i64::MAX));
+        self.token_table_fresh_at_ms
+            .store(now_ms(), Ordering::Relaxed);
+    }
+
+    /// Handles for one sink, resolved once when the sink is built.
+    pub fn sink(&self, name: &'static str) -> SinkMetrics {
+        SinkMetrics {
+            batches_ok: self.sink_batches.with_label_values(&[name, "ok"]),
+            batches_error: self.sink_batches.with_label_values(&[name, "error"]),
+            records: self.sink_records.with_label_values(&[name]),
+            latency: self.sink_latency.with_label_values(&[name]),
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> Vec<u8> {
+        let fresh = self.token_table_fresh_at_ms.load(Ordering::Relaxed);
+        if fresh > 0 {
+            let age_s = now_ms().saturating_sub(fresh) / 1000;
+            self.token_table_age
+                .set(i64::try_from(age_s).unwrap_or(i64::MAX));
+        }
+        let mut out = Vec::with_capacity(16 * 1024);
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding to a Vec cannot fail");
+        out
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// Installs the global `tracing` subscriber. `RUST_LOG` overrides `log.level`.
+pub fn init_logging(config: &LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
+    // A second init (tests) is harmless: keep the first subscriber.
+    let _ = match config.format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Human => builder.try_init(),
+    };
+}

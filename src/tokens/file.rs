@@ -1,0 +1,168 @@
+//! The `file` token source: a JSON snapshot on local disk, checked every
+//! `tokens.watch_interval_secs` and reloaded when its size, mtime or inode changes.
+//! Polling instead of inotify keeps it correct for editors that replace the file, for
+//! bind mounts and for network filesystems, at the cost of one `stat` per interval.
+//!
+//! A file that does not parse — garbage, or caught half-written — is counted in
+//! `tollgate_token_reloads_total{result="error"}` and the previous table keeps serving.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio_util::sync::CancellationToken;
+
+use super::snapshot::Snapshot;
+use super::{TokenTable, Tokens, persist};
+use crate::telemetry::Telemetry;
+
+/// What identifies one version of the file without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint {
+    len: u64,
+    modified: Option<SystemTime>,
+    inode: u64,
+}
+
+pub struct FileSource {
+    path: PathBuf,
+    state_dir: PathBuf,
+    interval: Duration,
+    tokens: Arc<Tokens>,
+    telemetry: Arc<Telemetry>,
+    /// The version of the file last tried, loaded or not: an unchanged bad file is not
+    /// re-parsed every interval.
+    last_seen: Option<Fingerprint>,
+    /// The version of the file the serving table came from.
+    last_loaded: Option<Fingerprint>,
+}
+
+impl FileSource {
+    pub fn new(
+        path: PathBuf,
+        state_dir: PathBuf,
+        interval: Duration,
+        tokens: Arc<Tokens>,
+        telemetry: Arc<Telemetry>,
+    ) -> FileSource {
+        FileSource {
+            path,
+            state_dir,
+            interval,
+            tokens,
+            telemetry,
+            last_seen: None,
+            last_loaded: None,
+        }
+    }
+
+    /// Boot: serve the persisted snapshot at once if there is one (fail-static), then
+    /// load the file over it. Either may fail; the watcher keeps trying the file.
+    pub async fn boot(&mut self) {
+        let state_dir = self.state_dir.clone();
+        match tokio::task::spawn_blocking(move || persist::load(&state_dir)).await {
+            Ok(Ok(Some(table))) => {
+                tracing::info!(
+                    version = table.version,
+                    tokens = table.len(),
+                    "serving persisted token snapshot"
+                );
+                self.tokens.install(Arc::new(table));
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "persisted token snapshot ignored"),
+            Err(e) => tracing::error!(error = %e, "loading persisted snapshot panicked"),
+        }
+        self.check().await;
+    }
+
+    /// Watches the file until `shutdown`.
+    pub async fn run(mut self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => self.check().await,
+            }
+        }
+    }
+
+    /// Reloads if the file changed since it was last tried.
+    async fn check(&mut self) {
+        let current = match std::fs::metadata(&self.path) {
+            Ok(meta) => Some(fingerprint(&meta)),
+            Err(e) => {
+                if self.last_seen.is_some() || !self.tokens.is_loaded() {
+                    self.reload_failed(&e.to_string());
+                }
+                self.last_seen = None;
+                return;
+            }
+        };
+        if current == self.last_seen {
+            if current == self.last_loaded
+                && let Some(table) = self.tokens.current()
+            {
+                // The file still holds what we serve: the table is current.
+                self.telemetry.token_table_fresh(table.len(), table.version);
+            }
+            return;
+        }
+        self.last_seen = current;
+        let path = self.path.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_table(&path)).await;
+        match loaded {
+            Ok(Ok(table)) => {
+                let table = Arc::new(table);
+                tracing::info!(
+                    version = table.version,
+                    tokens = table.len(),
+                    path = %self.path.display(),
+                    "token table loaded"
+                );
+                self.telemetry.token_reloads_ok.inc();
+                self.tokens.install(Arc::clone(&table));
+                self.last_loaded = current;
+                self.persist(table).await;
+            }
+            Ok(Err(message)) => self.reload_failed(&message),
+            Err(e) => self.reload_failed(&e.to_string()),
+        }
+    }
+
+    fn reload_failed(&self, message: &str) {
+        self.telemetry.token_reloads_error.inc();
+        tracing::warn!(
+            path = %self.path.display(),
+            error = message,
+            "token file not loaded; the previous table keeps serving"
+        );
+    }
+
+    async fn persist(&self, table: Arc<TokenTable>) {
+        let state_dir = self.state_dir.clone();
+        match tokio::task::spawn_blocking(move || persist::save(&state_dir, &table)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not persist token snapshot"),
+            Err(e) => tracing::error!(error = %e, "persisting token snapshot panicked"),
+        }
+    }
+}
+
+fn fingerprint(meta: &std::fs::Metadata) -> Fingerprint {
+    use std::os::unix::fs::MetadataExt;
+    Fingerprint {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        inode: meta.ino(),
+    }
+}
+
+fn load_table(path: &std::path::Path) -> Result<TokenTable, String> {
+    let bytes = std::fs::read(path).map_err(|e: io::Error| e.to_string())?;
+    Snapshot::parse(&bytes)
+        .and_then(Snapshot::into_table)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,95 @@
+//! The last good snapshot on disk, so a restarted gateway serves before (or without) its
+//! source: write a temp file, fsync it, rename it over the old one, fsync the directory.
+//! A crash at any point leaves either the old file or the new one, never half of one.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::TokenTable;
+use super::snapshot::{Snapshot, SnapshotError};
+
+const FILE_NAME: &str = "tokens.snapshot.json";
+
+pub fn path_in(state_dir: &Path) -> PathBuf {
+    state_dir.join(FILE_NAME)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("{path}: {source}")]
+    Snapshot {
+        path: PathBuf,
+        source: SnapshotError,
+    },
+}
+
+/// Persists the digest-only form of `table` under `state_dir`. Blocking: call it from
+/// `spawn_blocking`, never on the request path.
+pub fn save(state_dir: &Path, table: &TokenTable) -> Result<(), PersistError> {
+    let path = path_in(state_dir);
+    let io_err = |source| PersistError::Io {
+        path: path.clone(),
+        source,
+    };
+    fs::create_dir_all(state_dir).map_err(io_err)?;
+    let tmp = state_dir.join(format!("{FILE_NAME}.tmp"));
+    let bytes =
+        serde_json::to_vec(&Snapshot::from_table(table)).expect("a snapshot always serializes");
+    let mut f = File::create(&tmp).map_err(io_err)?;
+    f.write_all(&bytes).map_err(io_err)?;
+    f.sync_data().map_err(io_err)?;
+    drop(f);
+    fs::rename(&tmp, &path).map_err(io_err)?;
+    File::open(state_dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err)?;
+    Ok(())
+}
+
+/// Loads the persisted table, `Ok(None)` when there is none yet.
+pub fn load(state_dir: &Path) -> Result<Option<TokenTable>, PersistError> {
+    let path = path_in(state_dir);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(PersistError::Io { path, source }),
+    };
+    Snapshot::parse(&bytes)
+        .and_then(Snapshot::into_table)
+        .map(Some)
+        .map_err(|source| PersistError::Snapshot { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_then_load_round_trips_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().is_none());
+        let json = r#"{"version": 9, "tokens": [
+            {"token": "aaaaaaaaaaaaaaaa", "token_id": "t-1", "account_id": 1, "kind": "logs"}]}"#;
+        let table = Snapshot::parse(json.as_bytes())
+            .unwrap()
+            .into_table()
+            .unwrap();
+        save(dir.path(), &table).unwrap();
+        let loaded = load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.version, 9);
+        assert_eq!(loaded.len(), 1);
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from(FILE_NAME)]);
+        let text = fs::read_to_string(path_in(dir.path())).unwrap();
+        assert!(
+            !text.contains("aaaaaaaaaaaaaaaa"),
+            "only digests are persisted"
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The token snapshot wire format (DESIGN §6), shared by the file source, the persisted
+//! last-good copy and the control-plane feed. Validation happens while building the table:
+//! a snapshot with one bad entry is refused whole, so a bad file never half-replaces a
+//! good table. Error messages name the entry by index and token id, never by token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::digest::{self, Digest};
+use super::{TokenInfo, TokenTable};
+use crate::model::{AccountId, Kind, TokenId};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    pub version: u64,
+    pub tokens: Vec<SnapshotEntry>,
+}
+
+/// One token: exactly one of `token` (plain text, local files only) or `digest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    pub token_id: String,
+    pub account_id: u64,
+    #[serde(default)]
+    pub account_name: String,
+    pub kind: Kind,
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("not a token snapshot: {0}")]
+    Syntax(#[from] serde_json::Error),
+    #[error("tokens[{index}] (token_id {token_id:?}): {problem}")]
+    Entry {
+        index: usize,
+        token_id: String,
+        problem: &'static str,
+    },
+}
+
+impl Snapshot {
+    pub fn parse(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+        Ok(serde_json::from_slice(bytes)?)
+    }
+
+    /// Builds the table, refusing the whole snapshot on the first bad entry.
+    pub fn into_table(self) -> Result<TokenTable, SnapshotError> {
+        let mut entries = HashMap::with_capacity_and_hasher(self.tokens.len(), Default::default());
+        // Accounts share one name allocation however many tokens they have.
+        let mut names: HashMap<String, Arc<str>> = HashMap::new();
+        for (index, e) in self.tokens.into_iter().enumerate() {
+            let bad = |problem| SnapshotError::Entry {
+                index,
+                token_id: e.token_id.clone(),
+                problem,
+            };
+            let digest = match (&e.token, &e.digest) {
+                (Some(token), None) if digest::is_well_formed(token) => Digest::of(token),
+                (Some(_), None) => return Err(bad("token must be 16-64 chars of [A-Za-z0-9_-]")),
+                (None, Some(hex)) => {
+                    Digest::from_hex(hex).ok_or_else(|| bad("digest must be 64 hex chars"))?
+                }
+                _ => return Err(bad("needs exactly one of `token` or `digest`")),
+            };
+            if e.token_id.is_empty() {
+                return Err(bad("token_id must not be empty"));
+            }
+            let account_name = match names.get(&e.account_name) {
+                Some(n) => Arc::clone(n),
+                None => {
+                    let n: Arc<str> = e.account_name.as_str().into();
+                    names.insert(e.account_name.clone(), Arc::clone(&n));
+                    n
+                }
+            };
+            let info = TokenInfo {
+                token_id: TokenId(e.token_id.as_str().into()),
+                account_id: AccountId(e.account_id),
+                account_name,
+                kind: e.kind,
+                enabled: e.enabled,
+            };
+            if entries.insert(digest, Arc::new(info)).is_some() {
+                return Err(bad("the same token appears twice"));
+            }
+        }
+        Ok(TokenTable::new(self.version, entries))
+    }
+
+    /// The digest-only form of a table: what is persisted and what the feed carries.
+    pub fn from_table(table: &TokenTable) -> Snapshot {
+        let tokens = table
+            .iter()
+            .map(|(digest, info)| SnapshotEntry {
+                token: None,
+                digest: Some(digest.to_hex()),
+                token_id: info.token_id.0.to_string(),
+                account_id: info.account_id.0,
+                account_name: info.account_name.to_string(),
+                kind: info.kind,
+                enabled: info.enabled,
+            })
+            .collect();
+        Snapshot {
+            version: table.version,
+            tokens,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_and_digest_entries_build_one_table() {
+        let digest = Digest::of("metrics-token-0000000001").to_hex();
+        let json = format!(
+            r#"{{"version": 7, "tokens": [
+              {{"token": "logs-token-00000000001", "token_id": "t-1", "account_id": 1001,
+                "account_name": "acme", "kind": "logs", "enabled": true}},
+              {{"digest": "{digest}", "token_id": "t-2", "account_id": 1001,
+                "account_name": "acme", "kind": "metrics", "enabled": false}}]}}"#
+        );
+        let table = Snapshot::parse(json.as_bytes())
+            .unwrap()
+            .into_table()
+            .unwrap();
+        assert_eq!(table.version, 7);
+        assert_eq!(table.len(), 2);
+        let t2 = table.get(&Digest::of("metrics-token-0000000001")).unwrap();
+        assert!(!t2.enabled);
+        assert_eq!(t2.kind, Kind::Metrics);
+    }
+
+    #[test]
+    fn bad_entries_refuse_the_whole_snapshot_without_echoing_the_token() {
+        let json = r#"{"version": 1, "tokens": [
+            {"token": "bad token with spaces!", "token_id": "t-9", "account_id": 1, "kind": "logs"}]}"#;
+        let err = Snapshot::parse(json.as_bytes())
+            .unwrap()
+            .into_table()
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("tokens[0]") && msg.contains("t-9"), "{msg}");
+        assert!(!msg.contains("spaces"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_tokens_are_refused() {
+        let json = r#"{"version": 1, "tokens": [
+            {"token": "aaaaaaaaaaaaaaaa", "token_id": "t-1", "account_id": 1, "kind": "logs"},
+            {"token": "aaaaaaaaaaaaaaaa", "token_id": "t-2", "account_id": 1, "kind": "logs"}]}"#;
+        assert!(
+            Snapshot::parse(json.as_bytes())
+                .unwrap()
+                .into_table()
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn persisted_form_holds_digests_only_and_round_trips() {
+        let json = r#"{"version": 3, "tokens": [
+            {"token": "aaaaaaaaaaaaaaaa", "token_id": "t-1", "account_id": 1, "kind": "logs"}]}"#;
+        let table = Snapshot::parse(json.as_bytes())
+            .unwrap()
+            .into_table()
+            .unwrap();
+        let out = serde_json::to_string(&Snapshot::from_table(&table)).unwrap();
+        assert!(!out.contains("aaaaaaaaaaaaaaaa"));
+        let again = Snapshot::parse(out.as_bytes())
+            .unwrap()
+            .into_table()
+            .unwrap();
+        assert_eq!(again.version, 3);
+        assert!(again.get(&Digest::of("aaaaaaaaaaaaaaaa")).is_some());
+    }
+}
