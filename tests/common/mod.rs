@@ -1,0 +1,310 @@
+//! Test harness: starts the real gateway (`app::run`) on listeners bound to `127.0.0.1:0`,
+//! in a temporary directory with its own token file, state dir and file sink, and talks
+//! HTTP to it with a real client.
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tollgate::app::{self, Listeners};
+use tollgate::config::Config;
+
+pub const LOGS_TOKEN: &str = "testLogsToken00000000000000001";
+pub const DISABLED_TOKEN: &str = "testDisabledToken0000000000002";
+pub const METRICS_TOKEN: &str = "testMetricsToken00000000000003";
+pub const OTHER_ACCOUNT_TOKEN: &str = "testOtherAccount00000000000004";
+pub const UNKNOWN_TOKEN: &str = "testUnknownToken00000000000099";
+pub const ALL_TOKENS: [&str; 5] = [
+    LOGS_TOKEN,
+    DISABLED_TOKEN,
+    METRICS_TOKEN,
+    OTHER_ACCOUNT_TOKEN,
+    UNKNOWN_TOKEN,
+];
+
+/// The token file every test server starts with.
+pub fn tokens_json(version: u64, logs_token_enabled: bool) -> String {
+    serde_json::json!({
+        "version": version,
+        "tokens": [
+            {"token": LOGS_TOKEN, "token_id": "t-logs-1", "account_id": 1001,
+             "account_name": "acme", "kind": "logs", "enabled": logs_token_enabled},
+            {"token": DISABLED_TOKEN, "token_id": "t-logs-2", "account_id": 1001,
+             "account_name": "acme", "kind": "logs", "enabled": false},
+            {"token": METRICS_TOKEN, "token_id": "t-metrics-1", "account_id": 1001,
+             "account_name": "acme", "kind": "metrics", "enabled": true},
+            {"token": OTHER_ACCOUNT_TOKEN, "token_id": "t-logs-3", "account_id": 2002,
+             "account_name": "globex", "kind": "logs", "enabled": true},
+        ]
+    })
+    .to_string()
+}
+
+/// A config for a test server rooted at `dir`: small batch age so records reach the sink
+/// quickly, everything else at its default.
+pub fn test_config(dir: &Path) -> Config {
+    let text = format!(
+        r#"
+        [server]
+        listen = "127.0.0.1:0"
+        admin_listen = "127.0.0.1:0"
+        [tokens]
+        path = "{dir}/tokens.json"
+        state_dir = "{dir}/state"
+        watch_interval_secs = 0.05
+        [forward]
+        ack = "memory"
+        max_batch_age_secs = 0.01
+        [sink]
+        type = "file"
+        path = "{dir}/out"
+        "#,
+        dir = dir.display()
+    );
+    Config::parse(&text, Vec::new()).expect("test config parses")
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub admin: SocketAddr,
+    pub dir: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), app::AppError>>>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {:?}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+}
+
+impl TestServer {
+    /// Starts a server in a fresh temporary directory with the standard token file.
+    pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        std::fs::write(dir.join("tokens.json"), tokens_json(1, true)).unwrap();
+        Self::start_in(dir, configure).await
+    }
+
+    /// Starts a server in `dir` as it is (for restarts over the same state).
+    pub async fn start_in(dir: PathBuf, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let mut config = test_config(&dir);
+        configure(&mut config);
+        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = public.local_addr().unwrap();
+        let admin_addr = admin.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(app::run(config, Listeners { public, admin }, async {
+            let _ = stopped.await;
+        }));
+        let mut server = TestServer {
+            addr,
+            admin: admin_addr,
+            dir,
+            stop: Some(stop),
+            task: Some(task),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        };
+        server.wait_started().await;
+        server
+    }
+
+    /// Waits for the `/healthz` answer; a server that failed to start panics with its error.
+    async fn wait_started(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
+                let result = self.task.take().expect("checked just above").await;
+                panic!("server exited at startup: {result:?}");
+            }
+            let up = tokio::time::timeout(
+                Duration::from_secs(1),
+                self.client
+                    .get(format!("http://{}/healthz", self.admin).parse().unwrap()),
+            )
+            .await;
+            if matches!(up, Ok(Ok(r)) if r.status() == StatusCode::OK) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "admin listener never came up");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub fn url(&self, path_and_query: &str) -> String {
+        format!("http://{}{}", self.addr, path_and_query)
+    }
+
+    pub async fn request(&self, req: Request<Full<Bytes>>) -> Reply {
+        let res = self.client.request(req).await.expect("request failed");
+        let (parts, body) = res.into_parts();
+        let body = body.collect().await.expect("response body").to_bytes();
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    /// POSTs `body` to the logs route with `?token=` (when given) and extra query.
+    pub async fn post_logs(
+        &self,
+        token: Option<&str>,
+        query: &str,
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut pq = String::from("/?");
+        if let Some(t) = token {
+            pq.push_str("token=");
+            pq.push_str(t);
+            pq.push('&');
+        }
+        pq.push_str(query);
+        self.request(
+            Request::post(self.url(&pq))
+                .body(Full::new(body.into()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    pub async fn get_admin(&self, path: &str) -> Reply {
+        self.request(
+            Request::get(format!("http://{}{}", self.admin, path))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// The value of one sample on `/metrics`, 0 when absent (counters not yet touched).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = String::from_utf8(self.get_admin("/metrics").await.body.to_vec()).unwrap();
+        metric_value(&text, sample)
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.get_admin("/readyz").await.status != StatusCode::OK {
+            assert!(Instant::now() < deadline, "never became ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stops the server the way SIGTERM does and waits for it to drain and flush.
+    pub async fn shutdown(mut self) -> PathBuf {
+        self.stop_and_wait().await;
+        self.dir.clone()
+    }
+
+    async fn stop_and_wait(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task panicked")
+                .expect("server failed");
+        }
+    }
+
+    /// Every record the file sink wrote for `kind`, in file order.
+    pub fn sink_records(&self, kind: &str) -> Vec<serde_json::Value> {
+        sink_records(&self.dir.join("out"), kind)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == sample).then(|| value.parse::<f64>().expect("numeric sample"))
+        })
+        .unwrap_or(0.0)
+}
+
+/// Reads `<kind>.ndjson` and its rotated siblings under `dir`.
+pub fn sink_records(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                name.starts_with(&format!("{kind}.")) || name.starts_with(&format!("{kind}-"))
+            })
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
+    files.sort();
+    files
+        .iter()
+        .flat_map(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    serde_json::from_str(l).unwrap_or_else(|e| panic!("bad sink line {l:?}: {e}"))
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Polls `check` until it holds or `within` passes; returns how long it took.
+pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        if check().await {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "condition not met within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
