@@ -221,6 +221,13 @@ impl TestServer {
         self.dir.clone()
     }
 
+    /// Signals shutdown without waiting for it (see `shutdown`).
+    pub fn begin_shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     async fn stop_and_wait(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

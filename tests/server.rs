@@ -1,0 +1,331 @@
+//! The front door against the real server: protocols on one port, TLS, timeouts and
+//! limits at the connection level, garbage input, and graceful shutdown.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn logs_request(uri: String) -> Request<Full<Bytes>> {
+    Request::post(uri)
+        .body(Full::new(Bytes::from_static(b"{\"a\":1}\n")))
+        .unwrap()
+}
+
+/// Reads until the peer closes (Ok(bytes)) or `within` passes (Err).
+async fn read_until_closed(s: &mut TcpStream, within: Duration) -> Result<Vec<u8>, ()> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Err(_) => return Err(()),
+            Ok(Ok(0)) | Ok(Err(_)) => return Ok(out),
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn http1_and_h2c_prior_knowledge_share_the_public_port() {
+    let server = TestServer::start(|_| {}).await;
+    let url = server.url(&format!("/?token={LOGS_TOKEN}"));
+    let h2 = hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .build_http::<Full<Bytes>>();
+    let res = h2.request(logs_request(url.clone())).await.unwrap();
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert_eq!(res.status(), StatusCode::OK);
+    let res = server.request(logs_request(url)).await;
+    assert_eq!(res.status, StatusCode::OK);
+    let dir = server.shutdown().await;
+    assert_eq!(sink_records(&dir.join("out"), "logs").len(), 2);
+}
+
+#[tokio::test]
+async fn tls_serves_http1_and_h2_chosen_by_alpn() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let dir = tempfile::tempdir().unwrap().keep();
+    std::fs::write(dir.join("tokens.json"), tokens_json(1, true)).unwrap();
+    std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+    let tls_dir = dir.clone();
+    let server = TestServer::start_in(dir, move |c| {
+        c.server.tls = Some(tollgate::config::TlsConfig {
+            cert_path: tls_dir.join("cert.pem"),
+            key_path: tls_dir.join("key.pem"),
+        });
+    })
+    .await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    for alpn in [&b"h2"[..], b"http/1.1"] {
+        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots.clone())
+        .with_no_client_auth();
+        config.alpn_protocols = vec![alpn.to_vec()];
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+        let tls = TokioIo::new(connector.connect(name, tcp).await.unwrap());
+        let req = logs_request(format!("/?token={LOGS_TOKEN}"));
+        let res = if alpn == b"h2" {
+            let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), tls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let mut req = req;
+            *req.uri_mut() = format!("https://localhost/?token={LOGS_TOKEN}")
+                .parse()
+                .unwrap();
+            send.send_request(req).await.unwrap()
+        } else {
+            let (mut send, conn) = hyper::client::conn::http1::handshake(tls).await.unwrap();
+            tokio::spawn(conn);
+            let mut req = req;
+            req.headers_mut()
+                .insert(http::header::HOST, "localhost".parse().unwrap());
+            send.send_request(req).await.unwrap()
+        };
+        let expected = if alpn == b"h2" {
+            http::Version::HTTP_2
+        } else {
+            http::Version::HTTP_11
+        };
+        assert_eq!(res.version(), expected);
+        assert_eq!(res.status(), StatusCode::OK);
+        let _ = res.into_body().collect().await;
+    }
+}
+
+#[tokio::test]
+async fn slowloris_headers_are_cut_off_after_the_header_timeout() {
+    let server =
+        TestServer::start(|c| c.server.header_read_timeout_secs = Duration::from_secs(1)).await;
+    let s = TcpStream::connect(server.addr).await.unwrap();
+    let (mut rd, mut wr) = s.into_split();
+    let started = Instant::now();
+    let writer = tokio::spawn(async move {
+        // One byte a second; the head would take ~60 s to complete.
+        for b in b"POST /?token=abc HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n" {
+            if wr.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match rd.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(
+        closed.is_ok(),
+        "connection still open 5 s into a 1 s header timeout"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "closed before the timeout: {took:?}"
+    );
+    writer.abort();
+    // The server still serves everyone else.
+    assert_eq!(
+        server.post_logs(Some(LOGS_TOKEN), "", "{}").await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn body_held_open_past_the_body_timeout_gets_408() {
+    let server =
+        TestServer::start(|c| c.server.body_read_timeout_secs = Duration::from_millis(500)).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /?token={LOGS_TOKEN} HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{{\"a\":"
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let reply = read_until_closed(&mut s, Duration::from_secs(5))
+        .await
+        .expect("answered and closed");
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("request body not received within"), "{text}");
+    assert_eq!(
+        server
+            .metric("tollgate_requests_total{code=\"408\",route=\"logs\"}")
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test]
+async fn idle_keepalive_connections_are_closed_after_the_idle_timeout() {
+    let server =
+        TestServer::start(|c| c.server.idle_timeout_secs = Duration::from_millis(500)).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let req =
+        format!("POST /?token={LOGS_TOKEN} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{{}}");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let reply = read_until_closed(&mut s, Duration::from_secs(5))
+        .await
+        .expect("closed when idle");
+    assert!(String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"));
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn two_thousand_idle_keepalive_connections_do_not_stop_a_new_client() {
+    let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();
+    rlimit::Resource::NOFILE.set(hard, hard).unwrap();
+    assert!(
+        hard >= 4500,
+        "this test needs 2 fds per connection; hard limit is {hard}"
+    );
+    let server = TestServer::start(|_| {}).await;
+    let req =
+        format!("POST /?token={LOGS_TOKEN} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{{}}");
+    let mut idle = Vec::with_capacity(2000);
+    for _ in 0..2000 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 256];
+        let n = s.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        idle.push(s); // kept open, idle, keep-alive
+    }
+    assert!(server.metric("tollgate_connections_open").await >= 2000.0);
+    let started = Instant::now();
+    let reply = server.post_logs(Some(LOGS_TOKEN), "", "{\"new\":1}").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    eprintln!(
+        "new client served in {:?} beside 2,000 idle connections",
+        started.elapsed()
+    );
+    drop(idle);
+}
+
+#[tokio::test]
+async fn requests_over_the_concurrency_limit_are_shed_with_503_before_the_body_is_read() {
+    let server = TestServer::start(|c| c.server.max_concurrent_requests = 1).await;
+    // Holds the only slot: its body never completes.
+    let mut holder = TcpStream::connect(server.addr).await.unwrap();
+    let head =
+        format!("POST /?token={LOGS_TOKEN} HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{{");
+    holder.write_all(head.as_bytes()).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let reply = loop {
+        let reply = server.post_logs(Some(LOGS_TOKEN), "", "{}").await;
+        if reply.status == StatusCode::SERVICE_UNAVAILABLE {
+            break reply;
+        }
+        assert!(Instant::now() < deadline, "never shed: {}", reply.status);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(reply.headers.get(http::header::RETRY_AFTER).unwrap(), "1");
+    assert_eq!(reply.json()["error"], "too many requests in flight");
+    drop(holder);
+    eventually(Duration::from_secs(5), || async {
+        server.post_logs(Some(LOGS_TOKEN), "", "{}").await.status == StatusCode::OK
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn random_bytes_and_protocol_garbage_never_take_the_process_down() {
+    use rand::{Rng, SeedableRng};
+    let server = TestServer::start(|_| {}).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let mut garbage: Vec<Vec<u8>> = (0..200)
+        .map(|_| {
+            let len = rng.random_range(1..4096);
+            (0..len).map(|_| rng.random()).collect()
+        })
+        .collect();
+    garbage.push(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff\xff\xff\xff".to_vec());
+    garbage.push(b"POST / HTTP/1.1\r\ncontent-length: -5\r\n\r\n".to_vec());
+    garbage.push(b"POST / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n".to_vec());
+    garbage.push(format!("POST / HTTP/1.1\r\nx: {}\r\n\r\n", "h".repeat(200_000)).into_bytes());
+    for g in garbage {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        let _ = s.write_all(&g).await;
+        let _ = s.shutdown().await;
+        let _ = read_until_closed(&mut s, Duration::from_secs(5)).await;
+    }
+    assert_eq!(
+        server
+            .post_logs(Some(LOGS_TOKEN), "", "{\"ok\":1}")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert!(
+        server
+            .metric("tollgate_connection_errors_total{reason=\"parse\"}")
+            .await
+            > 0.0
+    );
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_an_in_flight_request_and_flushes_it() {
+    let mut server = TestServer::start(|_| {}).await;
+    let addr = server.addr;
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let body = b"{\"in_flight\":true}\n";
+    let head = format!(
+        "POST /?token={LOGS_TOKEN} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(&body[..5]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await; // let the request reach its body read
+
+    server.begin_shutdown();
+    // Once the listener is gone, shutdown is under way: new clients are refused.
+    eventually(Duration::from_secs(5), || async {
+        TcpStream::connect(addr).await.is_err()
+    })
+    .await;
+    s.write_all(&body[5..]).await.unwrap();
+    let reply = read_until_closed(&mut s, Duration::from_secs(5))
+        .await
+        .expect("answered");
+    assert!(
+        String::from_utf8_lossy(&reply).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+
+    let dir = server.shutdown().await;
+    let records = sink_records(&dir.join("out"), "logs");
+    assert_eq!(
+        records.len(),
+        1,
+        "the in-flight request's record was flushed"
+    );
+    assert_eq!(records[0]["in_flight"], true);
+}
