@@ -121,10 +121,11 @@ pub async fn run(
             async move { ingest.serve(req).await }
         },
         limits.clone(),
-        Arc::clone(&telemetry),
+        telemetry.connections("public"),
         public_stop.clone(),
     ));
     let admin_task = {
+        let admin_metrics = telemetry.connections("admin");
         let telemetry = Arc::clone(&telemetry);
         tokio::spawn(server::serve(
             listeners.admin,
@@ -134,7 +135,7 @@ pub async fn run(
                 async move { response }
             },
             limits,
-            Arc::new(Telemetry::new()), // admin connections are not counted with ingest's
+            admin_metrics,
             background.clone(),
         ))
     };

@@ -176,8 +176,8 @@ pub enum SinkConfig {
         #[serde(default = "default_rotate_secs", deserialize_with = "secs")]
         rotate_secs: Duration,
     },
-    /// Counts and drops (benchmarks).
-    Blackhole,
+    /// Counts and drops (benchmarks). A struct variant so stray keys are refused.
+    Blackhole {},
 }
 
 impl Default for SinkConfig {
@@ -539,7 +539,7 @@ mod tests {
             c.server.header_read_timeout_secs,
             Duration::from_millis(500)
         );
-        assert!(matches!(c.sink, SinkConfig::Blackhole));
+        assert!(matches!(c.sink, SinkConfig::Blackhole {}));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::config::{LogConfig, LogFormat};
@@ -58,6 +58,23 @@ impl KindMetrics {
     }
 }
 
+/// One listener's connection metrics.
+#[derive(Clone)]
+pub struct ConnMetrics {
+    listener: &'static str,
+    pub open: IntGauge,
+    errors: IntCounterVec,
+}
+
+impl ConnMetrics {
+    /// Counts a connection that ended badly; `reason` is one of a fixed set of literals.
+    pub fn error(&self, reason: &'static str) {
+        self.errors
+            .with_label_values(&[self.listener, reason])
+            .inc();
+    }
+}
+
 /// Per-sink delivery metrics.
 pub struct SinkMetrics {
     pub batches_ok: IntCounter,
@@ -80,7 +97,7 @@ pub struct Telemetry {
     pub token_reloads_ok: IntCounter,
     pub token_reloads_error: IntCounter,
     pub queue_bytes: IntGauge,
-    pub connections_open: IntGauge,
+    connections_open: IntGaugeVec,
     connection_errors: IntCounterVec,
     sink_batches: IntCounterVec,
     sink_records: IntCounterVec,
@@ -209,17 +226,20 @@ impl Telemetry {
             "Payload bytes accepted but not yet written by the sink.",
         )
         .expect("valid metric");
-        let connections_open = IntGauge::new(
-            "tollgate_connections_open",
-            "Open client connections on the public listener.",
+        let connections_open = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_connections_open",
+                "Open client connections, by listener.",
+            ),
+            &["listener"],
         )
         .expect("valid metric");
         let connection_errors = IntCounterVec::new(
             Opts::new(
                 "tollgate_connection_errors_total",
-                "Connections ended by a protocol error or timeout, by reason.",
+                "Connections ended by a protocol error or timeout, by listener and reason.",
             ),
-            &["reason"],
+            &["listener", "reason"],
         )
         .expect("valid metric");
 
@@ -300,9 +320,13 @@ impl Telemetry {
         tracing::debug!(reason = reason.as_str(), "token refused");
     }
 
-    /// Counts a connection that ended badly; `reason` is one of a fixed set of literals.
-    pub fn connection_error(&self, reason: &'static str) {
-        self.connection_errors.with_label_values(&[reason]).inc();
+    /// Handles for one listener's connections (`public` or `admin`).
+    pub fn connections(&self, listener: &'static str) -> ConnMetrics {
+        ConnMetrics {
+            listener,
+            open: self.connections_open.with_label_values(&[listener]),
+            errors: self.connection_errors.clone(),
+        }
     }
 
     /// Records that a token table was just built or confirmed current by its source.

@@ -74,9 +74,16 @@ fn spawn(dir: &Path, extra: &str, rust_log: &str) -> Process {
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                for (tag, marker) in [("public", "public listening"), ("admin", "admin listening")] {
+                for (tag, marker) in [("public", "public listening"), ("admin", "admin listening")]
+                {
                     if line.contains(marker) {
-                        let addr = line.split("addr=").nth(1).unwrap().split_whitespace().next().unwrap();
+                        let addr = line
+                            .split("addr=")
+                            .nth(1)
+                            .unwrap()
+                            .split_whitespace()
+                            .next()
+                            .unwrap();
                         let _ = tx.send((tag, addr.to_string()));
                     }
                 }
@@ -109,7 +116,10 @@ impl Process {
     }
 
     fn signal(&self, name: &str) {
-        let ok = Command::new("kill").args([&format!("-{name}"), &self.pid().to_string()]).status().unwrap();
+        let ok = Command::new("kill")
+            .args([&format!("-{name}"), &self.pid().to_string()])
+            .status()
+            .unwrap();
         assert!(ok.success());
     }
 
@@ -121,7 +131,10 @@ impl Process {
             std::thread::sleep(Duration::from_millis(50));
         }
         let _ = self.child.kill();
-        panic!("did not exit within 10 s; output:\n{}", self.output.lock().unwrap());
+        panic!(
+            "did not exit within 10 s; output:\n{}",
+            self.output.lock().unwrap()
+        );
     }
 
     /// Peak resident memory (VmHWM) in KiB.
@@ -142,7 +155,11 @@ impl Drop for Process {
     }
 }
 
-async fn send(uri: String, headers: &[(&str, String)], body: impl Into<Bytes>) -> (StatusCode, Bytes) {
+async fn send(
+    uri: String,
+    headers: &[(&str, String)],
+    body: impl Into<Bytes>,
+) -> (StatusCode, Bytes) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut req = Request::post(uri).body(Full::new(body.into())).unwrap();
     for (k, v) in headers {
@@ -166,12 +183,20 @@ async fn get(uri: String) -> String {
 async fn sigterm_drains_flushes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
     let mut p = spawn(dir.path(), "", "info");
-    let (status, _) = send(format!("http://{}/?token={LOGS_TOKEN}", p.addr), &[], "{\"n\":1}\nsecond\n").await;
+    let (status, _) = send(
+        format!("http://{}/?token={LOGS_TOKEN}", p.addr),
+        &[],
+        "{\"n\":1}\nsecond\n",
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     p.signal("TERM");
     assert!(p.wait_exit().success());
     let out = p.output.lock().unwrap().clone();
-    assert!(out.contains("shutting down") && out.contains("forwarding drained"), "{out}");
+    assert!(
+        out.contains("shutting down") && out.contains("forwarding drained"),
+        "{out}"
+    );
     assert_eq!(sink_records(&p.dir.join("out"), "logs").len(), 2);
 }
 
@@ -197,7 +222,10 @@ async fn tokens_never_appear_in_logs_metrics_or_error_bodies() {
     .unwrap();
     let metrics_url = format!("http://{}/metrics", p.admin);
     eventually(Duration::from_secs(5), || async {
-        metric_value(&get(metrics_url.clone()).await, "tollgate_token_reloads_total{result=\"error\"}") >= 1.0
+        metric_value(
+            &get(metrics_url.clone()).await,
+            "tollgate_token_reloads_total{result=\"error\"}",
+        ) >= 1.0
     })
     .await;
     let metrics = get(metrics_url).await;
@@ -221,7 +249,11 @@ async fn gzip_bomb_is_refused_without_inflating_it_in_memory() {
         "info",
     );
     let bomb = gzip(&vec![0u8; 128 << 20]);
-    assert!(bomb.len() < 1 << 20, "128 MiB of zeros: {} bytes compressed", bomb.len());
+    assert!(
+        bomb.len() < 1 << 20,
+        "128 MiB of zeros: {} bytes compressed",
+        bomb.len()
+    );
     let before = p.peak_rss_kib();
     for _ in 0..3 {
         let (status, body) = send(

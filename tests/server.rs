@@ -217,7 +217,12 @@ async fn two_thousand_idle_keepalive_connections_do_not_stop_a_new_client() {
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
         idle.push(s); // kept open, idle, keep-alive
     }
-    assert!(server.metric("tollgate_connections_open").await >= 2000.0);
+    assert!(
+        server
+            .metric("tollgate_connections_open{listener=\"public\"}")
+            .await
+            >= 2000.0
+    );
     let started = Instant::now();
     let reply = server.post_logs(Some(LOGS_TOKEN), "", "{\"new\":1}").await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -284,7 +289,7 @@ async fn random_bytes_and_protocol_garbage_never_take_the_process_down() {
     );
     assert!(
         server
-            .metric("tollgate_connection_errors_total{reason=\"parse\"}")
+            .metric("tollgate_connection_errors_total{listener=\"public\",reason=\"parse\"}")
             .await
             > 0.0
     );

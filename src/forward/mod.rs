@@ -44,6 +44,8 @@ pub struct Forwarder {
     tx: mpsc::UnboundedSender<Queued>,
     /// Queue budget in payload bytes: the channel is unbounded, this bounds it.
     budget: Arc<Semaphore>,
+    /// The whole budget; a request larger than it takes all of it (an empty queue).
+    capacity: u32,
     retry_after: Duration,
 }
 
@@ -53,7 +55,9 @@ impl Forwarder {
         if batch.payloads.is_empty() {
             return Ok(());
         }
-        let bytes = u32::try_from(batch.payload_bytes().max(1)).unwrap_or(u32::MAX);
+        let bytes = u32::try_from(batch.payload_bytes().max(1))
+            .unwrap_or(u32::MAX)
+            .min(self.capacity);
         let permit = Arc::clone(&self.budget)
             .try_acquire_many_owned(bytes)
             .map_err(|e| match e {
@@ -97,9 +101,10 @@ pub fn start(
     telemetry: Arc<Telemetry>,
 ) -> (Forwarder, ForwardTask) {
     let (tx, rx) = mpsc::unbounded_channel();
+    // Permits are taken per request as a u32, so the budget is capped at u32::MAX bytes.
     let capacity = usize::try_from(config.queue_max_bytes)
         .unwrap_or(usize::MAX)
-        .min(Semaphore::MAX_PERMITS);
+        .min(u32::MAX as usize);
     let budget = Arc::new(Semaphore::new(capacity));
     let shutdown = CancellationToken::new();
     let batcher = batcher::Batcher::new(rx, sink, config, Arc::clone(&budget), capacity, telemetry);
@@ -108,6 +113,7 @@ pub fn start(
         Forwarder {
             tx,
             budget,
+            capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
             retry_after: config.retry_after_secs,
         },
         ForwardTask { join, shutdown },

@@ -196,13 +196,23 @@ pub fn split_lines(body: &Bytes, log_type: &str, max_line_bytes: usize) -> Lines
         }
         let offset = line_start + (trimmed.as_ptr() as usize - line.as_ptr() as usize);
         if trimmed[0] == b'{' {
-            let Ok(keys) = serde_json::from_slice::<TopLevelKeys>(trimmed) else {
+            // UTF-8 first: serde_json does not check the bytes of strings it skips.
+            let Some(keys) = std::str::from_utf8(trimmed)
+                .ok()
+                .and_then(|text| serde_json::from_str::<TopLevelKeys>(text).ok())
+            else {
                 counts.malformed_lines += 1;
                 continue;
             };
             if keys.has_reserved {
                 let from = rewritten.len();
-                rewrite_without_reserved(trimmed, keys.has_type, &type_json, &mut rewritten);
+                if rewrite_without_reserved(trimmed, keys.has_type, &type_json, &mut rewritten)
+                    .is_err()
+                {
+                    rewritten.truncate(from);
+                    counts.malformed_lines += 1;
+                    continue;
+                }
                 slices.push(Slice::Rewritten(from, rewritten.len()));
             } else if keys.has_type {
                 slices.push(Slice::Body(offset, offset + trimmed.len()));
@@ -243,10 +253,15 @@ pub fn split_lines(body: &Bytes, log_type: &str, max_line_bytes: usize) -> Lines
 }
 
 /// Slow path for a log that carries tollgate's metadata field names: parse it, drop them,
-/// add `type` if missing, and write it back. Rare, so a `Value` is fine here.
-fn rewrite_without_reserved(line: &[u8], has_type: bool, type_json: &[u8], out: &mut BytesMut) {
-    let mut map: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(line).expect("validated as a JSON object just before");
+/// add `type` if missing, and write it back. Rare, so a `Value` is fine here. It fails
+/// only past serde_json's nesting limit (128), which the validating scan does not have.
+fn rewrite_without_reserved(
+    line: &[u8],
+    has_type: bool,
+    type_json: &[u8],
+    out: &mut BytesMut,
+) -> serde_json::Result<()> {
+    let mut map: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line)?;
     for field in RESERVED_FIELDS {
         map.remove(field);
     }
@@ -254,7 +269,7 @@ fn rewrite_without_reserved(line: &[u8], has_type: bool, type_json: &[u8], out: 
         let t = serde_json::from_slice(type_json).expect("type_json is a JSON string");
         map.insert("type".to_string(), t);
     }
-    serde_json::to_writer(WriteBytes(out), &map).expect("writing to a buffer cannot fail");
+    serde_json::to_writer(WriteBytes(out), &map)
 }
 
 /// `io::Write` for a `BytesMut`, so serde_json writes straight into the rewrite buffer.
@@ -428,10 +443,20 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_malformed_not_a_crash() {
-        let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
-        let lines = split_lines(&Bytes::from(deep), "t", 1 << 20);
+    fn deep_nesting_never_crashes() {
+        let nest = |n| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        let body = format!(
+            "{{\"a\":{}}}\n{{\"_kind\":\"x\",\"a\":{}}}\n{{\"_kind\":\"x\",\"a\":{}}}\n",
+            nest(100_000),
+            nest(100_000),
+            nest(10)
+        );
+        let lines = split_lines(&Bytes::from(body), "t", 1 << 20);
+        // Valid JSON is accepted however deep; the rewrite path refuses what it cannot parse.
+        assert_eq!(lines.counts.successful_lines, 2);
         assert_eq!(lines.counts.malformed_lines, 1);
+        let rewritten: serde_json::Value = serde_json::from_slice(&lines.payloads[1]).unwrap();
+        assert!(rewritten.get("_kind").is_none());
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::telemetry::Telemetry;
+use crate::telemetry::ConnMetrics;
 
 /// Connection-level settings, from `[server]`.
 #[derive(Debug, Clone)]
@@ -45,7 +45,7 @@ pub async fn serve<F, Fut>(
     tls: Option<TlsAcceptor>,
     service: F,
     limits: ConnLimits,
-    telemetry: Arc<Telemetry>,
+    metrics: ConnMetrics,
     shutdown: CancellationToken,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
@@ -83,33 +83,31 @@ pub async fn serve<F, Fut>(
         let service = service.clone();
         let tls = tls.clone();
         let limits = limits.clone();
-        let telemetry = Arc::clone(&telemetry);
+        let metrics = metrics.clone();
         let shutdown = shutdown.clone();
         connections.spawn(async move {
-            telemetry.connections_open.inc();
+            metrics.open.inc();
             match tls {
                 None => {
-                    serve_connection(stream, &builder, service, &limits, &telemetry, shutdown).await
+                    serve_connection(stream, &builder, service, &limits, &metrics, shutdown).await
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
                         .await
                     {
                         Ok(Ok(stream)) => {
-                            serve_connection(
-                                stream, &builder, service, &limits, &telemetry, shutdown,
-                            )
-                            .await
+                            serve_connection(stream, &builder, service, &limits, &metrics, shutdown)
+                                .await
                         }
                         Ok(Err(e)) => {
-                            telemetry.connection_error("tls");
+                            metrics.error("tls");
                             tracing::debug!(%peer, error = %e, "TLS handshake failed");
                         }
-                        Err(_) => telemetry.connection_error("tls_timeout"),
+                        Err(_) => metrics.error("tls_timeout"),
                     }
                 }
             }
-            telemetry.connections_open.dec();
+            metrics.open.dec();
         });
     }
 
@@ -132,7 +130,7 @@ async fn serve_connection<IO, F, Fut>(
     builder: &auto::Builder<TokioExecutor>,
     service: F,
     limits: &ConnLimits,
-    telemetry: &Telemetry,
+    metrics: &ConnMetrics,
     shutdown: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -161,7 +159,7 @@ async fn serve_connection<IO, F, Fut>(
             result = conn.as_mut() => {
                 if let Err(e) = result {
                     let reason = classify(&*e);
-                    telemetry.connection_error(reason);
+                    metrics.error(reason);
                     tracing::debug!(reason, error = %e, "connection ended with an error");
                 }
                 return;

@@ -36,6 +36,8 @@ pub struct FileSource {
     last_seen: Option<Fingerprint>,
     /// The version of the file the serving table came from.
     last_loaded: Option<Fingerprint>,
+    /// The file could not be stat'ed at the last check: reported once, not every interval.
+    missing: bool,
 }
 
 impl FileSource {
@@ -54,6 +56,7 @@ impl FileSource {
             telemetry,
             last_seen: None,
             last_loaded: None,
+            missing: false,
         }
     }
 
@@ -94,13 +97,15 @@ impl FileSource {
         let current = match std::fs::metadata(&self.path) {
             Ok(meta) => Some(fingerprint(&meta)),
             Err(e) => {
-                if self.last_seen.is_some() || !self.tokens.is_loaded() {
+                if !self.missing {
+                    self.missing = true;
                     self.reload_failed(&e.to_string());
                 }
                 self.last_seen = None;
                 return;
             }
         };
+        self.missing = false;
         if current == self.last_seen {
             if current == self.last_loaded
                 && let Some(table) = self.tokens.current()

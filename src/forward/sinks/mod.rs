@@ -49,7 +49,7 @@ impl Sink {
                 *max_file_bytes,
                 *rotate_secs,
             )?),
-            SinkConfig::Blackhole => Sink::Blackhole(blackhole::BlackholeSink::default()),
+            SinkConfig::Blackhole {} => Sink::Blackhole(blackhole::BlackholeSink::default()),
         })
     }
 
