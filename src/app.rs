@@ -41,6 +41,8 @@ pub enum AppError {
     Tls(#[from] server::tls::TlsError),
     #[error("sink: {0}")]
     Sink(#[from] forward::sinks::SinkError),
+    #[error(transparent)]
+    Forward(#[from] forward::StartError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -75,7 +77,8 @@ pub async fn run(
     };
 
     let sink = Sink::from_config(&config.sink)?;
-    let (forwarder, forward_task) = forward::start(&config.forward, sink, Arc::clone(&telemetry));
+    let (forwarder, forward_task) = forward::start(&config.forward, sink, Arc::clone(&telemetry))?;
+    let writable = forwarder.clone();
 
     let s = &config.server;
     let ingest = Arc::new(Ingest::new(
@@ -106,7 +109,9 @@ pub async fn run(
     let ready: admin::Readiness = {
         let tokens = Arc::clone(&tokens);
         let draining = Arc::clone(&draining);
-        Arc::new(move || tokens.is_loaded() && !draining.load(Ordering::Relaxed))
+        Arc::new(move || {
+            tokens.is_loaded() && writable.is_writable() && !draining.load(Ordering::Relaxed)
+        })
     };
 
     tracing::info!(addr = %listeners.public.local_addr()?, tls = tls.is_some(), "public listening");

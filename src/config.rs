@@ -123,12 +123,17 @@ pub enum TokenSourceKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ForwardConfig {
-    /// `memory` answers 200 once the records are queued. `disk` and `downstream` arrive
-    /// with the spool; until then they are refused by `validate()`.
+    /// What a 200 promises: `disk` (appended to the spool and fsynced), `downstream` (the
+    /// sink acknowledged it) or `memory` (queued in memory; lost on a crash).
     pub ack: Ack,
-    /// The spool's directory (used once `ack = "disk"` exists).
+    /// The spool's directory (`disk` and `downstream`).
     pub spool_dir: PathBuf,
-    /// Bytes of records queued for the sink; past it requests get 503 + Retry-After.
+    /// A spool segment is closed and a new one started past this size.
+    pub spool_segment_bytes: u64,
+    /// High-water mark: past this many spooled-but-unacknowledged bytes, 503 + Retry-After.
+    pub spool_max_bytes: u64,
+    /// Bytes of records in memory between the spool (or the routes) and the sink. With
+    /// `ack = "memory"` it is the whole buffer: past it, 503 + Retry-After.
     pub queue_max_bytes: u64,
     /// A batch is handed to the sink once it holds this many payload bytes…
     pub max_batch_bytes: usize,
@@ -143,8 +148,10 @@ pub struct ForwardConfig {
 impl Default for ForwardConfig {
     fn default() -> Self {
         ForwardConfig {
-            ack: Ack::Memory,
+            ack: Ack::Disk,
             spool_dir: PathBuf::from("data/spool"),
+            spool_segment_bytes: 64 * 1024 * 1024,
+            spool_max_bytes: 1024 * 1024 * 1024,
             queue_max_bytes: 256 * 1024 * 1024,
             max_batch_bytes: 1024 * 1024,
             max_batch_age_secs: Duration::from_millis(200),
@@ -336,6 +343,11 @@ impl Config {
             ),
             ("forward.queue_max_bytes", self.forward.queue_max_bytes),
             (
+                "forward.spool_segment_bytes",
+                self.forward.spool_segment_bytes,
+            ),
+            ("forward.spool_max_bytes", self.forward.spool_max_bytes),
+            (
                 "forward.max_batch_bytes",
                 self.forward.max_batch_bytes as u64,
             ),
@@ -401,18 +413,12 @@ impl Config {
                 ));
             }
         }
-        match self.forward.ack {
-            Ack::Memory => warnings.push(
+        if self.forward.ack == Ack::Memory {
+            warnings.push(
                 "forward.ack = \"memory\": a 200 means queued in memory; records not yet \
                  written by the sink are lost if the process crashes"
                     .to_string(),
-            ),
-            Ack::Disk | Ack::Downstream => {
-                return Err(ConfigError::invalid(
-                    "forward.ack",
-                    "only \"memory\" is available in this build (the disk spool is not built yet)",
-                ));
-            }
+            );
         }
         if let SinkConfig::File { max_file_bytes, .. } = &self.sink
             && *max_file_bytes == 0
@@ -498,8 +504,16 @@ mod tests {
         let c = Config::parse("", no_env()).unwrap();
         assert_eq!(c.server.listen.port(), 8070);
         assert_eq!(c.server.max_line_bytes, 500_000);
-        assert_eq!(c.forward.ack, Ack::Memory);
-        assert_eq!(c.validate().unwrap().len(), 1, "memory ack warns");
+        assert_eq!(c.forward.ack, Ack::Disk);
+        assert!(c.validate().unwrap().is_empty());
+    }
+
+    #[test]
+    fn memory_ack_must_be_chosen_explicitly_and_warns() {
+        let c = Config::parse("[forward]\nack = \"memory\"\n", no_env()).unwrap();
+        let warnings = c.validate().unwrap();
+        assert_eq!(warnings.len(), 1);
+        assert!(warnings[0].contains("lost if the process crashes"));
     }
 
     #[test]
@@ -540,13 +554,6 @@ mod tests {
             Duration::from_millis(500)
         );
         assert!(matches!(c.sink, SinkConfig::Blackhole {}));
-    }
-
-    #[test]
-    fn ack_other_than_memory_is_refused_naming_forward_ack() {
-        let c = Config::parse("[forward]\nack = \"disk\"\n", no_env()).unwrap();
-        let err = c.validate().unwrap_err();
-        assert!(err.to_string().starts_with("forward.ack:"), "{err}");
     }
 
     #[test]

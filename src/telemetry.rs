@@ -58,6 +58,18 @@ impl KindMetrics {
     }
 }
 
+/// The disk spool's metrics.
+pub struct SpoolMetrics {
+    /// Frame bytes spooled and not yet acknowledged by the sink.
+    pub bytes: IntGauge,
+    /// Records spooled and not yet acknowledged by the sink.
+    pub records: IntGauge,
+    pub fsync: Histogram,
+    pub replayed_records: IntCounter,
+    pub corrupt_records: IntCounter,
+    pub torn_tails: IntCounter,
+}
+
 /// One listener's connection metrics.
 #[derive(Clone)]
 pub struct ConnMetrics {
@@ -97,6 +109,7 @@ pub struct Telemetry {
     pub token_reloads_ok: IntCounter,
     pub token_reloads_error: IntCounter,
     pub queue_bytes: IntGauge,
+    pub spool: SpoolMetrics,
     connections_open: IntGaugeVec,
     connection_errors: IntCounterVec,
     sink_batches: IntCounterVec,
@@ -226,6 +239,41 @@ impl Telemetry {
             "Payload bytes accepted but not yet written by the sink.",
         )
         .expect("valid metric");
+        let spool = SpoolMetrics {
+            bytes: IntGauge::new(
+                "tollgate_spool_bytes",
+                "Bytes in the disk spool not yet acknowledged by the sink.",
+            )
+            .expect("valid metric"),
+            records: IntGauge::new(
+                "tollgate_spool_records",
+                "Records in the disk spool not yet acknowledged by the sink.",
+            )
+            .expect("valid metric"),
+            fsync: Histogram::with_opts(
+                HistogramOpts::new(
+                    "tollgate_spool_fsync_seconds",
+                    "Time of one group commit: write plus fdatasync.",
+                )
+                .buckets(prometheus::exponential_buckets(0.0001, 2.0, 16).expect("valid buckets")),
+            )
+            .expect("valid metric"),
+            replayed_records: IntCounter::new(
+                "tollgate_spool_replayed_records_total",
+                "Records found unacknowledged in the spool at boot and replayed to the sink.",
+            )
+            .expect("valid metric"),
+            corrupt_records: IntCounter::new(
+                "tollgate_spool_corrupt_records_total",
+                "Spool frames skipped because they failed their CRC or framing check.",
+            )
+            .expect("valid metric"),
+            torn_tails: IntCounter::new(
+                "tollgate_spool_torn_tails_total",
+                "Torn segment tails (a crash mid-write) truncated at boot.",
+            )
+            .expect("valid metric"),
+        };
         let connections_open = IntGaugeVec::new(
             Opts::new(
                 "tollgate_connections_open",
@@ -280,6 +328,12 @@ impl Telemetry {
         reg(Box::new(token_table_age.clone()));
         reg(Box::new(reloads.clone()));
         reg(Box::new(queue_bytes.clone()));
+        reg(Box::new(spool.bytes.clone()));
+        reg(Box::new(spool.records.clone()));
+        reg(Box::new(spool.fsync.clone()));
+        reg(Box::new(spool.replayed_records.clone()));
+        reg(Box::new(spool.corrupt_records.clone()));
+        reg(Box::new(spool.torn_tails.clone()));
         reg(Box::new(connections_open.clone()));
         reg(Box::new(connection_errors.clone()));
         reg(Box::new(sink_batches.clone()));
@@ -298,6 +352,7 @@ impl Telemetry {
             token_reloads_ok: reloads.with_label_values(&["ok"]),
             token_reloads_error: reloads.with_label_values(&["error"]),
             queue_bytes,
+            spool,
             connections_open,
             connection_errors,
             sink_batches,

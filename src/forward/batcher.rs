@@ -2,16 +2,23 @@
 //! batch reaches `max_batch_bytes` or its oldest record `max_batch_age_secs`, writes it,
 //! and only then releases the records' queue budget — so a slow or failing sink fills the
 //! queue and turns into 503s at the front door instead of lost data.
+//!
+//! With the spool, it also tracks acknowledgements in spool order: batches of different
+//! kinds complete out of order, and the cursor may only pass a prefix of entries that are
+//! all acknowledged.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::Queued;
 use super::sinks::{Batch, Sink};
+use super::spool::{Cursor, SpoolShared, SpooledEntry};
 use crate::config::ForwardConfig;
 use crate::model::Kind;
 use crate::telemetry::{SinkMetrics, Telemetry};
@@ -26,8 +33,88 @@ const RETRIES_WHILE_CLOSING: u32 = 3;
 #[derive(Default)]
 struct Pending {
     items: Vec<Queued>,
+    /// Ack tickets of the spooled items, for `AckTracker::ack`.
+    tickets: Vec<u64>,
     bytes: usize,
     since: Option<Instant>,
+}
+
+/// Acknowledgement bookkeeping for spooled entries, in spool order.
+pub struct AckTracker {
+    /// Entries handed to the batcher and not yet past the cursor; `.1` = acknowledged.
+    pending: VecDeque<(SpooledEntry, bool)>,
+    /// Ticket of `pending[0]`.
+    front: u64,
+    next: u64,
+    cursor: watch::Sender<Cursor>,
+    acked_seq: watch::Sender<u64>,
+    shared: Arc<SpoolShared>,
+    telemetry: Arc<Telemetry>,
+}
+
+impl AckTracker {
+    pub fn new(
+        cursor: watch::Sender<Cursor>,
+        acked_seq: watch::Sender<u64>,
+        shared: Arc<SpoolShared>,
+        telemetry: Arc<Telemetry>,
+    ) -> AckTracker {
+        AckTracker {
+            pending: VecDeque::new(),
+            front: 0,
+            next: 0,
+            cursor,
+            acked_seq,
+            shared,
+            telemetry,
+        }
+    }
+
+    fn register(&mut self, entry: SpooledEntry) -> u64 {
+        self.pending.push_back((entry, false));
+        self.next += 1;
+        self.next - 1
+    }
+
+    /// Marks tickets acknowledged and moves the cursor over the acknowledged prefix.
+    fn ack(&mut self, tickets: &[u64]) {
+        for &t in tickets {
+            if let Some(slot) = t
+                .checked_sub(self.front)
+                .and_then(|i| self.pending.get_mut(i as usize))
+            {
+                slot.1 = true;
+            }
+        }
+        let mut last = None;
+        while let Some((entry, true)) = self.pending.front().copied() {
+            self.pending.pop_front();
+            self.front += 1;
+            self.shared
+                .unacked_bytes
+                .fetch_sub(entry.frame_bytes, Ordering::Relaxed);
+            self.shared
+                .unacked_records
+                .fetch_sub(entry.records, Ordering::Relaxed);
+            last = Some(entry);
+        }
+        if let Some(entry) = last {
+            self.cursor.send_replace(Cursor {
+                position: entry.end,
+                seq: entry.seq,
+            });
+            self.acked_seq.send_replace(entry.seq);
+            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+            self.telemetry
+                .spool
+                .bytes
+                .set(gauge(self.shared.unacked_bytes.load(Ordering::Relaxed)));
+            self.telemetry
+                .spool
+                .records
+                .set(gauge(self.shared.unacked_records.load(Ordering::Relaxed)));
+        }
+    }
 }
 
 pub struct Batcher {
@@ -39,8 +126,11 @@ pub struct Batcher {
     max_batch_age: Duration,
     budget: Arc<Semaphore>,
     capacity: usize,
+    acks: Option<AckTracker>,
     telemetry: Arc<Telemetry>,
     closing: bool,
+    /// Watched inside the retry loop too: a failing sink must not hold up shutdown.
+    shutdown: CancellationToken,
 }
 
 impl Batcher {
@@ -49,9 +139,10 @@ impl Batcher {
         sink: Sink,
         config: &ForwardConfig,
         budget: Arc<Semaphore>,
-        capacity: usize,
+        acks: Option<AckTracker>,
         telemetry: Arc<Telemetry>,
     ) -> Batcher {
+        let capacity = budget.available_permits();
         Batcher {
             rx,
             sink_metrics: telemetry.sink(sink.name()),
@@ -61,13 +152,16 @@ impl Batcher {
             max_batch_age: config.max_batch_age_secs,
             budget,
             capacity,
+            acks,
             telemetry,
             closing: false,
+            shutdown: CancellationToken::new(),
         }
     }
 
     /// Runs until `shutdown`, then drains everything already queued into the sink.
     pub async fn run(mut self, shutdown: CancellationToken) {
+        self.shutdown = shutdown.clone();
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -105,7 +199,12 @@ impl Batcher {
 
     async fn push(&mut self, q: Queued) {
         let kind = q.batch.envelope.kind;
+        let ticket = match (&mut self.acks, q.spooled) {
+            (Some(acks), Some(entry)) => Some(acks.register(entry)),
+            _ => None,
+        };
         let pending = &mut self.pending[kind.index()];
+        pending.tickets.extend(ticket);
         pending.bytes += q.batch.payload_bytes();
         pending.since.get_or_insert_with(Instant::now);
         pending.items.push(q);
@@ -136,7 +235,7 @@ impl Batcher {
         let (parts, permits): (Vec<_>, Vec<_>) = pending
             .items
             .into_iter()
-            .map(|q| (q.batch, q._permit))
+            .map(|q| (q.batch, q.permit))
             .unzip();
         let batch = Arc::new(Batch { kind, parts });
         let records = batch.records();
@@ -151,21 +250,37 @@ impl Batcher {
                         .observe(started.elapsed().as_secs_f64());
                     self.sink_metrics.batches_ok.inc();
                     self.sink_metrics.records.inc_by(records as u64);
+                    if let Some(acks) = &mut self.acks {
+                        acks.ack(&pending.tickets);
+                    }
                     break;
                 }
                 Err(e) => {
                     self.sink_metrics.batches_error.inc();
-                    if self.closing {
+                    let closing = self.closing || self.shutdown.is_cancelled();
+                    if closing {
                         if tries_left == 0 {
-                            tracing::error!(sink = self.sink.name(), records, error = %e,
-                                "sink still failing at shutdown; records lost");
+                            if self.acks.is_some() {
+                                tracing::warn!(sink = self.sink.name(), records, error = %e,
+                                    "sink still failing at shutdown; records stay in the spool for the next start");
+                            } else {
+                                tracing::error!(sink = self.sink.name(), records, error = %e,
+                                    "sink still failing at shutdown; records lost (ack = memory)");
+                            }
                             break;
                         }
                         tries_left -= 1;
                     }
                     tracing::warn!(sink = self.sink.name(), records, error = %e,
                         retry_in_ms = delay.as_millis() as u64, "sink write failed; retrying");
-                    tokio::time::sleep(delay).await;
+                    if closing {
+                        tokio::time::sleep(delay.min(RETRY_FIRST)).await;
+                    } else {
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = self.shutdown.cancelled() => {}
+                        }
+                    }
                     delay = (delay * 2).min(RETRY_CAP);
                 }
             }

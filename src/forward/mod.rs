@@ -1,121 +1,319 @@
 //! Forwarding (DESIGN §3): `Forwarder::submit` takes a request's records and resolves when
-//! the `[forward] ack` policy is met; a background batcher owns the sink.
+//! the `[forward] ack` policy is met; background tasks own the spool, the batcher and the
+//! sink. Routes only ever call `submit` and await it.
 //!
-//! This is the seam the durable spool slots into: a route only ever calls `submit` and
-//! awaits it, so `ack = "disk"` (append + group fsync) and `ack = "downstream"` change what
-//! `submit` waits for, not the routes. Today `ack = "memory"` is the one mode: `submit`
-//! resolves once the records are queued, and the queue is bounded in bytes.
+//! - `memory`: resolves once the records are queued in memory (bounded in bytes).
+//! - `disk`: resolves once the records are appended to the spool and fsynced (group
+//!   commit); the spool reader feeds the batcher, so a crash loses nothing acknowledged.
+//! - `downstream`: as `disk`, then waits until the sink has acknowledged the records.
 
 pub mod batcher;
 pub mod record;
 pub mod sinks;
+pub mod spool;
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::ForwardConfig;
+use crate::config::{Ack, ForwardConfig};
 use crate::telemetry::Telemetry;
 pub use record::{ContentType, Envelope, RecordBatch};
 use sinks::Sink;
+use spool::{SpoolError, SpoolHandle, SpooledEntry};
 
-/// Why `submit` refused records. Both are "retry later": 503 with `Retry-After`, never 500.
+/// Why `submit` refused records. All are "retry later": 503 with `Retry-After`, never 500.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
     #[error("the forwarding queue is full")]
     Full { retry_after: Duration },
+    #[error("the spool is over its high-water mark")]
+    SpoolFull { retry_after: Duration },
+    #[error("the spool is not writable")]
+    SpoolUnavailable { retry_after: Duration },
     #[error("tollgate is shutting down")]
     ShuttingDown { retry_after: Duration },
 }
 
-/// Records waiting for the batcher, with the queue budget they hold until the sink has
-/// written them.
+impl SubmitError {
+    pub fn retry_after(&self) -> Duration {
+        match self {
+            SubmitError::Full { retry_after }
+            | SubmitError::SpoolFull { retry_after }
+            | SubmitError::SpoolUnavailable { retry_after }
+            | SubmitError::ShuttingDown { retry_after } => *retry_after,
+        }
+    }
+}
+
+/// Records on their way to the batcher, holding their share of the memory budget until
+/// the sink has written them; `spooled` says where they are in the spool, if anywhere.
 pub(crate) struct Queued {
     pub batch: RecordBatch,
-    pub _permit: OwnedSemaphorePermit,
+    pub permit: OwnedSemaphorePermit,
+    pub spooled: Option<SpooledEntry>,
+}
+
+/// The batcher's inbox and the memory budget that bounds it.
+#[derive(Clone)]
+struct Queue {
+    tx: mpsc::UnboundedSender<Queued>,
+    budget: Arc<Semaphore>,
+    /// The whole budget; an entry larger than it takes all of it (an empty queue).
+    capacity: u32,
+}
+
+impl Queue {
+    fn permits_for(&self, batch: &RecordBatch) -> u32 {
+        u32::try_from(batch.payload_bytes().max(1))
+            .unwrap_or(u32::MAX)
+            .min(self.capacity)
+    }
+}
+
+#[derive(Clone)]
+enum Path {
+    Memory(Queue),
+    Spool {
+        spool: SpoolHandle,
+        max_bytes: u64,
+        downstream: bool,
+    },
 }
 
 /// The handle routes submit through. Cheap to clone.
 #[derive(Clone)]
 pub struct Forwarder {
-    tx: mpsc::UnboundedSender<Queued>,
-    /// Queue budget in payload bytes: the channel is unbounded, this bounds it.
-    budget: Arc<Semaphore>,
-    /// The whole budget; a request larger than it takes all of it (an empty queue).
-    capacity: u32,
+    path: Path,
     retry_after: Duration,
 }
 
 impl Forwarder {
-    /// Queues a request's records; resolves when the ack policy is met.
+    /// Hands over a request's records; resolves when the ack policy is met.
     pub async fn submit(&self, batch: RecordBatch) -> Result<(), SubmitError> {
         if batch.payloads.is_empty() {
             return Ok(());
         }
-        let bytes = u32::try_from(batch.payload_bytes().max(1))
-            .unwrap_or(u32::MAX)
-            .min(self.capacity);
-        let permit = Arc::clone(&self.budget)
-            .try_acquire_many_owned(bytes)
-            .map_err(|e| match e {
-                tokio::sync::TryAcquireError::NoPermits => SubmitError::Full {
-                    retry_after: self.retry_after,
-                },
-                tokio::sync::TryAcquireError::Closed => SubmitError::ShuttingDown {
-                    retry_after: self.retry_after,
-                },
-            })?;
-        self.tx
-            .send(Queued {
-                batch,
-                _permit: permit,
-            })
-            .map_err(|_| SubmitError::ShuttingDown {
-                retry_after: self.retry_after,
-            })
+        let retry_after = self.retry_after;
+        match &self.path {
+            Path::Memory(queue) => {
+                let permit = Arc::clone(&queue.budget)
+                    .try_acquire_many_owned(queue.permits_for(&batch))
+                    .map_err(|e| match e {
+                        tokio::sync::TryAcquireError::NoPermits => {
+                            SubmitError::Full { retry_after }
+                        }
+                        tokio::sync::TryAcquireError::Closed => {
+                            SubmitError::ShuttingDown { retry_after }
+                        }
+                    })?;
+                queue
+                    .tx
+                    .send(Queued {
+                        batch,
+                        permit,
+                        spooled: None,
+                    })
+                    .map_err(|_| SubmitError::ShuttingDown { retry_after })
+            }
+            Path::Spool {
+                spool,
+                max_bytes,
+                downstream,
+            } => {
+                if !spool.shared.writable.load(Ordering::Relaxed) {
+                    return Err(SubmitError::SpoolUnavailable { retry_after });
+                }
+                if spool.shared.unacked_bytes.load(Ordering::Relaxed) >= *max_bytes {
+                    return Err(SubmitError::SpoolFull { retry_after });
+                }
+                let seq = spool.append(batch).await.map_err(|e| match e {
+                    SpoolError::Closed => SubmitError::ShuttingDown { retry_after },
+                    SpoolError::Io(_) => SubmitError::SpoolUnavailable { retry_after },
+                })?;
+                if *downstream {
+                    spool
+                        .acknowledged(seq)
+                        .await
+                        .map_err(|_| SubmitError::ShuttingDown { retry_after })?;
+                }
+                Ok(())
+            }
+        }
     }
-}
 
-/// The running batcher; `close` drains everything queued into the sink and flushes it.
-pub struct ForwardTask {
-    join: JoinHandle<()>,
-    shutdown: CancellationToken,
-}
-
-impl ForwardTask {
-    pub async fn close(self) {
-        self.shutdown.cancel();
-        if let Err(e) = self.join.await {
-            tracing::error!(error = %e, "forwarding task failed");
+    /// False while the spool cannot be written (a failed write or fsync): `/readyz` is 503.
+    pub fn is_writable(&self) -> bool {
+        match &self.path {
+            Path::Memory(_) => true,
+            Path::Spool { spool, .. } => spool.shared.writable.load(Ordering::Relaxed),
         }
     }
 }
 
-/// Starts the batcher in front of `sink` and returns the handle routes submit through.
+/// The running background parts; `close` drains them in order.
+pub struct ForwardTask {
+    reader: Option<(JoinHandle<()>, CancellationToken)>,
+    batcher: (JoinHandle<()>, CancellationToken),
+    cursor_keeper: Option<JoinHandle<()>>,
+}
+
+impl ForwardTask {
+    /// Stops reading the spool once caught up, writes what the batcher holds to the sink,
+    /// flushes it and persists the cursor. In `memory` mode, drains the queue. Records
+    /// still in the spool (a sink that keeps failing) stay there for the next start.
+    pub async fn close(self) {
+        if let Some((reader, stop)) = self.reader {
+            stop.cancel();
+            if let Err(e) = reader.await {
+                tracing::error!(error = %e, "spool reader failed");
+            }
+        }
+        let (batcher, stop) = self.batcher;
+        stop.cancel();
+        if let Err(e) = batcher.await {
+            tracing::error!(error = %e, "batcher failed");
+        }
+        if let Some(keeper) = self.cursor_keeper
+            && let Err(e) = keeper.await
+        {
+            tracing::error!(error = %e, "cursor keeper failed");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("forward.spool_dir: {0}")]
+    Spool(#[from] SpoolError),
+}
+
+/// Starts the forwarding path for `config.ack` in front of `sink`.
 pub fn start(
     config: &ForwardConfig,
     sink: Sink,
     telemetry: Arc<Telemetry>,
-) -> (Forwarder, ForwardTask) {
+) -> Result<(Forwarder, ForwardTask), StartError> {
     let (tx, rx) = mpsc::unbounded_channel();
-    // Permits are taken per request as a u32, so the budget is capped at u32::MAX bytes.
-    let capacity = usize::try_from(config.queue_max_bytes)
-        .unwrap_or(usize::MAX)
-        .min(u32::MAX as usize);
-    let budget = Arc::new(Semaphore::new(capacity));
-    let shutdown = CancellationToken::new();
-    let batcher = batcher::Batcher::new(rx, sink, config, Arc::clone(&budget), capacity, telemetry);
-    let join = tokio::spawn(batcher.run(shutdown.clone()));
-    (
-        Forwarder {
-            tx,
-            budget,
-            capacity: u32::try_from(capacity).unwrap_or(u32::MAX),
-            retry_after: config.retry_after_secs,
+    // Permits are taken per entry as a u32, so the budget is capped at u32::MAX bytes.
+    let capacity = u32::try_from(config.queue_max_bytes).unwrap_or(u32::MAX);
+    let queue = Queue {
+        tx,
+        budget: Arc::new(Semaphore::new(capacity as usize)),
+        capacity,
+    };
+    let batcher_stop = CancellationToken::new();
+    let retry_after = config.retry_after_secs;
+
+    if config.ack == Ack::Memory {
+        let batcher = batcher::Batcher::new(
+            rx,
+            sink,
+            config,
+            queue.budget.clone(),
+            None,
+            Arc::clone(&telemetry),
+        );
+        let batcher = tokio::spawn(batcher.run(batcher_stop.clone()));
+        let forwarder = Forwarder {
+            path: Path::Memory(queue),
+            retry_after,
+        };
+        let task = ForwardTask {
+            reader: None,
+            batcher: (batcher, batcher_stop),
+            cursor_keeper: None,
+        };
+        return Ok((forwarder, task));
+    }
+
+    let spool = spool::open(
+        &config.spool_dir,
+        config.spool_segment_bytes,
+        Arc::clone(&telemetry),
+    )?;
+    let r = &spool.recovery;
+    if r.entries > 0 || r.torn_bytes > 0 || r.corrupt_frames > 0 {
+        tracing::info!(
+            entries = r.entries,
+            bytes = r.bytes,
+            segments = r.segments,
+            torn_bytes = r.torn_bytes,
+            corrupt_frames = r.corrupt_frames,
+            "spool: replaying unacknowledged records to the sink"
+        );
+    }
+    telemetry
+        .spool
+        .bytes
+        .set(i64::try_from(r.bytes).unwrap_or(i64::MAX));
+    telemetry
+        .spool
+        .records
+        .set(i64::try_from(r.entries).unwrap_or(i64::MAX));
+    let acks = batcher::AckTracker::new(
+        spool.cursor_tx,
+        spool.acked_tx,
+        Arc::clone(&spool.handle.shared),
+        Arc::clone(&telemetry),
+    );
+    let batcher = batcher::Batcher::new(
+        rx,
+        sink,
+        config,
+        queue.budget.clone(),
+        Some(acks),
+        Arc::clone(&telemetry),
+    );
+    let batcher = tokio::spawn(batcher.run(batcher_stop.clone()));
+    let reader_stop = CancellationToken::new();
+    let reader = tokio::spawn(feed(spool.reader, queue, reader_stop.clone()));
+    let cursor_keeper = tokio::spawn(spool.cursor_keeper.run());
+    // The writer thread needs no join: every append it answered is already fsynced, and it
+    // exits by itself once the last `SpoolHandle` is dropped.
+    drop(spool.writer);
+    let forwarder = Forwarder {
+        path: Path::Spool {
+            spool: spool.handle,
+            max_bytes: config.spool_max_bytes,
+            downstream: config.ack == Ack::Downstream,
         },
-        ForwardTask { join, shutdown },
-    )
+        retry_after,
+    };
+    let task = ForwardTask {
+        reader: Some((reader, reader_stop)),
+        batcher: (batcher, batcher_stop),
+        cursor_keeper: Some(cursor_keeper),
+    };
+    Ok((forwarder, task))
+}
+
+/// Moves spooled entries to the batcher as the memory budget allows.
+async fn feed(mut reader: spool::Reader, queue: Queue, stop: CancellationToken) {
+    while let Some(entries) = reader.next(&stop).await {
+        for entry in entries {
+            let permits = queue.permits_for(&entry.batch);
+            let permit = tokio::select! {
+                biased;
+                p = Arc::clone(&queue.budget).acquire_many_owned(permits) => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+                // Shutting down while the sink is slow: what is unread stays in the spool.
+                _ = stop.cancelled() => return,
+            };
+            let queued = Queued {
+                batch: entry.batch,
+                permit,
+                spooled: Some(entry.spooled),
+            };
+            if queue.tx.send(queued).is_err() {
+                return;
+            }
+        }
+    }
 }

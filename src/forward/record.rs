@@ -32,6 +32,20 @@ impl ContentType {
             ContentType::JsonObject => "application/json",
         }
     }
+
+    /// The byte that stands for it in a spool frame. Never reuse a retired code.
+    pub fn code(self) -> u8 {
+        match self {
+            ContentType::JsonObject => 0,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<ContentType> {
+        match code {
+            0 => Some(ContentType::JsonObject),
+            _ => None,
+        }
+    }
 }
 
 /// The records of one request. Payloads are slices of the request body (or of one

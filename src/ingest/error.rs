@@ -89,9 +89,8 @@ impl IngestError {
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            IngestError::Submit(SubmitError::Full { retry_after })
-            | IngestError::Submit(SubmitError::ShuttingDown { retry_after })
-            | IngestError::Shed { retry_after } => Some(*retry_after),
+            IngestError::Submit(e) => Some(e.retry_after()),
+            IngestError::Shed { retry_after } => Some(*retry_after),
             IngestError::Auth(AuthError::NotReady) => Some(Duration::from_secs(1)),
             _ => None,
         }

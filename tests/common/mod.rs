@@ -64,6 +64,7 @@ pub fn test_config(dir: &Path) -> Config {
         watch_interval_secs = 0.05
         [forward]
         ack = "memory"
+        spool_dir = "{dir}/spool"
         max_batch_age_secs = 0.01
         [sink]
         type = "file"
@@ -268,6 +269,7 @@ pub fn sink_records(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
             .map(|e| e.unwrap().path())
+            .filter(|p| p.is_file())
             .filter(|p| {
                 let name = p.file_name().unwrap().to_string_lossy().to_string();
                 name.starts_with(&format!("{kind}.")) || name.starts_with(&format!("{kind}-"))
