@@ -405,7 +405,9 @@ async fn admin_listener_serves_metrics_health_and_readiness() {
     ] {
         assert!(text.contains(name), "{name} missing from /metrics");
     }
-    assert_eq!(server.metric("tollgate_token_table_size").await, 4.0);
+    let tokens: serde_json::Value = serde_json::from_str(&tokens_json(1, true)).unwrap();
+    let table_size = tokens["tokens"].as_array().unwrap().len() as f64;
+    assert_eq!(server.metric("tollgate_token_table_size").await, table_size);
     assert_eq!(
         server.get_admin("/nope").await.status,
         StatusCode::NOT_FOUND
