@@ -550,10 +550,7 @@ async fn kind_mismatch_matrix_is_401_on_the_logs_route_and_403_elsewhere() {
         .compress_vec(
             &WriteRequest {
                 timeseries: vec![TimeSeries {
-                    labels: vec![Label {
-                        name: "__name__".into(),
-                        value: "up".into(),
-                    }],
+                    labels: vec![Label::new("__name__", "up")],
                     samples: vec![Sample {
                         value: 1.0,
                         timestamp: 1,

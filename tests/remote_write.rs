@@ -22,13 +22,7 @@ const HEADERS: [(&str, &str); 3] = [
 
 fn series(labels: &[(&str, &str)], samples: &[(i64, f64)]) -> TimeSeries {
     TimeSeries {
-        labels: labels
-            .iter()
-            .map(|(n, v)| Label {
-                name: (*n).into(),
-                value: (*v).into(),
-            })
-            .collect(),
+        labels: labels.iter().map(|(n, v)| Label::new(n, v)).collect(),
         samples: samples
             .iter()
             .map(|&(timestamp, value)| Sample { value, timestamp })

@@ -25,7 +25,7 @@ use super::error::{Body, IngestError};
 use super::{Ingest, bearer_token};
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::Kind;
-use crate::proto::prometheus::{TimeSeries, WriteRequest};
+use crate::proto::prometheus::{Label, TimeSeries, WriteRequest};
 
 pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
     check_headers(req.headers())?;
@@ -126,10 +126,13 @@ pub fn decode(
             limit: max_decompressed,
         });
     }
-    let decoded = snap::raw::Decoder::new()
-        .decompress_vec(raw)
-        .map_err(not_snappy)?;
-    let request = WriteRequest::decode(decoded.as_slice()).map_err(|e| {
+    let decoded = Bytes::from(
+        snap::raw::Decoder::new()
+            .decompress_vec(raw)
+            .map_err(not_snappy)?,
+    );
+    // Decoding from `Bytes` makes every label a slice of `decoded`, not a copy.
+    let request = WriteRequest::decode(decoded.clone()).map_err(|e| {
         IngestError::BadPayload(format!("body is not a protobuf WriteRequest: {e}"))
     })?;
     let mut counts = WriteCounts {
@@ -155,6 +158,12 @@ fn series_error(series: &TimeSeries) -> Option<&'static str> {
     if labels.iter().any(|l| l.name.is_empty()) {
         return Some("label names must not be empty");
     }
+    let utf8 =
+        |l: &Label| std::str::from_utf8(&l.name).is_ok() && std::str::from_utf8(&l.value).is_ok();
+    let exemplar_labels = series.exemplars.iter().flat_map(|e| &e.labels);
+    if !labels.iter().chain(exemplar_labels).all(utf8) {
+        return Some("label names and values must be UTF-8");
+    }
     if !labels
         .iter()
         .any(|l| l.name == "__name__" && !l.value.is_empty())
@@ -165,7 +174,7 @@ fn series_error(series: &TimeSeries) -> Option<&'static str> {
     // only sort a copy of the names for the rare sender that does not.
     let sorted = labels.windows(2).all(|w| w[0].name < w[1].name);
     if !sorted {
-        let mut names: Vec<&str> = labels.iter().map(|l| l.name.as_str()).collect();
+        let mut names: Vec<&[u8]> = labels.iter().map(|l| &l.name[..]).collect();
         names.sort_unstable();
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Some("label names must be unique");
@@ -177,13 +186,10 @@ fn series_error(series: &TimeSeries) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::prometheus::{Label, Sample};
+    use crate::proto::prometheus::Sample;
 
     fn label(name: &str, value: &str) -> Label {
-        Label {
-            name: name.into(),
-            value: value.into(),
-        }
+        Label::new(name, value)
     }
 
     fn series(labels: Vec<Label>, samples: usize) -> TimeSeries {
@@ -235,6 +241,13 @@ mod tests {
                 label("job", "a"),
                 label("__name__", "up"),
                 label("job", "b"),
+            ],
+            vec![
+                label("__name__", "up"),
+                Label {
+                    name: Bytes::from_static(b"job"),
+                    value: Bytes::from_static(b"not utf-8 \xff"),
+                },
             ],
         ] {
             let req = WriteRequest {

@@ -105,7 +105,11 @@ impl Serialize for LabelsJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(Some(self.0.len()))?;
         for l in self.0 {
-            map.serialize_entry(&l.name, &l.value)?;
+            // UTF-8 was checked at ingest; lossy only guards a payload changed on the way.
+            map.serialize_entry(
+                &*String::from_utf8_lossy(&l.name),
+                &*String::from_utf8_lossy(&l.value),
+            )?;
         }
         map.end()
     }
@@ -210,16 +214,7 @@ mod tests {
     fn remote_write_series_become_lines_with_non_finite_values_as_strings() {
         let req = WriteRequest {
             timeseries: vec![TimeSeries {
-                labels: vec![
-                    Label {
-                        name: "__name__".into(),
-                        value: "up".into(),
-                    },
-                    Label {
-                        name: "job".into(),
-                        value: "x".into(),
-                    },
-                ],
+                labels: vec![Label::new("__name__", "up"), Label::new("job", "x")],
                 samples: vec![
                     Sample {
                         value: 1.5,
