@@ -1,13 +1,14 @@
-//! tollgate: a high-throughput ingest gateway. Shippers POST logs (and soon metrics and
-//! traces) with a shipping token; tollgate authenticates the token against a lock-free,
+//! tollgate: a high-throughput ingest gateway. Shippers POST logs, metrics and traces
+//! (Logz.io bulk, OTLP/HTTP, Prometheus remote_write) with a shipping token; tollgate authenticates the token against a lock-free,
 //! hot-reloaded table and forwards the records downstream in batches.
 //!
 //! Module map (dependencies point one way: `ingest` → `tokens`, `forward`; everything may
-//! use `config`, `model`, `telemetry`; only `app` wires the parts together):
+//! use `config`, `model`, `proto`, `telemetry`; only `app` wires the parts together):
 //! - `server`: the front door (accept loop, timeouts, TLS, graceful shutdown) and admin.
 //! - `ingest`: routes, capped body reading, per-line decisions, the status-code mapping.
 //! - `tokens`: the token table, its sources, the persisted snapshot.
 //! - `forward`: the `submit` → ack seam, the batcher and the sinks.
+//! - `proto`: wire messages (OTLP, `google.rpc.Status`, remote_write) shared by both.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -15,6 +16,7 @@ pub mod config;
 pub mod forward;
 pub mod ingest;
 pub mod model;
+pub mod proto;
 pub mod server;
 pub mod telemetry;
 pub mod tokens;

@@ -91,20 +91,23 @@ impl AuthFailure {
     }
 }
 
-/// Why one record (a log line) was rejected; the `reason` label of
-/// `tollgate_rejected_records_total`.
+/// Why one record (a log line, an OTLP span, log record or data point) was rejected; the
+/// `reason` label of `tollgate_rejected_records_total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RejectReason {
     Malformed,
     Oversized,
     Empty,
+    /// An OTLP record that decodes but breaks a validation rule (e.g. a zero trace id).
+    Invalid,
 }
 
 impl RejectReason {
-    pub const ALL: [RejectReason; 3] = [
+    pub const ALL: [RejectReason; 4] = [
         RejectReason::Malformed,
         RejectReason::Oversized,
         RejectReason::Empty,
+        RejectReason::Invalid,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +115,7 @@ impl RejectReason {
             RejectReason::Malformed => "malformed",
             RejectReason::Oversized => "oversized",
             RejectReason::Empty => "empty",
+            RejectReason::Invalid => "invalid",
         }
     }
 }
@@ -121,16 +125,35 @@ impl RejectReason {
 pub enum Route {
     /// `POST /?token=…` — the Logz.io listener bulk protocol.
     Logs,
+    /// `POST /v1/logs` — OTLP/HTTP logs.
+    OtlpLogs,
+    /// `POST /v1/metrics` — OTLP/HTTP metrics.
+    OtlpMetrics,
+    /// `POST /v1/traces` — OTLP/HTTP traces.
+    OtlpTraces,
+    /// `POST /api/v1/write` — Prometheus remote_write 1.0.
+    RemoteWrite,
     /// Anything that matched no route (404) — counted so scanners show up.
     Unmatched,
 }
 
 impl Route {
-    pub const ALL: [Route; 2] = [Route::Logs, Route::Unmatched];
+    pub const ALL: [Route; 6] = [
+        Route::Logs,
+        Route::OtlpLogs,
+        Route::OtlpMetrics,
+        Route::OtlpTraces,
+        Route::RemoteWrite,
+        Route::Unmatched,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Route::Logs => "logs",
+            Route::OtlpLogs => "otlp_logs",
+            Route::OtlpMetrics => "otlp_metrics",
+            Route::OtlpTraces => "otlp_traces",
+            Route::RemoteWrite => "remote_write",
             Route::Unmatched => "unmatched",
         }
     }

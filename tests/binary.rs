@@ -213,6 +213,20 @@ async fn tokens_never_appear_in_logs_metrics_or_error_bodies() {
             let (_, reply) = send(format!("{base}/?type=t"), &auth, body).await;
             assert!(!String::from_utf8_lossy(&reply).contains(token));
         }
+        // The OTLP and remote_write routes, accepted or refused, in both OTLP encodings.
+        for (path, content_type, encoding) in [
+            ("/v1/traces", "application/json", "identity"),
+            ("/v1/logs", "application/x-protobuf", "identity"),
+            ("/api/v1/write", "application/x-protobuf", "snappy"),
+        ] {
+            let headers = vec![
+                ("authorization", format!("Bearer {token}")),
+                ("content-type", content_type.to_string()),
+                ("content-encoding", encoding.to_string()),
+            ];
+            let (_, reply) = send(format!("{base}{path}"), &headers, "{}").await;
+            assert!(!String::from_utf8_lossy(&reply).contains(token));
+        }
     }
     // A token file that fails to load must not echo its tokens in the error either.
     std::fs::write(

@@ -18,18 +18,31 @@ pub struct Envelope {
     pub content_type: ContentType,
 }
 
-/// How each payload is encoded. Logs are one JSON object per record; the OTLP and
-/// remote_write routes will add their own encodings here.
+/// How each payload is encoded: what a Kafka consumer reads in the `content_type` header
+/// and what the file sink converts from. OTLP and remote_write payloads are the protocol's
+/// own bytes (one payload per request), so a sink can forward the original body; which
+/// OTLP message it is follows from the envelope's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentType {
-    /// One JSON object per payload, without a trailing newline.
+    /// A Logz.io log: one JSON object per payload, without a trailing newline.
     JsonObject,
+    /// An OTLP `Export{Logs,Metrics,Trace}ServiceRequest` in protobuf.
+    OtlpProtobuf,
+    /// An OTLP `Export{Logs,Metrics,Trace}ServiceRequest` in OTLP/JSON, as the client sent it.
+    OtlpJson,
+    /// A Prometheus remote_write 1.0 `WriteRequest`, snappy block-compressed, as sent.
+    RemoteWriteSnappy,
 }
 
 impl ContentType {
     pub fn as_str(self) -> &'static str {
         match self {
             ContentType::JsonObject => "application/json",
+            ContentType::OtlpProtobuf => "application/x-protobuf;proto=otlp",
+            ContentType::OtlpJson => "application/json;proto=otlp",
+            ContentType::RemoteWriteSnappy => {
+                "application/x-protobuf;proto=prometheus.WriteRequest;encoding=snappy"
+            }
         }
     }
 
@@ -37,12 +50,18 @@ impl ContentType {
     pub fn code(self) -> u8 {
         match self {
             ContentType::JsonObject => 0,
+            ContentType::OtlpProtobuf => 1,
+            ContentType::OtlpJson => 2,
+            ContentType::RemoteWriteSnappy => 3,
         }
     }
 
     pub fn from_code(code: u8) -> Option<ContentType> {
         match code {
             0 => Some(ContentType::JsonObject),
+            1 => Some(ContentType::OtlpProtobuf),
+            2 => Some(ContentType::OtlpJson),
+            3 => Some(ContentType::RemoteWriteSnappy),
             _ => None,
         }
     }

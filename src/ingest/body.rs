@@ -63,6 +63,25 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let encoding = Encoding::from_headers(headers)?;
+    let raw = read_raw_body(headers, body, limits).await?;
+    if encoding == Encoding::Identity {
+        return Ok(raw);
+    }
+    let max = limits.max_decompressed_bytes;
+    off_the_runtime_if_large(raw.len(), move || decompress(&raw, encoding, max)).await
+}
+
+/// Reads the whole body as sent, within `max_body_bytes` and the body timeout, without
+/// looking at `Content-Encoding` (remote_write decodes its own snappy).
+pub async fn read_raw_body<B>(
+    headers: &HeaderMap,
+    body: B,
+    limits: &Limits,
+) -> Result<Bytes, IngestError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let too_large = IngestError::TooLarge {
         what: "body",
         limit: limits.max_body_bytes,
@@ -79,23 +98,27 @@ where
         tokio::time::timeout(limits.body_read_timeout, Limited::new(body, cap).collect())
             .await
             .map_err(|_| IngestError::BodyTimeout(limits.body_read_timeout))?;
-    let raw = match collected {
-        Ok(c) => c.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large),
-        Err(_) => return Err(IngestError::BodyRead),
-    };
-    if encoding == Encoding::Identity {
-        return Ok(raw);
+    match collected {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large),
+        Err(_) => Err(IngestError::BodyRead),
     }
-    let max = limits.max_decompressed_bytes;
-    if raw.len() <= INLINE_DECODE_MAX {
-        decompress(&raw, encoding, max)
+}
+
+/// Runs CPU-heavy work on a body (decompression, protobuf decoding) inline when the body
+/// is small, and off the async worker threads when it is large, so one 10 MiB request
+/// does not stall every connection sharing its worker.
+pub async fn off_the_runtime_if_large<T, F>(len: usize, work: F) -> Result<T, IngestError>
+where
+    F: FnOnce() -> Result<T, IngestError> + Send + 'static,
+    T: Send + 'static,
+{
+    if len <= INLINE_DECODE_MAX {
+        work()
     } else {
-        tokio::task::spawn_blocking(move || decompress(&raw, encoding, max))
+        tokio::task::spawn_blocking(work)
             .await
-            .map_err(|_| IngestError::BadEncoding {
-                encoding: "gzip or deflate",
-            })?
+            .map_err(|_| IngestError::BodyRead)?
     }
 }
 

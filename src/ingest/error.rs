@@ -1,16 +1,20 @@
 //! Where a refused request ends up. Status codes are decided in `IngestError::response`
 //! and nowhere else, so DESIGN §1's table can be checked against this one match.
-//! Bodies are JSON `{"error": "..."}` and never contain a token.
+//! Bodies are JSON `{"error": "..."}`, except on the OTLP routes, whose errors are a
+//! `google.rpc.Status` in the request's encoding; no body ever contains a token.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
+use prost::Message;
 
 use super::logs::LineCounts;
+use super::otlp::OtlpEncoding;
 use crate::forward::SubmitError;
 use crate::model::Route;
+use crate::proto::Status;
 use crate::tokens::AuthError;
 
 pub type Body = Full<Bytes>;
@@ -29,6 +33,15 @@ pub enum IngestError {
     TooLarge { what: &'static str, limit: u64 },
     #[error("unsupported Content-Encoding; use gzip, deflate or none")]
     UnsupportedEncoding,
+    #[error("unsupported {what}; use {expected}")]
+    Unsupported {
+        what: &'static str,
+        expected: &'static str,
+    },
+    /// A body that does not decode as the route's protocol message, or breaks a rule the
+    /// whole request depends on (remote_write has no partial success).
+    #[error("{0}")]
+    BadPayload(String),
     #[error("body is not valid {encoding}")]
     BadEncoding { encoding: &'static str },
     #[error("request body not received within {0:?}")]
@@ -43,18 +56,49 @@ pub enum IngestError {
     Lines(LineCounts),
 }
 
+/// How a route words its refusals (DESIGN §1): the Logz.io listener answers every token
+/// failure with 401 and a message naming it; OTLP answers a `google.rpc.Status` in the
+/// request's encoding; OTLP and remote_write answer 403 for a disabled token or one of
+/// the wrong kind. Chosen from the route and the request head before the handler runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Logzio,
+    /// OTLP/HTTP; an unsupported `Content-Type` is answered in JSON.
+    Otlp(OtlpEncoding),
+    RemoteWrite,
+    /// No route matched.
+    Plain,
+}
+
+impl Dialect {
+    pub fn of(route: Route, headers: &HeaderMap) -> Dialect {
+        match route {
+            Route::Logs => Dialect::Logzio,
+            Route::OtlpLogs | Route::OtlpMetrics | Route::OtlpTraces => {
+                Dialect::Otlp(OtlpEncoding::from_headers(headers).unwrap_or(OtlpEncoding::Json))
+            }
+            Route::RemoteWrite => Dialect::RemoteWrite,
+            Route::Unmatched => Dialect::Plain,
+        }
+    }
+}
+
 impl IngestError {
     /// The one mapping from error to HTTP answer, with the route's own rules.
-    pub fn response(&self, route: Route) -> Response<Body> {
-        let status = self.status(route);
-        let body = match self {
-            IngestError::Lines(counts) => counts.to_json(),
-            IngestError::Auth(e) if route == Route::Logs => error_json(&logs_auth_message(*e)),
-            other => error_json(&other.to_string()),
+    pub fn response(&self, dialect: Dialect) -> Response<Body> {
+        let status = self.status(dialect);
+        let (content_type, body) = match (self, dialect) {
+            (IngestError::Lines(counts), _) => (JSON, counts.to_json()),
+            (IngestError::Auth(e), Dialect::Logzio) => (JSON, error_json(&logs_auth_message(*e))),
+            (other, Dialect::Otlp(encoding)) => (
+                encoding.content_type(),
+                rpc_status(encoding, status, &other.to_string()),
+            ),
+            (other, _) => (JSON, error_json(&other.to_string())),
         };
         let mut response = Response::builder()
             .status(status)
-            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CONTENT_TYPE, content_type)
             .body(Full::new(Bytes::from(body)))
             .expect("static status and header are valid");
         if let Some(retry_after) = self.retry_after() {
@@ -66,23 +110,31 @@ impl IngestError {
         response
     }
 
-    fn status(&self, route: Route) -> StatusCode {
+    fn status(&self, dialect: Dialect) -> StatusCode {
         match self {
             IngestError::Auth(AuthError::NotReady) => StatusCode::SERVICE_UNAVAILABLE,
             // The Logz.io listener answers every token failure with 401, and its senders
-            // rely on it (DESIGN §1). OTLP routes will map Disabled/WrongKind to 403.
-            IngestError::Auth(_) => match route {
-                Route::Logs | Route::Unmatched => StatusCode::UNAUTHORIZED,
+            // rely on it. OTLP and remote_write tell "who are you" (401) from "not
+            // allowed" (403): a disabled token or one of another kind (DESIGN §1).
+            IngestError::Auth(AuthError::Disabled | AuthError::WrongKind { .. }) => match dialect {
+                Dialect::Otlp(_) | Dialect::RemoteWrite => StatusCode::FORBIDDEN,
+                Dialect::Logzio | Dialect::Plain => StatusCode::UNAUTHORIZED,
             },
+            IngestError::Auth(AuthError::Missing | AuthError::Malformed | AuthError::Unknown) => {
+                StatusCode::UNAUTHORIZED
+            }
             IngestError::Submit(_) | IngestError::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::NotFound => StatusCode::NOT_FOUND,
             IngestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            IngestError::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::UnsupportedEncoding | IngestError::Unsupported { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             IngestError::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             IngestError::BadEncoding { .. }
             | IngestError::BodyRead
             | IngestError::BadParameter(_)
+            | IngestError::BadPayload(_)
             | IngestError::Lines(_) => StatusCode::BAD_REQUEST,
         }
     }
@@ -94,6 +146,36 @@ impl IngestError {
             IngestError::Auth(AuthError::NotReady) => Some(Duration::from_secs(1)),
             _ => None,
         }
+    }
+}
+
+const JSON: &str = "application/json";
+
+/// A `google.rpc.Status` for an OTLP error, in the request's encoding. The code is the
+/// gRPC code closest to the HTTP status (the OTLP/HTTP spec leaves it to the server).
+fn rpc_status(encoding: OtlpEncoding, status: StatusCode, message: &str) -> Vec<u8> {
+    let code = match status {
+        StatusCode::BAD_REQUEST | StatusCode::UNSUPPORTED_MEDIA_TYPE => 3, // INVALID_ARGUMENT
+        StatusCode::REQUEST_TIMEOUT => 4,                                  // DEADLINE_EXCEEDED
+        StatusCode::NOT_FOUND => 5,                                        // NOT_FOUND
+        StatusCode::FORBIDDEN => 7,                                        // PERMISSION_DENIED
+        StatusCode::PAYLOAD_TOO_LARGE => 8,                                // RESOURCE_EXHAUSTED
+        StatusCode::METHOD_NOT_ALLOWED => 12,                              // UNIMPLEMENTED
+        StatusCode::SERVICE_UNAVAILABLE => 14,                             // UNAVAILABLE
+        StatusCode::UNAUTHORIZED => 16,                                    // UNAUTHENTICATED
+        _ => 2,                                                            // UNKNOWN
+    };
+    let status = Status {
+        code,
+        message: message.to_string(),
+    };
+    match encoding {
+        OtlpEncoding::Protobuf => status.encode_to_vec(),
+        OtlpEncoding::Json => serde_json::to_vec(&serde_json::json!({
+            "code": status.code,
+            "message": status.message,
+        }))
+        .expect("a JSON value serializes"),
     }
 }
 

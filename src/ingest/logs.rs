@@ -16,15 +16,15 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::Ingest;
 use super::body::read_body;
 use super::error::{Body, IngestError};
+use super::{Ingest, bearer_token};
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
 
@@ -109,13 +109,6 @@ impl Params {
             log_type: log_type.into_owned(),
         })
     }
-}
-
-/// `Authorization: Bearer T`, the alternative to `?token=`.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
 /// Per-line outcome counts: the body of the 400 answer, with the Logz.io field names.

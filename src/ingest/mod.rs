@@ -1,15 +1,23 @@
 //! The ingest routes: the service the public listener runs. It sheds load before any body
 //! is read, dispatches on `(method, path)`, turns every error into its one HTTP answer
 //! (`error.rs`), and counts each request by route and status.
+//!
+//! | route | file |
+//! |---|---|
+//! | `POST /?token=T&type=X` (Logz.io bulk) | `logs.rs` |
+//! | `POST /v1/logs`, `/v1/metrics`, `/v1/traces` (OTLP/HTTP) | `otlp.rs` |
+//! | `POST /api/v1/write` (Prometheus remote_write 1.0) | `remote_write.rs` |
 
 pub mod body;
 pub mod error;
 pub mod logs;
+pub mod otlp;
+pub mod remote_write;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{Method, Request, Response};
+use http::{HeaderMap, Method, Request, Response, header};
 use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -19,7 +27,7 @@ use crate::model::Route;
 use crate::telemetry::Telemetry;
 use crate::tokens::Tokens;
 pub use body::Limits;
-pub use error::{Body, IngestError};
+pub use error::{Body, Dialect, IngestError};
 
 /// What the routes need: the token table, the forward handle, the limits. Nothing else.
 pub struct Ingest {
@@ -56,8 +64,13 @@ impl Ingest {
         let started = Instant::now();
         let route = match req.uri().path() {
             "/" => Route::Logs,
+            "/v1/logs" => Route::OtlpLogs,
+            "/v1/metrics" => Route::OtlpMetrics,
+            "/v1/traces" => Route::OtlpTraces,
+            "/api/v1/write" => Route::RemoteWrite,
             _ => Route::Unmatched,
         };
+        let dialect = Dialect::of(route, req.headers());
         let span = tracing::debug_span!(
             "request",
             route = route.as_str(),
@@ -69,7 +82,7 @@ impl Ingest {
                 retry_after: self.retry_after,
             }),
         };
-        let response = result.unwrap_or_else(|e| e.response(route));
+        let response = result.unwrap_or_else(|e| e.response(dialect));
         let elapsed = started.elapsed();
         let code = response.status().as_u16();
         self.telemetry.route(route).observe(code, elapsed);
@@ -83,9 +96,21 @@ impl Ingest {
         req: Request<Incoming>,
     ) -> Result<Response<Body>, IngestError> {
         match (route, req.method()) {
-            (Route::Logs, &Method::POST) => logs::handle(req, self).await,
-            (Route::Logs, _) => Err(IngestError::MethodNotAllowed),
             (Route::Unmatched, _) => Err(IngestError::NotFound),
+            (_, method) if method != Method::POST => Err(IngestError::MethodNotAllowed),
+            (Route::Logs, _) => logs::handle(req, self).await,
+            (Route::OtlpLogs, _) => otlp::handle(req, self, otlp::Signal::Logs).await,
+            (Route::OtlpMetrics, _) => otlp::handle(req, self, otlp::Signal::Metrics).await,
+            (Route::OtlpTraces, _) => otlp::handle(req, self, otlp::Signal::Traces).await,
+            (Route::RemoteWrite, _) => remote_write::handle(req, self).await,
         }
     }
+}
+
+/// `Authorization: Bearer T`: the only token carrier of OTLP and remote_write, and the
+/// alternative to `?token=` on the logs route.
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

@@ -23,12 +23,14 @@ pub const LOGS_TOKEN: &str = "testLogsToken00000000000000001";
 pub const DISABLED_TOKEN: &str = "testDisabledToken0000000000002";
 pub const METRICS_TOKEN: &str = "testMetricsToken00000000000003";
 pub const OTHER_ACCOUNT_TOKEN: &str = "testOtherAccount00000000000004";
+pub const TRACES_TOKEN: &str = "testTracesToken000000000000005";
 pub const UNKNOWN_TOKEN: &str = "testUnknownToken00000000000099";
-pub const ALL_TOKENS: [&str; 5] = [
+pub const ALL_TOKENS: [&str; 6] = [
     LOGS_TOKEN,
     DISABLED_TOKEN,
     METRICS_TOKEN,
     OTHER_ACCOUNT_TOKEN,
+    TRACES_TOKEN,
     UNKNOWN_TOKEN,
 ];
 
@@ -45,6 +47,8 @@ pub fn tokens_json(version: u64, logs_token_enabled: bool) -> String {
              "account_name": "acme", "kind": "metrics", "enabled": true},
             {"token": OTHER_ACCOUNT_TOKEN, "token_id": "t-logs-3", "account_id": 2002,
              "account_name": "globex", "kind": "logs", "enabled": true},
+            {"token": TRACES_TOKEN, "token_id": "t-traces-1", "account_id": 1001,
+             "account_name": "acme", "kind": "traces", "enabled": true},
         ]
     })
     .to_string()
@@ -63,7 +67,7 @@ pub fn test_config(dir: &Path) -> Config {
         state_dir = "{dir}/state"
         watch_interval_secs = 0.05
         [forward]
-        ack = "memory"
+        ack = "disk"
         spool_dir = "{dir}/spool"
         max_batch_age_secs = 0.01
         [sink]
@@ -190,6 +194,25 @@ impl TestServer {
                 .unwrap(),
         )
         .await
+    }
+
+    /// POSTs `body` to `path` with a bearer token (when given) and extra headers.
+    pub async fn post(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        let mut req = Request::post(self.url(path));
+        if let Some(t) = token {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        self.request(req.body(Full::new(body.into())).unwrap())
+            .await
     }
 
     pub async fn get_admin(&self, path: &str) -> Reply {

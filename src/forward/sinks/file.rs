@@ -1,8 +1,11 @@
 //! The file sink (the embedded default): one NDJSON file set per kind under its directory.
 //! `logs.ndjson` is the active file; it is rotated to `logs-<epoch ms>.ndjson` by size or
 //! age. Each line is the record's JSON object with the metadata fields `_account_id`,
-//! `_token_id`, `_kind` (and `_type` for logs) written first — set by tollgate after
+//! `_token_id`, `_kind` (and `_type` for Logz.io logs) written first — set by tollgate after
 //! authentication; ingest has already removed any field of those names the client sent.
+//! OTLP requests are written as one OTLP/JSON line each, remote_write requests as one line
+//! per series (see `inspect.rs`); OTLP logs share `logs.ndjson` with Logz.io logs and are
+//! told apart by their `resourceLogs` key.
 //!
 //! On open, a torn last line (a crash mid-write) is cut back to the last newline, so half
 //! a record is never glued to the next one.
@@ -13,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use super::{Batch, SinkError};
-use crate::forward::record::Envelope;
+use super::{Batch, SinkError, inspect};
+use crate::forward::record::{ContentType, Envelope};
 use crate::model::Kind;
 
 pub struct FileSink {
@@ -173,9 +176,47 @@ fn complete_prefix_len(file: &mut File, len: u64) -> io::Result<u64> {
     Ok(0)
 }
 
-/// Appends one NDJSON line per payload: the metadata fields, then the record's own.
-/// Payloads are JSON objects (ingest guarantees it), so splicing after their `{` is exact.
+/// Appends one NDJSON line per record: the metadata fields, then the record's own. Logs
+/// are JSON objects already (ingest guarantees it), so splicing after their `{` is exact;
+/// OTLP and remote_write payloads are converted first (`inspect.rs` has the forms).
 pub fn encode(envelope: &Envelope, payloads: &[bytes::Bytes], out: &mut Vec<u8>) {
+    let prefix = metadata_prefix(envelope);
+    let mut scratch = Vec::new();
+    for payload in payloads {
+        let converted = match envelope.content_type {
+            ContentType::JsonObject => {
+                splice(&prefix, payload, out);
+                Ok(())
+            }
+            ContentType::OtlpProtobuf | ContentType::OtlpJson => {
+                scratch.clear();
+                inspect::otlp(envelope.kind, envelope.content_type, payload, &mut scratch)
+                    .map(|()| splice(&prefix, &scratch, out))
+            }
+            ContentType::RemoteWriteSnappy => {
+                inspect::remote_write(payload, |line| splice(&prefix, line, out))
+            }
+        };
+        if let Err(e) = converted {
+            // Never drop a record silently: keep its bytes, hex-encoded, beside the error.
+            tracing::error!(error = %e, content_type = envelope.content_type.as_str(),
+                "file sink could not convert a record; writing it raw");
+            let raw = serde_json::json!({
+                "_error": e.to_string(),
+                "_content_type": envelope.content_type.as_str(),
+                "_payload_hex": hex::encode(payload),
+            });
+            splice(
+                &prefix,
+                &serde_json::to_vec(&raw).expect("a JSON value serializes"),
+                out,
+            );
+        }
+    }
+}
+
+/// `{"_account_id":…,"_token_id":…,"_kind":…[,"_type":…]`, without the closing brace.
+fn metadata_prefix(envelope: &Envelope) -> Vec<u8> {
     let mut prefix = Vec::with_capacity(96);
     prefix.extend_from_slice(b"{\"_account_id\":");
     prefix.extend_from_slice(envelope.account_id.0.to_string().as_bytes());
@@ -189,21 +230,24 @@ pub fn encode(envelope: &Envelope, payloads: &[bytes::Bytes], out: &mut Vec<u8>)
         prefix.extend_from_slice(b",\"_type\":");
         serde_json::to_writer(&mut prefix, &**log_type).expect("writing to a Vec cannot fail");
     }
-    for payload in payloads {
-        out.extend_from_slice(&prefix);
-        let rest = payload.strip_prefix(b"{").unwrap_or(payload);
-        if !rest.trim_ascii_start().starts_with(b"}") {
-            out.push(b',');
-        }
-        out.extend_from_slice(rest);
-        out.push(b'\n');
+    prefix
+}
+
+/// Writes `prefix` then the JSON object `object` without its `{`, and a newline.
+fn splice(prefix: &[u8], object: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(prefix);
+    let rest = object.strip_prefix(b"{").unwrap_or(object);
+    if !rest.trim_ascii_start().starts_with(b"}") {
+        out.push(b',');
     }
+    out.extend_from_slice(rest);
+    out.push(b'\n');
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forward::record::{ContentType, RecordBatch};
+    use crate::forward::record::RecordBatch;
     use crate::model::{AccountId, TokenId};
     use bytes::Bytes;
 

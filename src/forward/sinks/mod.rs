@@ -3,6 +3,7 @@
 
 pub mod blackhole;
 pub mod file;
+pub mod inspect;
 
 use std::sync::Arc;
 

@@ -1,0 +1,594 @@
+//! `POST /v1/logs`, `/v1/metrics`, `/v1/traces` — OTLP/HTTP (DESIGN §1), top to bottom:
+//! content type, token, body, decode, check, submit, reply.
+//!
+//! - Bodies are `Export{Logs,Metrics,Trace}ServiceRequest` in `application/x-protobuf` or
+//!   `application/json` (OTLP/JSON: lowerCamelCase keys, hex trace/span ids, enums as
+//!   integers, 64-bit integers as strings or numbers), optionally gzip- or
+//!   deflate-compressed. Anything else is a 415.
+//! - The token comes from `Authorization: Bearer` only, and must be of the signal's kind:
+//!   logs for `/v1/logs`, metrics for `/v1/metrics`, traces for `/v1/traces`.
+//! - Records are log records, data points and spans. Each is checked against the rules
+//!   below; the ones that break a rule are dropped and reported in `partial_success`
+//!   (`rejected_*` and `error_message`) of a 200, which clients must not retry. The rest
+//!   are forwarded as one payload: the body as sent when nothing was dropped, otherwise the
+//!   request re-encoded (same encoding) without the dropped records and emptied containers.
+//! - A body that does not decode is a 400 whose body is a `google.rpc.Status`; every answer,
+//!   success or error, has the request's `Content-Type`.
+//!
+//! Rules (what a receiver can check without guessing at the sender's intent):
+//! - span: `trace_id` is 16 bytes and `span_id` 8 bytes, neither all zero (the OTLP spec
+//!   calls such ids invalid); `parent_span_id` is empty or 8 bytes.
+//! - log record: `trace_id` is empty or 16 bytes, `span_id` empty or 8 bytes (both optional).
+//! - metric: its `name` is not empty (otherwise all its data points are rejected); a
+//!   histogram data point with bucket counts has one more of them than explicit bounds.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use prost::Message;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::body::{off_the_runtime_if_large, read_body};
+use super::error::{Body, IngestError};
+use super::{Ingest, bearer_token};
+use crate::forward::{ContentType, Envelope, RecordBatch};
+use crate::model::{Kind, RejectReason};
+use crate::proto::otlp::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use crate::proto::otlp::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use crate::proto::otlp::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use crate::proto::otlp::logs::v1::LogRecord;
+use crate::proto::otlp::metrics::v1::metric::Data;
+use crate::proto::otlp::metrics::v1::{HistogramDataPoint, Metric};
+use crate::proto::otlp::trace::v1::Span;
+
+/// The three OTLP signals, one per route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Logs,
+    Metrics,
+    Traces,
+}
+
+pub async fn handle(
+    req: Request<Incoming>,
+    cx: &Ingest,
+    signal: Signal,
+) -> Result<Response<Body>, IngestError> {
+    match signal {
+        Signal::Logs => export::<ExportLogsServiceRequest>(req, cx).await,
+        Signal::Metrics => export::<ExportMetricsServiceRequest>(req, cx).await,
+        Signal::Traces => export::<ExportTraceServiceRequest>(req, cx).await,
+    }
+}
+
+async fn export<T: Export>(
+    req: Request<Incoming>,
+    cx: &Ingest,
+) -> Result<Response<Body>, IngestError> {
+    let encoding = OtlpEncoding::from_headers(req.headers()).ok_or(IngestError::Unsupported {
+        what: "Content-Type",
+        expected: "application/x-protobuf or application/json",
+    })?;
+    let info = cx
+        .tokens
+        .authenticate(bearer_token(req.headers()), T::KIND)?;
+    tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
+    let (parts, body) = req.into_parts();
+    let body = read_body(&parts.headers, body, &cx.limits).await?;
+    let Prepared { payload, verdict } =
+        off_the_runtime_if_large(body.len(), move || prepare::<T>(body, encoding)).await?;
+    let payload_bytes = payload.as_ref().map_or(0, Bytes::len);
+    if let Some(payload) = payload {
+        cx.forward
+            .submit(RecordBatch {
+                envelope: Envelope {
+                    kind: T::KIND,
+                    account_id: info.account_id,
+                    token_id: info.token_id.clone(),
+                    log_type: None,
+                    content_type: encoding.stored_as(),
+                },
+                payloads: vec![payload],
+            })
+            .await?;
+    }
+    let metrics = cx.telemetry.kind(T::KIND);
+    metrics.records.inc_by(verdict.accepted);
+    metrics.bytes.inc_by(payload_bytes as u64);
+    metrics.rejected(RejectReason::Invalid, verdict.rejected);
+    Ok(export_response::<T>(encoding, &verdict))
+}
+
+/// The two OTLP/HTTP encodings; the answer always uses the request's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtlpEncoding {
+    Protobuf,
+    Json,
+}
+
+impl OtlpEncoding {
+    /// Reads `Content-Type` (parameters such as `charset` are ignored); `None` is a 415.
+    pub fn from_headers(headers: &HeaderMap) -> Option<OtlpEncoding> {
+        let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+        let media_type = value.split(';').next().unwrap_or("").trim();
+        if media_type.eq_ignore_ascii_case("application/x-protobuf") {
+            Some(OtlpEncoding::Protobuf)
+        } else if media_type.eq_ignore_ascii_case("application/json") {
+            Some(OtlpEncoding::Json)
+        } else {
+            None
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            OtlpEncoding::Protobuf => "application/x-protobuf",
+            OtlpEncoding::Json => "application/json",
+        }
+    }
+
+    fn stored_as(self) -> ContentType {
+        match self {
+            OtlpEncoding::Protobuf => ContentType::OtlpProtobuf,
+            OtlpEncoding::Json => ContentType::OtlpJson,
+        }
+    }
+}
+
+/// How many records of a request were accepted and rejected, and the first rule broken.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdict {
+    pub accepted: u64,
+    pub rejected: u64,
+    pub first_error: Option<&'static str>,
+}
+
+impl Verdict {
+    /// Counts one record; `true` keeps it.
+    fn judge(&mut self, error: Option<&'static str>) -> bool {
+        self.judge_many(1, error)
+    }
+
+    fn judge_many(&mut self, n: u64, error: Option<&'static str>) -> bool {
+        match error {
+            None => {
+                self.accepted += n;
+                true
+            }
+            Some(e) => {
+                self.rejected += n;
+                self.first_error.get_or_insert(e);
+                false
+            }
+        }
+    }
+}
+
+/// A decoded and checked request: what to forward (nothing when no record was accepted)
+/// and the verdict.
+#[derive(Debug)]
+pub struct Prepared {
+    pub payload: Option<Bytes>,
+    pub verdict: Verdict,
+}
+
+/// Decodes `body`, drops the records that break a rule and re-encodes only if it dropped
+/// some: an all-valid request is forwarded as the bytes it came in.
+pub fn prepare<T: Export>(body: Bytes, encoding: OtlpEncoding) -> Result<Prepared, IngestError> {
+    let mut export = decode::<T>(&body, encoding)?;
+    let verdict = export.retain_valid();
+    let payload = if verdict.accepted == 0 {
+        None
+    } else if verdict.rejected == 0 {
+        Some(body)
+    } else {
+        Some(Bytes::from(match encoding {
+            OtlpEncoding::Protobuf => export.encode_to_vec(),
+            OtlpEncoding::Json => serde_json::to_vec(&export).expect("OTLP messages serialize"),
+        }))
+    };
+    Ok(Prepared { payload, verdict })
+}
+
+fn decode<T: Export>(body: &Bytes, encoding: OtlpEncoding) -> Result<T, IngestError> {
+    match encoding {
+        OtlpEncoding::Protobuf => T::decode(body.clone()).map_err(|e| {
+            IngestError::BadPayload(format!("body is not a protobuf {}: {e}", T::MESSAGE))
+        }),
+        OtlpEncoding::Json => serde_json::from_slice(body).map_err(|e| {
+            IngestError::BadPayload(format!("body is not an OTLP/JSON {}: {e}", T::MESSAGE))
+        }),
+    }
+}
+
+/// The 200 answer: an `Export*ServiceResponse`, with `partial_success` when records were
+/// rejected. In JSON, `rejected_*` (an int64) is a string, as proto3 JSON writes it.
+fn export_response<T: Export>(encoding: OtlpEncoding, verdict: &Verdict) -> Response<Body> {
+    let body = if verdict.rejected == 0 {
+        match encoding {
+            OtlpEncoding::Protobuf => Vec::new(),
+            OtlpEncoding::Json => b"{}".to_vec(),
+        }
+    } else {
+        let rejected = i64::try_from(verdict.rejected).unwrap_or(i64::MAX);
+        let message = format!(
+            "{rejected} {} rejected: {}",
+            T::RECORDS,
+            verdict.first_error.unwrap_or("invalid")
+        );
+        match encoding {
+            OtlpEncoding::Protobuf => T::partial_success(rejected, message),
+            OtlpEncoding::Json => {
+                let mut partial = serde_json::Map::new();
+                partial.insert(T::REJECTED_KEY.into(), rejected.to_string().into());
+                partial.insert("errorMessage".into(), message.into());
+                serde_json::to_vec(&serde_json::json!({ "partialSuccess": partial }))
+                    .expect("a JSON value serializes")
+            }
+        }
+    };
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, encoding.content_type())
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response is valid")
+}
+
+/// What differs between the three signals' requests.
+pub trait Export: Message + Default + Serialize + DeserializeOwned + Send + 'static {
+    const KIND: Kind;
+    const MESSAGE: &'static str;
+    /// What the records are called in `error_message`.
+    const RECORDS: &'static str;
+    /// The OTLP/JSON key of the response's rejected count.
+    const REJECTED_KEY: &'static str;
+    /// Drops the records that break a rule (and containers left empty); counts both.
+    fn retain_valid(&mut self) -> Verdict;
+    /// The protobuf response carrying a partial success.
+    fn partial_success(rejected: i64, error_message: String) -> Vec<u8>;
+}
+
+impl Export for ExportTraceServiceRequest {
+    const KIND: Kind = Kind::Traces;
+    const MESSAGE: &'static str = "ExportTraceServiceRequest";
+    const RECORDS: &'static str = "spans";
+    const REJECTED_KEY: &'static str = "rejectedSpans";
+
+    fn retain_valid(&mut self) -> Verdict {
+        let mut verdict = Verdict::default();
+        for resource in &mut self.resource_spans {
+            for scope in &mut resource.scope_spans {
+                scope.spans.retain(|s| verdict.judge(span_error(s)));
+            }
+            resource.scope_spans.retain(|s| !s.spans.is_empty());
+        }
+        self.resource_spans.retain(|r| !r.scope_spans.is_empty());
+        verdict
+    }
+
+    fn partial_success(rejected_spans: i64, error_message: String) -> Vec<u8> {
+        ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans,
+                error_message,
+            }),
+        }
+        .encode_to_vec()
+    }
+}
+
+impl Export for ExportLogsServiceRequest {
+    const KIND: Kind = Kind::Logs;
+    const MESSAGE: &'static str = "ExportLogsServiceRequest";
+    const RECORDS: &'static str = "log records";
+    const REJECTED_KEY: &'static str = "rejectedLogRecords";
+
+    fn retain_valid(&mut self) -> Verdict {
+        let mut verdict = Verdict::default();
+        for resource in &mut self.resource_logs {
+            for scope in &mut resource.scope_logs {
+                scope.log_records.retain(|r| verdict.judge(log_error(r)));
+            }
+            resource.scope_logs.retain(|s| !s.log_records.is_empty());
+        }
+        self.resource_logs.retain(|r| !r.scope_logs.is_empty());
+        verdict
+    }
+
+    fn partial_success(rejected_log_records: i64, error_message: String) -> Vec<u8> {
+        ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess {
+                rejected_log_records,
+                error_message,
+            }),
+        }
+        .encode_to_vec()
+    }
+}
+
+impl Export for ExportMetricsServiceRequest {
+    const KIND: Kind = Kind::Metrics;
+    const MESSAGE: &'static str = "ExportMetricsServiceRequest";
+    const RECORDS: &'static str = "data points";
+    const REJECTED_KEY: &'static str = "rejectedDataPoints";
+
+    fn retain_valid(&mut self) -> Verdict {
+        let mut verdict = Verdict::default();
+        for resource in &mut self.resource_metrics {
+            for scope in &mut resource.scope_metrics {
+                scope
+                    .metrics
+                    .retain_mut(|m| retain_valid_points(m, &mut verdict));
+            }
+            resource.scope_metrics.retain(|s| !s.metrics.is_empty());
+        }
+        self.resource_metrics
+            .retain(|r| !r.scope_metrics.is_empty());
+        verdict
+    }
+
+    fn partial_success(rejected_data_points: i64, error_message: String) -> Vec<u8> {
+        ExportMetricsServiceResponse {
+            partial_success: Some(ExportMetricsPartialSuccess {
+                rejected_data_points,
+                error_message,
+            }),
+        }
+        .encode_to_vec()
+    }
+}
+
+fn span_error(span: &Span) -> Option<&'static str> {
+    if !is_valid_id(&span.trace_id, 16) {
+        Some("trace_id must be 16 bytes, not all zero")
+    } else if !is_valid_id(&span.span_id, 8) {
+        Some("span_id must be 8 bytes, not all zero")
+    } else if !(span.parent_span_id.is_empty() || span.parent_span_id.len() == 8) {
+        Some("parent_span_id must be empty or 8 bytes")
+    } else {
+        None
+    }
+}
+
+fn log_error(record: &LogRecord) -> Option<&'static str> {
+    if !(record.trace_id.is_empty() || record.trace_id.len() == 16) {
+        Some("trace_id must be empty or 16 bytes")
+    } else if !(record.span_id.is_empty() || record.span_id.len() == 8) {
+        Some("span_id must be empty or 8 bytes")
+    } else {
+        None
+    }
+}
+
+fn is_valid_id(id: &[u8], len: usize) -> bool {
+    id.len() == len && id.iter().any(|&b| b != 0)
+}
+
+/// Judges a metric's data points; `false` drops the metric (no name, or none left).
+fn retain_valid_points(metric: &mut Metric, verdict: &mut Verdict) -> bool {
+    let points = data_points(metric);
+    if metric.name.is_empty() {
+        verdict.judge_many(points, Some("metric name must not be empty"));
+        return false;
+    }
+    match &mut metric.data {
+        Some(Data::Histogram(h)) => {
+            h.data_points
+                .retain(|p| verdict.judge(histogram_point_error(p)));
+            points == 0 || !h.data_points.is_empty()
+        }
+        _ => {
+            verdict.judge_many(points, None);
+            true
+        }
+    }
+}
+
+fn histogram_point_error(point: &HistogramDataPoint) -> Option<&'static str> {
+    let ok = point.bucket_counts.is_empty()
+        || point.bucket_counts.len() == point.explicit_bounds.len() + 1;
+    (!ok).then_some("histogram bucket_counts must have one more entry than explicit_bounds")
+}
+
+fn data_points(metric: &Metric) -> u64 {
+    let n = match &metric.data {
+        Some(Data::Gauge(g)) => g.data_points.len(),
+        Some(Data::Sum(s)) => s.data_points.len(),
+        Some(Data::Histogram(h)) => h.data_points.len(),
+        Some(Data::ExponentialHistogram(e)) => e.data_points.len(),
+        Some(Data::Summary(s)) => s.data_points.len(),
+        None => 0,
+    };
+    n as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::otlp::metrics::v1::{
+        Gauge, Histogram, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+    };
+    use crate::proto::otlp::trace::v1::{ResourceSpans, ScopeSpans};
+
+    fn span(trace_id: Vec<u8>, span_id: Vec<u8>, name: &str) -> Span {
+        Span {
+            trace_id,
+            span_id,
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    fn traces(spans: Vec<Span>) -> ExportTraceServiceRequest {
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans,
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn valid_request_is_forwarded_as_sent() {
+        let body = Bytes::from(traces(vec![span(vec![1; 16], vec![2; 8], "a")]).encode_to_vec());
+        let p = prepare::<ExportTraceServiceRequest>(body.clone(), OtlpEncoding::Protobuf).unwrap();
+        assert_eq!(p.verdict.accepted, 1);
+        assert_eq!(p.payload.unwrap().as_ptr(), body.as_ptr(), "no copy");
+    }
+
+    #[test]
+    fn invalid_spans_are_dropped_and_the_rest_re_encoded() {
+        let req = traces(vec![
+            span(vec![1; 16], vec![2; 8], "good"),
+            span(vec![0; 16], vec![2; 8], "zero trace id"),
+            span(vec![1; 15], vec![2; 8], "short trace id"),
+            span(vec![1; 16], vec![], "no span id"),
+        ]);
+        let p = prepare::<ExportTraceServiceRequest>(
+            Bytes::from(req.encode_to_vec()),
+            OtlpEncoding::Protobuf,
+        )
+        .unwrap();
+        assert_eq!(
+            p.verdict,
+            Verdict {
+                accepted: 1,
+                rejected: 3,
+                first_error: Some("trace_id must be 16 bytes, not all zero"),
+            }
+        );
+        let kept = ExportTraceServiceRequest::decode(p.payload.unwrap()).unwrap();
+        let names: Vec<_> = kept.resource_spans[0].scope_spans[0]
+            .spans
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["good"]);
+    }
+
+    #[test]
+    fn nothing_valid_means_nothing_to_forward() {
+        let req = traces(vec![span(vec![0; 16], vec![0; 8], "x")]);
+        let p = prepare::<ExportTraceServiceRequest>(
+            Bytes::from(req.encode_to_vec()),
+            OtlpEncoding::Protobuf,
+        )
+        .unwrap();
+        assert!(p.payload.is_none());
+        assert_eq!(p.verdict.rejected, 1);
+    }
+
+    #[test]
+    fn otlp_json_uses_hex_ids_and_string_or_number_int64() {
+        let json = r#"{"resourceSpans":[{"resource":{"attributes":[
+            {"key":"service.name","value":{"stringValue":"svc"}}]},
+          "scopeSpans":[{"scope":{"name":"lib"},"spans":[
+            {"traceId":"5B8EFFF798038103D269B633813FC60C","spanId":"eee19b7ec3c1b174",
+             "name":"a","kind":2,"startTimeUnixNano":"1544712660000000000",
+             "endTimeUnixNano":1544712661000000000,
+             "attributes":[{"key":"n","value":{"intValue":"42"}}]}]}]}]}"#;
+        let p =
+            prepare::<ExportTraceServiceRequest>(Bytes::from(json), OtlpEncoding::Json).unwrap();
+        assert_eq!(p.verdict.accepted, 1);
+        let req: ExportTraceServiceRequest = serde_json::from_str(json).unwrap();
+        let s = &req.resource_spans[0].scope_spans[0].spans[0];
+        assert_eq!(hex::encode(&s.trace_id), "5b8efff798038103d269b633813fc60c");
+        assert_eq!(s.start_time_unix_nano, 1_544_712_660_000_000_000);
+        assert_eq!(s.end_time_unix_nano, 1_544_712_661_000_000_000);
+        let out = serde_json::to_value(&req).unwrap();
+        let s = &out["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+        assert_eq!(s["traceId"], "5b8efff798038103d269b633813fc60c");
+        assert_eq!(s["spanId"], "eee19b7ec3c1b174");
+        assert_eq!(s["kind"], 2);
+        assert_eq!(s["startTimeUnixNano"], "1544712660000000000");
+    }
+
+    #[test]
+    fn undecodable_bodies_are_bad_payloads() {
+        for (body, encoding) in [
+            (&b"\xff\xff\xff\xff"[..], OtlpEncoding::Protobuf),
+            (b"{\"resourceSpans\": 7}", OtlpEncoding::Json),
+            (b"not json", OtlpEncoding::Json),
+        ] {
+            assert!(matches!(
+                prepare::<ExportTraceServiceRequest>(Bytes::from_static(body), encoding),
+                Err(IngestError::BadPayload(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn metrics_count_data_points_and_reject_by_rule() {
+        let gauge = Metric {
+            name: "g".into(),
+            data: Some(Data::Gauge(Gauge {
+                data_points: vec![NumberDataPoint::default(); 3],
+            })),
+            ..Default::default()
+        };
+        let nameless = Metric {
+            name: String::new(),
+            ..gauge.clone()
+        };
+        let histogram = Metric {
+            name: "h".into(),
+            data: Some(Data::Histogram(Histogram {
+                data_points: vec![
+                    HistogramDataPoint {
+                        bucket_counts: vec![1, 2],
+                        explicit_bounds: vec![1.0],
+                        ..Default::default()
+                    },
+                    HistogramDataPoint {
+                        bucket_counts: vec![1, 2],
+                        explicit_bounds: vec![1.0, 2.0],
+                        ..Default::default()
+                    },
+                ],
+                aggregation_temporality: 2,
+            })),
+            ..Default::default()
+        };
+        let mut req = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![gauge, nameless, histogram],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let v = req.retain_valid();
+        assert_eq!((v.accepted, v.rejected), (4, 4));
+        assert_eq!(req.resource_metrics[0].scope_metrics[0].metrics.len(), 2);
+    }
+
+    #[test]
+    fn content_type_parameters_are_ignored_and_others_refused() {
+        let mut h = HeaderMap::new();
+        assert_eq!(OtlpEncoding::from_headers(&h), None);
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/json; charset=utf-8".parse().unwrap(),
+        );
+        assert_eq!(OtlpEncoding::from_headers(&h), Some(OtlpEncoding::Json));
+        h.insert(
+            header::CONTENT_TYPE,
+            "Application/X-Protobuf".parse().unwrap(),
+        );
+        assert_eq!(OtlpEncoding::from_headers(&h), Some(OtlpEncoding::Protobuf));
+        h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
+        assert_eq!(OtlpEncoding::from_headers(&h), None);
+    }
+}

@@ -1,0 +1,327 @@
+//! `POST /api/v1/write` — Prometheus remote_write 1.0 (DESIGN §1), top to bottom: headers,
+//! token, body, decode, check, submit, reply.
+//!
+//! - The body is a `prometheus.WriteRequest` in protobuf, snappy block-compressed, with
+//!   `Content-Encoding: snappy`. Another encoding, another `Content-Type`, or a remote_write
+//!   2.x request (`proto=io.prometheus.write.v2.Request`, version header `2.*`) is a 415 —
+//!   what the 2.0 spec tells 1.0-only receivers to answer.
+//! - The token comes from `Authorization: Bearer` only and must be a metrics token.
+//! - remote_write has no partial success, and senders drop a request answered with 4xx,
+//!   so a request breaking any rule is a 400 as a whole: a series has no labels, an empty
+//!   label name, a repeated label name, or no non-empty `__name__` (Prometheus's own
+//!   receiver refuses the same). Label names are not otherwise restricted (Prometheus 3
+//!   allows UTF-8 names).
+//! - Success is 204 with an empty body, as Prometheus's own receiver answers. The body is
+//!   forwarded as sent (still snappy-compressed): one payload per request.
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use prost::Message;
+
+use super::body::{off_the_runtime_if_large, read_raw_body};
+use super::error::{Body, IngestError};
+use super::{Ingest, bearer_token};
+use crate::forward::{ContentType, Envelope, RecordBatch};
+use crate::model::Kind;
+use crate::proto::prometheus::{Label, TimeSeries, WriteRequest};
+
+pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
+    check_headers(req.headers())?;
+    let info = cx
+        .tokens
+        .authenticate(bearer_token(req.headers()), Kind::Metrics)?;
+    tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
+    let (parts, body) = req.into_parts();
+    let raw = read_raw_body(&parts.headers, body, &cx.limits).await?;
+    let max = cx.limits.max_decompressed_bytes;
+    let counts = {
+        let raw = raw.clone();
+        off_the_runtime_if_large(raw.len(), move || decode(&raw, max).map(|(_, c)| c)).await?
+    };
+    if counts.series > 0 || counts.metadata > 0 {
+        cx.forward
+            .submit(RecordBatch {
+                envelope: Envelope {
+                    kind: Kind::Metrics,
+                    account_id: info.account_id,
+                    token_id: info.token_id.clone(),
+                    log_type: None,
+                    content_type: ContentType::RemoteWriteSnappy,
+                },
+                payloads: vec![raw],
+            })
+            .await?;
+    }
+    let metrics = cx.telemetry.kind(Kind::Metrics);
+    metrics.records.inc_by(counts.samples);
+    metrics.bytes.inc_by(counts.decoded_bytes);
+    Ok(Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Full::new(Bytes::new()))
+        .expect("static response is valid"))
+}
+
+/// What one request carried. `samples` counts float samples and native histogram samples:
+/// the records of `tollgate_ingested_records_total{kind="metrics"}` on this route.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteCounts {
+    pub series: u64,
+    pub samples: u64,
+    pub metadata: u64,
+    /// The protobuf size after snappy decoding.
+    pub decoded_bytes: u64,
+}
+
+/// `Content-Encoding: snappy` (required), `Content-Type: application/x-protobuf` (when
+/// sent) with no `proto` parameter but 1.0's, and a 0.x/1.x version header (when sent).
+fn check_headers(headers: &HeaderMap) -> Result<(), IngestError> {
+    let unsupported = |what, expected| Err(IngestError::Unsupported { what, expected });
+    let encoding = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    if !encoding.is_some_and(|e| e.trim().eq_ignore_ascii_case("snappy")) {
+        return unsupported("Content-Encoding", "snappy");
+    }
+    if let Some(value) = headers.get(header::CONTENT_TYPE) {
+        let value = value.to_str().unwrap_or("");
+        let mut parts = value.split(';').map(str::trim);
+        let media_ok = parts
+            .next()
+            .is_some_and(|m| m.eq_ignore_ascii_case("application/x-protobuf"));
+        let proto_ok = parts.all(|p| match p.split_once('=') {
+            Some((k, v)) if k.trim().eq_ignore_ascii_case("proto") => {
+                v.trim().trim_matches('"') == "prometheus.WriteRequest"
+            }
+            _ => true,
+        });
+        if !media_ok || !proto_ok {
+            return unsupported(
+                "Content-Type",
+                "application/x-protobuf (remote_write 1.0: prometheus.WriteRequest)",
+            );
+        }
+    }
+    if let Some(version) = headers.get("x-prometheus-remote-write-version") {
+        let version = version.to_str().unwrap_or("");
+        if !(version.starts_with("0.") || version.starts_with("1.")) {
+            return unsupported("remote_write version", "0.1.0 (remote_write 1.0)");
+        }
+    }
+    Ok(())
+}
+
+/// Snappy-decodes (refusing, before allocating, a declared length over `max_decompressed`),
+/// decodes the `WriteRequest` and checks every series.
+pub fn decode(
+    raw: &[u8],
+    max_decompressed: u64,
+) -> Result<(WriteRequest, WriteCounts), IngestError> {
+    let not_snappy = |_| IngestError::BadPayload("body is not snappy block-compressed".into());
+    let len = snap::raw::decompress_len(raw).map_err(not_snappy)?;
+    if len as u64 > max_decompressed {
+        return Err(IngestError::TooLarge {
+            what: "decompressed body",
+            limit: max_decompressed,
+        });
+    }
+    let decoded = Bytes::from(
+        snap::raw::Decoder::new()
+            .decompress_vec(raw)
+            .map_err(not_snappy)?,
+    );
+    // Decoding from `Bytes` makes every label a slice of `decoded`, not a copy.
+    let request = WriteRequest::decode(decoded.clone()).map_err(|e| {
+        IngestError::BadPayload(format!("body is not a protobuf WriteRequest: {e}"))
+    })?;
+    let mut counts = WriteCounts {
+        series: request.timeseries.len() as u64,
+        metadata: request.metadata.len() as u64,
+        decoded_bytes: decoded.len() as u64,
+        ..WriteCounts::default()
+    };
+    for (i, series) in request.timeseries.iter().enumerate() {
+        if let Some(why) = series_error(series) {
+            return Err(IngestError::BadPayload(format!("series {i}: {why}")));
+        }
+        counts.samples += (series.samples.len() + series.histograms.len()) as u64;
+    }
+    Ok((request, counts))
+}
+
+fn series_error(series: &TimeSeries) -> Option<&'static str> {
+    let labels = &series.labels;
+    if labels.is_empty() {
+        return Some("a series must have labels");
+    }
+    if labels.iter().any(|l| l.name.is_empty()) {
+        return Some("label names must not be empty");
+    }
+    let utf8 =
+        |l: &Label| std::str::from_utf8(&l.name).is_ok() && std::str::from_utf8(&l.value).is_ok();
+    let exemplar_labels = series.exemplars.iter().flat_map(|e| &e.labels);
+    if !labels.iter().chain(exemplar_labels).all(utf8) {
+        return Some("label names and values must be UTF-8");
+    }
+    if !labels
+        .iter()
+        .any(|l| l.name == "__name__" && !l.value.is_empty())
+    {
+        return Some("a series must have a non-empty __name__ label");
+    }
+    // Senders sort labels by name (the spec says they MUST): check that in one pass, and
+    // only sort a copy of the names for the rare sender that does not.
+    let sorted = labels.windows(2).all(|w| w[0].name < w[1].name);
+    if !sorted {
+        let mut names: Vec<&[u8]> = labels.iter().map(|l| &l.name[..]).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Some("label names must be unique");
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::prometheus::Sample;
+
+    fn label(name: &str, value: &str) -> Label {
+        Label::new(name, value)
+    }
+
+    fn series(labels: Vec<Label>, samples: usize) -> TimeSeries {
+        TimeSeries {
+            labels,
+            samples: vec![
+                Sample {
+                    value: 1.0,
+                    timestamp: 1
+                };
+                samples
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn snappy(req: &WriteRequest) -> Vec<u8> {
+        snap::raw::Encoder::new()
+            .compress_vec(&req.encode_to_vec())
+            .unwrap()
+    }
+
+    #[test]
+    fn counts_series_and_samples() {
+        let req = WriteRequest {
+            timeseries: vec![
+                series(vec![label("__name__", "up"), label("job", "a")], 2),
+                series(vec![label("job", "b"), label("__name__", "up")], 3),
+            ],
+            metadata: vec![],
+        };
+        let (_, counts) = decode(&snappy(&req), 1 << 20).unwrap();
+        assert_eq!((counts.series, counts.samples), (2, 5));
+    }
+
+    #[test]
+    fn bad_series_fail_the_whole_request() {
+        for labels in [
+            vec![],
+            vec![label("job", "a")],
+            vec![label("__name__", "")],
+            vec![label("__name__", "up"), label("", "x")],
+            vec![
+                label("__name__", "up"),
+                label("job", "a"),
+                label("job", "b"),
+            ],
+            vec![
+                label("job", "a"),
+                label("__name__", "up"),
+                label("job", "b"),
+            ],
+            vec![
+                label("__name__", "up"),
+                Label {
+                    name: Bytes::from_static(b"job"),
+                    value: Bytes::from_static(b"not utf-8 \xff"),
+                },
+            ],
+        ] {
+            let req = WriteRequest {
+                timeseries: vec![series(labels.clone(), 1)],
+                metadata: vec![],
+            };
+            assert!(
+                matches!(
+                    decode(&snappy(&req), 1 << 20),
+                    Err(IngestError::BadPayload(_))
+                ),
+                "{labels:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_snappy_bad_protobuf_and_oversize() {
+        assert!(matches!(
+            decode(b"\xff\xff\xff\xff\xff", 1 << 20),
+            Err(IngestError::BadPayload(_))
+        ));
+        let not_proto = snap::raw::Encoder::new()
+            .compress_vec(b"\xff\xff\xff")
+            .unwrap();
+        assert!(matches!(
+            decode(&not_proto, 1 << 20),
+            Err(IngestError::BadPayload(_))
+        ));
+        let big = snap::raw::Encoder::new()
+            .compress_vec(&vec![0u8; 10_000])
+            .unwrap();
+        assert!(matches!(
+            decode(&big, 1000),
+            Err(IngestError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn headers_must_say_snappy_protobuf_1_0() {
+        let mut h = HeaderMap::new();
+        assert!(check_headers(&h).is_err(), "snappy is required");
+        h.insert(header::CONTENT_ENCODING, "snappy".parse().unwrap());
+        assert!(check_headers(&h).is_ok());
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/x-protobuf".parse().unwrap(),
+        );
+        h.insert(
+            "x-prometheus-remote-write-version",
+            "0.1.0".parse().unwrap(),
+        );
+        assert!(check_headers(&h).is_ok());
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request"
+                .parse()
+                .unwrap(),
+        );
+        assert!(check_headers(&h).is_err());
+        h.insert(
+            header::CONTENT_TYPE,
+            "application/x-protobuf".parse().unwrap(),
+        );
+        h.insert(
+            "x-prometheus-remote-write-version",
+            "2.0.0".parse().unwrap(),
+        );
+        assert!(check_headers(&h).is_err());
+        h.insert(
+            "x-prometheus-remote-write-version",
+            "0.1.0".parse().unwrap(),
+        );
+        h.insert(header::CONTENT_ENCODING, "gzip".parse().unwrap());
+        assert!(check_headers(&h).is_err());
+    }
+}

@@ -1,0 +1,328 @@
+//! Off-the-shelf clients against the real server: the OpenTelemetry Python SDK's OTLP/HTTP
+//! exporters (PyPI `opentelemetry-sdk`, `opentelemetry-exporter-otlp-proto-http`) and a
+//! Prometheus server (Debian `prometheus`) remote-writing what it scrapes from tollgate's
+//! own `/metrics`. `.ci/run` installs both. A missing client skips its test, loudly, on a
+//! developer machine; under `CI=true` it fails it, so CI cannot pass without running them.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+use tokio::process::Command;
+
+/// `true` when the test may go on; otherwise explains the skip (or fails under CI).
+fn client_available(what: &str, install: &str, available: bool) -> bool {
+    if available {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{what} is not installed, and CI=true requires this test to run: {install}");
+    }
+    // Written to stderr directly, not with eprintln!: the test harness captures (and hides)
+    // the macros' output of passing tests, and a skip must be seen.
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n========================================================================\n\
+         SKIPPED: {what} is not installed, so this real-client test did not run.\n\
+         Install it with: {install}\n\
+         (Under CI=true this is a failure, not a skip.)\n\
+         ========================================================================"
+    );
+    false
+}
+
+async fn succeeds(program: &str, args: &[&str]) -> bool {
+    Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await
+        .is_ok_and(|s| s.success())
+}
+
+const OTEL_SCRIPT: &str = r#"
+import json, logging, sys
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+
+base, traces_token, logs_token, metrics_token = sys.argv[1:5]
+resource = Resource.create({"service.name": "python-shop"})
+results = []
+
+def recording(cls):
+    """The real exporter, noting each export's result."""
+    class Recording(cls):
+        def export(self, *args, **kwargs):
+            result = super().export(*args, **kwargs)
+            results.append([cls.__name__, result.name])
+            return result
+    return Recording
+
+def auth(token):
+    return {"Authorization": "Bearer " + token}
+
+traces = TracerProvider(resource=resource)
+traces.add_span_processor(SimpleSpanProcessor(recording(OTLPSpanExporter)(
+    endpoint=base + "/v1/traces", headers=auth(traces_token), compression=Compression.Gzip)))
+tracer = traces.get_tracer("shop")
+with tracer.start_as_current_span("checkout"):
+    with tracer.start_as_current_span("charge card"):
+        pass
+traces.shutdown()
+
+logs = LoggerProvider(resource=resource)
+logs.add_log_record_processor(SimpleLogRecordProcessor(recording(OTLPLogExporter)(
+    endpoint=base + "/v1/logs", headers=auth(logs_token))))
+logger = logging.getLogger("shop")
+logger.propagate = False
+logger.setLevel(logging.INFO)
+logger.addHandler(LoggingHandler(level=logging.INFO, logger_provider=logs))
+logger.info("order placed")
+logs.shutdown()
+
+reader = PeriodicExportingMetricReader(recording(OTLPMetricExporter)(
+    endpoint=base + "/v1/metrics", headers=auth(metrics_token)), export_interval_millis=3600000)
+meters = MeterProvider(resource=resource, metric_readers=[reader])
+meters.get_meter("shop").create_counter("orders_total").add(3, {"region": "eu"})
+meters.shutdown()
+
+# A metrics token on the traces route: 403, which the exporter must not retry.
+refused = TracerProvider(resource=resource)
+refused.add_span_processor(SimpleSpanProcessor(recording(OTLPSpanExporter)(
+    endpoint=base + "/v1/traces", headers=auth(metrics_token))))
+with refused.get_tracer("shop").start_as_current_span("refused"):
+    pass
+refused.shutdown()
+
+print(json.dumps(results))
+"#;
+
+#[tokio::test]
+async fn opentelemetry_python_sdk_exports_spans_logs_and_metrics_over_otlp_http() {
+    let available = succeeds(
+        "python3",
+        &[
+            "-c",
+            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
+        ],
+    )
+    .await;
+    if !client_available(
+        "the OpenTelemetry Python SDK with its OTLP/HTTP exporter",
+        "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http",
+        available,
+    ) {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let script = server.dir.join("export.py");
+    std::fs::write(&script, OTEL_SCRIPT).unwrap();
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        Command::new("python3")
+            .arg(&script)
+            .args([
+                &format!("http://{}", server.addr),
+                TRACES_TOKEN,
+                LOGS_TOKEN,
+                METRICS_TOKEN,
+            ])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the Python exporter finished within 2 minutes")
+    .expect("python3 ran");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    let results: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("no results line ({e}): {stdout}\n{stderr}"));
+    assert_eq!(
+        results,
+        serde_json::json!([
+            ["OTLPSpanExporter", "SUCCESS"],
+            ["OTLPSpanExporter", "SUCCESS"],
+            ["OTLPLogExporter", "SUCCESS"],
+            ["OTLPMetricExporter", "SUCCESS"],
+            ["OTLPSpanExporter", "FAILURE"],
+        ]),
+        "{stderr}"
+    );
+    assert_eq!(
+        server
+            .metric("tollgate_requests_total{code=\"403\",route=\"otlp_traces\"}")
+            .await,
+        1.0,
+        "the 403 was not retried"
+    );
+
+    eventually(Duration::from_secs(10), || async {
+        server.sink_records("traces").len() >= 2
+            && !server.sink_records("logs").is_empty()
+            && !server.sink_records("metrics").is_empty()
+    })
+    .await;
+    let traces = server.sink_records("traces");
+    let mut names: Vec<String> = traces
+        .iter()
+        .map(|r| {
+            assert_eq!(r["_account_id"], 1001);
+            assert_eq!(r["_token_id"], "t-traces-1");
+            let rs = &r["resourceSpans"][0];
+            assert_eq!(
+                rs["resource"]["attributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|a| a["key"] == "service.name")
+                    .unwrap()["value"]["stringValue"],
+                "python-shop"
+            );
+            rs["scopeSpans"][0]["spans"][0]["name"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(names, ["charge card", "checkout"]);
+
+    let logs = server.sink_records("logs");
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0]["_token_id"], "t-logs-1");
+    let record = &logs[0]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+    assert_eq!(record["body"]["stringValue"], "order placed");
+    assert_eq!(record["severityText"], "INFO");
+
+    let metrics = server.sink_records("metrics");
+    assert_eq!(metrics.len(), 1);
+    assert_eq!(metrics[0]["_token_id"], "t-metrics-1");
+    let metric = &metrics[0]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0];
+    assert_eq!(metric["name"], "orders_total");
+    assert_eq!(metric["sum"]["dataPoints"][0]["asInt"], "3");
+}
+
+fn prometheus_config(dir: &Path, scrape: &str, write_to: &str) -> std::path::PathBuf {
+    let path = dir.join("prometheus.yml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: tollgate
+    static_configs:
+      - targets: ["{scrape}"]
+remote_write:
+  - url: "http://{write_to}/api/v1/write"
+    authorization:
+      credentials: "{METRICS_TOKEN}"
+    queue_config:
+      batch_send_deadline: 1s
+      min_backoff: 100ms
+      max_backoff: 1s
+    metadata_config:
+      send_interval: 1s
+"#
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[tokio::test]
+async fn prometheus_remote_writes_what_it_scrapes() {
+    let available = succeeds("prometheus", &["--version"]).await;
+    if !client_available("Prometheus", "apt-get install -y prometheus", available) {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let config = prometheus_config(
+        &server.dir,
+        &server.admin.to_string(),
+        &server.addr.to_string(),
+    );
+    // Prometheus needs a listen address of its own; take a free port and let it bind it.
+    let web = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let log = std::fs::File::create(server.dir.join("prometheus.log")).unwrap();
+    let mut prometheus = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            server.dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address={web}"))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("prometheus starts");
+
+    let arrived = tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let records = server.sink_records("metrics");
+            let up = records.iter().any(|r| {
+                r["labels"]["__name__"] == "up"
+                    && r["labels"]["job"] == "tollgate"
+                    && r["samples"][0]["value"] == 1.0
+            });
+            let own = records
+                .iter()
+                .any(|r| r["labels"]["__name__"] == "tollgate_requests_total");
+            if up && own {
+                return records;
+            }
+            if let Ok(Some(status)) = prometheus.try_wait() {
+                panic!("prometheus exited early ({status})");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let _ = prometheus.kill().await;
+    let log = std::fs::read_to_string(server.dir.join("prometheus.log")).unwrap_or_default();
+    let records = arrived.unwrap_or_else(|_| {
+        panic!("no scraped series reached the sink within 2 minutes; prometheus log:\n{log}")
+    });
+    for r in &records {
+        assert_eq!(r["_account_id"], 1001);
+        assert_eq!(r["_token_id"], "t-metrics-1");
+        assert_eq!(r["_kind"], "metrics");
+    }
+    assert!(
+        server
+            .metric("tollgate_requests_total{code=\"204\",route=\"remote_write\"}")
+            .await
+            >= 1.0
+    );
+    for code in ["400", "401", "403", "415"] {
+        assert_eq!(
+            server
+                .metric(&format!(
+                    "tollgate_requests_total{{code=\"{code}\",route=\"remote_write\"}}"
+                ))
+                .await,
+            0.0,
+            "{code}: {log}"
+        );
+    }
+}
