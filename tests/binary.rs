@@ -4,185 +4,21 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use bytes::Bytes;
+use common::process::{file_sink_sections, get, send, spawn};
 use common::*;
-use http::{Request, StatusCode, header};
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
-struct Process {
-    child: Child,
-    addr: String,
-    admin: String,
-    output: Arc<Mutex<String>>,
-    dir: PathBuf,
-}
-
-fn write_config(dir: &Path, extra: &str) -> PathBuf {
-    std::fs::write(dir.join("tokens.json"), tokens_json(1, true)).unwrap();
-    let path = dir.join("tollgate.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-            [server]
-            listen = "127.0.0.1:0"
-            admin_listen = "127.0.0.1:0"
-            {extra}
-            [tokens]
-            path = "{dir}/tokens.json"
-            state_dir = "{dir}/state"
-            watch_interval_secs = 0.05
-            [forward]
-            ack = "memory"
-            max_batch_age_secs = 0.01
-            [sink]
-            type = "file"
-            path = "{dir}/out"
-            "#,
-            dir = dir.display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn spawn(dir: &Path, extra: &str, rust_log: &str) -> Process {
-    let config = write_config(dir, extra);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", rust_log)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tollgate starts");
-    let output = Arc::new(Mutex::new(String::new()));
-    let (tx, rx) = mpsc::channel();
-    for stream in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let output = Arc::clone(&output);
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                for (tag, marker) in [("public", "public listening"), ("admin", "admin listening")]
-                {
-                    if line.contains(marker) {
-                        let addr = line
-                            .split("addr=")
-                            .nth(1)
-                            .unwrap()
-                            .split_whitespace()
-                            .next()
-                            .unwrap();
-                        let _ = tx.send((tag, addr.to_string()));
-                    }
-                }
-                let mut out = output.lock().unwrap();
-                out.push_str(&line);
-                out.push('\n');
-            }
-        });
-    }
-    let mut addr = String::new();
-    let mut admin = String::new();
-    for _ in 0..2 {
-        let (tag, a) = rx
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_else(|_| panic!("no listening line; output:\n{}", output.lock().unwrap()));
-        if tag == "public" { addr = a } else { admin = a }
-    }
-    Process {
-        child,
-        addr,
-        admin,
-        output,
-        dir: dir.to_path_buf(),
-    }
-}
-
-impl Process {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{name}"), &self.pid().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-
-    fn wait_exit(&mut self) -> std::process::ExitStatus {
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!(
-            "did not exit within 10 s; output:\n{}",
-            self.output.lock().unwrap()
-        );
-    }
-
-    /// Peak resident memory (VmHWM) in KiB.
-    fn peak_rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmHWM in /proc/PID/status")
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn send(
-    uri: String,
-    headers: &[(&str, String)],
-    body: impl Into<Bytes>,
-) -> (StatusCode, Bytes) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let mut req = Request::post(uri).body(Full::new(body.into())).unwrap();
-    for (k, v) in headers {
-        req.headers_mut().insert(
-            header::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    let res = client.request(req).await.unwrap();
-    let status = res.status();
-    (status, res.into_body().collect().await.unwrap().to_bytes())
-}
-
-async fn get(uri: String) -> String {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let res = client.get(uri.parse().unwrap()).await.unwrap();
-    String::from_utf8(res.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap()
-}
+use http::StatusCode;
 
 #[tokio::test]
 async fn sigterm_drains_flushes_and_exits_zero() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = spawn(dir.path(), "", "info");
+    let mut p = spawn(
+        dir.path(),
+        "",
+        &file_sink_sections(dir.path(), "disk"),
+        "info",
+    );
     let (status, _) = send(
         format!("http://{}/?token={LOGS_TOKEN}", p.addr),
         &[],
@@ -203,7 +39,12 @@ async fn sigterm_drains_flushes_and_exits_zero() {
 #[tokio::test]
 async fn tokens_never_appear_in_logs_metrics_or_error_bodies() {
     let dir = tempfile::tempdir().unwrap();
-    let mut p = spawn(dir.path(), "", "debug");
+    let mut p = spawn(
+        dir.path(),
+        "",
+        &file_sink_sections(dir.path(), "disk"),
+        "debug",
+    );
     let base = format!("http://{}", p.addr);
     for token in ALL_TOKENS {
         for body in ["{\"a\":1}\n", "{broken\n"] {
@@ -260,6 +101,7 @@ async fn gzip_bomb_is_refused_without_inflating_it_in_memory() {
     let p = spawn(
         dir.path(),
         "max_body_bytes = 1048576\nmax_decompressed_bytes = 4194304",
+        &file_sink_sections(dir.path(), "disk"),
         "info",
     );
     let bomb = gzip(&vec![0u8; 128 << 20]);

@@ -240,6 +240,7 @@ pub fn start(
     if r.entries > 0 || r.torn_bytes > 0 || r.corrupt_frames > 0 {
         tracing::info!(
             entries = r.entries,
+            records = r.records,
             bytes = r.bytes,
             segments = r.segments,
             torn_bytes = r.torn_bytes,
@@ -254,7 +255,7 @@ pub fn start(
     telemetry
         .spool
         .records
-        .set(i64::try_from(r.entries).unwrap_or(i64::MAX));
+        .set(i64::try_from(r.records).unwrap_or(i64::MAX));
     let acks = batcher::AckTracker::new(
         spool.cursor_tx,
         spool.acked_tx,

@@ -122,6 +122,7 @@ impl SpoolHandle {
 pub struct Recovery {
     pub segments: usize,
     pub entries: u64,
+    pub records: u64,
     pub bytes: u64,
     pub torn_bytes: u64,
     pub corrupt_frames: u64,
@@ -166,6 +167,7 @@ pub fn open(
         };
         let scan = scan_segment(&segment_path(dir, id), from)?;
         recovery.entries += scan.entries;
+        recovery.records += scan.records;
         recovery.bytes += scan.valid_bytes;
         recovery.corrupt_frames += scan.corrupt_frames;
         max_seq = max_seq.max(scan.max_seq);
@@ -189,7 +191,7 @@ pub fn open(
     let active = ids.last().map_or(cursor.position.segment, |last| last + 1);
     let shared = Arc::new(SpoolShared {
         unacked_bytes: AtomicU64::new(recovery.bytes),
-        unacked_records: AtomicU64::new(recovery.entries),
+        unacked_records: AtomicU64::new(recovery.records),
         writable: AtomicBool::new(true),
     });
     let file = create_segment(dir, active)?;
@@ -587,6 +589,7 @@ struct SegmentScan {
     valid_end: u64,
     valid_bytes: u64,
     entries: u64,
+    records: u64,
     max_seq: u64,
     corrupt_frames: u64,
 }
@@ -600,6 +603,7 @@ fn scan_segment(path: &Path, from: u64) -> io::Result<SegmentScan> {
         valid_end: from.min(len),
         valid_bytes: 0,
         entries: 0,
+        records: 0,
         max_seq: 0,
         corrupt_frames: 0,
     };
@@ -607,12 +611,13 @@ fn scan_segment(path: &Path, from: u64) -> io::Result<SegmentScan> {
     while offset < len {
         match read_frame(&file, offset, len)? {
             Frame::Valid { body, end } => {
-                if body.len() >= 8 {
-                    let seq = u64::from_le_bytes(body[..8].try_into().expect("8 bytes"));
+                // Count only what the reader will hand on: frames that also decode.
+                if let Ok((seq, batch)) = decode_body(body) {
                     scan.max_seq = scan.max_seq.max(seq);
+                    scan.entries += 1;
+                    scan.records += batch.payloads.len() as u64;
+                    scan.valid_bytes += end - offset;
                 }
-                scan.entries += 1;
-                scan.valid_bytes += end - offset;
                 scan.valid_end = end;
                 offset = end;
             }
