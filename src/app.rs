@@ -76,7 +76,7 @@ pub async fn run(
         TokenSourceKind::ControlPlane => unreachable!("validate() refuses this source for now"),
     };
 
-    let sink = Sink::from_config(&config.sink)?;
+    let sink = Sink::from_config(&config.sink, &telemetry)?;
     let (forwarder, forward_task) = forward::start(&config.forward, sink, Arc::clone(&telemetry))?;
     let writable = forwarder.clone();
 

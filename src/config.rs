@@ -183,6 +183,20 @@ pub enum SinkConfig {
         #[serde(default = "default_rotate_secs", deserialize_with = "secs")]
         rotate_secs: Duration,
     },
+    /// POSTs each batch as gzip NDJSON to `url`; retried with backoff and jitter on 408,
+    /// 429, 5xx and connection errors (honouring `Retry-After`); any other refusal goes to
+    /// a dead-letter file under `dead_letter_dir`.
+    Http {
+        url: String,
+        /// Extra request headers, e.g. `Authorization`. Never logged.
+        #[serde(default)]
+        headers: std::collections::BTreeMap<String, String>,
+        /// One attempt's deadline.
+        #[serde(default = "default_http_timeout", deserialize_with = "secs")]
+        timeout_secs: Duration,
+        #[serde(default = "default_dead_letter_dir")]
+        dead_letter_dir: PathBuf,
+    },
     /// Counts and drops (benchmarks). A struct variant so stray keys are refused.
     Blackhole {},
 }
@@ -205,6 +219,12 @@ fn default_max_file_bytes() -> u64 {
 }
 fn default_rotate_secs() -> Duration {
     Duration::from_secs(3600)
+}
+fn default_http_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_dead_letter_dir() -> PathBuf {
+    PathBuf::from("data/dead-letter")
 }
 
 /// The control plane (its own issue). Parsed so DESIGN's full example config is valid;
@@ -420,10 +440,32 @@ impl Config {
                     .to_string(),
             );
         }
-        if let SinkConfig::File { max_file_bytes, .. } = &self.sink
-            && *max_file_bytes == 0
-        {
-            return Err(ConfigError::invalid("sink.max_file_bytes", "must be > 0"));
+        match &self.sink {
+            SinkConfig::File { max_file_bytes, .. } if *max_file_bytes == 0 => {
+                return Err(ConfigError::invalid("sink.max_file_bytes", "must be > 0"));
+            }
+            SinkConfig::Http { url, headers, .. } => {
+                let ok = url.parse::<http::Uri>().ok().is_some_and(|u| {
+                    matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+                });
+                if !ok {
+                    return Err(ConfigError::invalid(
+                        "sink.url",
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+                for (name, value) in headers {
+                    if http::HeaderName::try_from(name.as_str()).is_err()
+                        || http::HeaderValue::try_from(value.as_str()).is_err()
+                    {
+                        return Err(ConfigError::invalid(
+                            "sink.headers",
+                            format!("`{name}` is not a valid header"),
+                        ));
+                    }
+                }
+            }
+            _ => {}
         }
         if self.control_plane.embedded {
             return Err(ConfigError::invalid(
@@ -570,6 +612,23 @@ mod tests {
             err.to_string().starts_with("server.max_line_bytes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn http_sink_url_is_checked() {
+        let c = Config::parse("[sink]\ntype = \"http\"\nurl = \"ftp://x\"\n", no_env()).unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("sink.url")
+        );
+        let c = Config::parse(
+            "[sink]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/in\"\n",
+            no_env(),
+        )
+        .unwrap();
+        assert!(c.validate().is_ok());
     }
 
     #[test]

@@ -115,6 +115,7 @@ pub struct Telemetry {
     sink_batches: IntCounterVec,
     sink_records: IntCounterVec,
     sink_latency: HistogramVec,
+    sink_dead_letters: IntCounterVec,
 }
 
 impl Default for Telemetry {
@@ -339,6 +340,15 @@ impl Telemetry {
         reg(Box::new(sink_batches.clone()));
         reg(Box::new(sink_records.clone()));
         reg(Box::new(sink_latency.clone()));
+        let sink_dead_letters = IntCounterVec::new(
+            Opts::new(
+                "tollgate_sink_dead_letter_records_total",
+                "Records the receiver refused for good, written to a dead-letter file.",
+            ),
+            &["sink"],
+        )
+        .expect("valid metric");
+        reg(Box::new(sink_dead_letters.clone()));
 
         Telemetry {
             registry,
@@ -358,6 +368,7 @@ impl Telemetry {
             sink_batches,
             sink_records,
             sink_latency,
+            sink_dead_letters,
         }
     }
 
@@ -402,6 +413,11 @@ impl Telemetry {
             records: self.sink_records.with_label_values(&[name]),
             latency: self.sink_latency.with_label_values(&[name]),
         }
+    }
+
+    /// The dead-letter counter of one sink.
+    pub fn dead_letter_records(&self, sink: &'static str) -> IntCounter {
+        self.sink_dead_letters.with_label_values(&[sink])
     }
 
     /// The Prometheus text exposition of every metric.

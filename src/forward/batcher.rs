@@ -272,12 +272,18 @@ impl Batcher {
                         tries_left -= 1;
                     }
                     tracing::warn!(sink = self.sink.name(), records, error = %e,
-                        retry_in_ms = delay.as_millis() as u64, "sink write failed; retrying");
+                        backoff_ms = delay.as_millis() as u64, "sink write failed; retrying");
+                    // Full jitter (a random wait up to the backoff), but never sooner than
+                    // the receiver's Retry-After.
+                    let jittered = delay.mul_f64(rand::random::<f64>());
+                    let wait = e
+                        .retry_after()
+                        .map_or(jittered, |after| after.max(jittered));
                     if closing {
-                        tokio::time::sleep(delay.min(RETRY_FIRST)).await;
+                        tokio::time::sleep(wait.min(RETRY_FIRST)).await;
                     } else {
                         tokio::select! {
-                            _ = tokio::time::sleep(delay) => {}
+                            _ = tokio::time::sleep(wait) => {}
                             _ = self.shutdown.cancelled() => {}
                         }
                     }

@@ -3,6 +3,7 @@
 
 pub mod blackhole;
 pub mod file;
+pub mod http;
 pub mod inspect;
 
 use std::sync::Arc;
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use super::record::RecordBatch;
 use crate::config::SinkConfig;
 use crate::model::Kind;
+use crate::telemetry::Telemetry;
 
 /// Records of one kind, from one or more requests, written together.
 #[derive(Debug)]
@@ -26,20 +28,47 @@ impl Batch {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
-    #[error("file sink: {0}")]
+    #[error("sink I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("sink task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error("{0}")]
+    Config(&'static str),
+    /// The receiver asked for (or needs) another try later, perhaps after a set time.
+    #[error("{reason}")]
+    Retry {
+        reason: String,
+        retry_after: Option<std::time::Duration>,
+    },
+}
+
+impl SinkError {
+    pub fn retry(reason: String, retry_after: Option<std::time::Duration>) -> SinkError {
+        SinkError::Retry {
+            reason,
+            retry_after,
+        }
+    }
+
+    /// The earliest the receiver wants the next try, when it said so.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            SinkError::Retry { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
 }
 
 pub enum Sink {
     File(file::FileSink),
+    /// Boxed: it is much larger than the others, and there is one sink per process.
+    Http(Box<http::HttpSink>),
     Blackhole(blackhole::BlackholeSink),
 }
 
 impl Sink {
     /// Builds the sink the config names.
-    pub fn from_config(config: &SinkConfig) -> Result<Sink, SinkError> {
+    pub fn from_config(config: &SinkConfig, telemetry: &Telemetry) -> Result<Sink, SinkError> {
         Ok(match config {
             SinkConfig::File {
                 path,
@@ -50,6 +79,18 @@ impl Sink {
                 *max_file_bytes,
                 *rotate_secs,
             )?),
+            SinkConfig::Http {
+                url,
+                headers,
+                timeout_secs,
+                dead_letter_dir,
+            } => Sink::Http(Box::new(http::HttpSink::new(
+                url,
+                headers,
+                *timeout_secs,
+                dead_letter_dir.clone(),
+                telemetry.dead_letter_records("http"),
+            )?)),
             SinkConfig::Blackhole {} => Sink::Blackhole(blackhole::BlackholeSink::default()),
         })
     }
@@ -58,6 +99,7 @@ impl Sink {
     pub fn name(&self) -> &'static str {
         match self {
             Sink::File(_) => "file",
+            Sink::Http(_) => "http",
             Sink::Blackhole(_) => "blackhole",
         }
     }
@@ -66,6 +108,7 @@ impl Sink {
     pub async fn write(&mut self, batch: Arc<Batch>) -> Result<(), SinkError> {
         match self {
             Sink::File(s) => s.write(batch).await,
+            Sink::Http(s) => s.write(&batch).await,
             Sink::Blackhole(s) => {
                 s.write(&batch);
                 Ok(())
@@ -77,7 +120,7 @@ impl Sink {
     pub async fn flush(&mut self) -> Result<(), SinkError> {
         match self {
             Sink::File(s) => s.flush().await,
-            Sink::Blackhole(_) => Ok(()),
+            Sink::Http(_) | Sink::Blackhole(_) => Ok(()),
         }
     }
 }
