@@ -109,26 +109,29 @@ async fn acknowledged_records_survive_a_restart_while_the_sink_is_down() {
     );
 }
 
-#[tokio::test]
-async fn a_torn_tail_is_truncated_and_everything_before_it_replayed() {
+/// Spools entries 0, 1, 2 while the sink is down and stops the server: returns its dir
+/// and the segment that holds them.
+async fn three_entries_left_in_the_spool() -> (std::path::PathBuf, std::path::PathBuf) {
     let server = TestServer::start(disk).await;
     break_sink(&server.dir);
     for i in 0..3 {
-        assert_eq!(
-            server
-                .post_logs(Some(LOGS_TOKEN), "", numbered(i, i + 1))
-                .await
-                .status,
-            StatusCode::OK
-        );
+        let reply = server
+            .post_logs(Some(LOGS_TOKEN), "", numbered(i, i + 1))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
     }
     let dir = server.shutdown().await;
-    // A crash mid-write: half a frame, then garbage, at the end of the last segment.
     let last = segments(&dir)
         .into_iter()
         .rev()
         .find(|p| std::fs::metadata(p).unwrap().len() > 0)
-        .unwrap();
+        .expect("a segment holds the entries");
+    (dir, last)
+}
+
+#[tokio::test]
+async fn a_torn_tail_is_truncated_and_everything_before_it_replayed() {
+    let (dir, last) = three_entries_left_in_the_spool().await;
     let bytes = std::fs::read(&last).unwrap();
     let mut torn = bytes.clone();
     torn.extend_from_slice(&bytes[..bytes.len() / 5]);
@@ -163,23 +166,7 @@ async fn a_torn_tail_is_truncated_and_everything_before_it_replayed() {
 
 #[tokio::test]
 async fn a_corrupt_frame_in_the_middle_is_skipped_and_counted() {
-    let server = TestServer::start(disk).await;
-    break_sink(&server.dir);
-    for i in 0..3 {
-        assert_eq!(
-            server
-                .post_logs(Some(LOGS_TOKEN), "", numbered(i, i + 1))
-                .await
-                .status,
-            StatusCode::OK
-        );
-    }
-    let dir = server.shutdown().await;
-    let last = segments(&dir)
-        .into_iter()
-        .rev()
-        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
-        .unwrap();
+    let (dir, last) = three_entries_left_in_the_spool().await;
     let mut bytes = std::fs::read(&last).unwrap();
     let frame = bytes.len() / 3; // three equal-sized frames
     bytes[frame + 20] ^= 0xff; // flip a bit inside the second frame's body
