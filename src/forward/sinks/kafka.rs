@@ -57,6 +57,29 @@ pub enum KafkaSinkError {
     Canceled,
 }
 
+impl KafkaSinkError {
+    /// Errors about the producer's identity (id, epoch, sequence) that retrying with the
+    /// same producer does not clear.
+    fn needs_new_producer(&self) -> bool {
+        let (KafkaSinkError::Delivery { source, .. } | KafkaSinkError::Enqueue { source, .. }) =
+            self
+        else {
+            return false;
+        };
+        matches!(
+            source.rdkafka_error_code(),
+            Some(
+                RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+                    | RDKafkaErrorCode::UnknownProducerId
+                    | RDKafkaErrorCode::InvalidProducerIdMapping
+                    | RDKafkaErrorCode::OutOfOrderSequenceNumber
+                    | RDKafkaErrorCode::Fatal
+            )
+        )
+    }
+}
+
 pub struct KafkaSink {
     config: ClientConfig,
     producer: FutureProducer,
@@ -134,11 +157,13 @@ impl KafkaSink {
     /// Produces every record of the batch and waits for all delivery reports. `Ok` only if
     /// the broker acknowledged each one.
     pub async fn write(&mut self, batch: Arc<Batch>) -> Result<(), SinkError> {
-        let result = self.produce_all(&batch).await;
-        if result.is_err() {
-            self.recover_from_fatal()?;
+        match self.produce_all(&batch).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                self.recover(&e)?;
+                Err(e.into())
+            }
         }
-        result.map_err(SinkError::from)
     }
 
     async fn produce_all(&self, batch: &Batch) -> Result<(), KafkaSinkError> {
@@ -221,21 +246,21 @@ impl KafkaSink {
         }
     }
 
-    /// An idempotent producer can hit a fatal error (e.g. after an unrecoverable sequence
-    /// gap); it then refuses every message, so start a fresh one.
-    fn recover_from_fatal(&mut self) -> Result<(), SinkError> {
-        if let Some((code, reason)) = self.producer.client().fatal_error() {
-            tracing::error!(
-                sink = "kafka",
-                ?code,
-                reason,
-                "fatal producer error; recreating the producer"
-            );
-            self.producer = self
-                .config
-                .create()
-                .map_err(|e| SinkError::from(KafkaSinkError::Create(e)))?;
+    /// An idempotent producer can end up in a state it never leaves by itself: a fatal
+    /// error, or a broker that fences its producer id after an outage (seen with Tansu:
+    /// every later batch fails with `ProducerFenced`). Start a fresh producer (a new
+    /// producer id) then; the batcher's retry of this batch goes through it.
+    fn recover(&mut self, error: &KafkaSinkError) -> Result<(), SinkError> {
+        let fatal = self.producer.client().fatal_error();
+        if fatal.is_none() && !error.needs_new_producer() {
+            return Ok(());
         }
+        tracing::warn!(sink = "kafka", error = %error, fatal = ?fatal,
+            "the producer cannot recover by itself; starting a new one");
+        self.producer = self
+            .config
+            .create()
+            .map_err(|e| SinkError::from(KafkaSinkError::Create(e)))?;
         Ok(())
     }
 
