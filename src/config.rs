@@ -2,6 +2,7 @@
 //! overrides `TOLLGATE_<SECTION>__<KEY>`, and `validate()` whose errors name the key.
 //! `serve` and `check-config` share all of it, so a file that checks also starts.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -199,6 +200,26 @@ pub enum SinkConfig {
     },
     /// Counts and drops (benchmarks). A struct variant so stray keys are refused.
     Blackhole {},
+    /// Kafka: one topic per kind, key = account id, envelope in headers (DESIGN §3).
+    Kafka {
+        /// Bootstrap brokers, `host:port[,host:port…]` (librdkafka `bootstrap.servers`).
+        #[serde(default)]
+        brokers: String,
+        /// Topic for log lines (one message per line).
+        #[serde(default = "default_topic_logs")]
+        topic_logs: String,
+        /// Topic for OTLP metrics and remote_write (one message per request).
+        #[serde(default = "default_topic_metrics")]
+        topic_metrics: String,
+        /// Topic for OTLP traces (one message per request).
+        #[serde(default = "default_topic_traces")]
+        topic_traces: String,
+        /// librdkafka producer options (`linger.ms`, `compression.type`, `security.protocol`,
+        /// `sasl.*`, `ssl.*`, …), applied over tollgate's defaults. Values may be strings,
+        /// numbers or booleans.
+        #[serde(default, deserialize_with = "librdkafka_options")]
+        kafka: BTreeMap<String, String>,
+    },
 }
 
 impl Default for SinkConfig {
@@ -209,6 +230,42 @@ impl Default for SinkConfig {
             rotate_secs: default_rotate_secs(),
         }
     }
+}
+
+fn default_topic_logs() -> String {
+    "tollgate-logs".to_string()
+}
+fn default_topic_metrics() -> String {
+    "tollgate-metrics".to_string()
+}
+fn default_topic_traces() -> String {
+    "tollgate-traces".to_string()
+}
+
+/// `[sink.kafka]`: librdkafka takes every option as a string; TOML lets users write
+/// `linger.ms = 5` or `enable.ssl.certificate.verification = false`.
+fn librdkafka_options<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let table = toml::Table::deserialize(d)?;
+    table
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(i) => i.to_string(),
+                toml::Value::Float(f) => f.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                other => {
+                    return Err(serde::de::Error::custom(format!(
+                        "`{k}`: expected a string, number or boolean, found {}",
+                        other.type_str()
+                    )));
+                }
+            };
+            Ok((k, v))
+        })
+        .collect()
 }
 
 fn default_sink_path() -> PathBuf {
@@ -466,6 +523,38 @@ impl Config {
                 }
             }
             _ => {}
+        }
+        if let SinkConfig::Kafka {
+            brokers,
+            topic_logs,
+            topic_metrics,
+            topic_traces,
+            kafka,
+        } = &self.sink
+        {
+            if brokers.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    "sink.brokers",
+                    "is required when sink.type = \"kafka\" (e.g. \"127.0.0.1:9092\")",
+                ));
+            }
+            for (key, topic) in [
+                ("sink.topic_logs", topic_logs),
+                ("sink.topic_metrics", topic_metrics),
+                ("sink.topic_traces", topic_traces),
+            ] {
+                if topic.trim().is_empty() {
+                    return Err(ConfigError::invalid(key, "must not be empty"));
+                }
+            }
+            if let Err((option, message)) =
+                crate::forward::sinks::kafka::check_options(brokers, kafka)
+            {
+                return Err(ConfigError::invalid(
+                    &format!("sink.kafka.\"{option}\""),
+                    message,
+                ));
+            }
         }
         if self.control_plane.embedded {
             return Err(ConfigError::invalid(

@@ -3,6 +3,8 @@
 //! HTTP to it with a real client.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod crash;
+pub mod kafka;
 pub mod process;
 
 use std::net::SocketAddr;

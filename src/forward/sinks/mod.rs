@@ -5,6 +5,7 @@ pub mod blackhole;
 pub mod file;
 pub mod http;
 pub mod inspect;
+pub mod kafka;
 
 use std::sync::Arc;
 
@@ -40,6 +41,8 @@ pub enum SinkError {
         reason: String,
         retry_after: Option<std::time::Duration>,
     },
+    #[error("kafka sink: {0}")]
+    Kafka(#[from] kafka::KafkaSinkError),
 }
 
 impl SinkError {
@@ -64,6 +67,7 @@ pub enum Sink {
     /// Boxed: it is much larger than the others, and there is one sink per process.
     Http(Box<http::HttpSink>),
     Blackhole(blackhole::BlackholeSink),
+    Kafka(kafka::KafkaSink),
 }
 
 impl Sink {
@@ -92,6 +96,7 @@ impl Sink {
                 telemetry.dead_letter_records("http"),
             )?)),
             SinkConfig::Blackhole {} => Sink::Blackhole(blackhole::BlackholeSink::default()),
+            SinkConfig::Kafka { .. } => Sink::Kafka(kafka::KafkaSink::from_config(config)?),
         })
     }
 
@@ -101,6 +106,7 @@ impl Sink {
             Sink::File(_) => "file",
             Sink::Http(_) => "http",
             Sink::Blackhole(_) => "blackhole",
+            Sink::Kafka(_) => "kafka",
         }
     }
 
@@ -113,6 +119,7 @@ impl Sink {
                 s.write(&batch);
                 Ok(())
             }
+            Sink::Kafka(s) => s.write(batch).await,
         }
     }
 
@@ -121,6 +128,7 @@ impl Sink {
         match self {
             Sink::File(s) => s.flush().await,
             Sink::Http(_) | Sink::Blackhole(_) => Ok(()),
+            Sink::Kafka(s) => s.flush().await,
         }
     }
 }
