@@ -21,6 +21,7 @@ export const options = {
   vus: Number(__ENV.VUS || 64),
   duration: __ENV.DURATION || '20s',
   discardResponseBodies: true,
+  summaryTrendStats: ['med', 'p(95)', 'p(99)'],
   thresholds: {
     http_req_failed: ['rate<0.001'],
   },
