@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::crash::kill_nine_times_ten;
+use common::crash::{assert_none_lost, kill_nine_times_ten};
 use common::kafka::{self, Broker};
 use common::process::{get, spawn};
 use common::*;
@@ -192,29 +192,11 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged_with_the_kafka_sink
     );
     let acked = kill_nine_times_ten(dir.path(), &sections).await;
 
-    let mut seen: HashMap<u64, u32> = HashMap::new();
-    for r in broker.consume("tollgate-logs") {
-        *seen.entry(r.json()["id"].as_u64().unwrap()).or_default() += 1;
-    }
-    let lost: Vec<u64> = acked
-        .iter()
-        .filter(|id| !seen.contains_key(id))
-        .copied()
-        .collect();
-    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
-    eprintln!(
-        "kafka crash test: acknowledged {} lines; in Kafka {} distinct, {} duplicates, {} lost",
-        acked.len(),
-        seen.len(),
-        duplicates,
-        lost.len()
-    );
-    assert!(
-        lost.is_empty(),
-        "lost {} acknowledged lines, e.g. {:?}",
-        lost.len(),
-        &lost[..lost.len().min(10)]
-    );
+    let delivered = broker
+        .consume("tollgate-logs")
+        .into_iter()
+        .map(|r| r.json()["id"].as_u64().expect("every record has its id"));
+    assert_none_lost(acked.iter().copied(), delivered, "kafka sink");
 }
 
 /// One keep-alive connection posting numbered lines until `stop`; returns the ids answered
@@ -377,24 +359,13 @@ async fn a_broker_outage_fills_the_spool_then_503s_and_everything_arrives_after(
         "never accepted again after the broker came back"
     );
 
-    let mut seen: HashMap<u64, u32> = HashMap::new();
-    for r in broker.consume("tollgate-logs") {
-        if let Some(id) = r.json()["id"].as_u64() {
-            *seen.entry(id).or_default() += 1;
-        }
-    }
-    let lost: Vec<u64> = acked
-        .iter()
-        .filter(|id| !seen.contains_key(id))
-        .copied()
-        .collect();
-    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
-    eprintln!(
-        "outage: acknowledged {} lines; in Kafka {} distinct, {} duplicates, {} lost",
-        acked.len(),
-        seen.len(),
-        duplicates,
-        lost.len()
+    let delivered = broker
+        .consume("tollgate-logs")
+        .into_iter()
+        .filter_map(|r| r.json()["id"].as_u64());
+    assert_none_lost(
+        acked.iter().copied(),
+        delivered,
+        "kafka sink after an outage",
     );
-    assert!(lost.is_empty(), "lost {} acknowledged lines", lost.len());
 }

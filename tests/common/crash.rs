@@ -102,3 +102,35 @@ pub async fn kill_nine_times_ten(dir: &std::path::Path, sections: &str) -> BTree
     );
     acked
 }
+
+/// Checks that every acknowledged id was delivered (duplicates allowed, counted), and says so.
+pub fn assert_none_lost(
+    acked: impl IntoIterator<Item = u64>,
+    delivered: impl IntoIterator<Item = u64>,
+    sink: &str,
+) {
+    let acked: BTreeSet<u64> = acked.into_iter().collect();
+    let mut seen: std::collections::HashMap<u64, u32> = std::collections::HashMap::new();
+    for id in delivered {
+        *seen.entry(id).or_default() += 1;
+    }
+    let lost: Vec<u64> = acked
+        .iter()
+        .filter(|id| !seen.contains_key(id))
+        .copied()
+        .collect();
+    let duplicates: u32 = seen.values().map(|n| n - 1).sum();
+    eprintln!(
+        "{sink}: acknowledged {} lines; delivered {} distinct, {} duplicates, {} lost",
+        acked.len(),
+        seen.len(),
+        duplicates,
+        lost.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "lost {} acknowledged lines, e.g. {:?}",
+        lost.len(),
+        &lost[..lost.len().min(10)]
+    );
+}
