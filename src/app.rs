@@ -17,10 +17,12 @@ use crate::telemetry::Telemetry;
 use crate::tokens::Tokens;
 use crate::tokens::file::FileSource;
 
-/// The two listeners `run` serves on.
+/// The listeners `run` serves on.
 pub struct Listeners {
     pub public: TcpListener,
     pub admin: TcpListener,
+    /// The embedded control plane's; `run` binds `control_plane.listen` when it is `None`.
+    pub control: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -29,6 +31,7 @@ impl Listeners {
         Ok(Listeners {
             public: TcpListener::bind(config.server.listen).await?,
             admin: TcpListener::bind(config.server.admin_listen).await?,
+            control: None,
         })
     }
 }
@@ -45,6 +48,8 @@ pub enum AppError {
     Forward(#[from] forward::StartError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Control(#[from] crate::control::ControlError),
 }
 
 /// Runs the gateway until `shutdown` resolves, then drains: stop accepting, finish
@@ -60,6 +65,24 @@ pub async fn run(
     let telemetry = Arc::new(Telemetry::new());
     let tokens = Arc::new(Tokens::new(Arc::clone(&telemetry)));
     let background = CancellationToken::new();
+
+    // The embedded control plane starts first (its store migrated) so the token source
+    // can reach it, and stops last so the gateway's final usage report lands.
+    let control_stop = CancellationToken::new();
+    let control_task = if config.control_plane.embedded {
+        let listener = match listeners.control {
+            Some(l) => l,
+            None => TcpListener::bind(config.control_plane.listen).await?,
+        };
+        let cp = crate::control::ControlPlane::open(&config.control_plane).await?;
+        Some(tokio::spawn(crate::control::serve_with(
+            cp,
+            listener,
+            control_stop.clone(),
+        )))
+    } else {
+        None
+    };
 
     let source_task = match config.tokens.source {
         TokenSourceKind::File => {
@@ -156,6 +179,14 @@ pub async fn run(
     background.cancel();
     let _ = admin_task.await;
     let _ = source_task.await;
+    control_stop.cancel();
+    if let Some(task) = control_task {
+        match task.await {
+            Ok(Err(e)) => tracing::error!(error = %e, "control plane failed"),
+            Err(e) => tracing::error!(error = %e, "control plane task failed"),
+            Ok(Ok(())) => {}
+        }
+    }
     tracing::info!("stopped");
     Ok(())
 }

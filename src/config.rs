@@ -284,16 +284,25 @@ fn default_dead_letter_dir() -> PathBuf {
     PathBuf::from("data/dead-letter")
 }
 
-/// The control plane (its own issue). Parsed so DESIGN's full example config is valid;
-/// `validate()` refuses `embedded = true` until it exists.
+/// The control plane (DESIGN §4): `tollgate control-plane`, or inside `tollgate serve`
+/// when `embedded = true`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ControlPlaneConfig {
+    /// Run the control plane inside `tollgate serve`, on `listen`.
     pub embedded: bool,
+    /// The management API and the gateways' feed.
     pub listen: SocketAddr,
+    /// `sqlite://path` (created if missing) or `postgres://user:pass@host/db`.
     pub database_url: String,
+    /// The operator's secret (`Authorization: Bearer …`): creates main accounts and
+    /// reaches every account.
     pub admin_secret: Option<String>,
+    /// Gateways present it on `/v1/feed/*`.
     pub feed_secret: Option<String>,
+    /// How many feed versions of deletions the control plane keeps for gateways catching
+    /// up; a gateway further behind gets 410 and refetches the whole snapshot.
+    pub feed_retained_versions: u64,
 }
 
 impl Default for ControlPlaneConfig {
@@ -304,7 +313,51 @@ impl Default for ControlPlaneConfig {
             database_url: "sqlite://data/control.db".to_string(),
             admin_secret: None,
             feed_secret: None,
+            feed_retained_versions: 100_000,
         }
+    }
+}
+
+impl ControlPlaneConfig {
+    /// What the control plane needs to run; the warnings are returned, not printed.
+    pub fn validate(&self) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = Vec::new();
+        let url = &self.database_url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::invalid(
+                "control_plane.database_url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        for (key, secret) in [
+            ("control_plane.admin_secret", &self.admin_secret),
+            ("control_plane.feed_secret", &self.feed_secret),
+        ] {
+            match secret.as_deref() {
+                None | Some("") => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "is required to run the control plane",
+                    ));
+                }
+                Some("change-me" | "change-me-too") => warnings.push(format!(
+                    "{key} is the documented example value: set your own (TOLLGATE_{}) before \
+                     exposing the control plane beyond this machine",
+                    key.to_ascii_uppercase().replace('.', "__")
+                )),
+                Some(_) => {}
+            }
+        }
+        if self.feed_retained_versions == 0 {
+            return Err(ConfigError::invalid(
+                "control_plane.feed_retained_versions",
+                "must be > 0",
+            ));
+        }
+        Ok(warnings)
     }
 }
 
@@ -557,10 +610,18 @@ impl Config {
             }
         }
         if self.control_plane.embedded {
-            return Err(ConfigError::invalid(
-                "control_plane.embedded",
-                "the control plane is not available in this build yet; set it to false",
-            ));
+            warnings.extend(self.control_plane.validate()?);
+            for (key, addr) in [
+                ("server.listen", self.server.listen),
+                ("server.admin_listen", self.server.admin_listen),
+            ] {
+                if addr.port() != 0 && addr == self.control_plane.listen {
+                    return Err(ConfigError::invalid(
+                        "control_plane.listen",
+                        format!("is the same address as {key}"),
+                    ));
+                }
+            }
         }
         Ok(warnings)
     }

@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod config;
+pub mod control;
 pub mod forward;
 pub mod ingest;
 pub mod model;

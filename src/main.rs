@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tollgate::app::{self, Listeners};
 use tollgate::config::Config;
-use tollgate::telemetry;
+use tollgate::{control, telemetry};
 
 #[derive(Parser)]
 #[command(
@@ -24,6 +24,12 @@ enum Command {
     /// Run the gateway.
     Serve {
         /// Config file (TOML). Without it every key takes its default.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run the control plane alone (token management API and the gateways' feed).
+    ControlPlane {
+        /// Config file (TOML); its `[control_plane]` section applies.
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
@@ -58,33 +64,65 @@ fn main() -> ExitCode {
             }
         },
         Command::Serve { config } => {
-            let config = match load(config.as_ref()) {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::FAILURE;
-                }
+            let Some((config, runtime)) = start(config.as_ref()) else {
+                return ExitCode::FAILURE;
             };
-            telemetry::init_logging(&config.log);
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            let result = runtime.block_on(async {
+            finish(runtime.block_on(async {
                 let listeners = Listeners::bind(&config).await?;
                 app::run(config, listeners, shutdown_signal()).await
-            });
-            match result {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "tollgate failed");
-                    eprintln!("error: {e}");
-                    ExitCode::FAILURE
+            }))
+        }
+        Command::ControlPlane { config } => {
+            let Some((config, runtime)) = start(config.as_ref()) else {
+                return ExitCode::FAILURE;
+            };
+            finish(runtime.block_on(async {
+                for warning in config.control_plane.validate()? {
+                    tracing::warn!("{warning}");
                 }
-            }
+                let listener = tokio::net::TcpListener::bind(config.control_plane.listen).await?;
+                let stop = tokio_util::sync::CancellationToken::new();
+                let serving = control::serve(config.control_plane.clone(), listener, stop.clone());
+                let signal = async {
+                    shutdown_signal().await;
+                    stop.cancel();
+                    std::future::pending::<()>().await
+                };
+                tokio::select! {
+                    result = serving => result.map_err(app::AppError::from),
+                    _ = signal => unreachable!("pending never resolves"),
+                }
+            }))
+        }
+    }
+}
+
+/// Loads the config, starts logging and the runtime; reports a failure on stderr.
+fn start(path: Option<&PathBuf>) -> Option<(Config, tokio::runtime::Runtime)> {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return None;
+        }
+    };
+    telemetry::init_logging(&config.log);
+    match tokio::runtime::Runtime::new() {
+        Ok(r) => Some((config, r)),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            None
+        }
+    }
+}
+
+fn finish(result: Result<(), app::AppError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "tollgate failed");
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -26,6 +26,10 @@ impl Kind {
         }
     }
 
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
     /// Dense index for per-kind arrays (metric handles, batches).
     pub fn index(self) -> usize {
         self as usize

@@ -126,9 +126,17 @@ impl TestServer {
         let addr = public.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(app::run(config, Listeners { public, admin }, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(app::run(
+            config,
+            Listeners {
+                public,
+                admin,
+                control: None,
+            },
+            async {
+                let _ = stopped.await;
+            },
+        ));
         let mut server = TestServer {
             addr,
             admin: admin_addr,

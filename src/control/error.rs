@@ -1,0 +1,105 @@
+//! `ApiError`: every way a management or feed call is refused, mapped to a status and the
+//! DESIGN §4 JSON body (`errorCode`, `message`, `requestId`) in one place. An `errorCode`
+//! names the rule or check that refused the call, so clients can branch on it.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+/// A refused call. The message is shown to the caller and never contains a secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body or a parameter is not what the call takes.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// 401: no credential, or one that is not known.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403: a known credential that may not do this (doesn't reach the account, trial over).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
+    /// 404: no such object — also the answer for another account's object.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409: a product rule refuses the change; `code` names the rule.
+    #[error("{message}")]
+    Rule { code: &'static str, message: String },
+    /// 410: the feed no longer has the changes since this version.
+    #[error("{0}")]
+    Gone(String),
+    /// 413 / 415 / 405: the request's framing, not its content.
+    #[error("{message}")]
+    Framing {
+        status: StatusCode,
+        code: &'static str,
+        message: String,
+    },
+    /// 503: the store failed; the caller may retry. Logged with its cause, not shown.
+    #[error("the store is unavailable")]
+    Store(#[from] sqlx::Error),
+}
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::Invalid {
+            code: "request/INVALID",
+            message: message.into(),
+        }
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Forbidden {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn rule(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::Rule {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "auth/UNAUTHORIZED"),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "request/NOT_FOUND"),
+            ApiError::Rule { code, .. } => (StatusCode::CONFLICT, code),
+            ApiError::Gone(_) => (StatusCode::GONE, "feed/VERSION_GONE"),
+            ApiError::Framing { status, code, .. } => (*status, code),
+            ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store/UNAVAILABLE"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        if let ApiError::Store(e) = &self {
+            tracing::error!(error = %e, "control plane store failed");
+        }
+        let body = serde_json::json!({
+            "errorCode": code,
+            "message": self.to_string(),
+            "requestId": request_id(),
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+/// A random id a caller can quote when reporting an error.
+fn request_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}

@@ -1,0 +1,310 @@
+//! The feed gateways replicate from (DESIGN §2, §4; protocol in README "Feed protocol"):
+//! a versioned snapshot of shipping-token digests, a long-polled change list since a
+//! version, single-digest lookups for the gateways' miss caches, usage reports, and shared
+//! token resolution for the read path. Authenticated by the feed secret; plaintext tokens
+//! never leave through here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::error::ApiError;
+use super::json::Body;
+use super::store::{Store, Tx};
+use super::{ControlPlane, shared_tokens};
+use crate::model::Kind;
+use crate::tokens::Digest;
+use crate::tokens::snapshot::{Snapshot, SnapshotEntry};
+
+pub fn routes() -> Router<Arc<ControlPlane>> {
+    Router::new()
+        .route("/v1/feed/snapshot", get(snapshot))
+        .route("/v1/feed/changes", get(changes))
+        .route("/v1/feed/tokens/{digest}", get(lookup))
+        .route("/v1/feed/usage", post(usage))
+        .route(
+            "/v1/feed/shared-tokens/resolve",
+            post(shared_tokens::resolve),
+        )
+}
+
+/// Longest a `changes` call may wait; gateways ask again right away.
+const MAX_WAIT_SECS: u64 = 60;
+/// Long polls also re-read the store this often, so a change committed by another
+/// control-plane process on the same PostgreSQL is seen without a notification.
+const RECHECK: Duration = Duration::from_secs(1);
+
+pub fn authorize(cp: &ControlPlane, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (presented, &cp.feed_digest) {
+        (Some(secret), Some(expected)) if Digest::of(secret) == *expected => Ok(()),
+        _ => Err(ApiError::Unauthorized(
+            "the feed needs `Authorization: Bearer <feed secret>`",
+        )),
+    }
+}
+
+pub async fn current_version(store: &Store) -> Result<i64, ApiError> {
+    Ok(sqlx::query("SELECT version FROM feed_state WHERE id = 1")
+        .fetch_one(&store.pool)
+        .await?
+        .try_get("version")?)
+}
+
+const ENTRY_SELECT: &str = "SELECT t.digest, t.id, t.account_id, a.name AS account_name, t.kind, \
+     t.enabled FROM shipping_tokens t JOIN accounts a ON a.id = t.account_id";
+
+fn entry(r: &AnyRow) -> Result<SnapshotEntry, ApiError> {
+    let kind: String = r.try_get("kind")?;
+    let account_id: i64 = r.try_get("account_id")?;
+    Ok(SnapshotEntry {
+        token: None,
+        digest: Some(r.try_get("digest")?),
+        token_id: r.try_get::<i64, _>("id")?.to_string(),
+        account_id: u64::try_from(account_id)
+            .map_err(|_| ApiError::invalid("negative account id in the store"))?,
+        account_name: r.try_get("account_name")?,
+        kind: Kind::parse(&kind).ok_or_else(|| ApiError::invalid("unknown kind in the store"))?,
+        enabled: r.try_get::<i64, _>("enabled")? != 0,
+    })
+}
+
+/// The whole table. The version is read first: rows committed after it may ride along
+/// and are simply applied again by the next `changes`.
+async fn snapshot(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+) -> Result<Json<Snapshot>, ApiError> {
+    authorize(&cp, &headers)?;
+    let version = current_version(&cp.store).await?;
+    let rows = sqlx::query(ENTRY_SELECT).fetch_all(&cp.store.pool).await?;
+    let tokens = rows.iter().map(entry).collect::<Result<_, _>>()?;
+    Ok(Json(Snapshot {
+        version: version_u64(version),
+        tokens,
+    }))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Changes {
+    pub version: u64,
+    pub upserts: Vec<SnapshotEntry>,
+    /// Digests (hex) of tokens deleted since `since`.
+    pub deletes: Vec<String>,
+}
+
+/// Upserts and deletes since `since`, waiting up to `wait` seconds for one to happen.
+async fn changes(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Changes>, ApiError> {
+    authorize(&cp, &headers)?;
+    let (since, wait) = changes_params(query.as_deref().unwrap_or(""))?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
+    let mut notified = cp.feed_version.subscribe();
+    loop {
+        let (version, oldest) = versions(&cp.store).await?;
+        if since < oldest || since > version {
+            return Err(ApiError::Gone(format!(
+                "the feed keeps changes from version {oldest} to {version}; fetch /v1/feed/snapshot"
+            )));
+        }
+        if since < version {
+            return Ok(Json(changes_since(&cp.store, since, version).await?));
+        }
+        let now = tokio::time::Instant::now();
+        if now >= deadline {
+            return Ok(Json(Changes {
+                version: version_u64(version),
+                upserts: Vec::new(),
+                deletes: Vec::new(),
+            }));
+        }
+        tokio::select! {
+            _ = notified.changed() => {}
+            _ = tokio::time::sleep(RECHECK.min(deadline - now)) => {}
+            _ = cp.stopping.cancelled() => {
+                return Ok(Json(Changes { version: version_u64(version), upserts: Vec::new(), deletes: Vec::new() }));
+            }
+        }
+    }
+}
+
+fn changes_params(query: &str) -> Result<(i64, u64), ApiError> {
+    let bad = |what: &str| ApiError::Invalid {
+        code: "feed/BAD_REQUEST",
+        message: what.to_string(),
+    };
+    let mut since = None;
+    let mut wait = 30;
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        match &*key {
+            "since" => {
+                since = Some(
+                    value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|v| *v >= 0)
+                        .ok_or_else(|| bad("since must be a feed version (an integer >= 0)"))?,
+                )
+            }
+            "wait" => {
+                wait = value
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|w| *w <= MAX_WAIT_SECS)
+                    .ok_or_else(|| bad("wait must be whole seconds from 0 to 60"))?
+            }
+            _ => {}
+        }
+    }
+    Ok((since.ok_or_else(|| bad("since is required"))?, wait))
+}
+
+async fn versions(store: &Store) -> Result<(i64, i64), ApiError> {
+    let row = sqlx::query("SELECT version, oldest FROM feed_state WHERE id = 1")
+        .fetch_one(&store.pool)
+        .await?;
+    Ok((row.try_get("version")?, row.try_get("oldest")?))
+}
+
+async fn changes_since(store: &Store, since: i64, version: i64) -> Result<Changes, ApiError> {
+    let rows = sqlx::query(&format!("{ENTRY_SELECT} WHERE t.feed_version > $1"))
+        .bind(since)
+        .fetch_all(&store.pool)
+        .await?;
+    let deletes = sqlx::query("SELECT digest FROM feed_tombstones WHERE feed_version > $1")
+        .bind(since)
+        .fetch_all(&store.pool)
+        .await?
+        .iter()
+        .map(|r| r.try_get("digest"))
+        .collect::<Result<_, _>>()?;
+    Ok(Changes {
+        version: version_u64(version),
+        upserts: rows.iter().map(entry).collect::<Result<_, _>>()?,
+        deletes,
+    })
+}
+
+/// Forgets tombstones more than `retained` versions old and moves `oldest` past them: a
+/// gateway further behind than that gets 410 and refetches the snapshot.
+pub async fn prune_tombstones(tx: &mut Tx, version: i64, retained: i64) -> Result<(), ApiError> {
+    let horizon = version.saturating_sub(retained);
+    if horizon <= 0 {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM feed_tombstones WHERE feed_version <= $1")
+        .bind(horizon)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("UPDATE feed_state SET oldest = $1 WHERE id = 1 AND oldest < $1")
+        .bind(horizon)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// One digest, for a gateway's miss cache: 200 with the entry or 404.
+async fn lookup(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Path(digest): Path<String>,
+) -> Result<Json<SnapshotEntry>, ApiError> {
+    authorize(&cp, &headers)?;
+    let digest = Digest::from_hex(&digest).ok_or_else(|| ApiError::Invalid {
+        code: "feed/BAD_REQUEST",
+        message: "a digest is 64 hex characters".into(),
+    })?;
+    let row = sqlx::query(&format!("{ENTRY_SELECT} WHERE t.digest = $1"))
+        .bind(digest.to_hex())
+        .fetch_optional(&cp.store.pool)
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no shipping token has this digest".into()))?;
+    Ok(Json(entry(&row)?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UsageReport {
+    #[serde(default)]
+    tokens: Vec<TokenUsage>,
+    #[serde(default)]
+    accounts: Vec<AccountUsage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenUsage {
+    token_id: String,
+    /// Epoch seconds.
+    last_used: i64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountUsage {
+    account_id: i64,
+    kind: Kind,
+    bytes: i64,
+    records: i64,
+}
+
+/// Last-used times only move forward; volumes add up. Unknown ids are ignored: the token
+/// or account was deleted after the gateway counted it.
+async fn usage(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Body(report): Body<UsageReport>,
+) -> Result<StatusCode, ApiError> {
+    authorize(&cp, &headers)?;
+    let mut tx = cp.store.begin().await?;
+    for t in &report.tokens {
+        let Ok(id) = t.token_id.parse::<i64>() else {
+            continue;
+        };
+        sqlx::query(
+            "UPDATE shipping_tokens SET last_used = $1 \
+             WHERE id = $2 AND (last_used IS NULL OR last_used < $1)",
+        )
+        .bind(t.last_used)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+    }
+    for a in &report.accounts {
+        if a.bytes < 0 || a.records < 0 {
+            return Err(ApiError::invalid("usage bytes and records must be >= 0"));
+        }
+        sqlx::query(
+            "INSERT INTO account_usage (account_id, kind, bytes, records) \
+             SELECT id, $2, $3, $4 FROM accounts WHERE id = $1 \
+             ON CONFLICT (account_id, kind) DO UPDATE SET \
+             bytes = account_usage.bytes + excluded.bytes, \
+             records = account_usage.records + excluded.records",
+        )
+        .bind(a.account_id)
+        .bind(a.kind.as_str())
+        .bind(a.bytes)
+        .bind(a.records)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn version_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}

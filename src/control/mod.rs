@@ -1,0 +1,149 @@
+//! The control plane (DESIGN §4): where accounts manage their tokens, and the feed that
+//! keeps every gateway's token table current. It runs as `tollgate control-plane` or inside
+//! `tollgate serve` (`[control_plane] embedded = true`), on its own listener.
+//!
+//! One file per resource, each reading top to bottom: authenticate (`auth`), parse
+//! (`json`), check the product's rules (`rules`, pure), change the store in one transaction
+//! that also writes the audit event and, for shipping tokens, moves the feed version
+//! (`store`), then notify long-polling gateways. `ApiError` is the only way out.
+
+pub mod accounts;
+pub mod api_tokens;
+pub mod audit;
+pub mod auth;
+pub mod error;
+pub mod feed;
+pub mod json;
+pub mod rules;
+pub mod shared_tokens;
+pub mod shipping_tokens;
+pub mod store;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ControlPlaneConfig;
+use crate::tokens::Digest;
+pub use error::ApiError;
+use store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("control plane store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("control plane listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What every handler shares: the store, the secrets' digests and the feed's notifier.
+pub struct ControlPlane {
+    store: Store,
+    /// Digests, not the secrets: comparing digests leaks nothing about the secret.
+    admin_digest: Option<Digest>,
+    feed_digest: Option<Digest>,
+    /// The newest committed feed version, for long polls to wake on.
+    feed_version: watch::Sender<i64>,
+    /// How many feed versions of deletions are kept for `changes`; older `since` → 410.
+    feed_retained_versions: i64,
+    /// Cancelled when serving stops, so long polls answer at once instead of holding
+    /// graceful shutdown for their whole wait.
+    stopping: CancellationToken,
+}
+
+impl ControlPlane {
+    /// Opens and migrates the store.
+    pub async fn open(config: &ControlPlaneConfig) -> Result<Arc<ControlPlane>, ControlError> {
+        let store = Store::open(&config.database_url).await?;
+        let version = feed::current_version(&store).await.map_err(|e| match e {
+            ApiError::Store(e) => store::StoreError::Open(e),
+            other => store::StoreError::Open(sqlx::Error::Protocol(other.to_string())),
+        })?;
+        Ok(Arc::new(ControlPlane {
+            store,
+            admin_digest: config.admin_secret.as_deref().map(Digest::of),
+            feed_digest: config.feed_secret.as_deref().map(Digest::of),
+            feed_version: watch::Sender::new(version),
+            feed_retained_versions: i64::try_from(config.feed_retained_versions)
+                .unwrap_or(i64::MAX),
+            stopping: CancellationToken::new(),
+        }))
+    }
+
+    /// Wakes long polls after a commit that moved the feed to `version`.
+    fn published(&self, version: i64) {
+        self.feed_version.send_if_modified(|current| {
+            let newer = version > *current;
+            if newer {
+                *current = version;
+            }
+            newer
+        });
+    }
+
+    pub fn router(self: &Arc<Self>) -> Router {
+        Router::new()
+            .merge(accounts::routes())
+            .merge(shipping_tokens::routes())
+            .merge(api_tokens::routes())
+            .merge(shared_tokens::routes())
+            .merge(audit::routes())
+            .merge(feed::routes())
+            .route("/v1/openapi.json", get(openapi))
+            .route("/healthz", get(|| async { "ok\n" }))
+            .fallback(|| async { ApiError::NotFound("no such route".into()) })
+            .method_not_allowed_fallback(|| async {
+                ApiError::Framing {
+                    status: StatusCode::METHOD_NOT_ALLOWED,
+                    code: "request/METHOD_NOT_ALLOWED",
+                    message: "this route does not take that method".into(),
+                }
+            })
+            .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
+            .with_state(Arc::clone(self))
+    }
+}
+
+/// The OpenAPI 3 document of the management API and the feed, kept in the repository.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+}
+
+/// Opens the store and serves the API on `listener` until `shutdown` is cancelled.
+pub async fn serve(
+    config: ControlPlaneConfig,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ControlError> {
+    let cp = ControlPlane::open(&config).await?;
+    serve_with(cp, listener, shutdown).await
+}
+
+/// Serves an opened control plane (tests keep the handle to reach the store).
+pub async fn serve_with(
+    cp: Arc<ControlPlane>,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), ControlError> {
+    tracing::info!(addr = %listener.local_addr()?, "control plane listening");
+    let stopping = cp.stopping.clone();
+    axum::serve(listener, cp.router())
+        .with_graceful_shutdown(async move {
+            shutdown.cancelled().await;
+            stopping.cancel();
+        })
+        .await?;
+    Ok(())
+}

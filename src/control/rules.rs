@@ -1,0 +1,246 @@
+//! The product's rules (DESIGN §4, from the token documentation), as pure functions of the
+//! facts they need: no I/O here, so each rule is tested on its own and the handlers only
+//! gather facts and ask. Each refusal carries the `errorCode` that names the rule.
+
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use crate::model::Kind;
+
+/// A main account's subscription. Tied accounts (sub, metrics, tracing, security) follow
+/// their main account's plan and trial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    Community,
+    Pro,
+    Enterprise,
+}
+
+impl Plan {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Community => "community",
+            Plan::Pro => "pro",
+            Plan::Enterprise => "enterprise",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Plan> {
+        match s {
+            "community" => Some(Plan::Community),
+            "pro" => Some(Plan::Pro),
+            "enterprise" => Some(Plan::Enterprise),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountType {
+    Logs,
+    Metrics,
+    Tracing,
+    Security,
+}
+
+impl AccountType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountType::Logs => "logs",
+            AccountType::Metrics => "metrics",
+            AccountType::Tracing => "tracing",
+            AccountType::Security => "security",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AccountType> {
+        match s {
+            "logs" => Some(AccountType::Logs),
+            "metrics" => Some(AccountType::Metrics),
+            "tracing" => Some(AccountType::Tracing),
+            "security" => Some(AccountType::Security),
+            _ => None,
+        }
+    }
+
+    /// The kind of shipping token an account of this type holds: log and security accounts
+    /// receive logs, metrics accounts metrics, tracing accounts traces.
+    pub fn shipping_kind(self) -> Kind {
+        match self {
+            AccountType::Logs | AccountType::Security => Kind::Logs,
+            AccountType::Metrics => Kind::Metrics,
+            AccountType::Tracing => Kind::Traces,
+        }
+    }
+
+    /// Metrics and tracing accounts have no API tokens of their own: their main account's
+    /// tokens manage them. Main, sub and security accounts have their own.
+    pub fn has_own_api_tokens(self) -> bool {
+        matches!(self, AccountType::Logs | AccountType::Security)
+    }
+}
+
+/// The plan in force now: a running trial has what pro has.
+pub fn effective_plan(plan: Plan, trial_ends_at: Option<i64>, now_secs: i64) -> Plan {
+    match trial_ends_at {
+        Some(end) if now_secs < end => plan.max(Plan::Pro),
+        _ => plan,
+    }
+}
+
+/// How many shipping tokens may be enabled at once: community 1, pro and enterprise 15.
+pub fn max_enabled_tokens(plan: Plan) -> i64 {
+    match plan {
+        Plan::Community => 1,
+        Plan::Pro | Plan::Enterprise => 15,
+    }
+}
+
+/// Enabling one more token (by creating or enabling it) must stay within the plan.
+pub fn check_may_enable_another(plan: Plan, enabled_now: i64) -> Result<(), ApiError> {
+    let max = max_enabled_tokens(plan);
+    if enabled_now >= max {
+        return Err(ApiError::rule(
+            "tokens/ENABLED_LIMIT",
+            format!(
+                "the {} plan allows {max} enabled shipping token{}; disable one first",
+                plan.as_str(),
+                if max == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Every account keeps at least one enabled shipping token: the last one cannot be
+/// disabled or deleted.
+pub fn check_may_lose_enabled(enabled_now: i64) -> Result<(), ApiError> {
+    if enabled_now <= 1 {
+        return Err(ApiError::rule(
+            "tokens/LAST_ENABLED",
+            "every account must keep at least one enabled shipping token; this is the last one",
+        ));
+    }
+    Ok(())
+}
+
+/// API tokens exist for pro and enterprise accounts and during a trial.
+pub fn check_may_create_api_token(account_type: AccountType, plan: Plan) -> Result<(), ApiError> {
+    if !account_type.has_own_api_tokens() {
+        return Err(ApiError::rule(
+            "api-tokens/ACCOUNT_TYPE",
+            format!(
+                "{} accounts have no API tokens of their own; use the main account's",
+                account_type.as_str()
+            ),
+        ));
+    }
+    if plan == Plan::Community {
+        return Err(ApiError::rule(
+            "api-tokens/PLAN",
+            "API tokens are available on pro and enterprise plans and during a trial",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether an API token still works: its account's plan must allow API tokens now. A
+/// trial's tokens stop working the moment the trial ends.
+pub fn check_api_token_usable(
+    plan: Plan,
+    trial_ends_at: Option<i64>,
+    now_secs: i64,
+) -> Result<(), ApiError> {
+    if effective_plan(plan, trial_ends_at, now_secs) != Plan::Community {
+        return Ok(());
+    }
+    match trial_ends_at {
+        Some(_) => Err(ApiError::forbidden(
+            "api-tokens/TRIAL_ENDED",
+            "the account's trial has ended; its API tokens no longer work",
+        )),
+        None => Err(ApiError::forbidden(
+            "api-tokens/PLAN",
+            "the account's plan does not include API access",
+        )),
+    }
+}
+
+/// A token filter's field and value: `^[a-zA-Z0-9_@.-]+$`, so no wildcard can be written.
+pub fn check_filter_term(what: &str, term: &str) -> Result<(), ApiError> {
+    let ok = !term.is_empty()
+        && term.len() <= 256
+        && term
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@' | b'.' | b'-'));
+    if !ok {
+        return Err(ApiError::Invalid {
+            code: "filters/INVALID_TERM",
+            message: format!(
+                "{what} must be 1-256 characters of [a-zA-Z0-9_@.-] (an exact value; wildcards are not supported)"
+            ),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trial_has_pro_until_it_ends() {
+        assert_eq!(effective_plan(Plan::Community, Some(100), 99), Plan::Pro);
+        assert_eq!(
+            effective_plan(Plan::Community, Some(100), 100),
+            Plan::Community
+        );
+        assert_eq!(
+            effective_plan(Plan::Enterprise, Some(100), 50),
+            Plan::Enterprise
+        );
+        assert_eq!(effective_plan(Plan::Community, None, 50), Plan::Community);
+    }
+
+    #[test]
+    fn enabled_limit_is_one_for_community_and_fifteen_for_paid_plans() {
+        assert!(check_may_enable_another(Plan::Community, 0).is_ok());
+        assert!(check_may_enable_another(Plan::Community, 1).is_err());
+        assert!(check_may_enable_another(Plan::Pro, 14).is_ok());
+        assert!(check_may_enable_another(Plan::Enterprise, 15).is_err());
+    }
+
+    #[test]
+    fn the_last_enabled_token_stays() {
+        assert!(check_may_lose_enabled(1).is_err());
+        assert!(check_may_lose_enabled(2).is_ok());
+    }
+
+    #[test]
+    fn api_tokens_follow_plan_and_account_type() {
+        assert!(check_may_create_api_token(AccountType::Logs, Plan::Pro).is_ok());
+        assert!(check_may_create_api_token(AccountType::Security, Plan::Enterprise).is_ok());
+        assert!(check_may_create_api_token(AccountType::Logs, Plan::Community).is_err());
+        assert!(check_may_create_api_token(AccountType::Metrics, Plan::Pro).is_err());
+        assert!(check_api_token_usable(Plan::Community, Some(10), 9).is_ok());
+        let ended = check_api_token_usable(Plan::Community, Some(10), 10).unwrap_err();
+        assert!(matches!(
+            ended,
+            ApiError::Forbidden {
+                code: "api-tokens/TRIAL_ENDED",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn filter_terms_refuse_wildcards() {
+        assert!(check_filter_term("field", "env").is_ok());
+        assert!(check_filter_term("value", "a.b@c-d_1").is_ok());
+        for bad in ["", "te*t", "a b", "x?", "é"] {
+            assert!(check_filter_term("value", bad).is_err(), "{bad:?}");
+        }
+    }
+}
