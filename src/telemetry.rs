@@ -443,6 +443,122 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
+// === control plane ===
+
+/// The control plane's metrics, on its own listener's `/metrics`. Route labels are the
+/// matched path templates (`/v1/log-shipping/tokens/{id}`), a fixed set; rule labels are
+/// the `errorCode`s, also fixed.
+pub struct ControlTelemetry {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    /// Refusals by `errorCode`: how often each product rule says no.
+    refusals: IntCounterVec,
+    pub feed_version: IntGauge,
+    /// Long polls on `/v1/feed/changes` waiting right now: roughly the connected gateways.
+    pub feed_waiting: IntGauge,
+    /// Single-digest lookups from gateways' miss caches, `found` or `not_found`.
+    pub feed_lookups: IntCounterVec,
+}
+
+impl Default for ControlTelemetry {
+    fn default() -> Self {
+        ControlTelemetry::new()
+    }
+}
+
+impl ControlTelemetry {
+    pub fn new() -> ControlTelemetry {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "tollgate_control_requests_total",
+                "Control-plane requests answered, by route template and status code.",
+            ),
+            &["route", "code"],
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_control_request_duration_seconds",
+                "Control-plane request latency (long polls included), by route template.",
+            )
+            .buckets(vec![
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 60.0,
+            ]),
+            &["route"],
+        )
+        .expect("valid metric");
+        let refusals = IntCounterVec::new(
+            Opts::new(
+                "tollgate_control_refusals_total",
+                "Control-plane calls refused, by errorCode (the rule or check that refused).",
+            ),
+            &["code"],
+        )
+        .expect("valid metric");
+        let feed_version = IntGauge::new(
+            "tollgate_control_feed_version",
+            "The control plane's current token feed version.",
+        )
+        .expect("valid metric");
+        let feed_waiting = IntGauge::new(
+            "tollgate_control_feed_waiting",
+            "Long polls on /v1/feed/changes waiting for a change.",
+        )
+        .expect("valid metric");
+        let feed_lookups = IntCounterVec::new(
+            Opts::new(
+                "tollgate_control_feed_lookups_total",
+                "Single-digest lookups from gateways' miss caches, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+            Box::new(refusals.clone()),
+            Box::new(feed_version.clone()),
+            Box::new(feed_waiting.clone()),
+            Box::new(feed_lookups.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        ControlTelemetry {
+            registry,
+            requests,
+            duration,
+            refusals,
+            feed_version,
+            feed_waiting,
+            feed_lookups,
+        }
+    }
+
+    /// Counts one answered call. `route` is a matched template, never a raw path.
+    pub fn observe(&self, route: &str, code: u16, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, &code.to_string()])
+            .inc();
+        self.duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn refused(&self, code: &'static str) {
+        self.refusals.with_label_values(&[code]).inc();
+    }
+
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("encoding to a Vec cannot fail");
+        out
+    }
+}
+
 /// Installs the global `tracing` subscriber. `RUST_LOG` overrides `log.level`.
 pub fn init_logging(config: &LogConfig) {
     use tracing_subscriber::EnvFilter;

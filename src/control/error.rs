@@ -90,6 +90,7 @@ impl IntoResponse for ApiError {
             "requestId": request_id(),
         });
         let mut response = (status, axum::Json(body)).into_response();
+        response.extensions_mut().insert(ErrorCode(code));
         if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
@@ -98,6 +99,10 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Rides on an error response so the metrics layer can count refusals by `errorCode`.
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorCode(pub &'static str);
 
 /// A random id a caller can quote when reporting an error.
 fn request_id() -> String {

@@ -113,6 +113,7 @@ async fn changes(
     let (since, wait) = changes_params(query.as_deref().unwrap_or(""))?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(wait);
     let mut notified = cp.feed_version.subscribe();
+    let _waiting = Waiting::new(&cp.telemetry.feed_waiting);
     loop {
         let (version, oldest) = versions(&cp.store).await?;
         if since < oldest || since > version {
@@ -138,6 +139,22 @@ async fn changes(
                 return Ok(Json(Changes { version: version_u64(version), upserts: Vec::new(), deletes: Vec::new() }));
             }
         }
+    }
+}
+
+/// Counts a long poll in `tollgate_control_feed_waiting` for as long as it lives.
+struct Waiting<'a>(&'a prometheus::IntGauge);
+
+impl<'a> Waiting<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Waiting(gauge)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -230,8 +247,10 @@ async fn lookup(
     let row = sqlx::query(&format!("{ENTRY_SELECT} WHERE t.digest = $1"))
         .bind(digest.to_hex())
         .fetch_optional(&cp.store.pool)
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no shipping token has this digest".into()))?;
+        .await?;
+    let result = if row.is_some() { "found" } else { "not_found" };
+    cp.telemetry.feed_lookups.with_label_values(&[result]).inc();
+    let row = row.ok_or_else(|| ApiError::NotFound("no shipping token has this digest".into()))?;
     Ok(Json(entry(&row)?))
 }
 

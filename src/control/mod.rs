@@ -21,16 +21,20 @@ pub mod store;
 
 use std::sync::Arc;
 
+use std::time::Instant;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ControlPlaneConfig;
+use crate::telemetry::ControlTelemetry;
 use crate::tokens::Digest;
 pub use error::ApiError;
 use store::Store;
@@ -53,6 +57,7 @@ pub struct ControlPlane {
     feed_version: watch::Sender<i64>,
     /// How many feed versions of deletions are kept for `changes`; older `since` → 410.
     feed_retained_versions: i64,
+    telemetry: ControlTelemetry,
     /// Cancelled when serving stops, so long polls answer at once instead of holding
     /// graceful shutdown for their whole wait.
     stopping: CancellationToken,
@@ -66,6 +71,8 @@ impl ControlPlane {
             ApiError::Store(e) => store::StoreError::Open(e),
             other => store::StoreError::Open(sqlx::Error::Protocol(other.to_string())),
         })?;
+        let telemetry = ControlTelemetry::new();
+        telemetry.feed_version.set(version);
         Ok(Arc::new(ControlPlane {
             store,
             admin_digest: config.admin_secret.as_deref().map(Digest::of),
@@ -74,6 +81,7 @@ impl ControlPlane {
             feed_retained_versions: i64::try_from(config.feed_retained_versions)
                 .unwrap_or(i64::MAX),
             stopping: CancellationToken::new(),
+            telemetry,
         }))
     }
 
@@ -83,6 +91,7 @@ impl ControlPlane {
             let newer = version > *current;
             if newer {
                 *current = version;
+                self.telemetry.feed_version.set(version);
             }
             newer
         });
@@ -98,6 +107,7 @@ impl ControlPlane {
             .merge(feed::routes())
             .route("/v1/openapi.json", get(openapi))
             .route("/healthz", get(|| async { "ok\n" }))
+            .route("/metrics", get(metrics))
             .fallback(|| async { ApiError::NotFound("no such route".into()) })
             .method_not_allowed_fallback(|| async {
                 ApiError::Framing {
@@ -107,8 +117,32 @@ impl ControlPlane {
                 }
             })
             .layer(DefaultBodyLimit::max(json::MAX_BODY_BYTES))
+            .layer(middleware::from_fn_with_state(Arc::clone(self), observe))
             .with_state(Arc::clone(self))
     }
+}
+
+async fn metrics(State(cp): State<Arc<ControlPlane>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        cp.telemetry.render(),
+    )
+}
+
+/// Counts every call by route template and status, and refusals by `errorCode`.
+async fn observe(State(cp): State<Arc<ControlPlane>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(req).await;
+    cp.telemetry
+        .observe(&route, response.status().as_u16(), started.elapsed());
+    if let Some(error::ErrorCode(code)) = response.extensions().get::<error::ErrorCode>() {
+        cp.telemetry.refused(code);
+    }
+    response
 }
 
 /// The OpenAPI 3 document of the management API and the feed, kept in the repository.

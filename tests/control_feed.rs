@@ -1,0 +1,382 @@
+//! The control plane's side of the feed (DESIGN §4 "Feed for gateways"), through the real
+//! HTTP API on 127.0.0.1:0 with a SQLite store: long polls wake on a commit, deletions
+//! travel as tombstones, a `since` past the retention window is 410, lookups and usage
+//! reports work, and the secret is enforced.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tollgate::config::ControlPlaneConfig;
+use tollgate::tokens::Digest;
+
+const ADMIN: &str = "test-admin-secret-000000001";
+const FEED: &str = "test-feed-secret-0000000001";
+
+struct Cp {
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    stop: CancellationToken,
+    _dir: tempfile::TempDir,
+}
+
+impl Cp {
+    async fn start(retained: u64) -> Cp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = ControlPlaneConfig {
+            embedded: false,
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            database_url: format!("sqlite://{}/control.db", dir.path().display()),
+            admin_secret: Some(ADMIN.into()),
+            feed_secret: Some(FEED.into()),
+            feed_retained_versions: retained,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let stop = CancellationToken::new();
+        let cp = tollgate::control::ControlPlane::open(&config)
+            .await
+            .expect("open the store");
+        tokio::spawn(tollgate::control::serve_with(cp, listener, stop.clone()));
+        Cp {
+            base,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            stop,
+            _dir: dir,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: (&str, &str),
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(auth.0, auth.1);
+        if body.is_some() {
+            req = req.header("content-type", "application/json");
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let res = self
+            .client
+            .request(req.body(Full::new(Bytes::from(body))).expect("request"))
+            .await
+            .expect("the control plane answers");
+        let status = res.status();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (status, value)
+    }
+
+    async fn feed(&self, path: &str) -> (StatusCode, Value) {
+        self.call(
+            Method::GET,
+            path,
+            ("authorization", &format!("Bearer {FEED}")),
+            None,
+        )
+        .await
+    }
+
+    /// A pro main account; returns (account id, API token, first shipping token).
+    async fn account(&self, name: &str) -> (i64, String, String) {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/v1/admin/accounts",
+                ("authorization", &format!("Bearer {ADMIN}")),
+                Some(json!({"accountName": name, "plan": "pro"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        (
+            body["accountId"].as_i64().expect("accountId"),
+            body["apiToken"].as_str().expect("apiToken").to_string(),
+            body["accountToken"]
+                .as_str()
+                .expect("accountToken")
+                .to_string(),
+        )
+    }
+
+    async fn api(
+        &self,
+        method: Method,
+        path: &str,
+        api: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call(method, path, ("x-api-token", api), body).await
+    }
+}
+
+fn digest(token: &str) -> String {
+    Digest::of(token).to_hex()
+}
+
+#[tokio::test]
+async fn snapshot_carries_digests_only_and_changes_follow_every_commit() {
+    let cp = Cp::start(1000).await;
+    let (account, api, first) = cp.account("acme").await;
+
+    let (status, snap) = cp.feed("/v1/feed/snapshot").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = snap.to_string();
+    assert!(!text.contains(&first), "the feed must never carry a token");
+    let tokens = snap["tokens"].as_array().expect("tokens");
+    assert_eq!(tokens.len(), 1);
+    assert_eq!(tokens[0]["digest"], digest(&first));
+    assert_eq!(tokens[0]["account_id"], account);
+    assert_eq!(tokens[0]["account_name"], "acme");
+    assert_eq!(tokens[0]["kind"], "logs");
+    let v0 = snap["version"].as_u64().expect("version");
+
+    // A long poll started before the change answers soon after the commit.
+    let waiter = {
+        let base = cp.base.clone();
+        let client = cp.client.clone();
+        tokio::spawn(async move {
+            let req = Request::get(format!("{base}/v1/feed/changes?since={v0}&wait=30"))
+                .header("authorization", format!("Bearer {FEED}"))
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            let res = client.request(req).await.expect("answer");
+            let at = Instant::now();
+            let bytes = res.into_body().collect().await.expect("body").to_bytes();
+            (at, serde_json::from_slice::<Value>(&bytes).expect("json"))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await; // let the poll start waiting
+    let committed = Instant::now();
+    let (status, created) = cp
+        .api(
+            Method::POST,
+            "/v1/log-shipping/tokens",
+            &api,
+            Some(json!({"name": "second"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let (answered, changes) = waiter.await.expect("poll task");
+    assert!(
+        answered.duration_since(committed) < Duration::from_secs(1),
+        "the long poll should wake on the commit, took {:?}",
+        answered.duration_since(committed)
+    );
+    let second = created["token"].as_str().expect("token");
+    let upserts = changes["upserts"].as_array().expect("upserts");
+    assert_eq!(upserts.len(), 1, "{changes}");
+    assert_eq!(upserts[0]["digest"], digest(second));
+    assert_eq!(upserts[0]["enabled"], true);
+    let v1 = changes["version"].as_u64().expect("version");
+    assert!(v1 > v0);
+
+    // Disable, then delete: an upsert with enabled=false, then a tombstone.
+    let id = created["id"].as_i64().expect("id");
+    let (status, _) = cp
+        .api(
+            Method::PUT,
+            &format!("/v1/log-shipping/tokens/{id}"),
+            &api,
+            Some(json!({"enabled": "false"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, changes) = cp
+        .feed(&format!("/v1/feed/changes?since={v1}&wait=0"))
+        .await;
+    assert_eq!(changes["upserts"][0]["enabled"], false, "{changes}");
+    let v2 = changes["version"].as_u64().expect("version");
+    let (status, _) = cp
+        .api(
+            Method::DELETE,
+            &format!("/v1/log-shipping/tokens/{id}"),
+            &api,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, changes) = cp
+        .feed(&format!("/v1/feed/changes?since={v2}&wait=0"))
+        .await;
+    assert_eq!(changes["deletes"], json!([digest(second)]), "{changes}");
+    assert_eq!(changes["upserts"], json!([]));
+
+    // Nothing new: an empty answer at the same version after the wait.
+    let v3 = changes["version"].as_u64().expect("version");
+    let (status, idle) = cp
+        .feed(&format!("/v1/feed/changes?since={v3}&wait=0"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(idle, json!({"version": v3, "upserts": [], "deletes": []}));
+    cp.stop.cancel();
+}
+
+#[tokio::test]
+async fn a_since_older_than_the_retained_tombstones_is_410() {
+    let cp = Cp::start(2).await;
+    let (_, api, _) = cp.account("acme").await;
+    let (_, snap) = cp.feed("/v1/feed/snapshot").await;
+    let v0 = snap["version"].as_u64().expect("version");
+    for i in 0..3 {
+        let (_, t) = cp
+            .api(
+                Method::POST,
+                "/v1/log-shipping/tokens",
+                &api,
+                Some(json!({"name": format!("t{i}")})),
+            )
+            .await;
+        let id = t["id"].as_i64().expect("id");
+        let (status, _) = cp
+            .api(
+                Method::DELETE,
+                &format!("/v1/log-shipping/tokens/{id}"),
+                &api,
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, body) = cp
+        .feed(&format!("/v1/feed/changes?since={v0}&wait=0"))
+        .await;
+    assert_eq!(status, StatusCode::GONE, "{body}");
+    assert_eq!(body["errorCode"], "feed/VERSION_GONE");
+    // A version the control plane never had (its database was reset) is also 410.
+    let (status, _) = cp.feed("/v1/feed/changes?since=999999&wait=0").await;
+    assert_eq!(status, StatusCode::GONE);
+    // The snapshot is always there to start over from.
+    let (status, snap) = cp.feed("/v1/feed/snapshot").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(snap["tokens"].as_array().expect("tokens").len(), 1);
+    cp.stop.cancel();
+}
+
+#[tokio::test]
+async fn feed_refuses_a_wrong_secret_and_bad_parameters() {
+    let cp = Cp::start(1000).await;
+    let (status, body) = cp
+        .call(
+            Method::GET,
+            "/v1/feed/snapshot",
+            ("authorization", "Bearer wrong-secret-000000"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errorCode"], "auth/UNAUTHORIZED");
+    assert!(body["requestId"].is_string());
+    for path in [
+        "/v1/feed/changes",
+        "/v1/feed/changes?since=abc",
+        "/v1/feed/changes?since=0&wait=61",
+        "/v1/feed/tokens/not-hex",
+    ] {
+        let (status, body) = cp.feed(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["errorCode"], "feed/BAD_REQUEST", "{path}");
+    }
+    cp.stop.cancel();
+}
+
+#[tokio::test]
+async fn lookups_and_usage_reports_reach_the_token_listing() {
+    let cp = Cp::start(1000).await;
+    let (account, api, first) = cp.account("acme").await;
+    let (status, entry) = cp
+        .feed(&format!("/v1/feed/tokens/{}", digest(&first)))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(entry["account_id"], account);
+    let token_id = entry["token_id"].as_str().expect("token_id").to_string();
+    let (status, body) = cp
+        .feed(&format!(
+            "/v1/feed/tokens/{}",
+            digest("noSuchToken000000000000000001")
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["errorCode"], "request/NOT_FOUND");
+
+    let report = |last_used: i64| {
+        json!({"tokens": [{"token_id": token_id, "last_used": last_used}],
+               "accounts": [{"account_id": account, "kind": "logs", "bytes": 100, "records": 2}]})
+    };
+    let feed_auth = ("authorization", format!("Bearer {FEED}"));
+    for at in [1_800_000_000, 1_700_000_000] {
+        let (status, _) = cp
+            .call(
+                Method::POST,
+                "/v1/feed/usage",
+                (feed_auth.0, &feed_auth.1),
+                Some(report(at)),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+    }
+    let (_, listed) = cp
+        .api(
+            Method::GET,
+            &format!("/v1/log-shipping/tokens/{token_id}"),
+            &api,
+            None,
+        )
+        .await;
+    assert_eq!(
+        listed["lastUsed"], 1_800_000_000,
+        "last-used only moves forward: {listed}"
+    );
+
+    let (status, metrics) = cp
+        .call(Method::GET, "/metrics", ("x-none", "-"), None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let _ = metrics; // text, not JSON: read it raw below
+    let req = Request::get(format!("{}/metrics", cp.base))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let text = cp.client.request(req).await.expect("metrics");
+    let text = String::from_utf8(
+        text.into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .to_vec(),
+    )
+    .expect("utf-8");
+    assert_eq!(
+        common::metric_value(
+            &text,
+            "tollgate_control_feed_lookups_total{result=\"found\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        common::metric_value(
+            &text,
+            "tollgate_control_feed_lookups_total{result=\"not_found\"}"
+        ),
+        1.0
+    );
+    assert!(
+        text.contains("tollgate_control_requests_total{code=\"204\",route=\"/v1/feed/usage\"} 2"),
+        "{text}"
+    );
+    assert!(!text.contains(&first), "no token in metrics");
+    cp.stop.cancel();
+}
