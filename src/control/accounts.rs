@@ -175,7 +175,7 @@ async fn insert_account(
     .await?;
     let id: i64 = row.try_get("id")?;
     let kind = new.account_type.shipping_kind();
-    let (token_id, version) = shipping_tokens::insert(tx, id, kind, "default", actor).await?;
+    let (token_id, version) = shipping_tokens::insert(tx, id, kind, "default", true, actor).await?;
     let token: String = sqlx::query("SELECT token FROM shipping_tokens WHERE id = $1")
         .bind(token_id)
         .fetch_one(&mut **tx)
@@ -307,7 +307,8 @@ struct SubAccountRequest {
 impl SubAccountRequest {
     /// Applies the given fields over `s`, checking each.
     fn apply(self, s: &mut SubAccountSettings) -> Result<(), ApiError> {
-        if let Some(days) = self.retention_days {
+        // Logz.io's Go client sends 0 for numbers it was not given: 0 means "unchanged".
+        if let Some(days) = self.retention_days.filter(|d| *d != 0) {
             if !(1..=3650).contains(&days) {
                 return Err(ApiError::invalid(
                     "retentionDays must be between 1 and 3650",
@@ -331,8 +332,9 @@ impl SubAccountRequest {
             }
             s.email = Some(email);
         }
-        s.max_daily_gb = self.max_daily_gb.or(s.max_daily_gb);
-        s.reserved_daily_gb = self.reserved_daily_gb.or(s.reserved_daily_gb);
+        let given = |v: Option<f64>| v.filter(|v| *v != 0.0);
+        s.max_daily_gb = given(self.max_daily_gb).or(s.max_daily_gb);
+        s.reserved_daily_gb = given(self.reserved_daily_gb).or(s.reserved_daily_gb);
         s.searchable = self.searchable.unwrap_or(s.searchable);
         s.accessible = self.accessible.unwrap_or(s.accessible);
         s.doc_size_setting = self.doc_size_setting.unwrap_or(s.doc_size_setting);

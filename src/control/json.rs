@@ -75,7 +75,8 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// A boolean given as `true`/`false` or as the strings `"true"`/`"false"`.
+/// A boolean given as `true`/`false` or as the strings `"true"`/`"false"`; an empty
+/// string is "not given" (Logz.io's Go client sends `""` for an unset string boolean).
 pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -86,6 +87,7 @@ pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::
     match Option::<Loose>::deserialize(d)? {
         None => Ok(None),
         Some(Loose::Bool(b)) => Ok(Some(b)),
+        Some(Loose::Text(s)) if s.is_empty() => Ok(None),
         Some(Loose::Text(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(true)),
         Some(Loose::Text(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(false)),
         Some(Loose::Text(_)) => Err(serde::de::Error::custom(
@@ -111,6 +113,7 @@ mod tests {
             (r#"{"enabled": "false"}"#, Some(false)),
             (r#"{"enabled": null}"#, None),
             (r#"{}"#, None),
+            (r#"{"enabled": ""}"#, None),
         ] {
             assert_eq!(
                 parse::<Flag>(body.as_bytes()).unwrap().enabled,

@@ -100,6 +100,9 @@ fn check_kind(caller: &Caller, kind: Kind) -> Result<(), ApiError> {
 #[serde(rename_all = "camelCase")]
 struct CreateRequest {
     name: String,
+    /// Logz.io's client sends it (as a string); a new token is enabled unless it says no.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    enabled: Option<bool>,
 }
 
 async fn create(
@@ -113,9 +116,12 @@ async fn create(
     let name = checked_name(&req.name)?;
     let mut tx = cp.store.begin().await?;
     let account = store::lock_account(&mut tx, caller.account.id).await?;
-    let plan = rules::effective_plan(account.plan, account.trial_ends_at, now_secs());
-    rules::check_may_enable_another(plan, enabled_count(&mut tx, account.id).await?)?;
-    let (id, version) = insert(&mut tx, account.id, kind, name, caller.actor).await?;
+    let enabled = req.enabled.unwrap_or(true);
+    if enabled {
+        let plan = rules::effective_plan(account.plan, account.trial_ends_at, now_secs());
+        rules::check_may_enable_another(plan, enabled_count(&mut tx, account.id).await?)?;
+    }
+    let (id, version) = insert(&mut tx, account.id, kind, name, enabled, caller.actor).await?;
     store::audit(
         &mut tx,
         account.id,
@@ -130,13 +136,14 @@ async fn create(
     Ok(Json(token))
 }
 
-/// Inserts a new enabled token and returns its id and the feed version it carries. Also
-/// how accounts get their first token.
+/// Inserts a new token and returns its id and the feed version it carries. Also how
+/// accounts get their first token.
 pub async fn insert(
     tx: &mut Tx,
     account_id: i64,
     kind: Kind,
     name: &str,
+    enabled: bool,
     actor: Actor,
 ) -> Result<(i64, i64), ApiError> {
     let version = store::next_feed_version(tx).await?;
@@ -145,7 +152,7 @@ pub async fn insert(
     let row = sqlx::query(
         "INSERT INTO shipping_tokens (account_id, kind, name, token, digest, enabled, created_at, \
          created_by, updated_at, updated_by, feed_version) \
-         VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $6, $7, $8) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $9, $6, $7, $6, $7, $8) RETURNING id",
     )
     .bind(account_id)
     .bind(kind.as_str())
@@ -155,6 +162,7 @@ pub async fn insert(
     .bind(now)
     .bind(actor.label())
     .bind(version)
+    .bind(i64::from(enabled))
     .fetch_one(&mut **tx)
     .await?;
     Ok((row.try_get("id")?, version))
