@@ -19,8 +19,8 @@ COPY Cargo.toml Cargo.lock ./
 RUN mkdir -p src benches \
     && echo 'fn main() {}' > src/main.rs \
     && touch src/lib.rs \
-    && echo 'fn main() {}' > benches/tokens.rs \
-    && echo 'fn main() {}' > benches/ingest.rs \
+    && for bench in $(awk '/^\[\[bench\]\]/ {b = 1; next} b && /^name/ {gsub(/"/, "", $3); print $3; b = 0}' Cargo.toml); do \
+         echo 'fn main() {}' > "benches/$bench.rs"; done \
     && cargo build --release --locked --bin tollgate \
     && rm -rf src
 
