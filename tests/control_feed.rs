@@ -375,3 +375,95 @@ async fn lookups_and_usage_reports_reach_the_token_listing() {
     assert!(!text.contains(&first), "no token in metrics");
     cp.stop.cancel();
 }
+
+/// `tollgate control-plane` as a process: it logs its address, serves, and exits 0 on
+/// SIGTERM at once even while a gateway's long poll is waiting.
+#[tokio::test]
+async fn control_plane_binary_serves_and_stops_promptly_with_a_long_poll_waiting() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("cp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[control_plane]\nlisten = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://{}/control.db\"\n\
+             admin_secret = \"{ADMIN}\"\nfeed_secret = \"{FEED}\"\n",
+            dir.path().display()
+        ),
+    )
+    .expect("write config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
+        .args(["control-plane", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tollgate starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(addr) = line.split("control plane listening addr=").nth(1) {
+                let _ = tx.send(
+                    addr.split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string(),
+                );
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("a `control plane listening addr=` line");
+    let client: Client<HttpConnector, Full<Bytes>> =
+        Client::builder(TokioExecutor::new()).build_http();
+    let health = client
+        .get(format!("http://{addr}/healthz").parse().expect("uri"))
+        .await
+        .expect("healthz answers");
+    assert_eq!(health.status(), StatusCode::OK);
+
+    let poll = {
+        let client = client.clone();
+        let uri = format!("http://{addr}/v1/feed/changes?since=0&wait=60");
+        tokio::spawn(async move {
+            let req = Request::get(uri)
+                .header("authorization", format!("Bearer {FEED}"))
+                .body(Full::new(Bytes::new()))
+                .expect("request");
+            client.request(req).await.map(|r| r.status())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await; // the poll is waiting now
+    let signalled = Instant::now();
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            signalled.elapsed() < Duration::from_secs(10),
+            "the control plane did not exit within 10 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(
+        signalled.elapsed() < Duration::from_secs(5),
+        "a waiting long poll must not hold shutdown for its whole wait: {:?}",
+        signalled.elapsed()
+    );
+    let answered = poll
+        .await
+        .expect("poll task")
+        .expect("the long poll got an answer");
+    assert_eq!(answered, StatusCode::OK);
+}
