@@ -85,6 +85,11 @@ impl ControlPlane {
         }))
     }
 
+    /// The store's pool, for tools that load data in bulk (benchmarks, migrations).
+    pub fn pool(&self) -> &sqlx::AnyPool {
+        &self.store.pool
+    }
+
     /// Wakes long polls after a commit that moved the feed to `version`.
     fn published(&self, version: i64) {
         self.feed_version.send_if_modified(|current| {
