@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use bytes::Bytes;
+use futures_util::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -21,7 +24,7 @@ use super::store::{Store, Tx};
 use super::{ControlPlane, shared_tokens};
 use crate::model::Kind;
 use crate::tokens::Digest;
-use crate::tokens::snapshot::{Snapshot, SnapshotEntry};
+use crate::tokens::snapshot::SnapshotEntry;
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
@@ -79,20 +82,68 @@ fn entry(r: &AnyRow) -> Result<SnapshotEntry, ApiError> {
     })
 }
 
-/// The whole table. The version is read first: rows committed after it may ride along
-/// and are simply applied again by the next `changes`.
+/// Bytes of JSON per body chunk while streaming a snapshot.
+const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
+
+/// The whole table, streamed: rows go from the store to the socket in 256 KiB chunks, so
+/// a million-token snapshot never sits in memory whole, however many gateways fetch it.
+/// The version is read first: rows committed after it may ride along and are simply
+/// applied again by the next `changes`. A store error mid-stream cuts the body short,
+/// which the gateway sees as a snapshot that does not parse (and keeps its table).
 async fn snapshot(
     State(cp): State<Arc<ControlPlane>>,
     headers: HeaderMap,
-) -> Result<Json<Snapshot>, ApiError> {
+) -> Result<Response, ApiError> {
     authorize(&cp, &headers)?;
-    let version = current_version(&cp.store).await?;
-    let rows = sqlx::query(ENTRY_SELECT).fetch_all(&cp.store.pool).await?;
-    let tokens = rows.iter().map(entry).collect::<Result<_, _>>()?;
-    Ok(Json(Snapshot {
-        version: version_u64(version),
-        tokens,
-    }))
+    let version = version_u64(current_version(&cp.store).await?);
+    let pool = cp.store.pool.clone();
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
+    tokio::spawn(async move {
+        let mut buf = format!("{{\"version\":{version},\"tokens\":[").into_bytes();
+        let mut rows = sqlx::query(ENTRY_SELECT).fetch(&pool);
+        let mut first = true;
+        loop {
+            let row = match rows.try_next().await {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, "feed snapshot: the store failed mid-stream");
+                    let _ = tx.send(Err(std::io::Error::other(e))).await;
+                    return;
+                }
+            };
+            let written = entry(&row).map_err(|e| std::io::Error::other(e.to_string()));
+            let written = written.and_then(|e| {
+                if !first {
+                    buf.push(b',');
+                }
+                first = false;
+                serde_json::to_writer(&mut buf, &e).map_err(std::io::Error::other)
+            });
+            if let Err(e) = written {
+                tracing::error!(error = %e, "feed snapshot: a row does not encode");
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            if buf.len() >= SNAPSHOT_CHUNK_BYTES {
+                let chunk =
+                    std::mem::replace(&mut buf, Vec::with_capacity(SNAPSHOT_CHUNK_BYTES + 512));
+                if tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                    return; // the gateway hung up
+                }
+            }
+        }
+        buf.extend_from_slice(b"]}");
+        let _ = tx.send(Ok(Bytes::from(buf))).await;
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::from_stream(chunks),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Serialize, Deserialize)]
