@@ -278,7 +278,7 @@ async fn feed_refuses_a_wrong_secret_and_bad_parameters() {
         )
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(body["errorCode"], "auth/UNAUTHORIZED");
+    assert_eq!(body["errorCode"], "feed/UNAUTHORIZED");
     assert!(body["requestId"].is_string());
     for path in [
         "/v1/feed/changes",
@@ -310,7 +310,7 @@ async fn lookups_and_usage_reports_reach_the_token_listing() {
         ))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["errorCode"], "request/NOT_FOUND");
+    assert_eq!(body["errorCode"], "feed/UNKNOWN_TOKEN");
 
     let report = |last_used: i64| {
         json!({"tokens": [{"token_id": token_id, "last_used": last_used}],

@@ -20,6 +20,12 @@ pub enum ApiError {
     /// 404: no such object — also the answer for another account's object.
     #[error("{0}")]
     NotFound(String),
+    /// 401 on the feed: the gateway's feed secret is missing or wrong (feed protocol).
+    #[error("{0}")]
+    FeedUnauthorized(&'static str),
+    /// 404 on the feed's miss lookup: no shipping token has the digest (feed protocol).
+    #[error("{0}")]
+    UnknownToken(&'static str),
     /// 409: a product rule refuses the change; `code` names the rule.
     #[error("{message}")]
     Rule { code: &'static str, message: String },
@@ -70,6 +76,8 @@ impl ApiError {
             ApiError::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "auth/UNAUTHORIZED"),
             ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "request/NOT_FOUND"),
+            ApiError::FeedUnauthorized(_) => (StatusCode::UNAUTHORIZED, "feed/UNAUTHORIZED"),
+            ApiError::UnknownToken(_) => (StatusCode::NOT_FOUND, "feed/UNKNOWN_TOKEN"),
             ApiError::Rule { code, .. } => (StatusCode::CONFLICT, code),
             ApiError::Gone(_) => (StatusCode::GONE, "feed/VERSION_GONE"),
             ApiError::Framing { status, code, .. } => (*status, code),

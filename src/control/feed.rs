@@ -51,7 +51,7 @@ pub fn authorize(cp: &ControlPlane, headers: &HeaderMap) -> Result<(), ApiError>
         .and_then(|v| v.strip_prefix("Bearer "));
     match (presented, &cp.feed_digest) {
         (Some(secret), Some(expected)) if Digest::of(secret) == *expected => Ok(()),
-        _ => Err(ApiError::Unauthorized(
+        _ => Err(ApiError::FeedUnauthorized(
             "the feed needs `Authorization: Bearer <feed secret>`",
         )),
     }
@@ -301,7 +301,7 @@ async fn lookup(
         .await?;
     let result = if row.is_some() { "found" } else { "not_found" };
     cp.telemetry.feed_lookups.with_label_values(&[result]).inc();
-    let row = row.ok_or_else(|| ApiError::NotFound("no shipping token has this digest".into()))?;
+    let row = row.ok_or_else(|| ApiError::UnknownToken("no shipping token has this digest"))?;
     Ok(Json(entry(&row)?))
 }
 
