@@ -3,6 +3,7 @@
 //! HTTP to it with a real client.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod control;
 pub mod crash;
 pub mod kafka;
 pub mod process;
