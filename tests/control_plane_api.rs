@@ -1,0 +1,1769 @@
+//! Every rule of the control plane (DESIGN §4, the management API decisions) through the
+//! real HTTP API, against SQLite and against PostgreSQL: one body per rule, run once per
+//! backend. Each refusal is checked for its status, `errorCode` and message.
+
+mod common;
+
+use std::time::Duration;
+
+use common::control::{Backend, ControlPlane};
+use serde_json::{Value, json};
+
+/// Runs each listed body once against SQLite and once against PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite, concat!("sqlite::", stringify!($name))).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres, concat!("postgres::", stringify!($name))).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    community_plan_allows_one_enabled_token,
+    paid_plans_allow_fifteen_enabled_tokens,
+    trial_has_pro_until_it_ends,
+    api_tokens_need_a_paid_plan_or_trial,
+    tied_accounts_follow_their_main_account,
+    sub_accounts_and_revocable_access,
+    credentials_and_reach,
+    requests_shaped_like_logzio_go_client,
+    shared_tokens_and_filters,
+    shared_token_expiry_is_enforced,
+    audit_events_newest_first,
+    feed_carries_digests_and_usage,
+);
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Waits until the wall clock has passed `deadline_ms`: the rule under test is about time.
+async fn wait_until_ms(deadline_ms: i64) {
+    let left = deadline_ms + 50 - now_ms();
+    if left > 0 {
+        tokio::time::sleep(Duration::from_millis(left as u64)).await;
+    }
+}
+
+struct Account {
+    id: i64,
+    shipping_token: String,
+    api_token: Option<String>,
+}
+
+impl Account {
+    fn api(&self) -> &str {
+        self.api_token
+            .as_deref()
+            .expect("this account has an API token")
+    }
+}
+
+async fn account(cp: &ControlPlane, body: Value) -> Account {
+    let created = cp.create_account(body).await;
+    Account {
+        id: created["accountId"].as_i64().expect("accountId"),
+        shipping_token: created["accountToken"]
+            .as_str()
+            .expect("accountToken")
+            .to_string(),
+        api_token: created["apiToken"].as_str().map(str::to_string),
+    }
+}
+
+async fn main_account(cp: &ControlPlane, name: &str, plan: &str) -> Account {
+    account(cp, json!({"accountName": name, "plan": plan})).await
+}
+
+/// The first (default) log shipping token's id of the account `api` acts on.
+async fn token_ids(cp: &ControlPlane, path: &str, api: &str) -> Vec<(i64, bool)> {
+    let page = cp
+        .post(&format!("{path}/search"))
+        .token(api)
+        .json(json!({"pagination": {"pageSize": 1000}}))
+        .send()
+        .await
+        .expect_ok("search tokens");
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| (t["id"].as_i64().unwrap(), t["enabled"].as_bool().unwrap()))
+        .collect()
+}
+
+const LOGS: &str = "/v1/log-shipping/tokens";
+const METRICS: &str = "/v1/metrics-shipping/tokens";
+const TRACES: &str = "/v1/tracing-shipping/tokens";
+
+fn is_secret(token: &Value) -> bool {
+    token
+        .as_str()
+        .is_some_and(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+async fn community_plan_allows_one_enabled_token(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let created = cp
+        .create_account(json!({"accountName": "small", "plan": "community"}))
+        .await;
+    assert!(is_secret(&created["accountToken"]), "{created}");
+    assert!(
+        created.get("apiToken").is_none(),
+        "community has no API token: {created}"
+    );
+    let id = created["accountId"].as_i64().unwrap();
+
+    // The admin secret manages community accounts; it must name the account.
+    cp.get(&format!("{LOGS}/limits"))
+        .admin()
+        .send()
+        .await
+        .expect_error(400, "request/ACCOUNT_REQUIRED", "X-Account-Id");
+    let limits = cp
+        .get(&format!("{LOGS}/limits"))
+        .admin()
+        .account(id)
+        .send()
+        .await
+        .expect_ok("limits");
+    assert_eq!(
+        limits,
+        json!({"maxAllowedTokens": 1, "numOfEnabledTokens": 1})
+    );
+
+    // The new account's one token is enabled; a second (enabled by default) is refused.
+    let page = cp
+        .post(&format!("{LOGS}/search"))
+        .admin()
+        .account(id)
+        .json(json!({}))
+        .send()
+        .await
+        .expect_ok("search");
+    assert_eq!(page["total"], 1);
+    let first = &page["results"][0];
+    assert_eq!(first["enabled"], true);
+    assert_eq!(first["token"], created["accountToken"]);
+    assert_eq!(first["createdBy"], "admin");
+    assert!(first["createdAt"].as_i64().unwrap() >= now_secs() - 60);
+    assert!(first["lastUsed"].is_null());
+    let first_id = first["id"].as_i64().unwrap();
+    cp.post(LOGS)
+        .admin()
+        .account(id)
+        .json(json!({"name": "second"}))
+        .send()
+        .await
+        .expect_error(
+            409,
+            "tokens/ENABLED_LIMIT",
+            "community plan allows 1 enabled",
+        );
+
+    // The last enabled token can be neither disabled nor deleted.
+    cp.put(&format!("{LOGS}/{first_id}"))
+        .admin()
+        .account(id)
+        .json(json!({"enabled": false}))
+        .send()
+        .await
+        .expect_error(409, "tokens/LAST_ENABLED", "at least one enabled");
+    cp.delete(&format!("{LOGS}/{first_id}"))
+        .admin()
+        .account(id)
+        .send()
+        .await
+        .expect_error(409, "tokens/LAST_ENABLED", "at least one enabled");
+
+    // Renaming it is fine and leaves it enabled.
+    let renamed = cp
+        .put(&format!("{LOGS}/{first_id}"))
+        .admin()
+        .account(id)
+        .json(json!({"name": "renamed"}))
+        .send()
+        .await
+        .expect_ok("rename");
+    assert_eq!(renamed["name"], "renamed");
+    assert_eq!(renamed["enabled"], true);
+    assert_eq!(renamed["updatedBy"], "admin");
+    let read = cp
+        .get(&format!("{LOGS}/{first_id}"))
+        .admin()
+        .account(id)
+        .send()
+        .await
+        .expect_ok("read");
+    assert_eq!(read, renamed);
+    cp.stop().await;
+}
+
+async fn paid_plans_allow_fifteen_enabled_tokens(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let pro = main_account(&cp, "pro", "pro").await;
+    for n in 2..=15 {
+        let t = cp
+            .post(LOGS)
+            .token(pro.api())
+            .json(json!({"name": format!("t{n}")}))
+            .send()
+            .await
+            .expect_ok("create within the limit");
+        assert_eq!(t["enabled"], true, "created enabled by default");
+        assert!(t["createdBy"].as_str().unwrap().starts_with("api-token:"));
+    }
+    cp.post(LOGS)
+        .token(pro.api())
+        .json(json!({"name": "sixteenth"}))
+        .send()
+        .await
+        .expect_error(
+            409,
+            "tokens/ENABLED_LIMIT",
+            "pro plan allows 15 enabled shipping tokens",
+        );
+    let limits = cp
+        .get(&format!("{LOGS}/limits"))
+        .token(pro.api())
+        .send()
+        .await
+        .expect_ok("limits");
+    assert_eq!(
+        limits,
+        json!({"maxAllowedTokens": 15, "numOfEnabledTokens": 15})
+    );
+
+    // Disabling one makes room; enabling it again while full is refused.
+    let ids = token_ids(&cp, LOGS, pro.api()).await;
+    let (victim, _) = ids[1];
+    cp.put(&format!("{LOGS}/{victim}"))
+        .token(pro.api())
+        .json(json!({"enabled": false}))
+        .send()
+        .await
+        .expect_ok("disable");
+    let extra = cp
+        .post(LOGS)
+        .token(pro.api())
+        .json(json!({"name": "sixteenth"}))
+        .send()
+        .await
+        .expect_ok("room after disabling one");
+    cp.put(&format!("{LOGS}/{victim}"))
+        .token(pro.api())
+        .json(json!({"enabled": true}))
+        .send()
+        .await
+        .expect_error(409, "tokens/ENABLED_LIMIT", "pro plan allows 15");
+    // A disabled token can be deleted; an enabled one while others remain enabled too.
+    cp.delete(&format!("{LOGS}/{victim}"))
+        .token(pro.api())
+        .send()
+        .await
+        .expect_ok("delete disabled");
+    let deleted = cp
+        .delete(&format!("{LOGS}/{}", extra["id"]))
+        .token(pro.api())
+        .send()
+        .await
+        .expect_ok("delete enabled");
+    assert_eq!(deleted, json!({}));
+    cp.get(&format!("{LOGS}/{victim}"))
+        .token(pro.api())
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "not found");
+
+    // Disable all but one: the last enabled one stays.
+    let ids = token_ids(&cp, LOGS, pro.api()).await;
+    let (last, rest) = ids.split_last().unwrap();
+    for (id, _) in rest {
+        cp.put(&format!("{LOGS}/{id}"))
+            .token(pro.api())
+            .json(json!({"enabled": false}))
+            .send()
+            .await
+            .expect_ok("disable");
+    }
+    cp.put(&format!("{LOGS}/{}", last.0))
+        .token(pro.api())
+        .json(json!({"enabled": false}))
+        .send()
+        .await
+        .expect_error(409, "tokens/LAST_ENABLED", "this is the last one");
+    cp.delete(&format!("{LOGS}/{}", last.0))
+        .token(pro.api())
+        .send()
+        .await
+        .expect_error(409, "tokens/LAST_ENABLED", "this is the last one");
+
+    // Enterprise has the same 15.
+    let ent = main_account(&cp, "ent", "enterprise").await;
+    let limits = cp
+        .get(&format!("{LOGS}/limits"))
+        .token(ent.api())
+        .send()
+        .await
+        .expect_ok("limits");
+    assert_eq!(
+        limits,
+        json!({"maxAllowedTokens": 15, "numOfEnabledTokens": 1})
+    );
+    cp.stop().await;
+}
+
+async fn trial_has_pro_until_it_ends(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let ends = now_secs() + 3;
+    let trial = account(
+        &cp,
+        json!({"accountName": "trial", "plan": "community", "trialEndsAt": ends}),
+    )
+    .await;
+    // During the trial: pro's limits and API tokens.
+    let limits = cp
+        .get(&format!("{LOGS}/limits"))
+        .token(trial.api())
+        .send()
+        .await
+        .expect_ok("limits during trial");
+    assert_eq!(limits["maxAllowedTokens"], 15);
+    cp.post(LOGS)
+        .token(trial.api())
+        .json(json!({"name": "second"}))
+        .send()
+        .await
+        .expect_ok("a second enabled token during the trial");
+    let second_api = cp
+        .post("/v1/api-tokens")
+        .token(trial.api())
+        .json(json!({"name": "ci"}))
+        .send()
+        .await
+        .expect_ok("API token during the trial");
+
+    wait_until_ms(ends * 1000).await;
+
+    // After it: every API token of the account is refused, naming the reason.
+    for token in [trial.api(), second_api["token"].as_str().unwrap()] {
+        cp.get("/v2/whoami").token(token).send().await.expect_error(
+            403,
+            "api-tokens/TRIAL_ENDED",
+            "trial has ended",
+        );
+    }
+    // Community again: limit 1 (the two enabled stay, a third is refused), no API tokens.
+    let limits = cp
+        .get(&format!("{LOGS}/limits"))
+        .admin()
+        .account(trial.id)
+        .send()
+        .await
+        .expect_ok("limits after trial");
+    assert_eq!(
+        limits,
+        json!({"maxAllowedTokens": 1, "numOfEnabledTokens": 2})
+    );
+    cp.post(LOGS)
+        .admin()
+        .account(trial.id)
+        .json(json!({"name": "third"}))
+        .send()
+        .await
+        .expect_error(409, "tokens/ENABLED_LIMIT", "community plan allows 1");
+    cp.post("/v1/api-tokens")
+        .admin()
+        .account(trial.id)
+        .json(json!({"name": "late"}))
+        .send()
+        .await
+        .expect_error(409, "api-tokens/PLAN", "pro and enterprise");
+    cp.stop().await;
+}
+
+async fn api_tokens_need_a_paid_plan_or_trial(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let community = main_account(&cp, "c", "community").await;
+    cp.post("/v1/api-tokens")
+        .admin()
+        .account(community.id)
+        .json(json!({"name": "nope"}))
+        .send()
+        .await
+        .expect_error(
+            409,
+            "api-tokens/PLAN",
+            "pro and enterprise plans and during a trial",
+        );
+    let listed = cp
+        .get("/v1/api-tokens")
+        .admin()
+        .account(community.id)
+        .send()
+        .await
+        .expect_ok("list");
+    assert_eq!(listed, json!([]));
+
+    let pro = main_account(&cp, "p", "pro").await;
+    assert!(is_secret(&json!(pro.api())));
+    let listed = cp
+        .get("/v1/api-tokens")
+        .token(pro.api())
+        .send()
+        .await
+        .expect_ok("list");
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["name"], "default");
+    assert!(listed[0]["createdAt"].as_i64().unwrap() >= now_secs() - 60);
+    assert!(
+        listed[0].get("token").is_none(),
+        "the secret is only in the create answer"
+    );
+
+    let created = cp
+        .post("/v1/api-tokens")
+        .token(pro.api())
+        .json(json!({"name": "terraform"}))
+        .send()
+        .await
+        .expect_ok("create");
+    assert_eq!(created["name"], "terraform");
+    assert!(is_secret(&created["token"]));
+    let new_token = created["token"].as_str().unwrap();
+    let who = cp
+        .get("/v2/whoami")
+        .token(new_token)
+        .send()
+        .await
+        .expect_ok("whoami");
+    assert_eq!(who, json!({"accountId": pro.id, "accountName": "p"}));
+    let listed = cp
+        .get("/v1/api-tokens")
+        .token(new_token)
+        .send()
+        .await
+        .expect_ok("list");
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    // Deleting a token ends it at once; another account's token id is not found.
+    let other = main_account(&cp, "other", "pro").await;
+    cp.delete(&format!("/v1/api-tokens/{}", created["id"]))
+        .token(other.api())
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "not found");
+    let deleted = cp
+        .delete(&format!("/v1/api-tokens/{}", created["id"]))
+        .token(pro.api())
+        .send()
+        .await
+        .expect_ok("delete");
+    assert_eq!(deleted, json!({}));
+    cp.get("/v2/whoami")
+        .token(new_token)
+        .send()
+        .await
+        .expect_error(401, "auth/UNAUTHORIZED", "not valid");
+    cp.delete(&format!("/v1/api-tokens/{}", created["id"]))
+        .token(pro.api())
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "not found");
+    cp.stop().await;
+}
+
+async fn tied_accounts_follow_their_main_account(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let main = main_account(&cp, "acme", "pro").await;
+    cp.post("/v1/admin/accounts")
+        .admin()
+        .json(json!({"accountName": "m", "type": "metrics"}))
+        .send()
+        .await
+        .expect_error(400, "accounts/OWNER_REQUIRED", "ownerAccountId is required");
+    let metrics = account(
+        &cp,
+        json!({"accountName": "acme-metrics", "type": "metrics", "ownerAccountId": main.id}),
+    )
+    .await;
+    let tracing = account(
+        &cp,
+        json!({"accountName": "acme-tracing", "type": "tracing", "ownerAccountId": main.id}),
+    )
+    .await;
+    let security = account(
+        &cp,
+        json!({"accountName": "acme-security", "type": "security", "ownerAccountId": main.id}),
+    )
+    .await;
+    // Metrics and tracing accounts have no API tokens; security accounts have their own.
+    assert!(metrics.api_token.is_none());
+    assert!(tracing.api_token.is_none());
+    assert!(security.api_token.is_some());
+    cp.post("/v1/api-tokens")
+        .token(main.api())
+        .account(metrics.id)
+        .json(json!({"name": "x"}))
+        .send()
+        .await
+        .expect_error(
+            409,
+            "api-tokens/ACCOUNT_TYPE",
+            "metrics accounts have no API tokens",
+        );
+
+    // The main account's token manages them, by X-Account-Id.
+    let who = cp
+        .get("/v2/whoami")
+        .token(main.api())
+        .account(metrics.id)
+        .send()
+        .await
+        .expect_ok("whoami as metrics");
+    assert_eq!(who["accountId"], metrics.id);
+    let page = cp
+        .post(&format!("{METRICS}/search"))
+        .token(main.api())
+        .account(metrics.id)
+        .json(json!({}))
+        .send()
+        .await
+        .expect_ok("metrics tokens");
+    assert_eq!(page["results"][0]["token"], metrics.shipping_token.as_str());
+    cp.post(METRICS)
+        .token(main.api())
+        .account(metrics.id)
+        .json(json!({"name": "second metrics"}))
+        .send()
+        .await
+        .expect_ok("a second metrics token on a pro main account");
+    cp.post(TRACES)
+        .token(main.api())
+        .account(tracing.id)
+        .json(json!({"name": "second traces"}))
+        .send()
+        .await
+        .expect_ok("tracing token");
+    // Each account holds its own kind only.
+    cp.post(LOGS)
+        .token(main.api())
+        .account(metrics.id)
+        .json(json!({"name": "wrong"}))
+        .send()
+        .await
+        .expect_error(409, "tokens/ACCOUNT_TYPE", "metrics account");
+    cp.post(METRICS)
+        .token(main.api())
+        .json(json!({"name": "wrong"}))
+        .send()
+        .await
+        .expect_error(409, "tokens/ACCOUNT_TYPE", "logs account");
+    // A security account holds log shipping tokens, managed with its own API token too.
+    cp.post(LOGS)
+        .token(security.api_token.as_deref().unwrap())
+        .json(json!({"name": "siem"}))
+        .send()
+        .await
+        .expect_ok("security account's own token");
+    cp.get("/v2/whoami")
+        .token(main.api())
+        .account(security.id)
+        .send()
+        .await
+        .expect_ok("main reaches its security account");
+    // ...but a security account's token doesn't reach the main account.
+    cp.get("/v2/whoami")
+        .token(security.api_token.as_deref().unwrap())
+        .account(main.id)
+        .send()
+        .await
+        .expect_error(403, "auth/FORBIDDEN", "does not reach");
+
+    // Tied accounts follow the main account's plan: a community main's metrics account has 1.
+    let small = main_account(&cp, "small", "community").await;
+    let small_metrics = account(
+        &cp,
+        json!({"accountName": "small-metrics", "type": "metrics", "ownerAccountId": small.id}),
+    )
+    .await;
+    let limits = cp
+        .get(&format!("{METRICS}/limits"))
+        .admin()
+        .account(small_metrics.id)
+        .send()
+        .await
+        .expect_ok("limits");
+    assert_eq!(
+        limits,
+        json!({"maxAllowedTokens": 1, "numOfEnabledTokens": 1})
+    );
+    cp.post(METRICS)
+        .admin()
+        .account(small_metrics.id)
+        .json(json!({"name": "second"}))
+        .send()
+        .await
+        .expect_error(409, "tokens/ENABLED_LIMIT", "community plan allows 1");
+    cp.stop().await;
+}
+
+async fn sub_accounts_and_revocable_access(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let main = main_account(&cp, "acme", "pro").await;
+    const SUBS: &str = "/v1/account-management/time-based-accounts";
+    let created = cp
+        .post(SUBS)
+        .token(main.api())
+        .json(json!({
+            "accountName": "acme-eu", "email": "ops@acme.test", "retentionDays": 7,
+            "maxDailyGB": 2.5, "searchable": true, "accessible": true,
+            "sharingObjectsAccounts": [main.id],
+            "utilizationSettings": {"frequencyMinutes": 5, "utilizationEnabled": true},
+            "isFlexible": false, "docSizeSetting": false
+        }))
+        .send()
+        .await
+        .expect_ok("create sub-account");
+    let sub = created["accountId"].as_i64().unwrap();
+    assert!(is_secret(&created["accountToken"]));
+    let model = cp
+        .get(&format!("{SUBS}/{sub}"))
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("read");
+    assert_eq!(model["accountName"], "acme-eu");
+    assert_eq!(model["accountToken"], created["accountToken"]);
+    assert_eq!(model["email"], "ops@acme.test");
+    assert_eq!(model["retentionDays"], 7);
+    assert_eq!(model["maxDailyGB"], 2.5);
+    assert_eq!(model["searchable"], true);
+    assert_eq!(model["accessible"], true);
+    assert_eq!(
+        model["sharingObjectsAccounts"],
+        json!([{"accountId": main.id, "accountName": "acme"}])
+    );
+    assert_eq!(model["utilizationSettings"]["frequencyMinutes"], 5);
+    let list = cp
+        .get(SUBS)
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("list");
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["accountId"], sub);
+
+    // The main account's token manages the accessible sub-account...
+    let who = cp
+        .get("/v2/whoami")
+        .token(main.api())
+        .account(sub)
+        .send()
+        .await
+        .expect_ok("whoami as sub");
+    assert_eq!(who, json!({"accountId": sub, "accountName": "acme-eu"}));
+    cp.post(LOGS)
+        .token(main.api())
+        .account(sub)
+        .json(json!({"name": "from main"}))
+        .send()
+        .await
+        .expect_ok("main manages sub's tokens");
+    let sub_api = cp
+        .post("/v1/api-tokens/sub-account")
+        .token(main.api())
+        .json(json!({"name": "sub's own", "accountId": sub}))
+        .send()
+        .await
+        .expect_ok("API token for the sub-account");
+    let sub_api = sub_api["token"].as_str().unwrap().to_string();
+
+    // ...loses it the moment access is revoked...
+    let revoked = cp
+        .put(&format!("{SUBS}/{sub}"))
+        .token(main.api())
+        .json(json!({"accessible": false}))
+        .send()
+        .await;
+    assert_eq!(revoked.status, 204, "{:?}", revoked.body);
+    cp.get("/v2/whoami")
+        .token(main.api())
+        .account(sub)
+        .send()
+        .await
+        .expect_error(403, "auth/NOT_ACCESSIBLE", "not accessible");
+    cp.post(LOGS)
+        .token(main.api())
+        .account(sub)
+        .json(json!({"name": "refused"}))
+        .send()
+        .await
+        .expect_error(403, "auth/NOT_ACCESSIBLE", "not accessible");
+    cp.post("/v1/api-tokens/sub-account")
+        .token(main.api())
+        .json(json!({"name": "refused", "accountId": sub}))
+        .send()
+        .await
+        .expect_error(403, "auth/NOT_ACCESSIBLE", "not accessible");
+    // (the sub-account's own token still works on its own account)
+    cp.get("/v2/whoami")
+        .token(&sub_api)
+        .send()
+        .await
+        .expect_ok("sub's own token");
+    // ...and regains it when restored (a string boolean, as Logz.io's client sends).
+    let restored = cp
+        .put(&format!("{SUBS}/{sub}"))
+        .token(main.api())
+        .json(json!({"accessible": "true"}))
+        .send()
+        .await;
+    assert_eq!(restored.status, 204);
+    cp.get("/v2/whoami")
+        .token(main.api())
+        .account(sub)
+        .send()
+        .await
+        .expect_ok("access restored");
+
+    // Only a main account's token configures sub-accounts.
+    cp.post(SUBS)
+        .token(&sub_api)
+        .json(json!({"accountName": "nested"}))
+        .send()
+        .await
+        .expect_error(
+            403,
+            "auth/MAIN_ACCOUNT_REQUIRED",
+            "main account's API token",
+        );
+    cp.put(&format!("{SUBS}/{sub}"))
+        .token(&sub_api)
+        .json(json!({"accessible": true}))
+        .send()
+        .await
+        .expect_error(
+            403,
+            "auth/MAIN_ACCOUNT_REQUIRED",
+            "main account's API token",
+        );
+    let security = account(
+        &cp,
+        json!({"accountName": "sec", "type": "security", "ownerAccountId": main.id}),
+    )
+    .await;
+    cp.post(SUBS)
+        .token(security.api())
+        .json(json!({"accountName": "nested"}))
+        .send()
+        .await
+        .expect_error(
+            403,
+            "auth/MAIN_ACCOUNT_REQUIRED",
+            "main account's API token",
+        );
+    cp.post(SUBS)
+        .token(main.api())
+        .json(json!({"email": "no-name@acme.test"}))
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "accountName");
+    // Another main account's token neither sees nor reaches it.
+    let other = main_account(&cp, "globex", "pro").await;
+    cp.get(&format!("{SUBS}/{sub}"))
+        .token(other.api())
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "not found");
+    cp.get("/v2/whoami")
+        .token(other.api())
+        .account(sub)
+        .send()
+        .await
+        .expect_error(403, "auth/FORBIDDEN", "does not reach");
+
+    // The sub-account follows its main account's plan.
+    let limits = cp
+        .get(&format!("{LOGS}/limits"))
+        .token(&sub_api)
+        .send()
+        .await
+        .expect_ok("limits");
+    assert_eq!(limits["maxAllowedTokens"], 15);
+
+    // Deleting it removes it and its tokens.
+    let deleted = cp
+        .delete(&format!("{SUBS}/{sub}"))
+        .token(main.api())
+        .send()
+        .await;
+    assert_eq!(deleted.status, 204);
+    cp.get(&format!("{SUBS}/{sub}"))
+        .token(main.api())
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "not found");
+    cp.get("/v2/whoami")
+        .token(&sub_api)
+        .send()
+        .await
+        .expect_error(401, "auth/UNAUTHORIZED", "not valid");
+    let list = cp
+        .get(SUBS)
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("list");
+    assert_eq!(list, json!([]));
+    cp.stop().await;
+}
+
+async fn credentials_and_reach(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let acme = main_account(&cp, "acme", "pro").await;
+    let globex = main_account(&cp, "globex", "pro").await;
+
+    cp.get("/v2/whoami")
+        .send()
+        .await
+        .expect_error(401, "auth/UNAUTHORIZED", "X-API-TOKEN");
+    cp.get("/v2/whoami")
+        .token("notARealTokenAtAll0000000000000")
+        .send()
+        .await
+        .expect_error(401, "auth/UNAUTHORIZED", "not valid");
+    cp.get("/v2/whoami")
+        .bearer("wrong admin secret")
+        .account(acme.id)
+        .send()
+        .await
+        .expect_error(401, "auth/UNAUTHORIZED", "admin secret");
+    // A shipping token is not an API token.
+    cp.get("/v2/whoami")
+        .token(&acme.shipping_token)
+        .send()
+        .await
+        .expect_error(401, "auth/UNAUTHORIZED", "not valid");
+    // Another account: 403 by X-Account-Id, 404 for its objects by id.
+    cp.get("/v2/whoami")
+        .token(acme.api())
+        .account(globex.id)
+        .send()
+        .await
+        .expect_error(403, "auth/FORBIDDEN", "does not reach");
+    cp.get("/v2/whoami")
+        .token(acme.api())
+        .account(999_999)
+        .send()
+        .await
+        .expect_error(403, "auth/FORBIDDEN", "does not reach");
+    let globex_token = token_ids(&cp, LOGS, globex.api()).await[0].0;
+    for call in [
+        cp.get(&format!("{LOGS}/{globex_token}")),
+        cp.put(&format!("{LOGS}/{globex_token}"))
+            .json(json!({"name": "mine now"})),
+        cp.delete(&format!("{LOGS}/{globex_token}")),
+    ] {
+        call.token(acme.api())
+            .send()
+            .await
+            .expect_error(404, "request/NOT_FOUND", "not found");
+    }
+    cp.get(&format!("{LOGS}/not-a-number"))
+        .token(acme.api())
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "not-a-number");
+    cp.get(&format!("{LOGS}/{globex_token}"))
+        .admin()
+        .account(globex.id)
+        .send()
+        .await
+        .expect_ok("the admin reaches every account");
+    cp.get("/v2/whoami")
+        .admin()
+        .account(999_999)
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "account not found");
+    cp.get("/v2/whoami")
+        .token(acme.api())
+        .header("x-account-id", "acme")
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "X-Account-Id");
+    // Only the operator creates main accounts.
+    cp.post("/v1/admin/accounts")
+        .token(acme.api())
+        .json(json!({"accountName": "mine"}))
+        .send()
+        .await
+        .expect_error(403, "auth/ADMIN_REQUIRED", "admin secret");
+    cp.post("/v1/admin/accounts")
+        .json(json!({"accountName": "mine"}))
+        .send()
+        .await
+        .expect_error(401, "auth/UNAUTHORIZED", "X-API-TOKEN");
+
+    // Framing: unknown route, method, invalid body, content type, size.
+    cp.get("/v1/no-such-thing")
+        .token(acme.api())
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "no such route");
+    cp.request(http::Method::PATCH, LOGS)
+        .token(acme.api())
+        .send()
+        .await
+        .expect_error(405, "request/METHOD_NOT_ALLOWED", "method");
+    cp.post(LOGS)
+        .token(acme.api())
+        .json(json!({"name": 17}))
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "name");
+    cp.post(LOGS)
+        .token(acme.api())
+        .raw_body("application/json", "{not json")
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "line 1 column 2");
+    cp.post(LOGS)
+        .token(acme.api())
+        .json(json!({"name": "   "}))
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "name must be 1-256 characters");
+    cp.post(LOGS)
+        .token(acme.api())
+        .raw_body("text/plain", "name=x")
+        .send()
+        .await
+        .expect_error(415, "request/UNSUPPORTED_MEDIA_TYPE", "application/json");
+    cp.post(LOGS)
+        .token(acme.api())
+        .raw_body("application/json", vec![b' '; 2 << 20])
+        .send()
+        .await
+        .expect_error(413, "request/TOO_LARGE", "limited to");
+    cp.post("/v1/admin/accounts")
+        .admin()
+        .json(json!({"accountName": "x", "plan": "platinum"}))
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "plan");
+    cp.stop().await;
+}
+
+async fn requests_shaped_like_logzio_go_client(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let acme = main_account(&cp, "acme", "pro").await;
+    for name in ["bravo", "alpha", "charlie"] {
+        cp.post(LOGS)
+            .token(acme.api())
+            .json(json!({"name": name}))
+            .send()
+            .await
+            .expect_ok("create");
+    }
+    let ids = token_ids(&cp, LOGS, acme.api()).await;
+    // Booleans as strings on update.
+    let updated = cp
+        .put(&format!("{LOGS}/{}", ids[1].0))
+        .token(acme.api())
+        .json(json!({"name": "bravo", "enabled": "false"}))
+        .send()
+        .await
+        .expect_ok("update with a string boolean");
+    assert_eq!(updated["enabled"], false);
+    cp.put(&format!("{LOGS}/{}", ids[1].0))
+        .token(acme.api())
+        .json(json!({"enabled": "maybe"}))
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "enabled");
+
+    // `sort: null`, `pagination: {}`, a string boolean in the filter.
+    let page = cp
+        .post(&format!("{LOGS}/search"))
+        .token(acme.api())
+        .json(json!({"filter": {"enabled": "true"}, "sort": null, "pagination": {}}))
+        .send()
+        .await
+        .expect_ok("search as the Go client sends it");
+    assert_eq!(page["total"], 3);
+    assert_eq!(page["pagination"], json!({"pageNumber": 1, "pageSize": 25}));
+    assert!(
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["enabled"] == true)
+    );
+    let page = cp
+        .post(&format!("{LOGS}/search"))
+        .token(acme.api())
+        .json(json!({"filter": {"enabled": "false"}}))
+        .send()
+        .await
+        .expect_ok("disabled ones");
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["results"][0]["name"], "bravo");
+    // Sorting by name, descending as a string, paged.
+    let page = cp
+        .post(&format!("{LOGS}/search"))
+        .token(acme.api())
+        .json(json!({"sort": [{"field": "name", "descending": "true"}],
+                     "pagination": {"pageNumber": 1, "pageSize": 2}}))
+        .send()
+        .await
+        .expect_ok("sorted");
+    assert_eq!(page["total"], 4);
+    let names: Vec<&str> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["default", "charlie"]);
+    let page = cp
+        .post(&format!("{LOGS}/search"))
+        .token(acme.api())
+        .json(json!({"sort": [{"field": "name", "descending": false}],
+                     "pagination": {"pageNumber": 2, "pageSize": 2}}))
+        .send()
+        .await
+        .expect_ok("second page");
+    let names: Vec<&str> = page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["charlie", "default"]);
+    // An empty body is a search for everything.
+    let page = cp
+        .post(&format!("{LOGS}/search"))
+        .token(acme.api())
+        .raw_body("application/json", "")
+        .send()
+        .await
+        .expect_ok("empty body");
+    assert_eq!(page["total"], 4);
+    cp.post(&format!("{LOGS}/search"))
+        .token(acme.api())
+        .json(json!({"pagination": {"pageSize": 1001}}))
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "pageSize");
+
+    // Sub-account bodies with string booleans throughout.
+    let created = cp
+        .post("/v1/account-management/time-based-accounts")
+        .token(acme.api())
+        .json(json!({
+            "email": "", "accountName": "strings", "maxDailyGB": 1, "retentionDays": 5,
+            "searchable": "false", "accessible": "true", "sharingObjectsAccounts": [],
+            "docSizeSetting": "false",
+            "utilizationSettings": {"frequencyMinutes": 5, "utilizationEnabled": "true"},
+            "isFlexible": "false", "reservedDailyGB": 0
+        }))
+        .send()
+        .await
+        .expect_ok("sub-account with string booleans");
+    let model = cp
+        .get(&format!(
+            "/v1/account-management/time-based-accounts/{}",
+            created["accountId"]
+        ))
+        .token(acme.api())
+        .send()
+        .await
+        .expect_ok("read");
+    assert_eq!(model["searchable"], false);
+    assert_eq!(model["accessible"], true);
+    assert_eq!(model["utilizationSettings"]["utilizationEnabled"], true);
+    cp.stop().await;
+}
+
+async fn shared_tokens_and_filters(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let acme = main_account(&cp, "acme", "pro").await;
+    let api = acme.api();
+    let before = now_ms();
+    let token = cp
+        .post("/v1/shared-tokens")
+        .token(api)
+        .json(json!({"tokenName": "dashboards"}))
+        .send()
+        .await
+        .expect_ok("create with defaults");
+    let seven_days = 7 * 24 * 3600 * 1000;
+    let expiry = token["expirationDate"].as_i64().unwrap();
+    assert!(
+        (before + seven_days..=now_ms() + seven_days).contains(&expiry),
+        "default expiry is 7 days: {token}"
+    );
+    assert_eq!(token["filtersOperator"], "AND");
+    assert_eq!(token["filters"], json!([]));
+    assert!(token["lastUsed"].is_null());
+    assert_eq!(token["name"], "dashboards");
+    assert!(is_secret(&token["token"]));
+    let id = token["id"].as_i64().unwrap();
+    let secret = token["token"].as_str().unwrap().to_string();
+
+    // Legacy tokens may have no expiry; others must have a future one.
+    let legacy = cp
+        .post("/v1/shared-tokens")
+        .token(api)
+        .json(json!({"tokenName": "old", "expirationDate": null, "legacy": true}))
+        .send()
+        .await
+        .expect_ok("legacy");
+    assert!(legacy["expirationDate"].is_null());
+    cp.post("/v1/shared-tokens")
+        .token(api)
+        .json(json!({"tokenName": "never", "expirationDate": null}))
+        .send()
+        .await
+        .expect_error(400, "shared-tokens/EXPIRY_REQUIRED", "only legacy tokens");
+    cp.post("/v1/shared-tokens")
+        .token(api)
+        .json(json!({"tokenName": "past", "expirationDate": now_ms() - 1000}))
+        .send()
+        .await
+        .expect_error(400, "shared-tokens/EXPIRY_IN_PAST", "in the future");
+
+    // Edit the expiry.
+    let later = now_ms() + 30 * 24 * 3600 * 1000;
+    let edited = cp
+        .put(&format!("/v1/shared-tokens/{id}"))
+        .token(api)
+        .json(json!({"expirationDate": later}))
+        .send()
+        .await
+        .expect_ok("edit expiry");
+    assert_eq!(edited["expirationDate"], later);
+    cp.put(&format!("/v1/shared-tokens/{id}"))
+        .token(api)
+        .json(json!({"expirationDate": now_ms() - 1}))
+        .send()
+        .await
+        .expect_error(400, "shared-tokens/EXPIRY_IN_PAST", "in the future");
+
+    // Filters: exact field: value pairs; no wildcard can be written.
+    let env = cp
+        .post("/v1/shared-tokens/filters")
+        .token(api)
+        .json(json!({"description": "test env", "field": "env", "value": "test"}))
+        .send()
+        .await
+        .expect_ok("filter");
+    assert_eq!(env["field"], "env");
+    assert_eq!(env["value"], "test");
+    assert_eq!(env["description"], "test env");
+    let team = cp
+        .post("/v1/shared-tokens/filters")
+        .token(api)
+        .json(json!({"description": "team", "field": "team.name", "value": "ops@acme-1"}))
+        .send()
+        .await
+        .expect_ok("filter with every allowed character class");
+    for (field, value, named) in [
+        ("env", "te*t", "value"),
+        ("env", "*", "value"),
+        ("env", "a b", "value"),
+        ("env", "prod?", "value"),
+        ("en*", "x", "field"),
+        ("", "x", "field"),
+        ("env", "", "value"),
+    ] {
+        cp.post("/v1/shared-tokens/filters")
+            .token(api)
+            .json(json!({"description": "bad", "field": field, "value": value}))
+            .send()
+            .await
+            .expect_error(400, "filters/INVALID_TERM", named);
+    }
+    let filters = cp
+        .get("/v1/shared-tokens/filters")
+        .token(api)
+        .send()
+        .await
+        .expect_ok("list filters");
+    assert_eq!(filters, json!([env, team]));
+    let read = cp
+        .get(&format!("/v1/shared-tokens/filters/{}", env["id"]))
+        .token(api)
+        .send()
+        .await
+        .expect_ok("read filter");
+    assert_eq!(read, env);
+
+    let resolve = |secret: String| {
+        let cp = &cp;
+        async move {
+            cp.post("/v1/feed/shared-tokens/resolve")
+                .feed()
+                .json(json!({"token": secret}))
+                .send()
+                .await
+        }
+    };
+    let access = resolve(secret.clone())
+        .await
+        .expect_ok("resolve, no filters");
+    assert_eq!(access["accountId"], acme.id);
+    assert_eq!(access["filters"], json!([]));
+    assert_eq!(access["filtersOperator"], "AND");
+    assert_eq!(access["expirationDate"], later);
+
+    // Attach: visible at once to resolution.
+    let attached = cp
+        .put(&format!("/v1/shared-tokens/{id}"))
+        .token(api)
+        .json(json!({"filters": [env["id"]]}))
+        .send()
+        .await
+        .expect_ok("attach");
+    assert_eq!(attached["filters"], json!([env["id"]]));
+    assert_eq!(
+        attached["expirationDate"], later,
+        "expiry kept when not given"
+    );
+    let access = resolve(secret.clone()).await.expect_ok("resolve");
+    assert_eq!(
+        access["filters"],
+        json!([{"field": "env", "value": "test"}])
+    );
+    let attached = cp
+        .put(&format!("/v1/shared-tokens/{id}"))
+        .token(api)
+        .json(json!({"filters": [env["id"], team["id"]], "filtersOperator": "OR"}))
+        .send()
+        .await
+        .expect_ok("attach two, OR");
+    assert_eq!(attached["filtersOperator"], "OR");
+    let access = resolve(secret.clone()).await.expect_ok("resolve");
+    assert_eq!(access["filtersOperator"], "OR");
+    assert_eq!(
+        access["filters"],
+        json!([{"field": "env", "value": "test"}, {"field": "team.name", "value": "ops@acme-1"}])
+    );
+    // Resolution marks the token used.
+    let listed = cp
+        .get("/v1/shared-tokens")
+        .token(api)
+        .send()
+        .await
+        .expect_ok("list");
+    let listed_token = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap();
+    assert!(listed_token["lastUsed"].as_i64().unwrap() >= before);
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+
+    // Deleting a filter detaches it everywhere, at once.
+    let deleted = cp
+        .delete(&format!("/v1/shared-tokens/filters/{}", env["id"]))
+        .token(api)
+        .send()
+        .await;
+    assert_eq!(deleted.status, 204);
+    let access = resolve(secret.clone()).await.expect_ok("resolve");
+    assert_eq!(
+        access["filters"],
+        json!([{"field": "team.name", "value": "ops@acme-1"}])
+    );
+    let read = cp
+        .get(&format!("/v1/shared-tokens/{id}"))
+        .token(api)
+        .send()
+        .await
+        .expect_ok("read");
+    assert_eq!(read["filters"], json!([team["id"]]));
+    cp.get(&format!("/v1/shared-tokens/filters/{}", env["id"]))
+        .token(api)
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "not found");
+    // Detach.
+    let detached = cp
+        .put(&format!("/v1/shared-tokens/{id}"))
+        .token(api)
+        .json(json!({"filters": []}))
+        .send()
+        .await
+        .expect_ok("detach");
+    assert_eq!(detached["filters"], json!([]));
+    assert_eq!(
+        resolve(secret.clone()).await.expect_ok("resolve")["filters"],
+        json!([])
+    );
+
+    // Unknown or another account's filter ids are refused.
+    let globex = main_account(&cp, "globex", "pro").await;
+    let foreign = cp
+        .post("/v1/shared-tokens/filters")
+        .token(globex.api())
+        .json(json!({"description": "", "field": "env", "value": "prod"}))
+        .send()
+        .await
+        .expect_ok("globex filter");
+    for bad in [foreign["id"].clone(), json!(987_654)] {
+        cp.put(&format!("/v1/shared-tokens/{id}"))
+            .token(api)
+            .json(json!({"filters": [bad]}))
+            .send()
+            .await
+            .expect_error(
+                400,
+                "shared-tokens/UNKNOWN_FILTER",
+                "not one of this account's",
+            );
+        cp.post("/v1/shared-tokens")
+            .token(api)
+            .json(json!({"tokenName": "x", "filters": [bad]}))
+            .send()
+            .await
+            .expect_error(
+                400,
+                "shared-tokens/UNKNOWN_FILTER",
+                "not one of this account's",
+            );
+    }
+    // Another account's shared token and filter are not found.
+    cp.get(&format!("/v1/shared-tokens/{id}"))
+        .token(globex.api())
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "not found");
+    cp.delete(&format!("/v1/shared-tokens/filters/{}", team["id"]))
+        .token(globex.api())
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "not found");
+
+    // Resolution needs the feed secret; unknown tokens are 404.
+    cp.post("/v1/feed/shared-tokens/resolve")
+        .token(api)
+        .json(json!({"token": secret}))
+        .send()
+        .await
+        .expect_error(401, "feed/UNAUTHORIZED", "feed secret");
+    resolve("noSuchSharedToken000000000000000".into())
+        .await
+        .expect_error(404, "request/NOT_FOUND", "no shared token");
+
+    // Delete: 204, then gone everywhere.
+    let deleted = cp
+        .delete(&format!("/v1/shared-tokens/{id}"))
+        .token(api)
+        .send()
+        .await;
+    assert_eq!(deleted.status, 204);
+    cp.get(&format!("/v1/shared-tokens/{id}"))
+        .token(api)
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "not found");
+    resolve(secret)
+        .await
+        .expect_error(404, "request/NOT_FOUND", "no shared token");
+    cp.stop().await;
+}
+
+async fn shared_token_expiry_is_enforced(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let acme = main_account(&cp, "acme", "pro").await;
+    let expires = now_ms() + 1500;
+    let token = cp
+        .post("/v1/shared-tokens")
+        .token(acme.api())
+        .json(json!({"tokenName": "brief", "expirationDate": expires}))
+        .send()
+        .await
+        .expect_ok("create");
+    let secret = token["token"].as_str().unwrap();
+    cp.post("/v1/feed/shared-tokens/resolve")
+        .feed()
+        .json(json!({"token": secret}))
+        .send()
+        .await
+        .expect_ok("before expiry");
+    wait_until_ms(expires).await;
+    cp.post("/v1/feed/shared-tokens/resolve")
+        .feed()
+        .json(json!({"token": secret}))
+        .send()
+        .await
+        .expect_error(403, "shared-tokens/EXPIRED", "expired");
+    // Extending the expiry brings it back.
+    cp.put(&format!("/v1/shared-tokens/{}", token["id"]))
+        .token(acme.api())
+        .json(json!({"expirationDate": now_ms() + 60_000}))
+        .send()
+        .await
+        .expect_ok("extend");
+    cp.post("/v1/feed/shared-tokens/resolve")
+        .feed()
+        .json(json!({"token": secret}))
+        .send()
+        .await
+        .expect_ok("after extending");
+    cp.stop().await;
+}
+
+async fn audit_events_newest_first(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let acme = main_account(&cp, "acme", "pro").await;
+    let api = acme.api();
+    let api_id = cp
+        .get("/v1/api-tokens")
+        .token(api)
+        .send()
+        .await
+        .expect_ok("list")[0]["id"]
+        .as_i64()
+        .unwrap();
+    let t = cp
+        .post(LOGS)
+        .token(api)
+        .json(json!({"name": "x"}))
+        .send()
+        .await
+        .expect_ok("create");
+    let tid = t["id"].as_i64().unwrap();
+    cp.put(&format!("{LOGS}/{tid}"))
+        .token(api)
+        .json(json!({"enabled": false}))
+        .send()
+        .await
+        .expect_ok("disable");
+    cp.put(&format!("{LOGS}/{tid}"))
+        .admin()
+        .account(acme.id)
+        .json(json!({"name": "y"}))
+        .send()
+        .await
+        .expect_ok("rename by the operator");
+    cp.delete(&format!("{LOGS}/{tid}"))
+        .token(api)
+        .send()
+        .await
+        .expect_ok("delete");
+    let filter = cp
+        .post("/v1/shared-tokens/filters")
+        .token(api)
+        .json(json!({"description": "", "field": "env", "value": "prod"}))
+        .send()
+        .await
+        .expect_ok("filter");
+    let shared = cp
+        .post("/v1/shared-tokens")
+        .token(api)
+        .json(json!({"tokenName": "s", "filters": [filter["id"]]}))
+        .send()
+        .await
+        .expect_ok("shared");
+    // A refused change is not an event.
+    cp.delete(&format!("{LOGS}/{}", token_ids(&cp, LOGS, api).await[0].0))
+        .token(api)
+        .send()
+        .await
+        .expect_error(409, "tokens/LAST_ENABLED", "last one");
+
+    let page = cp
+        .get("/v1/audit-events?pageNumber=1&pageSize=25")
+        .token(api)
+        .send()
+        .await
+        .expect_ok("audit");
+    let events = page["results"].as_array().unwrap();
+    let me = format!("api-token:{api_id}");
+    let got: Vec<[String; 3]> = events
+        .iter()
+        .map(|e| ["actor", "action", "target"].map(|k| e[k].as_str().unwrap().to_string()))
+        .collect();
+    let ev =
+        |actor: &str, action: &str, target: String| [actor.to_string(), action.to_string(), target];
+    let tok = format!("log-shipping-token:{tid}");
+    let want_newest = [
+        ev(
+            &me,
+            "shared-token.create",
+            format!("shared-token:{}", shared["id"]),
+        ),
+        ev(
+            &me,
+            "token-filter.create",
+            format!("token-filter:{}", filter["id"]),
+        ),
+        ev(&me, "log-shipping-token.delete", tok.clone()),
+        ev("admin", "log-shipping-token.update", tok.clone()),
+        ev(&me, "log-shipping-token.disable", tok.clone()),
+        ev(&me, "log-shipping-token.create", tok),
+    ];
+    assert_eq!(&got[..want_newest.len()], &want_newest[..], "newest first");
+    // The account's creation (and its first API token) are the oldest events, by the admin.
+    let oldest: Vec<&str> = got.iter().rev().take(2).map(|e| e[1].as_str()).collect();
+    assert!(oldest.contains(&"account.create"), "{got:?}");
+    assert!(got.iter().rev().take(2).all(|e| e[0] == "admin"), "{got:?}");
+    assert_eq!(page["total"].as_u64().unwrap() as usize, events.len());
+    assert!(events.iter().all(|e| e["accountId"] == acme.id));
+    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] > w[1]), "ids descend: {ids:?}");
+    let times: Vec<i64> = events
+        .iter()
+        .map(|e| e["createdAt"].as_i64().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "times descend: {times:?}"
+    );
+    assert!(times[0] <= now_secs() && times[0] >= now_secs() - 60);
+
+    // Paging.
+    let page2 = cp
+        .get("/v1/audit-events?pageNumber=2&pageSize=2")
+        .token(api)
+        .send()
+        .await
+        .expect_ok("page 2");
+    assert_eq!(page2["pagination"], json!({"pageNumber": 2, "pageSize": 2}));
+    assert_eq!(page2["results"][0]["id"], events[2]["id"]);
+    cp.get("/v1/audit-events?pageSize=0")
+        .token(api)
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "pageSize");
+    // Another account sees none of these.
+    let globex = main_account(&cp, "globex", "pro").await;
+    let theirs = cp
+        .get("/v1/audit-events")
+        .token(globex.api())
+        .send()
+        .await
+        .expect_ok("globex audit");
+    assert!(
+        theirs["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["accountId"] == globex.id)
+    );
+    cp.stop().await;
+}
+
+async fn feed_carries_digests_and_usage(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let acme = main_account(&cp, "acme", "pro").await;
+    let digest = |t: &str| tollgate::tokens::Digest::of(t).to_hex();
+
+    cp.get("/v1/feed/snapshot")
+        .send()
+        .await
+        .expect_error(401, "feed/UNAUTHORIZED", "feed secret");
+    cp.get("/v1/feed/snapshot")
+        .bearer(common::control::ADMIN_SECRET)
+        .send()
+        .await
+        .expect_error(401, "feed/UNAUTHORIZED", "feed secret");
+    let snapshot = cp.get("/v1/feed/snapshot").feed().send().await;
+    assert_eq!(snapshot.status, 200);
+    let text = String::from_utf8_lossy(&snapshot.body).to_string();
+    assert!(
+        !text.contains(&acme.shipping_token),
+        "no plaintext token in the feed"
+    );
+    let parsed = tollgate::tokens::snapshot::Snapshot::parse(&snapshot.body)
+        .expect("the snapshot is tollgate's Snapshot type");
+    let body = snapshot.json();
+    let version = body["version"].as_u64().unwrap();
+    let entry = body["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["digest"] == digest(&acme.shipping_token).as_str())
+        .expect("the account's token is in the snapshot")
+        .clone();
+    drop(parsed);
+    assert_eq!(entry["account_id"], acme.id);
+    assert_eq!(entry["account_name"], "acme");
+    assert_eq!(entry["kind"], "logs");
+    assert_eq!(entry["enabled"], true);
+    let token_id = entry["token_id"].as_str().unwrap().to_string();
+
+    // Miss lookups.
+    let found = cp
+        .get(&format!("/v1/feed/tokens/{}", digest(&acme.shipping_token)))
+        .feed()
+        .send()
+        .await
+        .expect_ok("lookup");
+    assert_eq!(found, entry);
+    cp.get(&format!("/v1/feed/tokens/{}", digest("unknown")))
+        .feed()
+        .send()
+        .await
+        .expect_error(404, "feed/UNKNOWN_TOKEN", "digest");
+    cp.get("/v1/feed/tokens/xyz")
+        .feed()
+        .send()
+        .await
+        .expect_error(400, "feed/BAD_REQUEST", "64 hex");
+
+    // A long poll returns as soon as a change commits.
+    let poll = {
+        let url = format!("/v1/feed/changes?since={version}&wait=20");
+        let started = std::time::Instant::now();
+        let waiting = cp.get(&url).feed().send();
+        let change = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            cp.post(LOGS)
+                .token(acme.api())
+                .json(json!({"name": "new"}))
+                .send()
+                .await
+                .expect_ok("create")
+        };
+        let (reply, created) = tokio::join!(waiting, change);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "woke on the change"
+        );
+        (reply.expect_ok("changes"), created)
+    };
+    let (changes, created) = poll;
+    assert!(changes["version"].as_u64().unwrap() > version);
+    let upserts = changes["upserts"].as_array().unwrap();
+    assert!(
+        upserts
+            .iter()
+            .any(|e| e["digest"] == digest(created["token"].as_str().unwrap()).as_str()),
+        "{changes}"
+    );
+    // Deletes carry digests.
+    let v2 = changes["version"].as_u64().unwrap();
+    cp.delete(&format!("{LOGS}/{}", created["id"]))
+        .token(acme.api())
+        .send()
+        .await
+        .expect_ok("delete");
+    let changes = cp
+        .get(&format!("/v1/feed/changes?since={v2}&wait=0"))
+        .feed()
+        .send()
+        .await
+        .expect_ok("changes");
+    assert_eq!(
+        changes["deletes"],
+        json!([digest(created["token"].as_str().unwrap())])
+    );
+    let v3 = changes["version"].as_u64().unwrap();
+    let quiet = cp
+        .get(&format!("/v1/feed/changes?since={v3}&wait=0"))
+        .feed()
+        .send()
+        .await
+        .expect_ok("nothing new");
+    assert_eq!(quiet, json!({"version": v3, "upserts": [], "deletes": []}));
+    cp.get(&format!("/v1/feed/changes?since={}&wait=0", v3 + 100))
+        .feed()
+        .send()
+        .await
+        .expect_error(410, "feed/VERSION_GONE", "snapshot");
+    cp.get("/v1/feed/changes?since=abc")
+        .feed()
+        .send()
+        .await
+        .expect_error(400, "feed/BAD_REQUEST", "since");
+    cp.get("/v1/feed/changes?since=1&wait=61")
+        .feed()
+        .send()
+        .await
+        .expect_error(400, "feed/BAD_REQUEST", "wait");
+
+    // Usage: last-used moves forward only and shows in the listing; unknown ids ignored.
+    let report = |last_used: i64| {
+        json!({"tokens": [{"token_id": token_id, "last_used": last_used},
+                          {"token_id": "999999", "last_used": last_used}],
+               "accounts": [{"account_id": acme.id, "kind": "logs", "bytes": 100, "records": 2},
+                            {"account_id": 999_999, "kind": "logs", "bytes": 1, "records": 1}]})
+    };
+    let t = now_secs() - 5;
+    for last_used in [t, t - 100] {
+        let r = cp
+            .post("/v1/feed/usage")
+            .feed()
+            .json(report(last_used))
+            .send()
+            .await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
+    let listed = cp
+        .get(&format!("{LOGS}/{token_id}"))
+        .token(acme.api())
+        .send()
+        .await
+        .expect_ok("read");
+    assert_eq!(listed["lastUsed"], t);
+    cp.post("/v1/feed/usage")
+        .json(report(t))
+        .send()
+        .await
+        .expect_error(401, "feed/UNAUTHORIZED", "feed secret");
+    cp.stop().await;
+}
