@@ -44,6 +44,7 @@ on_both_backends!(
     shared_token_expiry_is_enforced,
     audit_events_newest_first,
     feed_carries_digests_and_usage,
+    optional_numbers_alternate_with_absent_ones,
 );
 
 fn now_secs() -> i64 {
@@ -1765,5 +1766,65 @@ async fn feed_carries_digests_and_usage(backend: Backend, test: &str) {
         .send()
         .await
         .expect_error(401, "feed/UNAUTHORIZED", "feed secret");
+    cp.stop().await;
+}
+
+/// Sub-account numbers given and not given, alternating on the same statements: a NULL
+/// must not fix the parameter's type for the next call on the same pooled connection
+/// (PostgreSQL prepares each statement once per connection).
+async fn optional_numbers_alternate_with_absent_ones(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let main = main_account(&cp, "acme", "enterprise").await;
+    const SUBS: &str = "/v1/account-management/time-based-accounts";
+    for round in 0..10 {
+        let mut body = json!({"accountName": format!("sub{round}")});
+        if round % 2 == 1 {
+            body["maxDailyGB"] = json!(1.5);
+            body["reservedDailyGB"] = json!(0.5);
+        }
+        let created = cp
+            .post(SUBS)
+            .token(main.api())
+            .json(body)
+            .send()
+            .await
+            .expect_ok("create sub-account");
+        let id = created["accountId"].as_i64().unwrap();
+        let model = cp
+            .get(&format!("{SUBS}/{id}"))
+            .token(main.api())
+            .send()
+            .await
+            .expect_ok("read");
+        if round % 2 == 1 {
+            assert_eq!(model["maxDailyGB"], 1.5);
+            assert_eq!(model["reservedDailyGB"], 0.5);
+        } else {
+            assert!(model["maxDailyGB"].is_null(), "{model}");
+        }
+        // Update the other way round: set it where it was absent, keep it where given.
+        let update = if round % 2 == 1 {
+            json!({"searchable": true})
+        } else {
+            json!({"maxDailyGB": 2.25})
+        };
+        let updated = cp
+            .put(&format!("{SUBS}/{id}"))
+            .token(main.api())
+            .json(update)
+            .send()
+            .await;
+        assert_eq!(updated.status, 204, "{:?}", updated.body);
+        let model = cp
+            .get(&format!("{SUBS}/{id}"))
+            .token(main.api())
+            .send()
+            .await
+            .expect_ok("read");
+        let want = if round % 2 == 1 { 1.5 } else { 2.25 };
+        assert_eq!(model["maxDailyGB"], want, "{model}");
+    }
     cp.stop().await;
 }

@@ -148,6 +148,11 @@ struct NewAccount {
 }
 
 /// Inserts the account and its first shipping token; returns (id, token, feed version).
+///
+/// `max_daily_gb` is bound as a number with a flag for NULL (here and in the update):
+/// sqlx 0.8's Any driver sends a NULL `f64` to PostgreSQL as `float4`, the statement is
+/// prepared once per connection with that type, and the next non-NULL `f64` on that
+/// connection then fails ("incorrect binary data format in bind parameter").
 async fn insert_account(
     tx: &mut Tx,
     new: &NewAccount,
@@ -157,7 +162,8 @@ async fn insert_account(
     let row = sqlx::query(
         "INSERT INTO accounts (name, type, plan, trial_ends_at, owner_id, email, retention_days, \
          max_daily_gb, searchable, accessible, settings, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $13 = 1 THEN $8 END, $9, $10, $11, $12) \
+         RETURNING id",
     )
     .bind(new.name.as_str())
     .bind(new.account_type.as_str())
@@ -166,11 +172,12 @@ async fn insert_account(
     .bind(new.owner_id)
     .bind(s.email.clone())
     .bind(s.retention_days)
-    .bind(s.max_daily_gb)
+    .bind(s.max_daily_gb.unwrap_or(0.0))
     .bind(i64::from(s.searchable))
     .bind(i64::from(s.accessible))
     .bind(s.extra_json())
     .bind(now_secs())
+    .bind(i64::from(s.max_daily_gb.is_some()))
     .fetch_one(&mut **tx)
     .await?;
     let id: i64 = row.try_get("id")?;
@@ -596,17 +603,19 @@ async fn update_sub_account(
         .as_ref()
         .is_some_and(|n| *n != current.account_name);
     sqlx::query(
-        "UPDATE accounts SET name = $1, email = $2, retention_days = $3, max_daily_gb = $4, \
-         searchable = $5, accessible = $6, settings = $7 WHERE id = $8",
+        "UPDATE accounts SET name = $1, email = $2, retention_days = $3, \
+         max_daily_gb = CASE WHEN $9 = 1 THEN $4 END, searchable = $5, accessible = $6, \
+         settings = $7 WHERE id = $8",
     )
     .bind(new_name.unwrap_or(current.account_name))
     .bind(settings.email.clone())
     .bind(settings.retention_days)
-    .bind(settings.max_daily_gb)
+    .bind(settings.max_daily_gb.unwrap_or(0.0))
     .bind(i64::from(settings.searchable))
     .bind(i64::from(settings.accessible))
     .bind(settings.extra_json())
     .bind(id)
+    .bind(i64::from(settings.max_daily_gb.is_some()))
     .execute(&mut *tx)
     .await?;
     // Gateways carry the account name with each token: a rename is a feed change.
