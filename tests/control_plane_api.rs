@@ -186,6 +186,33 @@ async fn community_plan_allows_one_enabled_token(backend: Backend, test: &str) {
             "tokens/ENABLED_LIMIT",
             "community plan allows 1 enabled",
         );
+    // A token created disabled is within the limit; enabling it is not.
+    let spare = cp
+        .post(LOGS)
+        .admin()
+        .account(id)
+        .json(json!({"name": "spare", "enabled": false}))
+        .send()
+        .await
+        .expect_ok("create disabled");
+    assert_eq!(spare["enabled"], false);
+    cp.put(&format!("{LOGS}/{}", spare["id"]))
+        .admin()
+        .account(id)
+        .json(json!({"enabled": true}))
+        .send()
+        .await
+        .expect_error(
+            409,
+            "tokens/ENABLED_LIMIT",
+            "community plan allows 1 enabled",
+        );
+    cp.delete(&format!("{LOGS}/{}", spare["id"]))
+        .admin()
+        .account(id)
+        .send()
+        .await
+        .expect_ok("delete the disabled one");
 
     // The last enabled token can be neither disabled nor deleted.
     cp.put(&format!("{LOGS}/{first_id}"))
@@ -1000,13 +1027,16 @@ async fn requests_shaped_like_logzio_go_client(backend: Backend, test: &str) {
         return;
     };
     let acme = main_account(&cp, "acme", "pro").await;
+    // The Go client sends `enabled` on create, as a string.
     for name in ["bravo", "alpha", "charlie"] {
-        cp.post(LOGS)
+        let t = cp
+            .post(LOGS)
             .token(acme.api())
-            .json(json!({"name": name}))
+            .json(json!({"name": name, "enabled": "true"}))
             .send()
             .await
             .expect_ok("create");
+        assert_eq!(t["enabled"], true);
     }
     let ids = token_ids(&cp, LOGS, acme.api()).await;
     // Booleans as strings on update.
@@ -1125,6 +1155,35 @@ async fn requests_shaped_like_logzio_go_client(backend: Backend, test: &str) {
     assert_eq!(model["searchable"], false);
     assert_eq!(model["accessible"], true);
     assert_eq!(model["utilizationSettings"]["utilizationEnabled"], true);
+    assert_eq!(model["retentionDays"], 5);
+    // Its update sends every field: "" for unset string booleans, 0 for unset numbers.
+    let id = created["accountId"].as_i64().unwrap();
+    let updated = cp
+        .put(&format!("/v1/account-management/time-based-accounts/{id}"))
+        .token(acme.api())
+        .json(json!({
+            "accountName": "strings", "retentionDays": 0, "maxDailyGB": 0,
+            "searchable": "", "accessible": "", "docSizeSetting": "", "isFlexible": "",
+            "reservedDailyGB": 0
+        }))
+        .send()
+        .await;
+    assert_eq!(updated.status, 204, "{:?}", updated.body);
+    let after = cp
+        .get(&format!("/v1/account-management/time-based-accounts/{id}"))
+        .token(acme.api())
+        .send()
+        .await
+        .expect_ok("read");
+    assert_eq!(after, model, "unset fields kept their values");
+    let disabled = cp
+        .post(LOGS)
+        .token(acme.api())
+        .json(json!({"name": "spare", "enabled": "false"}))
+        .send()
+        .await
+        .expect_ok("create disabled, as a string");
+    assert_eq!(disabled["enabled"], false);
     cp.stop().await;
 }
 
