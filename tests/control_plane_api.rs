@@ -1009,7 +1009,7 @@ async fn credentials_and_reach(backend: Backend, test: &str) {
         .expect_error(415, "request/UNSUPPORTED_MEDIA_TYPE", "application/json");
     cp.post(LOGS)
         .token(acme.api())
-        .raw_body("application/json", vec![b' '; 2 << 20])
+        .raw_body("application/json", vec![b' '; (1 << 20) + 1])
         .send()
         .await
         .expect_error(413, "request/TOO_LARGE", "limited to");
