@@ -15,7 +15,10 @@ use crate::ingest::{Ingest, Limits};
 use crate::server::{self, ConnLimits, admin};
 use crate::telemetry::Telemetry;
 use crate::tokens::Tokens;
+use crate::tokens::feed::{FeedClient, FeedSource, FollowSettings};
 use crate::tokens::file::FileSource;
+use crate::tokens::miss::{MissCache, MissSettings};
+use crate::tokens::usage::{self, Usage};
 
 /// The listeners `run` serves on.
 pub struct Listeners {
@@ -46,6 +49,8 @@ pub enum AppError {
     Sink(#[from] forward::sinks::SinkError),
     #[error(transparent)]
     Forward(#[from] forward::StartError),
+    #[error("token feed: {0}")]
+    Feed(#[from] crate::tokens::feed::FeedError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -63,8 +68,9 @@ pub async fn run(
         tracing::warn!("{warning}");
     }
     let telemetry = Arc::new(Telemetry::new());
-    let tokens = Arc::new(Tokens::new(Arc::clone(&telemetry)));
     let background = CancellationToken::new();
+    // Stops after the public listener drained, so its last flush holds every request.
+    let usage_stop = CancellationToken::new();
 
     // The embedded control plane starts first (its store migrated) so the token source
     // can reach it, and stops last so the gateway's final usage report lands.
@@ -84,19 +90,58 @@ pub async fn run(
         None
     };
 
-    let source_task = match config.tokens.source {
+    let t = &config.tokens;
+    let (tokens, source_task, usage_task) = match t.source {
         TokenSourceKind::File => {
+            let tokens = Arc::new(Tokens::new(Arc::clone(&telemetry)));
             let mut source = FileSource::new(
-                config.tokens.path.clone(),
-                config.tokens.state_dir.clone(),
-                config.tokens.watch_interval_secs,
+                t.path.clone(),
+                t.state_dir.clone(),
+                t.watch_interval_secs,
                 Arc::clone(&tokens),
                 Arc::clone(&telemetry),
             );
             source.boot().await;
-            tokio::spawn(source.run(background.clone()))
+            (tokens, tokio::spawn(source.run(background.clone())), None)
         }
-        TokenSourceKind::ControlPlane => unreachable!("validate() refuses this source for now"),
+        TokenSourceKind::ControlPlane => {
+            let client = FeedClient::new(
+                t.url.as_deref().unwrap_or_default(),
+                t.feed_secret.as_deref().unwrap_or_default(),
+                t.request_timeout_secs,
+            )?;
+            let misses = MissCache::new(
+                Arc::new(client.clone()),
+                MissSettings::from_config(t),
+                telemetry.token_miss_lookups.clone(),
+            );
+            let usage = Arc::new(Usage::new());
+            let tokens = Arc::new(Tokens::with_control_plane(
+                Arc::clone(&telemetry),
+                misses,
+                Arc::clone(&usage),
+            ));
+            let source = FeedSource::new(
+                client.clone(),
+                Arc::clone(&tokens),
+                Arc::clone(&telemetry),
+                t.state_dir.clone(),
+                FollowSettings::from_config(t),
+            );
+            source.boot().await;
+            let usage_task = tokio::spawn(usage::run_flusher(
+                usage,
+                client,
+                t.usage_flush_interval_secs,
+                telemetry.usage_flushes.clone(),
+                usage_stop.clone(),
+            ));
+            (
+                tokens,
+                tokio::spawn(source.run(background.clone())),
+                Some(usage_task),
+            )
+        }
     };
 
     let sink = Sink::from_config(&config.sink, &telemetry)?;
@@ -174,6 +219,10 @@ pub async fn run(
     public_stop.cancel();
     if let Err(e) = public.await {
         tracing::error!(error = %e, "public listener task failed");
+    }
+    usage_stop.cancel();
+    if let Some(task) = usage_task {
+        let _ = task.await;
     }
     forward_task.close().await;
     background.cancel();

@@ -70,6 +70,27 @@ pub struct SpoolMetrics {
     pub torn_tails: IntCounter,
 }
 
+/// The miss cache's outcomes: `tollgate_token_miss_lookups_total{result}`.
+#[derive(Clone)]
+pub struct MissMetrics {
+    /// The control plane knows the digest.
+    pub found: IntCounter,
+    /// The control plane answered 404.
+    pub unknown: IntCounter,
+    /// The control plane could not be asked or answered something else; not cached.
+    pub error: IntCounter,
+    /// Over `tokens.miss_lookups_per_sec`: refused without asking.
+    pub limited: IntCounter,
+}
+
+/// Usage reports sent to the control plane: `tollgate_usage_flushes_total{result}`.
+#[derive(Clone)]
+pub struct UsageMetrics {
+    pub flushed: IntCounter,
+    /// A failed flush keeps its counts for the next one.
+    pub failed: IntCounter,
+}
+
 /// One listener's connection metrics.
 #[derive(Clone)]
 pub struct ConnMetrics {
@@ -108,6 +129,8 @@ pub struct Telemetry {
     token_table_fresh_at_ms: AtomicU64,
     pub token_reloads_ok: IntCounter,
     pub token_reloads_error: IntCounter,
+    pub token_miss_lookups: MissMetrics,
+    pub usage_flushes: UsageMetrics,
     pub queue_bytes: IntGauge,
     pub spool: SpoolMetrics,
     connections_open: IntGaugeVec,
@@ -235,6 +258,34 @@ impl Telemetry {
         )
         .expect("valid metric");
 
+        let miss_lookups = IntCounterVec::new(
+            Opts::new(
+                "tollgate_token_miss_lookups_total",
+                "Unknown tokens looked up at the control plane, by result \
+                 (found, unknown, error, limited = refused without asking).",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let token_miss_lookups = MissMetrics {
+            found: miss_lookups.with_label_values(&["found"]),
+            unknown: miss_lookups.with_label_values(&["unknown"]),
+            error: miss_lookups.with_label_values(&["error"]),
+            limited: miss_lookups.with_label_values(&["limited"]),
+        };
+        let usage_flushes_vec = IntCounterVec::new(
+            Opts::new(
+                "tollgate_usage_flushes_total",
+                "Usage reports (last use, volume) sent to the control plane, by result.",
+            ),
+            &["result"],
+        )
+        .expect("valid metric");
+        let usage_flushes = UsageMetrics {
+            flushed: usage_flushes_vec.with_label_values(&["ok"]),
+            failed: usage_flushes_vec.with_label_values(&["error"]),
+        };
+
         let queue_bytes = IntGauge::new(
             "tollgate_queue_bytes",
             "Payload bytes accepted but not yet written by the sink.",
@@ -328,6 +379,8 @@ impl Telemetry {
         reg(Box::new(token_table_version.clone()));
         reg(Box::new(token_table_age.clone()));
         reg(Box::new(reloads.clone()));
+        reg(Box::new(miss_lookups));
+        reg(Box::new(usage_flushes_vec));
         reg(Box::new(queue_bytes.clone()));
         reg(Box::new(spool.bytes.clone()));
         reg(Box::new(spool.records.clone()));
@@ -361,6 +414,8 @@ impl Telemetry {
             token_table_fresh_at_ms: AtomicU64::new(0),
             token_reloads_ok: reloads.with_label_values(&["ok"]),
             token_reloads_error: reloads.with_label_values(&["error"]),
+            token_miss_lookups,
+            usage_flushes,
             queue_bytes,
             spool,
             connections_open,
@@ -397,12 +452,18 @@ impl Telemetry {
 
     /// Records that a token table was just built or confirmed current by its source.
     pub fn token_table_fresh(&self, size: usize, version: u64) {
+        self.token_table_confirmed(size, version, SystemTime::now());
+    }
+
+    /// Records the serving table and when its source last confirmed it current: now for
+    /// a fresh load or an answered poll, the file's time for a persisted snapshot.
+    pub fn token_table_confirmed(&self, size: usize, version: u64, at: SystemTime) {
         self.token_table_size
             .set(i64::try_from(size).unwrap_or(i64::MAX));
         self.token_table_version
             .set(i64::try_from(version).unwrap_or(i64::MAX));
         self.token_table_fresh_at_ms
-            .store(now_ms(), Ordering::Relaxed);
+            .store(epoch_ms(at).max(1), Ordering::Relaxed);
     }
 
     /// Handles for one sink, resolved once when the sink is built.
@@ -437,8 +498,11 @@ impl Telemetry {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    epoch_ms(SystemTime::now())
+}
+
+fn epoch_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }

@@ -41,7 +41,7 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
         .token
         .as_deref()
         .or_else(|| bearer_token(req.headers()));
-    let info = cx.tokens.authenticate(token, Kind::Logs)?;
+    let info = cx.tokens.authenticate(token, Kind::Logs).await?;
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
     let (parts, body) = req.into_parts();
     let body = read_body(&parts.headers, body, &cx.limits).await?;
@@ -64,6 +64,8 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
     let metrics = cx.telemetry.kind(Kind::Logs);
     metrics.records.inc_by(counts.successful_lines);
     metrics.bytes.inc_by(accepted_bytes as u64);
+    cx.tokens
+        .record_usage(&info, accepted_bytes as u64, counts.successful_lines);
     if counts.all_accepted() {
         Ok(Response::builder()
             .status(StatusCode::OK)

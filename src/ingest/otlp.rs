@@ -79,7 +79,8 @@ async fn export<T: Export>(
     })?;
     let info = cx
         .tokens
-        .authenticate(bearer_token(req.headers()), T::KIND)?;
+        .authenticate(bearer_token(req.headers()), T::KIND)
+        .await?;
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
     let (parts, body) = req.into_parts();
     let body = read_body(&parts.headers, body, &cx.limits).await?;
@@ -104,6 +105,8 @@ async fn export<T: Export>(
     metrics.records.inc_by(verdict.accepted);
     metrics.bytes.inc_by(payload_bytes as u64);
     metrics.rejected(RejectReason::Invalid, verdict.rejected);
+    cx.tokens
+        .record_usage(&info, payload_bytes as u64, verdict.accepted);
     Ok(export_response::<T>(encoding, &verdict))
 }
 

@@ -31,7 +31,8 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
     check_headers(req.headers())?;
     let info = cx
         .tokens
-        .authenticate(bearer_token(req.headers()), Kind::Metrics)?;
+        .authenticate(bearer_token(req.headers()), Kind::Metrics)
+        .await?;
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
     let (parts, body) = req.into_parts();
     let raw = read_raw_body(&parts.headers, body, &cx.limits).await?;
@@ -57,6 +58,8 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
     let metrics = cx.telemetry.kind(Kind::Metrics);
     metrics.records.inc_by(counts.samples);
     metrics.bytes.inc_by(counts.decoded_bytes);
+    cx.tokens
+        .record_usage(&info, counts.decoded_bytes, counts.samples);
     Ok(Response::builder()
         .status(StatusCode::NO_CONTENT)
         .body(Full::new(Bytes::new()))

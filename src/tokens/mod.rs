@@ -1,15 +1,21 @@
 //! The token table (DESIGN §2): an immutable map `digest -> Arc<TokenInfo>` published
 //! through `ArcSwap`. `authenticate` does a syntax check, one SHA-256, one atomic load and
-//! one hash lookup — no lock, no await. Sources build whole new tables off the request path
-//! and swap them in with `install`.
+//! one hash lookup — no lock, no await — for every token the table knows. Only a digest
+//! the table does not know may go further: with the `control_plane` source it is looked up
+//! through the miss cache (`miss.rs`), the one branch that awaits. Sources build whole new
+//! tables (or apply a delta to a copy) off the request path and swap them in with `install`.
 
 pub mod digest;
+pub mod feed;
 pub mod file;
+pub mod miss;
 pub mod persist;
 pub mod snapshot;
+pub mod usage;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use arc_swap::ArcSwapOption;
 
@@ -17,6 +23,8 @@ use crate::model::{AccountId, AuthFailure, Kind, TokenId};
 use crate::telemetry::Telemetry;
 use digest::BuildDigestHasher;
 pub use digest::Digest;
+use miss::MissCache;
+use usage::Usage;
 
 /// What the gateway knows about one token. The token itself is not here.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +65,46 @@ impl TokenTable {
     pub fn iter(&self) -> impl Iterator<Item = (&Digest, &Arc<TokenInfo>)> {
         self.entries.iter()
     }
+
+    /// A new table: this one with `delta` applied (deletes first, then upserts, each
+    /// upsert replacing the entry of the same digest). Unchanged entries share their
+    /// `Arc<TokenInfo>` with this table. Costs a copy of the map (tens of ms at 1,000,000
+    /// tokens): call it off the request path.
+    pub fn with_delta(&self, delta: Delta) -> TokenTable {
+        let mut entries = self.entries.clone();
+        for digest in &delta.deletes {
+            entries.remove(digest);
+        }
+        for (digest, info) in delta.upserts {
+            entries.insert(digest, Arc::new(info));
+        }
+        TokenTable {
+            version: delta.version,
+            entries,
+        }
+    }
+}
+
+/// What changed between two versions of the control plane's table (already validated).
+#[derive(Debug, Default)]
+pub struct Delta {
+    pub version: u64,
+    pub upserts: Vec<(Digest, TokenInfo)>,
+    pub deletes: Vec<Digest>,
+}
+
+impl Delta {
+    /// Every digest the delta touches (for forgetting miss-cache answers about them).
+    pub fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.deletes
+            .iter()
+            .copied()
+            .chain(self.upserts.iter().map(|(d, _)| *d))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.upserts.is_empty() && self.deletes.is_empty()
+    }
 }
 
 /// Why a presented token was refused. `Display` never contains the token.
@@ -95,24 +143,60 @@ impl AuthError {
 pub struct Tokens {
     current: ArcSwapOption<TokenTable>,
     telemetry: Arc<Telemetry>,
+    /// `control_plane` source only: where an unknown digest is asked about.
+    misses: Option<MissCache>,
+    /// `control_plane` source only: per-token last use and per-account volume, flushed to
+    /// the control plane by `usage::run_flusher`.
+    usage: Option<Arc<Usage>>,
 }
 
 impl Tokens {
+    /// A table with no miss lookups and no usage counting (the `file` source).
     pub fn new(telemetry: Arc<Telemetry>) -> Tokens {
         Tokens {
             current: ArcSwapOption::empty(),
             telemetry,
+            misses: None,
+            usage: None,
+        }
+    }
+
+    /// A table backed by the control plane: unknown digests go to `misses`, and accepted
+    /// traffic is counted in `usage`.
+    pub fn with_control_plane(
+        telemetry: Arc<Telemetry>,
+        misses: MissCache,
+        usage: Arc<Usage>,
+    ) -> Tokens {
+        Tokens {
+            misses: Some(misses),
+            usage: Some(usage),
+            ..Tokens::new(telemetry)
         }
     }
 
     /// Checks a presented token for `kind`: syntax, digest, lookup, enabled, kind.
     /// Failures are counted here, so every route counts them the same way.
-    pub fn authenticate(
+    ///
+    /// A token the table knows (enabled, disabled, wrong kind) is answered without
+    /// awaiting: the returned future is ready on its first poll (`benches/tokens.rs`
+    /// checks this). Only an unknown digest, with a miss cache configured, awaits.
+    pub async fn authenticate(
         &self,
         token: Option<&str>,
         kind: Kind,
     ) -> Result<Arc<TokenInfo>, AuthError> {
-        let result = self.lookup(token, kind);
+        let result = match self.lookup(token) {
+            Ok(Found::Known(info)) => check(info, kind),
+            Ok(Found::Unknown(digest)) => match &self.misses {
+                Some(misses) => match misses.resolve(digest).await {
+                    Some(info) => check(info, kind),
+                    None => Err(AuthError::Unknown),
+                },
+                None => Err(AuthError::Unknown),
+            },
+            Err(e) => Err(e),
+        };
         if let Err(e) = &result
             && let Some(reason) = e.failure()
         {
@@ -121,7 +205,7 @@ impl Tokens {
         result
     }
 
-    fn lookup(&self, token: Option<&str>, kind: Kind) -> Result<Arc<TokenInfo>, AuthError> {
+    fn lookup(&self, token: Option<&str>) -> Result<Found, AuthError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
         if !digest::is_well_formed(token) {
             return Err(AuthError::Malformed);
@@ -129,19 +213,36 @@ impl Tokens {
         let digest = Digest::of(token);
         let guard = self.current.load();
         let table = guard.as_ref().ok_or(AuthError::NotReady)?;
-        let info = table.get(&digest).ok_or(AuthError::Unknown)?;
-        if !info.enabled {
-            return Err(AuthError::Disabled);
-        }
-        if info.kind != kind {
-            return Err(AuthError::WrongKind { expected: kind });
-        }
-        Ok(Arc::clone(info))
+        Ok(match table.get(&digest) {
+            Some(info) => Found::Known(Arc::clone(info)),
+            None => Found::Unknown(digest),
+        })
     }
 
-    /// Publishes a new table; readers see it on their next load.
+    /// Counts accepted traffic for the control plane's usage report (a no-op for the
+    /// `file` source). Call it once per accepted request.
+    pub fn record_usage(&self, info: &TokenInfo, bytes: u64, records: u64) {
+        if let Some(usage) = &self.usage {
+            usage.record(info, bytes, records);
+        }
+    }
+
+    /// The miss cache, when the source has one (sources forget answers a delta supersedes).
+    pub fn misses(&self) -> Option<&MissCache> {
+        self.misses.as_ref()
+    }
+
+    /// Publishes a new table, just confirmed current by its source; readers see it on
+    /// their next load.
     pub fn install(&self, table: Arc<TokenTable>) {
-        self.telemetry.token_table_fresh(table.len(), table.version);
+        self.install_as_of(table, SystemTime::now());
+    }
+
+    /// Publishes a table last confirmed current at `confirmed_at` (a persisted snapshot
+    /// served at boot is as old as its file, and `tollgate_token_table_age_seconds` says so).
+    pub fn install_as_of(&self, table: Arc<TokenTable>, confirmed_at: SystemTime) {
+        self.telemetry
+            .token_table_confirmed(table.len(), table.version, confirmed_at);
         self.current.store(Some(table));
     }
 
@@ -153,6 +254,23 @@ impl Tokens {
     pub fn is_loaded(&self) -> bool {
         self.current.load().is_some()
     }
+}
+
+/// What the table says about a well-formed token.
+enum Found {
+    Known(Arc<TokenInfo>),
+    Unknown(Digest),
+}
+
+/// The verdict on a token whose entry was found (in the table or the miss cache).
+fn check(info: Arc<TokenInfo>, kind: Kind) -> Result<Arc<TokenInfo>, AuthError> {
+    if !info.enabled {
+        return Err(AuthError::Disabled);
+    }
+    if info.kind != kind {
+        return Err(AuthError::WrongKind { expected: kind });
+    }
+    Ok(info)
 }
 
 #[cfg(test)]
@@ -174,33 +292,35 @@ mod tests {
         TokenTable::new(1, entries)
     }
 
-    #[test]
-    fn authenticate_tells_every_failure_apart() {
+    #[tokio::test]
+    async fn authenticate_tells_every_failure_apart() {
         let tokens = Tokens::new(Arc::new(Telemetry::new()));
         let good = "aaaaaaaaaaaaaaaaaaaaaaaa";
         assert_eq!(
-            tokens.authenticate(Some(good), Kind::Logs),
+            tokens.authenticate(Some(good), Kind::Logs).await,
             Err(AuthError::NotReady)
         );
         tokens.install(Arc::new(table_with(good, Kind::Logs, true)));
         assert_eq!(
-            tokens.authenticate(None, Kind::Logs),
+            tokens.authenticate(None, Kind::Logs).await,
             Err(AuthError::Missing)
         );
         assert_eq!(
-            tokens.authenticate(Some(""), Kind::Logs),
+            tokens.authenticate(Some(""), Kind::Logs).await,
             Err(AuthError::Missing)
         );
         assert_eq!(
-            tokens.authenticate(Some("short"), Kind::Logs),
+            tokens.authenticate(Some("short"), Kind::Logs).await,
             Err(AuthError::Malformed)
         );
         assert_eq!(
-            tokens.authenticate(Some("bbbbbbbbbbbbbbbbbbbbbbbb"), Kind::Logs),
+            tokens
+                .authenticate(Some("bbbbbbbbbbbbbbbbbbbbbbbb"), Kind::Logs)
+                .await,
             Err(AuthError::Unknown)
         );
         assert_eq!(
-            tokens.authenticate(Some(good), Kind::Traces),
+            tokens.authenticate(Some(good), Kind::Traces).await,
             Err(AuthError::WrongKind {
                 expected: Kind::Traces
             })
@@ -208,14 +328,68 @@ mod tests {
         assert_eq!(
             tokens
                 .authenticate(Some(good), Kind::Logs)
+                .await
                 .unwrap()
                 .account_id,
             AccountId(7)
         );
         tokens.install(Arc::new(table_with(good, Kind::Logs, false)));
         assert_eq!(
-            tokens.authenticate(Some(good), Kind::Logs),
+            tokens.authenticate(Some(good), Kind::Logs).await,
             Err(AuthError::Disabled)
         );
+    }
+
+    #[test]
+    fn a_delta_deletes_then_upserts_and_shares_untouched_entries() {
+        let a = "aaaaaaaaaaaaaaaaaaaaaaaa";
+        let b = "bbbbbbbbbbbbbbbbbbbbbbbb";
+        let c = "cccccccccccccccccccccccc";
+        let mut table = table_with(a, Kind::Logs, true);
+        table.entries.insert(
+            Digest::of(b),
+            Arc::new(TokenInfo {
+                token_id: TokenId("t-2".into()),
+                account_id: AccountId(7),
+                account_name: "acme".into(),
+                kind: Kind::Logs,
+                enabled: true,
+            }),
+        );
+        let info = |id: &str, enabled| TokenInfo {
+            token_id: TokenId(id.into()),
+            account_id: AccountId(8),
+            account_name: "globex".into(),
+            kind: Kind::Metrics,
+            enabled,
+        };
+        let next = table.with_delta(Delta {
+            version: 5,
+            // `b` is deleted and re-added in one delta: the upsert wins.
+            upserts: vec![
+                (Digest::of(b), info("t-2", false)),
+                (Digest::of(c), info("t-3", true)),
+            ],
+            deletes: vec![Digest::of(a), Digest::of(b)],
+        });
+        assert_eq!(next.version, 5);
+        assert_eq!(next.len(), 2);
+        assert!(next.get(&Digest::of(a)).is_none());
+        assert!(!next.get(&Digest::of(b)).unwrap().enabled);
+        assert_eq!(next.get(&Digest::of(c)).unwrap().kind, Kind::Metrics);
+        // The old generation is untouched: readers holding it see a consistent table.
+        assert_eq!(table.version, 1);
+        assert!(table.get(&Digest::of(a)).is_some());
+        assert!(table.get(&Digest::of(b)).unwrap().enabled);
+
+        let untouched = table.with_delta(Delta {
+            version: 6,
+            upserts: vec![(Digest::of(c), info("t-3", true))],
+            deletes: vec![],
+        });
+        assert!(Arc::ptr_eq(
+            table.get(&Digest::of(a)).unwrap(),
+            untouched.get(&Digest::of(a)).unwrap()
+        ));
     }
 }

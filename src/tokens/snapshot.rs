@@ -40,6 +40,56 @@ fn enabled_by_default() -> bool {
     true
 }
 
+/// Accounts share one name allocation however many tokens they have.
+#[derive(Default)]
+pub struct AccountNames(HashMap<String, Arc<str>>);
+
+impl AccountNames {
+    fn intern(&mut self, name: &str) -> Arc<str> {
+        if let Some(n) = self.0.get(name) {
+            return Arc::clone(n);
+        }
+        let n: Arc<str> = name.into();
+        self.0.insert(name.to_string(), Arc::clone(&n));
+        n
+    }
+}
+
+impl SnapshotEntry {
+    /// Checks one entry (at `index` of its list, for the error) and converts it: the
+    /// shared validation of snapshots, feed deltas and miss lookups.
+    pub fn into_info(
+        self,
+        index: usize,
+        names: &mut AccountNames,
+    ) -> Result<(Digest, TokenInfo), SnapshotError> {
+        let bad = |problem| SnapshotError::Entry {
+            index,
+            token_id: self.token_id.clone(),
+            problem,
+        };
+        let digest = match (&self.token, &self.digest) {
+            (Some(token), None) if digest::is_well_formed(token) => Digest::of(token),
+            (Some(_), None) => return Err(bad("token must be 16-64 chars of [A-Za-z0-9_-]")),
+            (None, Some(hex)) => {
+                Digest::from_hex(hex).ok_or_else(|| bad("digest must be 64 hex chars"))?
+            }
+            _ => return Err(bad("needs exactly one of `token` or `digest`")),
+        };
+        if self.token_id.is_empty() {
+            return Err(bad("token_id must not be empty"));
+        }
+        let info = TokenInfo {
+            token_id: TokenId(self.token_id.as_str().into()),
+            account_id: AccountId(self.account_id),
+            account_name: names.intern(&self.account_name),
+            kind: self.kind,
+            enabled: self.enabled,
+        };
+        Ok((digest, info))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error("not a token snapshot: {0}")]
@@ -60,42 +110,15 @@ impl Snapshot {
     /// Builds the table, refusing the whole snapshot on the first bad entry.
     pub fn into_table(self) -> Result<TokenTable, SnapshotError> {
         let mut entries = HashMap::with_capacity_and_hasher(self.tokens.len(), Default::default());
-        // Accounts share one name allocation however many tokens they have.
-        let mut names: HashMap<String, Arc<str>> = HashMap::new();
+        let mut names = AccountNames::default();
         for (index, e) in self.tokens.into_iter().enumerate() {
-            let bad = |problem| SnapshotError::Entry {
-                index,
-                token_id: e.token_id.clone(),
-                problem,
-            };
-            let digest = match (&e.token, &e.digest) {
-                (Some(token), None) if digest::is_well_formed(token) => Digest::of(token),
-                (Some(_), None) => return Err(bad("token must be 16-64 chars of [A-Za-z0-9_-]")),
-                (None, Some(hex)) => {
-                    Digest::from_hex(hex).ok_or_else(|| bad("digest must be 64 hex chars"))?
-                }
-                _ => return Err(bad("needs exactly one of `token` or `digest`")),
-            };
-            if e.token_id.is_empty() {
-                return Err(bad("token_id must not be empty"));
-            }
-            let account_name = match names.get(&e.account_name) {
-                Some(n) => Arc::clone(n),
-                None => {
-                    let n: Arc<str> = e.account_name.as_str().into();
-                    names.insert(e.account_name.clone(), Arc::clone(&n));
-                    n
-                }
-            };
-            let info = TokenInfo {
-                token_id: TokenId(e.token_id.as_str().into()),
-                account_id: AccountId(e.account_id),
-                account_name,
-                kind: e.kind,
-                enabled: e.enabled,
-            };
+            let (digest, info) = e.into_info(index, &mut names)?;
             if entries.insert(digest, Arc::new(info)).is_some() {
-                return Err(bad("the same token appears twice"));
+                return Err(SnapshotError::Entry {
+                    index,
+                    token_id: entries[&digest].token_id.0.to_string(),
+                    problem: "the same token appears twice",
+                });
             }
         }
         Ok(TokenTable::new(self.version, entries))

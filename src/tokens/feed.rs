@@ -1,0 +1,635 @@
+//! The `control_plane` token source: the client side of the feed protocol
+//! (/work/notes/feed-protocol.md, DESIGN §2 and §4 "Feed for gateways").
+//!
+//! Boot serves the persisted snapshot at once when there is one (fail-static), then the
+//! follower fetches `/v1/feed/snapshot` and long-polls `/v1/feed/changes?since=V`. Each
+//! delta is applied to a copy of the serving table on a blocking thread and swapped in
+//! (`Tokens::install`): requests never wait for it. A failed call is retried after an
+//! exponential backoff with full jitter; a 410 (our version is older than what the control
+//! plane keeps, or newer than its current one after a database reset) refetches the
+//! snapshot. Whatever fails, the last good table keeps serving, and
+//! `tollgate_token_table_age_seconds` grows until the control plane answers again.
+//!
+//! The table is persisted by its own task, at most once per `tokens.persist_interval_secs`
+//! and once more at shutdown: writing 1,000,000 tokens takes about a second, so a burst of
+//! deltas must not mean a burst of rewrites. A crash loses at most that interval of
+//! changes, which the boot-time snapshot fetch brings back anyway.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::snapshot::{AccountNames, Snapshot, SnapshotEntry, SnapshotError};
+use super::{Delta, Digest, TokenTable, Tokens, persist};
+use crate::config::TokensConfig;
+use crate::telemetry::Telemetry;
+
+/// Largest feed answer read (a 1,000,000-token snapshot is ~200 MB of JSON).
+const MAX_FEED_BODY_BYTES: usize = 1 << 30;
+
+/// Why a feed call failed. `Display` never contains the feed secret or a token.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("control plane not reachable: {0}")]
+    Connect(String),
+    #[error("control plane did not answer within {0:?}")]
+    Timeout(Duration),
+    /// 410 on the change feed: refetch the snapshot.
+    #[error("control plane no longer has the changes since our version")]
+    Gone,
+    #[error("control plane answered {status} ({error_code})")]
+    Status {
+        status: StatusCode,
+        error_code: String,
+    },
+    #[error("control plane answer unreadable: {0}")]
+    Body(String),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotError),
+}
+
+/// An HTTP client for `/v1/feed/*`, shared by the follower, the miss cache and the usage
+/// flusher (one connection pool to the control plane per gateway).
+#[derive(Clone)]
+pub struct FeedClient {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    /// The base URL without a trailing slash.
+    base: String,
+    authorization: HeaderValue,
+    timeout: Duration,
+}
+
+/// `GET /v1/feed/changes` answer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Changes {
+    version: u64,
+    upserts: Vec<SnapshotEntry>,
+    deletes: Vec<String>,
+}
+
+/// `{"errorCode": ...}` of a refusal: the only part of an error body that is logged.
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "errorCode")]
+    error_code: String,
+}
+
+impl FeedClient {
+    /// `url` and `secret` were checked by `Config::validate`.
+    pub fn new(url: &str, secret: &str, timeout: Duration) -> Result<FeedClient, FeedError> {
+        let mut authorization = HeaderValue::try_from(format!("Bearer {secret}"))
+            .map_err(|_| FeedError::Connect("tokens.feed_secret is not a valid header".into()))?;
+        authorization.set_sensitive(true);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
+            .map_err(|e| FeedError::Connect(format!("TLS roots: {e}")))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        Ok(FeedClient {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            base: url.trim_end_matches('/').to_string(),
+            authorization,
+            timeout,
+        })
+    }
+
+    /// Sends one request and reads the whole answer within `timeout`.
+    async fn call(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), FeedError> {
+        let uri: Uri = format!("{}{}", self.base, path_and_query)
+            .parse()
+            .map_err(|_| FeedError::Connect("tokens.url does not form a valid URL".into()))?;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::AUTHORIZATION, self.authorization.clone());
+        if body.is_some() {
+            req = req.header(header::CONTENT_TYPE, "application/json");
+        }
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .expect("a request to a parsed URI with valid headers is valid");
+        let exchange = async {
+            let response = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| FeedError::Connect(error_chain(&e)))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), MAX_FEED_BODY_BYTES)
+                .collect()
+                .await
+                .map_err(|e| FeedError::Body(e.to_string()))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::time::timeout(timeout, exchange)
+            .await
+            .map_err(|_| FeedError::Timeout(timeout))?
+    }
+
+    /// `GET /v1/feed/snapshot` (the raw answer: parsing 1,000,000 tokens belongs on a
+    /// blocking thread).
+    pub async fn snapshot(&self) -> Result<Bytes, FeedError> {
+        let (status, body) = self
+            .call(Method::GET, "/v1/feed/snapshot", None, self.timeout)
+            .await?;
+        expect_ok(status, &body)?;
+        Ok(body)
+    }
+
+    /// `GET /v1/feed/changes?since=V&wait=S`: the raw answer, or `Gone` on 410.
+    async fn changes(&self, since: u64, wait: Duration) -> Result<Bytes, FeedError> {
+        let path = format!("/v1/feed/changes?since={since}&wait={}", wait.as_secs());
+        let (status, body) = self
+            .call(Method::GET, &path, None, wait + self.timeout)
+            .await?;
+        if status == StatusCode::GONE {
+            return Err(FeedError::Gone);
+        }
+        expect_ok(status, &body)?;
+        Ok(body)
+    }
+
+    /// `GET /v1/feed/tokens/{digest}`: the entry, or `None` when the control plane does
+    /// not know the digest (404).
+    pub async fn lookup(&self, digest: Digest) -> Result<Option<SnapshotEntry>, FeedError> {
+        let path = format!("/v1/feed/tokens/{}", digest.to_hex());
+        let (status, body) = self.call(Method::GET, &path, None, self.timeout).await?;
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        expect_ok(status, &body)?;
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|e| FeedError::Body(e.to_string()))
+    }
+
+    /// `POST /v1/feed/usage` with a JSON body; 2xx is success.
+    pub async fn post_usage(&self, body: Vec<u8>) -> Result<(), FeedError> {
+        let (status, answer) = self
+            .call(Method::POST, "/v1/feed/usage", Some(body), self.timeout)
+            .await?;
+        expect_ok(status, &answer)
+    }
+}
+
+fn expect_ok(status: StatusCode, body: &[u8]) -> Result<(), FeedError> {
+    if status.is_success() {
+        return Ok(());
+    }
+    let error_code = serde_json::from_slice::<ErrorBody>(body)
+        .map(|e| e.error_code)
+        .unwrap_or_else(|_| "no errorCode".to_string());
+    Err(FeedError::Status { status, error_code })
+}
+
+/// The error and its causes on one line (hyper's top-level message alone says little).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}
+
+/// Parses and validates a change-feed answer.
+fn parse_changes(body: &[u8]) -> Result<Delta, FeedError> {
+    let changes: Changes =
+        serde_json::from_slice(body).map_err(|e| FeedError::Body(e.to_string()))?;
+    let mut names = AccountNames::default();
+    let upserts = changes
+        .upserts
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| e.into_info(i, &mut names))
+        .collect::<Result<Vec<_>, _>>()?;
+    let deletes = changes
+        .deletes
+        .iter()
+        .map(|hex| Digest::from_hex(hex))
+        .collect::<Option<Vec<_>>>()
+        .ok_or_else(|| FeedError::Body("a delete is not a 64-hex-char digest".into()))?;
+    Ok(Delta {
+        version: changes.version,
+        upserts,
+        deletes,
+    })
+}
+
+/// Exponential backoff with full jitter: the n-th consecutive failure waits a uniform
+/// random time in `[0, min(max, initial * 2^n)]` (AWS architecture blog, "Exponential
+/// Backoff And Jitter"), so gateways that lost the control plane together spread out.
+#[derive(Debug)]
+pub struct Backoff {
+    initial: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    pub fn new(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            initial,
+            max,
+            failures: 0,
+        }
+    }
+
+    /// The upper bound of the next wait.
+    pub fn ceiling(&self) -> Duration {
+        let factor = 1u32.checked_shl(self.failures.min(31)).unwrap_or(u32::MAX);
+        self.initial.saturating_mul(factor).min(self.max)
+    }
+
+    /// The next wait (and one more failure counted).
+    pub fn next_delay(&mut self) -> Duration {
+        let ceiling = self.ceiling();
+        self.failures = self.failures.saturating_add(1);
+        ceiling.mul_f64(rand::random::<f64>())
+    }
+
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+}
+
+/// The follower's timing knobs, from `[tokens]`.
+#[derive(Debug, Clone)]
+pub struct FollowSettings {
+    pub poll_wait: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub persist_interval: Duration,
+}
+
+impl FollowSettings {
+    pub fn from_config(c: &TokensConfig) -> FollowSettings {
+        FollowSettings {
+            poll_wait: c.poll_wait_secs,
+            backoff_initial: c.backoff_initial_secs,
+            backoff_max: c.backoff_max_secs,
+            persist_interval: c.persist_interval_secs,
+        }
+    }
+}
+
+/// What one step of the follower achieved.
+enum Step {
+    /// A new table is serving.
+    Installed(Arc<TokenTable>),
+    /// The control plane confirmed our version is current.
+    Unchanged,
+}
+
+/// The follower: keeps `tokens` in step with the control plane until shutdown.
+pub struct FeedSource {
+    client: FeedClient,
+    tokens: Arc<Tokens>,
+    telemetry: Arc<Telemetry>,
+    state_dir: PathBuf,
+    settings: FollowSettings,
+}
+
+impl FeedSource {
+    pub fn new(
+        client: FeedClient,
+        tokens: Arc<Tokens>,
+        telemetry: Arc<Telemetry>,
+        state_dir: PathBuf,
+        settings: FollowSettings,
+    ) -> FeedSource {
+        FeedSource {
+            client,
+            tokens,
+            telemetry,
+            state_dir,
+            settings,
+        }
+    }
+
+    /// Boot: serve the persisted snapshot at once if there is one (fail-static). The
+    /// control plane is not waited for: `run` fetches its snapshot in the background, and
+    /// a gateway with nothing persisted stays not-ready (503, retry) until it arrives.
+    pub async fn boot(&self) {
+        let state_dir = self.state_dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            let modified = std::fs::metadata(persist::path_in(&state_dir))
+                .and_then(|m| m.modified())
+                .ok();
+            persist::load(&state_dir).map(|t| t.map(|t| (t, modified)))
+        })
+        .await;
+        match loaded {
+            Ok(Ok(Some((table, modified)))) => {
+                tracing::info!(
+                    version = table.version,
+                    tokens = table.len(),
+                    "serving persisted token snapshot until the control plane answers"
+                );
+                self.tokens
+                    .install_as_of(Arc::new(table), modified.unwrap_or(SystemTime::UNIX_EPOCH));
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "persisted token snapshot ignored"),
+            Err(e) => tracing::error!(error = %e, "loading persisted snapshot panicked"),
+        }
+    }
+
+    /// Follows the feed until `shutdown`, then persists the last table once more.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let (persist_tx, persist_rx) = watch::channel(None);
+        let persister = tokio::spawn(persist_loop(
+            self.state_dir.clone(),
+            self.settings.persist_interval,
+            persist_rx,
+            shutdown.clone(),
+        ));
+        let mut backoff = Backoff::new(self.settings.backoff_initial, self.settings.backoff_max);
+        // Always start from a full snapshot: a persisted version may come from a control
+        // plane whose database was reset since, which a `since` could not reveal.
+        let mut need_snapshot = true;
+        loop {
+            let step = async {
+                if need_snapshot {
+                    self.fetch_snapshot().await
+                } else {
+                    self.poll_changes().await
+                }
+            };
+            let outcome = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                outcome = step => outcome,
+            };
+            match outcome {
+                Ok(step) => {
+                    if backoff.failures() > 0 {
+                        tracing::info!("control plane feed reachable again");
+                    }
+                    backoff.reset();
+                    need_snapshot = false;
+                    if let Step::Installed(table) = step {
+                        persist_tx.send_replace(Some(table));
+                    }
+                }
+                Err(FeedError::Gone) => {
+                    tracing::info!(
+                        version = self.tokens.current().map(|t| t.version),
+                        "change feed answered 410: refetching the snapshot"
+                    );
+                    need_snapshot = true;
+                }
+                Err(e) => {
+                    self.telemetry.token_reloads_error.inc();
+                    // A delta we cannot read or apply: start over from a snapshot.
+                    if matches!(e, FeedError::Body(_) | FeedError::Snapshot(_)) {
+                        need_snapshot = true;
+                    }
+                    let delay = backoff.next_delay();
+                    tracing::warn!(
+                        error = %e,
+                        failures = backoff.failures(),
+                        retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                        "control plane feed failed; the current token table keeps serving"
+                    );
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+        // The sender lives until the persister has seen the shutdown and saved what is
+        // pending (a closed channel would hide whether something is).
+        if let Err(e) = persister.await {
+            tracing::error!(error = %e, "token snapshot persister panicked");
+        }
+        drop(persist_tx);
+    }
+
+    async fn fetch_snapshot(&self) -> Result<Step, FeedError> {
+        let body = self.client.snapshot().await?;
+        let table = tokio::task::spawn_blocking(move || Snapshot::parse(&body)?.into_table())
+            .await
+            .map_err(|e| FeedError::Body(format!("snapshot build panicked: {e}")))??;
+        let table = Arc::new(table);
+        tracing::info!(
+            version = table.version,
+            tokens = table.len(),
+            "token snapshot loaded from the control plane"
+        );
+        self.telemetry.token_reloads_ok.inc();
+        self.tokens.install(Arc::clone(&table));
+        // Answers about digests may be superseded by the snapshot: forget them all.
+        if let Some(misses) = self.tokens.misses() {
+            misses.forget_all();
+        }
+        Ok(Step::Installed(table))
+    }
+
+    async fn poll_changes(&self) -> Result<Step, FeedError> {
+        let current = self
+            .tokens
+            .current()
+            .expect("a snapshot is installed before changes are polled");
+        let body = self
+            .client
+            .changes(current.version, self.settings.poll_wait)
+            .await?;
+        let delta = tokio::task::spawn_blocking(move || parse_changes(&body))
+            .await
+            .map_err(|e| FeedError::Body(format!("delta parse panicked: {e}")))??;
+        if delta.is_empty() && delta.version == current.version {
+            self.telemetry
+                .token_table_fresh(current.len(), current.version);
+            return Ok(Step::Unchanged);
+        }
+        if delta.version < current.version {
+            // The control plane went back in time without a 410: trust nothing we hold.
+            return Err(FeedError::Gone);
+        }
+        let touched: Vec<Digest> = delta.digests().collect();
+        let (upserts, deletes) = (delta.upserts.len(), delta.deletes.len());
+        let base = Arc::clone(&current);
+        let table = tokio::task::spawn_blocking(move || base.with_delta(delta))
+            .await
+            .map_err(|e| FeedError::Body(format!("delta apply panicked: {e}")))?;
+        let table = Arc::new(table);
+        tracing::debug!(
+            version = table.version,
+            upserts,
+            deletes,
+            tokens = table.len(),
+            "token delta applied"
+        );
+        self.telemetry.token_reloads_ok.inc();
+        self.tokens.install(Arc::clone(&table));
+        // The table now answers for these digests; a cached miss answer must not outlive
+        // a delete (propagation bound) or shadow nothing forever.
+        if let Some(misses) = self.tokens.misses() {
+            misses.forget(&touched).await;
+        }
+        Ok(Step::Installed(table))
+    }
+}
+
+/// Persists the newest table sent on `tables`, at most once per `interval`, and once
+/// more at shutdown if a newer one is pending.
+async fn persist_loop(
+    state_dir: PathBuf,
+    interval: Duration,
+    mut tables: watch::Receiver<Option<Arc<TokenTable>>>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            changed = tables.changed() => if changed.is_err() { break },
+            _ = shutdown.cancelled() => break,
+        }
+        let table = tables.borrow_and_update().clone();
+        save(&state_dir, table).await;
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    if tables.has_changed().unwrap_or(false) {
+        let table = tables.borrow_and_update().clone();
+        save(&state_dir, table).await;
+    }
+}
+
+async fn save(state_dir: &std::path::Path, table: Option<Arc<TokenTable>>) {
+    let Some(table) = table else { return };
+    let state_dir = state_dir.to_path_buf();
+    match tokio::task::spawn_blocking(move || persist::save(&state_dir, &table)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not persist token snapshot"),
+        Err(e) => tracing::error!(error = %e, "persisting token snapshot panicked"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_doubles_up_to_its_cap_and_waits_at_most_the_ceiling() {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let mut ceilings = Vec::new();
+        for _ in 0..12 {
+            let ceiling = backoff.ceiling();
+            ceilings.push(ceiling.as_millis());
+            let started = tokio::time::Instant::now();
+            let delay = backoff.next_delay();
+            assert!(delay <= ceiling, "{delay:?} > {ceiling:?}");
+            tokio::time::sleep(delay).await;
+            assert!(started.elapsed() <= ceiling + Duration::from_millis(1));
+        }
+        assert_eq!(
+            ceilings,
+            [
+                250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000, 30000
+            ]
+        );
+        backoff.reset();
+        assert_eq!(backoff.ceiling(), Duration::from_millis(250));
+        // Far past 2^31 failures the ceiling stays at the cap, no overflow.
+        backoff.failures = u32::MAX;
+        assert_eq!(backoff.ceiling(), Duration::from_secs(30));
+        assert!(backoff.next_delay() <= Duration::from_secs(30));
+    }
+
+    #[test]
+    fn backoff_is_jittered() {
+        let mut delays = std::collections::BTreeSet::new();
+        for _ in 0..20 {
+            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
+            delays.insert(backoff.next_delay());
+        }
+        assert!(
+            delays.len() > 10,
+            "full jitter spreads the waits: {delays:?}"
+        );
+    }
+
+    #[test]
+    fn change_answers_are_validated_whole() {
+        let digest = Digest::of("aaaaaaaaaaaaaaaaaaaaaaaa").to_hex();
+        let good = format!(
+            r#"{{"version": 4, "upserts": [{{"digest": "{digest}", "token_id": "17",
+                "account_id": 1001, "account_name": "acme", "kind": "logs", "enabled": false}}],
+                "deletes": ["{digest}"]}}"#
+        );
+        let delta = parse_changes(good.as_bytes()).unwrap();
+        assert_eq!(delta.version, 4);
+        assert_eq!(delta.upserts.len(), 1);
+        assert!(!delta.upserts[0].1.enabled);
+        assert_eq!(delta.deletes, vec![Digest::from_hex(&digest).unwrap()]);
+
+        let bad_delete = r#"{"version": 4, "upserts": [], "deletes": ["xyz"]}"#;
+        assert!(parse_changes(bad_delete.as_bytes()).is_err());
+        let bad_upsert = r#"{"version": 4, "upserts": [{"digest": "00", "token_id": "1",
+            "account_id": 1, "kind": "logs"}], "deletes": []}"#;
+        assert!(parse_changes(bad_upsert.as_bytes()).is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn persisting_is_debounced_and_flushed_at_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = watch::channel(None);
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(persist_loop(
+            dir.path().to_path_buf(),
+            Duration::from_secs(10),
+            rx,
+            shutdown.clone(),
+        ));
+        let table = |v| Some(Arc::new(TokenTable::new(v, Default::default())));
+        let persisted = || persist::load(dir.path()).unwrap().map(|t| t.version);
+        tx.send_replace(table(1));
+        // The first table is written at once…
+        while persisted() != Some(1) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // …later ones wait out the interval, and only the newest is written.
+        tx.send_replace(table(2));
+        tx.send_replace(table(3));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(persisted(), Some(1));
+        while persisted() != Some(3) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // A change pending at shutdown is written before the task ends.
+        tx.send_replace(table(4));
+        shutdown.cancel();
+        task.await.unwrap();
+        assert_eq!(persisted(), Some(4));
+    }
+}
