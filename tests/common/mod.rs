@@ -5,6 +5,7 @@
 
 pub mod control;
 pub mod crash;
+pub mod feed_cp;
 pub mod kafka;
 pub mod process;
 
