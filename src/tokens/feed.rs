@@ -590,7 +590,7 @@ mod tests {
         let delta = parse_changes(good.as_bytes()).unwrap();
         assert_eq!(delta.version, 4);
         assert_eq!(delta.upserts.len(), 1);
-        assert!(!delta.upserts[0].1.enabled);
+        assert!(!delta.upserts[0].enabled);
         assert_eq!(delta.deletes, vec![Digest::from_hex(&digest).unwrap()]);
 
         let bad_delete = r#"{"version": 4, "upserts": [], "deletes": ["xyz"]}"#;
@@ -611,7 +611,7 @@ mod tests {
             rx,
             shutdown.clone(),
         ));
-        let table = |v| Some(Arc::new(TokenTable::new(v, Default::default())));
+        let table = |v| Some(Arc::new(TokenTable::with_capacity(v, 0)));
         let persisted = || persist::load(dir.path()).unwrap().map(|t| t.version);
         tx.send_replace(table(1));
         // The first table is written at once…

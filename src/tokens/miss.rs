@@ -172,14 +172,14 @@ impl MissCache {
                 None
             }
             Some(entry) => {
-                let (found, info) = match entry.into_info(0, &mut AccountNames::default()) {
-                    Ok(pair) => pair,
+                let info = match entry.into_info(0, &mut AccountNames::default()) {
+                    Ok(info) => info,
                     Err(e) => {
                         self.metrics.error.inc();
                         return Err(FeedError::from(e).into());
                     }
                 };
-                if found != digest {
+                if info.digest != digest {
                     self.metrics.error.inc();
                     return Err(MissError::WrongDigest);
                 }

@@ -42,14 +42,14 @@ fn enabled_by_default() -> bool {
 
 /// Accounts share one name allocation however many tokens they have.
 #[derive(Default)]
-pub struct AccountNames(HashMap<String, Arc<str>>);
+pub struct AccountNames(HashMap<String, Arc<String>>);
 
 impl AccountNames {
-    fn intern(&mut self, name: &str) -> Arc<str> {
+    fn intern(&mut self, name: &str) -> Arc<String> {
         if let Some(n) = self.0.get(name) {
             return Arc::clone(n);
         }
-        let n: Arc<str> = name.into();
+        let n = Arc::new(name.to_string());
         self.0.insert(name.to_string(), Arc::clone(&n));
         n
     }
@@ -62,7 +62,7 @@ impl SnapshotEntry {
         self,
         index: usize,
         names: &mut AccountNames,
-    ) -> Result<(Digest, TokenInfo), SnapshotError> {
+    ) -> Result<TokenInfo, SnapshotError> {
         let bad = |problem| SnapshotError::Entry {
             index,
             token_id: self.token_id.clone(),
@@ -79,14 +79,14 @@ impl SnapshotEntry {
         if self.token_id.is_empty() {
             return Err(bad("token_id must not be empty"));
         }
-        let info = TokenInfo {
+        Ok(TokenInfo {
+            digest,
             token_id: TokenId(self.token_id.as_str().into()),
             account_id: AccountId(self.account_id),
             account_name: names.intern(&self.account_name),
             kind: self.kind,
             enabled: self.enabled,
-        };
-        Ok((digest, info))
+        })
     }
 }
 
@@ -109,28 +109,29 @@ impl Snapshot {
 
     /// Builds the table, refusing the whole snapshot on the first bad entry.
     pub fn into_table(self) -> Result<TokenTable, SnapshotError> {
-        let mut entries = HashMap::with_capacity_and_hasher(self.tokens.len(), Default::default());
+        let mut table = TokenTable::with_capacity(self.version, self.tokens.len());
         let mut names = AccountNames::default();
         for (index, e) in self.tokens.into_iter().enumerate() {
-            let (digest, info) = e.into_info(index, &mut names)?;
-            if entries.insert(digest, Arc::new(info)).is_some() {
+            let info = e.into_info(index, &mut names)?;
+            let token_id = info.token_id.0.to_string();
+            if !table.insert(info) {
                 return Err(SnapshotError::Entry {
                     index,
-                    token_id: entries[&digest].token_id.0.to_string(),
+                    token_id,
                     problem: "the same token appears twice",
                 });
             }
         }
-        Ok(TokenTable::new(self.version, entries))
+        Ok(table)
     }
 
     /// The digest-only form of a table: what is persisted and what the feed carries.
     pub fn from_table(table: &TokenTable) -> Snapshot {
         let tokens = table
             .iter()
-            .map(|(digest, info)| SnapshotEntry {
+            .map(|info| SnapshotEntry {
                 token: None,
-                digest: Some(digest.to_hex()),
+                digest: Some(info.digest.to_hex()),
                 token_id: info.token_id.0.to_string(),
                 account_id: info.account_id.0,
                 account_name: info.account_name.to_string(),

@@ -207,9 +207,10 @@ mod tests {
 
     fn info(token_id: &str, account: u64, kind: Kind) -> TokenInfo {
         TokenInfo {
+            digest: crate::tokens::Digest::of(token_id),
             token_id: TokenId(token_id.into()),
             account_id: AccountId(account),
-            account_name: "acme".into(),
+            account_name: Arc::new("acme".to_string()),
             kind,
             enabled: true,
         }
