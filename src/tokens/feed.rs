@@ -303,8 +303,9 @@ impl FollowSettings {
 enum Step {
     /// A new table is serving.
     Installed(Arc<TokenTable>),
-    /// The control plane confirmed our version is current.
-    Unchanged,
+    /// Nothing to apply; the control plane's version is this (moved only if it bumped
+    /// its version without a token change: no reason to copy the table for that).
+    Unchanged(u64),
 }
 
 /// The follower: keeps `tokens` in step with the control plane until shutdown.
@@ -374,12 +375,14 @@ impl FeedSource {
         // Always start from a full snapshot: a persisted version may come from a control
         // plane whose database was reset since, which a `since` could not reveal.
         let mut need_snapshot = true;
+        // The feed version we are at; `poll_changes` asks for what came after it.
+        let mut since = 0;
         loop {
             let step = async {
                 if need_snapshot {
                     self.fetch_snapshot().await
                 } else {
-                    self.poll_changes().await
+                    self.poll_changes(since).await
                 }
             };
             let outcome = tokio::select! {
@@ -393,8 +396,12 @@ impl FeedSource {
                     }
                     backoff.reset();
                     need_snapshot = false;
-                    if let Step::Installed(table) = step {
-                        persist_tx.send_replace(Some(table));
+                    match step {
+                        Step::Installed(table) => {
+                            since = table.version;
+                            persist_tx.send_replace(Some(table));
+                        }
+                        Step::Unchanged(version) => since = version,
                     }
                 }
                 Err(FeedError::Gone) => {
@@ -444,7 +451,7 @@ impl FeedSource {
             "token snapshot loaded from the control plane"
         );
         self.telemetry.token_reloads_ok.inc();
-        self.tokens.install(Arc::clone(&table));
+        retire(self.tokens.install(Arc::clone(&table))).await;
         // Answers about digests may be superseded by the snapshot: forget them all.
         if let Some(misses) = self.tokens.misses() {
             misses.forget_all();
@@ -452,31 +459,27 @@ impl FeedSource {
         Ok(Step::Installed(table))
     }
 
-    async fn poll_changes(&self) -> Result<Step, FeedError> {
+    async fn poll_changes(&self, since: u64) -> Result<Step, FeedError> {
         let current = self
             .tokens
             .current()
             .expect("a snapshot is installed before changes are polled");
-        let body = self
-            .client
-            .changes(current.version, self.settings.poll_wait)
-            .await?;
+        let body = self.client.changes(since, self.settings.poll_wait).await?;
         let delta = tokio::task::spawn_blocking(move || parse_changes(&body))
             .await
             .map_err(|e| FeedError::Body(format!("delta parse panicked: {e}")))??;
-        if delta.is_empty() && delta.version == current.version {
-            self.telemetry
-                .token_table_fresh(current.len(), current.version);
-            return Ok(Step::Unchanged);
-        }
-        if delta.version < current.version {
+        if delta.version < since {
             // The control plane went back in time without a 410: trust nothing we hold.
             return Err(FeedError::Gone);
         }
+        if delta.is_empty() {
+            self.telemetry
+                .token_table_fresh(current.len(), delta.version);
+            return Ok(Step::Unchanged(delta.version));
+        }
         let touched: Vec<Digest> = delta.digests().collect();
         let (upserts, deletes) = (delta.upserts.len(), delta.deletes.len());
-        let base = Arc::clone(&current);
-        let table = tokio::task::spawn_blocking(move || base.with_delta(delta))
+        let table = tokio::task::spawn_blocking(move || current.with_delta(delta))
             .await
             .map_err(|e| FeedError::Body(format!("delta apply panicked: {e}")))?;
         let table = Arc::new(table);
@@ -488,13 +491,22 @@ impl FeedSource {
             "token delta applied"
         );
         self.telemetry.token_reloads_ok.inc();
-        self.tokens.install(Arc::clone(&table));
+        retire(self.tokens.install(Arc::clone(&table))).await;
         // The table now answers for these digests; a cached miss answer must not outlive
         // a delete (propagation bound) or shadow nothing forever.
         if let Some(misses) = self.tokens.misses() {
             misses.forget(&touched).await;
         }
         Ok(Step::Installed(table))
+    }
+}
+
+/// Frees a replaced table on a blocking thread: dropping 1,000,000 entries touches each
+/// one's reference count (tens of ms) and must not stall a runtime worker. (A request still
+/// holding the old table frees it itself if it is the last; that is rare and brief.)
+async fn retire(table: Option<Arc<TokenTable>>) {
+    if let Some(table) = table {
+        let _ = tokio::task::spawn_blocking(move || drop(table)).await;
     }
 }
 
