@@ -123,6 +123,11 @@ async fn gateway_serves_through_control_plane_outages_and_restarts_then_catches_
         "an unknown token cannot be looked up, so it is refused, not waited on"
     );
     assert_eq!(server.get_admin("/readyz").await.status, StatusCode::OK);
+    // Staleness shows: nothing confirms the table any more (whole seconds, so wait one).
+    eventually(Duration::from_secs(5), || async {
+        server.metric("tollgate_token_table_age_seconds").await >= 1.0
+    })
+    .await;
 
     // 2. While the gateway is down, the control plane comes back and `second` is disabled;
     //    then the control plane goes down again and the gateway restarts without it.
