@@ -68,8 +68,9 @@ fn group_commit(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for appenders in [1usize, 16, 128] {
         let dir = bench_dir(&format!("group-{appenders}"));
-        let opened =
-            rt.block_on(async { spool::open(&dir, 64 << 20, Arc::new(Telemetry::new())).unwrap() });
+        let opened = rt.block_on(async {
+            spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap()
+        });
         let handle = opened.handle.clone();
         g.bench_function(format!("appenders_{appenders}"), |b| {
             b.iter_custom(|iters| {
@@ -106,7 +107,7 @@ fn replay(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = bench_dir("replay");
     rt.block_on(async {
-        let s = spool::open(&dir, 64 << 20, Arc::new(Telemetry::new())).unwrap();
+        let s = spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap();
         let tasks: Vec<_> = (0..64)
             .map(|_| {
                 let h = s.handle.clone();
@@ -129,7 +130,7 @@ fn replay(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 // No cursor is ever persisted here, so every open replays everything.
-                let s = spool::open(&dir, 64 << 20, Arc::new(Telemetry::new())).unwrap();
+                let s = spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap();
                 let mut reader = s.reader;
                 let stop = CancellationToken::new();
                 let mut read = 0u64;
