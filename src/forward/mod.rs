@@ -291,19 +291,24 @@ pub fn start(
     Ok((forwarder, task))
 }
 
-/// Moves spooled entries to the batcher as the memory budget allows.
+/// Moves spooled entries to the batcher, in spool order, as the memory budget allows.
 async fn feed(mut reader: spool::Reader, queue: Queue, stop: CancellationToken) {
     while let Some(entries) = reader.next(&stop).await {
         for entry in entries {
             let permits = queue.permits_for(&entry.batch);
-            let permit = tokio::select! {
-                biased;
-                p = Arc::clone(&queue.budget).acquire_many_owned(permits) => match p {
-                    Ok(p) => p,
-                    Err(_) => return,
+            // The budget almost always has room: take it without building a future.
+            let permit = match Arc::clone(&queue.budget).try_acquire_many_owned(permits) {
+                Ok(p) => p,
+                Err(tokio::sync::TryAcquireError::Closed) => return,
+                Err(tokio::sync::TryAcquireError::NoPermits) => tokio::select! {
+                    biased;
+                    p = Arc::clone(&queue.budget).acquire_many_owned(permits) => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                    // Shutting down while the sink is slow: what is unread stays in the spool.
+                    _ = stop.cancelled() => return,
                 },
-                // Shutting down while the sink is slow: what is unread stays in the spool.
-                _ = stop.cancelled() => return,
             };
             let queued = Queued {
                 batch: entry.batch,
