@@ -3,6 +3,9 @@
 //!   floor every durable append pays once;
 //! - `group_commit/appenders_N`: N concurrent requests appending ~250-byte entries through
 //!   the spool; one fsync covers every append waiting for it, so throughput grows with N;
+//! - `handoff/appenders_128`: the same 128 appenders with the reader draining what they
+//!   append — group commit, then the in-memory handoff to the reader (the disk path's
+//!   steady state): time until the reader has every entry;
 //! - `replay/100k_entries`: reopening a spool holding 100,000 unacknowledged entries and
 //!   reading them all back, as after a crash (records/s).
 //!
@@ -68,8 +71,9 @@ fn group_commit(c: &mut Criterion) {
     g.throughput(Throughput::Elements(1));
     for appenders in [1usize, 16, 128] {
         let dir = bench_dir(&format!("group-{appenders}"));
-        let opened =
-            rt.block_on(async { spool::open(&dir, 64 << 20, Arc::new(Telemetry::new())).unwrap() });
+        let opened = rt.block_on(async {
+            spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap()
+        });
         let handle = opened.handle.clone();
         g.bench_function(format!("appenders_{appenders}"), |b| {
             b.iter_custom(|iters| {
@@ -101,12 +105,66 @@ fn group_commit(c: &mut Criterion) {
     g.finish();
 }
 
+fn handoff(c: &mut Criterion) {
+    const APPENDERS: u64 = 128;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let dir = bench_dir("handoff");
+    let opened = rt.block_on(async {
+        spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap()
+    });
+    let handle = opened.handle.clone();
+    // The reader runs as it does in tollgate, and reports how many entries it has seen.
+    let (seen_tx, seen) = tokio::sync::watch::channel(0u64);
+    let mut reader = opened.reader;
+    let stop = CancellationToken::new();
+    let reader_task = {
+        let stop = stop.clone();
+        rt.spawn(async move {
+            let mut n = 0u64;
+            while let Some(entries) = reader.next(&stop).await {
+                n += entries.len() as u64;
+                seen_tx.send_replace(n);
+            }
+        })
+    };
+    let mut g = c.benchmark_group("handoff");
+    g.sample_size(10).measurement_time(Duration::from_secs(8));
+    g.throughput(Throughput::Elements(1));
+    g.bench_function(format!("appenders_{APPENDERS}"), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let per_task = iters.div_ceil(APPENDERS);
+                let target = *seen.borrow() + per_task * APPENDERS;
+                let started = Instant::now();
+                for _ in 0..APPENDERS {
+                    let handle = handle.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..per_task {
+                            black_box(handle.append(batch()).await.unwrap());
+                        }
+                    });
+                }
+                let mut seen = seen.clone();
+                seen.wait_for(|n| *n >= target).await.unwrap();
+                started
+                    .elapsed()
+                    .mul_f64(iters as f64 / (per_task * APPENDERS) as f64)
+            })
+        })
+    });
+    g.finish();
+    stop.cancel();
+    drop(handle);
+    drop(opened.handle);
+    rt.block_on(reader_task).unwrap();
+}
+
 fn replay(c: &mut Criterion) {
     const ENTRIES: u64 = 100_000;
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = bench_dir("replay");
     rt.block_on(async {
-        let s = spool::open(&dir, 64 << 20, Arc::new(Telemetry::new())).unwrap();
+        let s = spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap();
         let tasks: Vec<_> = (0..64)
             .map(|_| {
                 let h = s.handle.clone();
@@ -129,7 +187,7 @@ fn replay(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 // No cursor is ever persisted here, so every open replays everything.
-                let s = spool::open(&dir, 64 << 20, Arc::new(Telemetry::new())).unwrap();
+                let s = spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap();
                 let mut reader = s.reader;
                 let stop = CancellationToken::new();
                 let mut read = 0u64;
@@ -144,5 +202,5 @@ fn replay(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fsync_floor, group_commit, replay);
+criterion_group!(benches, fsync_floor, group_commit, handoff, replay);
 criterion_main!(benches);

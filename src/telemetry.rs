@@ -66,6 +66,8 @@ pub struct SpoolMetrics {
     pub records: IntGauge,
     pub fsync: Histogram,
     pub replayed_records: IntCounter,
+    /// Records read back from disk because the writer's in-memory handoff was full.
+    pub read_back_records: IntCounter,
     pub corrupt_records: IntCounter,
     pub torn_tails: IntCounter,
 }
@@ -315,6 +317,12 @@ impl Telemetry {
                 "Records found unacknowledged in the spool at boot and replayed to the sink.",
             )
             .expect("valid metric"),
+            read_back_records: IntCounter::new(
+                "tollgate_spool_read_back_records_total",
+                "Records read back from the spool after boot because the in-memory handoff to \
+                 the batcher was full (normally they are handed on from memory).",
+            )
+            .expect("valid metric"),
             corrupt_records: IntCounter::new(
                 "tollgate_spool_corrupt_records_total",
                 "Spool frames skipped because they failed their CRC or framing check.",
@@ -322,7 +330,7 @@ impl Telemetry {
             .expect("valid metric"),
             torn_tails: IntCounter::new(
                 "tollgate_spool_torn_tails_total",
-                "Torn segment tails (a crash mid-write) truncated at boot.",
+                "Torn segment tails (a crash mid-write) truncated during replay.",
             )
             .expect("valid metric"),
         };
@@ -386,6 +394,7 @@ impl Telemetry {
         reg(Box::new(spool.records.clone()));
         reg(Box::new(spool.fsync.clone()));
         reg(Box::new(spool.replayed_records.clone()));
+        reg(Box::new(spool.read_back_records.clone()));
         reg(Box::new(spool.corrupt_records.clone()));
         reg(Box::new(spool.torn_tails.clone()));
         reg(Box::new(connections_open.clone()));

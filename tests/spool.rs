@@ -62,6 +62,13 @@ async fn disk_ack_delivers_to_the_sink_and_the_spool_drains_to_zero() {
     })
     .await;
     assert!(server.metric("tollgate_spool_fsync_seconds_count").await >= 1.0);
+    // A sink that keeps up gets every entry from memory: nothing is read back from disk.
+    assert_eq!(
+        server
+            .metric("tollgate_spool_read_back_records_total")
+            .await,
+        0.0
+    );
     // Wholly acknowledged segments are deleted once the cursor passes them.
     eventually(Duration::from_secs(5), || async {
         segments(&server.dir).len() <= 2
@@ -107,6 +114,49 @@ async fn acknowledged_records_survive_a_restart_while_the_sink_is_down() {
         ids(&sink_records(&dir.join("out"), "logs")),
         (0..15).collect::<Vec<_>>()
     );
+}
+
+#[tokio::test]
+async fn past_the_in_memory_handoff_entries_are_read_back_from_disk_in_order_once_each() {
+    // A 4 KiB queue (and a 1 KiB handoff budget) against a sink that is down: most entries
+    // cannot wait in memory and must come back from disk, after the ones that did.
+    let server = TestServer::start(|c| {
+        disk(c);
+        c.forward.queue_max_bytes = 4096;
+        c.forward.spool_segment_bytes = 8192; // and across segment rolls
+    })
+    .await;
+    break_sink(&server.dir);
+    let pad = "p".repeat(200);
+    for i in 0..120 {
+        let reply = server
+            .post_logs(
+                Some(LOGS_TOKEN),
+                "",
+                format!("{{\"id\":{i},\"pad\":\"{pad}\"}}\n"),
+            )
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    mend_sink(&server.dir);
+    eventually(Duration::from_secs(10), || async {
+        server.metric("tollgate_spool_bytes").await == 0.0
+    })
+    .await;
+    assert!(
+        server
+            .metric("tollgate_spool_read_back_records_total")
+            .await
+            > 0.0,
+        "the disk path was taken"
+    );
+    let dir = server.shutdown().await;
+    // The sink's order is the order the batcher saw: exactly the spool order, no repeats.
+    let sunk: Vec<u64> = sink_records(&dir.join("out"), "logs")
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sunk, (0..120).collect::<Vec<_>>());
 }
 
 /// Spools entries 0, 1, 2 while the sink is down and stops the server: returns its dir

@@ -4,7 +4,8 @@
 //!
 //! - `memory`: resolves once the records are queued in memory (bounded in bytes).
 //! - `disk`: resolves once the records are appended to the spool and fsynced (group
-//!   commit); the spool reader feeds the batcher, so a crash loses nothing acknowledged.
+//!   commit); the spool reader feeds the batcher — from memory while it keeps up, from
+//!   disk to replay or catch up — so a crash loses nothing acknowledged.
 //! - `downstream`: as `disk`, then waits until the sink has acknowledged the records.
 
 pub mod batcher;
@@ -231,20 +232,20 @@ pub fn start(
         return Ok((forwarder, task));
     }
 
+    // Entries fsynced and waiting for the batcher's queue stay in memory up to a quarter
+    // of the queue's budget: enough to ride out scheduling lag; past it (a slow sink) they
+    // are read back from disk when the queue has room.
     let spool = spool::open(
         &config.spool_dir,
         config.spool_segment_bytes,
+        config.queue_max_bytes / 4,
         Arc::clone(&telemetry),
     )?;
     let r = &spool.recovery;
-    if r.entries > 0 || r.torn_bytes > 0 || r.corrupt_frames > 0 {
+    if r.bytes > 0 {
         tracing::info!(
-            entries = r.entries,
-            records = r.records,
             bytes = r.bytes,
             segments = r.segments,
-            torn_bytes = r.torn_bytes,
-            corrupt_frames = r.corrupt_frames,
             "spool: replaying unacknowledged records to the sink"
         );
     }
@@ -252,10 +253,7 @@ pub fn start(
         .spool
         .bytes
         .set(i64::try_from(r.bytes).unwrap_or(i64::MAX));
-    telemetry
-        .spool
-        .records
-        .set(i64::try_from(r.records).unwrap_or(i64::MAX));
+    telemetry.spool.records.set(0);
     let acks = batcher::AckTracker::new(
         spool.cursor_tx,
         spool.acked_tx,
@@ -293,19 +291,24 @@ pub fn start(
     Ok((forwarder, task))
 }
 
-/// Moves spooled entries to the batcher as the memory budget allows.
+/// Moves spooled entries to the batcher, in spool order, as the memory budget allows.
 async fn feed(mut reader: spool::Reader, queue: Queue, stop: CancellationToken) {
     while let Some(entries) = reader.next(&stop).await {
         for entry in entries {
             let permits = queue.permits_for(&entry.batch);
-            let permit = tokio::select! {
-                biased;
-                p = Arc::clone(&queue.budget).acquire_many_owned(permits) => match p {
-                    Ok(p) => p,
-                    Err(_) => return,
+            // The budget almost always has room: take it without building a future.
+            let permit = match Arc::clone(&queue.budget).try_acquire_many_owned(permits) {
+                Ok(p) => p,
+                Err(tokio::sync::TryAcquireError::Closed) => return,
+                Err(tokio::sync::TryAcquireError::NoPermits) => tokio::select! {
+                    biased;
+                    p = Arc::clone(&queue.budget).acquire_many_owned(permits) => match p {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                    // Shutting down while the sink is slow: what is unread stays in the spool.
+                    _ = stop.cancelled() => return,
                 },
-                // Shutting down while the sink is slow: what is unread stays in the spool.
-                _ = stop.cancelled() => return,
             };
             let queued = Queued {
                 batch: entry.batch,

@@ -5,16 +5,22 @@
 //! - **Writer** (a dedicated thread): takes every append waiting in its channel, writes
 //!   them with one `write`, makes them durable with one `fdatasync` — group commit — and
 //!   only then answers them. While one fsync runs, the next group gathers in the channel,
-//!   so no request holds a lock across an fsync. It publishes the durable end.
-//! - **Reader** (a task): reads entries from the cursor up to the durable end and hands
-//!   them to the batcher within a memory budget. At boot it starts at the persisted
-//!   cursor, so crash replay and normal flow are one path.
+//!   so no request holds a lock across an fsync. After the fsync it hands the group's
+//!   entries — already in memory — to the reader (the *handoff*) while the handoff budget
+//!   has room, and then publishes the durable end.
+//! - **Reader** (a task): the one ordered sequence of entries the batcher sees. It keeps a
+//!   position in the spool and moves it only forward: a handed-off group that starts
+//!   exactly at the position is passed on from memory; anything else — replay at boot, or
+//!   groups the writer did not hand off because the budget was full — is read back from
+//!   disk, up to the next handed-off group or the durable end. So memory and disk never
+//!   reorder or deliver an entry twice within one process lifetime.
 //! - **Cursor**: the batcher reports the acknowledged prefix; the cursor keeper persists it
 //!   (temp file, fsync, rename) and deletes segments that are wholly acknowledged.
 //!
-//! Frame: `magic u32 | len u32 | crc32c(body) u32 | body`, little-endian. At boot a torn
-//! tail of the last segment (a short frame or a CRC mismatch with no valid frame after it)
-//! is truncated; a corrupt frame with valid frames after it is skipped and counted.
+//! Frame: `magic u32 | len u32 | crc32c(body) u32 | body`, little-endian. Boot reads no
+//! frame: the reader checks every frame as it replays. A corrupt frame with valid frames
+//! after it is skipped and counted; a corrupt end of the segment that was last at boot (a
+//! crash mid-write) is a torn tail and is truncated when the reader reaches it.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -117,15 +123,15 @@ impl SpoolHandle {
     }
 }
 
-/// What `open` found on disk: how much the reader will replay.
+/// What `open` found on disk: how much the reader will replay. Entries and records are
+/// not counted at boot (that would read every frame twice); the reader counts them in
+/// `tollgate_spool_replayed_records_total` as it replays.
 #[derive(Debug, Default)]
 pub struct Recovery {
     pub segments: usize,
-    pub entries: u64,
-    pub records: u64,
+    /// Bytes after the cursor, torn tails and corrupt frames included until the reader
+    /// skips them.
     pub bytes: u64,
-    pub torn_bytes: u64,
-    pub corrupt_frames: u64,
 }
 
 /// Everything `open` builds; `forward::start` wires the parts to the batcher.
@@ -139,11 +145,13 @@ pub struct Spool {
     pub recovery: Recovery,
 }
 
-/// Opens (or creates) the spool in `dir`: recovers the last segment's tail, and starts
-/// the writer on a fresh segment.
+/// Opens (or creates) the spool in `dir` and starts the writer on a fresh segment. Up to
+/// `handoff_max_bytes` of payload fsynced but not yet taken by the reader is kept in
+/// memory; past it, entries are read back from disk.
 pub fn open(
     dir: &Path,
     segment_bytes: u64,
+    handoff_max_bytes: u64,
     telemetry: Arc<Telemetry>,
 ) -> Result<Spool, SpoolError> {
     fs::create_dir_all(dir)?;
@@ -158,44 +166,30 @@ pub fn open(
         segments: ids.len(),
         ..Recovery::default()
     };
-    let mut max_seq = cursor.seq;
-    for (i, &id) in ids.iter().enumerate() {
+    for &id in &ids {
+        let len = fs::metadata(segment_path(dir, id))?.len();
         let from = if id == cursor.position.segment {
             cursor.position.offset
         } else {
             0
         };
-        let scan = scan_segment(&segment_path(dir, id), from)?;
-        recovery.entries += scan.entries;
-        recovery.records += scan.records;
-        recovery.bytes += scan.valid_bytes;
-        recovery.corrupt_frames += scan.corrupt_frames;
-        max_seq = max_seq.max(scan.max_seq);
-        let is_last = i + 1 == ids.len();
-        if is_last && scan.valid_end < scan.len {
-            let torn = scan.len - scan.valid_end;
-            tracing::warn!(
-                segment = id,
-                torn_bytes = torn,
-                "spool: truncating a torn tail"
-            );
-            OpenOptions::new()
-                .write(true)
-                .open(segment_path(dir, id))?
-                .set_len(scan.valid_end)?;
-            recovery.torn_bytes = torn;
-            telemetry.spool.torn_tails.inc();
-        }
+        recovery.bytes += len.saturating_sub(from);
     }
-    // Corrupt frames are counted by the reader when it skips them, not here.
+    // Entry seqs only need to grow in spool order (downstream acks compare them). No frame
+    // is read here, so start past any seq the unread bytes could hold: a frame is longer
+    // than its header.
+    let next_seq = cursor.seq + 1 + recovery.bytes / HEADER as u64;
     let active = ids.last().map_or(cursor.position.segment, |last| last + 1);
     let shared = Arc::new(SpoolShared {
         unacked_bytes: AtomicU64::new(recovery.bytes),
-        unacked_records: AtomicU64::new(recovery.records),
+        // Counted by the reader as it replays.
+        unacked_records: AtomicU64::new(0),
         writable: AtomicBool::new(true),
     });
     let file = create_segment(dir, active)?;
     let (appends, rx) = mpsc::unbounded_channel();
+    let (handoff_tx, handoff_rx) = mpsc::unbounded_channel();
+    let handoff_bytes = Arc::new(AtomicU64::new(0));
     let (synced_tx, synced_rx) = watch::channel(Position {
         segment: active,
         offset: 0,
@@ -208,12 +202,17 @@ pub fn open(
         file,
         segment: active,
         len: 0,
-        next_seq: max_seq + 1,
+        next_seq,
         rx,
         synced: synced_tx,
+        handoff: handoff_tx,
+        handoff_bytes: Arc::clone(&handoff_bytes),
+        handoff_max_bytes,
         shared: Arc::clone(&shared),
         telemetry: Arc::clone(&telemetry),
         buf: Vec::with_capacity(1 << 20),
+        spooled: Vec::with_capacity(64),
+        done: Vec::with_capacity(64),
     };
     let writer = std::thread::Builder::new()
         .name("tollgate-spool".to_string())
@@ -232,7 +231,12 @@ pub fn open(
             dir: dir.to_path_buf(),
             position: cursor.position,
             synced: synced_rx,
+            handoff: handoff_rx,
+            handoff_bytes,
+            held: None,
             replay_end,
+            tail: ids.last().copied(),
+            shared,
             telemetry: Arc::clone(&telemetry),
         },
         cursor_keeper: CursorKeeper {
@@ -249,6 +253,16 @@ pub fn open(
 
 // === impl Writer ===
 
+/// One group commit's entries, handed from the writer to the reader in memory.
+struct Handoff {
+    /// Where the group's first frame starts and its last ends.
+    start: Position,
+    end: Position,
+    /// Payload bytes, charged to the handoff budget until the reader takes the group.
+    bytes: u64,
+    entries: Vec<ReadEntry>,
+}
+
 struct Writer {
     dir: PathBuf,
     segment_bytes: u64,
@@ -258,9 +272,15 @@ struct Writer {
     next_seq: u64,
     rx: mpsc::UnboundedReceiver<Append>,
     synced: watch::Sender<Position>,
+    handoff: mpsc::UnboundedSender<Handoff>,
+    handoff_bytes: Arc<AtomicU64>,
+    handoff_max_bytes: u64,
     shared: Arc<SpoolShared>,
     telemetry: Arc<Telemetry>,
     buf: Vec<u8>,
+    /// Per-commit scratch, kept to reuse their allocations.
+    spooled: Vec<SpooledEntry>,
+    done: Vec<oneshot::Sender<Result<u64, SpoolError>>>,
 }
 
 impl Writer {
@@ -289,11 +309,30 @@ impl Writer {
             return;
         }
         self.buf.clear();
+        self.spooled.clear();
         let mut records = 0u64;
+        let mut payload_bytes = 0u64;
         let first_seq = self.next_seq;
+        let start = Position {
+            segment: self.segment,
+            offset: self.len,
+        };
         for (i, append) in group.iter().enumerate() {
-            encode_frame(first_seq + i as u64, &append.batch, &mut self.buf);
-            records += append.batch.payloads.len() as u64;
+            let seq = first_seq + i as u64;
+            let frame_start = self.buf.len();
+            encode_frame(seq, &append.batch, &mut self.buf);
+            let n = append.batch.payloads.len() as u64;
+            records += n;
+            payload_bytes += append.batch.payload_bytes() as u64;
+            self.spooled.push(SpooledEntry {
+                seq,
+                end: Position {
+                    segment: self.segment,
+                    offset: self.len + self.buf.len() as u64,
+                },
+                frame_bytes: (self.buf.len() - frame_start) as u64,
+                records: n,
+            });
         }
         let started = Instant::now();
         let written = self
@@ -330,12 +369,42 @@ impl Writer {
             .spool
             .bytes
             .set(gauge(self.shared.unacked_bytes.load(Ordering::Relaxed)));
-        self.synced.send_replace(Position {
+        let end = Position {
             segment: self.segment,
             offset: self.len,
-        });
-        for (i, append) in group.drain(..).enumerate() {
-            let _ = append.done.send(Ok(first_seq + i as u64));
+        };
+        // The group is durable: hand its entries on from memory if the budget has room —
+        // before publishing the durable end, so a reader that sees the new end and finds no
+        // handoff waiting knows those entries are only on disk.
+        let room =
+            self.handoff_bytes.load(Ordering::Relaxed) + payload_bytes <= self.handoff_max_bytes;
+        let mut entries = Vec::with_capacity(if room { group.len() } else { 0 });
+        for (append, spooled) in group.drain(..).zip(self.spooled.drain(..)) {
+            self.done.push(append.done);
+            if room {
+                entries.push(ReadEntry {
+                    batch: append.batch,
+                    spooled,
+                });
+            }
+        }
+        if room {
+            self.handoff_bytes
+                .fetch_add(payload_bytes, Ordering::Relaxed);
+            let handoff = Handoff {
+                start,
+                end,
+                bytes: payload_bytes,
+                entries,
+            };
+            if self.handoff.send(handoff).is_err() {
+                self.handoff_bytes
+                    .fetch_sub(payload_bytes, Ordering::Relaxed);
+            }
+        }
+        self.synced.send_replace(end);
+        for (i, done) in self.done.drain(..).enumerate() {
+            let _ = done.send(Ok(first_seq + i as u64));
         }
     }
 
@@ -374,86 +443,162 @@ fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
 
 // === impl Reader ===
 
-/// Reads durable entries in spool order and hands them on. One per spool.
+/// The one ordered sequence of spooled entries the batcher sees. One per spool.
 pub struct Reader {
     dir: PathBuf,
+    /// Everything before it has been handed on; it only moves forward.
     position: Position,
     synced: watch::Receiver<Position>,
+    handoff: mpsc::UnboundedReceiver<Handoff>,
+    handoff_bytes: Arc<AtomicU64>,
+    /// A handed-off group that starts after `position`: what lies between is read from
+    /// disk first.
+    held: Option<Handoff>,
     /// Entries before this were on disk at boot: reading them is replay.
     replay_end: Position,
+    /// The segment that was last at boot: a corrupt end there is a torn tail.
+    tail: Option<u64>,
+    shared: Arc<SpoolShared>,
     telemetry: Arc<Telemetry>,
 }
 
-/// One entry read back from disk.
+/// One spooled entry on its way to the batcher.
 pub struct ReadEntry {
     pub batch: RecordBatch,
     pub spooled: SpooledEntry,
 }
 
 impl Reader {
-    /// Reads the next entries after `self.position` (waiting for new ones), or `None` once
-    /// the writer is gone and everything durable has been read, or on `stop`.
+    /// The next entries after `self.position` (waiting for new ones), or `None` once the
+    /// writer is gone and everything durable has been handed on, or on `stop`.
     pub async fn next(&mut self, stop: &CancellationToken) -> Option<Vec<ReadEntry>> {
         loop {
+            // Read the durable end before looking for a handoff: every group the writer
+            // handed off up to this end is then already in the channel.
             let synced = *self.synced.borrow_and_update();
-            if self.position.segment < synced.segment || self.position.offset < synced.offset {
-                let dir = self.dir.clone();
-                let from = self.position;
-                let step = tokio::task::spawn_blocking(move || read_step(&dir, from, synced)).await;
-                match step {
-                    Ok(Ok(step)) => {
-                        self.position = step.next;
-                        if step.corrupt_frames > 0 {
-                            tracing::warn!(
-                                frames = step.corrupt_frames,
-                                "spool: skipped corrupt frames"
-                            );
-                            self.telemetry
-                                .spool
-                                .corrupt_records
-                                .inc_by(step.corrupt_frames);
-                        }
-                        let replayed = step
-                            .entries
-                            .iter()
-                            .filter(|e| e.spooled.end <= self.replay_end)
-                            .map(|e| e.spooled.records)
-                            .sum::<u64>();
-                        self.telemetry.spool.replayed_records.inc_by(replayed);
-                        if !step.entries.is_empty() {
-                            return Some(step.entries);
-                        }
-                        continue;
-                    }
-                    Ok(Err(e)) => {
-                        tracing::error!(error = %e, "spool: read failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "spool: read task failed");
-                        return None;
-                    }
+            if self.held.is_none()
+                && let Ok(group) = self.handoff.try_recv()
+            {
+                self.take(group);
+            }
+            let disk_end = match self.held.take() {
+                Some(group) if group.start == self.position => {
+                    self.position = group.end;
+                    return Some(group.entries);
+                }
+                // Already read from disk (never expected): drop it.
+                Some(group) if group.start < self.position => continue,
+                Some(group) => {
+                    let start = group.start;
+                    self.held = Some(group);
+                    start
+                }
+                None => synced,
+            };
+            if self.position < disk_end {
+                match self.read_disk(disk_end).await {
+                    Ok(Some(entries)) => return Some(entries),
+                    Ok(None) => continue,
+                    Err(()) => return None,
                 }
             }
             tokio::select! {
                 changed = self.synced.changed() => {
                     if changed.is_err() {
-                        // The writer is gone: read what it left, then stop.
+                        // The writer is gone: hand on what it left, then stop.
                         let last = *self.synced.borrow();
-                        if self.position >= last {
+                        if self.position >= last && self.handoff.is_empty() {
                             return None;
                         }
                     }
                 }
+                Some(group) = self.handoff.recv() => self.take(group),
                 _ = stop.cancelled() => {
                     // Stop only once caught up: a graceful stop drains what is durable.
-                    let synced = *self.synced.borrow();
-                    if self.position.segment >= synced.segment && self.position.offset >= synced.offset {
+                    if self.position >= *self.synced.borrow() {
                         return None;
                     }
                 }
             }
+        }
+    }
+
+    fn take(&mut self, group: Handoff) {
+        self.handoff_bytes.fetch_sub(group.bytes, Ordering::Relaxed);
+        self.held = Some(group);
+    }
+
+    /// Reads entries from disk from `position` towards `end`. `Ok(None)`: nothing to hand
+    /// on in this step; `Err`: the read task died.
+    async fn read_disk(&mut self, end: Position) -> Result<Option<Vec<ReadEntry>>, ()> {
+        let dir = self.dir.clone();
+        let from = self.position;
+        let tail = self.tail == Some(from.segment);
+        let step = tokio::task::spawn_blocking(move || read_step(&dir, from, end, tail)).await;
+        let step = match step {
+            Ok(Ok(step)) => step,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "spool: read failed; retrying");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                return Ok(None);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "spool: read task failed");
+                return Err(());
+            }
+        };
+        self.position = step.next;
+        let spool = &self.telemetry.spool;
+        if step.corrupt_frames > 0 {
+            tracing::warn!(
+                frames = step.corrupt_frames,
+                "spool: skipped corrupt frames"
+            );
+            spool.corrupt_records.inc_by(step.corrupt_frames);
+        }
+        if step.torn_bytes > 0 {
+            tracing::warn!(
+                segment = from.segment,
+                torn_bytes = step.torn_bytes,
+                "spool: truncated a torn tail"
+            );
+            spool.torn_tails.inc();
+        }
+        // Skipped bytes will never be acknowledged: take them off the high-water count.
+        let skipped = step.skipped_bytes + step.torn_bytes;
+        if skipped > 0 {
+            let _ =
+                self.shared
+                    .unacked_bytes
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                        Some(b.saturating_sub(skipped))
+                    });
+        }
+        let (mut replayed, mut read_back) = (0, 0);
+        for e in &step.entries {
+            if e.spooled.end <= self.replay_end {
+                replayed += e.spooled.records;
+            } else {
+                read_back += e.spooled.records;
+            }
+        }
+        // Replayed records were not counted at boot (that would read them twice).
+        let records = self
+            .shared
+            .unacked_records
+            .fetch_add(replayed, Ordering::Relaxed)
+            + replayed;
+        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        spool.records.set(gauge(records));
+        spool
+            .bytes
+            .set(gauge(self.shared.unacked_bytes.load(Ordering::Relaxed)));
+        spool.replayed_records.inc_by(replayed);
+        spool.read_back_records.inc_by(read_back);
+        if step.entries.is_empty() {
+            Ok(None)
+        } else {
+            Ok(Some(step.entries))
         }
     }
 }
@@ -462,14 +607,22 @@ struct Step {
     entries: Vec<ReadEntry>,
     next: Position,
     corrupt_frames: u64,
+    /// Bytes of corrupt or undecodable frames passed over.
+    skipped_bytes: u64,
+    /// Bytes cut off a torn tail.
+    torn_bytes: u64,
 }
 
-/// Reads whole frames from `from` up to the durable end, at most `READ_STEP_BYTES`.
-fn read_step(dir: &Path, from: Position, synced: Position) -> io::Result<Step> {
+/// Reads whole frames from `from` up to `end` (a later segment: to the end of this one),
+/// at most `READ_STEP_BYTES`. In the boot `tail` segment, a corrupt end with no valid frame
+/// after it is truncated.
+fn read_step(dir: &Path, from: Position, end: Position, tail: bool) -> io::Result<Step> {
     let mut step = Step {
         entries: Vec::new(),
         next: from,
         corrupt_frames: 0,
+        skipped_bytes: 0,
+        torn_bytes: 0,
     };
     let path = segment_path(dir, from.segment);
     let file = match File::open(&path) {
@@ -483,10 +636,10 @@ fn read_step(dir: &Path, from: Position, synced: Position) -> io::Result<Step> {
         }
         Err(e) => return Err(e),
     };
-    let limit = if from.segment < synced.segment {
+    let limit = if from.segment < end.segment {
         file.metadata()?.len()
     } else {
-        synced.offset
+        end.offset
     };
     let mut offset = from.offset;
     let mut handed = 0u64;
@@ -510,17 +663,35 @@ fn read_step(dir: &Path, from: Position, synced: Position) -> io::Result<Step> {
                     });
                 } else {
                     step.corrupt_frames += 1;
+                    step.skipped_bytes += frame_bytes;
                 }
                 handed += frame_bytes;
                 offset = end;
             }
-            Frame::Corrupt => {
-                step.corrupt_frames += 1;
-                offset = resync(&file, offset + 1, limit)?.unwrap_or(limit);
-            }
+            Frame::Corrupt => match resync(&file, offset + 1, limit)? {
+                Some(next) => {
+                    step.corrupt_frames += 1;
+                    step.skipped_bytes += next - offset;
+                    offset = next;
+                }
+                None if tail => {
+                    OpenOptions::new()
+                        .write(true)
+                        .open(&path)?
+                        .set_len(offset)?;
+                    File::open(&path)?.sync_all()?;
+                    step.torn_bytes = limit - offset;
+                    offset = limit;
+                }
+                None => {
+                    step.corrupt_frames += 1;
+                    step.skipped_bytes += limit - offset;
+                    offset = limit;
+                }
+            },
         }
     }
-    step.next = if offset >= limit && from.segment < synced.segment {
+    step.next = if offset >= limit && from.segment < end.segment {
         Position {
             segment: from.segment + 1,
             offset: 0,
@@ -582,55 +753,6 @@ fn resync(file: &File, from: u64, limit: u64) -> io::Result<Option<u64>> {
         chunk_start += (n as u64).saturating_sub(3).max(1);
     }
     Ok(None)
-}
-
-struct SegmentScan {
-    len: u64,
-    valid_end: u64,
-    valid_bytes: u64,
-    entries: u64,
-    records: u64,
-    max_seq: u64,
-    corrupt_frames: u64,
-}
-
-/// Walks a segment at boot: where its valid frames end, how many there are.
-fn scan_segment(path: &Path, from: u64) -> io::Result<SegmentScan> {
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
-    let mut scan = SegmentScan {
-        len,
-        valid_end: from.min(len),
-        valid_bytes: 0,
-        entries: 0,
-        records: 0,
-        max_seq: 0,
-        corrupt_frames: 0,
-    };
-    let mut offset = from;
-    while offset < len {
-        match read_frame(&file, offset, len)? {
-            Frame::Valid { body, end } => {
-                // Count only what the reader will hand on: frames that also decode.
-                if let Ok((seq, batch)) = decode_body(body) {
-                    scan.max_seq = scan.max_seq.max(seq);
-                    scan.entries += 1;
-                    scan.records += batch.payloads.len() as u64;
-                    scan.valid_bytes += end - offset;
-                }
-                scan.valid_end = end;
-                offset = end;
-            }
-            Frame::Corrupt => match resync(&file, offset + 1, len)? {
-                Some(next) => {
-                    scan.corrupt_frames += 1;
-                    offset = next;
-                }
-                None => break, // nothing valid follows: a torn tail
-            },
-        }
-    }
-    Ok(scan)
 }
 
 // === impl CursorKeeper ===
@@ -857,10 +979,9 @@ mod tests {
         assert_eq!(back.envelope.account_id, AccountId(1001));
     }
 
-    #[test]
-    fn scan_finds_torn_tails_and_skips_corrupt_frames_in_the_middle() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("x.seg");
+    /// Segment 0 holding entries 1..=3 with the second one corrupt, then a torn fourth
+    /// frame; returns the length up to the end of the third frame.
+    fn damaged_segment(dir: &Path) -> u64 {
         let mut buf = Vec::new();
         for seq in 1..=3 {
             encode_frame(seq, &batch(&["{\"n\":1}"]), &mut buf);
@@ -870,12 +991,67 @@ mod tests {
         let whole = buf.len() as u64;
         let torn = buf[..frame / 2].to_vec();
         buf.extend_from_slice(&torn); // a torn fourth frame
-        fs::write(&path, &buf).unwrap();
-        let scan = scan_segment(&path, 0).unwrap();
-        assert_eq!(scan.entries, 2);
-        assert_eq!(scan.corrupt_frames, 1);
-        assert_eq!(scan.max_seq, 3);
-        assert_eq!(scan.valid_end, whole);
-        assert!(scan.len > whole);
+        fs::write(segment_path(dir, 0), &buf).unwrap();
+        whole
+    }
+
+    fn seqs(step: &Step) -> Vec<u64> {
+        step.entries.iter().map(|e| e.spooled.seq).collect()
+    }
+
+    #[test]
+    fn the_boot_tail_is_truncated_and_a_corrupt_frame_in_the_middle_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = damaged_segment(dir.path());
+        let len = fs::metadata(segment_path(dir.path(), 0)).unwrap().len();
+        let next = Position {
+            segment: 1,
+            offset: 0,
+        };
+        let step = read_step(dir.path(), Position::default(), next, true).unwrap();
+        assert_eq!(seqs(&step), vec![1, 3]);
+        assert_eq!(step.corrupt_frames, 1);
+        assert_eq!(step.torn_bytes, len - whole);
+        assert_eq!(step.next, next);
+        let frame = whole / 3;
+        assert_eq!(step.skipped_bytes, frame, "the corrupt frame, exactly");
+        assert_eq!(
+            fs::metadata(segment_path(dir.path(), 0)).unwrap().len(),
+            whole,
+            "cut back to the last whole frame"
+        );
+    }
+
+    #[test]
+    fn a_corrupt_end_of_an_older_segment_is_skipped_not_truncated() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = damaged_segment(dir.path());
+        let len = fs::metadata(segment_path(dir.path(), 0)).unwrap().len();
+        let next = Position {
+            segment: 1,
+            offset: 0,
+        };
+        let step = read_step(dir.path(), Position::default(), next, false).unwrap();
+        assert_eq!(seqs(&step), vec![1, 3]);
+        assert_eq!(step.corrupt_frames, 2);
+        assert_eq!(step.torn_bytes, 0);
+        assert_eq!(step.skipped_bytes, whole / 3 + (len - whole));
+        assert_eq!(
+            fs::metadata(segment_path(dir.path(), 0)).unwrap().len(),
+            len
+        );
+    }
+
+    #[test]
+    fn a_step_stops_at_the_given_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = damaged_segment(dir.path());
+        let end = Position {
+            segment: 0,
+            offset: whole / 3,
+        };
+        let step = read_step(dir.path(), Position::default(), end, true).unwrap();
+        assert_eq!(seqs(&step), vec![1]);
+        assert_eq!(step.next, end);
     }
 }
