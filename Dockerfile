@@ -3,11 +3,14 @@
 # unprivileged user.
 #
 #   docker build -t tollgate .
-#   docker run -p 8070:8070 -p 9464:9464 tollgate
+#   docker run -p 8070:8070 -p 9464:9464 -p 8090:8090 \
+#     -e TOLLGATE_CONTROL_PLANE__ADMIN_SECRET=... -e TOLLGATE_CONTROL_PLANE__FEED_SECRET=... \
+#     -e TOLLGATE_TOKENS__FEED_SECRET=... tollgate
 #
-# The baked-in config/tokens.json holds sample tokens only: mount your own, e.g.
-#   -v "$PWD/tokens.json:/etc/tollgate/tokens.json:ro"
-# and mount a volume on /var/lib/tollgate to keep the token snapshot and the file sink output.
+# The default config runs the control plane embedded; on a non-loopback address tollgate
+# refuses to start with the example secrets, so the three secrets above are required.
+# Mount a volume on /var/lib/tollgate to keep the control plane's SQLite store, the token
+# snapshot, the spool and the file sink output.
 
 FROM rust:1-bookworm AS builder
 WORKDIR /build
@@ -46,14 +49,17 @@ COPY config/ /etc/tollgate/
 # read tokens from /etc/tollgate, and keep all state under the writable /var/lib/tollgate.
 ENV TOLLGATE_SERVER__LISTEN=0.0.0.0:8070 \
     TOLLGATE_SERVER__ADMIN_LISTEN=0.0.0.0:9464 \
-    TOLLGATE_TOKENS__PATH=/etc/tollgate/tokens.json \
+    TOLLGATE_CONTROL_PLANE__LISTEN=0.0.0.0:8090 \
+    TOLLGATE_CONTROL_PLANE__DATABASE_URL=sqlite:///var/lib/tollgate/control.db \
     TOLLGATE_TOKENS__STATE_DIR=/var/lib/tollgate \
+    TOLLGATE_FORWARD__SPOOL_DIR=/var/lib/tollgate/spool \
     TOLLGATE_SINK__PATH=/var/lib/tollgate/out
 
 WORKDIR /var/lib/tollgate
 USER tollgate:tollgate
-# 8070: ingest (Logz.io listener port); 9464: admin (/metrics /healthz /readyz).
-EXPOSE 8070 9464
+# 8070: ingest (Logz.io listener port); 9464: admin (/metrics /healthz /readyz);
+# 8090: the control plane (management API, gateways' feed).
+EXPOSE 8070 9464 8090
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD ["curl", "-fsS", "http://127.0.0.1:9464/healthz"]
 ENTRYPOINT ["tollgate"]

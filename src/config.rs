@@ -461,6 +461,17 @@ impl ControlPlaneConfig {
                         "is required to run the control plane",
                     ));
                 }
+                Some("change-me" | "change-me-too") if !self.listen.ip().is_loopback() => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        format!(
+                            "is the documented example value while control_plane.listen ({}) is \
+                             reachable from other machines: set your own (TOLLGATE_{})",
+                            self.listen,
+                            key.to_ascii_uppercase().replace('.', "__")
+                        ),
+                    ));
+                }
                 Some("change-me" | "change-me-too") => warnings.push(format!(
                     "{key} is the documented example value: set your own (TOLLGATE_{}) before \
                      exposing the control plane beyond this machine",
@@ -819,6 +830,35 @@ mod tests {
         let warnings = c.validate().unwrap();
         assert_eq!(warnings.len(), 1);
         assert!(warnings[0].contains("lost if the process crashes"));
+    }
+
+    #[test]
+    fn example_control_plane_secrets_warn_on_loopback_and_are_refused_beyond_it() {
+        let text = "[control_plane]\nembedded = true\nadmin_secret = \"change-me\"\n\
+                    feed_secret = \"an-operator-chosen-secret\"\n";
+        let c = Config::parse(text, no_env()).unwrap();
+        let warnings = c.validate().unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("control_plane.admin_secret")),
+            "{warnings:?}"
+        );
+        let env = vec![(
+            "TOLLGATE_CONTROL_PLANE__LISTEN".to_string(),
+            "0.0.0.0:8090".to_string(),
+        )];
+        let err = Config::parse(text, env).unwrap().validate().unwrap_err();
+        assert!(
+            err.to_string().starts_with("control_plane.admin_secret"),
+            "{err}"
+        );
+        let missing = Config::parse("[control_plane]\nembedded = true\n", no_env()).unwrap();
+        let err = missing.validate().unwrap_err();
+        assert!(
+            err.to_string().starts_with("control_plane.admin_secret"),
+            "{err}"
+        );
     }
 
     #[test]
