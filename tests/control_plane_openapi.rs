@@ -194,6 +194,8 @@ async fn schemathesis_finds_no_server_error_and_no_nonconformance() {
         return;
     };
     // A pro account with objects to find: tokens, a sub-account, filters, shared tokens.
+    // The document's path examples name them (shipping token, filter and shared token 1,
+    // sub-account 2), so the examples phase reaches past 404 into the real answers.
     let created = cp
         .create_account(json!({"accountName": "fuzzed", "plan": "pro"}))
         .await;
