@@ -116,6 +116,31 @@ async fn token_ids(cp: &ControlPlane, path: &str, api: &str) -> Vec<(i64, bool)>
         .collect()
 }
 
+/// The newest audit events of the account `api` acts on, as (action, target).
+async fn latest_events(cp: &ControlPlane, api: &str, n: usize) -> Vec<(String, String)> {
+    let page = cp
+        .get(&format!("/v1/audit-events?pageSize={n}"))
+        .token(api)
+        .send()
+        .await
+        .expect_ok("audit events");
+    page["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["target"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn event(action: &str, target: String) -> (String, String) {
+    (action.to_string(), target)
+}
+
 const LOGS: &str = "/v1/log-shipping/tokens";
 const METRICS: &str = "/v1/metrics-shipping/tokens";
 const TRACES: &str = "/v1/tracing-shipping/tokens";
@@ -520,6 +545,14 @@ async fn api_tokens_need_a_paid_plan_or_trial(backend: Backend, test: &str) {
         .await
         .expect_ok("delete");
     assert_eq!(deleted, json!({}));
+    let target = format!("api-token:{}", created["id"]);
+    assert_eq!(
+        latest_events(&cp, pro.api(), 2).await,
+        [
+            event("api-token.delete", target.clone()),
+            event("api-token.create", target)
+        ]
+    );
     cp.get("/v2/whoami")
         .token(new_token)
         .send()
@@ -751,6 +784,10 @@ async fn sub_accounts_and_revocable_access(backend: Backend, test: &str) {
         .send()
         .await;
     assert_eq!(revoked.status, 204, "{:?}", revoked.body);
+    assert_eq!(
+        latest_events(&cp, main.api(), 1).await,
+        [event("sub-account.revoke-access", format!("account:{sub}"))]
+    );
     cp.get("/v2/whoami")
         .token(main.api())
         .account(sub)
@@ -784,6 +821,13 @@ async fn sub_accounts_and_revocable_access(backend: Backend, test: &str) {
         .send()
         .await;
     assert_eq!(restored.status, 204);
+    assert_eq!(
+        latest_events(&cp, main.api(), 1).await,
+        [event(
+            "sub-account.restore-access",
+            format!("account:{sub}")
+        )]
+    );
     cp.get("/v2/whoami")
         .token(main.api())
         .account(sub)
@@ -1376,6 +1420,13 @@ async fn shared_tokens_and_filters(backend: Backend, test: &str) {
         .send()
         .await;
     assert_eq!(deleted.status, 204);
+    assert_eq!(
+        latest_events(&cp, api, 1).await,
+        [event(
+            "token-filter.delete",
+            format!("token-filter:{}", env["id"])
+        )]
+    );
     let access = resolve(secret.clone()).await.expect_ok("resolve");
     assert_eq!(
         access["filters"],
@@ -1402,6 +1453,10 @@ async fn shared_tokens_and_filters(backend: Backend, test: &str) {
         .await
         .expect_ok("detach");
     assert_eq!(detached["filters"], json!([]));
+    assert_eq!(
+        latest_events(&cp, api, 1).await,
+        [event("shared-token.update", format!("shared-token:{id}"))]
+    );
     assert_eq!(
         resolve(secret.clone()).await.expect_ok("resolve")["filters"],
         json!([])
