@@ -1880,6 +1880,23 @@ async fn feed_carries_digests_and_usage(backend: Backend, test: &str) {
         .send()
         .await
         .expect_error(401, "feed/UNAUTHORIZED", "feed secret");
+    // Volumes add up and saturate instead of overflowing the store's 64-bit counters.
+    for _ in 0..2 {
+        let r = cp
+            .post("/v1/feed/usage")
+            .feed()
+            .json(json!({"accounts": [{"account_id": acme.id, "kind": "logs",
+                                       "bytes": i64::MAX, "records": i64::MAX}]}))
+            .send()
+            .await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
+    cp.post("/v1/feed/usage")
+        .feed()
+        .json(json!({"accounts": [{"account_id": acme.id, "kind": "logs", "bytes": -1, "records": 0}]}))
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", ">= 0");
     cp.stop().await;
 }
 

@@ -353,6 +353,8 @@ async fn usage(
         .execute(&mut *tx)
         .await?;
     }
+    // The counters saturate at i64::MAX: an overflowing sum would fail the whole report on
+    // PostgreSQL ("bigint out of range") every time the gateway retried it.
     for a in &report.accounts {
         if a.bytes < 0 || a.records < 0 {
             return Err(ApiError::invalid("usage bytes and records must be >= 0"));
@@ -361,8 +363,10 @@ async fn usage(
             "INSERT INTO account_usage (account_id, kind, bytes, records) \
              SELECT id, $2, $3, $4 FROM accounts WHERE id = $1 \
              ON CONFLICT (account_id, kind) DO UPDATE SET \
-             bytes = account_usage.bytes + excluded.bytes, \
-             records = account_usage.records + excluded.records",
+             bytes = CASE WHEN account_usage.bytes > 9223372036854775807 - excluded.bytes \
+             THEN 9223372036854775807 ELSE account_usage.bytes + excluded.bytes END, \
+             records = CASE WHEN account_usage.records > 9223372036854775807 - excluded.records \
+             THEN 9223372036854775807 ELSE account_usage.records + excluded.records END",
         )
         .bind(a.account_id)
         .bind(a.kind.as_str())
