@@ -45,6 +45,7 @@ on_both_backends!(
     audit_events_newest_first,
     feed_carries_digests_and_usage,
     optional_numbers_alternate_with_absent_ones,
+    limits_hold_under_concurrent_changes,
 );
 
 fn now_secs() -> i64 {
@@ -1958,4 +1959,87 @@ async fn optional_numbers_alternate_with_absent_ones(backend: Backend, test: &st
         assert_eq!(model["maxDailyGB"], want, "{model}");
     }
     cp.stop().await;
+}
+
+/// The rules read and change an account's tokens in one transaction under the account's
+/// lock: concurrent creates never pass the plan's limit, and concurrent disables never
+/// leave the account without an enabled token.
+async fn limits_hold_under_concurrent_changes(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let pro = main_account(&cp, "busy", "pro").await;
+    let creates = (0..24).map(|n| {
+        cp.post(LOGS)
+            .token(pro.api())
+            .json(json!({"name": format!("c{n}")}))
+            .send()
+    });
+    let replies = futures_join_all(creates).await;
+    let created = replies.iter().filter(|r| r.status == 200).count();
+    for r in replies.iter().filter(|r| r.status != 200) {
+        r.expect_error(409, "tokens/ENABLED_LIMIT", "pro plan allows 15");
+    }
+    assert_eq!(created, 14, "15 enabled in all, the first included");
+    let limits = cp
+        .get(&format!("{LOGS}/limits"))
+        .token(pro.api())
+        .send()
+        .await
+        .expect_ok("limits");
+    assert_eq!(
+        limits,
+        json!({"maxAllowedTokens": 15, "numOfEnabledTokens": 15})
+    );
+
+    let ids = token_ids(&cp, LOGS, pro.api()).await;
+    let disables = ids.iter().map(|(id, _)| {
+        cp.put(&format!("{LOGS}/{id}"))
+            .token(pro.api())
+            .json(json!({"enabled": false}))
+            .send()
+    });
+    let replies = futures_join_all(disables).await;
+    let disabled = replies.iter().filter(|r| r.status == 200).count();
+    for r in replies.iter().filter(|r| r.status != 200) {
+        r.expect_error(409, "tokens/LAST_ENABLED", "last one");
+    }
+    assert_eq!(disabled, 14, "exactly one stays enabled");
+    let limits = cp
+        .get(&format!("{LOGS}/limits"))
+        .token(pro.api())
+        .send()
+        .await
+        .expect_ok("limits");
+    assert_eq!(limits["numOfEnabledTokens"], 1);
+    cp.stop().await;
+}
+
+/// Polls the calls together, so their requests overlap at the server; replies in order.
+async fn futures_join_all<F>(calls: impl Iterator<Item = F>) -> Vec<common::Reply>
+where
+    F: std::future::Future<Output = common::Reply>,
+{
+    let mut pending: Vec<std::pin::Pin<Box<F>>> = calls.map(Box::pin).collect();
+    let mut out: Vec<Option<common::Reply>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, f) in pending.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => out[i] = Some(r),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|r| r.expect("every call answered"))
+        .collect()
 }
