@@ -100,14 +100,14 @@ async fn create_account(
     };
     let (account_id, account_token, version) = insert_account(&mut tx, &new, Actor::Admin).await?;
     let plan = match &owner {
-        Some(o) => rules::effective_plan(o.plan, o.trial_ends_at, now_secs()),
+        Some(o) => o.plan_now(),
         None => rules::effective_plan(new.plan, new.trial_ends_at, now_secs()),
     };
     let api_token = if rules::check_may_create_api_token(account_type, plan).is_ok() {
         Some(
             api_tokens::insert(&mut tx, account_id, "default", Actor::Admin)
                 .await?
-                .1,
+                .token,
         )
     } else {
         None
@@ -182,14 +182,9 @@ async fn insert_account(
     .await?;
     let id: i64 = row.try_get("id")?;
     let kind = new.account_type.shipping_kind();
-    let (token_id, version) = shipping_tokens::insert(tx, id, kind, "default", true, actor).await?;
-    let token: String = sqlx::query("SELECT token FROM shipping_tokens WHERE id = $1")
-        .bind(token_id)
-        .fetch_one(&mut **tx)
-        .await?
-        .try_get("token")?;
+    let first = shipping_tokens::insert(tx, id, kind, "default", true, actor).await?;
     store::audit(tx, id, actor, "account.create", &format!("account:{id}")).await?;
-    Ok((id, token, version))
+    Ok((id, first.token, first.version))
 }
 
 #[derive(Serialize)]

@@ -37,10 +37,10 @@ struct ApiTokenModel {
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct CreatedApiToken {
+pub struct CreatedApiToken {
     id: i64,
     name: String,
-    token: String,
+    pub token: String,
     created_at: i64,
 }
 
@@ -57,14 +57,15 @@ struct SubAccountRequest {
     account_id: i64,
 }
 
-/// Inserts an API token; returns (id, secret).
+/// Inserts an API token; the answer is the only place its secret ever appears.
 pub async fn insert(
     tx: &mut Tx,
     account_id: i64,
     name: &str,
     actor: Actor,
-) -> Result<(i64, String), ApiError> {
+) -> Result<CreatedApiToken, ApiError> {
     let secret = auth::new_secret();
+    let created_at = now_secs();
     let row = sqlx::query(
         "INSERT INTO api_tokens (account_id, name, digest, created_at, created_by) \
          VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -72,7 +73,7 @@ pub async fn insert(
     .bind(account_id)
     .bind(name)
     .bind(auth::digest_hex(&secret))
-    .bind(now_secs())
+    .bind(created_at)
     .bind(actor.label())
     .fetch_one(&mut **tx)
     .await?;
@@ -85,7 +86,12 @@ pub async fn insert(
         &format!("api-token:{id}"),
     )
     .await?;
-    Ok((id, secret))
+    Ok(CreatedApiToken {
+        id,
+        name: name.to_string(),
+        token: secret,
+        created_at,
+    })
 }
 
 /// Checks the plan and type rules for `account`, then creates the token.
@@ -98,21 +104,10 @@ async fn create_in(
     let name = checked_name(name)?;
     let mut tx = cp.store.begin().await?;
     let account: Account = store::lock_account(&mut tx, account_id).await?;
-    let plan = rules::effective_plan(account.plan, account.trial_ends_at, now_secs());
-    rules::check_may_create_api_token(account.account_type, plan)?;
-    let (id, token) = insert(&mut tx, account.id, name, caller.actor).await?;
-    let created_at: i64 = sqlx::query("SELECT created_at FROM api_tokens WHERE id = $1")
-        .bind(id)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("created_at")?;
+    rules::check_may_create_api_token(account.account_type, account.plan_now())?;
+    let created = insert(&mut tx, account.id, name, caller.actor).await?;
     tx.commit().await?;
-    Ok(Json(CreatedApiToken {
-        id,
-        name: name.to_string(),
-        token,
-        created_at,
-    }))
+    Ok(Json(created))
 }
 
 async fn create(

@@ -59,6 +59,16 @@ impl FiltersOperator {
             FiltersOperator::Or => "OR",
         }
     }
+
+    /// Reads the stored column, which only `as_str` ever writes.
+    fn from_row(r: &AnyRow) -> Result<FiltersOperator, ApiError> {
+        let stored: String = r.try_get("filters_operator")?;
+        Ok(if stored == "OR" {
+            FiltersOperator::Or
+        } else {
+            FiltersOperator::And
+        })
+    }
 }
 
 #[derive(Serialize)]
@@ -233,17 +243,12 @@ async fn model(conn: &mut sqlx::AnyConnection, r: &AnyRow) -> Result<SharedToken
     .iter()
     .map(|f| f.try_get("filter_id"))
     .collect::<Result<_, _>>()?;
-    let operator: String = r.try_get("filters_operator")?;
     Ok(SharedTokenModel {
         id,
         name: r.try_get("name")?,
         token: r.try_get("token")?,
         filters,
-        filters_operator: if operator == "OR" {
-            FiltersOperator::Or
-        } else {
-            FiltersOperator::And
-        },
+        filters_operator: FiltersOperator::from_row(r)?,
         last_used: r.try_get("last_used_ms")?,
         expiration_date: r.try_get("expires_at_ms")?,
     })
@@ -559,14 +564,9 @@ pub async fn resolve(
         .bind(id)
         .execute(&cp.store.pool)
         .await?;
-    let operator: String = row.try_get("filters_operator")?;
     Ok(Json(Access {
         account_id: row.try_get("account_id")?,
-        filters_operator: if operator == "OR" {
-            FiltersOperator::Or
-        } else {
-            FiltersOperator::And
-        },
+        filters_operator: FiltersOperator::from_row(&row)?,
         filters,
         expiration_date: expiry,
     }))

@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 use super::auth::{self, Caller};
 use super::error::ApiError;
 use super::json::{Body, lenient_bool};
-use super::store::{self, Actor, Tx, now_secs};
+use super::store::{self, Account, Actor, Tx, now_secs};
 use super::{ControlPlane, rules};
 use crate::model::Kind;
 
@@ -118,10 +118,10 @@ async fn create(
     let account = store::lock_account(&mut tx, caller.account.id).await?;
     let enabled = req.enabled.unwrap_or(true);
     if enabled {
-        let plan = rules::effective_plan(account.plan, account.trial_ends_at, now_secs());
-        rules::check_may_enable_another(plan, enabled_count(&mut tx, account.id).await?)?;
+        check_may_enable_another(&mut tx, &account).await?;
     }
-    let (id, version) = insert(&mut tx, account.id, kind, name, enabled, caller.actor).await?;
+    let NewToken { id, version, .. } =
+        insert(&mut tx, account.id, kind, name, enabled, caller.actor).await?;
     store::audit(
         &mut tx,
         account.id,
@@ -136,8 +136,14 @@ async fn create(
     Ok(Json(token))
 }
 
-/// Inserts a new token and returns its id and the feed version it carries. Also how
-/// accounts get their first token.
+/// A token just inserted: its secret (shown to the account) and the feed version it carries.
+pub struct NewToken {
+    pub id: i64,
+    pub token: String,
+    pub version: i64,
+}
+
+/// Inserts a new token. Also how accounts get their first token.
 pub async fn insert(
     tx: &mut Tx,
     account_id: i64,
@@ -145,7 +151,7 @@ pub async fn insert(
     name: &str,
     enabled: bool,
     actor: Actor,
-) -> Result<(i64, i64), ApiError> {
+) -> Result<NewToken, ApiError> {
     let version = store::next_feed_version(tx).await?;
     let secret = auth::new_secret();
     let now = now_secs();
@@ -165,7 +171,11 @@ pub async fn insert(
     .bind(i64::from(enabled))
     .fetch_one(&mut **tx)
     .await?;
-    Ok((row.try_get("id")?, version))
+    Ok(NewToken {
+        id: row.try_get("id")?,
+        token: secret,
+        version,
+    })
 }
 
 async fn read(
@@ -204,12 +214,10 @@ async fn update(
     let current = fetch(&mut tx, account.id, kind, id).await?;
     let enabled = req.enabled.unwrap_or(current.enabled);
     if enabled != current.enabled {
-        let count = enabled_count(&mut tx, account.id).await?;
         if enabled {
-            let plan = rules::effective_plan(account.plan, account.trial_ends_at, now_secs());
-            rules::check_may_enable_another(plan, count)?;
+            check_may_enable_another(&mut tx, &account).await?;
         } else {
-            rules::check_may_lose_enabled(count)?;
+            rules::check_may_lose_enabled(enabled_count(&mut tx, account.id).await?)?;
         }
     }
     let version = store::next_feed_version(&mut tx).await?;
@@ -445,12 +453,20 @@ async fn limits(
     let caller = auth::caller(&cp, &headers).await?;
     check_kind(&caller, kind)?;
     let account = &caller.account;
-    let plan = rules::effective_plan(account.plan, account.trial_ends_at, now_secs());
     let mut conn = cp.store.pool.acquire().await?;
     Ok(Json(Limits {
-        max_allowed_tokens: rules::max_enabled_tokens(plan),
+        max_allowed_tokens: rules::max_enabled_tokens(account.plan_now()),
         num_of_enabled_tokens: enabled_count(&mut conn, account.id).await?,
     }))
+}
+
+/// The plan's limit on enabled tokens, checked before one more is enabled.
+async fn check_may_enable_another(
+    conn: &mut sqlx::AnyConnection,
+    account: &Account,
+) -> Result<(), ApiError> {
+    let enabled_now = enabled_count(conn, account.id).await?;
+    rules::check_may_enable_another(account.plan_now(), enabled_now)
 }
 
 async fn enabled_count(conn: &mut sqlx::AnyConnection, account_id: i64) -> Result<i64, ApiError> {

@@ -14,7 +14,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
 
 use super::error::ApiError;
-use super::rules::{AccountType, Plan};
+use super::rules::{self, AccountType, Plan};
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/control/migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
@@ -159,6 +159,11 @@ impl Account {
     /// A log management account that no other account owns.
     pub fn is_main(&self) -> bool {
         self.owner_id.is_none()
+    }
+
+    /// The plan in force now (a running trial has what pro has).
+    pub fn plan_now(&self) -> Plan {
+        rules::effective_plan(self.plan, self.trial_ends_at, now_secs())
     }
 
     /// A log management account owned by a main account.
