@@ -14,113 +14,12 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
-use tollgate::config::ControlPlaneConfig;
 use tollgate::tokens::Digest;
 
-const ADMIN: &str = "test-admin-secret-000000001";
-const FEED: &str = "test-feed-secret-0000000001";
+use common::feed_cp::{ADMIN_SECRET as ADMIN, ControlPlane as Cp, FEED_SECRET as FEED};
 
-struct Cp {
-    base: String,
-    client: Client<HttpConnector, Full<Bytes>>,
-    stop: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-impl Cp {
-    async fn start(retained: u64) -> Cp {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = ControlPlaneConfig {
-            embedded: false,
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            database_url: format!("sqlite://{}/control.db", dir.path().display()),
-            admin_secret: Some(ADMIN.into()),
-            feed_secret: Some(FEED.into()),
-            feed_retained_versions: retained,
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let stop = CancellationToken::new();
-        let cp = tollgate::control::ControlPlane::open(&config)
-            .await
-            .expect("open the store");
-        tokio::spawn(tollgate::control::serve_with(cp, listener, stop.clone()));
-        Cp {
-            base,
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            stop,
-            _dir: dir,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: Method,
-        path: &str,
-        auth: (&str, &str),
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base))
-            .header(auth.0, auth.1);
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let res = self
-            .client
-            .request(req.body(Full::new(Bytes::from(body))).expect("request"))
-            .await
-            .expect("the control plane answers");
-        let status = res.status();
-        let bytes = res.into_body().collect().await.expect("body").to_bytes();
-        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, value)
-    }
-
-    async fn feed(&self, path: &str) -> (StatusCode, Value) {
-        self.call(
-            Method::GET,
-            path,
-            ("authorization", &format!("Bearer {FEED}")),
-            None,
-        )
-        .await
-    }
-
-    /// A pro main account; returns (account id, API token, first shipping token).
-    async fn account(&self, name: &str) -> (i64, String, String) {
-        let (status, body) = self
-            .call(
-                Method::POST,
-                "/v1/admin/accounts",
-                ("authorization", &format!("Bearer {ADMIN}")),
-                Some(json!({"accountName": name, "plan": "pro"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        (
-            body["accountId"].as_i64().expect("accountId"),
-            body["apiToken"].as_str().expect("apiToken").to_string(),
-            body["accountToken"]
-                .as_str()
-                .expect("accountToken")
-                .to_string(),
-        )
-    }
-
-    async fn api(
-        &self,
-        method: Method,
-        path: &str,
-        api: &str,
-        body: Option<Value>,
-    ) -> (StatusCode, Value) {
-        self.call(method, path, ("x-api-token", api), body).await
-    }
+async fn start(retained_versions: u64) -> Cp {
+    Cp::start_with(|c| c.feed_retained_versions = retained_versions).await
 }
 
 fn digest(token: &str) -> String {
@@ -129,7 +28,7 @@ fn digest(token: &str) -> String {
 
 #[tokio::test]
 async fn snapshot_carries_digests_only_and_changes_follow_every_commit() {
-    let cp = Cp::start(1000).await;
+    let mut cp = start(1000).await;
     let (account, api, first) = cp.account("acme").await;
 
     let (status, snap) = cp.feed("/v1/feed/snapshot").await;
@@ -146,8 +45,9 @@ async fn snapshot_carries_digests_only_and_changes_follow_every_commit() {
 
     // A long poll started before the change answers soon after the commit.
     let waiter = {
-        let base = cp.base.clone();
-        let client = cp.client.clone();
+        let base = cp.url();
+        let client: Client<HttpConnector, Full<Bytes>> =
+            Client::builder(TokioExecutor::new()).build_http();
         tokio::spawn(async move {
             let req = Request::get(format!("{base}/v1/feed/changes?since={v0}&wait=30"))
                 .header("authorization", format!("Bearer {FEED}"))
@@ -162,10 +62,10 @@ async fn snapshot_carries_digests_only_and_changes_follow_every_commit() {
     tokio::time::sleep(Duration::from_millis(200)).await; // let the poll start waiting
     let committed = Instant::now();
     let (status, created) = cp
-        .api(
+        .call(
             Method::POST,
             "/v1/log-shipping/tokens",
-            &api,
+            ("x-api-token", &api),
             Some(json!({"name": "second"})),
         )
         .await;
@@ -187,10 +87,10 @@ async fn snapshot_carries_digests_only_and_changes_follow_every_commit() {
     // Disable, then delete: an upsert with enabled=false, then a tombstone.
     let id = created["id"].as_i64().expect("id");
     let (status, _) = cp
-        .api(
+        .call(
             Method::PUT,
             &format!("/v1/log-shipping/tokens/{id}"),
-            &api,
+            ("x-api-token", &api),
             Some(json!({"enabled": "false"})),
         )
         .await;
@@ -201,10 +101,10 @@ async fn snapshot_carries_digests_only_and_changes_follow_every_commit() {
     assert_eq!(changes["upserts"][0]["enabled"], false, "{changes}");
     let v2 = changes["version"].as_u64().expect("version");
     let (status, _) = cp
-        .api(
+        .call(
             Method::DELETE,
             &format!("/v1/log-shipping/tokens/{id}"),
-            &api,
+            ("x-api-token", &api),
             None,
         )
         .await;
@@ -222,30 +122,30 @@ async fn snapshot_carries_digests_only_and_changes_follow_every_commit() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(idle, json!({"version": v3, "upserts": [], "deletes": []}));
-    cp.stop.cancel();
+    cp.stop().await;
 }
 
 #[tokio::test]
 async fn a_since_older_than_the_retained_tombstones_is_410() {
-    let cp = Cp::start(2).await;
+    let mut cp = start(2).await;
     let (_, api, _) = cp.account("acme").await;
     let (_, snap) = cp.feed("/v1/feed/snapshot").await;
     let v0 = snap["version"].as_u64().expect("version");
     for i in 0..3 {
         let (_, t) = cp
-            .api(
+            .call(
                 Method::POST,
                 "/v1/log-shipping/tokens",
-                &api,
+                ("x-api-token", &api),
                 Some(json!({"name": format!("t{i}")})),
             )
             .await;
         let id = t["id"].as_i64().expect("id");
         let (status, _) = cp
-            .api(
+            .call(
                 Method::DELETE,
                 &format!("/v1/log-shipping/tokens/{id}"),
-                &api,
+                ("x-api-token", &api),
                 None,
             )
             .await;
@@ -263,12 +163,12 @@ async fn a_since_older_than_the_retained_tombstones_is_410() {
     let (status, snap) = cp.feed("/v1/feed/snapshot").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(snap["tokens"].as_array().expect("tokens").len(), 1);
-    cp.stop.cancel();
+    cp.stop().await;
 }
 
 #[tokio::test]
 async fn feed_refuses_a_wrong_secret_and_bad_parameters() {
-    let cp = Cp::start(1000).await;
+    let mut cp = start(1000).await;
     let (status, body) = cp
         .call(
             Method::GET,
@@ -290,12 +190,12 @@ async fn feed_refuses_a_wrong_secret_and_bad_parameters() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
         assert_eq!(body["errorCode"], "feed/BAD_REQUEST", "{path}");
     }
-    cp.stop.cancel();
+    cp.stop().await;
 }
 
 #[tokio::test]
 async fn lookups_and_usage_reports_reach_the_token_listing() {
-    let cp = Cp::start(1000).await;
+    let mut cp = start(1000).await;
     let (account, api, first) = cp.account("acme").await;
     let (status, entry) = cp
         .feed(&format!("/v1/feed/tokens/{}", digest(&first)))
@@ -329,10 +229,10 @@ async fn lookups_and_usage_reports_reach_the_token_listing() {
         assert_eq!(status, StatusCode::NO_CONTENT);
     }
     let (_, listed) = cp
-        .api(
+        .call(
             Method::GET,
             &format!("/v1/log-shipping/tokens/{token_id}"),
-            &api,
+            ("x-api-token", &api),
             None,
         )
         .await;
@@ -341,19 +241,7 @@ async fn lookups_and_usage_reports_reach_the_token_listing() {
         "last-used only moves forward: {listed}"
     );
 
-    let req = Request::get(format!("{}/metrics", cp.base))
-        .body(Full::new(Bytes::new()))
-        .expect("request");
-    let text = cp.client.request(req).await.expect("metrics");
-    let text = String::from_utf8(
-        text.into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes()
-            .to_vec(),
-    )
-    .expect("utf-8");
+    let text = cp.metrics().await;
     assert_eq!(
         common::metric_value(
             &text,
@@ -373,7 +261,7 @@ async fn lookups_and_usage_reports_reach_the_token_listing() {
         "{text}"
     );
     assert!(!text.contains(&first), "no token in metrics");
-    cp.stop.cancel();
+    cp.stop().await;
 }
 
 /// `tollgate control-plane` as a process: it logs its address, serves, and exits 0 on

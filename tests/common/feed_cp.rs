@@ -30,18 +30,32 @@ pub struct ControlPlane {
     pub dir: PathBuf,
     client: Client<HttpConnector, Full<Bytes>>,
     running: Option<(CancellationToken, JoinHandle<()>)>,
+    /// What every (re)start serves with, but the address and the database.
+    config: ControlPlaneConfig,
 }
 
 impl ControlPlane {
     /// Starts on a free port with a new database.
     pub async fn start() -> ControlPlane {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with config changes (e.g. a short feed retention) kept across restarts.
+    pub async fn start_with(configure: impl FnOnce(&mut ControlPlaneConfig)) -> ControlPlane {
         let dir = tempfile::tempdir().expect("tempdir").keep();
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let mut config = ControlPlaneConfig {
+            admin_secret: Some(ADMIN_SECRET.into()),
+            feed_secret: Some(FEED_SECRET.into()),
+            ..ControlPlaneConfig::default()
+        };
+        configure(&mut config);
         let mut cp = ControlPlane {
             addr: listener.local_addr().expect("addr"),
             dir,
             client: Client::builder(TokioExecutor::new()).build_http(),
             running: None,
+            config,
         };
         cp.serve(listener).await;
         cp
@@ -53,12 +67,9 @@ impl ControlPlane {
 
     async fn serve(&mut self, listener: TcpListener) {
         let config = ControlPlaneConfig {
-            embedded: false,
             listen: self.addr,
             database_url: format!("sqlite://{}/control.db", self.dir.display()),
-            admin_secret: Some(ADMIN_SECRET.into()),
-            feed_secret: Some(FEED_SECRET.into()),
-            ..ControlPlaneConfig::default()
+            ..self.config.clone()
         };
         let stop = CancellationToken::new();
         // Opened here, not in the task, so the store is migrated before we return.
@@ -132,6 +143,13 @@ impl ControlPlane {
             status,
             serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         )
+    }
+
+    /// A feed call with the feed secret.
+    pub async fn feed(&self, path: &str) -> (StatusCode, Value) {
+        let auth = format!("Bearer {FEED_SECRET}");
+        self.call(Method::GET, path, ("authorization", &auth), None)
+            .await
     }
 
     /// A pro main logs account: (account id, API token, its first shipping token).
