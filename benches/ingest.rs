@@ -5,11 +5,14 @@
 //! Inputs are built once, deterministically, outside the timed loops. Throughput is the
 //! uncompressed body size (payload bytes for the sink encode), so the numbers compare.
 
+mod common;
+
 use std::hint::black_box;
 use std::io::Write;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::mix;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use flate2::Compression;
@@ -40,14 +43,6 @@ const AGENTS: [&str; 3] = [
     "curl/8.5.0",
     "okhttp/4.12.0",
 ];
-
-/// A deterministic, well-spread 64-bit mix (splitmix64), so fields vary without `rand`.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 
 fn pick<T: Copy>(options: &[T], r: u64) -> T {
     options[(r % options.len() as u64) as usize]

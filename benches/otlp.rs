@@ -7,10 +7,13 @@
 //! Inputs are built once, deterministically, outside the timed loops. Throughput is the
 //! body as received (protobuf for OTLP, snappy-compressed for remote_write).
 
+mod common;
+
 use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::Bytes;
+use common::mix;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
@@ -25,14 +28,6 @@ use tollgate::proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 const OTLP_BYTES: usize = 1 << 20;
 const SERIES: usize = 10_000;
 const MAX_DECOMPRESSED_BYTES: u64 = 100 << 20;
-
-/// splitmix64: well-spread deterministic values without `rand`.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
 
 fn string_attr(key: &str, value: String) -> KeyValue {
     KeyValue {

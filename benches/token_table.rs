@@ -15,6 +15,8 @@
 //!   over the table, without and with a thread applying such deltas and swapping each new
 //!   table in, back to back (the worst case: a control plane changing tokens non-stop).
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
 use std::future::Future;
@@ -25,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use common::{ACCOUNTS, SPREAD, TABLE_SIZE, token};
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tollgate::model::{AccountId, Kind, TokenId};
 use tollgate::telemetry::Telemetry;
@@ -58,21 +61,6 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
-
-const TABLE_SIZE: u64 = 1_000_000;
-const ACCOUNTS: u64 = 10_000;
-const SPREAD: u64 = 4096;
-
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-fn token(i: u64) -> String {
-    format!("tok_{:016x}{:012x}", mix(i), i)
-}
 
 /// The `i`th token as the feed sends it: a decimal token id, as the control plane's.
 fn entry(i: u64, enabled: bool) -> SnapshotEntry {

@@ -7,6 +7,8 @@
 //! The table is built once, before any timing, through `Snapshot::into_table`: the same
 //! path the file source, the persisted snapshot and the feed take.
 
+mod common;
+
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
@@ -14,31 +16,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use common::{ACCOUNTS, SPREAD, TABLE_SIZE, mix, token};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use tollgate::model::Kind;
 use tollgate::telemetry::Telemetry;
 use tollgate::tokens::snapshot::{Snapshot, SnapshotEntry};
 use tollgate::tokens::{AuthError, Digest, TokenInfo, Tokens};
-
-const TABLE_SIZE: u64 = 1_000_000;
-const ACCOUNTS: u64 = 10_000;
-/// Distinct tokens the `hit_spread` bench cycles through: enough that their table slots
-/// and `TokenInfo`s do not all stay in cache, as with real traffic over a large table.
-const SPREAD: u64 = 4096;
-
-/// A deterministic, well-spread 64-bit mix (splitmix64), so tokens look random without `rand`.
-fn mix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// The `i`th token of the table: 32 chars of `[a-z0-9_]`, like a typical shipping token.
-fn token(i: u64) -> String {
-    format!("tok_{:016x}{:012x}", mix(i), i)
-}
 
 /// Builds a 1M-token table from digest entries, as the control-plane feed delivers it.
 fn install_table() -> Tokens {
