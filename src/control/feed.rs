@@ -154,6 +154,17 @@ pub struct Changes {
     pub deletes: Vec<String>,
 }
 
+impl Changes {
+    /// Nothing new: the answer to a poll that waited it out (or was cut short by shutdown).
+    fn none(version: i64) -> Changes {
+        Changes {
+            version: version_u64(version),
+            upserts: Vec::new(),
+            deletes: Vec::new(),
+        }
+    }
+}
+
 /// Upserts and deletes since `since`, waiting up to `wait` seconds for one to happen.
 async fn changes(
     State(cp): State<Arc<ControlPlane>>,
@@ -177,17 +188,13 @@ async fn changes(
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Ok(Json(Changes {
-                version: version_u64(version),
-                upserts: Vec::new(),
-                deletes: Vec::new(),
-            }));
+            return Ok(Json(Changes::none(version)));
         }
         tokio::select! {
             _ = notified.changed() => {}
             _ = tokio::time::sleep(RECHECK.min(deadline - now)) => {}
             _ = cp.stopping.cancelled() => {
-                return Ok(Json(Changes { version: version_u64(version), upserts: Vec::new(), deletes: Vec::new() }));
+                return Ok(Json(Changes::none(version)));
             }
         }
     }
