@@ -11,6 +11,8 @@
 //! - `delta/apply_1000_to_1m`: `TokenTable::with_delta` of 1,000 upserts (500 changed,
 //!   500 new) and 100 deletes on a 1,000,000-token table: the copy-and-apply of each feed
 //!   delta.
+//! - `delta/apply_1_to_1m`: the same with one upsert — a token disabled in the control
+//!   plane — which copies one shard of the table's 256.
 //! - `authenticate/hit_spread_{idle,during_deltas}`: a table hit over 4,096 tokens spread
 //!   over the table, without and with a thread applying such deltas and swapping each new
 //!   table in, back to back (the worst case: a control plane changing tokens non-stop).
@@ -252,6 +254,19 @@ fn bench_table(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(10));
     group.bench_function("apply_1000_to_1m", |b| {
         b.iter_batched(|| delta(2), |d| table.with_delta(d), BatchSize::LargeInput)
+    });
+    // One change, as a token disabled in the control plane: copies one shard of 256.
+    group.bench_function("apply_1_to_1m", |b| {
+        b.iter_batched(
+            || {
+                let mut d = delta(2);
+                d.upserts.truncate(1);
+                d.deletes.clear();
+                d
+            },
+            |d| table.with_delta(d),
+            BatchSize::LargeInput,
+        )
     });
     group.finish();
 

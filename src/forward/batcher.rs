@@ -29,6 +29,8 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 /// After shutdown is requested a failing sink gets this many more tries, then the
 /// remaining records are reported lost (memory ack makes no promise past a crash).
 const RETRIES_WHILE_CLOSING: u32 = 3;
+/// Most queued entries taken from the inbox per wake-up.
+const INBOX_BATCH: usize = 256;
 
 #[derive(Default)]
 struct Pending {
@@ -162,6 +164,9 @@ impl Batcher {
     /// Runs until `shutdown`, then drains everything already queued into the sink.
     pub async fn run(mut self, shutdown: CancellationToken) {
         self.shutdown = shutdown.clone();
+        // Everything queued since the last wake-up is taken at once: under load one pass of
+        // this loop (and its timer and cancellation futures) serves many requests, not one.
+        let mut inbox = Vec::with_capacity(INBOX_BATCH);
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -171,10 +176,14 @@ impl Batcher {
                     self.budget.close();
                     self.rx.close();
                 }
-                queued = self.rx.recv() => match queued {
-                    Some(q) => self.push(q).await,
-                    None => break,
-                },
+                received = self.rx.recv_many(&mut inbox, INBOX_BATCH) => {
+                    if received == 0 {
+                        break; // closed and empty
+                    }
+                    for q in inbox.drain(..) {
+                        self.push(q).await;
+                    }
+                }
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     self.flush_aged().await;
                 }

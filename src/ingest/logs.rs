@@ -36,14 +36,14 @@ pub const MAX_TYPE_BYTES: usize = 256;
 const RESERVED_FIELDS: [&str; 4] = ["_account_id", "_token_id", "_kind", "_type"];
 
 pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
-    let params = Params::from_query(req.uri().query())?;
+    let (parts, body) = req.into_parts();
+    let params = Params::from_query(parts.uri.query())?;
     let token = params
         .token
         .as_deref()
-        .or_else(|| bearer_token(req.headers()));
+        .or_else(|| bearer_token(&parts.headers));
     let info = cx.tokens.authenticate(token, Kind::Logs).await?;
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
-    let (parts, body) = req.into_parts();
     let body = read_body(&parts.headers, body, &cx.limits).await?;
     let lines = split_lines(&body, &params.log_type, cx.limits.max_line_bytes);
     let accepted_bytes = lines.payload_bytes();
@@ -76,19 +76,20 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
     }
 }
 
-/// The query parameters this route reads; all others are ignored.
-struct Params {
-    token: Option<String>,
-    log_type: String,
+/// The query parameters this route reads; all others are ignored. Borrowed from the
+/// query unless percent-decoding changed them.
+struct Params<'q> {
+    token: Option<Cow<'q, str>>,
+    log_type: Cow<'q, str>,
 }
 
-impl Params {
-    fn from_query(query: Option<&str>) -> Result<Params, IngestError> {
+impl<'q> Params<'q> {
+    fn from_query(query: Option<&'q str>) -> Result<Params<'q>, IngestError> {
         let mut token = None;
         let mut log_type = None;
         for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             match &*key {
-                "token" if token.is_none() => token = Some(value.into_owned()),
+                "token" if token.is_none() => token = Some(value),
                 "type" if log_type.is_none() => log_type = Some(value),
                 _ => {}
             }
@@ -106,10 +107,7 @@ impl Params {
             }
             Some(t) => t,
         };
-        Ok(Params {
-            token,
-            log_type: log_type.into_owned(),
-        })
+        Ok(Params { token, log_type })
     }
 }
 

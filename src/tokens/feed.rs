@@ -540,10 +540,8 @@ async fn persist_loop(
 async fn save(state_dir: &std::path::Path, table: Option<Arc<TokenTable>>) {
     let Some(table) = table else { return };
     let state_dir = state_dir.to_path_buf();
-    match tokio::task::spawn_blocking(move || persist::save(&state_dir, &table)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not persist token snapshot"),
-        Err(e) => tracing::error!(error = %e, "persisting token snapshot panicked"),
+    if let Err(e) = persist::save_in_background(state_dir, table).await {
+        tracing::warn!(error = %e, "could not persist token snapshot");
     }
 }
 

@@ -148,10 +148,8 @@ impl FileSource {
 
     async fn persist(&self, table: Arc<TokenTable>) {
         let state_dir = self.state_dir.clone();
-        match tokio::task::spawn_blocking(move || persist::save(&state_dir, &table)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "could not persist token snapshot"),
-            Err(e) => tracing::error!(error = %e, "persisting token snapshot panicked"),
+        if let Err(e) = persist::save_in_background(state_dir, table).await {
+            tracing::warn!(error = %e, "could not persist token snapshot");
         }
     }
 }

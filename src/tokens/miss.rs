@@ -17,6 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dashmap::DashSet;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use moka::Expiry;
 use moka::future::Cache;
@@ -57,12 +58,29 @@ struct Answer {
 /// Why a lookup produced no answer worth caching.
 #[derive(Debug, thiserror::Error)]
 enum MissError {
-    #[error("over tokens.miss_lookups_per_sec")]
-    Limited,
     #[error(transparent)]
     Feed(#[from] FeedError),
     #[error("the control plane answered for another digest")]
     WrongDigest,
+}
+
+/// Marks a digest as being looked up for as long as the lookup runs (also if it is dropped).
+struct InFlight<'a> {
+    set: &'a DashSet<Digest>,
+    digest: Digest,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(set: &'a DashSet<Digest>, digest: Digest) -> InFlight<'a> {
+        set.insert(digest);
+        InFlight { set, digest }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set.remove(&self.digest);
+    }
 }
 
 /// Tells moka how long each answer lives: positive and negative answers differ.
@@ -110,6 +128,9 @@ pub struct MissCache {
     cache: Cache<Digest, Answer>,
     /// Global: one token bucket for every request, checked with one atomic CAS.
     limiter: DefaultDirectRateLimiter,
+    /// Digests being looked up now: a request for one of them joins the lookup even when
+    /// the budget is spent (joining costs the control plane nothing).
+    in_flight: DashSet<Digest>,
     source: Arc<dyn Lookup>,
     settings: MissSettings,
     metrics: MissMetrics,
@@ -127,6 +148,7 @@ impl MissCache {
         MissCache {
             cache,
             limiter: RateLimiter::direct(Quota::per_second(settings.lookups_per_sec)),
+            in_flight: DashSet::new(),
             source,
             settings,
             metrics,
@@ -143,6 +165,12 @@ impl MissCache {
             }
             self.cache.invalidate(&digest).await;
         }
+        // The budget is checked before the single-flight machinery, so a flood of random
+        // tokens is refused for the price of a set probe and one CAS each.
+        if !self.in_flight.contains(&digest) && self.limiter.check().is_err() {
+            self.metrics.limited.inc();
+            return None;
+        }
         match self.cache.try_get_with(digest, self.ask(digest)).await {
             Ok(answer) => answer.info,
             Err(e) => {
@@ -152,12 +180,10 @@ impl MissCache {
         }
     }
 
-    /// One lookup at the control plane (run once per digest however many requests wait).
+    /// One lookup at the control plane (run once per digest however many requests wait);
+    /// the caller has taken it from the budget.
     async fn ask(&self, digest: Digest) -> Result<Answer, MissError> {
-        if self.limiter.check().is_err() {
-            self.metrics.limited.inc();
-            return Err(MissError::Limited);
-        }
+        let _in_flight = InFlight::enter(&self.in_flight, digest);
         let entry = match self.source.lookup(digest).await {
             Ok(entry) => entry,
             Err(e) => {
@@ -342,6 +368,46 @@ mod tests {
         }
         assert_eq!(known.calls.load(Ordering::SeqCst), 1);
         assert_eq!(telemetry.token_miss_lookups.unknown.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lookup_under_way_is_joined_even_with_the_budget_spent() {
+        let (cache, known, telemetry) = cache(1);
+        let cache = Arc::new(cache);
+        let permits = known.release.available_permits();
+        known.release.forget_permits(permits);
+        // The one lookup the budget allows, held at the control plane…
+        let first = {
+            let cache = Arc::clone(&cache);
+            tokio::spawn(async move { cache.resolve(Digest::of(KNOWN)).await })
+        };
+        while known.calls.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+        // …is joined by later requests for the same token, while another token is refused.
+        let joiners: Vec<_> = (0..20)
+            .map(|_| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move { cache.resolve(Digest::of(KNOWN)).await })
+            })
+            .collect();
+        assert!(
+            cache
+                .resolve(Digest::of("otherToken0000000000000009"))
+                .await
+                .is_none()
+        );
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        known.release.add_permits(1000);
+        assert!(first.await.unwrap().is_some());
+        for j in joiners {
+            assert!(j.await.unwrap().is_some(), "a joiner was refused");
+        }
+        assert_eq!(known.calls.load(Ordering::SeqCst), 1);
+        assert_eq!(telemetry.token_miss_lookups.limited.get(), 1);
+        assert!(cache.in_flight.is_empty());
     }
 
     #[tokio::test]

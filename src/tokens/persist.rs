@@ -5,6 +5,7 @@
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::TokenTable;
 use super::snapshot::{Snapshot, SnapshotError};
@@ -26,8 +27,34 @@ pub enum PersistError {
     },
 }
 
-/// Persists the digest-only form of `table` under `state_dir`. Blocking: call it from
-/// `spawn_blocking`, never on the request path.
+/// `save` on a thread of its own at the lowest CPU priority (nice 19), resolving when it
+/// is done. Serializing a 1,000,000-token table takes seconds of CPU; at normal priority,
+/// on a busy machine, that time would be taken from the runtime workers (and show in
+/// request latency). At nice 19 it runs in the time requests leave idle.
+pub async fn save_in_background(state_dir: PathBuf, table: Arc<TokenTable>) -> Result<(), String> {
+    let (done, result) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("tollgate-persist".into())
+        .spawn(move || {
+            lower_this_threads_priority();
+            let _ = done.send(save(&state_dir, &table).map_err(|e| e.to_string()));
+        })
+        .map_err(|e| format!("could not start the persist thread: {e}"))?;
+    result
+        .await
+        .unwrap_or_else(|_| Err("the persist thread panicked".into()))
+}
+
+/// Nice 19 for the calling thread: on Linux the nice value is per thread, and
+/// `setpriority(PRIO_PROCESS, 0)` names the caller. Best effort: failing leaves it at 0.
+fn lower_this_threads_priority() {
+    if let Err(e) = rustix::process::setpriority_process(None, 19) {
+        tracing::debug!(error = %e, "could not lower the persist thread's priority");
+    }
+}
+
+/// Persists the digest-only form of `table` under `state_dir`. Blocking: call it through
+/// `save_in_background`, never on the request path.
 pub fn save(state_dir: &Path, table: &TokenTable) -> Result<(), PersistError> {
     let path = path_in(state_dir);
     let io_err = |source| PersistError::Io {
