@@ -3,15 +3,17 @@
 //!
 //! Boot serves the persisted snapshot at once when there is one (fail-static), then the
 //! follower fetches `/v1/feed/snapshot` and long-polls `/v1/feed/changes?since=V`. Each
-//! delta is applied to a copy of the serving table on a blocking thread and swapped in
-//! (`Tokens::install`): requests never wait for it. A failed call is retried after an
+//! delta is applied on a blocking thread to a copy of the serving table — of the shards it
+//! touches; the rest are shared — and swapped in (`Tokens::install`): requests never wait
+//! for it. A failed call is retried after an
 //! exponential backoff with full jitter; a 410 (our version is older than what the control
 //! plane keeps, or newer than its current one after a database reset) refetches the
 //! snapshot. Whatever fails, the last good table keeps serving, and
 //! `tollgate_token_table_age_seconds` grows until the control plane answers again.
 //!
 //! The table is persisted by its own task, at most once per `tokens.persist_interval_secs`
-//! and once more at shutdown: writing 1,000,000 tokens takes about a second, so a burst of
+//! and once more at shutdown, by a thread at nice 19: writing 1,000,000 tokens takes about
+//! a second of CPU, which must come from idle time, not from requests, and a burst of
 //! deltas must not mean a burst of rewrites. A crash loses at most that interval of
 //! changes, which the boot-time snapshot fetch brings back anyway.
 
@@ -501,8 +503,9 @@ impl FeedSource {
     }
 }
 
-/// Frees a replaced table on a blocking thread: dropping 1,000,000 entries touches each
-/// one's reference count (tens of ms) and must not stall a runtime worker. (A request still
+/// Frees a replaced table on a blocking thread: after a snapshot, or a delta touching
+/// every shard, dropping 1,000,000 entries touches each one's reference count (tens of ms)
+/// and must not stall a runtime worker. (A request still
 /// holding the old table frees it itself if it is the last; that is rare and brief.)
 async fn retire(table: Option<Arc<TokenTable>>) {
     if let Some(table) = table {
