@@ -58,6 +58,8 @@ struct Answer {
 /// Why a lookup produced no answer worth caching.
 #[derive(Debug, thiserror::Error)]
 enum MissError {
+    #[error("over tokens.miss_lookups_per_sec")]
+    Limited,
     #[error(transparent)]
     Feed(#[from] FeedError),
     #[error("the control plane answered for another digest")]
@@ -167,11 +169,19 @@ impl MissCache {
         }
         // The budget is checked before the single-flight machinery, so a flood of random
         // tokens is refused for the price of a set probe and one CAS each.
-        if !self.in_flight.contains(&digest) && self.limiter.check().is_err() {
+        let paid = if self.in_flight.contains(&digest) {
+            false // joining is free; should the lookup end first, `ask` charges the budget
+        } else if self.limiter.check().is_ok() {
+            true
+        } else {
             self.metrics.limited.inc();
             return None;
-        }
-        match self.cache.try_get_with(digest, self.ask(digest)).await {
+        };
+        match self
+            .cache
+            .try_get_with(digest, self.ask(digest, paid))
+            .await
+        {
             Ok(answer) => answer.info,
             Err(e) => {
                 tracing::debug!(error = %e, "unknown token not resolved");
@@ -180,9 +190,14 @@ impl MissCache {
         }
     }
 
-    /// One lookup at the control plane (run once per digest however many requests wait);
-    /// the caller has taken it from the budget.
-    async fn ask(&self, digest: Digest) -> Result<Answer, MissError> {
+    /// One lookup at the control plane (run once per digest however many requests wait).
+    /// `paid`: the caller took it from the budget already; a caller that came to join a
+    /// lookup which ended before it arrived has not, and is charged here.
+    async fn ask(&self, digest: Digest, paid: bool) -> Result<Answer, MissError> {
+        if !paid && self.limiter.check().is_err() {
+            self.metrics.limited.inc();
+            return Err(MissError::Limited);
+        }
         let _in_flight = InFlight::enter(&self.in_flight, digest);
         let entry = match self.source.lookup(digest).await {
             Ok(entry) => entry,
