@@ -542,10 +542,7 @@ async fn persist_loop(
 
 async fn save(state_dir: &std::path::Path, table: Option<Arc<TokenTable>>) {
     let Some(table) = table else { return };
-    let state_dir = state_dir.to_path_buf();
-    if let Err(e) = persist::save_in_background(state_dir, table).await {
-        tracing::warn!(error = %e, "could not persist token snapshot");
-    }
+    persist::save_in_background(state_dir.to_path_buf(), table).await;
 }
 
 #[cfg(test)]

@@ -130,7 +130,7 @@ impl FileSource {
                 self.telemetry.token_reloads_ok.inc();
                 self.tokens.install(Arc::clone(&table));
                 self.last_loaded = current;
-                self.persist(table).await;
+                persist::save_in_background(self.state_dir.clone(), table).await;
             }
             Ok(Err(message)) => self.reload_failed(&message),
             Err(e) => self.reload_failed(&e.to_string()),
@@ -144,13 +144,6 @@ impl FileSource {
             error = message,
             "token file not loaded; the previous table keeps serving"
         );
-    }
-
-    async fn persist(&self, table: Arc<TokenTable>) {
-        let state_dir = self.state_dir.clone();
-        if let Err(e) = persist::save_in_background(state_dir, table).await {
-            tracing::warn!(error = %e, "could not persist token snapshot");
-        }
     }
 }
 

@@ -171,10 +171,9 @@ impl MissCache {
         // tokens is refused for the price of a set probe and one CAS each.
         let paid = if self.in_flight.contains(&digest) {
             false // joining is free; should the lookup end first, `ask` charges the budget
-        } else if self.limiter.check().is_ok() {
+        } else if self.take_from_budget() {
             true
         } else {
-            self.metrics.limited.inc();
             return None;
         };
         match self
@@ -190,12 +189,20 @@ impl MissCache {
         }
     }
 
+    /// One lookup's worth of the budget, if any is left; counted as `limited` if not.
+    fn take_from_budget(&self) -> bool {
+        let taken = self.limiter.check().is_ok();
+        if !taken {
+            self.metrics.limited.inc();
+        }
+        taken
+    }
+
     /// One lookup at the control plane (run once per digest however many requests wait).
     /// `paid`: the caller took it from the budget already; a caller that came to join a
     /// lookup which ended before it arrived has not, and is charged here.
     async fn ask(&self, digest: Digest, paid: bool) -> Result<Answer, MissError> {
-        if !paid && self.limiter.check().is_err() {
-            self.metrics.limited.inc();
+        if !paid && !self.take_from_budget() {
             return Err(MissError::Limited);
         }
         let _in_flight = InFlight::enter(&self.in_flight, digest);
@@ -294,6 +301,37 @@ mod tests {
         }
     }
 
+    impl Known {
+        /// Holds every lookup at the control plane until `release_all`.
+        fn hold(&self) {
+            self.release
+                .forget_permits(self.release.available_permits());
+        }
+
+        fn release_all(&self) {
+            self.release.add_permits(1000);
+        }
+
+        /// Returns once a lookup has reached the control plane, then lets the other
+        /// spawned callers run up to their own waiting point.
+        async fn until_asked(&self) {
+            while self.calls.load(Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
+            }
+            for _ in 0..10 {
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    fn spawn_resolve(
+        cache: &Arc<MissCache>,
+        digest: Digest,
+    ) -> tokio::task::JoinHandle<Option<Arc<TokenInfo>>> {
+        let cache = Arc::clone(cache);
+        tokio::spawn(async move { cache.resolve(digest).await })
+    }
+
     const KNOWN: &str = "knownToken000000000000001";
 
     fn cache(per_sec: u32) -> (MissCache, Arc<Known>, Telemetry) {
@@ -362,22 +400,11 @@ mod tests {
         let (cache, known, telemetry) = cache(1000);
         let cache = Arc::new(cache);
         // Hold every lookup until all callers are waiting on it.
-        let permits = known.release.available_permits();
-        known.release.forget_permits(permits);
+        known.hold();
         let digest = Digest::of("unknownToken00000000000002");
-        let waiters: Vec<_> = (0..50)
-            .map(|_| {
-                let cache = Arc::clone(&cache);
-                tokio::spawn(async move { cache.resolve(digest).await })
-            })
-            .collect();
-        while known.calls.load(Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
-        }
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        known.release.add_permits(1000);
+        let waiters: Vec<_> = (0..50).map(|_| spawn_resolve(&cache, digest)).collect();
+        known.until_asked().await;
+        known.release_all();
         for w in waiters {
             assert!(w.await.unwrap().is_none());
         }
@@ -389,22 +416,13 @@ mod tests {
     async fn a_lookup_under_way_is_joined_even_with_the_budget_spent() {
         let (cache, known, telemetry) = cache(1);
         let cache = Arc::new(cache);
-        let permits = known.release.available_permits();
-        known.release.forget_permits(permits);
+        known.hold();
         // The one lookup the budget allows, held at the control plane…
-        let first = {
-            let cache = Arc::clone(&cache);
-            tokio::spawn(async move { cache.resolve(Digest::of(KNOWN)).await })
-        };
-        while known.calls.load(Ordering::SeqCst) == 0 {
-            tokio::task::yield_now().await;
-        }
+        let first = spawn_resolve(&cache, Digest::of(KNOWN));
+        known.until_asked().await;
         // …is joined by later requests for the same token, while another token is refused.
         let joiners: Vec<_> = (0..20)
-            .map(|_| {
-                let cache = Arc::clone(&cache);
-                tokio::spawn(async move { cache.resolve(Digest::of(KNOWN)).await })
-            })
+            .map(|_| spawn_resolve(&cache, Digest::of(KNOWN)))
             .collect();
         assert!(
             cache
@@ -412,10 +430,8 @@ mod tests {
                 .await
                 .is_none()
         );
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        known.release.add_permits(1000);
+        known.until_asked().await;
+        known.release_all();
         assert!(first.await.unwrap().is_some());
         for j in joiners {
             assert!(j.await.unwrap().is_some(), "a joiner was refused");

@@ -95,7 +95,6 @@ fn shard_of(digest: &Digest) -> usize {
 pub struct TokenTable {
     pub version: u64,
     shards: Box<[Arc<Shard>]>,
-    len: usize,
 }
 
 impl Default for TokenTable {
@@ -118,7 +117,6 @@ impl TokenTable {
                     ))
                 })
                 .collect(),
-            len: 0,
         }
     }
 
@@ -133,17 +131,15 @@ impl TokenTable {
         if shard.contains(&info.digest) {
             return false;
         }
-        shard.insert(Slot(Arc::new(info)));
-        self.len += 1;
-        true
+        shard.insert(Slot(Arc::new(info)))
     }
 
     pub fn len(&self) -> usize {
-        self.len
+        self.shards.iter().map(|shard| shard.len()).sum()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.shards.iter().all(|shard| shard.is_empty())
     }
 
     pub fn get(&self, digest: &Digest) -> Option<&Arc<TokenInfo>> {
@@ -168,22 +164,13 @@ impl TokenTable {
         let mut table = TokenTable {
             version: delta.version,
             shards: self.shards.clone(),
-            len: self.len,
         };
         for digest in &delta.deletes {
-            if table.shard_mut(digest).remove(digest) {
-                table.len -= 1;
-            }
+            table.shard_mut(digest).remove(digest);
         }
         for info in delta.upserts {
             let digest = info.digest;
-            if table
-                .shard_mut(&digest)
-                .replace(Slot(Arc::new(info)))
-                .is_none()
-            {
-                table.len += 1;
-            }
+            table.shard_mut(&digest).replace(Slot(Arc::new(info)));
         }
         table
     }

@@ -28,21 +28,27 @@ pub enum PersistError {
 }
 
 /// `save` on a thread of its own at the lowest CPU priority (nice 19), resolving when it
-/// is done. Serializing a 1,000,000-token table takes seconds of CPU; at normal priority,
-/// on a busy machine, that time would be taken from the runtime workers (and show in
-/// request latency). At nice 19 it runs in the time requests leave idle.
-pub async fn save_in_background(state_dir: PathBuf, table: Arc<TokenTable>) -> Result<(), String> {
+/// is done; a failure is logged (the previous file stays). Serializing a 1,000,000-token
+/// table takes seconds of CPU; at normal priority, on a busy machine, that time would be
+/// taken from the runtime workers (and show in request latency). At nice 19 it runs in the
+/// time requests leave idle.
+pub async fn save_in_background(state_dir: PathBuf, table: Arc<TokenTable>) {
     let (done, result) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
+    let started = std::thread::Builder::new()
         .name("tollgate-persist".into())
         .spawn(move || {
             lower_this_threads_priority();
             let _ = done.send(save(&state_dir, &table).map_err(|e| e.to_string()));
-        })
-        .map_err(|e| format!("could not start the persist thread: {e}"))?;
-    result
-        .await
-        .unwrap_or_else(|_| Err("the persist thread panicked".into()))
+        });
+    let outcome = match started {
+        Ok(_) => result
+            .await
+            .unwrap_or_else(|_| Err("the persist thread panicked".into())),
+        Err(e) => Err(format!("could not start the persist thread: {e}")),
+    };
+    if let Err(e) = outcome {
+        tracing::warn!(error = %e, "could not persist token snapshot");
+    }
 }
 
 /// Nice 19 for the calling thread: on Linux the nice value is per thread, and
