@@ -22,6 +22,12 @@ async fn logs_status(server: &TestServer, token: &str) -> StatusCode {
         .status
 }
 
+/// True when the logs route refuses `token` with 401 and this error message.
+async fn refused_with(server: &TestServer, token: &str, message: &str) -> bool {
+    let reply = server.post_logs(Some(token), "", "{\"a\":1}\n").await;
+    reply.status == StatusCode::UNAUTHORIZED && reply.json()["error"] == message
+}
+
 async fn gateway(cp: &ControlPlane) -> TestServer {
     let url = cp.url();
     let server = TestServer::start(|c| use_control_plane(c, &url)).await;
@@ -53,10 +59,8 @@ async fn created_disabled_enabled_deleted_tokens_take_effect_within_two_seconds(
     eprintln!("created: accepted after {took:?}");
 
     cp.set_enabled(&api, id, "second", false).await;
-    let took = eventually(PROPAGATION, || async {
-        let reply = server.post_logs(Some(&token), "", "{\"a\":1}\n").await;
-        reply.status == StatusCode::UNAUTHORIZED
-            && reply.json()["error"] == "Logging token is disabled"
+    let took = eventually(PROPAGATION, || {
+        refused_with(&server, &token, "Logging token is disabled")
     })
     .await;
     eprintln!("disabled: refused after {took:?}");
@@ -75,10 +79,8 @@ async fn created_disabled_enabled_deleted_tokens_take_effect_within_two_seconds(
         None,
     )
     .await;
-    let took = eventually(PROPAGATION, || async {
-        let reply = server.post_logs(Some(&token), "", "{\"a\":1}\n").await;
-        reply.status == StatusCode::UNAUTHORIZED
-            && reply.json()["error"] == "Logging token is not valid"
+    let took = eventually(PROPAGATION, || {
+        refused_with(&server, &token, "Logging token is not valid")
     })
     .await;
     eprintln!("deleted: refused after {took:?}");

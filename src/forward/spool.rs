@@ -980,8 +980,8 @@ mod tests {
     }
 
     /// Segment 0 holding entries 1..=3 with the second one corrupt, then a torn fourth
-    /// frame; returns the length up to the end of the third frame.
-    fn damaged_segment(dir: &Path) -> u64 {
+    /// frame; returns the length up to the end of the third frame, and the file's length.
+    fn damaged_segment(dir: &Path) -> (u64, u64) {
         let mut buf = Vec::new();
         for seq in 1..=3 {
             encode_frame(seq, &batch(&["{\"n\":1}"]), &mut buf);
@@ -992,7 +992,7 @@ mod tests {
         let torn = buf[..frame / 2].to_vec();
         buf.extend_from_slice(&torn); // a torn fourth frame
         fs::write(segment_path(dir, 0), &buf).unwrap();
-        whole
+        (whole, buf.len() as u64)
     }
 
     fn seqs(step: &Step) -> Vec<u64> {
@@ -1002,8 +1002,7 @@ mod tests {
     #[test]
     fn the_boot_tail_is_truncated_and_a_corrupt_frame_in_the_middle_skipped() {
         let dir = tempfile::tempdir().unwrap();
-        let whole = damaged_segment(dir.path());
-        let len = fs::metadata(segment_path(dir.path(), 0)).unwrap().len();
+        let (whole, len) = damaged_segment(dir.path());
         let next = Position {
             segment: 1,
             offset: 0,
@@ -1025,8 +1024,7 @@ mod tests {
     #[test]
     fn a_corrupt_end_of_an_older_segment_is_skipped_not_truncated() {
         let dir = tempfile::tempdir().unwrap();
-        let whole = damaged_segment(dir.path());
-        let len = fs::metadata(segment_path(dir.path(), 0)).unwrap().len();
+        let (whole, len) = damaged_segment(dir.path());
         let next = Position {
             segment: 1,
             offset: 0,
@@ -1045,7 +1043,7 @@ mod tests {
     #[test]
     fn a_step_stops_at_the_given_end() {
         let dir = tempfile::tempdir().unwrap();
-        let whole = damaged_segment(dir.path());
+        let (whole, _) = damaged_segment(dir.path());
         let end = Position {
             segment: 0,
             offset: whole / 3,
