@@ -2,7 +2,7 @@
 # Token-table reloads under load (issue #6): logs-small (wrk) against a gateway whose
 # control_plane source serves a 1,000,000-token table, once with the table left alone and
 # once while a token changes every second — each change is a feed delta that the gateway
-# applies to a copy of the whole table and swaps in (and persists, at most every 10 s).
+# applies to a copy of the shard it touches, swaps in, and persists (at most every 10 s).
 # Prints p99 with and without reloads, alternating, ROUNDS times.
 #
 # The control plane runs as its own process (as in production), with a SQLite store seeded by
@@ -19,12 +19,9 @@ CONNS=${CONNS:-64}
 CP=127.0.0.1:8091
 ADMIN=reload-admin-secret-0000001
 FEED=reload-feed-secret-00000001
-for tool in wrk taskset curl python3; do
-  command -v "$tool" >/dev/null || { echo "$tool not found (apt-get install -y wrk)" >&2; exit 1; }
-done
-# The same targets as run.sh: building a different set changes dependency features and
-# rebuilds the crate.
-cargo build --release --quiet --bin tollgate --example ceiling
+. loadtest/lib.sh
+require wrk taskset curl python3
+build
 
 work=$(mktemp -d)
 cp_pid="" gw_pid="" toggler=""
@@ -35,18 +32,15 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_for() { # $1 = what, $2.. = command that succeeds when ready; 120 s at most
-  local what=$1; shift
-  for _ in $(seq 1200); do "$@" >/dev/null 2>&1 && return; sleep 0.1; done
-  echo "$what did not come up" >&2; tail -20 "$work"/*.log >&2; exit 1
-}
+# wait_for (lib.sh), showing the servers' logs if it gives up.
+ready_or_exit() { wait_for "$@" || { tail -20 "$work"/*.log >&2; exit 1; }; }
 
 start_cp() {
   TOLLGATE_CONTROL_PLANE__LISTEN=$CP TOLLGATE_CONTROL_PLANE__DATABASE_URL="sqlite://$work/control.db" \
   TOLLGATE_CONTROL_PLANE__ADMIN_SECRET=$ADMIN TOLLGATE_CONTROL_PLANE__FEED_SECRET=$FEED \
     taskset -c 1 ./target/release/tollgate control-plane --config config/bench.toml >>"$work/cp.log" 2>&1 &
   cp_pid=$!
-  wait_for "control plane" curl -fsS "http://$CP/healthz"
+  ready_or_exit "control plane" 120 curl -fsS "http://$CP/healthz"
 }
 
 api() { # $1 = method, $2 = path, $3 = body, $4 = auth header
@@ -67,15 +61,15 @@ python3 loadtest/seed-control-db.py "$work/control.db" "$TOKENS"
 start_cp
 
 # 2. The gateway: bench config (blackhole sink, ack memory), tokens from the control plane.
-metric() { curl -fsS 127.0.0.1:9464/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+gateway_metric() { metric 127.0.0.1:9464 "$1"; }
 started=$(date +%s)
 TOLLGATE_TOKENS__SOURCE=control_plane TOLLGATE_TOKENS__URL="http://$CP" \
 TOLLGATE_TOKENS__FEED_SECRET=$FEED TOLLGATE_TOKENS__STATE_DIR="$work/state" \
   taskset -c 0 ./target/release/tollgate serve --config config/bench.toml >"$work/gateway.log" 2>&1 &
 gw_pid=$!
-table_full() { [ "$(metric tollgate_token_table_size)" -ge "$TOKENS" ]; }
-wait_for "gateway with the full table" table_full
-echo "gateway serving $(metric tollgate_token_table_size) tokens after $(( $(date +%s) - started )) s;" \
+table_full() { [ "$(gateway_metric tollgate_token_table_size)" -ge "$TOKENS" ]; }
+ready_or_exit "gateway with the full table" 120 table_full
+echo "gateway serving $(gateway_metric tollgate_token_table_size) tokens after $(( $(date +%s) - started )) s;" \
   "RSS $(awk '/VmRSS/ {print $2}' "/proc/$gw_pid/status") KiB" >&2
 
 toggle_every_second() {
@@ -89,8 +83,8 @@ toggle_every_second() {
 
 run() { # $1 = quiet | reloading, $2 = round
   local reloads_before cpu_before
-  reloads_before=$(metric 'tollgate_token_reloads_total{result="ok"}')
-  cpu_before=$(awk '{print $14 + $15}' "/proc/$gw_pid/stat")
+  reloads_before=$(gateway_metric 'tollgate_token_reloads_total{result="ok"}')
+  cpu_before=$(cpu_ticks "$gw_pid")
   if [ "$1" = reloading ]; then
     taskset -c 1 bash -c "$(declare -f api toggle_every_second); CP=$CP toggle=$toggle apikey=$apikey toggle_every_second" &
     toggler=$!
@@ -98,8 +92,8 @@ run() { # $1 = quiet | reloading, $2 = round
   TOKEN=$token SUMMARY="$work/$1-$2.json" timeout -k 5 "$(( ${DURATION%s} + 30 ))" \
     taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" -s loadtest/wrk/logs-small.lua "http://127.0.0.1:8070" >/dev/null
   if [ -n "$toggler" ]; then kill "$toggler"; wait "$toggler" 2>/dev/null || true; toggler=""; fi
-  echo "$1 $2 $(( $(metric 'tollgate_token_reloads_total{result="ok"}') - reloads_before ))" \
-    "$(( $(awk '{print $14 + $15}' "/proc/$gw_pid/stat") - cpu_before ))" >>"$work/rows"
+  echo "$1 $2 $(( $(gateway_metric 'tollgate_token_reloads_total{result="ok"}') - reloads_before ))" \
+    "$(( $(cpu_ticks "$gw_pid") - cpu_before ))" >>"$work/rows"
 }
 
 for round in $(seq "$ROUNDS"); do
@@ -107,7 +101,7 @@ for round in $(seq "$ROUNDS"); do
   run reloading "$round"
 done
 
-python3 - "$work" "$(getconf CLK_TCK)" "$(metric tollgate_token_table_size)" <<'PY'
+python3 - "$work" "$(getconf CLK_TCK)" "$(gateway_metric tollgate_token_table_size)" <<'PY'
 import json, statistics, sys
 work, tck, size = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 print(f"logs-small (wrk) against a {int(size):,}-token table; reloads = feed deltas applied")

