@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tollgate::config::ControlPlaneConfig;
 use tollgate::control::ControlPlane;
 use tollgate::tokens::Digest;
-use tollgate::tokens::snapshot::Snapshot;
+use tollgate::tokens::wire::Snapshot;
 
 const TOKENS: i64 = 1_000_000;
 const ACCOUNTS: i64 = 10_000;

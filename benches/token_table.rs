@@ -34,7 +34,7 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use tollgate::model::{AccountId, Kind, TokenId};
 use tollgate::telemetry::Telemetry;
 use tollgate::tokens::digest::BuildDigestHasher;
-use tollgate::tokens::snapshot::{Snapshot, SnapshotEntry};
+use tollgate::tokens::wire::{Snapshot, SnapshotEntry};
 use tollgate::tokens::{AuthError, Delta, Digest, TokenInfo, TokenTable, Tokens};
 
 /// Counts live heap bytes (requested sizes; malloc's own overhead shows in the RSS).

@@ -21,7 +21,7 @@ use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use tollgate::model::Kind;
 use tollgate::telemetry::Telemetry;
-use tollgate::tokens::snapshot::{Snapshot, SnapshotEntry};
+use tollgate::tokens::wire::{Snapshot, SnapshotEntry};
 use tollgate::tokens::{AuthError, Digest, TokenInfo, Tokens};
 
 /// Builds a 1M-token table from digest entries, as the control-plane feed delivers it.

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, TokenSourceKind};
+use crate::config::{Config, ConfigError, SinkConfig, TokenSourceKind};
 use crate::forward::{self, sinks::Sink};
 use crate::ingest::{Ingest, Limits};
 use crate::server::{self, ConnLimits, admin};
@@ -57,6 +57,18 @@ pub enum AppError {
     Control(#[from] crate::control::ControlError),
 }
 
+/// Everything `check-config` and `serve` check before starting: the config's own rules,
+/// then what only a part can judge (librdkafka's options), so both refuse the same files.
+pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
+    let warnings = config.validate()?;
+    if let SinkConfig::Kafka { brokers, kafka, .. } = &config.sink {
+        forward::sinks::kafka::check_options(brokers, kafka).map_err(|(option, message)| {
+            ConfigError::invalid(&format!("sink.kafka.\"{option}\""), message)
+        })?;
+    }
+    Ok(warnings)
+}
+
 /// Runs the gateway until `shutdown` resolves, then drains: stop accepting, finish
 /// in-flight requests, write everything queued to the sink, flush it.
 pub async fn run(
@@ -64,7 +76,7 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
-    for warning in config.validate()? {
+    for warning in validate(&config)? {
         tracing::warn!("{warning}");
     }
     let telemetry = Arc::new(Telemetry::new());

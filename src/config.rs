@@ -530,7 +530,7 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    fn invalid(key: &str, message: impl Into<String>) -> Self {
+    pub fn invalid(key: &str, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
             key: key.to_string(),
             message: message.into(),
@@ -706,7 +706,7 @@ impl Config {
             topic_logs,
             topic_metrics,
             topic_traces,
-            kafka,
+            ..
         } = &self.sink
         {
             if brokers.trim().is_empty() {
@@ -723,14 +723,6 @@ impl Config {
                 if topic.trim().is_empty() {
                     return Err(ConfigError::invalid(key, "must not be empty"));
                 }
-            }
-            if let Err((option, message)) =
-                crate::forward::sinks::kafka::check_options(brokers, kafka)
-            {
-                return Err(ConfigError::invalid(
-                    &format!("sink.kafka.\"{option}\""),
-                    message,
-                ));
             }
         }
         if self.control_plane.embedded {

@@ -50,19 +50,21 @@ fn load(path: Option<&PathBuf>) -> Result<Config, tollgate::config::ConfigError>
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::CheckConfig { file } => match load(Some(&file)).and_then(|c| c.validate()) {
-            Ok(warnings) => {
-                for w in warnings {
-                    eprintln!("warning: {w}");
+        Command::CheckConfig { file } => {
+            match load(Some(&file)).and_then(|c| tollgate::app::validate(&c)) {
+                Ok(warnings) => {
+                    for w in warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    println!("{}: ok", file.display());
+                    ExitCode::SUCCESS
                 }
-                println!("{}: ok", file.display());
-                ExitCode::SUCCESS
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
             }
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        }
         Command::Serve { config } => {
             let Some((config, runtime)) = start(config.as_ref()) else {
                 return ExitCode::FAILURE;

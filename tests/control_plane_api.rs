@@ -62,14 +62,6 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-/// Waits until the wall clock has passed `deadline_ms`: the rule under test is about time.
-async fn wait_until_ms(deadline_ms: i64) {
-    let left = deadline_ms + 50 - now_ms();
-    if left > 0 {
-        tokio::time::sleep(Duration::from_millis(left as u64)).await;
-    }
-}
-
 struct Account {
     id: i64,
     shipping_token: String,
@@ -426,7 +418,7 @@ async fn trial_has_pro_until_it_ends(backend: Backend, test: &str) {
         .await
         .expect_ok("API token during the trial");
 
-    wait_until_ms(ends * 1000).await;
+    cp.advance_clock_past(ends * 1000);
 
     // After it: every API token of the account is refused, naming the reason.
     for token in [trial.api(), second_api["token"].as_str().unwrap()] {
@@ -1555,7 +1547,7 @@ async fn shared_token_expiry_is_enforced(backend: Backend, test: &str) {
         .send()
         .await
         .expect_ok("before expiry");
-    wait_until_ms(expires).await;
+    cp.advance_clock_past(expires);
     cp.post("/v1/feed/shared-tokens/resolve")
         .feed()
         .json(json!({"token": secret}))
@@ -1744,7 +1736,7 @@ async fn feed_carries_digests_and_usage(backend: Backend, test: &str) {
         !text.contains(&acme.shipping_token),
         "no plaintext token in the feed"
     );
-    let parsed = tollgate::tokens::snapshot::Snapshot::parse(&snapshot.body)
+    let parsed = tollgate::tokens::wire::Snapshot::parse(&snapshot.body)
         .expect("the snapshot is tollgate's Snapshot type");
     let body = snapshot.json();
     let version = body["version"].as_u64().unwrap();

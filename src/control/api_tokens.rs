@@ -1,8 +1,5 @@
-//! API tokens (DESIGN §4): they authenticate the management API as an admin of their
-//! account. Only pro, enterprise and trial accounts have them, and only log management
-//! (main and sub) and security accounts — metrics and tracing accounts are managed with
-//! their main account's. The secret is shown once, in the create answer; the store keeps
-//! its digest.
+//! The API-token API (DESIGN §4): list, create (also for a sub-account), delete. Rules
+//! and changes are in `usecases::api_tokens`.
 
 use std::sync::Arc;
 
@@ -11,14 +8,12 @@ use axum::http::HeaderMap;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
-use super::auth::{self, Caller};
+use super::ControlPlane;
+use super::auth;
 use super::error::ApiError;
-use super::json::Body;
-use super::shipping_tokens::{checked_name, parse_id};
-use super::store::{self, Account, Actor, Tx, now_secs};
-use super::{ControlPlane, rules};
+use super::json::{Body, parse_id};
+use super::usecases::api_tokens::{self as usecase, CreatedApiToken};
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
@@ -35,13 +30,25 @@ struct ApiTokenModel {
     created_at: i64,
 }
 
+/// The create answer: the only place a token's secret ever appears.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CreatedApiToken {
+struct CreatedModel {
     id: i64,
     name: String,
-    pub token: String,
+    token: String,
     created_at: i64,
+}
+
+impl From<CreatedApiToken> for CreatedModel {
+    fn from(c: CreatedApiToken) -> Self {
+        CreatedModel {
+            id: c.id,
+            name: c.name,
+            token: c.token,
+            created_at: c.created_at,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -57,85 +64,24 @@ struct SubAccountRequest {
     account_id: i64,
 }
 
-/// Inserts an API token; the answer is the only place its secret ever appears.
-pub async fn insert(
-    tx: &mut Tx,
-    account_id: i64,
-    name: &str,
-    actor: Actor,
-) -> Result<CreatedApiToken, ApiError> {
-    let secret = auth::new_secret();
-    let created_at = now_secs();
-    let row = sqlx::query(
-        "INSERT INTO api_tokens (account_id, name, digest, created_at, created_by) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
-    )
-    .bind(account_id)
-    .bind(name)
-    .bind(auth::digest_hex(&secret))
-    .bind(created_at)
-    .bind(actor.label())
-    .fetch_one(&mut **tx)
-    .await?;
-    let id: i64 = row.try_get("id")?;
-    store::audit(
-        tx,
-        account_id,
-        actor,
-        "api-token.create",
-        &format!("api-token:{id}"),
-    )
-    .await?;
-    Ok(CreatedApiToken {
-        id,
-        name: name.to_string(),
-        token: secret,
-        created_at,
-    })
-}
-
-/// Checks the plan and type rules for `account`, then creates the token.
-async fn create_in(
-    cp: &ControlPlane,
-    caller: &Caller,
-    account_id: i64,
-    name: &str,
-) -> Result<Json<CreatedApiToken>, ApiError> {
-    let name = checked_name(name)?;
-    let mut tx = cp.store.begin().await?;
-    let account: Account = store::lock_account(&mut tx, account_id).await?;
-    rules::check_may_create_api_token(account.account_type, account.plan_now())?;
-    let created = insert(&mut tx, account.id, name, caller.actor).await?;
-    tx.commit().await?;
-    Ok(Json(created))
-}
-
 async fn create(
     State(cp): State<Arc<ControlPlane>>,
     headers: HeaderMap,
     Body(req): Body<CreateRequest>,
-) -> Result<Json<CreatedApiToken>, ApiError> {
+) -> Result<Json<CreatedModel>, ApiError> {
     let caller = auth::caller(&cp, &headers).await?;
-    create_in(&cp, &caller, caller.account.id, &req.name).await
+    Ok(Json(usecase::create(&cp, &caller, &req.name).await?.into()))
 }
 
 /// A main account creates an API token for one of its sub-accounts, while it is accessible.
 async fn create_for_sub_account(
     State(cp): State<Arc<ControlPlane>>,
-    mut headers: HeaderMap,
+    headers: HeaderMap,
     Body(req): Body<SubAccountRequest>,
-) -> Result<Json<CreatedApiToken>, ApiError> {
-    // Resolve as if the call named the sub-account: the same reach rules apply.
-    headers.insert("x-account-id", req.account_id.into());
-    let caller = auth::caller(&cp, &headers).await?;
-    auth::require_main_account(&caller)?;
-    if !caller.account.is_sub_account() {
-        return Err(ApiError::invalid(format!(
-            "account {} is not a sub-account",
-            req.account_id
-        )));
-    }
-    create_in(&cp, &caller, caller.account.id, &req.name).await
+) -> Result<Json<CreatedModel>, ApiError> {
+    let caller = auth::caller_acting_on(&cp, &headers, req.account_id).await?;
+    let created = usecase::create_for_sub_account(&cp, &caller, &req.name).await?;
+    Ok(Json(created.into()))
 }
 
 async fn list(
@@ -143,23 +89,17 @@ async fn list(
     headers: HeaderMap,
 ) -> Result<Json<Vec<ApiTokenModel>>, ApiError> {
     let caller = auth::caller(&cp, &headers).await?;
-    let rows = sqlx::query(
-        "SELECT id, name, created_at FROM api_tokens WHERE account_id = $1 ORDER BY id",
-    )
-    .bind(caller.account.id)
-    .fetch_all(&cp.store.pool)
-    .await?;
-    let tokens = rows
-        .iter()
-        .map(|r| {
-            Ok(ApiTokenModel {
-                id: r.try_get("id")?,
-                name: r.try_get("name")?,
-                created_at: r.try_get("created_at")?,
+    let tokens = usecase::list(&cp, &caller).await?;
+    Ok(Json(
+        tokens
+            .into_iter()
+            .map(|t| ApiTokenModel {
+                id: t.id,
+                name: t.name,
+                created_at: t.created_at,
             })
-        })
-        .collect::<Result<_, ApiError>>()?;
-    Ok(Json(tokens))
+            .collect(),
+    ))
 }
 
 async fn remove(
@@ -169,25 +109,6 @@ async fn remove(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let caller = auth::caller(&cp, &headers).await?;
     let id = parse_id(&id)?;
-    let mut tx = cp.store.begin().await?;
-    store::lock_account(&mut tx, caller.account.id).await?;
-    let deleted = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND account_id = $2")
-        .bind(id)
-        .bind(caller.account.id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-    if deleted == 0 {
-        return Err(ApiError::not_found(&format!("API token {id}")));
-    }
-    store::audit(
-        &mut tx,
-        caller.account.id,
-        caller.actor,
-        "api-token.delete",
-        &format!("api-token:{id}"),
-    )
-    .await?;
-    tx.commit().await?;
+    usecase::delete(&cp, &caller, id).await?;
     Ok(Json(serde_json::json!({})))
 }

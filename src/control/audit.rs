@@ -1,5 +1,5 @@
-//! The audit trail (DESIGN §4): every change is recorded in the same transaction as the
-//! change (`store::audit`); this lists an account's events, newest first.
+//! The audit trail's API (DESIGN §4): an account's events, newest first. Every change
+//! records its event in its own transaction (`usecases`).
 
 use std::sync::Arc;
 
@@ -8,12 +8,12 @@ use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use sqlx::Row;
 
 use super::ControlPlane;
 use super::auth;
 use super::error::ApiError;
-use super::shipping_tokens::{Page, PageEcho, Pagination};
+use super::json::{Page, Pagination};
+use super::usecases::audit as usecase;
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new().route("/v1/audit-events", get(list))
@@ -51,41 +51,22 @@ async fn list(
             _ => {}
         }
     }
-    let (page_number, page_size) = pagination.resolve()?;
-    let account_id = caller.account.id;
-    let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM audit_events WHERE account_id = $1")
-        .bind(account_id)
-        .fetch_one(&cp.store.pool)
-        .await?
-        .try_get("n")?;
-    let rows = sqlx::query(
-        "SELECT id, account_id, actor, action, target, created_at FROM audit_events \
-         WHERE account_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
-    )
-    .bind(account_id)
-    .bind(page_size)
-    .bind((page_number - 1).saturating_mul(page_size))
-    .fetch_all(&cp.store.pool)
-    .await?;
-    let results = rows
-        .iter()
-        .map(|r| {
-            Ok(AuditEvent {
-                id: r.try_get("id")?,
-                account_id: r.try_get("account_id")?,
-                actor: r.try_get("actor")?,
-                action: r.try_get("action")?,
-                target: r.try_get("target")?,
-                created_at: r.try_get("created_at")?,
-            })
+    let page = pagination.resolve()?;
+    let (total, events) = usecase::list(&cp, &caller, page).await?;
+    let results = events
+        .into_iter()
+        .map(|e| AuditEvent {
+            id: e.id,
+            account_id: e.account_id,
+            actor: e.actor,
+            action: e.action,
+            target: e.target,
+            created_at: e.created_at,
         })
-        .collect::<Result<_, ApiError>>()?;
+        .collect();
     Ok(Json(Page {
         total,
         results,
-        pagination: PageEcho {
-            page_number,
-            page_size,
-        },
+        pagination: page,
     }))
 }

@@ -1,22 +1,24 @@
-//! Who is calling and which account the call acts on (DESIGN §4 "Management API").
+//! Who is calling and which account the call acts on (DESIGN §4 "Management API"), and
+//! the gateways' feed secret.
 //!
-//! Two credentials: `X-API-TOKEN` (acts as an admin of its account) and the operator's
-//! `Authorization: Bearer <admin secret>` (reaches every account). An API token acts on its
-//! own account, or on the account `X-Account-Id` names when it reaches it: a sub-account
-//! `accessible` from the token's main account, or a metrics/tracing/security account tied
-//! to it. Everything is read per request, so revoking access or ending a trial takes
-//! effect on the next call.
+//! Two credentials for the management API: `X-API-TOKEN` (acts as an admin of its
+//! account) and the operator's `Authorization: Bearer <admin secret>` (reaches every
+//! account). An API token acts on its own account, or on the account `X-Account-Id` names
+//! when it reaches it: a sub-account `accessible` from the token's main account, or a
+//! metrics/tracing/security account tied to it. Everything is read per request, so
+//! revoking access or ending a trial takes effect on the next call. The feed takes
+//! `Authorization: Bearer <feed secret>` only.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use rand::Rng;
 use rand::distr::Alphanumeric;
-use sqlx::Row;
 
 use super::ControlPlane;
 use super::error::ApiError;
 use super::rules;
-use super::store::{self, Account, Actor, now_secs};
-use crate::tokens::Digest;
+use super::store::accounts::{self, Account};
+use super::store::{Actor, api_tokens};
+use crate::tokens::wire::Digest;
 
 /// A 32-character `[A-Za-z0-9]` secret from the thread-local CSPRNG (ChaCha, seeded and
 /// reseeded from the OS): shipping, API and shared tokens alike.
@@ -43,8 +45,23 @@ pub struct Caller {
     pub account: Account,
 }
 
+impl Caller {
+    /// Calls that configure accounts (sub-accounts, their access) need the main account's
+    /// API token or the operator.
+    pub fn require_main_account(&self) -> Result<(), ApiError> {
+        match &self.home {
+            None => Ok(()),
+            Some(home) if home.is_main_logs() => Ok(()),
+            Some(_) => Err(ApiError::forbidden(
+                "auth/MAIN_ACCOUNT_REQUIRED",
+                "this call needs the main account's API token",
+            )),
+        }
+    }
+}
+
 enum Credential {
-    Admin,
+    Operator,
     ApiToken { id: i64, home: Account },
 }
 
@@ -52,18 +69,38 @@ enum Credential {
 pub async fn caller(cp: &ControlPlane, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let credential = credential(cp, headers).await?;
     let named = account_header(headers)?;
+    caller_for(cp, credential, named).await
+}
+
+/// Like `caller`, acting on `account_id` as if `X-Account-Id` named it: the same reach
+/// rules apply (creating an API token for a sub-account).
+pub async fn caller_acting_on(
+    cp: &ControlPlane,
+    headers: &HeaderMap,
+    account_id: i64,
+) -> Result<Caller, ApiError> {
+    let credential = credential(cp, headers).await?;
+    caller_for(cp, credential, Some(account_id)).await
+}
+
+async fn caller_for(
+    cp: &ControlPlane,
+    credential: Credential,
+    named: Option<i64>,
+) -> Result<Caller, ApiError> {
     match credential {
-        Credential::Admin => {
+        Credential::Operator => {
             let id = named.ok_or_else(|| ApiError::Invalid {
                 code: "request/ACCOUNT_REQUIRED",
                 message: "the admin secret acts on the account named by the X-Account-Id header"
                     .into(),
             })?;
-            let account = store::account(&cp.store.pool, id)
+            let mut conn = cp.store.conn().await?;
+            let account = accounts::get(&mut conn, id)
                 .await?
                 .ok_or_else(|| ApiError::not_found("account"))?;
             Ok(Caller {
-                actor: Actor::Admin,
+                actor: Actor::Operator,
                 home: None,
                 account,
             })
@@ -84,9 +121,9 @@ pub async fn caller(cp: &ControlPlane, headers: &HeaderMap) -> Result<Caller, Ap
 }
 
 /// The operator alone: creating main accounts.
-pub async fn admin(cp: &ControlPlane, headers: &HeaderMap) -> Result<(), ApiError> {
+pub async fn operator(cp: &ControlPlane, headers: &HeaderMap) -> Result<Actor, ApiError> {
     match credential(cp, headers).await? {
-        Credential::Admin => Ok(()),
+        Credential::Operator => Ok(Actor::Operator),
         Credential::ApiToken { .. } => Err(ApiError::forbidden(
             "auth/ADMIN_REQUIRED",
             "only the operator's admin secret may do this",
@@ -94,21 +131,22 @@ pub async fn admin(cp: &ControlPlane, headers: &HeaderMap) -> Result<(), ApiErro
     }
 }
 
-/// Calls that configure accounts (sub-accounts, their access) need the main account's API
-/// token or the operator.
-pub fn require_main_account(caller: &Caller) -> Result<(), ApiError> {
-    match &caller.home {
-        None => Ok(()),
-        Some(home) if home.is_main() && home.account_type == rules::AccountType::Logs => Ok(()),
-        Some(_) => Err(ApiError::forbidden(
-            "auth/MAIN_ACCOUNT_REQUIRED",
-            "this call needs the main account's API token",
+/// A gateway, with the feed secret.
+pub fn feed(cp: &ControlPlane, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match (presented, &cp.feed_digest) {
+        (Some(secret), Some(expected)) if Digest::of(secret) == *expected => Ok(()),
+        _ => Err(ApiError::FeedUnauthorized(
+            "the feed needs `Authorization: Bearer <feed secret>`",
         )),
     }
 }
 
 async fn credential(cp: &ControlPlane, headers: &HeaderMap) -> Result<Credential, ApiError> {
-    if let Some(value) = headers.get(axum::http::header::AUTHORIZATION) {
+    if let Some(value) = headers.get(header::AUTHORIZATION) {
         let secret = value
             .to_str()
             .ok()
@@ -117,7 +155,7 @@ async fn credential(cp: &ControlPlane, headers: &HeaderMap) -> Result<Credential
                 "the Authorization header must be `Bearer <admin secret>`",
             ))?;
         return match &cp.admin_digest {
-            Some(d) if *d == Digest::of(secret) => Ok(Credential::Admin),
+            Some(d) if *d == Digest::of(secret) => Ok(Credential::Operator),
             _ => Err(ApiError::Unauthorized("the admin secret is not valid")),
         };
     }
@@ -126,16 +164,14 @@ async fn credential(cp: &ControlPlane, headers: &HeaderMap) -> Result<Credential
         .ok_or(ApiError::Unauthorized("an X-API-TOKEN header is required"))?
         .to_str()
         .map_err(|_| ApiError::Unauthorized("the API token is not valid"))?;
-    let row = sqlx::query("SELECT id, account_id FROM api_tokens WHERE digest = $1")
-        .bind(digest_hex(token))
-        .fetch_optional(&cp.store.pool)
+    let mut conn = cp.store.conn().await?;
+    let (id, account_id) = api_tokens::find(&mut conn, &digest_hex(token))
         .await?
         .ok_or(ApiError::Unauthorized("the API token is not valid"))?;
-    let id: i64 = row.try_get("id")?;
-    let home = store::account(&cp.store.pool, row.try_get("account_id")?)
+    let home = accounts::get(&mut conn, account_id)
         .await?
         .ok_or(ApiError::Unauthorized("the API token is not valid"))?;
-    rules::check_api_token_usable(home.plan, home.trial_ends_at, now_secs())?;
+    rules::check_api_token_usable(home.plan, home.trial_ends_at, cp.clock.now_secs())?;
     Ok(Credential::ApiToken { id, home })
 }
 
@@ -160,13 +196,11 @@ async fn reach(cp: &ControlPlane, home: &Account, target: i64) -> Result<Account
             format!("this API token does not reach account {target}"),
         )
     };
-    let account = store::account(&cp.store.pool, target)
+    let mut conn = cp.store.conn().await?;
+    let account = accounts::get(&mut conn, target)
         .await?
         .ok_or_else(refused)?;
-    if !home.is_main() || home.account_type != rules::AccountType::Logs {
-        return Err(refused());
-    }
-    if account.owner_id != Some(home.id) {
+    if !home.is_main_logs() || account.owner_id != Some(home.id) {
         return Err(refused());
     }
     if account.is_sub_account() && !account.accessible {

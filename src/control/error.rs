@@ -5,6 +5,8 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::store::StoreError;
+
 /// A refused call. The message is shown to the caller and never contains a secret.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -39,9 +41,10 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
-    /// 503: the store failed; the caller may retry. Logged with its cause, not shown.
+    /// 503: the store failed, or holds a row it cannot read; the caller may retry.
+    /// Logged with its cause, not shown.
     #[error("the store is unavailable")]
-    Store(#[from] sqlx::Error),
+    Store(#[from] StoreError),
 }
 
 impl ApiError {

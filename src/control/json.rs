@@ -1,12 +1,13 @@
-//! Request bodies and their quirks: `Body<T>` parses JSON with errors that name the field,
-//! and `lenient_bool` takes the strings "true"/"false" where a boolean is expected, as
-//! Logz.io's own Go client sends them.
+//! Parsing what a management call sends, shared by every resource: `Body<T>` parses JSON
+//! with errors that name the field, `lenient_bool` takes the strings "true"/"false" where
+//! a boolean is expected (as Logz.io's own Go client sends them), ids in paths, names, and
+//! Logz.io's pagination.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::ApiError;
 
@@ -93,6 +94,77 @@ pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::
         Some(Loose::Text(_)) => Err(serde::de::Error::custom(
             "expected a boolean or \"true\"/\"false\"",
         )),
+    }
+}
+
+/// Ids in paths: anything that is not one is simply not found.
+pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::NotFound(format!("no object has the id {raw:?}")))
+}
+
+/// Names are 1-256 characters without control characters.
+pub fn checked_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name must be 1-256 characters without control characters",
+        ));
+    }
+    Ok(name)
+}
+
+/// Logz.io's pagination: `pageNumber` from 1, `pageSize` up to 1,000 (default 25).
+#[derive(Deserialize, Serialize, Default, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+pub struct Pagination {
+    #[serde(default)]
+    pub page_number: Option<i64>,
+    #[serde(default)]
+    pub page_size: Option<i64>,
+}
+
+impl Pagination {
+    /// The page asked for, or 400 naming the bound it breaks.
+    pub fn resolve(self) -> Result<PageEcho, ApiError> {
+        let page_number = self.page_number.unwrap_or(1);
+        let page_size = self.page_size.unwrap_or(25);
+        if page_number < 1 {
+            return Err(ApiError::invalid("pagination.pageNumber must be >= 1"));
+        }
+        if !(1..=1000).contains(&page_size) {
+            return Err(ApiError::invalid(
+                "pagination.pageSize must be between 1 and 1000",
+            ));
+        }
+        Ok(PageEcho {
+            page_number,
+            page_size,
+        })
+    }
+}
+
+/// One page of a listing, in Logz.io's shape.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Page<T> {
+    pub total: i64,
+    pub results: Vec<T>,
+    pub pagination: PageEcho,
+}
+
+/// The page that was served.
+#[derive(Serialize, Clone, Copy, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct PageEcho {
+    pub page_number: i64,
+    pub page_size: i64,
+}
+
+impl PageEcho {
+    /// Rows to skip before this page.
+    pub fn offset(self) -> i64 {
+        (self.page_number - 1).saturating_mul(self.page_size)
     }
 }
 

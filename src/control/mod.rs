@@ -2,15 +2,22 @@
 //! keeps every gateway's token table current. It runs as `tollgate control-plane` or inside
 //! `tollgate serve` (`[control_plane] embedded = true`), on its own listener.
 //!
-//! One file per resource, each reading top to bottom: authenticate (`auth`), parse
-//! (`json`), check the product's rules (`rules`, pure), change the store in one transaction
-//! that also writes the audit event and, for shipping tokens, moves the feed version
-//! (`store`), then notify long-polling gateways. `ApiError` is the only way out.
+//! Layers, each importing only the ones below it:
+//! - one file per resource for the management API (`accounts`, `shipping_tokens`,
+//!   `api_tokens`, `shared_tokens`, `audit`) and the gateways' `feed`: authenticate the
+//!   caller (`auth`), parse the request (`json`), call a use case, answer in Logz.io's shape;
+//! - `usecases`: one function per thing that can be done to an account, shared by the API
+//!   and the coming web page — authorization, the product's rules (`rules`, pure), one
+//!   transaction with the audit event and the feed version, then waking long polls;
+//! - `store`: every SQL statement, typed rows, `StoreError`.
+//!
+//! "Now" comes from the `Clock` the control plane is given. `ApiError` is the only way out.
 
 pub mod accounts;
 pub mod api_tokens;
 pub mod audit;
 pub mod auth;
+pub mod clock;
 pub mod error;
 pub mod feed;
 pub mod json;
@@ -18,9 +25,9 @@ pub mod rules;
 pub mod shared_tokens;
 pub mod shipping_tokens;
 pub mod store;
+pub mod usecases;
 
 use std::sync::Arc;
-
 use std::time::Instant;
 
 use axum::Router;
@@ -35,7 +42,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::ControlPlaneConfig;
 use crate::telemetry::ControlTelemetry;
-use crate::tokens::Digest;
+use crate::tokens::wire::Digest;
+pub use clock::Clock;
 pub use error::ApiError;
 use store::Store;
 
@@ -47,9 +55,11 @@ pub enum ControlError {
     Io(#[from] std::io::Error),
 }
 
-/// What every handler shares: the store, the secrets' digests and the feed's notifier.
+/// What every handler shares: the store, the clock, the secrets' digests and the feed's
+/// notifier.
 pub struct ControlPlane {
     store: Store,
+    clock: Clock,
     /// Digests, not the secrets: comparing digests leaks nothing about the secret.
     admin_digest: Option<Digest>,
     feed_digest: Option<Digest>,
@@ -64,17 +74,23 @@ pub struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Opens and migrates the store.
+    /// Opens and migrates the store; time is the system clock's.
     pub async fn open(config: &ControlPlaneConfig) -> Result<Arc<ControlPlane>, ControlError> {
+        ControlPlane::open_with_clock(config, Clock::system()).await
+    }
+
+    /// Opens and migrates the store, reading "now" from `clock` (tests move it forward).
+    pub async fn open_with_clock(
+        config: &ControlPlaneConfig,
+        clock: Clock,
+    ) -> Result<Arc<ControlPlane>, ControlError> {
         let store = Store::open(&config.database_url).await?;
-        let version = feed::current_version(&store).await.map_err(|e| match e {
-            ApiError::Store(e) => store::StoreError::Open(e),
-            other => store::StoreError::Open(sqlx::Error::Protocol(other.to_string())),
-        })?;
+        let version = store::feed::current_version(&mut store.conn().await?).await?;
         let telemetry = ControlTelemetry::new();
         telemetry.feed_version.set(version);
         Ok(Arc::new(ControlPlane {
             store,
+            clock,
             admin_digest: config.admin_secret.as_deref().map(Digest::of),
             feed_digest: config.feed_secret.as_deref().map(Digest::of),
             feed_version: watch::Sender::new(version),
@@ -87,7 +103,7 @@ impl ControlPlane {
 
     /// The store's pool, for tools that load data in bulk (benchmarks, migrations).
     pub fn pool(&self) -> &sqlx::AnyPool {
-        &self.store.pool
+        self.store.pool()
     }
 
     /// Wakes long polls after a commit that moved the feed to `version`.

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 use http_body_util::Full;
 use prost::Message;
+use serde::Serialize;
 
-use super::logs::LineCounts;
-use super::otlp::OtlpEncoding;
+use super::request::OtlpEncoding;
 use crate::forward::SubmitError;
 use crate::model::Route;
 use crate::proto::Status;
@@ -54,6 +54,26 @@ pub enum IngestError {
     Shed { retry_after: Duration },
     #[error("some lines were rejected")]
     Lines(LineCounts),
+}
+
+/// Per-line outcome counts: the body of the 400 answer, with the Logz.io field names.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LineCounts {
+    pub malformed_lines: u64,
+    pub successful_lines: u64,
+    pub oversized_lines: u64,
+    pub empty_log_lines: u64,
+}
+
+impl LineCounts {
+    pub fn all_accepted(&self) -> bool {
+        self.malformed_lines == 0 && self.oversized_lines == 0 && self.empty_log_lines == 0
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("counts serialize")
+    }
 }
 
 /// How a route words its refusals (DESIGN §1): the Logz.io listener answers every token

@@ -20,11 +20,12 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Deserializer};
 
+use super::Ingest;
 use super::body::read_body;
-use super::error::{Body, IngestError};
-use super::{Ingest, bearer_token};
+use super::error::{Body, IngestError, LineCounts};
+use super::request::bearer_token;
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
 
@@ -60,7 +61,7 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
             payloads: lines.payloads,
         })
         .await?;
-    counts.record(cx);
+    record_rejections(&counts, cx);
     let metrics = cx.telemetry.kind(Kind::Logs);
     metrics.records.inc_by(counts.successful_lines);
     metrics.bytes.inc_by(accepted_bytes as u64);
@@ -111,31 +112,12 @@ impl<'q> Params<'q> {
     }
 }
 
-/// Per-line outcome counts: the body of the 400 answer, with the Logz.io field names.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LineCounts {
-    pub malformed_lines: u64,
-    pub successful_lines: u64,
-    pub oversized_lines: u64,
-    pub empty_log_lines: u64,
-}
-
-impl LineCounts {
-    pub fn all_accepted(&self) -> bool {
-        self.malformed_lines == 0 && self.oversized_lines == 0 && self.empty_log_lines == 0
-    }
-
-    pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec(self).expect("counts serialize")
-    }
-
-    fn record(&self, cx: &Ingest) {
-        let m = cx.telemetry.kind(Kind::Logs);
-        m.rejected(RejectReason::Malformed, self.malformed_lines);
-        m.rejected(RejectReason::Oversized, self.oversized_lines);
-        m.rejected(RejectReason::Empty, self.empty_log_lines);
-    }
+/// Counts the rejected lines by reason.
+fn record_rejections(counts: &LineCounts, cx: &Ingest) {
+    let m = cx.telemetry.kind(Kind::Logs);
+    m.rejected(RejectReason::Malformed, counts.malformed_lines);
+    m.rejected(RejectReason::Oversized, counts.oversized_lines);
+    m.rejected(RejectReason::Empty, counts.empty_log_lines);
 }
 
 /// The accepted lines of one body, as JSON objects, and the counts of all lines.

@@ -13,11 +13,12 @@ pub mod error;
 pub mod logs;
 pub mod otlp;
 pub mod remote_write;
+pub mod request;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http::{HeaderMap, Method, Request, Response, header};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -105,12 +106,4 @@ impl Ingest {
             (Route::RemoteWrite, _) => remote_write::handle(req, self).await,
         }
     }
-}
-
-/// `Authorization: Bearer T`: the only token carrier of OTLP and remote_write, and the
-/// alternative to `?token=` on the logs route.
-fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

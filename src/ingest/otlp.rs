@@ -23,16 +23,17 @@
 //!   histogram data point with bucket counts has one more of them than explicit bounds.
 
 use bytes::Bytes;
-use http::{HeaderMap, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use prost::Message;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::Ingest;
 use super::body::{off_the_runtime_if_large, read_body};
 use super::error::{Body, IngestError};
-use super::{Ingest, bearer_token};
+use super::request::{OtlpEncoding, bearer_token};
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
 use crate::proto::otlp::collector::logs::v1::{
@@ -95,7 +96,7 @@ async fn export<T: Export>(
                     account_id: info.account_id,
                     token_id: info.token_id.clone(),
                     log_type: None,
-                    content_type: encoding.stored_as(),
+                    content_type: stored_as(encoding),
                 },
                 payloads: vec![payload],
             })
@@ -110,39 +111,11 @@ async fn export<T: Export>(
     Ok(export_response::<T>(encoding, &verdict))
 }
 
-/// The two OTLP/HTTP encodings; the answer always uses the request's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OtlpEncoding {
-    Protobuf,
-    Json,
-}
-
-impl OtlpEncoding {
-    /// Reads `Content-Type` (parameters such as `charset` are ignored); `None` is a 415.
-    pub fn from_headers(headers: &HeaderMap) -> Option<OtlpEncoding> {
-        let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-        let media_type = value.split(';').next().unwrap_or("").trim();
-        if media_type.eq_ignore_ascii_case("application/x-protobuf") {
-            Some(OtlpEncoding::Protobuf)
-        } else if media_type.eq_ignore_ascii_case("application/json") {
-            Some(OtlpEncoding::Json)
-        } else {
-            None
-        }
-    }
-
-    pub fn content_type(self) -> &'static str {
-        match self {
-            OtlpEncoding::Protobuf => "application/x-protobuf",
-            OtlpEncoding::Json => "application/json",
-        }
-    }
-
-    fn stored_as(self) -> ContentType {
-        match self {
-            OtlpEncoding::Protobuf => ContentType::OtlpProtobuf,
-            OtlpEncoding::Json => ContentType::OtlpJson,
-        }
+/// Where the request's encoding travels with its records.
+fn stored_as(encoding: OtlpEncoding) -> ContentType {
+    match encoding {
+        OtlpEncoding::Protobuf => ContentType::OtlpProtobuf,
+        OtlpEncoding::Json => ContentType::OtlpJson,
     }
 }
 
@@ -575,23 +548,5 @@ mod tests {
         let v = req.retain_valid();
         assert_eq!((v.accepted, v.rejected), (4, 4));
         assert_eq!(req.resource_metrics[0].scope_metrics[0].metrics.len(), 2);
-    }
-
-    #[test]
-    fn content_type_parameters_are_ignored_and_others_refused() {
-        let mut h = HeaderMap::new();
-        assert_eq!(OtlpEncoding::from_headers(&h), None);
-        h.insert(
-            header::CONTENT_TYPE,
-            "application/json; charset=utf-8".parse().unwrap(),
-        );
-        assert_eq!(OtlpEncoding::from_headers(&h), Some(OtlpEncoding::Json));
-        h.insert(
-            header::CONTENT_TYPE,
-            "Application/X-Protobuf".parse().unwrap(),
-        );
-        assert_eq!(OtlpEncoding::from_headers(&h), Some(OtlpEncoding::Protobuf));
-        h.insert(header::CONTENT_TYPE, "text/plain".parse().unwrap());
-        assert_eq!(OtlpEncoding::from_headers(&h), None);
     }
 }

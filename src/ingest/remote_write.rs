@@ -20,9 +20,10 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use prost::Message;
 
+use super::Ingest;
 use super::body::{off_the_runtime_if_large, read_raw_body};
 use super::error::{Body, IngestError};
-use super::{Ingest, bearer_token};
+use super::request::bearer_token;
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::Kind;
 use crate::proto::prometheus::{Label, TimeSeries, WriteRequest};

@@ -1,6 +1,7 @@
 //! The admin listener: `/metrics` (Prometheus text), `/healthz` (the process answers),
-//! `/readyz` (a token table is loaded and the gateway is not draining). Separate from the
-//! public listener so scrapes and probes never queue behind ingest traffic.
+//! `/readyz` (a token table is loaded, the spool is writable, and the gateway is not
+//! draining). Separate from the public listener so scrapes and probes never queue behind
+//! ingest traffic.
 
 use std::sync::Arc;
 

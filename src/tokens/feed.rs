@@ -1,5 +1,5 @@
 //! The `control_plane` token source: the client side of the feed protocol
-//! (/work/notes/feed-protocol.md, DESIGN §2 and §4 "Feed for gateways").
+//! (docs/tokens.md "The feed protocol", DESIGN §2 and §4 "Feed for gateways").
 //!
 //! Boot serves the persisted snapshot at once when there is one (fail-static), then the
 //! follower fetches `/v1/feed/snapshot` and long-polls `/v1/feed/changes?since=V`. Each
@@ -32,7 +32,8 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::snapshot::{AccountNames, Snapshot, SnapshotEntry, SnapshotError};
+use super::snapshot::{AccountNames, SnapshotError};
+use super::wire::{Changes, Snapshot, SnapshotEntry};
 use super::{Delta, Digest, TokenTable, Tokens, persist};
 use crate::config::TokensConfig;
 use crate::telemetry::Telemetry;
@@ -70,15 +71,6 @@ pub struct FeedClient {
     base: String,
     authorization: HeaderValue,
     timeout: Duration,
-}
-
-/// `GET /v1/feed/changes` answer.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Changes {
-    version: u64,
-    upserts: Vec<SnapshotEntry>,
-    deletes: Vec<String>,
 }
 
 /// `{"errorCode": ...}` of a refusal: the only part of an error body that is logged.

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use super::snapshot::Snapshot;
+use super::wire::Snapshot;
 use super::{TokenTable, Tokens, persist};
 use crate::telemetry::Telemetry;
 

@@ -24,7 +24,8 @@ use moka::future::Cache;
 use tokio::time::Instant;
 
 use super::feed::{FeedClient, FeedError};
-use super::snapshot::{AccountNames, SnapshotEntry};
+use super::snapshot::AccountNames;
+use super::wire::SnapshotEntry;
 use super::{Digest, TokenInfo};
 use crate::config::TokensConfig;
 use crate::telemetry::MissMetrics;

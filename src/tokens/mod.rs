@@ -12,6 +12,7 @@ pub mod miss;
 pub mod persist;
 pub mod snapshot;
 pub mod usage;
+pub mod wire;
 
 use std::borrow::Borrow;
 use std::collections::HashSet;

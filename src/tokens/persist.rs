@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::TokenTable;
-use super::snapshot::{Snapshot, SnapshotError};
+use super::snapshot::SnapshotError;
+use super::wire::Snapshot;
 
 const FILE_NAME: &str = "tokens.snapshot.json";
 

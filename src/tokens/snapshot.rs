@@ -6,39 +6,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
-use super::digest::{self, Digest};
+use super::digest;
+use super::wire::{Digest, Snapshot, SnapshotEntry};
 use super::{TokenInfo, TokenTable};
-use crate::model::{AccountId, Kind, TokenId};
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Snapshot {
-    pub version: u64,
-    pub tokens: Vec<SnapshotEntry>,
-}
-
-/// One token: exactly one of `token` (plain text, local files only) or `digest`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotEntry {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    pub token_id: String,
-    pub account_id: u64,
-    #[serde(default)]
-    pub account_name: String,
-    pub kind: Kind,
-    #[serde(default = "enabled_by_default")]
-    pub enabled: bool,
-}
-
-fn enabled_by_default() -> bool {
-    true
-}
+use crate::model::{AccountId, TokenId};
 
 /// Accounts share one name allocation however many tokens they have.
 #[derive(Default)]
@@ -149,6 +120,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Kind;
 
     #[test]
     fn plain_and_digest_entries_build_one_table() {

@@ -14,11 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::TokenInfo;
 use super::feed::FeedClient;
+use super::wire::{AccountVolume, TokenUse, UsageReport};
 use crate::model::{AccountId, Kind, TokenId};
 use crate::telemetry::UsageMetrics;
 
@@ -34,34 +34,6 @@ pub struct Usage {
     /// Token id → last use, epoch seconds.
     tokens: DashMap<TokenId, AtomicU64>,
     accounts: DashMap<(AccountId, Kind), Volume>,
-}
-
-/// The body of `POST /v1/feed/usage`.
-#[derive(Debug, Default, Serialize, PartialEq, Eq)]
-pub struct UsageReport {
-    pub tokens: Vec<TokenUse>,
-    pub accounts: Vec<AccountVolume>,
-}
-
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct TokenUse {
-    pub token_id: TokenId,
-    /// Epoch seconds.
-    pub last_used: u64,
-}
-
-#[derive(Debug, Serialize, PartialEq, Eq)]
-pub struct AccountVolume {
-    pub account_id: AccountId,
-    pub kind: Kind,
-    pub bytes: u64,
-    pub records: u64,
-}
-
-impl UsageReport {
-    pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty() && self.accounts.is_empty()
-    }
 }
 
 impl Usage {

@@ -23,7 +23,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tollgate::config::ControlPlaneConfig;
-use tollgate::control::ControlError;
+use tollgate::control::{Clock, ControlError};
 
 use super::Reply;
 
@@ -133,6 +133,8 @@ pub struct ControlPlane {
     shutdown: CancellationToken,
     task: Option<JoinHandle<Result<(), ControlError>>>,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The control plane's clock: tests of trials and expiry move it instead of sleeping.
+    clock: Clock,
     _dir: tempfile::TempDir,
     _database: Option<PgDatabase>,
 }
@@ -192,13 +194,22 @@ impl ControlPlane {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
-        let task = tokio::spawn(tollgate::control::serve(config, listener, shutdown.clone()));
+        let clock = Clock::system();
+        let opened = tollgate::control::ControlPlane::open_with_clock(&config, clock.clone())
+            .await
+            .unwrap_or_else(|e| panic!("control plane failed to open its store: {e}"));
+        let task = tokio::spawn(tollgate::control::serve_with(
+            opened,
+            listener,
+            shutdown.clone(),
+        ));
         let mut cp = ControlPlane {
             addr,
             backend,
             shutdown,
             task: Some(task),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            clock,
             _dir: dir,
             _database: database,
         };
@@ -222,6 +233,16 @@ impl ControlPlane {
                 "control plane did not answer /healthz within 30 s"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Moves the control plane's clock just past `deadline_ms` (epoch milliseconds): what
+    /// happens once a trial ends or a token expires, without waiting for it.
+    pub fn advance_clock_past(&self, deadline_ms: i64) {
+        let left = deadline_ms + 50 - self.clock.now_ms();
+        if left > 0 {
+            self.clock
+                .advance(Duration::from_millis(left.unsigned_abs()));
         }
     }
 

@@ -1,0 +1,56 @@
+//! "Now", as the control plane sees it. Every rule about time (a trial's end, a shared
+//! token's expiry, created/updated times) reads this one clock, which the control plane is
+//! given when it opens: the system clock in production, one that tests move forward at
+//! will, so a test of what happens after a trial ends does not sleep until it does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The system clock plus an offset that only `advance` moves (always 0 in production).
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// Epoch milliseconds.
+    pub fn now_ms(&self) -> i64 {
+        let since = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("the clock is after 1970");
+        let wall = i64::try_from(since.as_millis()).expect("epoch milliseconds fit in i64");
+        wall.saturating_add(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Epoch seconds.
+    pub fn now_secs(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+
+    /// Moves this clock (and every copy of it) forward: for tests of expiry and trials.
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_add(ms, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advancing_moves_every_copy() {
+        let clock = Clock::system();
+        let copy = clock.clone();
+        let before = copy.now_ms();
+        clock.advance(Duration::from_secs(3600));
+        let after = copy.now_ms();
+        assert!(after - before >= 3_600_000, "{before} -> {after}");
+        assert!(after - before < 3_700_000, "{before} -> {after}");
+    }
+}

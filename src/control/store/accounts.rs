@@ -1,0 +1,282 @@
+//! The `accounts` table: main accounts, their sub-accounts and tied accounts, with the
+//! plan each one follows (its main account's, for tied accounts) resolved in the query.
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Db, StoreError, Tx, corrupt, flag};
+use crate::control::rules::{self, AccountType, Plan};
+
+/// An account with the plan that governs it (its main account's, for tied accounts).
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub account_type: AccountType,
+    pub owner_id: Option<i64>,
+    pub plan: Plan,
+    pub trial_ends_at: Option<i64>,
+    pub searchable: bool,
+    pub accessible: bool,
+}
+
+impl Account {
+    /// A log management account that no other account owns.
+    pub fn is_main(&self) -> bool {
+        self.owner_id.is_none()
+    }
+
+    /// A main log management account: the one that owns sub-accounts and tied accounts.
+    pub fn is_main_logs(&self) -> bool {
+        self.is_main() && self.account_type == AccountType::Logs
+    }
+
+    /// A log management account owned by a main account.
+    pub fn is_sub_account(&self) -> bool {
+        self.owner_id.is_some() && self.account_type == AccountType::Logs
+    }
+
+    /// The plan in force at `now_secs` (a running trial has what pro has).
+    pub fn plan_at(&self, now_secs: i64) -> Plan {
+        rules::effective_plan(self.plan, self.trial_ends_at, now_secs)
+    }
+}
+
+const SELECT_ACCOUNT: &str = "SELECT a.id, a.name, a.type, a.owner_id, a.searchable, \
+     a.accessible, COALESCE(o.plan, a.plan) AS plan, \
+     CASE WHEN a.owner_id IS NULL THEN a.trial_ends_at ELSE o.trial_ends_at END AS trial_ends_at \
+     FROM accounts a LEFT JOIN accounts o ON o.id = a.owner_id WHERE a.id = $1";
+
+fn account(r: &AnyRow) -> Result<Account, StoreError> {
+    let kind: String = r.try_get("type")?;
+    let plan: String = r.try_get("plan")?;
+    Ok(Account {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        account_type: AccountType::parse(&kind).ok_or_else(|| corrupt("accounts.type", &kind))?,
+        owner_id: r.try_get("owner_id")?,
+        plan: Plan::parse(&plan).ok_or_else(|| corrupt("accounts.plan", &plan))?,
+        trial_ends_at: r.try_get("trial_ends_at")?,
+        searchable: flag(r, "searchable")?,
+        accessible: flag(r, "accessible")?,
+    })
+}
+
+pub async fn get(db: &mut impl Db, id: i64) -> Result<Option<Account>, StoreError> {
+    let row = sqlx::query(SELECT_ACCOUNT)
+        .bind(id)
+        .fetch_optional(db.connection())
+        .await?;
+    row.map(|r| account(&r)).transpose()
+}
+
+/// Starts a change to account `id`: takes its lock (see the module doc of `store`) and
+/// returns it as it is inside the transaction; `None` when there is no such account.
+pub async fn lock(tx: &mut Tx, id: i64) -> Result<Option<Account>, StoreError> {
+    sqlx::query("UPDATE accounts SET revision = revision + 1 WHERE id = $1")
+        .bind(id)
+        .execute(tx.connection())
+        .await?;
+    get(tx, id).await
+}
+
+/// The Logz.io sub-account fields. `searchable` and `accessible` are enforced; the rest
+/// is stored and served back so Logz.io clients round-trip.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubAccountSettings {
+    pub email: Option<String>,
+    pub retention_days: Option<i64>,
+    pub max_daily_gb: Option<f64>,
+    pub searchable: bool,
+    pub accessible: bool,
+    pub extra: ExtraSettings,
+}
+
+impl Default for SubAccountSettings {
+    fn default() -> Self {
+        SubAccountSettings {
+            email: None,
+            retention_days: None,
+            max_daily_gb: None,
+            searchable: false,
+            accessible: true,
+            extra: ExtraSettings::default(),
+        }
+    }
+}
+
+/// What lives in the `settings` JSON column (the rest has columns of its own).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ExtraSettings {
+    pub sharing_objects_accounts: Vec<i64>,
+    pub doc_size_setting: bool,
+    pub utilization_settings: UtilizationSettings,
+    pub is_flexible: bool,
+    #[serde(rename = "reservedDailyGB")]
+    pub reserved_daily_gb: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UtilizationSettings {
+    #[serde(default)]
+    pub frequency_minutes: Option<i64>,
+    #[serde(default)]
+    pub utilization_enabled: Option<bool>,
+}
+
+impl ExtraSettings {
+    fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("settings serialise")
+    }
+}
+
+/// An account to insert; tied accounts carry their owner's plan for the record only.
+pub struct NewAccount<'a> {
+    pub name: &'a str,
+    pub account_type: AccountType,
+    pub owner_id: Option<i64>,
+    pub plan: Plan,
+    pub trial_ends_at: Option<i64>,
+    pub settings: &'a SubAccountSettings,
+    pub created_at: i64,
+}
+
+/// Inserts the account; returns its id.
+///
+/// `max_daily_gb` is bound as a number with a flag for NULL (here and in the update):
+/// sqlx 0.8's Any driver sends a NULL `f64` to PostgreSQL as `float4`, the statement is
+/// prepared once per connection with that type, and the next non-NULL `f64` on that
+/// connection then fails ("incorrect binary data format in bind parameter").
+pub async fn insert(tx: &mut Tx, new: &NewAccount<'_>) -> Result<i64, StoreError> {
+    let s = new.settings;
+    let row = sqlx::query(
+        "INSERT INTO accounts (name, type, plan, trial_ends_at, owner_id, email, retention_days, \
+         max_daily_gb, searchable, accessible, settings, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $13 = 1 THEN $8 END, $9, $10, $11, $12) \
+         RETURNING id",
+    )
+    .bind(new.name)
+    .bind(new.account_type.as_str())
+    .bind(new.plan.as_str())
+    .bind(new.trial_ends_at)
+    .bind(new.owner_id)
+    .bind(s.email.clone())
+    .bind(s.retention_days)
+    .bind(s.max_daily_gb.unwrap_or(0.0))
+    .bind(i64::from(s.searchable))
+    .bind(i64::from(s.accessible))
+    .bind(s.extra.to_json())
+    .bind(new.created_at)
+    .bind(i64::from(s.max_daily_gb.is_some()))
+    .fetch_one(tx.connection())
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+/// A sub-account as Logz.io's API shows it.
+#[derive(Debug, Clone)]
+pub struct SubAccount {
+    pub id: i64,
+    pub name: String,
+    /// Its first enabled log shipping token.
+    pub account_token: Option<String>,
+    pub settings: SubAccountSettings,
+}
+
+const SELECT_SUB_ACCOUNTS: &str = "SELECT a.id, a.name, a.email, a.retention_days, \
+     a.max_daily_gb, a.searchable, a.accessible, a.settings, (SELECT t.token FROM \
+     shipping_tokens t WHERE t.account_id = a.id AND t.enabled = 1 ORDER BY t.id LIMIT 1) \
+     AS account_token FROM accounts a WHERE a.owner_id = $1 AND a.type = 'logs' ORDER BY a.id";
+
+const SELECT_SUB_ACCOUNT: &str = "SELECT a.id, a.name, a.email, a.retention_days, \
+     a.max_daily_gb, a.searchable, a.accessible, a.settings, (SELECT t.token FROM \
+     shipping_tokens t WHERE t.account_id = a.id AND t.enabled = 1 ORDER BY t.id LIMIT 1) \
+     AS account_token FROM accounts a WHERE a.owner_id = $1 AND a.type = 'logs' AND a.id = $2";
+
+fn sub_account(r: &AnyRow) -> Result<SubAccount, StoreError> {
+    let json: String = r.try_get("settings")?;
+    let extra: ExtraSettings =
+        serde_json::from_str(&json).map_err(|_| corrupt("accounts.settings", &json))?;
+    Ok(SubAccount {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        account_token: r.try_get("account_token")?,
+        settings: SubAccountSettings {
+            email: r.try_get("email")?,
+            retention_days: r.try_get("retention_days")?,
+            max_daily_gb: r.try_get("max_daily_gb")?,
+            searchable: flag(r, "searchable")?,
+            accessible: flag(r, "accessible")?,
+            extra,
+        },
+    })
+}
+
+pub async fn sub_accounts(db: &mut impl Db, main_id: i64) -> Result<Vec<SubAccount>, StoreError> {
+    let rows = sqlx::query(SELECT_SUB_ACCOUNTS)
+        .bind(main_id)
+        .fetch_all(db.connection())
+        .await?;
+    rows.iter().map(sub_account).collect()
+}
+
+pub async fn sub_account_of(
+    db: &mut impl Db,
+    main_id: i64,
+    id: i64,
+) -> Result<Option<SubAccount>, StoreError> {
+    let row = sqlx::query(SELECT_SUB_ACCOUNT)
+        .bind(main_id)
+        .bind(id)
+        .fetch_optional(db.connection())
+        .await?;
+    row.map(|r| sub_account(&r)).transpose()
+}
+
+pub async fn update_sub_account(
+    tx: &mut Tx,
+    id: i64,
+    name: &str,
+    s: &SubAccountSettings,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE accounts SET name = $1, email = $2, retention_days = $3, \
+         max_daily_gb = CASE WHEN $9 = 1 THEN $4 END, searchable = $5, accessible = $6, \
+         settings = $7 WHERE id = $8",
+    )
+    .bind(name)
+    .bind(s.email.clone())
+    .bind(s.retention_days)
+    .bind(s.max_daily_gb.unwrap_or(0.0))
+    .bind(i64::from(s.searchable))
+    .bind(i64::from(s.accessible))
+    .bind(s.extra.to_json())
+    .bind(id)
+    .bind(i64::from(s.max_daily_gb.is_some()))
+    .execute(tx.connection())
+    .await?;
+    Ok(())
+}
+
+/// Deletes an account and everything it holds but its shipping tokens, which go first
+/// through `shipping_tokens::remove_all_of` so gateways get their tombstones.
+pub async fn delete_with_contents(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
+    for statement in [
+        "DELETE FROM shared_token_filters WHERE shared_token_id IN \
+         (SELECT id FROM shared_tokens WHERE account_id = $1)",
+        "DELETE FROM shared_tokens WHERE account_id = $1",
+        "DELETE FROM token_filters WHERE account_id = $1",
+        "DELETE FROM api_tokens WHERE account_id = $1",
+        "DELETE FROM account_usage WHERE account_id = $1",
+        "DELETE FROM accounts WHERE id = $1",
+    ] {
+        sqlx::query(statement)
+            .bind(id)
+            .execute(tx.connection())
+            .await?;
+    }
+    Ok(())
+}

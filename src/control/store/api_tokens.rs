@@ -1,0 +1,74 @@
+//! The `api_tokens` table. Only digests are stored: an API token's secret is shown once,
+//! in the answer that creates it.
+
+use sqlx::Row;
+
+use super::{Actor, Db, StoreError, Tx};
+
+#[derive(Debug, Clone)]
+pub struct ApiToken {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+pub async fn insert(
+    tx: &mut Tx,
+    account_id: i64,
+    name: &str,
+    digest_hex: &str,
+    actor: Actor,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO api_tokens (account_id, name, digest, created_at, created_by) \
+         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    )
+    .bind(account_id)
+    .bind(name)
+    .bind(digest_hex)
+    .bind(now)
+    .bind(actor.label())
+    .fetch_one(tx.connection())
+    .await?;
+    Ok(row.try_get("id")?)
+}
+
+pub async fn list(db: &mut impl Db, account_id: i64) -> Result<Vec<ApiToken>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, name, created_at FROM api_tokens WHERE account_id = $1 ORDER BY id",
+    )
+    .bind(account_id)
+    .fetch_all(db.connection())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ApiToken {
+                id: r.try_get("id")?,
+                name: r.try_get("name")?,
+                created_at: r.try_get("created_at")?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes the account's token `id`; `false` when it has none with that id.
+pub async fn delete(tx: &mut Tx, account_id: i64, id: i64) -> Result<bool, StoreError> {
+    let deleted = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND account_id = $2")
+        .bind(id)
+        .bind(account_id)
+        .execute(tx.connection())
+        .await?
+        .rows_affected();
+    Ok(deleted > 0)
+}
+
+/// The token with this digest: `(token id, its account's id)`.
+pub async fn find(db: &mut impl Db, digest_hex: &str) -> Result<Option<(i64, i64)>, StoreError> {
+    let row = sqlx::query("SELECT id, account_id FROM api_tokens WHERE digest = $1")
+        .bind(digest_hex)
+        .fetch_optional(db.connection())
+        .await?;
+    row.map(|r| Ok((r.try_get("id")?, r.try_get("account_id")?)))
+        .transpose()
+}

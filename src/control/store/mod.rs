@@ -1,0 +1,205 @@
+//! The control plane's store, and every SQL statement of the control plane: one file per
+//! resource under this folder, each returning typed rows and `StoreError`, nothing else.
+//!
+//! One sqlx `Any` pool over SQLite (the embedded default) or PostgreSQL, chosen by the
+//! URL, with the schema migrated at open. Both dialects take the same statements (`$N`
+//! placeholders, integers for booleans and times), so there is one code path to test
+//! twice. Statements are constants: none is assembled at run time.
+//!
+//! Every change runs in a transaction that first bumps its account's `revision`
+//! (`accounts::lock`): that write takes the row lock (PostgreSQL) or the write lock
+//! (SQLite) before any rule is checked, so two concurrent changes to one account cannot
+//! both pass a limit.
+
+pub mod accounts;
+pub mod api_tokens;
+pub mod audit;
+pub mod feed;
+pub mod shared_tokens;
+pub mod shipping_tokens;
+
+use std::path::Path;
+
+use sqlx::AnyConnection;
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Row, Transaction};
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/control/migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("src/control/migrations/postgres");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("control_plane.database_url must start with sqlite:// or postgres://")]
+    UnknownScheme,
+    #[error("cannot create the database directory {path}: {source}")]
+    Directory {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot open the database: {0}")]
+    Open(sqlx::Error),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A statement failed (connection lost, lock timeout, constraint): the caller may retry.
+    #[error("a store statement failed: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A row holds a value no code path writes: the database was edited by hand or is
+    /// from a newer version. Treated like a failed statement (503), never as bad input.
+    #[error("unexpected {column} value {value:?} in the store")]
+    Corrupt { column: &'static str, value: String },
+}
+
+/// A row that cannot be read: one policy for every table.
+fn corrupt(column: &'static str, value: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        column,
+        value: value.to_string(),
+    }
+}
+
+/// Booleans are stored as 0/1 in both dialects.
+fn flag(row: &AnyRow, column: &'static str) -> Result<bool, StoreError> {
+    match row.try_get::<i64, _>(column)? {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(corrupt(column, other)),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+}
+
+/// A transaction: every change of a use case, committed or dropped (rolled back) whole.
+pub struct Tx(Transaction<'static, Any>);
+
+/// A pooled connection, for reads outside a transaction.
+pub struct Conn(PoolConnection<Any>);
+
+/// Where a read may run: inside a change's transaction or on a connection of its own.
+pub trait Db: Send {
+    fn connection(&mut self) -> &mut AnyConnection;
+}
+
+impl Db for Tx {
+    fn connection(&mut self) -> &mut AnyConnection {
+        &mut self.0
+    }
+}
+
+impl Db for Conn {
+    fn connection(&mut self) -> &mut AnyConnection {
+        &mut self.0
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.0.commit().await?)
+    }
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        if !sqlite && !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+            return Err(StoreError::UnknownScheme);
+        }
+        let url = if sqlite {
+            sqlite_url(url)?
+        } else {
+            url.to_string()
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 16 })
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if sqlite {
+                        // WAL lets the feed's readers run beside a writer; the busy timeout
+                        // queues writers instead of failing them.
+                        sqlx::query("PRAGMA journal_mode = WAL")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(StoreError::Open)?;
+        let migrator = if sqlite {
+            &SQLITE_MIGRATIONS
+        } else {
+            &POSTGRES_MIGRATIONS
+        };
+        migrator.run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(Tx(self.pool.begin().await?))
+    }
+
+    pub async fn conn(&self) -> Result<Conn, StoreError> {
+        Ok(Conn(self.pool.acquire().await?))
+    }
+
+    /// The pool, for tools that load data in bulk (benchmarks, migrations).
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// `sqlite://path` with the file (and its directory) created when missing.
+fn sqlite_url(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let path = rest.split('?').next().unwrap_or_default();
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    if rest.contains("mode=") {
+        Ok(url.to_string())
+    } else if rest.contains('?') {
+        Ok(format!("{url}&mode=rwc"))
+    } else {
+        Ok(format!("{url}?mode=rwc"))
+    }
+}
+
+/// Who made a change: the audit trail's "who", and `createdBy`/`updatedBy` on tokens.
+/// Account users join as a third kind of actor when they exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The operator, with the admin secret.
+    Operator,
+    ApiToken(i64),
+}
+
+impl Actor {
+    /// How the store writes it (`"admin"` for the operator, as it always has).
+    pub fn label(self) -> String {
+        match self {
+            Actor::Operator => "admin".to_string(),
+            Actor::ApiToken(id) => format!("api-token:{id}"),
+        }
+    }
+}

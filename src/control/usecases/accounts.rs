@@ -1,0 +1,388 @@
+//! Accounts (DESIGN §4): the operator creates main accounts and their tied metrics,
+//! tracing and security accounts; a main account manages its sub-accounts (Logz.io's
+//! time-based accounts). Every new account starts with one enabled shipping token of its
+//! kind, and with a first API token where its type and plan allow one.
+
+use super::{Change, api_tokens, audit, shipping_tokens};
+use crate::control::ControlPlane;
+use crate::control::auth::Caller;
+use crate::control::error::ApiError;
+use crate::control::json::checked_name;
+use crate::control::rules::{self, AccountType, Plan};
+use crate::control::store::accounts::{
+    self as store, Account, NewAccount, SubAccount, SubAccountSettings, UtilizationSettings,
+};
+use crate::control::store::{Actor, Db, Tx, feed, shipping_tokens as token_store};
+
+/// A main account or a tied one, as the operator asks for it.
+pub struct AccountRequest<'a> {
+    pub name: &'a str,
+    pub plan: Option<Plan>,
+    pub account_type: Option<AccountType>,
+    pub owner_account_id: Option<i64>,
+    /// Epoch seconds; main accounts only.
+    pub trial_ends_at: Option<i64>,
+}
+
+/// A new account's id and the secrets it starts with.
+pub struct CreatedAccount {
+    pub account_id: i64,
+    pub account_token: String,
+    pub api_token: Option<String>,
+}
+
+/// The operator creates a main account, or one tied to a main account.
+pub async fn create_account(
+    cp: &ControlPlane,
+    actor: Actor,
+    req: AccountRequest<'_>,
+) -> Result<CreatedAccount, ApiError> {
+    let name = checked_name(req.name)?;
+    let account_type = req.account_type.unwrap_or(AccountType::Logs);
+    let mut tx = cp.store.begin().await?;
+    let owner = match req.owner_account_id {
+        None if account_type != AccountType::Logs => {
+            return Err(ApiError::Invalid {
+                code: "accounts/OWNER_REQUIRED",
+                message: format!(
+                    "a {} account is tied to a main account: ownerAccountId is required",
+                    account_type.as_str()
+                ),
+            });
+        }
+        None => None,
+        Some(owner_id) => Some(main_account(&mut tx, owner_id).await?),
+    };
+    if owner.is_some() && (req.plan.is_some() || req.trial_ends_at.is_some()) {
+        return Err(ApiError::invalid(
+            "plan and trialEndsAt belong to the main account; a tied account follows them",
+        ));
+    }
+    let now = cp.clock.now_secs();
+    let plan = req.plan.unwrap_or(Plan::Community);
+    let new = NewAccount {
+        name,
+        account_type,
+        owner_id: owner.as_ref().map(|o| o.id),
+        plan,
+        trial_ends_at: req.trial_ends_at,
+        settings: &SubAccountSettings::default(),
+        created_at: now,
+    };
+    let (account_id, first) = insert(cp, &mut tx, &new, actor).await?;
+    let plan_now = match &owner {
+        Some(o) => o.plan_at(now),
+        None => rules::effective_plan(plan, req.trial_ends_at, now),
+    };
+    let api_token = if rules::check_may_create_api_token(account_type, plan_now).is_ok() {
+        Some(
+            api_tokens::insert(cp, &mut tx, account_id, "default", actor)
+                .await?
+                .token,
+        )
+    } else {
+        None
+    };
+    tx.commit().await?;
+    cp.published(first.version);
+    Ok(CreatedAccount {
+        account_id,
+        account_token: first.token,
+        api_token,
+    })
+}
+
+/// An existing main account (a log management account no one owns), for tying another to it.
+async fn main_account(tx: &mut Tx, id: i64) -> Result<Account, ApiError> {
+    let account = store::get(tx, id).await?.ok_or_else(|| ApiError::Invalid {
+        code: "accounts/OWNER_NOT_MAIN",
+        message: format!("ownerAccountId {id} is not an account"),
+    })?;
+    if !account.is_main_logs() {
+        return Err(ApiError::Invalid {
+            code: "accounts/OWNER_NOT_MAIN",
+            message: format!("account {id} is not a main log management account"),
+        });
+    }
+    Ok(account)
+}
+
+/// Inserts the account, its first shipping token and the audit event.
+async fn insert(
+    cp: &ControlPlane,
+    tx: &mut Tx,
+    new: &NewAccount<'_>,
+    actor: Actor,
+) -> Result<(i64, shipping_tokens::Created), ApiError> {
+    let id = store::insert(tx, new).await?;
+    let kind = new.account_type.shipping_kind();
+    let first = shipping_tokens::insert(cp, tx, id, kind, "default", true, actor).await?;
+    audit(
+        cp,
+        tx,
+        id,
+        actor,
+        "account.create",
+        &format!("account:{id}"),
+    )
+    .await?;
+    Ok((id, first))
+}
+
+// === sub-accounts (Logz.io time-based accounts) ===
+
+/// The sub-account fields a create or update gives; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct SubAccountFields {
+    pub email: Option<String>,
+    pub retention_days: Option<i64>,
+    pub max_daily_gb: Option<f64>,
+    pub searchable: Option<bool>,
+    pub accessible: Option<bool>,
+    pub sharing_objects_accounts: Option<Vec<i64>>,
+    pub doc_size_setting: Option<bool>,
+    pub utilization_settings: Option<UtilizationSettings>,
+    pub is_flexible: Option<bool>,
+    pub reserved_daily_gb: Option<f64>,
+}
+
+impl SubAccountFields {
+    /// Applies the given fields over `s`, checking each.
+    fn apply(self, s: &mut SubAccountSettings) -> Result<(), ApiError> {
+        // Logz.io's Go client sends 0 for numbers it was not given: 0 means "unchanged".
+        if let Some(days) = self.retention_days.filter(|d| *d != 0) {
+            if !(1..=3650).contains(&days) {
+                return Err(ApiError::invalid(
+                    "retentionDays must be between 1 and 3650",
+                ));
+            }
+            s.retention_days = Some(days);
+        }
+        for (field, value) in [
+            ("maxDailyGB", self.max_daily_gb),
+            ("reservedDailyGB", self.reserved_daily_gb),
+        ] {
+            if let Some(v) = value
+                && !(v.is_finite() && v >= 0.0)
+            {
+                return Err(ApiError::invalid(format!("{field} must be a number >= 0")));
+            }
+        }
+        if let Some(email) = self.email {
+            if email.len() > 256 || email.chars().any(char::is_control) {
+                return Err(ApiError::invalid("email must be at most 256 characters"));
+            }
+            s.email = Some(email);
+        }
+        let given = |v: Option<f64>| v.filter(|v| *v != 0.0);
+        s.max_daily_gb = given(self.max_daily_gb).or(s.max_daily_gb);
+        let extra = &mut s.extra;
+        extra.reserved_daily_gb = given(self.reserved_daily_gb).or(extra.reserved_daily_gb);
+        s.searchable = self.searchable.unwrap_or(s.searchable);
+        s.accessible = self.accessible.unwrap_or(s.accessible);
+        extra.doc_size_setting = self.doc_size_setting.unwrap_or(extra.doc_size_setting);
+        extra.is_flexible = self.is_flexible.unwrap_or(extra.is_flexible);
+        if let Some(u) = self.utilization_settings {
+            extra.utilization_settings = u;
+        }
+        if let Some(ids) = self.sharing_objects_accounts {
+            extra.sharing_objects_accounts = ids;
+        }
+        Ok(())
+    }
+}
+
+/// Sub-account calls act on a main account, with its API token or the operator's secret.
+fn check_main_caller(caller: &Caller) -> Result<(), ApiError> {
+    caller.require_main_account()?;
+    if !caller.account.is_main_logs() {
+        return Err(ApiError::rule(
+            "accounts/NOT_MAIN_ACCOUNT",
+            format!(
+                "account {} is not a main log management account",
+                caller.account.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A new sub-account's id and its first shipping token.
+pub struct CreatedSubAccount {
+    pub account_id: i64,
+    pub account_token: String,
+}
+
+pub async fn create_sub_account(
+    cp: &ControlPlane,
+    caller: &Caller,
+    name: Option<&str>,
+    fields: SubAccountFields,
+) -> Result<CreatedSubAccount, ApiError> {
+    check_main_caller(caller)?;
+    let name = checked_name(name.ok_or_else(|| ApiError::invalid("accountName is required"))?)?;
+    let mut settings = SubAccountSettings::default();
+    fields.apply(&mut settings)?;
+    let mut change = Change::begin(cp, caller).await?;
+    check_sharing_accounts(
+        &mut change.tx,
+        change.account.id,
+        None,
+        &settings.extra.sharing_objects_accounts,
+    )
+    .await?;
+    let new = NewAccount {
+        name,
+        account_type: AccountType::Logs,
+        owner_id: Some(change.account.id),
+        plan: change.account.plan,
+        trial_ends_at: None,
+        settings: &settings,
+        created_at: cp.clock.now_secs(),
+    };
+    let (account_id, first) = insert(cp, &mut change.tx, &new, caller.actor).await?;
+    let target = format!("account:{account_id}");
+    change.record("sub-account.create", &target).await?;
+    change.commit().await?;
+    cp.published(first.version);
+    Ok(CreatedSubAccount {
+        account_id,
+        account_token: first.token,
+    })
+}
+
+/// `sharingObjectsAccounts` may name the main account and its other sub-accounts only.
+async fn check_sharing_accounts(
+    tx: &mut Tx,
+    main_id: i64,
+    this: Option<i64>,
+    ids: &[i64],
+) -> Result<(), ApiError> {
+    for &id in ids {
+        let ok = id == main_id
+            || (Some(id) != this
+                && store::get(tx, id)
+                    .await?
+                    .is_some_and(|a| a.owner_id == Some(main_id) && a.is_sub_account()));
+        if !ok {
+            return Err(ApiError::invalid(format!(
+                "sharingObjectsAccounts: account {id} is not this main account or one of its other sub-accounts"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// A sub-account with the names of the accounts it shares objects with.
+pub struct SubAccountView {
+    pub sub: SubAccount,
+    /// `(account id, name)` of each account in `sharingObjectsAccounts` that still exists.
+    pub sharing: Vec<(i64, String)>,
+}
+
+async fn view(db: &mut impl Db, sub: SubAccount) -> Result<SubAccountView, ApiError> {
+    let ids = &sub.settings.extra.sharing_objects_accounts;
+    let mut sharing = Vec::with_capacity(ids.len());
+    for &id in ids {
+        if let Some(a) = store::get(db, id).await? {
+            sharing.push((a.id, a.name));
+        }
+    }
+    Ok(SubAccountView { sub, sharing })
+}
+
+pub async fn list_sub_accounts(
+    cp: &ControlPlane,
+    caller: &Caller,
+) -> Result<Vec<SubAccountView>, ApiError> {
+    check_main_caller(caller)?;
+    let mut conn = cp.store.conn().await?;
+    let subs = store::sub_accounts(&mut conn, caller.account.id).await?;
+    let mut out = Vec::with_capacity(subs.len());
+    for sub in subs {
+        out.push(view(&mut conn, sub).await?);
+    }
+    Ok(out)
+}
+
+async fn fetch_sub(db: &mut impl Db, main_id: i64, id: i64) -> Result<SubAccount, ApiError> {
+    store::sub_account_of(db, main_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("sub-account {id}")))
+}
+
+pub async fn read_sub_account(
+    cp: &ControlPlane,
+    caller: &Caller,
+    id: i64,
+) -> Result<SubAccountView, ApiError> {
+    check_main_caller(caller)?;
+    let mut conn = cp.store.conn().await?;
+    let sub = fetch_sub(&mut conn, caller.account.id, id).await?;
+    view(&mut conn, sub).await
+}
+
+/// Changing `accessible` or `searchable` takes effect on the next request: access is read
+/// from the store on every call. A rename reaches gateways (they carry account names).
+pub async fn update_sub_account(
+    cp: &ControlPlane,
+    caller: &Caller,
+    id: i64,
+    name: Option<&str>,
+    fields: SubAccountFields,
+) -> Result<(), ApiError> {
+    check_main_caller(caller)?;
+    let new_name = name.map(checked_name).transpose()?;
+    let mut change = Change::begin(cp, caller).await?;
+    let current = fetch_sub(&mut change.tx, change.account.id, id).await?;
+    let mut settings = current.settings.clone();
+    fields.apply(&mut settings)?;
+    check_sharing_accounts(
+        &mut change.tx,
+        change.account.id,
+        Some(id),
+        &settings.extra.sharing_objects_accounts,
+    )
+    .await?;
+    let name = new_name.unwrap_or(&current.name);
+    store::update_sub_account(&mut change.tx, id, name, &settings).await?;
+    let version = if name != current.name {
+        let version = feed::next_version(&mut change.tx).await?;
+        token_store::republish_account(&mut change.tx, id, version).await?;
+        Some(version)
+    } else {
+        None
+    };
+    let action = match (current.settings.accessible, settings.accessible) {
+        (true, false) => "sub-account.revoke-access",
+        (false, true) => "sub-account.restore-access",
+        _ => "sub-account.update",
+    };
+    change.record(action, &format!("account:{id}")).await?;
+    change.commit().await?;
+    if let Some(v) = version {
+        cp.published(v);
+    }
+    Ok(())
+}
+
+/// Deletes the sub-account and everything it holds; gateways drop its tokens.
+pub async fn delete_sub_account(
+    cp: &ControlPlane,
+    caller: &Caller,
+    id: i64,
+) -> Result<(), ApiError> {
+    check_main_caller(caller)?;
+    let mut change = Change::begin(cp, caller).await?;
+    fetch_sub(&mut change.tx, change.account.id, id).await?;
+    let version = feed::next_version(&mut change.tx).await?;
+    token_store::remove_all_of(&mut change.tx, id, version).await?;
+    feed::prune_tombstones(&mut change.tx, version, cp.feed_retained_versions).await?;
+    store::delete_with_contents(&mut change.tx, id).await?;
+    change
+        .record("sub-account.delete", &format!("account:{id}"))
+        .await?;
+    change.commit().await?;
+    cp.published(version);
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! API tokens (DESIGN §4): they authenticate the management API as an admin of their
+//! account. Only pro, enterprise and trial accounts have them, and only log management
+//! (main and sub) and security accounts — metrics and tracing accounts are managed with
+//! their main account's. The secret is shown once, in the create answer; the store keeps
+//! its digest.
+
+use super::{Change, audit};
+use crate::control::ControlPlane;
+use crate::control::auth::{self, Caller};
+use crate::control::error::ApiError;
+use crate::control::json::checked_name;
+use crate::control::rules;
+use crate::control::store::api_tokens::{self as store, ApiToken};
+use crate::control::store::{Actor, Tx};
+
+/// A token just created: the only time its secret is ever shown.
+pub struct CreatedApiToken {
+    pub id: i64,
+    pub name: String,
+    pub token: String,
+    pub created_at: i64,
+}
+
+/// Creates a token in the account the caller acts on.
+pub async fn create(
+    cp: &ControlPlane,
+    caller: &Caller,
+    name: &str,
+) -> Result<CreatedApiToken, ApiError> {
+    let name = checked_name(name)?;
+    let mut change = Change::begin(cp, caller).await?;
+    rules::check_may_create_api_token(
+        change.account.account_type,
+        change.account.plan_at(cp.clock.now_secs()),
+    )?;
+    let created = insert(cp, &mut change.tx, change.account.id, name, caller.actor).await?;
+    change.commit().await?;
+    Ok(created)
+}
+
+/// A main account creates a token for one of its sub-accounts, while it is accessible
+/// (`caller` acts on the sub-account: `auth::caller_acting_on`).
+pub async fn create_for_sub_account(
+    cp: &ControlPlane,
+    caller: &Caller,
+    name: &str,
+) -> Result<CreatedApiToken, ApiError> {
+    caller.require_main_account()?;
+    if !caller.account.is_sub_account() {
+        return Err(ApiError::invalid(format!(
+            "account {} is not a sub-account",
+            caller.account.id
+        )));
+    }
+    create(cp, caller, name).await
+}
+
+/// Inserts a token with its audit event. Also how accounts get their first API token.
+pub(super) async fn insert(
+    cp: &ControlPlane,
+    tx: &mut Tx,
+    account_id: i64,
+    name: &str,
+    actor: Actor,
+) -> Result<CreatedApiToken, ApiError> {
+    let secret = auth::new_secret();
+    let created_at = cp.clock.now_secs();
+    let id = store::insert(
+        tx,
+        account_id,
+        name,
+        &auth::digest_hex(&secret),
+        actor,
+        created_at,
+    )
+    .await?;
+    let target = format!("api-token:{id}");
+    audit(cp, tx, account_id, actor, "api-token.create", &target).await?;
+    Ok(CreatedApiToken {
+        id,
+        name: name.to_string(),
+        token: secret,
+        created_at,
+    })
+}
+
+pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<ApiToken>, ApiError> {
+    let mut conn = cp.store.conn().await?;
+    Ok(store::list(&mut conn, caller.account.id).await?)
+}
+
+pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
+    let mut change = Change::begin(cp, caller).await?;
+    if !store::delete(&mut change.tx, change.account.id, id).await? {
+        return Err(ApiError::not_found(&format!("API token {id}")));
+    }
+    let target = format!("api-token:{id}");
+    change.record("api-token.delete", &target).await?;
+    change.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,16 @@
+//! Reading the audit trail: an account's events, newest first.
+
+use crate::control::ControlPlane;
+use crate::control::auth::Caller;
+use crate::control::error::ApiError;
+use crate::control::json::PageEcho;
+use crate::control::store::audit::{self, AuditEvent};
+
+pub async fn list(
+    cp: &ControlPlane,
+    caller: &Caller,
+    page: PageEcho,
+) -> Result<(i64, Vec<AuditEvent>), ApiError> {
+    let mut conn = cp.store.conn().await?;
+    Ok(audit::page(&mut conn, caller.account.id, page.page_size, page.offset()).await?)
+}

@@ -1,0 +1,249 @@
+//! Shared tokens and token filters (DESIGN §4, "Manage Shared Tokens"): read-only access
+//! to an account's logs, limited by account-level `field: value` filters combined by the
+//! token's operator, with an expiry (7 days by default; legacy tokens may have none).
+//! Filters are resolved at each use (`resolve`), so changing, detaching or deleting one
+//! takes effect on the next request. Times are epoch milliseconds, as Logz.io's.
+
+use super::Change;
+use crate::control::ControlPlane;
+use crate::control::auth::{self, Caller};
+use crate::control::error::ApiError;
+use crate::control::json::checked_name;
+use crate::control::rules;
+use crate::control::store::shared_tokens::{
+    self as store, Filter, FiltersOperator, NewSharedToken, SharedToken,
+};
+use crate::control::store::{Db, Tx};
+
+/// Default lifetime of a new shared token.
+const DEFAULT_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// What a new shared token is made of.
+pub struct NewShared<'a> {
+    pub name: &'a str,
+    pub filters: &'a [i64],
+    pub filters_operator: Option<FiltersOperator>,
+    /// Absent: the default lifetime; `Some(None)`: no expiry (legacy tokens only).
+    pub expiration: Option<Option<i64>>,
+    pub legacy: bool,
+}
+
+/// An expiry must be in the future; `None` only for a legacy token.
+fn check_expiry(cp: &ControlPlane, expiry: Option<i64>, legacy: bool) -> Result<(), ApiError> {
+    match expiry {
+        None if legacy => Ok(()),
+        None => Err(ApiError::Invalid {
+            code: "shared-tokens/EXPIRY_REQUIRED",
+            message: "expirationDate is required; only legacy tokens may have none".into(),
+        }),
+        Some(ms) if ms <= cp.clock.now_ms() => Err(ApiError::Invalid {
+            code: "shared-tokens/EXPIRY_IN_PAST",
+            message: "expirationDate must be in the future (epoch milliseconds)".into(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+pub async fn create(
+    cp: &ControlPlane,
+    caller: &Caller,
+    new: NewShared<'_>,
+) -> Result<SharedToken, ApiError> {
+    let name = checked_name(new.name)?;
+    let expiry = match new.expiration {
+        None => Some(cp.clock.now_ms() + DEFAULT_LIFETIME_MS),
+        Some(given) => given,
+    };
+    check_expiry(cp, expiry, new.legacy)?;
+    let mut change = Change::begin(cp, caller).await?;
+    let secret = auth::new_secret();
+    let id = store::insert(
+        &mut change.tx,
+        &NewSharedToken {
+            account_id: change.account.id,
+            name,
+            secret: &secret,
+            digest_hex: &auth::digest_hex(&secret),
+            filters_operator: new.filters_operator.unwrap_or_default(),
+            expires_at_ms: expiry,
+            now_secs: cp.clock.now_secs(),
+        },
+    )
+    .await?;
+    attach(&mut change.tx, change.account.id, id, new.filters).await?;
+    let target = format!("shared-token:{id}");
+    change.record("shared-token.create", &target).await?;
+    let token = fetch(&mut change.tx, change.account.id, id).await?;
+    change.commit().await?;
+    Ok(token)
+}
+
+/// Replaces the token's filters; each must be one of the account's filters.
+async fn attach(
+    tx: &mut Tx,
+    account_id: i64,
+    token_id: i64,
+    filters: &[i64],
+) -> Result<(), ApiError> {
+    store::detach_all(tx, token_id).await?;
+    let mut seen = Vec::with_capacity(filters.len());
+    for &filter in filters {
+        if seen.contains(&filter) {
+            continue;
+        }
+        seen.push(filter);
+        if store::filter_of(tx, account_id, filter).await?.is_none() {
+            return Err(ApiError::Invalid {
+                code: "shared-tokens/UNKNOWN_FILTER",
+                message: format!("filters: {filter} is not one of this account's token filters"),
+            });
+        }
+        store::attach(tx, token_id, filter).await?;
+    }
+    Ok(())
+}
+
+async fn fetch(db: &mut impl Db, account_id: i64, id: i64) -> Result<SharedToken, ApiError> {
+    store::get(db, account_id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("shared token {id}")))
+}
+
+pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<SharedToken>, ApiError> {
+    let mut conn = cp.store.conn().await?;
+    Ok(store::list(&mut conn, caller.account.id).await?)
+}
+
+pub async fn read(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<SharedToken, ApiError> {
+    let mut conn = cp.store.conn().await?;
+    fetch(&mut conn, caller.account.id, id).await
+}
+
+/// What an edit may change; `None` keeps the current value.
+pub struct SharedChange {
+    pub filters: Option<Vec<i64>>,
+    pub filters_operator: Option<FiltersOperator>,
+    /// `Some(None)`: no expiry, which only a legacy token may keep.
+    pub expiration: Option<Option<i64>>,
+}
+
+pub async fn update(
+    cp: &ControlPlane,
+    caller: &Caller,
+    id: i64,
+    edit: SharedChange,
+) -> Result<SharedToken, ApiError> {
+    let mut change = Change::begin(cp, caller).await?;
+    let current = fetch(&mut change.tx, change.account.id, id).await?;
+    let expiry = match edit.expiration {
+        None => current.expires_at_ms,
+        Some(given) => {
+            // A legacy token (no expiry) may keep having none; others need a future one.
+            check_expiry(cp, given, current.expires_at_ms.is_none())?;
+            given
+        }
+    };
+    let operator = edit.filters_operator.unwrap_or(current.filters_operator);
+    store::update(&mut change.tx, id, operator, expiry).await?;
+    if let Some(filters) = &edit.filters {
+        attach(&mut change.tx, change.account.id, id, filters).await?;
+    }
+    let target = format!("shared-token:{id}");
+    change.record("shared-token.update", &target).await?;
+    let token = fetch(&mut change.tx, change.account.id, id).await?;
+    change.commit().await?;
+    Ok(token)
+}
+
+pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
+    let mut change = Change::begin(cp, caller).await?;
+    fetch(&mut change.tx, change.account.id, id).await?;
+    store::delete(&mut change.tx, id).await?;
+    let target = format!("shared-token:{id}");
+    change.record("shared-token.delete", &target).await?;
+    change.commit().await?;
+    Ok(())
+}
+
+// === token filters ===
+
+pub async fn create_filter(
+    cp: &ControlPlane,
+    caller: &Caller,
+    description: &str,
+    field: &str,
+    value: &str,
+) -> Result<Filter, ApiError> {
+    rules::check_filter_term("field", field)?;
+    rules::check_filter_term("value", value)?;
+    if description.chars().count() > 256 || description.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "description must be at most 256 characters without control characters",
+        ));
+    }
+    let mut change = Change::begin(cp, caller).await?;
+    let filter =
+        store::insert_filter(&mut change.tx, change.account.id, description, field, value).await?;
+    let target = format!("token-filter:{}", filter.id);
+    change.record("token-filter.create", &target).await?;
+    change.commit().await?;
+    Ok(filter)
+}
+
+pub async fn list_filters(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Filter>, ApiError> {
+    let mut conn = cp.store.conn().await?;
+    Ok(store::filters(&mut conn, caller.account.id).await?)
+}
+
+pub async fn read_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<Filter, ApiError> {
+    let mut conn = cp.store.conn().await?;
+    store::filter_of(&mut conn, caller.account.id, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("token filter {id}")))
+}
+
+/// Deleting a filter detaches it from every shared token that used it.
+pub async fn delete_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
+    let mut change = Change::begin(cp, caller).await?;
+    if !store::delete_filter(&mut change.tx, change.account.id, id).await? {
+        return Err(ApiError::not_found(&format!("token filter {id}")));
+    }
+    let target = format!("token-filter:{id}");
+    change.record("token-filter.delete", &target).await?;
+    change.commit().await?;
+    Ok(())
+}
+
+// === resolution, for the read path ===
+
+/// What a shared token may read right now.
+pub struct Access {
+    pub account_id: i64,
+    pub filters_operator: FiltersOperator,
+    pub filters: Vec<Filter>,
+    pub expires_at_ms: Option<i64>,
+}
+
+/// Resolves a presented shared token (a gateway asks, with the feed secret): its account
+/// and current filters, or 403 once it has expired. Marks it used.
+pub async fn resolve(cp: &ControlPlane, secret: &str) -> Result<Access, ApiError> {
+    let mut conn = cp.store.conn().await?;
+    let token = store::find(&mut conn, &auth::digest_hex(secret))
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no shared token matches".into()))?;
+    let now = cp.clock.now_ms();
+    if token.expires_at_ms.is_some_and(|e| e <= now) {
+        return Err(ApiError::forbidden(
+            "shared-tokens/EXPIRED",
+            "this shared token has expired",
+        ));
+    }
+    let filters = store::filters_of_token(&mut conn, token.id).await?;
+    store::mark_used(&mut conn, token.id, now).await?;
+    Ok(Access {
+        account_id: token.account_id,
+        filters_operator: token.filters_operator,
+        filters,
+        expires_at_ms: token.expires_at_ms,
+    })
+}

@@ -1,0 +1,261 @@
+//! Shipping tokens (DESIGN §4): create (enabled unless asked otherwise), rename, enable,
+//! disable, delete, search, and the plan's limit. Every change moves the feed version in
+//! its transaction, so gateways see exactly the committed state.
+
+use super::Change;
+use crate::control::ControlPlane;
+use crate::control::auth::{self, Caller};
+use crate::control::error::ApiError;
+use crate::control::json::{PageEcho, checked_name};
+use crate::control::rules;
+use crate::control::store::accounts::Account;
+use crate::control::store::shipping_tokens::{
+    self as store, NewToken, Order, Search, ShippingToken, TokenUpdate,
+};
+use crate::control::store::{Actor, Db, Tx, feed};
+use crate::model::Kind;
+
+/// The audit trail's name for a token of `kind`.
+fn noun(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Logs => "log-shipping-token",
+        Kind::Metrics => "metrics-shipping-token",
+        Kind::Traces => "tracing-shipping-token",
+    }
+}
+
+/// An account holds tokens of its type's kind only.
+fn check_kind(account: &Account, kind: Kind) -> Result<(), ApiError> {
+    let holds = account.account_type.shipping_kind();
+    if holds != kind {
+        return Err(ApiError::rule(
+            "tokens/ACCOUNT_TYPE",
+            format!(
+                "account {} is a {} account: it holds {} shipping tokens, not {}",
+                account.id,
+                account.account_type.as_str(),
+                holds.as_str(),
+                kind.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    cp: &ControlPlane,
+    caller: &Caller,
+    kind: Kind,
+    name: &str,
+    enabled: Option<bool>,
+) -> Result<ShippingToken, ApiError> {
+    check_kind(&caller.account, kind)?;
+    let name = checked_name(name)?;
+    let mut change = Change::begin(cp, caller).await?;
+    let enabled = enabled.unwrap_or(true);
+    if enabled {
+        check_may_enable_another(cp, &mut change.tx, &change.account).await?;
+    }
+    let created = insert(
+        cp,
+        &mut change.tx,
+        change.account.id,
+        kind,
+        name,
+        enabled,
+        caller.actor,
+    )
+    .await?;
+    let target = format!("{}:{}", noun(kind), created.id);
+    let action = format!("{}.create", noun(kind));
+    change.record(&action, &target).await?;
+    let token = fetch(&mut change.tx, change.account.id, kind, created.id).await?;
+    change.commit().await?;
+    cp.published(created.version);
+    Ok(token)
+}
+
+/// A token just inserted: its secret (shown to the account) and the feed version it carries.
+pub(super) struct Created {
+    pub id: i64,
+    pub token: String,
+    pub version: i64,
+}
+
+/// Inserts a token at a new feed version. Also how accounts get their first token.
+pub(super) async fn insert(
+    cp: &ControlPlane,
+    tx: &mut Tx,
+    account_id: i64,
+    kind: Kind,
+    name: &str,
+    enabled: bool,
+    actor: Actor,
+) -> Result<Created, ApiError> {
+    let version = feed::next_version(tx).await?;
+    let secret = auth::new_secret();
+    let id = store::insert(
+        tx,
+        &NewToken {
+            account_id,
+            kind,
+            name,
+            secret: &secret,
+            digest_hex: &auth::digest_hex(&secret),
+            enabled,
+            actor,
+            now: cp.clock.now_secs(),
+            feed_version: version,
+        },
+    )
+    .await?;
+    Ok(Created {
+        id,
+        token: secret,
+        version,
+    })
+}
+
+pub async fn read(
+    cp: &ControlPlane,
+    caller: &Caller,
+    kind: Kind,
+    id: i64,
+) -> Result<ShippingToken, ApiError> {
+    let mut conn = cp.store.conn().await?;
+    fetch(&mut conn, caller.account.id, kind, id).await
+}
+
+/// Renames, enables or disables a token — any of them at once, as Logz.io's `PUT` does.
+/// Enabling counts against the plan's limit; the last enabled token cannot be disabled.
+pub async fn update(
+    cp: &ControlPlane,
+    caller: &Caller,
+    kind: Kind,
+    id: i64,
+    name: Option<&str>,
+    enabled: Option<bool>,
+) -> Result<ShippingToken, ApiError> {
+    let name = name.map(checked_name).transpose()?;
+    let mut change = Change::begin(cp, caller).await?;
+    let current = fetch(&mut change.tx, change.account.id, kind, id).await?;
+    let enabled = enabled.unwrap_or(current.enabled);
+    if enabled != current.enabled {
+        if enabled {
+            check_may_enable_another(cp, &mut change.tx, &change.account).await?;
+        } else {
+            rules::check_may_lose_enabled(
+                store::enabled_count(&mut change.tx, change.account.id).await?,
+            )?;
+        }
+    }
+    let version = feed::next_version(&mut change.tx).await?;
+    store::update(
+        &mut change.tx,
+        &TokenUpdate {
+            id,
+            name: name.unwrap_or(&current.name),
+            enabled,
+            actor: caller.actor,
+            now: cp.clock.now_secs(),
+            feed_version: version,
+        },
+    )
+    .await?;
+    let action = match (enabled == current.enabled, enabled) {
+        (true, _) => "update",
+        (false, true) => "enable",
+        (false, false) => "disable",
+    };
+    let action = format!("{}.{action}", noun(kind));
+    let target = format!("{}:{id}", noun(kind));
+    change.record(&action, &target).await?;
+    let token = fetch(&mut change.tx, change.account.id, kind, id).await?;
+    change.commit().await?;
+    cp.published(version);
+    Ok(token)
+}
+
+/// Deletes a token (not the last enabled one); gateways get its tombstone.
+pub async fn delete(
+    cp: &ControlPlane,
+    caller: &Caller,
+    kind: Kind,
+    id: i64,
+) -> Result<(), ApiError> {
+    let mut change = Change::begin(cp, caller).await?;
+    let current = fetch(&mut change.tx, change.account.id, kind, id).await?;
+    if current.enabled {
+        rules::check_may_lose_enabled(
+            store::enabled_count(&mut change.tx, change.account.id).await?,
+        )?;
+    }
+    let version = feed::next_version(&mut change.tx).await?;
+    store::remove(&mut change.tx, id, version).await?;
+    feed::prune_tombstones(&mut change.tx, version, cp.feed_retained_versions).await?;
+    let action = format!("{}.delete", noun(kind));
+    let target = format!("{}:{id}", noun(kind));
+    change.record(&action, &target).await?;
+    change.commit().await?;
+    cp.published(version);
+    Ok(())
+}
+
+/// A page of the account's tokens of `kind`, optionally only enabled or disabled ones.
+pub async fn search(
+    cp: &ControlPlane,
+    caller: &Caller,
+    kind: Kind,
+    enabled: Option<bool>,
+    order: Order,
+    page: PageEcho,
+) -> Result<(i64, Vec<ShippingToken>), ApiError> {
+    let mut conn = cp.store.conn().await?;
+    let search = Search {
+        account_id: caller.account.id,
+        kind,
+        enabled,
+        order,
+        limit: page.page_size,
+        offset: page.offset(),
+    };
+    Ok(store::search(&mut conn, &search).await?)
+}
+
+/// The plan's limit on enabled tokens and how many are enabled now.
+pub struct Limits {
+    pub max_allowed: i64,
+    pub enabled: i64,
+}
+
+pub async fn limits(cp: &ControlPlane, caller: &Caller, kind: Kind) -> Result<Limits, ApiError> {
+    check_kind(&caller.account, kind)?;
+    let account = &caller.account;
+    let mut conn = cp.store.conn().await?;
+    Ok(Limits {
+        max_allowed: rules::max_enabled_tokens(account.plan_at(cp.clock.now_secs())),
+        enabled: store::enabled_count(&mut conn, account.id).await?,
+    })
+}
+
+/// The plan's limit on enabled tokens, checked before one more is enabled.
+async fn check_may_enable_another(
+    cp: &ControlPlane,
+    tx: &mut Tx,
+    account: &Account,
+) -> Result<(), ApiError> {
+    let enabled_now = store::enabled_count(tx, account.id).await?;
+    rules::check_may_enable_another(account.plan_at(cp.clock.now_secs()), enabled_now)
+}
+
+/// One token of the account; another account's token is "not found", like an unknown id.
+async fn fetch(
+    db: &mut impl Db,
+    account_id: i64,
+    kind: Kind,
+    id: i64,
+) -> Result<ShippingToken, ApiError> {
+    store::get(db, account_id, kind, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("{} shipping token {id}", kind.as_str())))
+}
