@@ -46,7 +46,8 @@ COPY --from=builder /build/target/release/tollgate /usr/local/bin/tollgate
 COPY config/ /etc/tollgate/
 
 # Listen on every interface inside the container (the config's defaults are loopback),
-# read tokens from /etc/tollgate, and keep all state under the writable /var/lib/tollgate.
+# read the config from /etc/tollgate (tokens come from the embedded control plane's feed),
+# and keep all state under the writable /var/lib/tollgate.
 ENV TOLLGATE_SERVER__LISTEN=0.0.0.0:8070 \
     TOLLGATE_SERVER__ADMIN_LISTEN=0.0.0.0:9464 \
     TOLLGATE_CONTROL_PLANE__LISTEN=0.0.0.0:8090 \
