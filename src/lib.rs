@@ -3,15 +3,18 @@
 //! hot-reloaded table and forwards the records downstream in batches.
 //!
 //! Module map (dependencies point one way: `ingest` → `tokens`, `forward`; everything may
-//! use `config`, `model`, `proto`, `telemetry`; only `app` wires the parts together):
+//! use `config`, `model`, `proto`, `telemetry`, `backoff`; only `app` wires the parts
+//! together):
 //! - `server`: the front door (accept loop, timeouts, TLS, graceful shutdown) and admin.
 //! - `ingest`: routes, capped body reading, per-line decisions, the status-code mapping.
 //! - `tokens`: the token table, its sources, the persisted snapshot.
 //! - `forward`: the `submit` → ack seam, the batcher and the sinks.
+//! - `backoff`: the retry pacing the batcher and the token feed share.
 //! - `proto`: wire messages (OTLP, `google.rpc.Status`, remote_write) shared by both.
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod backoff;
 pub mod config;
 pub mod control;
 pub mod forward;

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::Queued;
 use super::sinks::{Batch, Sink};
 use super::spool::{Cursor, SpoolShared, SpooledEntry};
+use crate::backoff::Backoff;
 use crate::config::ForwardConfig;
 use crate::model::Kind;
 use crate::telemetry::{SinkMetrics, Telemetry};
@@ -248,7 +249,7 @@ impl Batcher {
             .unzip();
         let batch = Arc::new(Batch { kind, parts });
         let records = batch.records();
-        let mut delay = RETRY_FIRST;
+        let mut backoff = Backoff::new(RETRY_FIRST, RETRY_CAP);
         let mut tries_left = RETRIES_WHILE_CLOSING;
         loop {
             let started = Instant::now();
@@ -281,10 +282,10 @@ impl Batcher {
                         tries_left -= 1;
                     }
                     tracing::warn!(sink = self.sink.name(), records, error = %e,
-                        backoff_ms = delay.as_millis() as u64, "sink write failed; retrying");
+                        backoff_ms = backoff.ceiling().as_millis() as u64, "sink write failed; retrying");
                     // Full jitter (a random wait up to the backoff), but never sooner than
                     // the receiver's Retry-After.
-                    let jittered = delay.mul_f64(rand::random::<f64>());
+                    let jittered = backoff.next_delay();
                     let wait = e
                         .retry_after()
                         .map_or(jittered, |after| after.max(jittered));
@@ -296,7 +297,6 @@ impl Batcher {
                             _ = self.shutdown.cancelled() => {}
                         }
                     }
-                    delay = (delay * 2).min(RETRY_CAP);
                 }
             }
         }
