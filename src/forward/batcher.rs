@@ -9,7 +9,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -18,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Queued;
 use super::sinks::{Batch, Sink};
-use super::spool::{Cursor, SpoolShared, SpooledEntry};
+use super::spool::{Cursor, SpooledEntry, Unacked};
 use crate::backoff::Backoff;
 use crate::config::ForwardConfig;
 use crate::model::Kind;
@@ -51,16 +50,14 @@ pub struct AckTracker {
     next: u64,
     cursor: watch::Sender<Cursor>,
     acked_seq: watch::Sender<u64>,
-    shared: Arc<SpoolShared>,
-    telemetry: Arc<Telemetry>,
+    unacked: Arc<Unacked>,
 }
 
 impl AckTracker {
     pub fn new(
         cursor: watch::Sender<Cursor>,
         acked_seq: watch::Sender<u64>,
-        shared: Arc<SpoolShared>,
-        telemetry: Arc<Telemetry>,
+        unacked: Arc<Unacked>,
     ) -> AckTracker {
         AckTracker {
             pending: VecDeque::new(),
@@ -68,8 +65,7 @@ impl AckTracker {
             next: 0,
             cursor,
             acked_seq,
-            shared,
-            telemetry,
+            unacked,
         }
     }
 
@@ -90,32 +86,21 @@ impl AckTracker {
             }
         }
         let mut last = None;
+        let (mut bytes, mut records) = (0, 0);
         while let Some((entry, true)) = self.pending.front().copied() {
             self.pending.pop_front();
             self.front += 1;
-            self.shared
-                .unacked_bytes
-                .fetch_sub(entry.frame_bytes, Ordering::Relaxed);
-            self.shared
-                .unacked_records
-                .fetch_sub(entry.records, Ordering::Relaxed);
+            bytes += entry.frame_bytes;
+            records += entry.records;
             last = Some(entry);
         }
         if let Some(entry) = last {
+            self.unacked.acknowledged(bytes, records);
             self.cursor.send_replace(Cursor {
                 position: entry.end,
                 seq: entry.seq,
             });
             self.acked_seq.send_replace(entry.seq);
-            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            self.telemetry
-                .spool
-                .bytes
-                .set(gauge(self.shared.unacked_bytes.load(Ordering::Relaxed)));
-            self.telemetry
-                .spool
-                .records
-                .set(gauge(self.shared.unacked_records.load(Ordering::Relaxed)));
         }
     }
 }

@@ -14,7 +14,6 @@ pub mod sinks;
 pub mod spool;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -126,10 +125,10 @@ impl Forwarder {
                 max_bytes,
                 downstream,
             } => {
-                if !spool.shared.writable.load(Ordering::Relaxed) {
+                if !spool.is_writable() {
                     return Err(SubmitError::SpoolUnavailable { retry_after });
                 }
-                if spool.shared.unacked_bytes.load(Ordering::Relaxed) >= *max_bytes {
+                if spool.unacked_bytes() >= *max_bytes {
                     return Err(SubmitError::SpoolFull { retry_after });
                 }
                 let seq = spool.append(batch).await.map_err(|e| match e {
@@ -151,7 +150,7 @@ impl Forwarder {
     pub fn is_writable(&self) -> bool {
         match &self.path {
             Path::Memory(_) => true,
-            Path::Spool { spool, .. } => spool.shared.writable.load(Ordering::Relaxed),
+            Path::Spool { spool, .. } => spool.is_writable(),
         }
     }
 }
@@ -249,17 +248,7 @@ pub fn start(
             "spool: replaying unacknowledged records to the sink"
         );
     }
-    telemetry
-        .spool
-        .bytes
-        .set(i64::try_from(r.bytes).unwrap_or(i64::MAX));
-    telemetry.spool.records.set(0);
-    let acks = batcher::AckTracker::new(
-        spool.cursor_tx,
-        spool.acked_tx,
-        Arc::clone(&spool.handle.shared),
-        Arc::clone(&telemetry),
-    );
+    let acks = batcher::AckTracker::new(spool.cursor_tx, spool.acked_tx, spool.unacked);
     let batcher = batcher::Batcher::new(
         rx,
         sink,

@@ -9,18 +9,20 @@
 //! - `reader`: the one ordered sequence of entries the batcher sees, from memory or disk;
 //! - `cursor`: the acknowledged position, persisted, and the deletion of wholly
 //!   acknowledged segments;
-//! - `frame`: the length- and CRC-framed byte layout of an entry.
+//! - `frame`: the length- and CRC-framed byte layout of an entry;
+//! - `unacked`: what is spooled and not yet acknowledged (the high-water count).
 
 mod cursor;
 mod frame;
 mod reader;
+mod unacked;
 mod writer;
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -30,6 +32,7 @@ use cursor::load_cursor;
 pub use cursor::{Cursor, CursorKeeper, Position};
 use frame::HEADER;
 pub use reader::{ReadEntry, Reader};
+pub use unacked::Unacked;
 use writer::{Append, Writer, create_segment};
 
 /// One spooled entry as the batcher sees it, for acknowledging it.
@@ -49,20 +52,13 @@ pub enum SpoolError {
     Closed,
 }
 
-/// State shared between the request path, the writer and the batcher: atomics only.
-pub struct SpoolShared {
-    /// Frame bytes written but not yet acknowledged by the sink (the high-water check).
-    pub unacked_bytes: AtomicU64,
-    pub unacked_records: AtomicU64,
-    /// False after a failed write or fsync, until a write succeeds again.
-    pub writable: AtomicBool,
-}
-
 /// The request side of the spool.
 #[derive(Clone)]
 pub struct SpoolHandle {
     appends: mpsc::UnboundedSender<Append>,
-    pub shared: Arc<SpoolShared>,
+    unacked: Arc<Unacked>,
+    /// False after a failed write or fsync, until a write succeeds again; set by the writer.
+    writable: Arc<AtomicBool>,
     acked: watch::Receiver<u64>,
 }
 
@@ -85,6 +81,16 @@ impl SpoolHandle {
             .map(|_| ())
             .map_err(|_| SpoolError::Closed)
     }
+
+    /// False while appends fail (`/readyz` is 503, `submit` answers 503).
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::Relaxed)
+    }
+
+    /// Frame bytes spooled and not yet acknowledged: the high-water check.
+    pub fn unacked_bytes(&self) -> u64 {
+        self.unacked.bytes()
+    }
 }
 
 /// What `open` found on disk: how much the reader will replay. Entries and records are
@@ -105,6 +111,8 @@ pub struct Spool {
     pub cursor_keeper: CursorKeeper,
     pub acked_tx: watch::Sender<u64>,
     pub cursor_tx: watch::Sender<Cursor>,
+    /// For the batcher's `AckTracker`, which takes acknowledged entries off it.
+    pub unacked: Arc<Unacked>,
     pub writer: std::thread::JoinHandle<()>,
     pub recovery: Recovery,
 }
@@ -144,12 +152,12 @@ pub fn open(
     // than its header.
     let next_seq = cursor.seq + 1 + recovery.bytes / HEADER as u64;
     let active = ids.last().map_or(cursor.position.segment, |last| last + 1);
-    let shared = Arc::new(SpoolShared {
-        unacked_bytes: AtomicU64::new(recovery.bytes),
-        // Counted by the reader as it replays.
-        unacked_records: AtomicU64::new(0),
-        writable: AtomicBool::new(true),
-    });
+    let unacked = Arc::new(Unacked::new(
+        recovery.bytes,
+        telemetry.spool.bytes.clone(),
+        telemetry.spool.records.clone(),
+    ));
+    let writable = Arc::new(AtomicBool::new(true));
     let file = create_segment(dir, active)?;
     let (appends, rx) = mpsc::unbounded_channel();
     let (handoff_tx, handoff_rx) = mpsc::unbounded_channel();
@@ -172,7 +180,8 @@ pub fn open(
         handoff: handoff_tx,
         handoff_bytes: Arc::clone(&handoff_bytes),
         handoff_max_bytes,
-        shared: Arc::clone(&shared),
+        unacked: Arc::clone(&unacked),
+        writable: Arc::clone(&writable),
         telemetry: Arc::clone(&telemetry),
         buf: Vec::with_capacity(1 << 20),
         spooled: Vec::with_capacity(64),
@@ -188,7 +197,8 @@ pub fn open(
     Ok(Spool {
         handle: SpoolHandle {
             appends,
-            shared: Arc::clone(&shared),
+            unacked: Arc::clone(&unacked),
+            writable,
             acked,
         },
         reader: Reader {
@@ -200,12 +210,13 @@ pub fn open(
             held: None,
             replay_end,
             tail: ids.last().copied(),
-            shared,
+            unacked: Arc::clone(&unacked),
             telemetry: Arc::clone(&telemetry),
         },
         cursor_keeper,
         acked_tx,
         cursor_tx,
+        unacked,
         writer,
         recovery,
     })

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::{Frame, decode_body, read_frame, resync};
 use super::writer::Handoff;
-use super::{Position, SpoolShared, SpooledEntry, segment_path};
+use super::{Position, SpooledEntry, Unacked, segment_path};
 use crate::forward::record::RecordBatch;
 use crate::telemetry::Telemetry;
 
@@ -44,7 +44,7 @@ pub struct Reader {
     pub(super) replay_end: Position,
     /// The segment that was last at boot: a corrupt end there is a torn tail.
     pub(super) tail: Option<u64>,
-    pub(super) shared: Arc<SpoolShared>,
+    pub(super) unacked: Arc<Unacked>,
     pub(super) telemetry: Arc<Telemetry>,
 }
 
@@ -150,16 +150,7 @@ impl Reader {
             );
             spool.torn_tails.inc();
         }
-        // Skipped bytes will never be acknowledged: take them off the high-water count.
-        let skipped = step.skipped_bytes + step.torn_bytes;
-        if skipped > 0 {
-            let _ =
-                self.shared
-                    .unacked_bytes
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                        Some(b.saturating_sub(skipped))
-                    });
-        }
+        self.unacked.skipped(step.skipped_bytes + step.torn_bytes);
         let (mut replayed, mut read_back) = (0, 0);
         for e in &step.entries {
             if e.spooled.end <= self.replay_end {
@@ -168,17 +159,9 @@ impl Reader {
                 read_back += e.spooled.records;
             }
         }
-        // Replayed records were not counted at boot (that would read them twice).
-        let records = self
-            .shared
-            .unacked_records
-            .fetch_add(replayed, Ordering::Relaxed)
-            + replayed;
-        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        spool.records.set(gauge(records));
-        spool
-            .bytes
-            .set(gauge(self.shared.unacked_bytes.load(Ordering::Relaxed)));
+        if replayed > 0 {
+            self.unacked.replayed(replayed);
+        }
         spool.replayed_records.inc_by(replayed);
         spool.read_back_records.inc_by(read_back);
         if step.entries.is_empty() {

@@ -11,14 +11,14 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::frame::encode_frame;
 use super::reader::ReadEntry;
-use super::{Position, SpoolError, SpoolShared, SpooledEntry, segment_path};
+use super::{Position, SpoolError, SpooledEntry, Unacked, segment_path};
 use crate::forward::record::RecordBatch;
 use crate::telemetry::Telemetry;
 
@@ -53,7 +53,8 @@ pub(super) struct Writer {
     pub(super) handoff: mpsc::UnboundedSender<Handoff>,
     pub(super) handoff_bytes: Arc<AtomicU64>,
     pub(super) handoff_max_bytes: u64,
-    pub(super) shared: Arc<SpoolShared>,
+    pub(super) unacked: Arc<Unacked>,
+    pub(super) writable: Arc<AtomicBool>,
     pub(super) telemetry: Arc<Telemetry>,
     pub(super) buf: Vec<u8>,
     /// Per-commit scratch, kept to reuse their allocations.
@@ -132,21 +133,8 @@ impl Writer {
         }
         self.next_seq += group.len() as u64;
         self.len += self.buf.len() as u64;
-        self.shared
-            .unacked_bytes
-            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
-        let unacked_records = self
-            .shared
-            .unacked_records
-            .fetch_add(records, Ordering::Relaxed)
-            + records;
-        self.shared.writable.store(true, Ordering::Relaxed);
-        let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        self.telemetry.spool.records.set(gauge(unacked_records));
-        self.telemetry
-            .spool
-            .bytes
-            .set(gauge(self.shared.unacked_bytes.load(Ordering::Relaxed)));
+        self.unacked.appended(self.buf.len() as u64, records);
+        self.writable.store(true, Ordering::Relaxed);
         let end = Position {
             segment: self.segment,
             offset: self.len,
@@ -187,7 +175,7 @@ impl Writer {
     }
 
     fn fail(&mut self, group: &mut Vec<Append>, e: io::Error) {
-        self.shared.writable.store(false, Ordering::Relaxed);
+        self.writable.store(false, Ordering::Relaxed);
         let kind = e.kind();
         for append in group.drain(..) {
             let _ = append
