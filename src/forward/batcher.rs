@@ -21,7 +21,8 @@ use super::spool::{Cursor, SpooledEntry, Unacked};
 use crate::backoff::Backoff;
 use crate::config::ForwardConfig;
 use crate::model::Kind;
-use crate::telemetry::{SinkMetrics, Telemetry};
+use crate::telemetry::{BatcherMetrics, SinkMetrics};
+use prometheus::IntGauge;
 
 /// Retry pacing for a failing sink: doubles from the first delay up to the cap.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -115,7 +116,7 @@ pub struct Batcher {
     budget: Arc<Semaphore>,
     capacity: usize,
     acks: Option<AckTracker>,
-    telemetry: Arc<Telemetry>,
+    queue_bytes: IntGauge,
     closing: bool,
     /// Watched inside the retry loop too: a failing sink must not hold up shutdown.
     shutdown: CancellationToken,
@@ -128,12 +129,12 @@ impl Batcher {
         config: &ForwardConfig,
         budget: Arc<Semaphore>,
         acks: Option<AckTracker>,
-        telemetry: Arc<Telemetry>,
+        metrics: BatcherMetrics,
     ) -> Batcher {
         let capacity = budget.available_permits();
         Batcher {
             rx,
-            sink_metrics: telemetry.sink(sink.name()),
+            sink_metrics: metrics.sink,
             sink,
             pending: Default::default(),
             max_batch_bytes: config.max_batch_bytes,
@@ -141,7 +142,7 @@ impl Batcher {
             budget,
             capacity,
             acks,
-            telemetry,
+            queue_bytes: metrics.queue_bytes,
             closing: false,
             shutdown: CancellationToken::new(),
         }
@@ -289,8 +290,7 @@ impl Batcher {
         let queued = self
             .capacity
             .saturating_sub(self.budget.available_permits());
-        self.telemetry
-            .queue_bytes
+        self.queue_bytes
             .set(i64::try_from(queued).unwrap_or(i64::MAX));
     }
 }

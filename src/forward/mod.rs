@@ -21,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Ack, ForwardConfig};
-use crate::telemetry::Telemetry;
+use crate::telemetry::ForwardMetrics;
 pub use record::{ContentType, Envelope, RecordBatch};
 use sinks::Sink;
 use spool::{SpoolError, SpoolHandle, SpooledEntry};
@@ -196,8 +196,12 @@ pub enum StartError {
 pub fn start(
     config: &ForwardConfig,
     sink: Sink,
-    telemetry: Arc<Telemetry>,
+    metrics: ForwardMetrics,
 ) -> Result<(Forwarder, ForwardTask), StartError> {
+    let ForwardMetrics {
+        batcher: batcher_metrics,
+        spool: spool_metrics,
+    } = metrics;
     let (tx, rx) = mpsc::unbounded_channel();
     // Permits are taken per entry as a u32, so the budget is capped at u32::MAX bytes.
     let capacity = u32::try_from(config.queue_max_bytes).unwrap_or(u32::MAX);
@@ -216,7 +220,7 @@ pub fn start(
             config,
             queue.budget.clone(),
             None,
-            Arc::clone(&telemetry),
+            batcher_metrics,
         );
         let batcher = tokio::spawn(batcher.run(batcher_stop.clone()));
         let forwarder = Forwarder {
@@ -238,7 +242,7 @@ pub fn start(
         &config.spool_dir,
         config.spool_segment_bytes,
         config.queue_max_bytes / 4,
-        Arc::clone(&telemetry),
+        spool_metrics,
     )?;
     let r = &spool.recovery;
     if r.bytes > 0 {
@@ -255,7 +259,7 @@ pub fn start(
         config,
         queue.budget.clone(),
         Some(acks),
-        Arc::clone(&telemetry),
+        batcher_metrics,
     );
     let batcher = tokio::spawn(batcher.run(batcher_stop.clone()));
     let reader_stop = CancellationToken::new();

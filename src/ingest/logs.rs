@@ -61,7 +61,7 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
         })
         .await?;
     counts.record(cx);
-    let metrics = cx.telemetry.kind(Kind::Logs);
+    let metrics = cx.metrics.kind(Kind::Logs);
     metrics.records.inc_by(counts.successful_lines);
     metrics.bytes.inc_by(accepted_bytes as u64);
     cx.tokens
@@ -131,7 +131,7 @@ impl LineCounts {
     }
 
     fn record(&self, cx: &Ingest) {
-        let m = cx.telemetry.kind(Kind::Logs);
+        let m = cx.metrics.kind(Kind::Logs);
         m.rejected(RejectReason::Malformed, self.malformed_lines);
         m.rejected(RejectReason::Oversized, self.oversized_lines);
         m.rejected(RejectReason::Empty, self.empty_log_lines);

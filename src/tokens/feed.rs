@@ -36,7 +36,7 @@ use super::snapshot::{AccountNames, Snapshot, SnapshotEntry, SnapshotError};
 use super::{Delta, Digest, TokenTable, Tokens, persist};
 use crate::backoff::Backoff;
 use crate::config::TokensConfig;
-use crate::telemetry::Telemetry;
+use crate::telemetry::SourceMetrics;
 
 /// Largest feed answer read (a 1,000,000-token snapshot is ~200 MB of JSON).
 const MAX_FEED_BODY_BYTES: usize = 1 << 30;
@@ -274,7 +274,7 @@ enum Step {
 pub struct FeedSource {
     client: FeedClient,
     tokens: Arc<Tokens>,
-    telemetry: Arc<Telemetry>,
+    metrics: SourceMetrics,
     state_dir: PathBuf,
     settings: FollowSettings,
 }
@@ -283,14 +283,14 @@ impl FeedSource {
     pub fn new(
         client: FeedClient,
         tokens: Arc<Tokens>,
-        telemetry: Arc<Telemetry>,
+        metrics: SourceMetrics,
         state_dir: PathBuf,
         settings: FollowSettings,
     ) -> FeedSource {
         FeedSource {
             client,
             tokens,
-            telemetry,
+            metrics,
             state_dir,
             settings,
         }
@@ -374,7 +374,7 @@ impl FeedSource {
                     need_snapshot = true;
                 }
                 Err(e) => {
-                    self.telemetry.token_reloads_error.inc();
+                    self.metrics.reloads_error.inc();
                     // A delta we cannot read or apply: start over from a snapshot.
                     if matches!(e, FeedError::Body(_) | FeedError::Snapshot(_)) {
                         need_snapshot = true;
@@ -412,7 +412,7 @@ impl FeedSource {
             tokens = table.len(),
             "token snapshot loaded from the control plane"
         );
-        self.telemetry.token_reloads_ok.inc();
+        self.metrics.reloads_ok.inc();
         retire(self.tokens.install(Arc::clone(&table))).await;
         // Answers about digests may be superseded by the snapshot: forget them all.
         if let Some(misses) = self.tokens.misses() {
@@ -435,8 +435,7 @@ impl FeedSource {
             return Err(FeedError::Gone);
         }
         if delta.is_empty() {
-            self.telemetry
-                .token_table_fresh(current.len(), delta.version);
+            self.metrics.table.fresh(current.len(), delta.version);
             return Ok(Step::Unchanged(delta.version));
         }
         let touched: Vec<Digest> = delta.digests().collect();
@@ -452,7 +451,7 @@ impl FeedSource {
             tokens = table.len(),
             "token delta applied"
         );
-        self.telemetry.token_reloads_ok.inc();
+        self.metrics.reloads_ok.inc();
         retire(self.tokens.install(Arc::clone(&table))).await;
         // The table now answers for these digests; a cached miss answer must not outlive
         // a delete (propagation bound) or shadow nothing forever.

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::record::RecordBatch;
-use crate::telemetry::Telemetry;
+use crate::telemetry::SpoolMetrics;
 use cursor::load_cursor;
 pub use cursor::{Cursor, CursorKeeper, Position};
 use frame::HEADER;
@@ -124,7 +124,7 @@ pub fn open(
     dir: &Path,
     segment_bytes: u64,
     handoff_max_bytes: u64,
-    telemetry: Arc<Telemetry>,
+    metrics: SpoolMetrics,
 ) -> Result<Spool, SpoolError> {
     fs::create_dir_all(dir)?;
     let cursor = load_cursor(dir)?;
@@ -152,11 +152,7 @@ pub fn open(
     // than its header.
     let next_seq = cursor.seq + 1 + recovery.bytes / HEADER as u64;
     let active = ids.last().map_or(cursor.position.segment, |last| last + 1);
-    let unacked = Arc::new(Unacked::new(
-        recovery.bytes,
-        telemetry.spool.bytes.clone(),
-        telemetry.spool.records.clone(),
-    ));
+    let unacked = Arc::new(Unacked::new(recovery.bytes, metrics.bytes, metrics.records));
     let writable = Arc::new(AtomicBool::new(true));
     let file = create_segment(dir, active)?;
     let (appends, rx) = mpsc::unbounded_channel();
@@ -182,7 +178,7 @@ pub fn open(
         handoff_max_bytes,
         unacked: Arc::clone(&unacked),
         writable: Arc::clone(&writable),
-        telemetry: Arc::clone(&telemetry),
+        fsync_seconds: metrics.fsync,
         buf: Vec::with_capacity(1 << 20),
         spooled: Vec::with_capacity(64),
         done: Vec::with_capacity(64),
@@ -211,7 +207,7 @@ pub fn open(
             replay_end,
             tail: ids.last().copied(),
             unacked: Arc::clone(&unacked),
-            telemetry: Arc::clone(&telemetry),
+            metrics: metrics.read,
         },
         cursor_keeper,
         acked_tx,

@@ -24,7 +24,7 @@ use super::frame::{Frame, decode_body, read_frame, resync};
 use super::writer::Handoff;
 use super::{Position, SpooledEntry, Unacked, segment_path};
 use crate::forward::record::RecordBatch;
-use crate::telemetry::Telemetry;
+use crate::telemetry::SpoolReadMetrics;
 
 /// Bytes the reader hands over per step.
 const READ_STEP_BYTES: u64 = 8 << 20;
@@ -45,7 +45,7 @@ pub struct Reader {
     /// The segment that was last at boot: a corrupt end there is a torn tail.
     pub(super) tail: Option<u64>,
     pub(super) unacked: Arc<Unacked>,
-    pub(super) telemetry: Arc<Telemetry>,
+    pub(super) metrics: SpoolReadMetrics,
 }
 
 /// One spooled entry on its way to the batcher.
@@ -134,7 +134,7 @@ impl Reader {
             }
         };
         self.position = step.next;
-        let spool = &self.telemetry.spool;
+        let spool = &self.metrics;
         if step.corrupt_frames > 0 {
             tracing::warn!(
                 frames = step.corrupt_frames,

@@ -14,13 +14,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
+use prometheus::Histogram;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::frame::encode_frame;
 use super::reader::ReadEntry;
 use super::{Position, SpoolError, SpooledEntry, Unacked, segment_path};
 use crate::forward::record::RecordBatch;
-use crate::telemetry::Telemetry;
 
 /// Appends taken into one group commit at most.
 const MAX_GROUP: usize = 8192;
@@ -55,7 +55,7 @@ pub(super) struct Writer {
     pub(super) handoff_max_bytes: u64,
     pub(super) unacked: Arc<Unacked>,
     pub(super) writable: Arc<AtomicBool>,
-    pub(super) telemetry: Arc<Telemetry>,
+    pub(super) fsync_seconds: Histogram,
     pub(super) buf: Vec<u8>,
     /// Per-commit scratch, kept to reuse their allocations.
     pub(super) spooled: Vec<SpooledEntry>,
@@ -118,10 +118,7 @@ impl Writer {
             .file
             .write_all(&self.buf)
             .and_then(|()| self.file.sync_data());
-        self.telemetry
-            .spool
-            .fsync
-            .observe(started.elapsed().as_secs_f64());
+        self.fsync_seconds.observe(started.elapsed().as_secs_f64());
         if let Err(e) = written {
             tracing::error!(error = %e, segment = self.segment, "spool: write or fsync failed");
             // Cut what may have been written, so no half frame precedes the next one. After a
