@@ -31,7 +31,7 @@ use crate::telemetry::SpoolMetrics;
 use cursor::load_cursor;
 pub use cursor::{Cursor, CursorKeeper, Position};
 use frame::HEADER;
-pub use reader::{ReadEntry, Reader};
+pub use reader::Reader;
 pub use unacked::Unacked;
 use writer::{Append, Writer, create_segment};
 
@@ -42,6 +42,12 @@ pub struct SpooledEntry {
     pub end: Position,
     pub frame_bytes: u64,
     pub records: u64,
+}
+
+/// One spooled entry on its way to the batcher, from the writer's handoff or from disk.
+pub struct ReadEntry {
+    pub batch: RecordBatch,
+    pub spooled: SpooledEntry,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -22,8 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::frame::{Frame, decode_body, read_frame, resync};
 use super::writer::Handoff;
-use super::{Position, SpooledEntry, Unacked, segment_path};
-use crate::forward::record::RecordBatch;
+use super::{Position, ReadEntry, SpooledEntry, Unacked, segment_path};
 use crate::telemetry::SpoolReadMetrics;
 
 /// Bytes the reader hands over per step.
@@ -46,12 +45,6 @@ pub struct Reader {
     pub(super) tail: Option<u64>,
     pub(super) unacked: Arc<Unacked>,
     pub(super) metrics: SpoolReadMetrics,
-}
-
-/// One spooled entry on its way to the batcher.
-pub struct ReadEntry {
-    pub batch: RecordBatch,
-    pub spooled: SpooledEntry,
 }
 
 impl Reader {

@@ -18,8 +18,7 @@ use prometheus::Histogram;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::frame::encode_frame;
-use super::reader::ReadEntry;
-use super::{Position, SpoolError, SpooledEntry, Unacked, segment_path};
+use super::{Position, ReadEntry, SpoolError, SpooledEntry, Unacked, segment_path};
 use crate::forward::record::RecordBatch;
 
 /// Appends taken into one group commit at most.
