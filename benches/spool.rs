@@ -13,7 +13,6 @@
 
 use std::hint::black_box;
 use std::io::Write;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -72,7 +71,7 @@ fn group_commit(c: &mut Criterion) {
     for appenders in [1usize, 16, 128] {
         let dir = bench_dir(&format!("group-{appenders}"));
         let opened = rt.block_on(async {
-            spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap()
+            spool::open(&dir, 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap()
         });
         let handle = opened.handle.clone();
         g.bench_function(format!("appenders_{appenders}"), |b| {
@@ -110,7 +109,7 @@ fn handoff(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = bench_dir("handoff");
     let opened = rt.block_on(async {
-        spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap()
+        spool::open(&dir, 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap()
     });
     let handle = opened.handle.clone();
     // The reader runs as it does in tollgate, and reports how many entries it has seen.
@@ -164,7 +163,7 @@ fn replay(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let dir = bench_dir("replay");
     rt.block_on(async {
-        let s = spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap();
+        let s = spool::open(&dir, 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap();
         let tasks: Vec<_> = (0..64)
             .map(|_| {
                 let h = s.handle.clone();
@@ -187,7 +186,7 @@ fn replay(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 // No cursor is ever persisted here, so every open replays everything.
-                let s = spool::open(&dir, 64 << 20, 64 << 20, Arc::new(Telemetry::new())).unwrap();
+                let s = spool::open(&dir, 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap();
                 let mut reader = s.reader;
                 let stop = CancellationToken::new();
                 let mut read = 0u64;

@@ -270,7 +270,7 @@ fn bench_table(c: &mut Criterion) {
     });
     group.finish();
 
-    let tokens = Arc::new(Tokens::new(Arc::new(Telemetry::new())));
+    let tokens = Arc::new(Tokens::new(Telemetry::new().tokens()));
     tokens.install(Arc::clone(&table));
     let spread: Vec<String> = (0..SPREAD)
         .map(|i| token(i * (TABLE_SIZE / SPREAD) + 3))

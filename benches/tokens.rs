@@ -41,7 +41,7 @@ fn install_table() -> Tokens {
         .into_table()
         .expect("generated snapshot is valid");
     assert_eq!(table.len() as u64, TABLE_SIZE);
-    let tokens = Tokens::new(Arc::new(Telemetry::new()));
+    let tokens = Tokens::new(Telemetry::new().tokens());
     tokens.install(Arc::new(table));
     tokens
 }

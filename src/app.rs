@@ -105,13 +105,13 @@ pub async fn run(
     let t = &config.tokens;
     let (tokens, source_task, usage_task) = match t.source {
         TokenSourceKind::File => {
-            let tokens = Arc::new(Tokens::new(Arc::clone(&telemetry)));
+            let tokens = Arc::new(Tokens::new(telemetry.tokens()));
             let mut source = FileSource::new(
                 t.path.clone(),
                 t.state_dir.clone(),
                 t.watch_interval_secs,
                 Arc::clone(&tokens),
-                Arc::clone(&telemetry),
+                telemetry.token_source(),
             );
             source.boot().await;
             (tokens, tokio::spawn(source.run(background.clone())), None)
@@ -125,18 +125,18 @@ pub async fn run(
             let misses = MissCache::new(
                 Arc::new(client.clone()),
                 MissSettings::from_config(t),
-                telemetry.token_miss_lookups.clone(),
+                telemetry.miss_lookups(),
             );
             let usage = Arc::new(Usage::new());
             let tokens = Arc::new(Tokens::with_control_plane(
-                Arc::clone(&telemetry),
+                telemetry.tokens(),
                 misses,
                 Arc::clone(&usage),
             ));
             let source = FeedSource::new(
                 client.clone(),
                 Arc::clone(&tokens),
-                Arc::clone(&telemetry),
+                telemetry.token_source(),
                 t.state_dir.clone(),
                 FollowSettings::from_config(t),
             );
@@ -145,7 +145,7 @@ pub async fn run(
                 usage,
                 client,
                 t.usage_flush_interval_secs,
-                telemetry.usage_flushes.clone(),
+                telemetry.usage_flushes(),
                 usage_stop.clone(),
             ));
             (
@@ -157,7 +157,8 @@ pub async fn run(
     };
 
     let sink = Sink::from_config(&config.sink, &telemetry)?;
-    let (forwarder, forward_task) = forward::start(&config.forward, sink, Arc::clone(&telemetry))?;
+    let forward_metrics = telemetry.forward(sink.name());
+    let (forwarder, forward_task) = forward::start(&config.forward, sink, forward_metrics)?;
     let writable = forwarder.clone();
 
     let s = &config.server;
@@ -172,7 +173,7 @@ pub async fn run(
         },
         s.max_concurrent_requests,
         config.forward.retry_after_secs,
-        Arc::clone(&telemetry),
+        telemetry.ingest(),
     ));
     let tls = match &s.tls {
         Some(t) => Some(server::tls::acceptor(&t.cert_path, &t.key_path)?),

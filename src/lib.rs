@@ -1,20 +1,23 @@
 //! tollgate: a high-throughput ingest gateway. Shippers POST logs, metrics and traces
-//! (Logz.io bulk, OTLP/HTTP, Prometheus remote_write) with a shipping token; tollgate authenticates the token against a lock-free,
-//! hot-reloaded table and forwards the records downstream in batches.
+//! (Logz.io bulk, OTLP/HTTP, Prometheus remote_write) with a shipping token; tollgate
+//! authenticates the token against a lock-free, hot-reloaded table and forwards the
+//! records downstream in batches.
 //!
 //! Module map (dependencies point one way: `ingest` → `tokens`, `forward`; `control` →
-//! `tokens::wire` only; everything may use `config`, `model`, `proto`, `telemetry`; only
-//! `app` wires the parts together):
+//! `tokens::wire` only; everything may use `config`, `model`, `proto`, `telemetry`,
+//! `backoff`; only `app` wires the parts together):
 //! - `server`: the front door (accept loop, timeouts, TLS, graceful shutdown) and admin.
 //! - `ingest`: routes, capped body reading, per-line decisions, the status-code mapping.
 //! - `tokens`: the token table, its sources, the persisted snapshot.
 //! - `forward`: the `submit` → ack seam, the batcher and the sinks.
 //! - `control`: the control plane: management API, product rules, its store, and the
 //!   token feed gateways follow.
+//! - `backoff`: the retry pacing the batcher and the token feed share.
 //! - `proto`: wire messages (OTLP, `google.rpc.Status`, remote_write) shared by both.
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod backoff;
 pub mod config;
 pub mod control;
 pub mod forward;

@@ -1,10 +1,14 @@
 //! Every metric of DESIGN §5, written here once, and the logging setup.
 //!
-//! Label handles are resolved when `Telemetry` is built (`with_label_values` takes a lock),
-//! so the request path only touches atomics. Label values come from enums' `as_str()`:
-//! no token, and no raw account id, can ever become a label. Each `Telemetry` owns its
-//! registry, so several servers in one test process never share counters.
+//! `Telemetry` owns the registry and renders it; each part gets a small struct of the
+//! handles it writes (`IngestMetrics`, `TokenMetrics`, `SourceMetrics`, `ForwardMetrics`, …),
+//! handed out by the composition root, never the whole `Telemetry`. Label handles are
+//! resolved when `Telemetry` is built (`with_label_values` takes a lock), so the request
+//! path only touches atomics. Label values come from enums' `as_str()`: no token, and no
+//! raw account id, can ever become a label. Each `Telemetry` owns its registry, so several
+//! servers in one test process never share counters.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +26,7 @@ const CODES: [u16; 14] = [
 ];
 
 /// Per-route request metrics, resolved once.
+#[derive(Clone)]
 pub struct RouteMetrics {
     route: Route,
     requests: IntCounterVec,
@@ -44,6 +49,7 @@ impl RouteMetrics {
 }
 
 /// Per-kind ingest counters.
+#[derive(Clone)]
 pub struct KindMetrics {
     pub bytes: IntCounter,
     pub records: IntCounter,
@@ -58,13 +64,90 @@ impl KindMetrics {
     }
 }
 
-/// The disk spool's metrics.
+/// The ingest routes' metrics: requests by route and code, records by kind.
+#[derive(Clone)]
+pub struct IngestMetrics {
+    routes: Vec<RouteMetrics>,
+    kinds: Vec<KindMetrics>,
+}
+
+impl IngestMetrics {
+    pub fn route(&self, route: Route) -> &RouteMetrics {
+        &self.routes[route as usize]
+    }
+
+    pub fn kind(&self, kind: Kind) -> &KindMetrics {
+        &self.kinds[kind.index()]
+    }
+}
+
+/// The serving token table's gauges. The age gauge is computed when `/metrics` is
+/// rendered, from the last confirmation stored here.
+#[derive(Clone)]
+pub struct TableMetrics {
+    size: IntGauge,
+    version: IntGauge,
+    /// When the serving table was last confirmed current (epoch ms), for the age gauge.
+    fresh_at_ms: Arc<AtomicU64>,
+}
+
+impl TableMetrics {
+    /// Records that a token table was just built or confirmed current by its source.
+    pub fn fresh(&self, size: usize, version: u64) {
+        self.confirmed(size, version, SystemTime::now());
+    }
+
+    /// Records the serving table and when its source last confirmed it current: now for
+    /// a fresh load or an answered poll, the file's time for a persisted snapshot.
+    pub fn confirmed(&self, size: usize, version: u64, at: SystemTime) {
+        self.size.set(i64::try_from(size).unwrap_or(i64::MAX));
+        self.version.set(i64::try_from(version).unwrap_or(i64::MAX));
+        self.fresh_at_ms
+            .store(epoch_ms(at).max(1), Ordering::Relaxed);
+    }
+}
+
+/// What the token table writes: refused tokens and the table it serves.
+#[derive(Clone)]
+pub struct TokenMetrics {
+    auth_failures: Vec<IntCounter>,
+    pub table: TableMetrics,
+}
+
+impl TokenMetrics {
+    /// Counts a refused token. Logged at debug without the token, which the caller never passes.
+    pub fn auth_failed(&self, reason: AuthFailure) {
+        self.auth_failures[reason as usize].inc();
+        tracing::debug!(reason = reason.as_str(), "token refused");
+    }
+}
+
+/// What a token source (the file watcher, the feed follower) writes:
+/// `tollgate_token_reloads_total{result}` and the table's freshness.
+#[derive(Clone)]
+pub struct SourceMetrics {
+    pub reloads_ok: IntCounter,
+    /// A failed reload keeps the previous table serving.
+    pub reloads_error: IntCounter,
+    pub table: TableMetrics,
+}
+
+/// The disk spool's metrics, each written by one part of the spool.
+#[derive(Clone)]
 pub struct SpoolMetrics {
-    /// Frame bytes spooled and not yet acknowledged by the sink.
+    /// Frame bytes spooled and not yet acknowledged by the sink (`spool::Unacked`).
     pub bytes: IntGauge,
-    /// Records spooled and not yet acknowledged by the sink.
+    /// Records spooled and not yet acknowledged by the sink (`spool::Unacked`).
     pub records: IntGauge,
+    /// One group commit (the writer).
     pub fsync: Histogram,
+    /// What the reader met on its way through the spool.
+    pub read: SpoolReadMetrics,
+}
+
+/// The spool reader's counters.
+#[derive(Clone)]
+pub struct SpoolReadMetrics {
     pub replayed_records: IntCounter,
     /// Records read back from disk because the writer's in-memory handoff was full.
     pub read_back_records: IntCounter,
@@ -111,6 +194,7 @@ impl ConnMetrics {
 }
 
 /// Per-sink delivery metrics.
+#[derive(Clone)]
 pub struct SinkMetrics {
     pub batches_ok: IntCounter,
     pub batches_error: IntCounter,
@@ -118,23 +202,33 @@ pub struct SinkMetrics {
     pub latency: Histogram,
 }
 
-/// The metrics registry and every handle the parts need.
+/// What the batcher writes: its sink's delivery metrics and the queue's size.
+#[derive(Clone)]
+pub struct BatcherMetrics {
+    pub sink: SinkMetrics,
+    /// Payload bytes accepted but not yet written by the sink.
+    pub queue_bytes: IntGauge,
+}
+
+/// Everything the forwarding path writes.
+#[derive(Clone)]
+pub struct ForwardMetrics {
+    pub batcher: BatcherMetrics,
+    pub spool: SpoolMetrics,
+}
+
+/// The metrics registry; it hands each part the handles it needs and renders `/metrics`.
 pub struct Telemetry {
     registry: Registry,
-    routes: Vec<RouteMetrics>,
-    kinds: Vec<KindMetrics>,
-    auth_failures: Vec<IntCounter>,
-    pub token_table_size: IntGauge,
-    pub token_table_version: IntGauge,
+    ingest: IngestMetrics,
+    tokens: TokenMetrics,
     token_table_age: IntGauge,
-    /// When the serving table was last confirmed current (epoch ms), for the age gauge.
-    token_table_fresh_at_ms: AtomicU64,
-    pub token_reloads_ok: IntCounter,
-    pub token_reloads_error: IntCounter,
-    pub token_miss_lookups: MissMetrics,
-    pub usage_flushes: UsageMetrics,
-    pub queue_bytes: IntGauge,
-    pub spool: SpoolMetrics,
+    reloads_ok: IntCounter,
+    reloads_error: IntCounter,
+    miss_lookups: MissMetrics,
+    usage_flushes: UsageMetrics,
+    queue_bytes: IntGauge,
+    spool: SpoolMetrics,
     connections_open: IntGaugeVec,
     connection_errors: IntCounterVec,
     sink_batches: IntCounterVec,
@@ -312,27 +406,29 @@ impl Telemetry {
                 .buckets(prometheus::exponential_buckets(0.0001, 2.0, 16).expect("valid buckets")),
             )
             .expect("valid metric"),
-            replayed_records: IntCounter::new(
-                "tollgate_spool_replayed_records_total",
-                "Records found unacknowledged in the spool at boot and replayed to the sink.",
-            )
-            .expect("valid metric"),
-            read_back_records: IntCounter::new(
-                "tollgate_spool_read_back_records_total",
-                "Records read back from the spool after boot because the in-memory handoff to \
-                 the batcher was full (normally they are handed on from memory).",
-            )
-            .expect("valid metric"),
-            corrupt_records: IntCounter::new(
-                "tollgate_spool_corrupt_records_total",
-                "Spool frames skipped because they failed their CRC or framing check.",
-            )
-            .expect("valid metric"),
-            torn_tails: IntCounter::new(
-                "tollgate_spool_torn_tails_total",
-                "Torn segment tails (a crash mid-write) truncated during replay.",
-            )
-            .expect("valid metric"),
+            read: SpoolReadMetrics {
+                replayed_records: IntCounter::new(
+                    "tollgate_spool_replayed_records_total",
+                    "Records found unacknowledged in the spool at boot and replayed to the sink.",
+                )
+                .expect("valid metric"),
+                read_back_records: IntCounter::new(
+                    "tollgate_spool_read_back_records_total",
+                    "Records read back from the spool after boot because the in-memory handoff \
+                     to the batcher was full (normally they are handed on from memory).",
+                )
+                .expect("valid metric"),
+                corrupt_records: IntCounter::new(
+                    "tollgate_spool_corrupt_records_total",
+                    "Spool frames skipped because they failed their CRC or framing check.",
+                )
+                .expect("valid metric"),
+                torn_tails: IntCounter::new(
+                    "tollgate_spool_torn_tails_total",
+                    "Torn segment tails (a crash mid-write) truncated during replay.",
+                )
+                .expect("valid metric"),
+            },
         };
         let connections_open = IntGaugeVec::new(
             Opts::new(
@@ -393,10 +489,10 @@ impl Telemetry {
         reg(Box::new(spool.bytes.clone()));
         reg(Box::new(spool.records.clone()));
         reg(Box::new(spool.fsync.clone()));
-        reg(Box::new(spool.replayed_records.clone()));
-        reg(Box::new(spool.read_back_records.clone()));
-        reg(Box::new(spool.corrupt_records.clone()));
-        reg(Box::new(spool.torn_tails.clone()));
+        reg(Box::new(spool.read.replayed_records.clone()));
+        reg(Box::new(spool.read.read_back_records.clone()));
+        reg(Box::new(spool.read.corrupt_records.clone()));
+        reg(Box::new(spool.read.torn_tails.clone()));
         reg(Box::new(connections_open.clone()));
         reg(Box::new(connection_errors.clone()));
         reg(Box::new(sink_batches.clone()));
@@ -414,16 +510,19 @@ impl Telemetry {
 
         Telemetry {
             registry,
-            routes,
-            kinds,
-            auth_failures,
-            token_table_size,
-            token_table_version,
+            ingest: IngestMetrics { routes, kinds },
+            tokens: TokenMetrics {
+                auth_failures,
+                table: TableMetrics {
+                    size: token_table_size,
+                    version: token_table_version,
+                    fresh_at_ms: Arc::new(AtomicU64::new(0)),
+                },
+            },
             token_table_age,
-            token_table_fresh_at_ms: AtomicU64::new(0),
-            token_reloads_ok: reloads.with_label_values(&["ok"]),
-            token_reloads_error: reloads.with_label_values(&["error"]),
-            token_miss_lookups,
+            reloads_ok: reloads.with_label_values(&["ok"]),
+            reloads_error: reloads.with_label_values(&["error"]),
+            miss_lookups: token_miss_lookups,
             usage_flushes,
             queue_bytes,
             spool,
@@ -436,18 +535,49 @@ impl Telemetry {
         }
     }
 
-    pub fn route(&self, route: Route) -> &RouteMetrics {
-        &self.routes[route as usize]
+    /// The ingest routes' handles.
+    pub fn ingest(&self) -> IngestMetrics {
+        self.ingest.clone()
     }
 
-    pub fn kind(&self, kind: Kind) -> &KindMetrics {
-        &self.kinds[kind.index()]
+    /// The token table's handles.
+    pub fn tokens(&self) -> TokenMetrics {
+        self.tokens.clone()
     }
 
-    /// Counts a refused token. Logged at debug without the token, which the caller never passes.
-    pub fn auth_failed(&self, reason: AuthFailure) {
-        self.auth_failures[reason as usize].inc();
-        tracing::debug!(reason = reason.as_str(), "token refused");
+    /// A token source's handles (file watcher or feed follower).
+    pub fn token_source(&self) -> SourceMetrics {
+        SourceMetrics {
+            reloads_ok: self.reloads_ok.clone(),
+            reloads_error: self.reloads_error.clone(),
+            table: self.tokens.table.clone(),
+        }
+    }
+
+    /// The miss cache's handles.
+    pub fn miss_lookups(&self) -> MissMetrics {
+        self.miss_lookups.clone()
+    }
+
+    /// The usage flusher's handles.
+    pub fn usage_flushes(&self) -> UsageMetrics {
+        self.usage_flushes.clone()
+    }
+
+    /// The forwarding path's handles, for the sink called `sink`.
+    pub fn forward(&self, sink: &'static str) -> ForwardMetrics {
+        ForwardMetrics {
+            batcher: BatcherMetrics {
+                sink: self.sink(sink),
+                queue_bytes: self.queue_bytes.clone(),
+            },
+            spool: self.spool(),
+        }
+    }
+
+    /// The disk spool's handles.
+    pub fn spool(&self) -> SpoolMetrics {
+        self.spool.clone()
     }
 
     /// Handles for one listener's connections (`public` or `admin`).
@@ -459,24 +589,8 @@ impl Telemetry {
         }
     }
 
-    /// Records that a token table was just built or confirmed current by its source.
-    pub fn token_table_fresh(&self, size: usize, version: u64) {
-        self.token_table_confirmed(size, version, SystemTime::now());
-    }
-
-    /// Records the serving table and when its source last confirmed it current: now for
-    /// a fresh load or an answered poll, the file's time for a persisted snapshot.
-    pub fn token_table_confirmed(&self, size: usize, version: u64, at: SystemTime) {
-        self.token_table_size
-            .set(i64::try_from(size).unwrap_or(i64::MAX));
-        self.token_table_version
-            .set(i64::try_from(version).unwrap_or(i64::MAX));
-        self.token_table_fresh_at_ms
-            .store(epoch_ms(at).max(1), Ordering::Relaxed);
-    }
-
     /// Handles for one sink, resolved once when the sink is built.
-    pub fn sink(&self, name: &'static str) -> SinkMetrics {
+    fn sink(&self, name: &'static str) -> SinkMetrics {
         SinkMetrics {
             batches_ok: self.sink_batches.with_label_values(&[name, "ok"]),
             batches_error: self.sink_batches.with_label_values(&[name, "error"]),
@@ -492,7 +606,7 @@ impl Telemetry {
 
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> Vec<u8> {
-        let fresh = self.token_table_fresh_at_ms.load(Ordering::Relaxed);
+        let fresh = self.tokens.table.fresh_at_ms.load(Ordering::Relaxed);
         if fresh > 0 {
             let age_s = now_ms().saturating_sub(fresh) / 1000;
             self.token_table_age

@@ -9,7 +9,6 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, watch};
@@ -18,10 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::Queued;
 use super::sinks::{Batch, Sink};
-use super::spool::{Cursor, SpoolShared, SpooledEntry};
+use super::spool::{Cursor, SpooledEntry, Unacked};
+use crate::backoff::Backoff;
 use crate::config::ForwardConfig;
 use crate::model::Kind;
-use crate::telemetry::{SinkMetrics, Telemetry};
+use crate::telemetry::{BatcherMetrics, SinkMetrics};
+use prometheus::IntGauge;
 
 /// Retry pacing for a failing sink: doubles from the first delay up to the cap.
 const RETRY_FIRST: Duration = Duration::from_millis(100);
@@ -50,16 +51,14 @@ pub struct AckTracker {
     next: u64,
     cursor: watch::Sender<Cursor>,
     acked_seq: watch::Sender<u64>,
-    shared: Arc<SpoolShared>,
-    telemetry: Arc<Telemetry>,
+    unacked: Arc<Unacked>,
 }
 
 impl AckTracker {
     pub fn new(
         cursor: watch::Sender<Cursor>,
         acked_seq: watch::Sender<u64>,
-        shared: Arc<SpoolShared>,
-        telemetry: Arc<Telemetry>,
+        unacked: Arc<Unacked>,
     ) -> AckTracker {
         AckTracker {
             pending: VecDeque::new(),
@@ -67,8 +66,7 @@ impl AckTracker {
             next: 0,
             cursor,
             acked_seq,
-            shared,
-            telemetry,
+            unacked,
         }
     }
 
@@ -89,32 +87,21 @@ impl AckTracker {
             }
         }
         let mut last = None;
+        let (mut bytes, mut records) = (0, 0);
         while let Some((entry, true)) = self.pending.front().copied() {
             self.pending.pop_front();
             self.front += 1;
-            self.shared
-                .unacked_bytes
-                .fetch_sub(entry.frame_bytes, Ordering::Relaxed);
-            self.shared
-                .unacked_records
-                .fetch_sub(entry.records, Ordering::Relaxed);
+            bytes += entry.frame_bytes;
+            records += entry.records;
             last = Some(entry);
         }
         if let Some(entry) = last {
+            self.unacked.acknowledged(bytes, records);
             self.cursor.send_replace(Cursor {
                 position: entry.end,
                 seq: entry.seq,
             });
             self.acked_seq.send_replace(entry.seq);
-            let gauge = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-            self.telemetry
-                .spool
-                .bytes
-                .set(gauge(self.shared.unacked_bytes.load(Ordering::Relaxed)));
-            self.telemetry
-                .spool
-                .records
-                .set(gauge(self.shared.unacked_records.load(Ordering::Relaxed)));
         }
     }
 }
@@ -129,7 +116,7 @@ pub struct Batcher {
     budget: Arc<Semaphore>,
     capacity: usize,
     acks: Option<AckTracker>,
-    telemetry: Arc<Telemetry>,
+    queue_bytes: IntGauge,
     closing: bool,
     /// Watched inside the retry loop too: a failing sink must not hold up shutdown.
     shutdown: CancellationToken,
@@ -142,12 +129,12 @@ impl Batcher {
         config: &ForwardConfig,
         budget: Arc<Semaphore>,
         acks: Option<AckTracker>,
-        telemetry: Arc<Telemetry>,
+        metrics: BatcherMetrics,
     ) -> Batcher {
         let capacity = budget.available_permits();
         Batcher {
             rx,
-            sink_metrics: telemetry.sink(sink.name()),
+            sink_metrics: metrics.sink,
             sink,
             pending: Default::default(),
             max_batch_bytes: config.max_batch_bytes,
@@ -155,7 +142,7 @@ impl Batcher {
             budget,
             capacity,
             acks,
-            telemetry,
+            queue_bytes: metrics.queue_bytes,
             closing: false,
             shutdown: CancellationToken::new(),
         }
@@ -248,7 +235,7 @@ impl Batcher {
             .unzip();
         let batch = Arc::new(Batch { kind, parts });
         let records = batch.records();
-        let mut delay = RETRY_FIRST;
+        let mut backoff = Backoff::new(RETRY_FIRST, RETRY_CAP);
         let mut tries_left = RETRIES_WHILE_CLOSING;
         loop {
             let started = Instant::now();
@@ -281,10 +268,10 @@ impl Batcher {
                         tries_left -= 1;
                     }
                     tracing::warn!(sink = self.sink.name(), records, error = %e,
-                        backoff_ms = delay.as_millis() as u64, "sink write failed; retrying");
+                        backoff_ms = backoff.ceiling().as_millis() as u64, "sink write failed; retrying");
                     // Full jitter (a random wait up to the backoff), but never sooner than
                     // the receiver's Retry-After.
-                    let jittered = delay.mul_f64(rand::random::<f64>());
+                    let jittered = backoff.next_delay();
                     let wait = e
                         .retry_after()
                         .map_or(jittered, |after| after.max(jittered));
@@ -296,7 +283,6 @@ impl Batcher {
                             _ = self.shutdown.cancelled() => {}
                         }
                     }
-                    delay = (delay * 2).min(RETRY_CAP);
                 }
             }
         }
@@ -304,8 +290,7 @@ impl Batcher {
         let queued = self
             .capacity
             .saturating_sub(self.budget.available_permits());
-        self.telemetry
-            .queue_bytes
+        self.queue_bytes
             .set(i64::try_from(queued).unwrap_or(i64::MAX));
     }
 }

@@ -14,7 +14,6 @@ pub mod sinks;
 pub mod spool;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -22,7 +21,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Ack, ForwardConfig};
-use crate::telemetry::Telemetry;
+use crate::telemetry::ForwardMetrics;
 pub use record::{ContentType, Envelope, RecordBatch};
 use sinks::Sink;
 use spool::{SpoolError, SpoolHandle, SpooledEntry};
@@ -126,10 +125,10 @@ impl Forwarder {
                 max_bytes,
                 downstream,
             } => {
-                if !spool.shared.writable.load(Ordering::Relaxed) {
+                if !spool.is_writable() {
                     return Err(SubmitError::SpoolUnavailable { retry_after });
                 }
-                if spool.shared.unacked_bytes.load(Ordering::Relaxed) >= *max_bytes {
+                if spool.unacked_bytes() >= *max_bytes {
                     return Err(SubmitError::SpoolFull { retry_after });
                 }
                 let seq = spool.append(batch).await.map_err(|e| match e {
@@ -151,7 +150,7 @@ impl Forwarder {
     pub fn is_writable(&self) -> bool {
         match &self.path {
             Path::Memory(_) => true,
-            Path::Spool { spool, .. } => spool.shared.writable.load(Ordering::Relaxed),
+            Path::Spool { spool, .. } => spool.is_writable(),
         }
     }
 }
@@ -197,8 +196,12 @@ pub enum StartError {
 pub fn start(
     config: &ForwardConfig,
     sink: Sink,
-    telemetry: Arc<Telemetry>,
+    metrics: ForwardMetrics,
 ) -> Result<(Forwarder, ForwardTask), StartError> {
+    let ForwardMetrics {
+        batcher: batcher_metrics,
+        spool: spool_metrics,
+    } = metrics;
     let (tx, rx) = mpsc::unbounded_channel();
     // Permits are taken per entry as a u32, so the budget is capped at u32::MAX bytes.
     let capacity = u32::try_from(config.queue_max_bytes).unwrap_or(u32::MAX);
@@ -217,7 +220,7 @@ pub fn start(
             config,
             queue.budget.clone(),
             None,
-            Arc::clone(&telemetry),
+            batcher_metrics,
         );
         let batcher = tokio::spawn(batcher.run(batcher_stop.clone()));
         let forwarder = Forwarder {
@@ -239,7 +242,7 @@ pub fn start(
         &config.spool_dir,
         config.spool_segment_bytes,
         config.queue_max_bytes / 4,
-        Arc::clone(&telemetry),
+        spool_metrics,
     )?;
     let r = &spool.recovery;
     if r.bytes > 0 {
@@ -249,24 +252,14 @@ pub fn start(
             "spool: replaying unacknowledged records to the sink"
         );
     }
-    telemetry
-        .spool
-        .bytes
-        .set(i64::try_from(r.bytes).unwrap_or(i64::MAX));
-    telemetry.spool.records.set(0);
-    let acks = batcher::AckTracker::new(
-        spool.cursor_tx,
-        spool.acked_tx,
-        Arc::clone(&spool.handle.shared),
-        Arc::clone(&telemetry),
-    );
+    let acks = batcher::AckTracker::new(spool.cursor_tx, spool.acked_tx, spool.unacked);
     let batcher = batcher::Batcher::new(
         rx,
         sink,
         config,
         queue.budget.clone(),
         Some(acks),
-        Arc::clone(&telemetry),
+        batcher_metrics,
     );
     let batcher = tokio::spawn(batcher.run(batcher_stop.clone()));
     let reader_stop = CancellationToken::new();

@@ -62,7 +62,7 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
         })
         .await?;
     record_rejections(&counts, cx);
-    let metrics = cx.telemetry.kind(Kind::Logs);
+    let metrics = cx.metrics.kind(Kind::Logs);
     metrics.records.inc_by(counts.successful_lines);
     metrics.bytes.inc_by(accepted_bytes as u64);
     cx.tokens
@@ -114,7 +114,7 @@ impl<'q> Params<'q> {
 
 /// Counts the rejected lines by reason.
 fn record_rejections(counts: &LineCounts, cx: &Ingest) {
-    let m = cx.telemetry.kind(Kind::Logs);
+    let m = cx.metrics.kind(Kind::Logs);
     m.rejected(RejectReason::Malformed, counts.malformed_lines);
     m.rejected(RejectReason::Oversized, counts.oversized_lines);
     m.rejected(RejectReason::Empty, counts.empty_log_lines);

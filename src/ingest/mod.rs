@@ -25,7 +25,7 @@ use tracing::Instrument;
 
 use crate::forward::Forwarder;
 use crate::model::Route;
-use crate::telemetry::Telemetry;
+use crate::telemetry::IngestMetrics;
 use crate::tokens::Tokens;
 pub use body::Limits;
 pub use error::{Body, Dialect, IngestError};
@@ -38,7 +38,7 @@ pub struct Ingest {
     /// Caps requests in flight; a failed `try_acquire` is a 503 before the body is read.
     in_flight: Semaphore,
     retry_after: Duration,
-    telemetry: Arc<Telemetry>,
+    metrics: IngestMetrics,
 }
 
 impl Ingest {
@@ -48,7 +48,7 @@ impl Ingest {
         limits: Limits,
         max_concurrent_requests: usize,
         retry_after: Duration,
-        telemetry: Arc<Telemetry>,
+        metrics: IngestMetrics,
     ) -> Ingest {
         Ingest {
             tokens,
@@ -56,7 +56,7 @@ impl Ingest {
             limits,
             in_flight: Semaphore::new(max_concurrent_requests),
             retry_after,
-            telemetry,
+            metrics,
         }
     }
 
@@ -86,7 +86,7 @@ impl Ingest {
         let response = result.unwrap_or_else(|e| e.response(dialect));
         let elapsed = started.elapsed();
         let code = response.status().as_u16();
-        self.telemetry.route(route).observe(code, elapsed);
+        self.metrics.route(route).observe(code, elapsed);
         tracing::debug!(parent: &span, code, elapsed_us = elapsed.as_micros() as u64, "answered");
         response
     }

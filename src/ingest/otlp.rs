@@ -102,7 +102,7 @@ async fn export<T: Export>(
             })
             .await?;
     }
-    let metrics = cx.telemetry.kind(T::KIND);
+    let metrics = cx.metrics.kind(T::KIND);
     metrics.records.inc_by(verdict.accepted);
     metrics.bytes.inc_by(payload_bytes as u64);
     metrics.rejected(RejectReason::Invalid, verdict.rejected);

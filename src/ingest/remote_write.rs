@@ -56,7 +56,7 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
             })
             .await?;
     }
-    let metrics = cx.telemetry.kind(Kind::Metrics);
+    let metrics = cx.metrics.kind(Kind::Metrics);
     metrics.records.inc_by(counts.samples);
     metrics.bytes.inc_by(counts.decoded_bytes);
     cx.tokens

@@ -35,8 +35,9 @@ use tokio_util::sync::CancellationToken;
 use super::snapshot::{AccountNames, SnapshotError};
 use super::wire::{Changes, Snapshot, SnapshotEntry};
 use super::{Delta, Digest, TokenTable, Tokens, persist};
+use crate::backoff::Backoff;
 use crate::config::TokensConfig;
-use crate::telemetry::Telemetry;
+use crate::telemetry::SourceMetrics;
 
 /// Largest feed answer read (a 1,000,000-token snapshot is ~200 MB of JSON).
 const MAX_FEED_BODY_BYTES: usize = 1 << 30;
@@ -232,47 +233,6 @@ fn parse_changes(body: &[u8]) -> Result<Delta, FeedError> {
     })
 }
 
-/// Exponential backoff with full jitter: the n-th consecutive failure waits a uniform
-/// random time in `[0, min(max, initial * 2^n)]` (AWS architecture blog, "Exponential
-/// Backoff And Jitter"), so gateways that lost the control plane together spread out.
-#[derive(Debug)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff {
-            initial,
-            max,
-            failures: 0,
-        }
-    }
-
-    /// The upper bound of the next wait.
-    pub fn ceiling(&self) -> Duration {
-        let factor = 1u32.checked_shl(self.failures.min(31)).unwrap_or(u32::MAX);
-        self.initial.saturating_mul(factor).min(self.max)
-    }
-
-    /// The next wait (and one more failure counted).
-    pub fn next_delay(&mut self) -> Duration {
-        let ceiling = self.ceiling();
-        self.failures = self.failures.saturating_add(1);
-        ceiling.mul_f64(rand::random::<f64>())
-    }
-
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
-
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
-}
-
 /// The follower's timing knobs, from `[tokens]`.
 #[derive(Debug, Clone)]
 pub struct FollowSettings {
@@ -306,7 +266,7 @@ enum Step {
 pub struct FeedSource {
     client: FeedClient,
     tokens: Arc<Tokens>,
-    telemetry: Arc<Telemetry>,
+    metrics: SourceMetrics,
     state_dir: PathBuf,
     settings: FollowSettings,
 }
@@ -315,14 +275,14 @@ impl FeedSource {
     pub fn new(
         client: FeedClient,
         tokens: Arc<Tokens>,
-        telemetry: Arc<Telemetry>,
+        metrics: SourceMetrics,
         state_dir: PathBuf,
         settings: FollowSettings,
     ) -> FeedSource {
         FeedSource {
             client,
             tokens,
-            telemetry,
+            metrics,
             state_dir,
             settings,
         }
@@ -406,7 +366,7 @@ impl FeedSource {
                     need_snapshot = true;
                 }
                 Err(e) => {
-                    self.telemetry.token_reloads_error.inc();
+                    self.metrics.reloads_error.inc();
                     // A delta we cannot read or apply: start over from a snapshot.
                     if matches!(e, FeedError::Body(_) | FeedError::Snapshot(_)) {
                         need_snapshot = true;
@@ -444,7 +404,7 @@ impl FeedSource {
             tokens = table.len(),
             "token snapshot loaded from the control plane"
         );
-        self.telemetry.token_reloads_ok.inc();
+        self.metrics.reloads_ok.inc();
         retire(self.tokens.install(Arc::clone(&table))).await;
         // Answers about digests may be superseded by the snapshot: forget them all.
         if let Some(misses) = self.tokens.misses() {
@@ -467,8 +427,7 @@ impl FeedSource {
             return Err(FeedError::Gone);
         }
         if delta.is_empty() {
-            self.telemetry
-                .token_table_fresh(current.len(), delta.version);
+            self.metrics.table.fresh(current.len(), delta.version);
             return Ok(Step::Unchanged(delta.version));
         }
         let touched: Vec<Digest> = delta.digests().collect();
@@ -484,7 +443,7 @@ impl FeedSource {
             tokens = table.len(),
             "token delta applied"
         );
-        self.telemetry.token_reloads_ok.inc();
+        self.metrics.reloads_ok.inc();
         retire(self.tokens.install(Arc::clone(&table))).await;
         // The table now answers for these digests; a cached miss answer must not outlive
         // a delete (propagation bound) or shadow nothing forever.
@@ -540,46 +499,6 @@ async fn save(state_dir: &std::path::Path, table: Option<Arc<TokenTable>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn backoff_doubles_up_to_its_cap_and_waits_at_most_the_ceiling() {
-        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
-        let mut ceilings = Vec::new();
-        for _ in 0..12 {
-            let ceiling = backoff.ceiling();
-            ceilings.push(ceiling.as_millis());
-            let started = tokio::time::Instant::now();
-            let delay = backoff.next_delay();
-            assert!(delay <= ceiling, "{delay:?} > {ceiling:?}");
-            tokio::time::sleep(delay).await;
-            assert!(started.elapsed() <= ceiling + Duration::from_millis(1));
-        }
-        assert_eq!(
-            ceilings,
-            [
-                250, 500, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000, 30000, 30000
-            ]
-        );
-        backoff.reset();
-        assert_eq!(backoff.ceiling(), Duration::from_millis(250));
-        // Far past 2^31 failures the ceiling stays at the cap, no overflow.
-        backoff.failures = u32::MAX;
-        assert_eq!(backoff.ceiling(), Duration::from_secs(30));
-        assert!(backoff.next_delay() <= Duration::from_secs(30));
-    }
-
-    #[test]
-    fn backoff_is_jittered() {
-        let mut delays = std::collections::BTreeSet::new();
-        for _ in 0..20 {
-            let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(1));
-            delays.insert(backoff.next_delay());
-        }
-        assert!(
-            delays.len() > 10,
-            "full jitter spreads the waits: {delays:?}"
-        );
-    }
 
     #[test]
     fn change_answers_are_validated_whole() {

@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::wire::Snapshot;
 use super::{TokenTable, Tokens, persist};
-use crate::telemetry::Telemetry;
+use crate::telemetry::SourceMetrics;
 
 /// What identifies one version of the file without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +30,7 @@ pub struct FileSource {
     state_dir: PathBuf,
     interval: Duration,
     tokens: Arc<Tokens>,
-    telemetry: Arc<Telemetry>,
+    metrics: SourceMetrics,
     /// The version of the file last tried, loaded or not: an unchanged bad file is not
     /// re-parsed every interval.
     last_seen: Option<Fingerprint>,
@@ -46,14 +46,14 @@ impl FileSource {
         state_dir: PathBuf,
         interval: Duration,
         tokens: Arc<Tokens>,
-        telemetry: Arc<Telemetry>,
+        metrics: SourceMetrics,
     ) -> FileSource {
         FileSource {
             path,
             state_dir,
             interval,
             tokens,
-            telemetry,
+            metrics,
             last_seen: None,
             last_loaded: None,
             missing: false,
@@ -111,7 +111,7 @@ impl FileSource {
                 && let Some(table) = self.tokens.current()
             {
                 // The file still holds what we serve: the table is current.
-                self.telemetry.token_table_fresh(table.len(), table.version);
+                self.metrics.table.fresh(table.len(), table.version);
             }
             return;
         }
@@ -127,7 +127,7 @@ impl FileSource {
                     path = %self.path.display(),
                     "token table loaded"
                 );
-                self.telemetry.token_reloads_ok.inc();
+                self.metrics.reloads_ok.inc();
                 self.tokens.install(Arc::clone(&table));
                 self.last_loaded = current;
                 persist::save_in_background(self.state_dir.clone(), table).await;
@@ -138,7 +138,7 @@ impl FileSource {
     }
 
     fn reload_failed(&self, message: &str) {
-        self.telemetry.token_reloads_error.inc();
+        self.metrics.reloads_error.inc();
         tracing::warn!(
             path = %self.path.display(),
             error = message,

@@ -335,7 +335,7 @@ mod tests {
 
     const KNOWN: &str = "knownToken000000000000001";
 
-    fn cache(per_sec: u32) -> (MissCache, Arc<Known>, Telemetry) {
+    fn cache(per_sec: u32) -> (MissCache, Arc<Known>, MissMetrics) {
         let known = Arc::new(Known {
             tokens: vec![KNOWN.to_string()],
             calls: AtomicUsize::new(0),
@@ -348,12 +348,9 @@ mod tests {
             negative_ttl: Duration::from_secs(2),
             capacity: 1000,
         };
-        let cache = MissCache::new(
-            known.clone(),
-            settings,
-            telemetry.token_miss_lookups.clone(),
-        );
-        (cache, known, telemetry)
+        let metrics = telemetry.miss_lookups();
+        let cache = MissCache::new(known.clone(), settings, metrics.clone());
+        (cache, known, metrics)
     }
 
     #[tokio::test(start_paused = true)]
@@ -398,7 +395,7 @@ mod tests {
 
     #[tokio::test]
     async fn concurrent_misses_for_one_digest_share_one_lookup() {
-        let (cache, known, telemetry) = cache(1000);
+        let (cache, known, metrics) = cache(1000);
         let cache = Arc::new(cache);
         // Hold every lookup until all callers are waiting on it.
         known.hold();
@@ -410,12 +407,12 @@ mod tests {
             assert!(w.await.unwrap().is_none());
         }
         assert_eq!(known.calls.load(Ordering::SeqCst), 1);
-        assert_eq!(telemetry.token_miss_lookups.unknown.get(), 1);
+        assert_eq!(metrics.unknown.get(), 1);
     }
 
     #[tokio::test]
     async fn a_lookup_under_way_is_joined_even_with_the_budget_spent() {
-        let (cache, known, telemetry) = cache(1);
+        let (cache, known, metrics) = cache(1);
         let cache = Arc::new(cache);
         known.hold();
         // The one lookup the budget allows, held at the control plane…
@@ -438,13 +435,13 @@ mod tests {
             assert!(j.await.unwrap().is_some(), "a joiner was refused");
         }
         assert_eq!(known.calls.load(Ordering::SeqCst), 1);
-        assert_eq!(telemetry.token_miss_lookups.limited.get(), 1);
+        assert_eq!(metrics.limited.get(), 1);
         assert!(cache.in_flight.is_empty());
     }
 
     #[tokio::test]
     async fn over_the_rate_limit_misses_are_refused_without_asking() {
-        let (cache, known, telemetry) = cache(5);
+        let (cache, known, metrics) = cache(5);
         for i in 0..100 {
             let digest = Digest::of(&format!("randomToken{i:020}"));
             assert!(cache.resolve(digest).await.is_none());
@@ -452,10 +449,7 @@ mod tests {
         let calls = known.calls.load(Ordering::SeqCst);
         // The bucket holds 5; the test may take long enough for a refill or two.
         assert!((5..=7).contains(&calls), "{calls} lookups");
-        assert_eq!(telemetry.token_miss_lookups.unknown.get() as usize, calls);
-        assert_eq!(
-            telemetry.token_miss_lookups.limited.get() as usize,
-            100 - calls
-        );
+        assert_eq!(metrics.unknown.get() as usize, calls);
+        assert_eq!(metrics.limited.get() as usize, 100 - calls);
     }
 }

@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use arc_swap::ArcSwapOption;
 
 use crate::model::{AccountId, AuthFailure, Kind, TokenId};
-use crate::telemetry::Telemetry;
+use crate::telemetry::TokenMetrics;
 use digest::BuildDigestHasher;
 pub use digest::Digest;
 use miss::MissCache;
@@ -234,7 +234,7 @@ impl AuthError {
 /// The serving token table and the one way to consult it.
 pub struct Tokens {
     current: ArcSwapOption<TokenTable>,
-    telemetry: Arc<Telemetry>,
+    metrics: TokenMetrics,
     /// `control_plane` source only: where an unknown digest is asked about.
     misses: Option<MissCache>,
     /// `control_plane` source only: per-token last use and per-account volume, flushed to
@@ -244,10 +244,10 @@ pub struct Tokens {
 
 impl Tokens {
     /// A table with no miss lookups and no usage counting (the `file` source).
-    pub fn new(telemetry: Arc<Telemetry>) -> Tokens {
+    pub fn new(metrics: TokenMetrics) -> Tokens {
         Tokens {
             current: ArcSwapOption::empty(),
-            telemetry,
+            metrics,
             misses: None,
             usage: None,
         }
@@ -256,14 +256,14 @@ impl Tokens {
     /// A table backed by the control plane: unknown digests go to `misses`, and accepted
     /// traffic is counted in `usage`.
     pub fn with_control_plane(
-        telemetry: Arc<Telemetry>,
+        metrics: TokenMetrics,
         misses: MissCache,
         usage: Arc<Usage>,
     ) -> Tokens {
         Tokens {
             misses: Some(misses),
             usage: Some(usage),
-            ..Tokens::new(telemetry)
+            ..Tokens::new(metrics)
         }
     }
 
@@ -294,7 +294,7 @@ impl Tokens {
         if let Err(e) = &result
             && let Some(reason) = e.failure()
         {
-            self.telemetry.auth_failed(reason);
+            self.metrics.auth_failed(reason);
         }
         result
     }
@@ -341,8 +341,9 @@ impl Tokens {
         table: Arc<TokenTable>,
         confirmed_at: SystemTime,
     ) -> Option<Arc<TokenTable>> {
-        self.telemetry
-            .token_table_confirmed(table.len(), table.version, confirmed_at);
+        self.metrics
+            .table
+            .confirmed(table.len(), table.version, confirmed_at);
         self.current.swap(Some(table))
     }
 
@@ -376,6 +377,7 @@ fn check(info: Arc<TokenInfo>, kind: Kind) -> Result<Arc<TokenInfo>, AuthError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::Telemetry;
 
     fn info(token: &str, id: &str, account: u64, kind: Kind, enabled: bool) -> TokenInfo {
         TokenInfo {
@@ -397,7 +399,7 @@ mod tests {
 
     #[tokio::test]
     async fn authenticate_tells_every_failure_apart() {
-        let tokens = Tokens::new(Arc::new(Telemetry::new()));
+        let tokens = Tokens::new(Telemetry::new().tokens());
         let good = "aaaaaaaaaaaaaaaaaaaaaaaa";
         assert_eq!(
             tokens.authenticate(Some(good), Kind::Logs).await,

@@ -1,0 +1,243 @@
+//! The disk spool (`ack = "disk"` and `"downstream"`, DESIGN §3): what makes a 200 mean
+//! "safe". A directory of append-only segment files of framed entries; one entry is one
+//! request's records. This module is its public face — `open`, the request-side handle,
+//! the parts `forward::start` wires to the batcher — and the directory layout; each part
+//! owns one concern:
+//!
+//! - `writer`: a thread that appends with group commit (one `fdatasync` per group) and
+//!   hands durable entries on from memory;
+//! - `reader`: the one ordered sequence of entries the batcher sees, from memory or disk;
+//! - `cursor`: the acknowledged position, persisted, and the deletion of wholly
+//!   acknowledged segments;
+//! - `frame`: the length- and CRC-framed byte layout of an entry;
+//! - `unacked`: what is spooled and not yet acknowledged (the high-water count).
+
+mod cursor;
+mod frame;
+mod reader;
+mod unacked;
+mod writer;
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::record::RecordBatch;
+use crate::telemetry::SpoolMetrics;
+use cursor::load_cursor;
+pub use cursor::{Cursor, CursorKeeper, Position};
+use frame::HEADER;
+pub use reader::Reader;
+pub use unacked::Unacked;
+use writer::{Append, Writer, create_segment};
+
+/// One spooled entry as the batcher sees it, for acknowledging it.
+#[derive(Debug, Clone, Copy)]
+pub struct SpooledEntry {
+    pub seq: u64,
+    pub end: Position,
+    pub frame_bytes: u64,
+    pub records: u64,
+}
+
+/// One spooled entry on its way to the batcher, from the writer's handoff or from disk.
+pub struct ReadEntry {
+    pub batch: RecordBatch,
+    pub spooled: SpooledEntry,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool I/O: {0}")]
+    Io(#[from] io::Error),
+    #[error("the spool is closed")]
+    Closed,
+}
+
+/// The request side of the spool.
+#[derive(Clone)]
+pub struct SpoolHandle {
+    appends: mpsc::UnboundedSender<Append>,
+    unacked: Arc<Unacked>,
+    /// False after a failed write or fsync, until a write succeeds again; set by the writer.
+    writable: Arc<AtomicBool>,
+    acked: watch::Receiver<u64>,
+}
+
+impl SpoolHandle {
+    /// Appends a request's records; resolves once they are fsynced, with their entry seq.
+    pub async fn append(&self, batch: RecordBatch) -> Result<u64, SpoolError> {
+        let (done, rx) = oneshot::channel();
+        self.appends
+            .send(Append { batch, done })
+            .map_err(|_| SpoolError::Closed)?;
+        rx.await.map_err(|_| SpoolError::Closed)?
+    }
+
+    /// Resolves once the sink has acknowledged entry `seq` (for `ack = "downstream"`).
+    pub async fn acknowledged(&self, seq: u64) -> Result<(), SpoolError> {
+        let mut acked = self.acked.clone();
+        acked
+            .wait_for(|a| *a >= seq)
+            .await
+            .map(|_| ())
+            .map_err(|_| SpoolError::Closed)
+    }
+
+    /// False while appends fail (`/readyz` is 503, `submit` answers 503).
+    pub fn is_writable(&self) -> bool {
+        self.writable.load(Ordering::Relaxed)
+    }
+
+    /// Frame bytes spooled and not yet acknowledged: the high-water check.
+    pub fn unacked_bytes(&self) -> u64 {
+        self.unacked.bytes()
+    }
+}
+
+/// What `open` found on disk: how much the reader will replay. Entries and records are
+/// not counted at boot (that would read every frame twice); the reader counts them in
+/// `tollgate_spool_replayed_records_total` as it replays.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    pub segments: usize,
+    /// Bytes after the cursor, torn tails and corrupt frames included until the reader
+    /// skips them.
+    pub bytes: u64,
+}
+
+/// Everything `open` builds; `forward::start` wires the parts to the batcher.
+pub struct Spool {
+    pub handle: SpoolHandle,
+    pub reader: Reader,
+    pub cursor_keeper: CursorKeeper,
+    pub acked_tx: watch::Sender<u64>,
+    pub cursor_tx: watch::Sender<Cursor>,
+    /// For the batcher's `AckTracker`, which takes acknowledged entries off it.
+    pub unacked: Arc<Unacked>,
+    pub writer: std::thread::JoinHandle<()>,
+    pub recovery: Recovery,
+}
+
+/// Opens (or creates) the spool in `dir` and starts the writer on a fresh segment. Up to
+/// `handoff_max_bytes` of payload fsynced but not yet taken by the reader is kept in
+/// memory; past it, entries are read back from disk.
+pub fn open(
+    dir: &Path,
+    segment_bytes: u64,
+    handoff_max_bytes: u64,
+    metrics: SpoolMetrics,
+) -> Result<Spool, SpoolError> {
+    fs::create_dir_all(dir)?;
+    let cursor = load_cursor(dir)?;
+    for id in segment_ids(dir)? {
+        if id < cursor.position.segment {
+            fs::remove_file(segment_path(dir, id))?;
+        }
+    }
+    let ids = segment_ids(dir)?;
+    let mut recovery = Recovery {
+        segments: ids.len(),
+        ..Recovery::default()
+    };
+    for &id in &ids {
+        let len = fs::metadata(segment_path(dir, id))?.len();
+        let from = if id == cursor.position.segment {
+            cursor.position.offset
+        } else {
+            0
+        };
+        recovery.bytes += len.saturating_sub(from);
+    }
+    // Entry seqs only need to grow in spool order (downstream acks compare them). No frame
+    // is read here, so start past any seq the unread bytes could hold: a frame is longer
+    // than its header.
+    let next_seq = cursor.seq + 1 + recovery.bytes / HEADER as u64;
+    let active = ids.last().map_or(cursor.position.segment, |last| last + 1);
+    let unacked = Arc::new(Unacked::new(recovery.bytes, metrics.bytes, metrics.records));
+    let writable = Arc::new(AtomicBool::new(true));
+    let file = create_segment(dir, active)?;
+    let (appends, rx) = mpsc::unbounded_channel();
+    let (handoff_tx, handoff_rx) = mpsc::unbounded_channel();
+    let handoff_bytes = Arc::new(AtomicU64::new(0));
+    let (synced_tx, synced_rx) = watch::channel(Position {
+        segment: active,
+        offset: 0,
+    });
+    let (acked_tx, acked) = watch::channel(cursor.seq);
+    let (cursor_tx, cursor_keeper) = CursorKeeper::new(dir, cursor);
+    let writer = Writer {
+        dir: dir.to_path_buf(),
+        segment_bytes,
+        file,
+        segment: active,
+        len: 0,
+        next_seq,
+        rx,
+        synced: synced_tx,
+        handoff: handoff_tx,
+        handoff_bytes: Arc::clone(&handoff_bytes),
+        handoff_max_bytes,
+        unacked: Arc::clone(&unacked),
+        writable: Arc::clone(&writable),
+        fsync_seconds: metrics.fsync,
+        buf: Vec::with_capacity(1 << 20),
+        spooled: Vec::with_capacity(64),
+        done: Vec::with_capacity(64),
+    };
+    let writer = std::thread::Builder::new()
+        .name("tollgate-spool".to_string())
+        .spawn(move || writer.run())?;
+    let replay_end = Position {
+        segment: active,
+        offset: 0,
+    };
+    Ok(Spool {
+        handle: SpoolHandle {
+            appends,
+            unacked: Arc::clone(&unacked),
+            writable,
+            acked,
+        },
+        reader: Reader {
+            dir: dir.to_path_buf(),
+            position: cursor.position,
+            synced: synced_rx,
+            handoff: handoff_rx,
+            handoff_bytes,
+            held: None,
+            replay_end,
+            tail: ids.last().copied(),
+            unacked: Arc::clone(&unacked),
+            metrics: metrics.read,
+        },
+        cursor_keeper,
+        acked_tx,
+        cursor_tx,
+        unacked,
+        writer,
+        recovery,
+    })
+}
+
+/// Segment `id` of the spool in `dir`; ids grow, so names sort in spool order.
+fn segment_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("{id:020}.seg"))
+}
+
+/// The segments in `dir`, oldest first.
+fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut ids: Vec<u64> = fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".seg")?.parse().ok()
+        })
+        .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}

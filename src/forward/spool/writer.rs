@@ -1,0 +1,204 @@
+//! The spool writer: a dedicated thread that owns the active segment file. It takes every
+//! append waiting in its channel, writes them with one `write`, makes them durable with one
+//! `fdatasync` — group commit — and only then answers them. While one fsync runs, the next
+//! group gathers in the channel, so no request holds a lock across an fsync. After the
+//! fsync it hands the group's entries — already in memory — to the reader (the *handoff*)
+//! while the handoff budget has room, and then publishes the durable end.
+//!
+//! It only ever appends: it never reads a segment back and never deletes one.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use prometheus::Histogram;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::frame::encode_frame;
+use super::{Position, ReadEntry, SpoolError, SpooledEntry, Unacked, segment_path};
+use crate::forward::record::RecordBatch;
+
+/// Appends taken into one group commit at most.
+const MAX_GROUP: usize = 8192;
+
+/// One request's records on their way to the writer, and where to answer it.
+pub(super) struct Append {
+    pub(super) batch: RecordBatch,
+    pub(super) done: oneshot::Sender<Result<u64, SpoolError>>,
+}
+
+/// One group commit's entries, handed from the writer to the reader in memory.
+pub(super) struct Handoff {
+    /// Where the group's first frame starts and its last ends.
+    pub(super) start: Position,
+    pub(super) end: Position,
+    /// Payload bytes, charged to the handoff budget until the reader takes the group.
+    pub(super) bytes: u64,
+    pub(super) entries: Vec<ReadEntry>,
+}
+
+pub(super) struct Writer {
+    pub(super) dir: PathBuf,
+    pub(super) segment_bytes: u64,
+    pub(super) file: File,
+    pub(super) segment: u64,
+    pub(super) len: u64,
+    pub(super) next_seq: u64,
+    pub(super) rx: mpsc::UnboundedReceiver<Append>,
+    pub(super) synced: watch::Sender<Position>,
+    pub(super) handoff: mpsc::UnboundedSender<Handoff>,
+    pub(super) handoff_bytes: Arc<AtomicU64>,
+    pub(super) handoff_max_bytes: u64,
+    pub(super) unacked: Arc<Unacked>,
+    pub(super) writable: Arc<AtomicBool>,
+    pub(super) fsync_seconds: Histogram,
+    pub(super) buf: Vec<u8>,
+    /// Per-commit scratch, kept to reuse their allocations.
+    pub(super) spooled: Vec<SpooledEntry>,
+    pub(super) done: Vec<oneshot::Sender<Result<u64, SpoolError>>>,
+}
+
+impl Writer {
+    /// Group commit until every `SpoolHandle` is dropped.
+    pub(super) fn run(mut self) {
+        let mut group = Vec::with_capacity(64);
+        while let Some(first) = self.rx.blocking_recv() {
+            group.push(first);
+            while group.len() < MAX_GROUP {
+                match self.rx.try_recv() {
+                    Ok(a) => group.push(a),
+                    Err(_) => break,
+                }
+            }
+            self.commit(&mut group);
+        }
+        tracing::info!(segment = self.segment, "spool writer closed");
+    }
+
+    fn commit(&mut self, group: &mut Vec<Append>) {
+        if self.len >= self.segment_bytes
+            && let Err(e) = self.roll()
+        {
+            tracing::error!(error = %e, "spool: cannot start a new segment");
+            self.fail(group, e);
+            return;
+        }
+        self.buf.clear();
+        self.spooled.clear();
+        let mut records = 0u64;
+        let mut payload_bytes = 0u64;
+        let first_seq = self.next_seq;
+        let start = Position {
+            segment: self.segment,
+            offset: self.len,
+        };
+        for (i, append) in group.iter().enumerate() {
+            let seq = first_seq + i as u64;
+            let frame_start = self.buf.len();
+            encode_frame(seq, &append.batch, &mut self.buf);
+            let n = append.batch.payloads.len() as u64;
+            records += n;
+            payload_bytes += append.batch.payload_bytes() as u64;
+            self.spooled.push(SpooledEntry {
+                seq,
+                end: Position {
+                    segment: self.segment,
+                    offset: self.len + self.buf.len() as u64,
+                },
+                frame_bytes: (self.buf.len() - frame_start) as u64,
+                records: n,
+            });
+        }
+        let started = Instant::now();
+        let written = self
+            .file
+            .write_all(&self.buf)
+            .and_then(|()| self.file.sync_data());
+        self.fsync_seconds.observe(started.elapsed().as_secs_f64());
+        if let Err(e) = written {
+            tracing::error!(error = %e, segment = self.segment, "spool: write or fsync failed");
+            // Cut what may have been written, so no half frame precedes the next one. After a
+            // failed fsync the page cache cannot be trusted: continue in a new segment.
+            let _ = self.file.set_len(self.len);
+            let _ = self.roll();
+            self.fail(group, e);
+            return;
+        }
+        self.next_seq += group.len() as u64;
+        self.len += self.buf.len() as u64;
+        self.unacked.appended(self.buf.len() as u64, records);
+        self.writable.store(true, Ordering::Relaxed);
+        let end = Position {
+            segment: self.segment,
+            offset: self.len,
+        };
+        // The group is durable: hand its entries on from memory if the budget has room —
+        // before publishing the durable end, so a reader that sees the new end and finds no
+        // handoff waiting knows those entries are only on disk.
+        let room =
+            self.handoff_bytes.load(Ordering::Relaxed) + payload_bytes <= self.handoff_max_bytes;
+        let mut entries = Vec::with_capacity(if room { group.len() } else { 0 });
+        for (append, spooled) in group.drain(..).zip(self.spooled.drain(..)) {
+            self.done.push(append.done);
+            if room {
+                entries.push(ReadEntry {
+                    batch: append.batch,
+                    spooled,
+                });
+            }
+        }
+        if room {
+            self.handoff_bytes
+                .fetch_add(payload_bytes, Ordering::Relaxed);
+            let handoff = Handoff {
+                start,
+                end,
+                bytes: payload_bytes,
+                entries,
+            };
+            if self.handoff.send(handoff).is_err() {
+                self.handoff_bytes
+                    .fetch_sub(payload_bytes, Ordering::Relaxed);
+            }
+        }
+        self.synced.send_replace(end);
+        for (i, done) in self.done.drain(..).enumerate() {
+            let _ = done.send(Ok(first_seq + i as u64));
+        }
+    }
+
+    fn fail(&mut self, group: &mut Vec<Append>, e: io::Error) {
+        self.writable.store(false, Ordering::Relaxed);
+        let kind = e.kind();
+        for append in group.drain(..) {
+            let _ = append
+                .done
+                .send(Err(SpoolError::Io(io::Error::new(kind, e.to_string()))));
+        }
+    }
+
+    /// Starts the next segment. The old one is complete and durable.
+    fn roll(&mut self) -> io::Result<()> {
+        let next = self.segment + 1;
+        self.file = create_segment(&self.dir, next)?;
+        self.segment = next;
+        self.len = 0;
+        self.synced.send_replace(Position {
+            segment: next,
+            offset: 0,
+        });
+        Ok(())
+    }
+}
+
+pub(super) fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(segment_path(dir, id))?;
+    File::open(dir)?.sync_all()?;
+    Ok(file)
+}
