@@ -265,13 +265,11 @@ impl ControlPlane {
     async fn wait_started(&mut self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if let Run::Serving(task) = &self.run
+            if let Run::Serving(task) = &mut self.run
                 && task.handle.is_finished()
             {
-                let Run::Serving(task) = std::mem::replace(&mut self.run, Run::Stopped) else {
-                    unreachable!("matched just above");
-                };
-                panic!("control plane exited at startup: {:?}", task.handle.await);
+                let result = (&mut task.handle).await;
+                panic!("control plane exited at startup: {result:?}");
             }
             if self.get("/healthz").send_raw().await.is_ok() {
                 return;
