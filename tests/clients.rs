@@ -258,11 +258,6 @@ async fn prometheus_remote_writes_what_it_scrapes() {
         &server.admin.to_string(),
         &server.addr.to_string(),
     );
-    // Prometheus needs a listen address of its own; take a free port and let it bind it.
-    let web = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
     let log = std::fs::File::create(server.dir.join("prometheus.log")).unwrap();
     let mut prometheus = Command::new("prometheus")
         .arg(format!("--config.file={}", config.display()))
@@ -270,7 +265,8 @@ async fn prometheus_remote_writes_what_it_scrapes() {
             "--storage.tsdb.path={}",
             server.dir.join("tsdb").display()
         ))
-        .arg(format!("--web.listen-address={web}"))
+        // Prometheus needs a listen address of its own; nothing here talks to it, so port 0.
+        .arg("--web.listen-address=127.0.0.1:0")
         .stdout(Stdio::null())
         .stderr(log)
         .kill_on_drop(true)

@@ -16,10 +16,10 @@ use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tollgate::tokens::Digest;
 
-use common::feed_cp::{ADMIN_SECRET as ADMIN, ControlPlane as Cp, FEED_SECRET as FEED};
+use common::control::{ADMIN_SECRET as ADMIN, ControlPlane as Cp, FEED_SECRET as FEED};
 
 async fn start(retained_versions: u64) -> Cp {
-    Cp::start_with(|c| c.feed_retained_versions = retained_versions).await
+    Cp::sqlite_with(|c| c.feed_retained_versions = retained_versions).await
 }
 
 fn digest(token: &str) -> String {
@@ -28,7 +28,7 @@ fn digest(token: &str) -> String {
 
 #[tokio::test]
 async fn snapshot_carries_digests_only_and_changes_follow_every_commit() {
-    let mut cp = start(1000).await;
+    let cp = start(1000).await;
     let (account, api, first) = cp.account("acme").await;
 
     let (status, snap) = cp.feed("/v1/feed/snapshot").await;
@@ -127,7 +127,7 @@ async fn snapshot_carries_digests_only_and_changes_follow_every_commit() {
 
 #[tokio::test]
 async fn a_since_older_than_the_retained_tombstones_is_410() {
-    let mut cp = start(2).await;
+    let cp = start(2).await;
     let (_, api, _) = cp.account("acme").await;
     let (_, snap) = cp.feed("/v1/feed/snapshot").await;
     let v0 = snap["version"].as_u64().expect("version");
@@ -168,7 +168,7 @@ async fn a_since_older_than_the_retained_tombstones_is_410() {
 
 #[tokio::test]
 async fn feed_refuses_a_wrong_secret_and_bad_parameters() {
-    let mut cp = start(1000).await;
+    let cp = start(1000).await;
     let (status, body) = cp
         .call(
             Method::GET,
@@ -195,7 +195,7 @@ async fn feed_refuses_a_wrong_secret_and_bad_parameters() {
 
 #[tokio::test]
 async fn lookups_and_usage_reports_reach_the_token_listing() {
-    let mut cp = start(1000).await;
+    let cp = start(1000).await;
     let (account, api, first) = cp.account("acme").await;
     let (status, entry) = cp
         .feed(&format!("/v1/feed/tokens/{}", digest(&first)))

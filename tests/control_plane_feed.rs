@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::feed_cp::{ControlPlane, use_control_plane};
+use common::control::{ControlPlane, use_control_plane};
 use common::*;
 use http::{Method, StatusCode};
 
@@ -46,7 +46,7 @@ async fn caught_up(server: &TestServer, cp: &ControlPlane) {
 
 #[tokio::test]
 async fn created_disabled_enabled_deleted_tokens_take_effect_within_two_seconds() {
-    let cp = ControlPlane::start().await;
+    let cp = ControlPlane::sqlite().await;
     let (_, api, first) = cp.account("acme").await;
     let server = gateway(&cp).await;
     assert_eq!(logs_status(&server, &first).await, StatusCode::OK);
@@ -100,7 +100,7 @@ async fn created_disabled_enabled_deleted_tokens_take_effect_within_two_seconds(
 
 #[tokio::test]
 async fn gateway_serves_through_control_plane_outages_and_restarts_then_catches_up() {
-    let mut cp = ControlPlane::start().await;
+    let mut cp = ControlPlane::sqlite().await;
     let url = cp.url();
     let (_, api, first) = cp.account("acme").await;
     let (second_id, second) = cp.create_token(&api, "second").await;
@@ -109,7 +109,7 @@ async fn gateway_serves_through_control_plane_outages_and_restarts_then_catches_
     assert_eq!(logs_status(&server, &second).await, StatusCode::OK);
 
     // 1. The control plane goes away: the gateway notices and keeps serving.
-    cp.stop().await;
+    cp.go_down().await;
     eventually(Duration::from_secs(5), || async {
         server
             .metric("tollgate_token_reloads_total{result=\"error\"}")
@@ -136,7 +136,7 @@ async fn gateway_serves_through_control_plane_outages_and_restarts_then_catches_
     let dir = server.shutdown().await;
     cp.restart().await;
     cp.set_enabled(&api, second_id, "second", false).await;
-    cp.stop().await;
+    cp.go_down().await;
     let server = TestServer::start_in(dir, |c| use_control_plane(c, &url)).await;
     assert_eq!(
         server.get_admin("/readyz").await.status,
@@ -165,7 +165,7 @@ async fn gateway_serves_through_control_plane_outages_and_restarts_then_catches_
 
 #[tokio::test]
 async fn a_reset_control_plane_410s_the_change_feed_and_the_gateway_refetches_the_snapshot() {
-    let mut cp = ControlPlane::start().await;
+    let mut cp = ControlPlane::sqlite().await;
     let (_, api, first) = cp.account("acme").await;
     for i in 0..4 {
         cp.create_token(&api, &format!("extra-{i}")).await;
@@ -210,7 +210,7 @@ async fn a_flood_of_random_tokens_costs_the_control_plane_at_most_the_configured
     const FLOOD: usize = 100_000;
     const PER_SEC: u32 = 20;
     const CONCURRENCY: usize = 32;
-    let cp = ControlPlane::start().await;
+    let cp = ControlPlane::sqlite().await;
     let (_, _, first) = cp.account("acme").await;
     let url = cp.url();
     // From before the gateway exists: its lookup budget cannot have started earlier.
@@ -291,7 +291,7 @@ async fn a_flood_of_random_tokens_costs_the_control_plane_at_most_the_configured
 
 #[tokio::test]
 async fn last_used_appears_in_the_token_listing_after_traffic() {
-    let cp = ControlPlane::start().await;
+    let cp = ControlPlane::sqlite().await;
     let (_, api, _) = cp.account("acme").await;
     let (id, token) = cp.create_token(&api, "shipper").await;
     let server = gateway(&cp).await;

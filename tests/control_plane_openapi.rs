@@ -135,8 +135,8 @@ async fn run_schemathesis(cp: &ControlPlane, what: &str, extra: &[&str]) {
     let mut command = Command::new(schemathesis_bin());
     command
         .arg("run")
-        .arg(format!("{}/v1/openapi.json", cp.base_url()))
-        .args(["--url", &cp.base_url()])
+        .arg(format!("{}/v1/openapi.json", cp.url()))
+        .args(["--url", &cp.url()])
         .args(["--checks", CHECKS])
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", MAX_EXAMPLES])

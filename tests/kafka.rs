@@ -238,6 +238,8 @@ async fn outage_load(
 }
 
 #[tokio::test]
+#[ignore = "takes about a minute (a 40 s broker outage, then the catch-up); \
+            run it with `cargo test --test kafka -- --ignored`, as .ci/run does"]
 async fn a_broker_outage_fills_the_spool_then_503s_and_everything_arrives_after() {
     let Some(broker) = kafka::start("kafka outage test") else {
         return;

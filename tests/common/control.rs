@@ -1,6 +1,12 @@
-//! Test harness for the control plane: starts the real `tollgate::control::serve` on
-//! `127.0.0.1:0` against SQLite (a file in a temporary directory) or PostgreSQL (a fresh
-//! database per test, dropped at the end), and talks HTTP to it with a small JSON client.
+//! The one test harness for the control plane: the real `tollgate::control::serve_with` on
+//! a listener bound to `127.0.0.1:0`, against SQLite (a file in a temporary directory) or
+//! PostgreSQL (a fresh database per test, dropped at the end), with a small JSON client and
+//! an injectable clock. The API tests use it as it starts; the gateway-feed tests also take
+//! it down and bring it back on the same address (an outage and a comeback), or bring it
+//! back on an empty database (the gateway's feed version is then "newer than current": 410).
+//!
+//! The listener is bound once and held for the harness's whole life: each run serves on a
+//! clone of it, so no other process can take the port while the control plane is down.
 //!
 //! PostgreSQL is reached through `TOLLGATE_TEST_POSTGRES_URL` (default
 //! `postgres://tollgate:tollgate@127.0.0.1:5432/postgres`, the role `.ci/run` creates): a
@@ -9,20 +15,21 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Method, Request};
+use http::{Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use serde_json::{Value, json};
 use sqlx::Connection;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tollgate::config::ControlPlaneConfig;
+use tollgate::config::{Config, ControlPlaneConfig, TokenSourceKind};
 use tollgate::control::{Clock, ControlError};
 
 use super::Reply;
@@ -126,17 +133,34 @@ pub fn postgres_url() -> String {
     std::env::var("TOLLGATE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.into())
 }
 
-/// A running control plane.
+/// A control plane under test: serving, or down with its port still held.
 pub struct ControlPlane {
     pub addr: SocketAddr,
     pub backend: Backend,
-    shutdown: CancellationToken,
-    task: Option<JoinHandle<Result<(), ControlError>>>,
+    /// Bound once; every run serves on a clone, so the port stays ours across restarts.
+    listener: std::net::TcpListener,
+    /// What every (re)start serves with; only `database_url` changes, on `restart_fresh`.
+    config: ControlPlaneConfig,
+    /// Serving (`serve_with` running) or down (connections closed at once), never both.
+    run: Run,
     client: Client<HttpConnector, Full<Bytes>>,
     /// The control plane's clock: tests of trials and expiry move it instead of sleeping.
     clock: Clock,
-    _dir: tempfile::TempDir,
-    _database: Option<PgDatabase>,
+    dir: tempfile::TempDir,
+    database: Option<PgDatabase>,
+}
+
+/// What is answering on the control plane's address.
+enum Run {
+    Serving(Task<Result<(), ControlError>>),
+    Down(Task<()>),
+    Stopped,
+}
+
+/// A spawned task and the token that ends it.
+struct Task<T> {
+    stop: CancellationToken,
+    handle: JoinHandle<T>,
 }
 
 impl ControlPlane {
@@ -146,6 +170,7 @@ impl ControlPlane {
         Self::start_with(backend, test, |_| {}).await
     }
 
+    /// Starts with config changes (e.g. a short feed retention) kept across restarts.
     pub async fn start_with(
         backend: Backend,
         test: &str,
@@ -161,27 +186,18 @@ impl ControlPlane {
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir().expect("tempdir");
-        let (database_url, database) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("control.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let admin_url = postgres_url();
-                match PgDatabase::create(&admin_url).await {
-                    Ok((db, url)) => (url, Some(db)),
-                    Err(e) => {
-                        skip(
-                            test,
-                            &format!(
-                                "PostgreSQL is not reachable at TOLLGATE_TEST_POSTGRES_URL \
-                                 (default {DEFAULT_POSTGRES_URL}) with CREATEDB: {e}; \
-                                 `bash .ci/run` installs and starts it"
-                            ),
-                        );
-                        return None;
-                    }
-                }
+        let (database_url, database) = match new_database(backend, dir.path()).await {
+            Ok(created) => created,
+            Err(e) => {
+                skip(
+                    test,
+                    &format!(
+                        "PostgreSQL is not reachable at TOLLGATE_TEST_POSTGRES_URL \
+                         (default {DEFAULT_POSTGRES_URL}) with CREATEDB: {e}; \
+                         `bash .ci/run` installs and starts it"
+                    ),
+                );
+                return None;
             }
         };
         let mut config = ControlPlaneConfig {
@@ -191,38 +207,68 @@ impl ControlPlane {
             ..ControlPlaneConfig::default()
         };
         configure(&mut config);
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let shutdown = CancellationToken::new();
-        let clock = Clock::system();
-        let opened = tollgate::control::ControlPlane::open_with_clock(&config, clock.clone())
-            .await
-            .unwrap_or_else(|e| panic!("control plane failed to open its store: {e}"));
-        let task = tokio::spawn(tollgate::control::serve_with(
-            opened,
-            listener,
-            shutdown.clone(),
-        ));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        // Shared by every clone (one open file description), as tokio needs.
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
         let mut cp = ControlPlane {
-            addr,
+            addr: listener.local_addr().expect("bound address"),
             backend,
-            shutdown,
-            task: Some(task),
+            listener,
+            config,
+            run: Run::Stopped,
             client: Client::builder(TokioExecutor::new()).build_http(),
-            clock,
-            _dir: dir,
-            _database: database,
+            clock: Clock::system(),
+            dir,
+            database,
         };
-        cp.wait_started().await;
+        cp.serve().await;
         Some(cp)
+    }
+
+    /// A control plane on SQLite, which is always there (no skip).
+    pub async fn sqlite() -> ControlPlane {
+        Self::sqlite_with(|_| {}).await
+    }
+
+    pub async fn sqlite_with(configure: impl FnOnce(&mut ControlPlaneConfig)) -> ControlPlane {
+        Self::start_with(Backend::Sqlite, "sqlite", configure)
+            .await
+            .expect("SQLite needs no server, so it never skips")
+    }
+
+    /// A clone of the held listener for one run.
+    fn listener(&self) -> TcpListener {
+        let clone = self.listener.try_clone().expect("clone the listener");
+        TcpListener::from_std(clone).expect("listener into tokio")
+    }
+
+    /// Serves on the held listener; returns once `/healthz` answers.
+    async fn serve(&mut self) {
+        // Opened here, not in the task, so the store is migrated before anyone calls.
+        let opened =
+            tollgate::control::ControlPlane::open_with_clock(&self.config, self.clock.clone())
+                .await
+                .unwrap_or_else(|e| panic!("control plane failed to open its store: {e}"));
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn(tollgate::control::serve_with(
+            opened,
+            self.listener(),
+            stop.clone(),
+        ));
+        self.run = Run::Serving(Task { stop, handle });
+        self.wait_started().await;
     }
 
     /// Waits for `/healthz`; a control plane that failed to start panics with its error.
     async fn wait_started(&mut self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if self.task.as_ref().is_some_and(|t| t.is_finished()) {
-                let result = self.task.take().expect("checked just above").await;
+            if let Run::Serving(task) = &mut self.run
+                && task.handle.is_finished()
+            {
+                let result = (&mut task.handle).await;
                 panic!("control plane exited at startup: {result:?}");
             }
             if self.get("/healthz").send_raw().await.is_ok() {
@@ -236,6 +282,63 @@ impl ControlPlane {
         }
     }
 
+    /// Ends whatever runs on the address: waits for `serve_with` to return (its result must
+    /// be Ok), or for the outage task.
+    async fn halt(&mut self) {
+        match std::mem::replace(&mut self.run, Run::Stopped) {
+            Run::Serving(task) => task
+                .finish()
+                .await
+                .expect("control plane served without error"),
+            Run::Down(task) => task.finish().await,
+            Run::Stopped => {}
+        }
+    }
+
+    /// An outage: stops serving, but keeps the port, and closes every connection as soon as
+    /// it arrives, so a caller fails at once as it would on a refused connection (a port
+    /// bound with nobody accepting would leave it waiting for its timeout instead).
+    pub async fn go_down(&mut self) {
+        self.halt().await;
+        let listener = self.listener();
+        let stop = CancellationToken::new();
+        let handle = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        accepted = listener.accept() => drop(accepted),
+                    }
+                }
+            }
+        });
+        self.run = Run::Down(Task { stop, handle });
+    }
+
+    /// Serves again on the same address with the same database (from up or down).
+    pub async fn restart(&mut self) {
+        self.halt().await;
+        self.serve().await;
+    }
+
+    /// Serves again on the same address with an empty database.
+    pub async fn restart_fresh(&mut self) {
+        self.halt().await;
+        let (url, database) = new_database(self.backend, self.dir.path())
+            .await
+            .expect("a second database where the first was created");
+        self.config.database_url = url;
+        // The old PostgreSQL database is dropped here, after its server stopped.
+        self.database = database;
+        self.serve().await;
+    }
+
+    /// Stops serving for good and waits for `serve` to return (its result must be Ok).
+    pub async fn stop(mut self) {
+        self.halt().await;
+    }
+
     /// Moves the control plane's clock just past `deadline_ms` (epoch milliseconds): what
     /// happens once a trial ends or a token expires, without waiting for it.
     pub fn advance_clock_past(&self, deadline_ms: i64) {
@@ -246,7 +349,7 @@ impl ControlPlane {
         }
     }
 
-    pub fn base_url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 
@@ -284,23 +387,146 @@ impl ControlPlane {
         reply.expect_ok(&format!("create account {body}"))
     }
 
-    /// Stops serving and waits for `serve` to return (its result must be Ok).
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(task) = self.task.take() {
-            let result = tokio::time::timeout(Duration::from_secs(30), task)
-                .await
-                .expect("control plane stops within 30 s")
-                .expect("control plane task");
-            result.expect("control plane served without error");
+    /// One call with the header `auth`: the status and the JSON body (`Null` if none).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: (&str, &str),
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut call = self.request(method, path).header(auth.0, auth.1);
+        if let Some(body) = body {
+            call = call.json(body);
         }
+        let reply = call.send().await;
+        let body = serde_json::from_slice(&reply.body).unwrap_or(Value::Null);
+        (reply.status, body)
+    }
+
+    /// A `GET` of the feed with the feed secret.
+    pub async fn feed(&self, path: &str) -> (StatusCode, Value) {
+        let auth = format!("Bearer {FEED_SECRET}");
+        self.call(Method::GET, path, ("authorization", &auth), None)
+            .await
+    }
+
+    /// A pro main logs account: (account id, API token, its first shipping token).
+    pub async fn account(&self, name: &str) -> (i64, String, String) {
+        let body = self
+            .create_account(json!({"accountName": name, "plan": "pro", "type": "logs"}))
+            .await;
+        (
+            body["accountId"].as_i64().expect("accountId"),
+            body["apiToken"].as_str().expect("apiToken").to_string(),
+            body["accountToken"]
+                .as_str()
+                .expect("accountToken")
+                .to_string(),
+        )
+    }
+
+    /// A management API call with `X-API-TOKEN`; asserts a 2xx answer.
+    pub async fn api(&self, method: Method, path: &str, api: &str, body: Option<Value>) -> Value {
+        let (status, value) = self
+            .call(method.clone(), path, ("x-api-token", api), body)
+            .await;
+        assert!(status.is_success(), "{method} {path}: {status} {value}");
+        value
+    }
+
+    /// Creates a log shipping token: (id, token).
+    pub async fn create_token(&self, api: &str, name: &str) -> (i64, String) {
+        let t = self
+            .api(
+                Method::POST,
+                "/v1/log-shipping/tokens",
+                api,
+                Some(json!({"name": name})),
+            )
+            .await;
+        (
+            t["id"].as_i64().expect("id"),
+            t["token"].as_str().expect("token").to_string(),
+        )
+    }
+
+    pub async fn set_enabled(&self, api: &str, id: i64, name: &str, enabled: bool) {
+        self.api(
+            Method::PUT,
+            &format!("/v1/log-shipping/tokens/{id}"),
+            api,
+            Some(json!({"name": name, "enabled": enabled})),
+        )
+        .await;
+    }
+
+    /// The control plane's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let reply = self.get("/metrics").send().await;
+        String::from_utf8(reply.body.to_vec()).expect("utf-8 metrics")
+    }
+
+    /// The feed version the control plane serves now.
+    pub async fn feed_version(&self) -> u64 {
+        let (status, snap) = self.feed("/v1/feed/snapshot").await;
+        assert_eq!(status, StatusCode::OK, "{snap}");
+        snap["version"].as_u64().expect("version")
+    }
+}
+
+impl<T> Task<T> {
+    /// Cancels the task and waits for it (30 s at most).
+    async fn finish(self) -> T {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(30), self.handle)
+            .await
+            .expect("stops within 30 s")
+            .expect("the task did not panic")
     }
 }
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        self.shutdown.cancel();
+        match &self.run {
+            Run::Serving(task) => task.stop.cancel(),
+            Run::Down(task) => task.stop.cancel(),
+            Run::Stopped => {}
+        }
     }
+}
+
+/// A new, empty database in `dir` (SQLite) or on the PostgreSQL server: its URL, and the
+/// PostgreSQL database to drop when the test ends.
+async fn new_database(
+    backend: Backend,
+    dir: &Path,
+) -> Result<(String, Option<PgDatabase>), sqlx::Error> {
+    match backend {
+        Backend::Sqlite => {
+            let file = dir.join(format!("control-{:016x}.db", rand::random::<u64>()));
+            Ok((format!("sqlite://{}", file.display()), None))
+        }
+        Backend::Postgres => {
+            let (db, url) = PgDatabase::create(&postgres_url()).await?;
+            Ok((url, Some(db)))
+        }
+    }
+}
+
+/// Points a gateway config at the control plane at `url` with timings short enough for
+/// tests: quick reconnects, frequent persists and usage flushes.
+pub fn use_control_plane(config: &mut Config, url: &str) {
+    let t = &mut config.tokens;
+    t.source = TokenSourceKind::ControlPlane;
+    t.url = Some(url.to_string());
+    t.feed_secret = Some(FEED_SECRET.to_string());
+    t.poll_wait_secs = Duration::from_secs(10);
+    t.request_timeout_secs = Duration::from_secs(5);
+    t.backoff_initial_secs = Duration::from_millis(20);
+    t.backoff_max_secs = Duration::from_millis(300);
+    t.persist_interval_secs = Duration::from_millis(100);
+    t.usage_flush_interval_secs = Duration::from_millis(200);
 }
 
 /// One HTTP call being built.

