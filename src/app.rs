@@ -156,7 +156,7 @@ pub async fn run(
         }
     };
 
-    let sink = Sink::from_config(&config.sink, &telemetry)?;
+    let sink = Sink::from_config(&config.sink, telemetry.dead_letter_records("http"))?;
     let forward_metrics = telemetry.forward(sink.name());
     let (forwarder, forward_task) = forward::start(&config.forward, sink, forward_metrics)?;
     let writable = forwarder.clone();

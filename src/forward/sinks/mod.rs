@@ -9,10 +9,11 @@ pub mod kafka;
 
 use std::sync::Arc;
 
+use prometheus::IntCounter;
+
 use super::record::RecordBatch;
 use crate::config::SinkConfig;
 use crate::model::Kind;
-use crate::telemetry::Telemetry;
 
 /// Records of one kind, from one or more requests, written together.
 #[derive(Debug)]
@@ -71,8 +72,9 @@ pub enum Sink {
 }
 
 impl Sink {
-    /// Builds the sink the config names.
-    pub fn from_config(config: &SinkConfig, telemetry: &Telemetry) -> Result<Sink, SinkError> {
+    /// Builds the sink the config names. `dead_letters` counts what the HTTP sink sets
+    /// aside (`tollgate_sink_dead_letter_records_total{sink="http"}`).
+    pub fn from_config(config: &SinkConfig, dead_letters: IntCounter) -> Result<Sink, SinkError> {
         Ok(match config {
             SinkConfig::File {
                 path,
@@ -93,7 +95,7 @@ impl Sink {
                 headers,
                 *timeout_secs,
                 dead_letter_dir.clone(),
-                telemetry.dead_letter_records("http"),
+                dead_letters,
             )?)),
             SinkConfig::Blackhole {} => Sink::Blackhole(blackhole::BlackholeSink::default()),
             SinkConfig::Kafka { .. } => Sink::Kafka(kafka::KafkaSink::from_config(config)?),
