@@ -91,6 +91,15 @@ async fn fixture() -> Fixture {
         .execute(&mut *tx)
         .await
         .expect("version");
+    // Rows inserted with their own ids: later creates must start past them.
+    for (name, last) in [("accounts", ACCOUNTS), ("shipping_tokens", TOKENS)] {
+        sqlx::query("UPDATE id_sequences SET last = $1 WHERE name = $2")
+            .bind(last)
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .expect("id sequences");
+    }
     tx.commit().await.expect("commit");
     // Reopen so the control plane reads the version the rows carry.
     let cp = ControlPlane::open(&config).await.expect("reopen");

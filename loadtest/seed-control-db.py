@@ -36,4 +36,8 @@ with db:
         "VALUES (?, ?, 'logs', 'default', ?, ?, 1, 0, 'seed', 0, 'seed', ?)",
         rows(),
     )
+    # Rows inserted with their own ids: the control plane's next creates start past them.
+    db.execute("UPDATE id_sequences SET last = (SELECT MAX(id) FROM accounts) WHERE name = 'accounts'")
+    db.execute("UPDATE id_sequences SET last = (SELECT MAX(id) FROM shipping_tokens) "
+               "WHERE name = 'shipping_tokens'")
 print(f"seeded {count} tokens over {accounts} accounts at feed version {version}", file=sys.stderr)

@@ -46,6 +46,8 @@ on_both_backends!(
     feed_carries_digests_and_usage,
     optional_numbers_alternate_with_absent_ones,
     limits_hold_under_concurrent_changes,
+    shipping_token_names_are_unique_per_account_and_kind,
+    ids_are_never_handed_out_twice,
 );
 
 fn now_secs() -> i64 {
@@ -2034,4 +2036,166 @@ where
     out.into_iter()
         .map(|r| r.expect("every call answered"))
         .collect()
+}
+
+/// Logz.io refuses a second log shipping token with a name the account already uses, on
+/// create and on rename; clients create "if absent" by name. Exact comparison after trimming.
+async fn shipping_token_names_are_unique_per_account_and_kind(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let acme = main_account(&cp, "acme", "pro").await;
+    let other = main_account(&cp, "other", "pro").await;
+    let create =
+        |api: &str, name: &str| cp.post(LOGS).token(api).json(json!({"name": name})).send();
+    let ci = create(acme.api(), "ci").await.expect_ok("first ci");
+    for name in ["ci", "  ci  "] {
+        create(acme.api(), name).await.expect_error(
+            409,
+            "tokens/DUPLICATE_NAME",
+            "already has a logs shipping token named \"ci\"",
+        );
+    }
+    // Another account, another case: different names.
+    create(other.api(), "ci")
+        .await
+        .expect_ok("ci in another account");
+    let upper = create(acme.api(), "CI")
+        .await
+        .expect_ok("CI is another name");
+    // Renaming onto a taken name is refused; keeping one's own name is not a rename.
+    cp.put(&format!("{LOGS}/{}", upper["id"]))
+        .token(acme.api())
+        .json(json!({"name": "ci"}))
+        .send()
+        .await
+        .expect_error(409, "tokens/DUPLICATE_NAME", "named \"ci\"");
+    let kept = cp
+        .put(&format!("{LOGS}/{}", ci["id"]))
+        .token(acme.api())
+        .json(json!({"name": "ci", "enabled": false}))
+        .send()
+        .await
+        .expect_ok("same name, disabled");
+    assert_eq!(kept["name"], "ci");
+    assert_eq!(kept["enabled"], false);
+    let mut names: Vec<String> = cp
+        .post(&format!("{LOGS}/search"))
+        .token(acme.api())
+        .json(json!({}))
+        .send()
+        .await
+        .expect_ok("search")["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["CI", "ci", "default"]);
+    // Once deleted, the name is free again.
+    cp.delete(&format!("{LOGS}/{}", ci["id"]))
+        .token(acme.api())
+        .send()
+        .await
+        .expect_ok("delete ci");
+    create(acme.api(), "ci").await.expect_ok("ci again");
+    cp.stop().await;
+}
+
+/// Deleting the newest object of any resource never makes its id the next one's: a
+/// client (a Terraform state) still holding the old id must not adopt a new object.
+async fn ids_are_never_handed_out_twice(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let acme = main_account(&cp, "acme", "pro").await;
+    let api = acme.api();
+    // (create path, body, id field, delete path prefix)
+    let resources = [
+        (LOGS, json!({"name": "t"}), "id", LOGS),
+        (
+            "/v1/api-tokens",
+            json!({"name": "t"}),
+            "id",
+            "/v1/api-tokens",
+        ),
+        (
+            "/v1/shared-tokens",
+            json!({"tokenName": "t"}),
+            "id",
+            "/v1/shared-tokens",
+        ),
+        (
+            "/v1/shared-tokens/filters",
+            json!({"field": "env", "value": "prod"}),
+            "id",
+            "/v1/shared-tokens/filters",
+        ),
+        (
+            "/v1/account-management/time-based-accounts",
+            json!({"accountName": "sub", "retentionDays": 7}),
+            "accountId",
+            "/v1/account-management/time-based-accounts",
+        ),
+    ];
+    for (path, body, field, delete_prefix) in resources {
+        let mut deleted = Vec::new();
+        for round in 0..3 {
+            let created = cp
+                .post(path)
+                .token(api)
+                .json(body.clone())
+                .send()
+                .await
+                .expect_ok(path);
+            let id = created[field].as_i64().expect("an id");
+            assert!(
+                deleted.iter().all(|old| id > *old),
+                "{path}: round {round} got id {id} after deleting {deleted:?}"
+            );
+            let reply = cp
+                .delete(&format!("{delete_prefix}/{id}"))
+                .token(api)
+                .send()
+                .await;
+            assert!(
+                reply.status.is_success(),
+                "{path}: delete {id}: {:?}",
+                reply.body
+            );
+            deleted.push(id);
+        }
+    }
+    // And after a restart of the store: the high-water mark is in the database.
+    let before_restart = cp
+        .post(LOGS)
+        .token(api)
+        .json(json!({"name": "r"}))
+        .send()
+        .await
+        .expect_ok("create")["id"]
+        .as_i64()
+        .unwrap();
+    cp.delete(&format!("{LOGS}/{before_restart}"))
+        .token(api)
+        .send()
+        .await
+        .expect_ok("delete");
+    let mut cp = cp;
+    cp.restart().await;
+    let after_restart = cp
+        .post(LOGS)
+        .token(api)
+        .json(json!({"name": "r"}))
+        .send()
+        .await
+        .expect_ok("create after restart")["id"]
+        .as_i64()
+        .unwrap();
+    assert!(
+        after_restart > before_restart,
+        "{after_restart} after {before_restart}"
+    );
+    cp.stop().await;
 }

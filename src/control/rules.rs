@@ -126,6 +126,23 @@ pub fn check_may_lose_enabled(enabled_now: i64) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A shipping token's name is unique among the account's tokens of its kind: Logz.io
+/// refuses a duplicate, and its clients (the Go client, the Terraform provider) create a
+/// token "if absent" by looking it up by name. Names compare exactly (after the trimming
+/// every name gets), as those clients compare them.
+pub fn check_name_free(kind: Kind, name: &str, taken_by_another: bool) -> Result<(), ApiError> {
+    if taken_by_another {
+        return Err(ApiError::rule(
+            "tokens/DUPLICATE_NAME",
+            format!(
+                "this account already has a {} shipping token named {name:?}",
+                kind.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// API tokens exist for pro and enterprise accounts and during a trial.
 pub fn check_may_create_api_token(account_type: AccountType, plan: Plan) -> Result<(), ApiError> {
     if !account_type.has_own_api_tokens() {
@@ -216,6 +233,20 @@ mod tests {
     fn the_last_enabled_token_stays() {
         assert!(check_may_lose_enabled(1).is_err());
         assert!(check_may_lose_enabled(2).is_ok());
+    }
+
+    #[test]
+    fn a_name_taken_by_another_token_is_refused() {
+        assert!(check_name_free(Kind::Logs, "ci", false).is_ok());
+        let err = check_name_free(Kind::Logs, "ci", true).unwrap_err();
+        assert!(matches!(
+            err,
+            ApiError::Rule {
+                code: "tokens/DUPLICATE_NAME",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("\"ci\""), "{err}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, StoreError, Tx, corrupt, flag};
+use super::{Db, Ids, StoreError, Tx, corrupt, flag, next_id};
 use crate::control::rules::{self, AccountType, Plan};
 
 /// An account with the plan that governs it (its main account's, for tied accounts).
@@ -152,11 +152,12 @@ pub struct NewAccount<'a> {
 /// connection then fails ("incorrect binary data format in bind parameter").
 pub async fn insert(tx: &mut Tx, new: &NewAccount<'_>) -> Result<i64, StoreError> {
     let s = new.settings;
-    let row = sqlx::query(
-        "INSERT INTO accounts (name, type, plan, trial_ends_at, owner_id, email, retention_days, \
-         max_daily_gb, searchable, accessible, settings, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $13 = 1 THEN $8 END, $9, $10, $11, $12) \
-         RETURNING id",
+    let id = next_id(tx, Ids::Accounts).await?;
+    sqlx::query(
+        "INSERT INTO accounts (id, name, type, plan, trial_ends_at, owner_id, email, \
+         retention_days, max_daily_gb, searchable, accessible, settings, created_at) \
+         VALUES ($14, $1, $2, $3, $4, $5, $6, $7, CASE WHEN $13 = 1 THEN $8 END, $9, $10, $11, \
+         $12)",
     )
     .bind(new.name)
     .bind(new.account_type.as_str())
@@ -171,9 +172,10 @@ pub async fn insert(tx: &mut Tx, new: &NewAccount<'_>) -> Result<i64, StoreError
     .bind(s.extra.to_json())
     .bind(new.created_at)
     .bind(i64::from(s.max_daily_gb.is_some()))
-    .fetch_one(tx.connection())
+    .bind(id)
+    .execute(tx.connection())
     .await?;
-    Ok(row.try_get("id")?)
+    Ok(id)
 }
 
 /// A sub-account as Logz.io's API shows it.

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{Actor, Db, StoreError, Tx};
+use super::{Actor, Db, Ids, StoreError, Tx, next_id};
 
 #[derive(Debug, Clone)]
 pub struct ApiToken {
@@ -20,18 +20,20 @@ pub async fn insert(
     actor: Actor,
     now: i64,
 ) -> Result<i64, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO api_tokens (account_id, name, digest, created_at, created_by) \
-         VALUES ($1, $2, $3, $4, $5) RETURNING id",
+    let id = next_id(tx, Ids::ApiTokens).await?;
+    sqlx::query(
+        "INSERT INTO api_tokens (id, account_id, name, digest, created_at, created_by) \
+         VALUES ($6, $1, $2, $3, $4, $5)",
     )
     .bind(account_id)
     .bind(name)
     .bind(digest_hex)
     .bind(now)
     .bind(actor.label())
-    .fetch_one(tx.connection())
+    .bind(id)
+    .execute(tx.connection())
     .await?;
-    Ok(row.try_get("id")?)
+    Ok(id)
 }
 
 pub async fn list(db: &mut impl Db, account_id: i64) -> Result<Vec<ApiToken>, StoreError> {

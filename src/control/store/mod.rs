@@ -185,6 +185,40 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
     }
 }
 
+/// The tables whose rows can be deleted, and so whose ids must never come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ids {
+    Accounts,
+    ShippingTokens,
+    ApiTokens,
+    SharedTokens,
+    TokenFilters,
+}
+
+impl Ids {
+    fn table(self) -> &'static str {
+        match self {
+            Ids::Accounts => "accounts",
+            Ids::ShippingTokens => "shipping_tokens",
+            Ids::ApiTokens => "api_tokens",
+            Ids::SharedTokens => "shared_tokens",
+            Ids::TokenFilters => "token_filters",
+        }
+    }
+}
+
+/// A new id for a row of `ids`' table, never handed out before even if every row with a
+/// larger one was deleted (SQLite alone would reuse the largest; a client still holding
+/// the deleted id would adopt the new object). Taken in the inserting transaction, so an
+/// insert that rolls back leaves a gap, never a repeat.
+async fn next_id(tx: &mut Tx, ids: Ids) -> Result<i64, StoreError> {
+    let row = sqlx::query("UPDATE id_sequences SET last = last + 1 WHERE name = $1 RETURNING last")
+        .bind(ids.table())
+        .fetch_one(tx.connection())
+        .await?;
+    Ok(row.try_get("last")?)
+}
+
 /// Who made a change: the audit trail's "who", and `createdBy`/`updatedBy` on tokens.
 /// Account users join as a third kind of actor when they exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

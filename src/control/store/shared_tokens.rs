@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Db, StoreError, Tx, corrupt};
+use super::{Db, Ids, StoreError, Tx, corrupt, next_id};
 
 /// How a shared token combines its filters; spelled as Logz.io's API and the column do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -131,9 +131,10 @@ pub struct NewSharedToken<'a> {
 }
 
 pub async fn insert(tx: &mut Tx, new: &NewSharedToken<'_>) -> Result<i64, StoreError> {
-    Ok(sqlx::query(
-        "INSERT INTO shared_tokens (account_id, name, token, digest, filters_operator, \
-         expires_at_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+    let id = next_id(tx, Ids::SharedTokens).await?;
+    sqlx::query(
+        "INSERT INTO shared_tokens (id, account_id, name, token, digest, filters_operator, \
+         expires_at_ms, created_at) VALUES ($8, $1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(new.account_id)
     .bind(new.name)
@@ -142,9 +143,10 @@ pub async fn insert(tx: &mut Tx, new: &NewSharedToken<'_>) -> Result<i64, StoreE
     .bind(new.filters_operator.as_str())
     .bind(new.expires_at_ms)
     .bind(new.now_secs)
-    .fetch_one(tx.connection())
-    .await?
-    .try_get("id")?)
+    .bind(id)
+    .execute(tx.connection())
+    .await?;
+    Ok(id)
 }
 
 pub async fn update(
@@ -224,17 +226,24 @@ pub async fn insert_filter(
     field: &str,
     value: &str,
 ) -> Result<Filter, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO token_filters (account_id, description, field, value) VALUES ($1, $2, $3, $4) \
-         RETURNING id, description, field, value",
+    let id = next_id(tx, Ids::TokenFilters).await?;
+    sqlx::query(
+        "INSERT INTO token_filters (id, account_id, description, field, value) \
+         VALUES ($5, $1, $2, $3, $4)",
     )
     .bind(account_id)
     .bind(description)
     .bind(field)
     .bind(value)
-    .fetch_one(tx.connection())
+    .bind(id)
+    .execute(tx.connection())
     .await?;
-    filter(&row)
+    Ok(Filter {
+        id,
+        description: description.to_string(),
+        field: field.to_string(),
+        value: value.to_string(),
+    })
 }
 
 pub async fn filter_of(

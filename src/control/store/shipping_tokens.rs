@@ -5,7 +5,7 @@
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Actor, Db, StoreError, Tx, corrupt, flag};
+use super::{Actor, Db, Ids, StoreError, Tx, corrupt, flag, next_id};
 use crate::model::Kind;
 
 /// A shipping token as its account sees it; times in epoch seconds.
@@ -54,10 +54,11 @@ pub struct NewToken<'a> {
 }
 
 pub async fn insert(tx: &mut Tx, new: &NewToken<'_>) -> Result<i64, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO shipping_tokens (account_id, kind, name, token, digest, enabled, created_at, \
-         created_by, updated_at, updated_by, feed_version) \
-         VALUES ($1, $2, $3, $4, $5, $9, $6, $7, $6, $7, $8) RETURNING id",
+    let id = next_id(tx, Ids::ShippingTokens).await?;
+    sqlx::query(
+        "INSERT INTO shipping_tokens (id, account_id, kind, name, token, digest, enabled, \
+         created_at, created_by, updated_at, updated_by, feed_version) \
+         VALUES ($10, $1, $2, $3, $4, $5, $9, $6, $7, $6, $7, $8)",
     )
     .bind(new.account_id)
     .bind(new.kind.as_str())
@@ -68,9 +69,10 @@ pub async fn insert(tx: &mut Tx, new: &NewToken<'_>) -> Result<i64, StoreError> 
     .bind(new.actor.label())
     .bind(new.feed_version)
     .bind(i64::from(new.enabled))
-    .fetch_one(tx.connection())
+    .bind(id)
+    .execute(tx.connection())
     .await?;
-    Ok(row.try_get("id")?)
+    Ok(id)
 }
 
 /// One token of the account and kind; another account's token is `None`, like an
@@ -91,6 +93,25 @@ pub async fn get(
     .fetch_optional(db.connection())
     .await?;
     row.map(|r| token(&r)).transpose()
+}
+
+/// The id of the account's token of `kind` named exactly `name`, if there is one.
+pub async fn named(
+    db: &mut impl Db,
+    account_id: i64,
+    kind: Kind,
+    name: &str,
+) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query(
+        "SELECT id FROM shipping_tokens WHERE account_id = $1 AND kind = $2 AND name = $3 \
+         ORDER BY id LIMIT 1",
+    )
+    .bind(account_id)
+    .bind(kind.as_str())
+    .bind(name)
+    .fetch_optional(db.connection())
+    .await?;
+    row.map(|r| r.try_get("id")).transpose().map_err(Into::into)
 }
 
 /// What a rename, enable or disable writes.

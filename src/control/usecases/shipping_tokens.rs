@@ -52,6 +52,8 @@ pub async fn create(
     check_kind(&caller.account, kind)?;
     let name = checked_name(name)?;
     let mut change = Change::begin(cp, caller).await?;
+    let taken = store::named(&mut change.tx, change.account.id, kind, name).await?;
+    rules::check_name_free(kind, name, taken.is_some())?;
     let enabled = enabled.unwrap_or(true);
     if enabled {
         check_may_enable_another(cp, &mut change.tx, &change.account).await?;
@@ -139,6 +141,10 @@ pub async fn update(
     let name = name.map(checked_name).transpose()?;
     let mut change = Change::begin(cp, caller).await?;
     let current = fetch(&mut change.tx, change.account.id, kind, id).await?;
+    if let Some(name) = name.filter(|n| *n != current.name) {
+        let taken = store::named(&mut change.tx, change.account.id, kind, name).await?;
+        rules::check_name_free(kind, name, taken.is_some_and(|other| other != id))?;
+    }
     let enabled = enabled.unwrap_or(current.enabled);
     if enabled != current.enabled {
         if enabled {
