@@ -6,7 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::control::{Backend, ControlPlane};
+use common::control::{Backend, ControlPlane, use_control_plane};
+use common::{TestServer, eventually};
 use serde_json::{Value, json};
 
 /// Runs each listed body once against SQLite and once against PostgreSQL.
@@ -48,6 +49,7 @@ on_both_backends!(
     limits_hold_under_concurrent_changes,
     shipping_token_names_are_unique_per_account_and_kind,
     ids_are_never_handed_out_twice,
+    detailed_sub_account_views_carry_what_a_gateway_accepted,
 );
 
 fn now_secs() -> i64 {
@@ -2197,5 +2199,125 @@ async fn ids_are_never_handed_out_twice(backend: Backend, test: &str) {
         after_restart > before_restart,
         "{after_restart} after {before_restart}"
     );
+    cp.stop().await;
+}
+
+/// The UTC day's midnight of `ms`, in epoch milliseconds.
+fn day_of(ms: i64) -> i64 {
+    ms - ms.rem_euclid(86_400_000)
+}
+
+/// Logz.io's detailed views (`…/time-based-accounts/detailed[/{id}]`), with the bytes a
+/// real gateway accepted for the sub-account as `dailyUsagesList`.
+async fn detailed_sub_account_views_carry_what_a_gateway_accepted(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    const SUBS: &str = "/v1/account-management/time-based-accounts";
+    let main = main_account(&cp, "acme", "pro").await;
+    let created = cp
+        .post(SUBS)
+        .token(main.api())
+        .json(
+            json!({"accountName": "acme-eu", "retentionDays": 7, "maxDailyGB": 1.5,
+                     "searchable": true, "sharingObjectsAccounts": [main.id]}),
+        )
+        .send()
+        .await
+        .expect_ok("create sub-account");
+    let sub = created["accountId"].as_i64().unwrap();
+    let token = created["accountToken"].as_str().unwrap().to_string();
+    let detailed = |id: i64| {
+        cp.get(&format!("{SUBS}/detailed/{id}"))
+            .token(main.api())
+            .send()
+    };
+    let before = detailed(sub).await.expect_ok("detailed before traffic");
+    let relation = &before["subAccountRelation"];
+    assert_eq!(relation["ownerAccountId"], main.id);
+    assert_eq!(relation["subAccountId"], sub);
+    assert_eq!(relation["searchable"], true);
+    assert_eq!(relation["accessible"], true);
+    assert_eq!(relation["type"], "SUB_ACCOUNT");
+    let created_ms = relation["createdDate"].as_i64().unwrap();
+    assert!((now_ms() - created_ms).abs() < 60_000, "{relation}");
+    assert_eq!(relation["lastUpdatedDate"], created_ms);
+    let account = &before["account"];
+    assert_eq!(account["accountId"], sub);
+    assert_eq!(account["accountName"], "acme-eu");
+    assert_eq!(account["accountToken"], token.as_str());
+    assert_eq!(account["active"], true);
+    assert_eq!(account["maxDailyGB"], 1.5);
+    assert_eq!(account["retentionDays"], 7);
+    assert_eq!(
+        before["sharingObjectsAccounts"],
+        json!([{"accountId": main.id, "accountName": "acme"}])
+    );
+    assert_eq!(before["isCapped"], false);
+    assert_eq!(before["dailyUsagesList"], json!({"usage": []}));
+
+    // A gateway following this control plane accepts the sub-account's logs and reports
+    // their bytes; the view shows them on today's UTC day.
+    let url = cp.url();
+    let gateway = TestServer::start(|c| use_control_plane(c, &url)).await;
+    gateway.wait_ready().await;
+    let first_day = day_of(now_ms());
+    eventually(Duration::from_secs(5), || async {
+        gateway
+            .post_logs(Some(&token), "", "{\"msg\":\"hello\"}\nplain line\n")
+            .await
+            .status
+            == 200
+    })
+    .await;
+    let accepted = gateway
+        .metric("tollgate_ingested_bytes_total{kind=\"logs\"}")
+        .await as i64;
+    assert!(accepted > 0);
+    eventually(Duration::from_secs(5), || async {
+        let usage = detailed(sub).await.expect_ok("detailed")["dailyUsagesList"]["usage"].clone();
+        usage
+            .as_array()
+            .is_some_and(|days| days.len() == 1 && days[0]["bytes"] == accepted)
+    })
+    .await;
+    let after = detailed(sub).await.expect_ok("detailed after traffic");
+    let day = after["dailyUsagesList"]["usage"][0]["date"]
+        .as_i64()
+        .unwrap();
+    assert!((first_day..=day_of(now_ms())).contains(&day), "{after}");
+    let list = cp
+        .get(&format!("{SUBS}/detailed"))
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("detailed list");
+    assert_eq!(list, json!([after]));
+
+    // A settings change moves lastUpdatedDate; unknown ids and non-main callers are refused.
+    let renamed = cp
+        .put(&format!("{SUBS}/{sub}"))
+        .token(main.api())
+        .json(json!({"accountName": "acme-europe"}))
+        .send()
+        .await;
+    assert_eq!(renamed.status, 204, "{:?}", renamed.body);
+    let updated = detailed(sub).await.expect_ok("detailed after rename");
+    assert_eq!(updated["account"]["accountName"], "acme-europe");
+    assert!(
+        updated["subAccountRelation"]["lastUpdatedDate"]
+            .as_i64()
+            .unwrap()
+            >= created_ms
+    );
+    detailed(sub + 1000)
+        .await
+        .expect_error(404, "request/NOT_FOUND", "sub-account");
+    cp.get(&format!("{SUBS}/detailed"))
+        .admin()
+        .account(sub)
+        .send()
+        .await
+        .expect_error(409, "accounts/NOT_MAIN_ACCOUNT", "not a main");
     cp.stop().await;
 }

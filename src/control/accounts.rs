@@ -18,7 +18,7 @@ use super::json::{Body, lenient_bool, parse_id};
 use super::rules::{AccountType, Plan};
 use super::store::accounts::UtilizationSettings;
 use super::usecases::accounts::{
-    self as usecase, AccountRequest, SubAccountFields, SubAccountView,
+    self as usecase, AccountRequest, DetailedSubAccount, SubAccountFields, SubAccountView,
 };
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
@@ -28,6 +28,14 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
         .route(
             "/v1/account-management/time-based-accounts",
             get(list_sub_accounts).post(create_sub_account),
+        )
+        .route(
+            "/v1/account-management/time-based-accounts/detailed",
+            get(list_detailed_sub_accounts),
+        )
+        .route(
+            "/v1/account-management/time-based-accounts/detailed/{id}",
+            get(read_detailed_sub_account),
         )
         .route(
             "/v1/account-management/time-based-accounts/{id}",
@@ -283,4 +291,140 @@ async fn delete_sub_account(
     let id = parse_id(&id)?;
     usecase::delete_sub_account(&cp, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// === detailed views ===
+
+/// Logz.io's detailed sub-account: the relation to its main account, the account, and the
+/// volume tollgate's gateways reported per UTC day. Fields tollgate does not keep yet
+/// (`snapSearchRetentionDays`, `softLimitGB`, `esIndexPrefix`, `lastUpdaterUserId`) are
+/// `null`; it caps no account, so `isCapped` is false.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct DetailedModel {
+    sub_account_relation: Relation,
+    account: AccountView,
+    sharing_objects_accounts: Vec<SharingAccount>,
+    utilization_settings: UtilizationSettings,
+    daily_usages_list: DailyUsages,
+    doc_size_setting: bool,
+    snap_search_retention_days: Option<i64>,
+    is_capped: bool,
+    #[serde(rename = "softLimitGB")]
+    soft_limit_gb: Option<f64>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Relation {
+    owner_account_id: i64,
+    sub_account_id: i64,
+    searchable: bool,
+    accessible: bool,
+    /// Epoch milliseconds, as Logz.io's.
+    created_date: i64,
+    last_updated_date: i64,
+    last_updater_user_id: Option<i64>,
+    #[serde(rename = "type")]
+    relation: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountView {
+    account_id: i64,
+    account_name: String,
+    account_token: Option<String>,
+    active: bool,
+    es_index_prefix: Option<String>,
+    is_flexible: bool,
+    #[serde(rename = "reservedDailyGB")]
+    reserved_daily_gb: Option<f64>,
+    #[serde(rename = "maxDailyGB")]
+    max_daily_gb: Option<f64>,
+    retention_days: Option<i64>,
+    #[serde(rename = "softLimitGB")]
+    soft_limit_gb: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct DailyUsages {
+    usage: Vec<DayBytes>,
+}
+
+#[derive(Serialize)]
+struct DayBytes {
+    /// The UTC day's midnight, epoch milliseconds.
+    date: i64,
+    bytes: i64,
+}
+
+impl From<DetailedSubAccount> for DetailedModel {
+    fn from(d: DetailedSubAccount) -> Self {
+        let sub = &d.view.sub;
+        let created_ms = sub.created_at.saturating_mul(1000);
+        let settings = &sub.settings;
+        let relation = Relation {
+            owner_account_id: d.owner_id,
+            sub_account_id: sub.id,
+            searchable: settings.searchable,
+            accessible: settings.accessible,
+            created_date: created_ms,
+            last_updated_date: sub
+                .updated_at
+                .map_or(created_ms, |t| t.saturating_mul(1000)),
+            last_updater_user_id: None,
+            relation: "SUB_ACCOUNT",
+        };
+        let account = AccountView {
+            account_id: sub.id,
+            account_name: sub.name.clone(),
+            account_token: sub.account_token.clone(),
+            active: true,
+            es_index_prefix: None,
+            is_flexible: settings.extra.is_flexible,
+            reserved_daily_gb: settings.extra.reserved_daily_gb,
+            max_daily_gb: settings.max_daily_gb,
+            retention_days: settings.retention_days,
+            soft_limit_gb: None,
+        };
+        let model = SubAccountModel::from(d.view);
+        DetailedModel {
+            sub_account_relation: relation,
+            account,
+            sharing_objects_accounts: model.sharing_objects_accounts,
+            utilization_settings: model.utilization_settings,
+            daily_usages_list: DailyUsages {
+                usage: d
+                    .daily_bytes
+                    .into_iter()
+                    .map(|(date, bytes)| DayBytes { date, bytes })
+                    .collect(),
+            },
+            doc_size_setting: model.doc_size_setting,
+            snap_search_retention_days: None,
+            is_capped: false,
+            soft_limit_gb: None,
+        }
+    }
+}
+
+async fn list_detailed_sub_accounts(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<DetailedModel>>, ApiError> {
+    let caller = auth::caller(&cp, &headers).await?;
+    let subs = usecase::list_detailed_sub_accounts(&cp, &caller).await?;
+    Ok(Json(subs.into_iter().map(Into::into).collect()))
+}
+
+async fn read_detailed_sub_account(
+    State(cp): State<Arc<ControlPlane>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<DetailedModel>, ApiError> {
+    let caller = auth::caller(&cp, &headers).await?;
+    let id = parse_id(&id)?;
+    let sub = usecase::read_detailed_sub_account(&cp, &caller, id).await?;
+    Ok(Json(sub.into()))
 }

@@ -42,6 +42,9 @@ const MAX_WAIT_SECS: u64 = 60;
 /// control-plane process on the same PostgreSQL is seen without a notification.
 const RECHECK: Duration = Duration::from_secs(1);
 
+/// One UTC day in milliseconds: usage is kept per day.
+const DAY_MS: i64 = 86_400_000;
+
 /// Bytes of JSON per body chunk while streaming a snapshot.
 const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
 
@@ -229,6 +232,10 @@ async fn usage(
     Body(report): Body<UsageReport>,
 ) -> Result<StatusCode, ApiError> {
     auth::feed(&cp, &headers)?;
+    // Volumes count toward the UTC day the report arrives on (gateways report every few
+    // seconds, so at most that much lands on the next day).
+    let now_ms = cp.clock.now_ms();
+    let day_ms = now_ms - now_ms.rem_euclid(DAY_MS);
     let mut tx = cp.store.begin().await?;
     for t in &report.tokens {
         let Ok(id) = t.token_id.0.parse::<i64>() else {
@@ -243,7 +250,7 @@ async fn usage(
         };
         let bytes = i64::try_from(a.bytes).unwrap_or(i64::MAX);
         let records = i64::try_from(a.records).unwrap_or(i64::MAX);
-        store::add_usage(&mut tx, account_id, a.kind, bytes, records).await?;
+        store::add_usage(&mut tx, account_id, a.kind, day_ms, bytes, records).await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -186,15 +186,21 @@ pub struct SubAccount {
     /// Its first enabled log shipping token.
     pub account_token: Option<String>,
     pub settings: SubAccountSettings,
+    /// Epoch seconds.
+    pub created_at: i64,
+    /// Epoch seconds of the last change to its settings; `None` if never changed.
+    pub updated_at: Option<i64>,
 }
 
 const SELECT_SUB_ACCOUNTS: &str = "SELECT a.id, a.name, a.email, a.retention_days, \
-     a.max_daily_gb, a.searchable, a.accessible, a.settings, (SELECT t.token FROM \
+     a.max_daily_gb, a.searchable, a.accessible, a.settings, a.created_at, a.updated_at, \
+     (SELECT t.token FROM \
      shipping_tokens t WHERE t.account_id = a.id AND t.enabled = 1 ORDER BY t.id LIMIT 1) \
      AS account_token FROM accounts a WHERE a.owner_id = $1 AND a.type = 'logs' ORDER BY a.id";
 
 const SELECT_SUB_ACCOUNT: &str = "SELECT a.id, a.name, a.email, a.retention_days, \
-     a.max_daily_gb, a.searchable, a.accessible, a.settings, (SELECT t.token FROM \
+     a.max_daily_gb, a.searchable, a.accessible, a.settings, a.created_at, a.updated_at, \
+     (SELECT t.token FROM \
      shipping_tokens t WHERE t.account_id = a.id AND t.enabled = 1 ORDER BY t.id LIMIT 1) \
      AS account_token FROM accounts a WHERE a.owner_id = $1 AND a.type = 'logs' AND a.id = $2";
 
@@ -206,6 +212,8 @@ fn sub_account(r: &AnyRow) -> Result<SubAccount, StoreError> {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         account_token: r.try_get("account_token")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
         settings: SubAccountSettings {
             email: r.try_get("email")?,
             retention_days: r.try_get("retention_days")?,
@@ -243,11 +251,12 @@ pub async fn update_sub_account(
     id: i64,
     name: &str,
     s: &SubAccountSettings,
+    now: i64,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE accounts SET name = $1, email = $2, retention_days = $3, \
          max_daily_gb = CASE WHEN $9 = 1 THEN $4 END, searchable = $5, accessible = $6, \
-         settings = $7 WHERE id = $8",
+         settings = $7, updated_at = $10 WHERE id = $8",
     )
     .bind(name)
     .bind(s.email.clone())
@@ -258,6 +267,7 @@ pub async fn update_sub_account(
     .bind(s.extra.to_json())
     .bind(id)
     .bind(i64::from(s.max_daily_gb.is_some()))
+    .bind(now)
     .execute(tx.connection())
     .await?;
     Ok(())
@@ -273,6 +283,7 @@ pub async fn delete_with_contents(tx: &mut Tx, id: i64) -> Result<(), StoreError
         "DELETE FROM token_filters WHERE account_id = $1",
         "DELETE FROM api_tokens WHERE account_id = $1",
         "DELETE FROM account_usage WHERE account_id = $1",
+        "DELETE FROM account_daily_usage WHERE account_id = $1",
         "DELETE FROM accounts WHERE id = $1",
     ] {
         sqlx::query(statement)

@@ -116,13 +116,15 @@ pub async fn entry_by_digest(
     row.map(|r| entry(&r)).transpose()
 }
 
-/// Adds a gateway's volumes to the account's. The counters saturate at i64::MAX: an
-/// overflowing sum would fail the whole report on PostgreSQL ("bigint out of range")
-/// every time the gateway retried it. An unknown account adds nothing.
+/// Adds a gateway's volumes to the account's, in total and for the UTC day starting at
+/// `day_ms`. The counters saturate at i64::MAX: an overflowing sum would fail the whole
+/// report on PostgreSQL ("bigint out of range") every time the gateway retried it. An
+/// unknown account adds nothing.
 pub async fn add_usage(
     tx: &mut Tx,
     account_id: i64,
     kind: Kind,
+    day_ms: i64,
     bytes: i64,
     records: i64,
 ) -> Result<(), StoreError> {
@@ -141,5 +143,41 @@ pub async fn add_usage(
     .bind(records)
     .execute(tx.connection())
     .await?;
+    sqlx::query(
+        "INSERT INTO account_daily_usage (account_id, kind, day, bytes, records) \
+         SELECT id, $2, $5, $3, $4 FROM accounts WHERE id = $1 \
+         ON CONFLICT (account_id, kind, day) DO UPDATE SET \
+         bytes = CASE WHEN account_daily_usage.bytes > 9223372036854775807 - excluded.bytes \
+         THEN 9223372036854775807 ELSE account_daily_usage.bytes + excluded.bytes END, \
+         records = CASE WHEN account_daily_usage.records > 9223372036854775807 - excluded.records \
+         THEN 9223372036854775807 ELSE account_daily_usage.records + excluded.records END",
+    )
+    .bind(account_id)
+    .bind(kind.as_str())
+    .bind(bytes)
+    .bind(records)
+    .bind(day_ms)
+    .execute(tx.connection())
+    .await?;
     Ok(())
+}
+
+/// The account's bytes per UTC day from `since_day_ms` on, oldest first, all kinds
+/// together: `(day's midnight in epoch ms, bytes)`.
+pub async fn daily_bytes(
+    db: &mut impl Db,
+    account_id: i64,
+    since_day_ms: i64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT day, CAST(SUM(bytes) AS BIGINT) AS bytes FROM account_daily_usage \
+         WHERE account_id = $1 AND day >= $2 GROUP BY day ORDER BY day",
+    )
+    .bind(account_id)
+    .bind(since_day_ms)
+    .fetch_all(db.connection())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("day")?, r.try_get("bytes")?)))
+        .collect()
 }

@@ -14,6 +14,10 @@ use crate::control::store::accounts::{
 };
 use crate::control::store::{Actor, Db, Tx, feed, shipping_tokens as token_store};
 
+/// How many UTC days of usage the detailed sub-account view carries, today included.
+const USAGE_DAYS: i64 = 30;
+const DAY_MS: i64 = 86_400_000;
+
 /// A main account or a tied one, as the operator asks for it.
 pub struct AccountRequest<'a> {
     pub name: &'a str,
@@ -322,6 +326,59 @@ pub async fn read_sub_account(
     view(&mut conn, sub).await
 }
 
+/// A sub-account with what its main account needs to manage it: who owns it and the
+/// volume its gateways reported per UTC day.
+pub struct DetailedSubAccount {
+    pub view: SubAccountView,
+    pub owner_id: i64,
+    /// `(day's midnight in epoch ms, bytes)`, oldest first, the last `USAGE_DAYS` days
+    /// that had any.
+    pub daily_bytes: Vec<(i64, i64)>,
+}
+
+async fn detailed(
+    cp: &ControlPlane,
+    db: &mut impl Db,
+    owner_id: i64,
+    sub: SubAccount,
+) -> Result<DetailedSubAccount, ApiError> {
+    let now_ms = cp.clock.now_ms();
+    let since = now_ms - now_ms.rem_euclid(DAY_MS) - (USAGE_DAYS - 1) * DAY_MS;
+    let daily_bytes = feed::daily_bytes(db, sub.id, since).await?;
+    Ok(DetailedSubAccount {
+        view: view(db, sub).await?,
+        owner_id,
+        daily_bytes,
+    })
+}
+
+pub async fn list_detailed_sub_accounts(
+    cp: &ControlPlane,
+    caller: &Caller,
+) -> Result<Vec<DetailedSubAccount>, ApiError> {
+    check_main_caller(caller)?;
+    let mut conn = cp.store.conn().await?;
+    let main_id = caller.account.id;
+    let subs = store::sub_accounts(&mut conn, main_id).await?;
+    let mut out = Vec::with_capacity(subs.len());
+    for sub in subs {
+        out.push(detailed(cp, &mut conn, main_id, sub).await?);
+    }
+    Ok(out)
+}
+
+pub async fn read_detailed_sub_account(
+    cp: &ControlPlane,
+    caller: &Caller,
+    id: i64,
+) -> Result<DetailedSubAccount, ApiError> {
+    check_main_caller(caller)?;
+    let mut conn = cp.store.conn().await?;
+    let main_id = caller.account.id;
+    let sub = fetch_sub(&mut conn, main_id, id).await?;
+    detailed(cp, &mut conn, main_id, sub).await
+}
+
 /// Changing `accessible` or `searchable` takes effect on the next request: access is read
 /// from the store on every call. A rename reaches gateways (they carry account names).
 pub async fn update_sub_account(
@@ -345,7 +402,7 @@ pub async fn update_sub_account(
     )
     .await?;
     let name = new_name.unwrap_or(&current.name);
-    store::update_sub_account(&mut change.tx, id, name, &settings).await?;
+    store::update_sub_account(&mut change.tx, id, name, &settings, cp.clock.now_secs()).await?;
     let version = if name != current.name {
         let version = feed::next_version(&mut change.tx).await?;
         token_store::republish_account(&mut change.tx, id, version).await?;
