@@ -50,6 +50,7 @@ on_both_backends!(
     shipping_token_names_are_unique_per_account_and_kind,
     ids_are_never_handed_out_twice,
     detailed_sub_account_views_carry_what_a_gateway_accepted,
+    sub_account_fields_round_trip_and_are_validated,
 );
 
 fn now_secs() -> i64 {
@@ -1170,12 +1171,13 @@ async fn requests_shaped_like_logzio_go_client(backend: Backend, test: &str) {
         .await
         .expect_error(400, "request/INVALID", "pageSize");
 
-    // Sub-account bodies with string booleans throughout.
+    // Sub-account bodies as the Go client (v1.24+) marshals them: string booleans, numbers
+    // as pointers left out when unset, `email` left out when empty, `retentionDays` always.
     let created = cp
         .post("/v1/account-management/time-based-accounts")
         .token(acme.api())
         .json(json!({
-            "email": "", "accountName": "strings", "maxDailyGB": 1, "retentionDays": 5,
+            "accountName": "strings", "maxDailyGB": 1, "retentionDays": 5,
             "searchable": "false", "accessible": "true", "sharingObjectsAccounts": [],
             "docSizeSetting": "false",
             "utilizationSettings": {"frequencyMinutes": 5, "utilizationEnabled": "true"},
@@ -1197,15 +1199,16 @@ async fn requests_shaped_like_logzio_go_client(backend: Backend, test: &str) {
     assert_eq!(model["accessible"], true);
     assert_eq!(model["utilizationSettings"]["utilizationEnabled"], true);
     assert_eq!(model["retentionDays"], 5);
-    // Its update sends every field: "" for unset string booleans, 0 for unset numbers.
+    assert_eq!(model["reservedDailyGB"], 0.0, "a 0 sent is a 0 kept");
+    // Its update sends "" for unset string booleans, 0 for an unset retentionDays, and
+    // leaves the unset pointer numbers out.
     let id = created["accountId"].as_i64().unwrap();
     let updated = cp
         .put(&format!("/v1/account-management/time-based-accounts/{id}"))
         .token(acme.api())
         .json(json!({
-            "accountName": "strings", "retentionDays": 0, "maxDailyGB": 0,
-            "searchable": "", "accessible": "", "docSizeSetting": "", "isFlexible": "",
-            "reservedDailyGB": 0
+            "accountName": "strings", "retentionDays": 0,
+            "searchable": "", "accessible": "", "docSizeSetting": "", "isFlexible": ""
         }))
         .send()
         .await;
@@ -2319,5 +2322,138 @@ async fn detailed_sub_account_views_carry_what_a_gateway_accepted(backend: Backe
         .send()
         .await
         .expect_error(409, "accounts/NOT_MAIN_ACCOUNT", "not a main");
+    cp.stop().await;
+}
+
+/// Every Logz.io sub-account field a client sets comes back as set (0 included), and the
+/// server refuses what Logz.io refuses, naming the field, changing nothing.
+async fn sub_account_fields_round_trip_and_are_validated(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    const SUBS: &str = "/v1/account-management/time-based-accounts";
+    let main = main_account(&cp, "acme", "pro").await;
+    let created = cp
+        .post(SUBS)
+        .token(main.api())
+        .json(json!({
+            "accountName": "eu", "email": "ops@acme.test", "retentionDays": 7,
+            "maxDailyGB": 0, "reservedDailyGB": 0, "softLimitGB": 2, "snapSearchRetentionDays": 3,
+            "isFlexible": "true", "docSizeSetting": "true",
+            "utilizationSettings": {"frequencyMinutes": 10, "utilizationEnabled": "true"}
+        }))
+        .send()
+        .await
+        .expect_ok("create");
+    let id = created["accountId"].as_i64().unwrap();
+    let read = || cp.get(&format!("{SUBS}/{id}")).token(main.api()).send();
+    let model = read().await.expect_ok("read");
+    for (field, want) in [
+        ("email", json!("ops@acme.test")),
+        ("retentionDays", json!(7)),
+        ("maxDailyGB", json!(0.0)),
+        ("reservedDailyGB", json!(0.0)),
+        ("softLimitGB", json!(2.0)),
+        ("snapSearchRetentionDays", json!(3)),
+        ("isFlexible", json!(true)),
+        ("docSizeSetting", json!(true)),
+        (
+            "utilizationSettings",
+            json!({"frequencyMinutes": 10, "utilizationEnabled": true}),
+        ),
+        ("isCapped", json!(false)),
+        ("isOwner", json!(false)),
+        ("sharedGB", Value::Null),
+        ("totalTimeBasedDailyGB", Value::Null),
+    ] {
+        assert_eq!(model[field], want, "{field} in {model}");
+    }
+    let detailed = cp
+        .get(&format!("{SUBS}/detailed/{id}"))
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("detailed");
+    assert_eq!(detailed["softLimitGB"], 2.0);
+    assert_eq!(detailed["snapSearchRetentionDays"], 3);
+    assert_eq!(detailed["account"]["softLimitGB"], 2.0);
+
+    // An update changes what it names, 0 included, and keeps the rest.
+    let updated = cp
+        .put(&format!("{SUBS}/{id}"))
+        .token(main.api())
+        .json(
+            json!({"accountName": "eu", "retentionDays": 0, "maxDailyGB": 4,
+                     "reservedDailyGB": 1.5, "softLimitGB": 0}),
+        )
+        .send()
+        .await;
+    assert_eq!(updated.status, 204, "{:?}", updated.body);
+    let model = read().await.expect_ok("read after update");
+    assert_eq!(
+        model["retentionDays"], 7,
+        "0 is the Go client's unset retention"
+    );
+    assert_eq!(model["maxDailyGB"], 4.0);
+    assert_eq!(model["reservedDailyGB"], 1.5);
+    assert_eq!(model["softLimitGB"], 0.0);
+    assert_eq!(model["snapSearchRetentionDays"], 3);
+
+    // Refusals name the field; a refused update changes nothing.
+    for (body, field) in [
+        (
+            json!({"accountName": "x", "email": "", "retentionDays": 7}),
+            "email",
+        ),
+        (
+            json!({"accountName": "x", "email": "not-an-address", "retentionDays": 7}),
+            "email",
+        ),
+        (
+            json!({"accountName": "x", "retentionDays": 0}),
+            "retentionDays",
+        ),
+        (
+            json!({"accountName": "x", "retentionDays": 7, "maxDailyGB": -1}),
+            "maxDailyGB",
+        ),
+        (
+            json!({"accountName": "x", "retentionDays": 7, "softLimitGB": -0.5}),
+            "softLimitGB",
+        ),
+        (
+            json!({"accountName": "x", "retentionDays": 7, "snapSearchRetentionDays": -1}),
+            "snapSearchRetentionDays",
+        ),
+        (
+            json!({"accountName": "x", "retentionDays": 7, "maxDailyGB": 2, "reservedDailyGB": 3}),
+            "reservedDailyGB",
+        ),
+    ] {
+        cp.post(SUBS)
+            .token(main.api())
+            .json(body)
+            .send()
+            .await
+            .expect_error(400, "request/INVALID", field);
+    }
+    cp.put(&format!("{SUBS}/{id}"))
+        .token(main.api())
+        .json(json!({"reservedDailyGB": 5}))
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "reservedDailyGB");
+    assert_eq!(read().await.expect_ok("unchanged"), model);
+    let subs = cp
+        .get(SUBS)
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("list");
+    assert_eq!(
+        subs.as_array().map(Vec::len),
+        Some(1),
+        "no refused create left one: {subs}"
+    );
     cp.stop().await;
 }

@@ -138,6 +138,10 @@ struct SubAccountRequest {
     is_flexible: Option<bool>,
     #[serde(default, rename = "reservedDailyGB")]
     reserved_daily_gb: Option<f64>,
+    #[serde(default, rename = "softLimitGB")]
+    soft_limit_gb: Option<f64>,
+    #[serde(default)]
+    snap_search_retention_days: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -166,6 +170,8 @@ impl SubAccountRequest {
             }),
             is_flexible: self.is_flexible,
             reserved_daily_gb: self.reserved_daily_gb,
+            soft_limit_gb: self.soft_limit_gb,
+            snap_search_retention_days: self.snap_search_retention_days,
         };
         (self.account_name, fields)
     }
@@ -190,6 +196,18 @@ struct SubAccountModel {
     is_flexible: bool,
     #[serde(rename = "reservedDailyGB")]
     reserved_daily_gb: Option<f64>,
+    #[serde(rename = "softLimitGB")]
+    soft_limit_gb: Option<f64>,
+    snap_search_retention_days: Option<i64>,
+    /// tollgate caps no account's volume.
+    is_capped: bool,
+    /// Flexible volume sharing is not modelled: `null`.
+    #[serde(rename = "sharedGB")]
+    shared_gb: Option<f64>,
+    #[serde(rename = "totalTimeBasedDailyGB")]
+    total_time_based_daily_gb: Option<f64>,
+    /// Whether this is the main account; a sub-account never is.
+    is_owner: bool,
 }
 
 #[derive(Serialize)]
@@ -223,6 +241,12 @@ impl From<SubAccountView> for SubAccountModel {
             utilization_settings: s.extra.utilization_settings,
             is_flexible: s.extra.is_flexible,
             reserved_daily_gb: s.extra.reserved_daily_gb,
+            soft_limit_gb: s.extra.soft_limit_gb,
+            snap_search_retention_days: s.extra.snap_search_retention_days,
+            is_capped: false,
+            shared_gb: None,
+            total_time_based_daily_gb: None,
+            is_owner: false,
         }
     }
 }
@@ -296,9 +320,9 @@ async fn delete_sub_account(
 // === detailed views ===
 
 /// Logz.io's detailed sub-account: the relation to its main account, the account, and the
-/// volume tollgate's gateways reported per UTC day. Fields tollgate does not keep yet
-/// (`snapSearchRetentionDays`, `softLimitGB`, `esIndexPrefix`, `lastUpdaterUserId`) are
-/// `null`; it caps no account, so `isCapped` is false.
+/// volume tollgate's gateways reported per UTC day. Fields tollgate does not keep
+/// (`esIndexPrefix`, `lastUpdaterUserId`) are `null`; it caps no account, so `isCapped`
+/// is false.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DetailedModel {
@@ -386,7 +410,7 @@ impl From<DetailedSubAccount> for DetailedModel {
             reserved_daily_gb: settings.extra.reserved_daily_gb,
             max_daily_gb: settings.max_daily_gb,
             retention_days: settings.retention_days,
-            soft_limit_gb: None,
+            soft_limit_gb: settings.extra.soft_limit_gb,
         };
         let model = SubAccountModel::from(d.view);
         DetailedModel {
@@ -402,9 +426,9 @@ impl From<DetailedSubAccount> for DetailedModel {
                     .collect(),
             },
             doc_size_setting: model.doc_size_setting,
-            snap_search_retention_days: None,
+            snap_search_retention_days: model.snap_search_retention_days,
             is_capped: false,
-            soft_limit_gb: None,
+            soft_limit_gb: model.soft_limit_gb,
         }
     }
 }

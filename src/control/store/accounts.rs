@@ -116,6 +116,9 @@ pub struct ExtraSettings {
     pub is_flexible: bool,
     #[serde(rename = "reservedDailyGB")]
     pub reserved_daily_gb: Option<f64>,
+    #[serde(rename = "softLimitGB")]
+    pub soft_limit_gb: Option<f64>,
+    pub snap_search_retention_days: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

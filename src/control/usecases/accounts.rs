@@ -148,23 +148,39 @@ pub struct SubAccountFields {
     pub utilization_settings: Option<UtilizationSettings>,
     pub is_flexible: Option<bool>,
     pub reserved_daily_gb: Option<f64>,
+    pub soft_limit_gb: Option<f64>,
+    pub snap_search_retention_days: Option<i64>,
+}
+
+/// Whether fields are applied to a new sub-account or an existing one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Applying {
+    Create,
+    Update,
 }
 
 impl SubAccountFields {
-    /// Applies the given fields over `s`, checking each.
-    fn apply(self, s: &mut SubAccountSettings) -> Result<(), ApiError> {
-        // Logz.io's Go client sends 0 for numbers it was not given: 0 means "unchanged".
-        if let Some(days) = self.retention_days.filter(|d| *d != 0) {
-            if !(1..=3650).contains(&days) {
+    /// Applies the given fields over `s`, checking each (400 naming the field).
+    ///
+    /// Numbers given are kept as given, 0 included (Logz.io's Go client sends them as
+    /// pointers, left out when unset). `retentionDays` is the exception: the client sends
+    /// it always, 0 when unset, so on an update 0 keeps the current value; a new
+    /// sub-account given 0 is refused, as every retention is at least a day.
+    fn apply(self, s: &mut SubAccountSettings, applying: Applying) -> Result<(), ApiError> {
+        match self.retention_days {
+            Some(0) if applying == Applying::Update => {}
+            Some(days) if !(1..=3650).contains(&days) => {
                 return Err(ApiError::invalid(
                     "retentionDays must be between 1 and 3650",
                 ));
             }
-            s.retention_days = Some(days);
+            Some(days) => s.retention_days = Some(days),
+            None => {}
         }
         for (field, value) in [
             ("maxDailyGB", self.max_daily_gb),
             ("reservedDailyGB", self.reserved_daily_gb),
+            ("softLimitGB", self.soft_limit_gb),
         ] {
             if let Some(v) = value
                 && !(v.is_finite() && v >= 0.0)
@@ -172,18 +188,35 @@ impl SubAccountFields {
                 return Err(ApiError::invalid(format!("{field} must be a number >= 0")));
             }
         }
+        if let Some(days) = self.snap_search_retention_days
+            && !(0..=3650).contains(&days)
+        {
+            return Err(ApiError::invalid(
+                "snapSearchRetentionDays must be between 0 and 3650",
+            ));
+        }
         if let Some(email) = self.email {
-            if email.len() > 256 || email.chars().any(char::is_control) {
-                return Err(ApiError::invalid("email must be at most 256 characters"));
+            let (local, domain) = email.split_once('@').unwrap_or_default();
+            if local.is_empty()
+                || domain.is_empty()
+                || email.len() > 256
+                || email.chars().any(|c| c.is_control() || c.is_whitespace())
+            {
+                return Err(ApiError::invalid(
+                    "email must be an email address (an admin user of the main account)",
+                ));
             }
             s.email = Some(email);
         }
-        let given = |v: Option<f64>| v.filter(|v| *v != 0.0);
-        s.max_daily_gb = given(self.max_daily_gb).or(s.max_daily_gb);
-        let extra = &mut s.extra;
-        extra.reserved_daily_gb = given(self.reserved_daily_gb).or(extra.reserved_daily_gb);
+        s.max_daily_gb = self.max_daily_gb.or(s.max_daily_gb);
         s.searchable = self.searchable.unwrap_or(s.searchable);
         s.accessible = self.accessible.unwrap_or(s.accessible);
+        let extra = &mut s.extra;
+        extra.reserved_daily_gb = self.reserved_daily_gb.or(extra.reserved_daily_gb);
+        extra.soft_limit_gb = self.soft_limit_gb.or(extra.soft_limit_gb);
+        extra.snap_search_retention_days = self
+            .snap_search_retention_days
+            .or(extra.snap_search_retention_days);
         extra.doc_size_setting = self.doc_size_setting.unwrap_or(extra.doc_size_setting);
         extra.is_flexible = self.is_flexible.unwrap_or(extra.is_flexible);
         if let Some(u) = self.utilization_settings {
@@ -191,6 +224,13 @@ impl SubAccountFields {
         }
         if let Some(ids) = self.sharing_objects_accounts {
             extra.sharing_objects_accounts = ids;
+        }
+        if let (Some(reserved), Some(max)) = (extra.reserved_daily_gb, s.max_daily_gb)
+            && reserved > max
+        {
+            return Err(ApiError::invalid(
+                "reservedDailyGB must not be more than maxDailyGB",
+            ));
         }
         Ok(())
     }
@@ -226,7 +266,7 @@ pub async fn create_sub_account(
     check_main_caller(caller)?;
     let name = checked_name(name.ok_or_else(|| ApiError::invalid("accountName is required"))?)?;
     let mut settings = SubAccountSettings::default();
-    fields.apply(&mut settings)?;
+    fields.apply(&mut settings, Applying::Create)?;
     let mut change = Change::begin(cp, caller).await?;
     check_sharing_accounts(
         &mut change.tx,
@@ -393,7 +433,7 @@ pub async fn update_sub_account(
     let mut change = Change::begin(cp, caller).await?;
     let current = fetch_sub(&mut change.tx, change.account.id, id).await?;
     let mut settings = current.settings.clone();
-    fields.apply(&mut settings)?;
+    fields.apply(&mut settings, Applying::Update)?;
     check_sharing_accounts(
         &mut change.tx,
         change.account.id,
