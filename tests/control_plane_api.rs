@@ -51,6 +51,7 @@ on_both_backends!(
     ids_are_never_handed_out_twice,
     detailed_sub_account_views_carry_what_a_gateway_accepted,
     sub_account_fields_round_trip_and_are_validated,
+    metrics_accounts_are_managed_with_the_main_accounts_api_token,
 );
 
 fn now_secs() -> i64 {
@@ -2105,6 +2106,25 @@ async fn shipping_token_names_are_unique_per_account_and_kind(backend: Backend, 
         .await
         .expect_ok("delete ci");
     create(acme.api(), "ci").await.expect_ok("ci again");
+    // Per kind: a tied metrics account's metrics tokens follow the same rule.
+    let metrics = account(
+        &cp,
+        json!({"accountName": "acme-metrics", "type": "metrics", "ownerAccountId": acme.id}),
+    )
+    .await;
+    let create_metrics = || {
+        cp.post(METRICS)
+            .token(acme.api())
+            .account(metrics.id)
+            .json(json!({"name": "ci", "enabled": false}))
+            .send()
+    };
+    create_metrics().await.expect_ok("ci among metrics tokens");
+    create_metrics().await.expect_error(
+        409,
+        "tokens/DUPLICATE_NAME",
+        "already has a metrics shipping token named \"ci\"",
+    );
     cp.stop().await;
 }
 
@@ -2455,5 +2475,161 @@ async fn sub_account_fields_round_trip_and_are_validated(backend: Backend, test:
         Some(1),
         "no refused create left one: {subs}"
     );
+    cp.stop().await;
+}
+
+/// One OTLP/HTTP JSON metrics request with one gauge point.
+const OTLP_GAUGE: &str = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"queue_depth",
+"gauge":{"dataPoints":[{"asInt":"4","timeUnixNano":"1700000000000000000"}]}}]}]}]}"#;
+
+/// Logz.io's metrics-accounts API over tollgate's tied metrics accounts: created with the
+/// main account's API token, its token accepted by a gateway at once, updated, refused
+/// where Logz.io refuses, deleted (and then refused by the gateway).
+async fn metrics_accounts_are_managed_with_the_main_accounts_api_token(
+    backend: Backend,
+    test: &str,
+) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    const ACCOUNTS: &str = "/v1/account-management/metrics-accounts";
+    let main = main_account(&cp, "acme", "pro").await;
+    let other = main_account(&cp, "other", "pro").await;
+    let sub = cp
+        .post("/v1/account-management/time-based-accounts")
+        .token(main.api())
+        .json(json!({"accountName": "acme-eu", "retentionDays": 7}))
+        .send()
+        .await
+        .expect_ok("sub-account")["accountId"]
+        .as_i64()
+        .unwrap();
+    let created = cp
+        .post(ACCOUNTS)
+        .token(main.api())
+        .json(
+            json!({"email": "ops@acme.test", "accountName": "acme-metrics", "planUts": 100,
+                     "authorizedAccountsIds": [main.id, sub]}),
+        )
+        .send()
+        .await
+        .expect_ok("create");
+    let id = created["Id"]
+        .as_i64()
+        .expect("Id, capitalised as Logz.io's");
+    assert!(is_secret(&created["token"]), "{created}");
+    assert_eq!(created["accountName"], "acme-metrics");
+    assert_eq!(created["planUts"], 100);
+    assert_eq!(created["authorizedAccountsIds"], json!([main.id, sub]));
+    assert!((now_ms() - created["createdAt"].as_i64().unwrap()).abs() < 60_000);
+    let read = |id: i64| cp.get(&format!("{ACCOUNTS}/{id}")).token(main.api()).send();
+    assert_eq!(read(id).await.expect_ok("read"), created);
+    let list = cp
+        .get(ACCOUNTS)
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("list");
+    assert_eq!(list, json!([created]));
+    // Another main account does not see it.
+    cp.get(&format!("{ACCOUNTS}/{id}"))
+        .token(other.api())
+        .send()
+        .await
+        .expect_error(404, "request/NOT_FOUND", "metrics account");
+
+    // Its token is a metrics shipping token a gateway accepts at once.
+    let token = created["token"].as_str().unwrap().to_string();
+    let url = cp.url();
+    let gateway = TestServer::start(|c| use_control_plane(c, &url)).await;
+    gateway.wait_ready().await;
+    let json_type = [("content-type", "application/json")];
+    eventually(Duration::from_secs(5), || async {
+        gateway
+            .post("/v1/metrics", Some(&token), &json_type, OTLP_GAUGE)
+            .await
+            .status
+            == 200
+    })
+    .await;
+    assert_eq!(
+        gateway
+            .metric("tollgate_ingested_records_total{kind=\"metrics\"}")
+            .await,
+        1.0
+    );
+
+    // Updates answer the account; refusals name the field and change nothing.
+    let updated = cp
+        .put(&format!("{ACCOUNTS}/{id}"))
+        .token(main.api())
+        .json(
+            json!({"accountName": "acme-prom", "planUts": 200, "authorizedAccountsIds": [main.id]}),
+        )
+        .send()
+        .await
+        .expect_ok("update");
+    assert_eq!(updated["accountName"], "acme-prom");
+    assert_eq!(updated["planUts"], 200);
+    assert_eq!(updated["authorizedAccountsIds"], json!([main.id]));
+    assert_eq!(read(id).await.expect_ok("read after update"), updated);
+    for (body, field) in [
+        (
+            json!({"accountName": "m", "authorizedAccountsIds": []}),
+            "email",
+        ),
+        (json!({"email": "", "accountName": "m"}), "email"),
+        (json!({"email": "ops@acme.test"}), "accountName"),
+        (
+            json!({"email": "ops@acme.test", "accountName": "m", "planUts": -1}),
+            "planUts",
+        ),
+        (
+            json!({"email": "ops@acme.test", "accountName": "m", "authorizedAccountsIds": [other.id]}),
+            "authorizedAccountsIds",
+        ),
+    ] {
+        cp.post(ACCOUNTS)
+            .token(main.api())
+            .json(body)
+            .send()
+            .await
+            .expect_error(400, "request/INVALID", field);
+    }
+    let list = cp
+        .get(ACCOUNTS)
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("list");
+    assert_eq!(list, json!([updated]), "no refused create left an account");
+    // The operator reaches it through the main account; a sub-account's caller does not.
+    cp.get(ACCOUNTS)
+        .admin()
+        .account(sub)
+        .send()
+        .await
+        .expect_error(409, "accounts/NOT_MAIN_ACCOUNT", "not a main");
+
+    // Deleting it answers 200 (Logz.io's client reads 204 as "not found") and its token
+    // stops working at the gateway.
+    let deleted = cp
+        .delete(&format!("{ACCOUNTS}/{id}"))
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("delete");
+    assert_eq!(deleted, json!({}));
+    read(id)
+        .await
+        .expect_error(404, "request/NOT_FOUND", "metrics account");
+    eventually(Duration::from_secs(5), || async {
+        gateway
+            .post("/v1/metrics", Some(&token), &json_type, OTLP_GAUGE)
+            .await
+            .status
+            == 401
+    })
+    .await;
     cp.stop().await;
 }

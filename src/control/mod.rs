@@ -3,8 +3,8 @@
 //! `tollgate serve` (`[control_plane] embedded = true`), on its own listener.
 //!
 //! Layers, each importing only the ones below it:
-//! - one file per resource for the management API (`accounts`, `shipping_tokens`,
-//!   `api_tokens`, `shared_tokens`, `audit`) and the gateways' `feed`: authenticate the
+//! - one file per resource for the management API (`accounts`, `metrics_accounts`,
+//!   `shipping_tokens`, `api_tokens`, `shared_tokens`, `audit`) and the gateways' `feed`: authenticate the
 //!   caller (`auth`), parse the request (`json`), call a use case, answer in Logz.io's shape;
 //! - `usecases`: one function per thing that can be done to an account, shared by the API
 //!   and the coming web page — authorization, the product's rules (`rules`, pure), one
@@ -21,6 +21,7 @@ pub mod clock;
 pub mod error;
 pub mod feed;
 pub mod json;
+pub mod metrics_accounts;
 pub mod rules;
 pub mod shared_tokens;
 pub mod shipping_tokens;
@@ -121,6 +122,7 @@ impl ControlPlane {
     pub fn router(self: &Arc<Self>) -> Router {
         Router::new()
             .merge(accounts::routes())
+            .merge(metrics_accounts::routes())
             .merge(shipping_tokens::routes())
             .merge(api_tokens::routes())
             .merge(shared_tokens::routes())

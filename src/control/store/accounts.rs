@@ -119,6 +119,10 @@ pub struct ExtraSettings {
     #[serde(rename = "softLimitGB")]
     pub soft_limit_gb: Option<f64>,
     pub snap_search_retention_days: Option<i64>,
+    /// Metrics accounts: Logz.io's plan in unique time series.
+    pub plan_uts: Option<i64>,
+    /// Metrics accounts: the log accounts (the main one, its sub-accounts) it is shared with.
+    pub authorized_accounts_ids: Vec<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -181,12 +185,13 @@ pub async fn insert(tx: &mut Tx, new: &NewAccount<'_>) -> Result<i64, StoreError
     Ok(id)
 }
 
-/// A sub-account as Logz.io's API shows it.
+/// An account a main account owns, of one type: a sub-account (`AccountType::Logs`) or
+/// a tied metrics account, as Logz.io's APIs show them.
 #[derive(Debug, Clone)]
-pub struct SubAccount {
+pub struct OwnedAccount {
     pub id: i64,
     pub name: String,
-    /// Its first enabled log shipping token.
+    /// Its first enabled shipping token.
     pub account_token: Option<String>,
     pub settings: SubAccountSettings,
     /// Epoch seconds.
@@ -195,23 +200,23 @@ pub struct SubAccount {
     pub updated_at: Option<i64>,
 }
 
-const SELECT_SUB_ACCOUNTS: &str = "SELECT a.id, a.name, a.email, a.retention_days, \
+const SELECT_OWNED: &str = "SELECT a.id, a.name, a.email, a.retention_days, \
      a.max_daily_gb, a.searchable, a.accessible, a.settings, a.created_at, a.updated_at, \
-     (SELECT t.token FROM \
-     shipping_tokens t WHERE t.account_id = a.id AND t.enabled = 1 ORDER BY t.id LIMIT 1) \
-     AS account_token FROM accounts a WHERE a.owner_id = $1 AND a.type = 'logs' ORDER BY a.id";
+     (SELECT t.token FROM shipping_tokens t WHERE t.account_id = a.id AND t.enabled = 1 \
+     ORDER BY t.id LIMIT 1) AS account_token \
+     FROM accounts a WHERE a.owner_id = $1 AND a.type = $2 ORDER BY a.id";
 
-const SELECT_SUB_ACCOUNT: &str = "SELECT a.id, a.name, a.email, a.retention_days, \
+const SELECT_ONE_OWNED: &str = "SELECT a.id, a.name, a.email, a.retention_days, \
      a.max_daily_gb, a.searchable, a.accessible, a.settings, a.created_at, a.updated_at, \
-     (SELECT t.token FROM \
-     shipping_tokens t WHERE t.account_id = a.id AND t.enabled = 1 ORDER BY t.id LIMIT 1) \
-     AS account_token FROM accounts a WHERE a.owner_id = $1 AND a.type = 'logs' AND a.id = $2";
+     (SELECT t.token FROM shipping_tokens t WHERE t.account_id = a.id AND t.enabled = 1 \
+     ORDER BY t.id LIMIT 1) AS account_token \
+     FROM accounts a WHERE a.owner_id = $1 AND a.type = $2 AND a.id = $3";
 
-fn sub_account(r: &AnyRow) -> Result<SubAccount, StoreError> {
+fn owned_account(r: &AnyRow) -> Result<OwnedAccount, StoreError> {
     let json: String = r.try_get("settings")?;
     let extra: ExtraSettings =
         serde_json::from_str(&json).map_err(|_| corrupt("accounts.settings", &json))?;
-    Ok(SubAccount {
+    Ok(OwnedAccount {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         account_token: r.try_get("account_token")?,
@@ -228,28 +233,37 @@ fn sub_account(r: &AnyRow) -> Result<SubAccount, StoreError> {
     })
 }
 
-pub async fn sub_accounts(db: &mut impl Db, main_id: i64) -> Result<Vec<SubAccount>, StoreError> {
-    let rows = sqlx::query(SELECT_SUB_ACCOUNTS)
-        .bind(main_id)
-        .fetch_all(db.connection())
-        .await?;
-    rows.iter().map(sub_account).collect()
-}
-
-pub async fn sub_account_of(
+/// The accounts of `account_type` that `main_id` owns, by id.
+pub async fn owned_accounts(
     db: &mut impl Db,
     main_id: i64,
-    id: i64,
-) -> Result<Option<SubAccount>, StoreError> {
-    let row = sqlx::query(SELECT_SUB_ACCOUNT)
+    account_type: AccountType,
+) -> Result<Vec<OwnedAccount>, StoreError> {
+    let rows = sqlx::query(SELECT_OWNED)
         .bind(main_id)
+        .bind(account_type.as_str())
+        .fetch_all(db.connection())
+        .await?;
+    rows.iter().map(owned_account).collect()
+}
+
+/// Account `id`, if `main_id` owns it and it is of `account_type`.
+pub async fn owned_account_of(
+    db: &mut impl Db,
+    main_id: i64,
+    account_type: AccountType,
+    id: i64,
+) -> Result<Option<OwnedAccount>, StoreError> {
+    let row = sqlx::query(SELECT_ONE_OWNED)
+        .bind(main_id)
+        .bind(account_type.as_str())
         .bind(id)
         .fetch_optional(db.connection())
         .await?;
-    row.map(|r| sub_account(&r)).transpose()
+    row.map(|r| owned_account(&r)).transpose()
 }
 
-pub async fn update_sub_account(
+pub async fn update_owned_account(
     tx: &mut Tx,
     id: i64,
     name: &str,

@@ -10,7 +10,7 @@ use crate::control::error::ApiError;
 use crate::control::json::checked_name;
 use crate::control::rules::{self, AccountType, Plan};
 use crate::control::store::accounts::{
-    self as store, Account, NewAccount, SubAccount, SubAccountSettings, UtilizationSettings,
+    self as store, Account, NewAccount, OwnedAccount, SubAccountSettings, UtilizationSettings,
 };
 use crate::control::store::{Actor, Db, Tx, feed, shipping_tokens as token_store};
 
@@ -112,7 +112,7 @@ async fn main_account(tx: &mut Tx, id: i64) -> Result<Account, ApiError> {
 }
 
 /// Inserts the account, its first shipping token and the audit event.
-async fn insert(
+pub(super) async fn insert(
     cp: &ControlPlane,
     tx: &mut Tx,
     new: &NewAccount<'_>,
@@ -196,17 +196,7 @@ impl SubAccountFields {
             ));
         }
         if let Some(email) = self.email {
-            let (local, domain) = email.split_once('@').unwrap_or_default();
-            if local.is_empty()
-                || domain.is_empty()
-                || email.len() > 256
-                || email.chars().any(|c| c.is_control() || c.is_whitespace())
-            {
-                return Err(ApiError::invalid(
-                    "email must be an email address (an admin user of the main account)",
-                ));
-            }
-            s.email = Some(email);
+            s.email = Some(checked_email(email)?);
         }
         s.max_daily_gb = self.max_daily_gb.or(s.max_daily_gb);
         s.searchable = self.searchable.unwrap_or(s.searchable);
@@ -236,8 +226,25 @@ impl SubAccountFields {
     }
 }
 
+/// An email address, as Logz.io takes one for a sub-account's or metrics account's admin.
+/// (Logz.io also requires an admin user of the main account: checked once accounts have
+/// users.)
+pub(super) fn checked_email(email: String) -> Result<String, ApiError> {
+    let (local, domain) = email.split_once('@').unwrap_or_default();
+    if local.is_empty()
+        || domain.is_empty()
+        || email.len() > 256
+        || email.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(ApiError::invalid(
+            "email must be an email address (an admin user of the main account)",
+        ));
+    }
+    Ok(email)
+}
+
 /// Sub-account calls act on a main account, with its API token or the operator's secret.
-fn check_main_caller(caller: &Caller) -> Result<(), ApiError> {
+pub(super) fn check_main_caller(caller: &Caller) -> Result<(), ApiError> {
     caller.require_main_account()?;
     if !caller.account.is_main_logs() {
         return Err(ApiError::rule(
@@ -302,6 +309,17 @@ async fn check_sharing_accounts(
     this: Option<i64>,
     ids: &[i64],
 ) -> Result<(), ApiError> {
+    check_main_or_its_subs(tx, main_id, this, ids, "sharingObjectsAccounts").await
+}
+
+/// `field` may name the main account and its sub-accounts other than `this` only.
+pub(super) async fn check_main_or_its_subs(
+    tx: &mut Tx,
+    main_id: i64,
+    this: Option<i64>,
+    ids: &[i64],
+    field: &str,
+) -> Result<(), ApiError> {
     for &id in ids {
         let ok = id == main_id
             || (Some(id) != this
@@ -310,7 +328,7 @@ async fn check_sharing_accounts(
                     .is_some_and(|a| a.owner_id == Some(main_id) && a.is_sub_account()));
         if !ok {
             return Err(ApiError::invalid(format!(
-                "sharingObjectsAccounts: account {id} is not this main account or one of its other sub-accounts"
+                "{field}: account {id} is not this main account or one of its other sub-accounts"
             )));
         }
     }
@@ -319,12 +337,12 @@ async fn check_sharing_accounts(
 
 /// A sub-account with the names of the accounts it shares objects with.
 pub struct SubAccountView {
-    pub sub: SubAccount,
+    pub sub: OwnedAccount,
     /// `(account id, name)` of each account in `sharingObjectsAccounts` that still exists.
     pub sharing: Vec<(i64, String)>,
 }
 
-async fn view(db: &mut impl Db, sub: SubAccount) -> Result<SubAccountView, ApiError> {
+async fn view(db: &mut impl Db, sub: OwnedAccount) -> Result<SubAccountView, ApiError> {
     let ids = &sub.settings.extra.sharing_objects_accounts;
     let mut sharing = Vec::with_capacity(ids.len());
     for &id in ids {
@@ -341,7 +359,7 @@ pub async fn list_sub_accounts(
 ) -> Result<Vec<SubAccountView>, ApiError> {
     check_main_caller(caller)?;
     let mut conn = cp.store.conn().await?;
-    let subs = store::sub_accounts(&mut conn, caller.account.id).await?;
+    let subs = store::owned_accounts(&mut conn, caller.account.id, AccountType::Logs).await?;
     let mut out = Vec::with_capacity(subs.len());
     for sub in subs {
         out.push(view(&mut conn, sub).await?);
@@ -349,8 +367,8 @@ pub async fn list_sub_accounts(
     Ok(out)
 }
 
-async fn fetch_sub(db: &mut impl Db, main_id: i64, id: i64) -> Result<SubAccount, ApiError> {
-    store::sub_account_of(db, main_id, id)
+async fn fetch_sub(db: &mut impl Db, main_id: i64, id: i64) -> Result<OwnedAccount, ApiError> {
+    store::owned_account_of(db, main_id, AccountType::Logs, id)
         .await?
         .ok_or_else(|| ApiError::not_found(&format!("sub-account {id}")))
 }
@@ -380,7 +398,7 @@ async fn detailed(
     cp: &ControlPlane,
     db: &mut impl Db,
     owner_id: i64,
-    sub: SubAccount,
+    sub: OwnedAccount,
 ) -> Result<DetailedSubAccount, ApiError> {
     let now_ms = cp.clock.now_ms();
     let since = now_ms - now_ms.rem_euclid(DAY_MS) - (USAGE_DAYS - 1) * DAY_MS;
@@ -399,7 +417,7 @@ pub async fn list_detailed_sub_accounts(
     check_main_caller(caller)?;
     let mut conn = cp.store.conn().await?;
     let main_id = caller.account.id;
-    let subs = store::sub_accounts(&mut conn, main_id).await?;
+    let subs = store::owned_accounts(&mut conn, main_id, AccountType::Logs).await?;
     let mut out = Vec::with_capacity(subs.len());
     for sub in subs {
         out.push(detailed(cp, &mut conn, main_id, sub).await?);
@@ -442,14 +460,8 @@ pub async fn update_sub_account(
     )
     .await?;
     let name = new_name.unwrap_or(&current.name);
-    store::update_sub_account(&mut change.tx, id, name, &settings, cp.clock.now_secs()).await?;
-    let version = if name != current.name {
-        let version = feed::next_version(&mut change.tx).await?;
-        token_store::republish_account(&mut change.tx, id, version).await?;
-        Some(version)
-    } else {
-        None
-    };
+    store::update_owned_account(&mut change.tx, id, name, &settings, cp.clock.now_secs()).await?;
+    let version = republish_if_renamed(&mut change.tx, id, &current.name, name).await?;
     let action = match (current.settings.accessible, settings.accessible) {
         (true, false) => "sub-account.revoke-access",
         (false, true) => "sub-account.restore-access",
@@ -472,14 +484,37 @@ pub async fn delete_sub_account(
     check_main_caller(caller)?;
     let mut change = Change::begin(cp, caller).await?;
     fetch_sub(&mut change.tx, change.account.id, id).await?;
-    let version = feed::next_version(&mut change.tx).await?;
-    token_store::remove_all_of(&mut change.tx, id, version).await?;
-    feed::prune_tombstones(&mut change.tx, version, cp.feed_retained_versions).await?;
-    store::delete_with_contents(&mut change.tx, id).await?;
+    let version = delete_owned(cp, &mut change.tx, id).await?;
     change
         .record("sub-account.delete", &format!("account:{id}"))
         .await?;
     change.commit().await?;
     cp.published(version);
     Ok(())
+}
+
+/// Gateways carry an account's name with each of its tokens: a rename puts them all in
+/// the feed again. Returns the feed version to publish, if it moved.
+pub(super) async fn republish_if_renamed(
+    tx: &mut Tx,
+    id: i64,
+    old: &str,
+    new: &str,
+) -> Result<Option<i64>, ApiError> {
+    if old == new {
+        return Ok(None);
+    }
+    let version = feed::next_version(tx).await?;
+    token_store::republish_account(tx, id, version).await?;
+    Ok(Some(version))
+}
+
+/// Deletes an owned account and everything it holds; gateways get the tombstones of its
+/// tokens. Returns the feed version to publish.
+pub(super) async fn delete_owned(cp: &ControlPlane, tx: &mut Tx, id: i64) -> Result<i64, ApiError> {
+    let version = feed::next_version(tx).await?;
+    token_store::remove_all_of(tx, id, version).await?;
+    feed::prune_tombstones(tx, version, cp.feed_retained_versions).await?;
+    store::delete_with_contents(tx, id).await?;
+    Ok(version)
 }

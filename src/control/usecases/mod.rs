@@ -11,6 +11,7 @@
 pub mod accounts;
 pub mod api_tokens;
 pub mod audit;
+pub mod metrics_accounts;
 pub mod shared_tokens;
 pub mod shipping_tokens;
 

@@ -1,0 +1,138 @@
+//! Logz.io's metrics-accounts API (`/v1/account-management/metrics-accounts`), in its
+//! shapes: `{email, accountName, planUts, authorizedAccountsIds}` in, `{Id, accountName,
+//! token, createdAt, planUts, authorizedAccountsIds}` out (`Id` capitalised, as Logz.io's
+//! JSON has it; `createdAt` in epoch ms). Rules and changes are in
+//! `usecases::metrics_accounts`.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::ControlPlane;
+use super::auth;
+use super::error::ApiError;
+use super::json::{Body, parse_id};
+use super::store::accounts::OwnedAccount;
+use super::usecases::metrics_accounts::{self as usecase, MetricsAccountFields};
+
+pub fn routes() -> Router<Arc<ControlPlane>> {
+    Router::new()
+        .route(
+            "/v1/account-management/metrics-accounts",
+            get(list).post(create),
+        )
+        .route(
+            "/v1/account-management/metrics-accounts/{id}",
+            get(read).put(update).delete(delete),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetricsAccountRequest {
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    account_name: Option<String>,
+    #[serde(default)]
+    plan_uts: Option<i64>,
+    #[serde(default)]
+    authorized_accounts_ids: Option<Vec<i64>>,
+}
+
+impl From<MetricsAccountRequest> for MetricsAccountFields {
+    fn from(r: MetricsAccountRequest) -> Self {
+        MetricsAccountFields {
+            email: r.email,
+            account_name: r.account_name,
+            plan_uts: r.plan_uts,
+            authorized_accounts_ids: r.authorized_accounts_ids,
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MetricsAccountModel {
+    #[serde(rename = "Id")]
+    id: i64,
+    account_name: String,
+    /// Its first enabled metrics shipping token.
+    token: Option<String>,
+    /// Epoch milliseconds.
+    created_at: i64,
+    plan_uts: Option<i64>,
+    authorized_accounts_ids: Vec<i64>,
+}
+
+impl From<OwnedAccount> for MetricsAccountModel {
+    fn from(a: OwnedAccount) -> Self {
+        MetricsAccountModel {
+            id: a.id,
+            account_name: a.name,
+            token: a.account_token,
+            created_at: a.created_at.saturating_mul(1000),
+            plan_uts: a.settings.extra.plan_uts,
+            authorized_accounts_ids: a.settings.extra.authorized_accounts_ids,
+        }
+    }
+}
+
+async fn create(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+    Body(req): Body<MetricsAccountRequest>,
+) -> Result<Json<MetricsAccountModel>, ApiError> {
+    let caller = auth::caller(&cp, &headers).await?;
+    Ok(Json(
+        usecase::create(&cp, &caller, req.into()).await?.into(),
+    ))
+}
+
+async fn list(
+    State(cp): State<Arc<ControlPlane>>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<MetricsAccountModel>>, ApiError> {
+    let caller = auth::caller(&cp, &headers).await?;
+    let accounts = usecase::list(&cp, &caller).await?;
+    Ok(Json(accounts.into_iter().map(Into::into).collect()))
+}
+
+async fn read(
+    State(cp): State<Arc<ControlPlane>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<MetricsAccountModel>, ApiError> {
+    let caller = auth::caller(&cp, &headers).await?;
+    let id = parse_id(&id)?;
+    Ok(Json(usecase::read(&cp, &caller, id).await?.into()))
+}
+
+async fn update(
+    State(cp): State<Arc<ControlPlane>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Body(req): Body<MetricsAccountRequest>,
+) -> Result<Json<MetricsAccountModel>, ApiError> {
+    let caller = auth::caller(&cp, &headers).await?;
+    let id = parse_id(&id)?;
+    Ok(Json(
+        usecase::update(&cp, &caller, id, req.into()).await?.into(),
+    ))
+}
+
+/// 200 with `{}`: Logz.io's client takes a 204 here for "not found".
+async fn delete(
+    State(cp): State<Arc<ControlPlane>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = auth::caller(&cp, &headers).await?;
+    let id = parse_id(&id)?;
+    usecase::delete(&cp, &caller, id).await?;
+    Ok(Json(serde_json::json!({})))
+}

@@ -1,0 +1,155 @@
+//! Metrics accounts through Logz.io's API (`/v1/account-management/metrics-accounts`): the
+//! metrics accounts tied to a main account, managed with the main account's API token
+//! (the product documentation: metrics accounts use their main account's API tokens).
+//! The same accounts the operator can tie with `/v1/admin/accounts`; each starts with one
+//! enabled metrics shipping token, which gateways accept at once.
+
+use super::Change;
+use super::accounts::{
+    check_main_caller, check_main_or_its_subs, checked_email, delete_owned, insert,
+    republish_if_renamed,
+};
+use crate::control::ControlPlane;
+use crate::control::auth::Caller;
+use crate::control::error::ApiError;
+use crate::control::json::checked_name;
+use crate::control::rules::AccountType;
+use crate::control::store::Db;
+use crate::control::store::accounts::{
+    self as store, NewAccount, OwnedAccount, SubAccountSettings,
+};
+
+/// What a create or update gives; `None` leaves a field as it is (a create needs
+/// `account_name` and `email`).
+#[derive(Default)]
+pub struct MetricsAccountFields {
+    pub email: Option<String>,
+    pub account_name: Option<String>,
+    pub plan_uts: Option<i64>,
+    pub authorized_accounts_ids: Option<Vec<i64>>,
+}
+
+impl MetricsAccountFields {
+    fn apply(self, s: &mut SubAccountSettings) -> Result<(), ApiError> {
+        if let Some(uts) = self.plan_uts {
+            if uts < 0 {
+                return Err(ApiError::invalid(
+                    "planUts must be a number of time series >= 0",
+                ));
+            }
+            s.extra.plan_uts = Some(uts);
+        }
+        if let Some(email) = self.email {
+            s.email = Some(checked_email(email)?);
+        }
+        if let Some(ids) = self.authorized_accounts_ids {
+            s.extra.authorized_accounts_ids = ids;
+        }
+        Ok(())
+    }
+}
+
+pub async fn create(
+    cp: &ControlPlane,
+    caller: &Caller,
+    fields: MetricsAccountFields,
+) -> Result<OwnedAccount, ApiError> {
+    check_main_caller(caller)?;
+    let name = fields
+        .account_name
+        .clone()
+        .ok_or_else(|| ApiError::invalid("accountName is required"))?;
+    let name = checked_name(&name)?.to_string();
+    if fields.email.is_none() {
+        return Err(ApiError::invalid("email is required"));
+    }
+    let mut settings = SubAccountSettings::default();
+    fields.apply(&mut settings)?;
+    let mut change = Change::begin(cp, caller).await?;
+    let main = change.account.clone();
+    let ids = &settings.extra.authorized_accounts_ids;
+    check_main_or_its_subs(&mut change.tx, main.id, None, ids, "authorizedAccountsIds").await?;
+    let new = NewAccount {
+        name: &name,
+        account_type: AccountType::Metrics,
+        owner_id: Some(main.id),
+        plan: main.plan,
+        trial_ends_at: None,
+        settings: &settings,
+        created_at: cp.clock.now_secs(),
+    };
+    let (id, first) = insert(cp, &mut change.tx, &new, caller.actor).await?;
+    change
+        .record("metrics-account.create", &format!("account:{id}"))
+        .await?;
+    let account = fetch(&mut change.tx, main.id, id).await?;
+    change.commit().await?;
+    cp.published(first.version);
+    Ok(account)
+}
+
+async fn fetch(db: &mut impl Db, main_id: i64, id: i64) -> Result<OwnedAccount, ApiError> {
+    store::owned_account_of(db, main_id, AccountType::Metrics, id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(&format!("metrics account {id}")))
+}
+
+pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<OwnedAccount>, ApiError> {
+    check_main_caller(caller)?;
+    let mut conn = cp.store.conn().await?;
+    Ok(store::owned_accounts(&mut conn, caller.account.id, AccountType::Metrics).await?)
+}
+
+pub async fn read(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<OwnedAccount, ApiError> {
+    check_main_caller(caller)?;
+    let mut conn = cp.store.conn().await?;
+    fetch(&mut conn, caller.account.id, id).await
+}
+
+/// Renames it (gateways carry account names: a feed change), re-plans or re-shares it.
+pub async fn update(
+    cp: &ControlPlane,
+    caller: &Caller,
+    id: i64,
+    fields: MetricsAccountFields,
+) -> Result<OwnedAccount, ApiError> {
+    check_main_caller(caller)?;
+    let new_name = match &fields.account_name {
+        Some(name) => Some(checked_name(name)?.to_string()),
+        None => None,
+    };
+    let mut change = Change::begin(cp, caller).await?;
+    let main_id = change.account.id;
+    let current = fetch(&mut change.tx, main_id, id).await?;
+    let mut settings = current.settings.clone();
+    fields.apply(&mut settings)?;
+    let ids = &settings.extra.authorized_accounts_ids;
+    check_main_or_its_subs(&mut change.tx, main_id, None, ids, "authorizedAccountsIds").await?;
+    let name = new_name.unwrap_or_else(|| current.name.clone());
+    let now = cp.clock.now_secs();
+    store::update_owned_account(&mut change.tx, id, &name, &settings, now).await?;
+    let version = republish_if_renamed(&mut change.tx, id, &current.name, &name).await?;
+    change
+        .record("metrics-account.update", &format!("account:{id}"))
+        .await?;
+    let account = fetch(&mut change.tx, main_id, id).await?;
+    change.commit().await?;
+    if let Some(v) = version {
+        cp.published(v);
+    }
+    Ok(account)
+}
+
+/// Deletes the metrics account and its tokens; gateways drop them.
+pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
+    check_main_caller(caller)?;
+    let mut change = Change::begin(cp, caller).await?;
+    fetch(&mut change.tx, change.account.id, id).await?;
+    let version = delete_owned(cp, &mut change.tx, id).await?;
+    change
+        .record("metrics-account.delete", &format!("account:{id}"))
+        .await?;
+    change.commit().await?;
+    cp.published(version);
+    Ok(())
+}
