@@ -1172,8 +1172,9 @@ async fn requests_shaped_like_logzio_go_client(backend: Backend, test: &str) {
         .await
         .expect_error(400, "request/INVALID", "pageSize");
 
-    // Sub-account bodies as the Go client (v1.24+) marshals them: string booleans, numbers
-    // as pointers left out when unset, `email` left out when empty, `retentionDays` always.
+    // Sub-account bodies as logzio_terraform_client's CreateOrUpdateSubAccount marshals them
+    // today: string booleans, numbers as `*float32`/`*int32` with omitempty (left out when
+    // unset), `email` omitempty, `retentionDays` a plain int32 (always sent).
     let created = cp
         .post("/v1/account-management/time-based-accounts")
         .token(acme.api())
@@ -2475,6 +2476,49 @@ async fn sub_account_fields_round_trip_and_are_validated(backend: Backend, test:
         Some(1),
         "no refused create left one: {subs}"
     );
+    cp.put(&format!("{SUBS}/{id}"))
+        .token(main.api())
+        .json(json!({"utilizationSettings": {"frequencyMinutes": -5}}))
+        .send()
+        .await
+        .expect_error(400, "request/INVALID", "frequencyMinutes");
+
+    // An account another one shares with is deleted: the other's list forgets it, and an
+    // update that does not name the list still goes through.
+    let other = cp
+        .post(SUBS)
+        .token(main.api())
+        .json(json!({"accountName": "us", "retentionDays": 7,
+                     "sharingObjectsAccounts": [id, main.id]}))
+        .send()
+        .await
+        .expect_ok("second sub-account")["accountId"]
+        .as_i64()
+        .unwrap();
+    let deleted = cp
+        .delete(&format!("{SUBS}/{id}"))
+        .token(main.api())
+        .send()
+        .await;
+    assert_eq!(deleted.status, 204);
+    let renamed = cp
+        .put(&format!("{SUBS}/{other}"))
+        .token(main.api())
+        .json(json!({"accountName": "us-east"}))
+        .send()
+        .await;
+    assert_eq!(renamed.status, 204, "{:?}", renamed.body);
+    let model = cp
+        .get(&format!("{SUBS}/{other}"))
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("read");
+    assert_eq!(model["accountName"], "us-east");
+    assert_eq!(
+        model["sharingObjectsAccounts"],
+        json!([{"accountId": main.id, "accountName": "acme"}])
+    );
     cp.stop().await;
 }
 
@@ -2603,10 +2647,35 @@ async fn metrics_accounts_are_managed_with_the_main_accounts_api_token(
         .await
         .expect_ok("list");
     assert_eq!(list, json!([updated]), "no refused create left an account");
-    // The operator reaches it through the main account; a sub-account's caller does not.
+    // A sub-account it was shared with is deleted: reads forget it, updates still pass.
+    let shared = cp
+        .put(&format!("{ACCOUNTS}/{id}"))
+        .token(main.api())
+        .json(json!({"authorizedAccountsIds": [main.id, sub]}))
+        .send()
+        .await
+        .expect_ok("share with the sub-account");
+    assert_eq!(shared["authorizedAccountsIds"], json!([main.id, sub]));
+    let deleted = cp
+        .delete(&format!("/v1/account-management/time-based-accounts/{sub}"))
+        .token(main.api())
+        .send()
+        .await;
+    assert_eq!(deleted.status, 204);
+    let after = read(id).await.expect_ok("read after the sub-account went");
+    assert_eq!(after["authorizedAccountsIds"], json!([main.id]));
+    let updated = cp
+        .put(&format!("{ACCOUNTS}/{id}"))
+        .token(main.api())
+        .json(json!({"accountName": "acme-prom"}))
+        .send()
+        .await
+        .expect_ok("rename only");
+    assert_eq!(updated["authorizedAccountsIds"], json!([main.id]));
+    // The operator acts through the main account, not through the metrics account itself.
     cp.get(ACCOUNTS)
         .admin()
-        .account(sub)
+        .account(id)
         .send()
         .await
         .expect_error(409, "accounts/NOT_MAIN_ACCOUNT", "not a main");

@@ -19,6 +19,7 @@ use super::rules::{AccountType, Plan};
 use super::store::accounts::UtilizationSettings;
 use super::usecases::accounts::{
     self as usecase, AccountRequest, DetailedSubAccount, SubAccountFields, SubAccountView,
+    check_main_caller,
 };
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
@@ -287,6 +288,7 @@ async fn read_sub_account(
     headers: HeaderMap,
 ) -> Result<Json<SubAccountModel>, ApiError> {
     let caller = auth::caller(&cp, &headers).await?;
+    check_main_caller(&caller)?;
     let id = parse_id(&id)?;
     Ok(Json(
         usecase::read_sub_account(&cp, &caller, id).await?.into(),
@@ -300,6 +302,7 @@ async fn update_sub_account(
     Body(req): Body<SubAccountRequest>,
 ) -> Result<StatusCode, ApiError> {
     let caller = auth::caller(&cp, &headers).await?;
+    check_main_caller(&caller)?;
     let id = parse_id(&id)?;
     let (name, fields) = req.split();
     usecase::update_sub_account(&cp, &caller, id, name.as_deref(), fields).await?;
@@ -312,6 +315,7 @@ async fn delete_sub_account(
     headers: HeaderMap,
 ) -> Result<StatusCode, ApiError> {
     let caller = auth::caller(&cp, &headers).await?;
+    check_main_caller(&caller)?;
     let id = parse_id(&id)?;
     usecase::delete_sub_account(&cp, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -404,6 +408,7 @@ impl From<DetailedSubAccount> for DetailedModel {
             account_id: sub.id,
             account_name: sub.name.clone(),
             account_token: sub.account_token.clone(),
+            // tollgate has no deactivated accounts: one that exists is active.
             active: true,
             es_index_prefix: None,
             is_flexible: settings.extra.is_flexible,
@@ -448,6 +453,7 @@ async fn read_detailed_sub_account(
     headers: HeaderMap,
 ) -> Result<Json<DetailedModel>, ApiError> {
     let caller = auth::caller(&cp, &headers).await?;
+    check_main_caller(&caller)?;
     let id = parse_id(&id)?;
     let sub = usecase::read_detailed_sub_account(&cp, &caller, id).await?;
     Ok(Json(sub.into()))

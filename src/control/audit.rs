@@ -52,7 +52,7 @@ async fn list(
         }
     }
     let page = pagination.resolve()?;
-    let (total, events) = usecase::list(&cp, &caller, page).await?;
+    let (total, events) = usecase::list(&cp, &caller, page.page_size, page.offset()).await?;
     let results = events
         .into_iter()
         .map(|e| AuditEvent {

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 86_400_000;
+
 /// The system clock plus an offset that only `advance` moves (always 0 in production).
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
@@ -32,7 +35,14 @@ impl Clock {
         self.now_ms().div_euclid(1000)
     }
 
-    /// Moves this clock (and every copy of it) forward: for tests of expiry and trials.
+    /// Midnight (UTC) of today, epoch milliseconds: usage is kept per UTC day.
+    pub fn today_utc_ms(&self) -> i64 {
+        let now = self.now_ms();
+        now - now.rem_euclid(DAY_MS)
+    }
+
+    /// Moves this clock (and every copy of it) forward. Tests of expiry and trials use it;
+    /// production code never calls it, so the offset stays 0 there.
     pub fn advance(&self, by: Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
         self.offset_ms.fetch_add(ms, Ordering::Relaxed);

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ControlPlane;
 use super::auth;
+use super::clock::DAY_MS;
 use super::error::ApiError;
 use super::json::Body;
 use super::store::feed as store;
@@ -41,9 +42,6 @@ const MAX_WAIT_SECS: u64 = 60;
 /// Long polls also re-read the store this often, so a change committed by another
 /// control-plane process on the same PostgreSQL is seen without a notification.
 const RECHECK: Duration = Duration::from_secs(1);
-
-/// One UTC day in milliseconds: usage is kept per day.
-const DAY_MS: i64 = 86_400_000;
 
 /// Bytes of JSON per body chunk while streaming a snapshot.
 const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
@@ -234,8 +232,16 @@ async fn usage(
     auth::feed(&cp, &headers)?;
     // Volumes count toward the UTC day the report arrives on (gateways report every few
     // seconds, so at most that much lands on the next day).
-    let now_ms = cp.clock.now_ms();
-    let day_ms = now_ms - now_ms.rem_euclid(DAY_MS);
+    let day_ms = cp.clock.today_utc_ms();
+    // Rows are written in one order whatever order the gateway sent, so two reports about
+    // the same accounts cannot deadlock each other on PostgreSQL.
+    let mut report = report;
+    report
+        .tokens
+        .sort_by(|a, b| a.token_id.0.cmp(&b.token_id.0));
+    report
+        .accounts
+        .sort_by_key(|a| (a.account_id, a.kind.index()));
     let mut tx = cp.store.begin().await?;
     for t in &report.tokens {
         let Ok(id) = t.token_id.0.parse::<i64>() else {
@@ -251,6 +257,8 @@ async fn usage(
         let bytes = i64::try_from(a.bytes).unwrap_or(i64::MAX);
         let records = i64::try_from(a.records).unwrap_or(i64::MAX);
         store::add_usage(&mut tx, account_id, a.kind, day_ms, bytes, records).await?;
+        let oldest_kept = day_ms - (store::DAILY_USAGE_DAYS - 1) * DAY_MS;
+        store::forget_usage_before(&mut tx, account_id, oldest_kept).await?;
     }
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)

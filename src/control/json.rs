@@ -1,6 +1,6 @@
 //! Parsing what a management call sends, shared by every resource: `Body<T>` parses JSON
 //! with errors that name the field, `lenient_bool` takes the strings "true"/"false" where
-//! a boolean is expected (as Logz.io's own Go client sends them), ids in paths, names, and
+//! a boolean is expected (as Logz.io's own Go client sends them), ids in paths, and
 //! Logz.io's pagination.
 
 use axum::extract::{FromRequest, Request};
@@ -101,17 +101,6 @@ pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::
 pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
     raw.parse::<i64>()
         .map_err(|_| ApiError::NotFound(format!("no object has the id {raw:?}")))
-}
-
-/// Names are 1-256 characters without control characters.
-pub fn checked_name(name: &str) -> Result<&str, ApiError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "name must be 1-256 characters without control characters",
-        ));
-    }
-    Ok(name)
 }
 
 /// Logz.io's pagination: `pageNumber` from 1, `pageSize` up to 1,000 (default 25).

@@ -17,6 +17,7 @@ use super::auth;
 use super::error::ApiError;
 use super::json::{Body, parse_id};
 use super::store::accounts::OwnedAccount;
+use super::usecases::accounts::check_main_caller;
 use super::usecases::metrics_accounts::{self as usecase, MetricsAccountFields};
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
@@ -108,6 +109,7 @@ async fn read(
     headers: HeaderMap,
 ) -> Result<Json<MetricsAccountModel>, ApiError> {
     let caller = auth::caller(&cp, &headers).await?;
+    check_main_caller(&caller)?;
     let id = parse_id(&id)?;
     Ok(Json(usecase::read(&cp, &caller, id).await?.into()))
 }
@@ -119,6 +121,7 @@ async fn update(
     Body(req): Body<MetricsAccountRequest>,
 ) -> Result<Json<MetricsAccountModel>, ApiError> {
     let caller = auth::caller(&cp, &headers).await?;
+    check_main_caller(&caller)?;
     let id = parse_id(&id)?;
     Ok(Json(
         usecase::update(&cp, &caller, id, req.into()).await?.into(),
@@ -132,6 +135,7 @@ async fn delete(
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let caller = auth::caller(&cp, &headers).await?;
+    check_main_caller(&caller)?;
     let id = parse_id(&id)?;
     usecase::delete(&cp, &caller, id).await?;
     Ok(Json(serde_json::json!({})))

@@ -86,7 +86,12 @@ impl ControlPlane {
         clock: Clock,
     ) -> Result<Arc<ControlPlane>, ControlError> {
         let store = Store::open(&config.database_url).await?;
-        let version = store::feed::current_version(&mut store.conn().await?).await?;
+        // A store that cannot be reached fails here, first: say so as an open failure.
+        let mut conn = store.conn().await.map_err(|e| match e {
+            store::StoreError::Query(e) => store::StoreError::Open(e),
+            other => other,
+        })?;
+        let version = store::feed::current_version(&mut conn).await?;
         let telemetry = ControlTelemetry::new();
         telemetry.feed_version.set(version);
         Ok(Arc::new(ControlPlane {

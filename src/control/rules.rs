@@ -203,6 +203,17 @@ pub fn check_filter_term(what: &str, term: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Every name (accounts, tokens) is 1-256 characters without control characters, trimmed.
+pub fn checked_name(name: &str) -> Result<&str, ApiError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            "name must be 1-256 characters without control characters",
+        ));
+    }
+    Ok(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

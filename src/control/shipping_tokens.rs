@@ -187,7 +187,16 @@ async fn search(
             }
         }
     };
-    let (total, tokens) = usecase::search(&cp, &caller, kind, enabled, order, page).await?;
+    let (total, tokens) = usecase::search(
+        &cp,
+        &caller,
+        kind,
+        enabled,
+        order,
+        page.page_size,
+        page.offset(),
+    )
+    .await?;
     Ok(Json(Page {
         total,
         results: tokens.into_iter().map(TokenModel::from).collect(),

@@ -22,7 +22,7 @@ pub struct Account {
 }
 
 impl Account {
-    /// A log management account that no other account owns.
+    /// An account no other account owns (see `is_main_logs` for a main account proper).
     pub fn is_main(&self) -> bool {
         self.owner_id.is_none()
     }

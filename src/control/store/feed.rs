@@ -9,6 +9,10 @@ use super::{Db, Store, StoreError, Tx, corrupt, flag};
 use crate::model::Kind;
 use crate::tokens::wire::SnapshotEntry;
 
+/// How many UTC days of volume are kept per account (today included): what the detailed
+/// sub-account view shows.
+pub const DAILY_USAGE_DAYS: i64 = 30;
+
 pub async fn current_version(db: &mut impl Db) -> Result<i64, StoreError> {
     Ok(sqlx::query("SELECT version FROM feed_state WHERE id = 1")
         .fetch_one(db.connection())
@@ -163,21 +167,43 @@ pub async fn add_usage(
 }
 
 /// The account's bytes per UTC day from `since_day_ms` on, oldest first, all kinds
-/// together: `(day's midnight in epoch ms, bytes)`.
+/// together (summed here, saturating: each kind's counter may already be at i64::MAX):
+/// `(day's midnight in epoch ms, bytes)`.
 pub async fn daily_bytes(
     db: &mut impl Db,
     account_id: i64,
     since_day_ms: i64,
 ) -> Result<Vec<(i64, i64)>, StoreError> {
     let rows = sqlx::query(
-        "SELECT day, CAST(SUM(bytes) AS BIGINT) AS bytes FROM account_daily_usage \
-         WHERE account_id = $1 AND day >= $2 GROUP BY day ORDER BY day",
+        "SELECT day, bytes FROM account_daily_usage WHERE account_id = $1 AND day >= $2 \
+         ORDER BY day",
     )
     .bind(account_id)
     .bind(since_day_ms)
     .fetch_all(db.connection())
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("day")?, r.try_get("bytes")?)))
-        .collect()
+    let mut days: Vec<(i64, i64)> = Vec::new();
+    for r in &rows {
+        let (day, bytes): (i64, i64) = (r.try_get("day")?, r.try_get("bytes")?);
+        match days.last_mut() {
+            Some((last, sum)) if *last == day => *sum = sum.saturating_add(bytes),
+            _ => days.push((day, bytes)),
+        }
+    }
+    Ok(days)
+}
+
+/// Forgets the account's daily volumes before `before_day_ms`: nothing reads them, and
+/// the table would otherwise grow a row per account and day forever.
+pub async fn forget_usage_before(
+    tx: &mut Tx,
+    account_id: i64,
+    before_day_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM account_daily_usage WHERE account_id = $1 AND day < $2")
+        .bind(account_id)
+        .bind(before_day_ms)
+        .execute(tx.connection())
+        .await?;
+    Ok(())
 }

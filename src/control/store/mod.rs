@@ -6,10 +6,11 @@
 //! placeholders, integers for booleans and times), so there is one code path to test
 //! twice. Statements are constants: none is assembled at run time.
 //!
-//! Every change runs in a transaction that first bumps its account's `revision`
-//! (`accounts::lock`): that write takes the row lock (PostgreSQL) or the write lock
-//! (SQLite) before any rule is checked, so two concurrent changes to one account cannot
-//! both pass a limit.
+//! Every change to an account runs in a transaction that first bumps the account's
+//! `revision` (`accounts::lock`, through `usecases::Change`): that write takes the row
+//! lock (PostgreSQL) or the write lock (SQLite) before any rule is checked, so two
+//! concurrent changes to one account cannot both pass a limit. (Creating a main account
+//! locks nothing yet to lock; usage reports only add to counters.)
 
 pub mod accounts;
 pub mod api_tokens;

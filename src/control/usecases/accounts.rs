@@ -6,17 +6,13 @@
 use super::{Change, api_tokens, audit, shipping_tokens};
 use crate::control::ControlPlane;
 use crate::control::auth::Caller;
+use crate::control::clock::DAY_MS;
 use crate::control::error::ApiError;
-use crate::control::json::checked_name;
-use crate::control::rules::{self, AccountType, Plan};
+use crate::control::rules::{self, AccountType, Plan, checked_name};
 use crate::control::store::accounts::{
     self as store, Account, NewAccount, OwnedAccount, SubAccountSettings, UtilizationSettings,
 };
 use crate::control::store::{Actor, Db, Tx, feed, shipping_tokens as token_store};
-
-/// How many UTC days of usage the detailed sub-account view carries, today included.
-const USAGE_DAYS: i64 = 30;
-const DAY_MS: i64 = 86_400_000;
 
 /// A main account or a tied one, as the operator asks for it.
 pub struct AccountRequest<'a> {
@@ -188,6 +184,16 @@ impl SubAccountFields {
                 return Err(ApiError::invalid(format!("{field} must be a number >= 0")));
             }
         }
+        if let Some(minutes) = self
+            .utilization_settings
+            .as_ref()
+            .and_then(|u| u.frequency_minutes)
+            && minutes < 0
+        {
+            return Err(ApiError::invalid(
+                "utilizationSettings.frequencyMinutes must be >= 0",
+            ));
+        }
         if let Some(days) = self.snap_search_retention_days
             && !(0..=3650).contains(&days)
         {
@@ -243,8 +249,10 @@ pub(super) fn checked_email(email: String) -> Result<String, ApiError> {
     Ok(email)
 }
 
-/// Sub-account calls act on a main account, with its API token or the operator's secret.
-pub(super) fn check_main_caller(caller: &Caller) -> Result<(), ApiError> {
+/// Sub-account and metrics-account calls act on a main account, with its API token or the
+/// operator's secret. The handlers ask before parsing a path id, so a caller that may not
+/// make the call learns that first.
+pub fn check_main_caller(caller: &Caller) -> Result<(), ApiError> {
     caller.require_main_account()?;
     if !caller.account.is_main_logs() {
         return Err(ApiError::rule(
@@ -320,19 +328,36 @@ pub(super) async fn check_main_or_its_subs(
     ids: &[i64],
     field: &str,
 ) -> Result<(), ApiError> {
+    let valid = main_or_its_subs(tx, main_id, this, ids).await?;
+    if let Some(id) = ids.iter().find(|id| !valid.contains(id)) {
+        return Err(ApiError::invalid(format!(
+            "{field}: account {id} is not this main account or one of its other sub-accounts"
+        )));
+    }
+    Ok(())
+}
+
+/// The ids in `ids` that are the main account or one of its sub-accounts other than
+/// `this`: a stored list loses the accounts deleted since it was written, so an update
+/// that does not touch the list, or a read, never trips over them.
+pub(super) async fn main_or_its_subs(
+    db: &mut impl Db,
+    main_id: i64,
+    this: Option<i64>,
+    ids: &[i64],
+) -> Result<Vec<i64>, ApiError> {
+    let mut valid = Vec::with_capacity(ids.len());
     for &id in ids {
         let ok = id == main_id
             || (Some(id) != this
-                && store::get(tx, id)
+                && store::get(db, id)
                     .await?
                     .is_some_and(|a| a.owner_id == Some(main_id) && a.is_sub_account()));
-        if !ok {
-            return Err(ApiError::invalid(format!(
-                "{field}: account {id} is not this main account or one of its other sub-accounts"
-            )));
+        if ok {
+            valid.push(id);
         }
     }
-    Ok(())
+    Ok(valid)
 }
 
 /// A sub-account with the names of the accounts it shares objects with.
@@ -400,8 +425,7 @@ async fn detailed(
     owner_id: i64,
     sub: OwnedAccount,
 ) -> Result<DetailedSubAccount, ApiError> {
-    let now_ms = cp.clock.now_ms();
-    let since = now_ms - now_ms.rem_euclid(DAY_MS) - (USAGE_DAYS - 1) * DAY_MS;
+    let since = cp.clock.today_utc_ms() - (feed::DAILY_USAGE_DAYS - 1) * DAY_MS;
     let daily_bytes = feed::daily_bytes(db, sub.id, since).await?;
     Ok(DetailedSubAccount {
         view: view(db, sub).await?,
@@ -449,16 +473,17 @@ pub async fn update_sub_account(
     check_main_caller(caller)?;
     let new_name = name.map(checked_name).transpose()?;
     let mut change = Change::begin(cp, caller).await?;
-    let current = fetch_sub(&mut change.tx, change.account.id, id).await?;
+    let main_id = change.account.id;
+    let current = fetch_sub(&mut change.tx, main_id, id).await?;
     let mut settings = current.settings.clone();
+    let sharing = &mut settings.extra.sharing_objects_accounts;
+    *sharing = main_or_its_subs(&mut change.tx, main_id, Some(id), sharing).await?;
+    let given = fields.sharing_objects_accounts.is_some();
     fields.apply(&mut settings, Applying::Update)?;
-    check_sharing_accounts(
-        &mut change.tx,
-        change.account.id,
-        Some(id),
-        &settings.extra.sharing_objects_accounts,
-    )
-    .await?;
+    if given {
+        let sharing = &settings.extra.sharing_objects_accounts;
+        check_sharing_accounts(&mut change.tx, main_id, Some(id), sharing).await?;
+    }
     let name = new_name.unwrap_or(&current.name);
     store::update_owned_account(&mut change.tx, id, name, &settings, cp.clock.now_secs()).await?;
     let version = republish_if_renamed(&mut change.tx, id, &current.name, name).await?;

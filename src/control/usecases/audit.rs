@@ -3,14 +3,14 @@
 use crate::control::ControlPlane;
 use crate::control::auth::Caller;
 use crate::control::error::ApiError;
-use crate::control::json::PageEcho;
 use crate::control::store::audit::{self, AuditEvent};
 
 pub async fn list(
     cp: &ControlPlane,
     caller: &Caller,
-    page: PageEcho,
+    limit: i64,
+    offset: i64,
 ) -> Result<(i64, Vec<AuditEvent>), ApiError> {
     let mut conn = cp.store.conn().await?;
-    Ok(audit::page(&mut conn, caller.account.id, page.page_size, page.offset()).await?)
+    Ok(audit::page(&mut conn, caller.account.id, limit, offset).await?)
 }

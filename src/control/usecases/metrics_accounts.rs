@@ -7,13 +7,12 @@
 use super::Change;
 use super::accounts::{
     check_main_caller, check_main_or_its_subs, checked_email, delete_owned, insert,
-    republish_if_renamed,
+    main_or_its_subs, republish_if_renamed,
 };
 use crate::control::ControlPlane;
 use crate::control::auth::Caller;
 use crate::control::error::ApiError;
-use crate::control::json::checked_name;
-use crate::control::rules::AccountType;
+use crate::control::rules::{AccountType, checked_name};
 use crate::control::store::Db;
 use crate::control::store::accounts::{
     self as store, NewAccount, OwnedAccount, SubAccountSettings,
@@ -89,15 +88,33 @@ pub async fn create(
 }
 
 async fn fetch(db: &mut impl Db, main_id: i64, id: i64) -> Result<OwnedAccount, ApiError> {
-    store::owned_account_of(db, main_id, AccountType::Metrics, id)
+    let account = store::owned_account_of(db, main_id, AccountType::Metrics, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(&format!("metrics account {id}")))
+        .ok_or_else(|| ApiError::not_found(&format!("metrics account {id}")))?;
+    shown(db, main_id, account).await
+}
+
+/// As clients see it: without the authorized accounts deleted since it was written.
+async fn shown(
+    db: &mut impl Db,
+    main_id: i64,
+    mut account: OwnedAccount,
+) -> Result<OwnedAccount, ApiError> {
+    let ids = &mut account.settings.extra.authorized_accounts_ids;
+    *ids = main_or_its_subs(db, main_id, None, ids).await?;
+    Ok(account)
 }
 
 pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<OwnedAccount>, ApiError> {
     check_main_caller(caller)?;
     let mut conn = cp.store.conn().await?;
-    Ok(store::owned_accounts(&mut conn, caller.account.id, AccountType::Metrics).await?)
+    let main_id = caller.account.id;
+    let accounts = store::owned_accounts(&mut conn, main_id, AccountType::Metrics).await?;
+    let mut out = Vec::with_capacity(accounts.len());
+    for account in accounts {
+        out.push(shown(&mut conn, main_id, account).await?);
+    }
+    Ok(out)
 }
 
 pub async fn read(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<OwnedAccount, ApiError> {
@@ -122,9 +139,14 @@ pub async fn update(
     let main_id = change.account.id;
     let current = fetch(&mut change.tx, main_id, id).await?;
     let mut settings = current.settings.clone();
+    let given = fields.authorized_accounts_ids.is_some();
     fields.apply(&mut settings)?;
-    let ids = &settings.extra.authorized_accounts_ids;
-    check_main_or_its_subs(&mut change.tx, main_id, None, ids, "authorizedAccountsIds").await?;
+    let ids = &mut settings.extra.authorized_accounts_ids;
+    if given {
+        check_main_or_its_subs(&mut change.tx, main_id, None, ids, "authorizedAccountsIds").await?;
+    } else {
+        *ids = main_or_its_subs(&mut change.tx, main_id, None, ids).await?;
+    }
     let name = new_name.unwrap_or_else(|| current.name.clone());
     let now = cp.clock.now_secs();
     store::update_owned_account(&mut change.tx, id, &name, &settings, now).await?;

@@ -8,8 +8,7 @@ use super::Change;
 use crate::control::ControlPlane;
 use crate::control::auth::{self, Caller};
 use crate::control::error::ApiError;
-use crate::control::json::checked_name;
-use crate::control::rules;
+use crate::control::rules::{self, checked_name};
 use crate::control::store::shared_tokens::{
     self as store, Filter, FiltersOperator, NewSharedToken, SharedToken,
 };

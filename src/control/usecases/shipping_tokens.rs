@@ -6,8 +6,7 @@ use super::Change;
 use crate::control::ControlPlane;
 use crate::control::auth::{self, Caller};
 use crate::control::error::ApiError;
-use crate::control::json::{PageEcho, checked_name};
-use crate::control::rules;
+use crate::control::rules::{self, checked_name};
 use crate::control::store::accounts::Account;
 use crate::control::store::shipping_tokens::{
     self as store, NewToken, Order, Search, ShippingToken, TokenUpdate,
@@ -214,7 +213,8 @@ pub async fn search(
     kind: Kind,
     enabled: Option<bool>,
     order: Order,
-    page: PageEcho,
+    limit: i64,
+    offset: i64,
 ) -> Result<(i64, Vec<ShippingToken>), ApiError> {
     let mut conn = cp.store.conn().await?;
     let search = Search {
@@ -222,8 +222,8 @@ pub async fn search(
         kind,
         enabled,
         order,
-        limit: page.page_size,
-        offset: page.offset(),
+        limit,
+        offset,
     };
     Ok(store::search(&mut conn, &search).await?)
 }
