@@ -227,7 +227,7 @@ async fn lookup(
 async fn usage(
     State(cp): State<Arc<ControlPlane>>,
     headers: HeaderMap,
-    Body(report): Body<UsageReport>,
+    Body(mut report): Body<UsageReport>,
 ) -> Result<StatusCode, ApiError> {
     auth::feed(&cp, &headers)?;
     // Volumes count toward the UTC day the report arrives on (gateways report every few
@@ -235,7 +235,6 @@ async fn usage(
     let day_ms = cp.clock.today_utc_ms();
     // Rows are written in one order whatever order the gateway sent, so two reports about
     // the same accounts cannot deadlock each other on PostgreSQL.
-    let mut report = report;
     report
         .tokens
         .sort_by(|a, b| a.token_id.0.cmp(&b.token_id.0));

@@ -151,39 +151,38 @@ pub async fn enabled_count(db: &mut impl Db, account_id: i64) -> Result<i64, Sto
     .try_get("n")?)
 }
 
-/// Deletes one token, leaving its tombstone at `feed_version`.
-pub async fn remove(tx: &mut Tx, id: i64, feed_version: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO feed_tombstones (feed_version, digest) \
-         SELECT $2, digest FROM shipping_tokens WHERE id = $1",
-    )
-    .bind(id)
-    .bind(feed_version)
-    .execute(tx.connection())
-    .await?;
-    sqlx::query("DELETE FROM shipping_tokens WHERE id = $1")
-        .bind(id)
-        .execute(tx.connection())
-        .await?;
-    Ok(())
+/// Which tokens a removal takes: one, or all of an account's. Each has its fixed pair of
+/// statements (tombstones first, then the rows).
+#[derive(Debug, Clone, Copy)]
+pub enum Removal {
+    Token(i64),
+    AllOf { account_id: i64 },
 }
 
-/// Deletes every token of an account, leaving their tombstones at `feed_version`.
-pub async fn remove_all_of(
-    tx: &mut Tx,
-    account_id: i64,
-    feed_version: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO feed_tombstones (feed_version, digest) \
-         SELECT $2, digest FROM shipping_tokens WHERE account_id = $1",
-    )
-    .bind(account_id)
-    .bind(feed_version)
-    .execute(tx.connection())
-    .await?;
-    sqlx::query("DELETE FROM shipping_tokens WHERE account_id = $1")
-        .bind(account_id)
+/// Deletes the tokens `which` names, leaving their tombstones at `feed_version` so
+/// gateways drop them.
+pub async fn remove(tx: &mut Tx, which: Removal, feed_version: i64) -> Result<(), StoreError> {
+    let (tombstones, delete, key) = match which {
+        Removal::Token(id) => (
+            "INSERT INTO feed_tombstones (feed_version, digest) \
+             SELECT $2, digest FROM shipping_tokens WHERE id = $1",
+            "DELETE FROM shipping_tokens WHERE id = $1",
+            id,
+        ),
+        Removal::AllOf { account_id } => (
+            "INSERT INTO feed_tombstones (feed_version, digest) \
+             SELECT $2, digest FROM shipping_tokens WHERE account_id = $1",
+            "DELETE FROM shipping_tokens WHERE account_id = $1",
+            account_id,
+        ),
+    };
+    sqlx::query(tombstones)
+        .bind(key)
+        .bind(feed_version)
+        .execute(tx.connection())
+        .await?;
+    sqlx::query(delete)
+        .bind(key)
         .execute(tx.connection())
         .await?;
     Ok(())

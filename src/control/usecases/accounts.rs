@@ -12,7 +12,8 @@ use crate::control::rules::{self, AccountType, Plan, checked_name};
 use crate::control::store::accounts::{
     self as store, Account, NewAccount, OwnedAccount, SubAccountSettings, UtilizationSettings,
 };
-use crate::control::store::{Actor, Db, Tx, feed, shipping_tokens as token_store};
+use crate::control::store::shipping_tokens::{self as token_store, Removal};
+use crate::control::store::{Actor, Db, Tx, feed};
 
 /// A main account or a tied one, as the operator asks for it.
 pub struct AccountRequest<'a> {
@@ -538,7 +539,7 @@ pub(super) async fn republish_if_renamed(
 /// tokens. Returns the feed version to publish.
 pub(super) async fn delete_owned(cp: &ControlPlane, tx: &mut Tx, id: i64) -> Result<i64, ApiError> {
     let version = feed::next_version(tx).await?;
-    token_store::remove_all_of(tx, id, version).await?;
+    token_store::remove(tx, Removal::AllOf { account_id: id }, version).await?;
     feed::prune_tombstones(tx, version, cp.feed_retained_versions).await?;
     store::delete_with_contents(tx, id).await?;
     Ok(version)

@@ -9,7 +9,7 @@ use crate::control::error::ApiError;
 use crate::control::rules::{self, checked_name};
 use crate::control::store::accounts::Account;
 use crate::control::store::shipping_tokens::{
-    self as store, NewToken, Order, Search, ShippingToken, TokenUpdate,
+    self as store, NewToken, Order, Removal, Search, ShippingToken, TokenUpdate,
 };
 use crate::control::store::{Actor, Db, Tx, feed};
 use crate::model::Kind;
@@ -196,7 +196,7 @@ pub async fn delete(
         )?;
     }
     let version = feed::next_version(&mut change.tx).await?;
-    store::remove(&mut change.tx, id, version).await?;
+    store::remove(&mut change.tx, Removal::Token(id), version).await?;
     feed::prune_tombstones(&mut change.tx, version, cp.feed_retained_versions).await?;
     let action = format!("{}.delete", noun(kind));
     let target = format!("{}:{id}", noun(kind));
