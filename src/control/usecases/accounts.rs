@@ -254,6 +254,7 @@ pub(super) fn checked_email(email: String) -> Result<String, ApiError> {
 /// operator's secret. The handlers ask before parsing a path id, so a caller that may not
 /// make the call learns that first.
 pub fn check_main_caller(caller: &Caller) -> Result<(), ApiError> {
+    caller.require_admin()?;
     caller.require_main_account()?;
     if !caller.account.is_main_logs() {
         return Err(ApiError::rule(
