@@ -35,6 +35,82 @@ on_both_backends!(
     users_of_sub_accounts_are_listed_recursively,
 );
 
+/// The operator's command creates an account's first admin and prints its setup link.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_add_command_creates_an_admin_with_a_setup_link() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, api, _) = cp.account("acme").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tollgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[control_plane]\ndatabase_url = \"{}\"\npublic_url = \"https://tokens.example.com/\"\n",
+            cp.database_url()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_tollgate"))
+            .args(["user", "add", "--config", config.to_str().unwrap()])
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("run tollgate user add")
+    };
+    let out = run(&[
+        "--account",
+        &account.to_string(),
+        "--email",
+        "Ann@Example.com",
+        "--name",
+        "Ann Admin",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("(ann@example.com) created in account")
+            && stdout.contains("https://tokens.example.com/ui/setup/"),
+        "{stdout}"
+    );
+    let users = cp
+        .get("/v1/user-management")
+        .token(&api)
+        .send()
+        .await
+        .expect_ok("list");
+    assert_eq!(users[0]["username"], "ann@example.com");
+    assert_eq!(users[0]["role"], "USER_ROLE_ACCOUNT_ADMIN");
+
+    // Refusals say why and exit non-zero: an unknown account, a taken email.
+    let out = run(&[
+        "--account",
+        "999",
+        "--email",
+        "x@example.com",
+        "--name",
+        "X",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("account not found"));
+    let out = run(&[
+        "--account",
+        &account.to_string(),
+        "--email",
+        "ann@example.com",
+        "--name",
+        "X",
+        "--role",
+        "user",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
+}
+
 /// `POST /v1/user-management` as the operator: (user id, setup link).
 async fn create_user(cp: &ControlPlane, account: i64, email: &str, role: &str) -> (i64, String) {
     let body = cp
