@@ -134,7 +134,13 @@ impl ControlPlane {
             .merge(shared_tokens::routes())
             .merge(audit::routes())
             .merge(feed::routes())
-            .nest("/ui", web::routes().layer(middleware::from_fn_with_state(Arc::clone(self), web::session::layer)))
+            .nest(
+                "/ui",
+                web::routes().layer(middleware::from_fn_with_state(
+                    Arc::clone(self),
+                    web::session::layer,
+                )),
+            )
             .route("/v1/openapi.json", get(openapi))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))
