@@ -43,7 +43,6 @@ pub struct Caller {
     pub home: Option<Account>,
     /// The account the call acts on.
     pub account: Account,
-    pub role: super::store::users::Role,
 }
 
 impl Caller {
@@ -104,7 +103,6 @@ async fn caller_for(
                 actor: Actor::Operator,
                 home: None,
                 account,
-                role: super::store::users::Role::Admin,
             })
         }
         Credential::ApiToken { id, home } => {
@@ -117,7 +115,6 @@ async fn caller_for(
                 actor: Actor::ApiToken(id),
                 home: Some(home),
                 account,
-                role: super::store::users::Role::Admin,
             })
         }
     }

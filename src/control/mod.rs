@@ -27,7 +27,6 @@ pub mod shared_tokens;
 pub mod shipping_tokens;
 pub mod store;
 pub mod usecases;
-pub mod web;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -134,13 +133,6 @@ impl ControlPlane {
             .merge(shared_tokens::routes())
             .merge(audit::routes())
             .merge(feed::routes())
-            .nest(
-                "/ui",
-                web::routes().layer(middleware::from_fn_with_state(
-                    Arc::clone(self),
-                    web::session::layer,
-                )),
-            )
             .route("/v1/openapi.json", get(openapi))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))

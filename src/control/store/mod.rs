@@ -18,7 +18,6 @@ pub mod audit;
 pub mod feed;
 pub mod shared_tokens;
 pub mod shipping_tokens;
-pub mod users;
 
 use std::path::Path;
 
@@ -228,7 +227,6 @@ pub enum Actor {
     /// The operator, with the admin secret.
     Operator,
     ApiToken(i64),
-    User(i64),
 }
 
 impl Actor {
@@ -237,7 +235,6 @@ impl Actor {
         match self {
             Actor::Operator => "admin".to_string(),
             Actor::ApiToken(id) => format!("api-token:{id}"),
-            Actor::User(id) => format!("user:{id}"),
         }
     }
 }

@@ -14,7 +14,6 @@ pub mod audit;
 pub mod metrics_accounts;
 pub mod shared_tokens;
 pub mod shipping_tokens;
-pub mod users;
 
 use super::ControlPlane;
 use super::auth::Caller;
