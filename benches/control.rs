@@ -47,6 +47,7 @@ async fn fixture() -> Fixture {
         admin_secret: Some("bench-admin-secret-00000001".into()),
         feed_secret: Some(FEED.into()),
         feed_retained_versions: 100_000,
+        ..ControlPlaneConfig::default()
     };
     let cp = ControlPlane::open(&config).await.expect("open");
     let pool = cp.pool().clone();

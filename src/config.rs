@@ -421,6 +421,16 @@ pub struct ControlPlaneConfig {
     /// How many feed versions of deletions the control plane keeps for gateways catching
     /// up; a gateway further behind gets 410 and refetches the whole snapshot.
     pub feed_retained_versions: u64,
+    /// Where people open the Manage Tokens page (`https://…` behind a TLS proxy): setup
+    /// links start with it, and `https` marks the session cookie `Secure`. Default:
+    /// `http://<listen>`.
+    pub public_url: Option<String>,
+    /// A page session unused this long ends.
+    pub session_idle_timeout_secs: u64,
+    /// A page session ends this long after login, used or not.
+    pub session_max_age_secs: u64,
+    /// How long a user's one-time setup link works.
+    pub setup_link_ttl_secs: u64,
 }
 
 impl Default for ControlPlaneConfig {
@@ -432,6 +442,10 @@ impl Default for ControlPlaneConfig {
             admin_secret: None,
             feed_secret: None,
             feed_retained_versions: 100_000,
+            public_url: None,
+            session_idle_timeout_secs: 30 * 60,
+            session_max_age_secs: 12 * 3600,
+            setup_link_ttl_secs: 3 * 24 * 3600,
         }
     }
 }
@@ -486,7 +500,41 @@ impl ControlPlaneConfig {
                 "must be > 0",
             ));
         }
+        if let Some(url) = &self.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ConfigError::invalid(
+                "control_plane.public_url",
+                "must start with http:// or https://",
+            ));
+        }
+        for (key, secs) in [
+            (
+                "control_plane.session_idle_timeout_secs",
+                self.session_idle_timeout_secs,
+            ),
+            (
+                "control_plane.session_max_age_secs",
+                self.session_max_age_secs,
+            ),
+            (
+                "control_plane.setup_link_ttl_secs",
+                self.setup_link_ttl_secs,
+            ),
+        ] {
+            if secs == 0 {
+                return Err(ConfigError::invalid(key, "must be > 0"));
+            }
+        }
         Ok(warnings)
+    }
+
+    /// Where the page is reached: `public_url` without a trailing `/`, or `http://<listen>`.
+    pub fn page_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
     }
 }
 

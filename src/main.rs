@@ -6,6 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tollgate::app::{self, Listeners};
 use tollgate::config::Config;
+use tollgate::control::store::users::Role;
+use tollgate::control::usecases::users::NewUser;
 use tollgate::{control, telemetry};
 
 #[derive(Parser)]
@@ -33,10 +35,38 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Manage the Manage Tokens page's users (straight on the control plane's store).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
     /// Validate a config file (with environment overrides) without starting anything.
     CheckConfig {
         /// Config file (TOML).
         file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user of an account (its first admin, typically) and print the one-time
+    /// link on which they set a password.
+    Add {
+        /// Config file (TOML); its `[control_plane]` section names the store.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// The account the user belongs to.
+        #[arg(long)]
+        account: i64,
+        /// What the user logs in with.
+        #[arg(long)]
+        email: String,
+        /// The name the page shows.
+        #[arg(long)]
+        name: String,
+        /// admin | user | read-only
+        #[arg(long, default_value = "admin", value_parser = ["admin", "user", "read-only"])]
+        role: String,
     },
 }
 
@@ -73,6 +103,43 @@ fn main() -> ExitCode {
                 let listeners = Listeners::bind(&config).await?;
                 app::run(config, listeners, shutdown_signal()).await
             }))
+        }
+        Command::User {
+            command:
+                UserCommand::Add {
+                    config,
+                    account,
+                    email,
+                    name,
+                    role,
+                },
+        } => {
+            let Some((config, runtime)) = start(config.as_ref()) else {
+                return ExitCode::FAILURE;
+            };
+            let role = Role::parse(&role).expect("clap allows only the three roles");
+            let new = NewUser {
+                email: &email,
+                full_name: &name,
+                role,
+            };
+            match runtime.block_on(control::add_user(&config.control_plane, account, &new)) {
+                Ok(invited) => {
+                    println!(
+                        "user {} ({}) created in account {account}; set the password within \
+                         {} hours at:\n{}",
+                        invited.user.id,
+                        invited.user.email,
+                        config.control_plane.setup_link_ttl_secs / 3600,
+                        invited.setup_url
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Command::ControlPlane { config } => {
             let Some((config, runtime)) = start(config.as_ref()) else {

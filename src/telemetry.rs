@@ -646,6 +646,9 @@ pub struct ControlTelemetry {
     pub feed_waiting: IntGauge,
     /// Single-digest lookups from gateways' miss caches, `found` or `not_found`.
     pub feed_lookups: IntCounterVec,
+    /// Page logins by outcome: `ok`, `failed` (unknown email or wrong password),
+    /// `limited` (too many failures), `suspended`.
+    pub logins: IntCounterVec,
 }
 
 impl Default for ControlTelemetry {
@@ -702,6 +705,14 @@ impl ControlTelemetry {
             &["result"],
         )
         .expect("valid metric");
+        let logins = IntCounterVec::new(
+            Opts::new(
+                "tollgate_control_logins_total",
+                "Manage Tokens page logins, by outcome (ok, failed, limited, suspended).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
@@ -709,6 +720,7 @@ impl ControlTelemetry {
             Box::new(feed_version.clone()),
             Box::new(feed_waiting.clone()),
             Box::new(feed_lookups.clone()),
+            Box::new(logins.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -720,6 +732,7 @@ impl ControlTelemetry {
             feed_version,
             feed_waiting,
             feed_lookups,
+            logins,
         }
     }
 

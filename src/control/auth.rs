@@ -3,7 +3,9 @@
 //!
 //! Two credentials for the management API: `X-API-TOKEN` (acts as an admin of its
 //! account) and the operator's `Authorization: Bearer <admin secret>` (reaches every
-//! account). An API token acts on its own account, or on the account `X-Account-Id` names
+//! account). The Manage Tokens page's users (`web::session` resolves their cookie) act
+//! with their role: an admin reaches what its account's API token reaches, other roles
+//! their own account only. An API token acts on its own account, or on the account `X-Account-Id` names
 //! when it reaches it: a sub-account `accessible` from the token's main account, or a
 //! metrics/tracing/security account tied to it. Everything is read per request, so
 //! revoking access or ending a trial takes effect on the next call. The feed takes
@@ -17,6 +19,7 @@ use super::ControlPlane;
 use super::error::ApiError;
 use super::rules;
 use super::store::accounts::{self, Account};
+use super::store::users::{Role, User};
 use super::store::{Actor, api_tokens};
 use crate::tokens::wire::Digest;
 
@@ -43,9 +46,23 @@ pub struct Caller {
     pub home: Option<Account>,
     /// The account the call acts on.
     pub account: Account,
+    /// `Admin` for the operator and API tokens; a user's own role.
+    pub role: Role,
 }
 
 impl Caller {
+    /// Only account admins create, delete or manage tokens and users (the product's
+    /// "Admin Access Required"); users and read-only users see shared tokens only.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.role == Role::Admin {
+            return Ok(());
+        }
+        Err(ApiError::forbidden(
+            "auth/ADMIN_ROLE_REQUIRED",
+            "only the account's admins may do this",
+        ))
+    }
+
     /// Calls that configure accounts (sub-accounts, their access) need the main account's
     /// API token or the operator.
     pub fn require_main_account(&self) -> Result<(), ApiError> {
@@ -103,21 +120,55 @@ async fn caller_for(
                 actor: Actor::Operator,
                 home: None,
                 account,
+                role: Role::Admin,
             })
         }
         Credential::ApiToken { id, home } => {
             let account = match named {
                 None => home.clone(),
                 Some(target) if target == home.id => home.clone(),
-                Some(target) => reach(cp, &home, target).await?,
+                Some(target) => reach(cp, &home, target, "this API token").await?,
             };
             Ok(Caller {
                 actor: Actor::ApiToken(id),
                 home: Some(home),
                 account,
+                role: Role::Admin,
             })
         }
     }
+}
+
+/// A logged-in user acting on `account_id`: its own account, or, for an admin, what its
+/// account's API token would reach with `X-Account-Id`.
+pub async fn user_caller(
+    cp: &ControlPlane,
+    user: &User,
+    home: &Account,
+    account_id: i64,
+) -> Result<Caller, ApiError> {
+    let account = if account_id == home.id {
+        home.clone()
+    } else if user.role == Role::Admin {
+        reach(cp, home, account_id, "this user").await?
+    } else {
+        return Err(ApiError::forbidden(
+            "auth/FORBIDDEN",
+            format!("this user does not reach account {account_id}"),
+        ));
+    };
+    Ok(Caller {
+        actor: Actor::User(user.id),
+        home: Some(home.clone()),
+        account,
+        role: user.role,
+    })
+}
+
+/// The operator acting on `account_id` without a request: the `tollgate user add` command,
+/// run by whoever holds the control plane's config.
+pub async fn operator_on(cp: &ControlPlane, account_id: i64) -> Result<Caller, ApiError> {
+    caller_for(cp, Credential::Operator, Some(account_id)).await
 }
 
 /// The operator alone: creating main accounts.
@@ -165,14 +216,19 @@ async fn credential(cp: &ControlPlane, headers: &HeaderMap) -> Result<Credential
         .to_str()
         .map_err(|_| ApiError::Unauthorized("the API token is not valid"))?;
     let mut conn = cp.store.conn().await?;
-    let (id, account_id) = api_tokens::find(&mut conn, &digest_hex(token))
+    let found = api_tokens::find(&mut conn, &digest_hex(token))
         .await?
         .ok_or(ApiError::Unauthorized("the API token is not valid"))?;
-    let home = accounts::get(&mut conn, account_id)
+    let home = accounts::get(&mut conn, found.account_id)
         .await?
         .ok_or(ApiError::Unauthorized("the API token is not valid"))?;
-    rules::check_api_token_usable(home.plan, home.trial_ends_at, cp.clock.now_secs())?;
-    Ok(Credential::ApiToken { id, home })
+    let now = cp.clock.now_secs();
+    rules::check_api_token_usable(home.plan, home.trial_ends_at, now)?;
+    // At most one write a minute per token: "last used" for the page, not an access log.
+    if found.last_used.is_none_or(|t| now - t >= 60) {
+        api_tokens::mark_used(&mut conn, found.id, now).await?;
+    }
+    Ok(Credential::ApiToken { id: found.id, home })
 }
 
 fn account_header(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
@@ -189,11 +245,16 @@ fn account_header(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
 
 /// Whether `home`'s API token reaches account `target`; an account that doesn't exist is
 /// answered like one that isn't reachable, so ids can't be probed.
-async fn reach(cp: &ControlPlane, home: &Account, target: i64) -> Result<Account, ApiError> {
+async fn reach(
+    cp: &ControlPlane,
+    home: &Account,
+    target: i64,
+    who: &str,
+) -> Result<Account, ApiError> {
     let refused = || {
         ApiError::forbidden(
             "auth/FORBIDDEN",
-            format!("this API token does not reach account {target}"),
+            format!("{who} does not reach account {target}"),
         )
     };
     let mut conn = cp.store.conn().await?;

@@ -31,9 +31,12 @@ pub enum ApiError {
     /// 409: a product rule refuses the change; `code` names the rule.
     #[error("{message}")]
     Rule { code: &'static str, message: String },
-    /// 410: the feed no longer has the changes since this version.
-    #[error("{0}")]
-    Gone(String),
+    /// 410: the feed no longer has the changes since this version; a setup link expired.
+    #[error("{message}")]
+    Gone { code: &'static str, message: String },
+    /// 429: too many failed logins for this email or from this client.
+    #[error("too many failed logins: try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: u64 },
     /// 413 / 415 / 405: the request's framing, not its content.
     #[error("{message}")]
     Framing {
@@ -73,6 +76,16 @@ impl ApiError {
         ApiError::NotFound(format!("{what} not found"))
     }
 
+    /// The status this refusal answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
+    /// The `errorCode`: which rule or check refused.
+    pub fn code(&self) -> &'static str {
+        self.status_and_code().1
+    }
+
     fn status_and_code(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
@@ -82,7 +95,10 @@ impl ApiError {
             ApiError::FeedUnauthorized(_) => (StatusCode::UNAUTHORIZED, "feed/UNAUTHORIZED"),
             ApiError::UnknownToken(_) => (StatusCode::NOT_FOUND, "feed/UNKNOWN_TOKEN"),
             ApiError::Rule { code, .. } => (StatusCode::CONFLICT, code),
-            ApiError::Gone(_) => (StatusCode::GONE, "feed/VERSION_GONE"),
+            ApiError::Gone { code, .. } => (StatusCode::GONE, code),
+            ApiError::TooManyAttempts { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "auth/TOO_MANY_ATTEMPTS")
+            }
             ApiError::Framing { status, code, .. } => (*status, code),
             ApiError::Store(_) => (StatusCode::SERVICE_UNAVAILABLE, "store/UNAVAILABLE"),
         }
@@ -102,7 +118,11 @@ impl IntoResponse for ApiError {
         });
         let mut response = (status, axum::Json(body)).into_response();
         response.extensions_mut().insert(ErrorCode(code));
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if let ApiError::TooManyAttempts { retry_after_secs } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        } else if status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

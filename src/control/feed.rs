@@ -126,9 +126,13 @@ async fn changes(
     loop {
         let (version, oldest) = store::versions(&mut cp.store.conn().await?).await?;
         if since < oldest || since > version {
-            return Err(ApiError::Gone(format!(
-                "the feed keeps changes from version {oldest} to {version}; fetch /v1/feed/snapshot"
-            )));
+            return Err(ApiError::Gone {
+                code: "feed/VERSION_GONE",
+                message: format!(
+                    "the feed keeps changes from version {oldest} to {version}; fetch \
+                     /v1/feed/snapshot"
+                ),
+            });
         }
         if since < version {
             let (upserts, deletes) =

@@ -27,8 +27,10 @@ pub mod shared_tokens;
 pub mod shipping_tokens;
 pub mod store;
 pub mod usecases;
+pub mod users;
+pub mod web;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::Router;
@@ -54,6 +56,9 @@ pub enum ControlError {
     Store(#[from] store::StoreError),
     #[error("control plane listener: {0}")]
     Io(#[from] std::io::Error),
+    /// A use case said no (the `tollgate user add` command).
+    #[error("{0}")]
+    Refused(#[from] ApiError),
 }
 
 /// What every handler shares: the store, the clock, the secrets' digests and the feed's
@@ -72,6 +77,16 @@ pub struct ControlPlane {
     /// Cancelled when serving stops, so long polls answer at once instead of holding
     /// graceful shutdown for their whole wait.
     stopping: CancellationToken,
+    /// How long page sessions and setup links live.
+    users: usecases::users::UserPolicy,
+    logins: usecases::users::LoginLimiter,
+    /// Where people open the page: `public_url`, else the listener's address once bound
+    /// (before that, `http://<listen>`: the `user add` command runs without a listener).
+    page_url: OnceLock<String>,
+    configured_page_url: String,
+    has_public_url: bool,
+    /// `Secure` session cookies: the page is reached over https.
+    secure_cookies: bool,
 }
 
 impl ControlPlane {
@@ -104,7 +119,22 @@ impl ControlPlane {
                 .unwrap_or(i64::MAX),
             stopping: CancellationToken::new(),
             telemetry,
+            users: usecases::users::UserPolicy {
+                session_idle_secs: secs(config.session_idle_timeout_secs),
+                session_max_age_secs: secs(config.session_max_age_secs),
+                setup_link_ttl_secs: secs(config.setup_link_ttl_secs),
+            },
+            logins: usecases::users::LoginLimiter::default(),
+            page_url: OnceLock::new(),
+            configured_page_url: config.page_url(),
+            has_public_url: config.public_url.is_some(),
+            secure_cookies: config.page_url().starts_with("https://"),
         }))
+    }
+
+    /// Where the Manage Tokens page is reached, without a trailing `/`.
+    pub fn page_url(&self) -> &str {
+        self.page_url.get().unwrap_or(&self.configured_page_url)
     }
 
     /// The store's pool, for tools that load data in bulk (benchmarks, migrations).
@@ -132,8 +162,16 @@ impl ControlPlane {
             .merge(api_tokens::routes())
             .merge(shared_tokens::routes())
             .merge(audit::routes())
+            .merge(users::routes())
             .merge(feed::routes())
             .route("/v1/openapi.json", get(openapi))
+            .nest(
+                "/ui",
+                web::routes().layer(middleware::from_fn_with_state(
+                    Arc::clone(self),
+                    web::session::layer,
+                )),
+            )
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/metrics", get(metrics))
             .fallback(|| async { ApiError::NotFound("no such route".into()) })
@@ -173,6 +211,10 @@ async fn observe(State(cp): State<Arc<ControlPlane>>, req: Request, next: Next) 
     response
 }
 
+fn secs(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 /// The OpenAPI 3 document of the management API and the feed, kept in the repository.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
@@ -181,6 +223,18 @@ async fn openapi() -> impl IntoResponse {
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         OPENAPI,
     )
+}
+
+/// Creates a user of `account_id` as the operator, straight on the store (`tollgate user
+/// add`): how an account gets its first admin. The answer holds the one-time setup link.
+pub async fn add_user(
+    config: &ControlPlaneConfig,
+    account_id: i64,
+    new: &usecases::users::NewUser<'_>,
+) -> Result<usecases::users::Invited, ControlError> {
+    let cp = ControlPlane::open(config).await?;
+    let caller = auth::operator_on(&cp, account_id).await?;
+    Ok(usecases::users::invite(&cp, &caller, new).await?)
 }
 
 /// Opens the store and serves the API on `listener` until `shutdown` is cancelled.
@@ -199,9 +253,21 @@ pub async fn serve_with(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<(), ControlError> {
-    tracing::info!(addr = %listener.local_addr()?, "control plane listening");
+    let addr = listener.local_addr()?;
+    if !cp.has_public_url {
+        // The bound address: with port 0 (tests) links name the real port.
+        let _ = cp.page_url.set(format!("http://{addr}"));
+    }
+    tracing::info!(
+        %addr,
+        "control plane listening; the Manage Tokens page is at {}/ui",
+        cp.page_url()
+    );
     let stopping = cp.stopping.clone();
-    axum::serve(listener, cp.router())
+    let app = cp
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.cancelled().await;
             stopping.cancel();

@@ -214,6 +214,52 @@ pub fn checked_name(name: &str) -> Result<&str, ApiError> {
     Ok(name)
 }
 
+/// A user's email: what they log in with, compared lower-cased.
+pub fn checked_email(email: &str) -> Result<String, ApiError> {
+    let email = email.trim().to_lowercase();
+    let valid = email.len() <= 254
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && matches!(email.split_once('@'), Some((local, domain))
+            if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
+    if !valid {
+        return Err(ApiError::Invalid {
+            code: "users/INVALID_EMAIL",
+            message: "username must be an email address (name@domain)".into(),
+        });
+    }
+    Ok(email)
+}
+
+/// Passwords are 12-256 characters: long enough to resist guessing, short enough that
+/// hashing one costs a bounded time.
+pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 12..=256;
+
+pub fn check_password(password: &str) -> Result<(), ApiError> {
+    if !PASSWORD_CHARS.contains(&password.chars().count()) {
+        return Err(ApiError::Invalid {
+            code: "users/WEAK_PASSWORD",
+            message: format!(
+                "the password must be {} to {} characters long",
+                PASSWORD_CHARS.start(),
+                PASSWORD_CHARS.end()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// An account keeps at least one active admin: the last may not be suspended, deleted
+/// or given another role (nobody could manage the account's tokens on the page).
+pub fn check_keeps_an_admin(admins_left: i64) -> Result<(), ApiError> {
+    if admins_left < 1 {
+        return Err(ApiError::rule(
+            "users/LAST_ADMIN",
+            "this is the account's last active admin: make another user admin first",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -284,5 +330,30 @@ mod tests {
         for bad in ["", "te*t", "a b", "x?", "é"] {
             assert!(check_filter_term("value", bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn emails_are_lower_cased_and_need_one_at() {
+        assert_eq!(
+            checked_email(" Ann@Example.COM ").unwrap(),
+            "ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "@example.com",
+            "ann@",
+            "a@b@c",
+            "ann smith@example.com",
+        ] {
+            assert!(checked_email(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn passwords_have_a_bounded_length() {
+        assert!(check_password("short").is_err());
+        assert!(check_password("twelve chars").is_ok());
+        assert!(check_password(&"x".repeat(257)).is_err());
     }
 }

@@ -353,6 +353,11 @@ impl ControlPlane {
         format!("http://{}", self.addr)
     }
 
+    /// The store's URL, for a second process on the same store (`tollgate user add`).
+    pub fn database_url(&self) -> &str {
+        &self.config.database_url
+    }
+
     pub fn request(&self, method: Method, path: &str) -> Call<'_> {
         Call {
             cp: self,

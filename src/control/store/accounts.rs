@@ -299,6 +299,10 @@ pub async fn delete_with_contents(tx: &mut Tx, id: i64) -> Result<(), StoreError
         "DELETE FROM shared_tokens WHERE account_id = $1",
         "DELETE FROM token_filters WHERE account_id = $1",
         "DELETE FROM api_tokens WHERE account_id = $1",
+        "DELETE FROM user_sessions WHERE user_id IN (SELECT id FROM users WHERE account_id = $1)",
+        "DELETE FROM user_setup_links WHERE user_id IN \
+         (SELECT id FROM users WHERE account_id = $1)",
+        "DELETE FROM users WHERE account_id = $1",
         "DELETE FROM account_usage WHERE account_id = $1",
         "DELETE FROM account_daily_usage WHERE account_id = $1",
         "DELETE FROM accounts WHERE id = $1",

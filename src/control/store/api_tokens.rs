@@ -10,6 +10,8 @@ pub struct ApiToken {
     pub id: i64,
     pub name: String,
     pub created_at: i64,
+    /// Epoch seconds; written at most once a minute (`mark_used`).
+    pub last_used: Option<i64>,
 }
 
 pub async fn insert(
@@ -38,7 +40,7 @@ pub async fn insert(
 
 pub async fn list(db: &mut impl Db, account_id: i64) -> Result<Vec<ApiToken>, StoreError> {
     let rows = sqlx::query(
-        "SELECT id, name, created_at FROM api_tokens WHERE account_id = $1 ORDER BY id",
+        "SELECT id, name, created_at, last_used FROM api_tokens WHERE account_id = $1 ORDER BY id",
     )
     .bind(account_id)
     .fetch_all(db.connection())
@@ -49,6 +51,7 @@ pub async fn list(db: &mut impl Db, account_id: i64) -> Result<Vec<ApiToken>, St
                 id: r.try_get("id")?,
                 name: r.try_get("name")?,
                 created_at: r.try_get("created_at")?,
+                last_used: r.try_get("last_used")?,
             })
         })
         .collect()
@@ -65,12 +68,33 @@ pub async fn delete(tx: &mut Tx, account_id: i64, id: i64) -> Result<bool, Store
     Ok(deleted > 0)
 }
 
-/// The token with this digest: `(token id, its account's id)`.
-pub async fn find(db: &mut impl Db, digest_hex: &str) -> Result<Option<(i64, i64)>, StoreError> {
-    let row = sqlx::query("SELECT id, account_id FROM api_tokens WHERE digest = $1")
+/// The token with this digest.
+pub struct Found {
+    pub id: i64,
+    pub account_id: i64,
+    pub last_used: Option<i64>,
+}
+
+pub async fn find(db: &mut impl Db, digest_hex: &str) -> Result<Option<Found>, StoreError> {
+    let row = sqlx::query("SELECT id, account_id, last_used FROM api_tokens WHERE digest = $1")
         .bind(digest_hex)
         .fetch_optional(db.connection())
         .await?;
-    row.map(|r| Ok((r.try_get("id")?, r.try_get("account_id")?)))
-        .transpose()
+    row.map(|r| {
+        Ok(Found {
+            id: r.try_get("id")?,
+            account_id: r.try_get("account_id")?,
+            last_used: r.try_get("last_used")?,
+        })
+    })
+    .transpose()
+}
+
+pub async fn mark_used(db: &mut impl Db, id: i64, now: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE api_tokens SET last_used = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(db.connection())
+        .await?;
+    Ok(())
 }

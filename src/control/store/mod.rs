@@ -18,6 +18,7 @@ pub mod audit;
 pub mod feed;
 pub mod shared_tokens;
 pub mod shipping_tokens;
+pub mod users;
 
 use std::path::Path;
 
@@ -194,6 +195,7 @@ pub enum Ids {
     ApiTokens,
     SharedTokens,
     TokenFilters,
+    Users,
 }
 
 impl Ids {
@@ -204,6 +206,7 @@ impl Ids {
             Ids::ApiTokens => "api_tokens",
             Ids::SharedTokens => "shared_tokens",
             Ids::TokenFilters => "token_filters",
+            Ids::Users => "users",
         }
     }
 }
@@ -221,12 +224,13 @@ async fn next_id(tx: &mut Tx, ids: Ids) -> Result<i64, StoreError> {
 }
 
 /// Who made a change: the audit trail's "who", and `createdBy`/`updatedBy` on tokens.
-/// Account users join as a third kind of actor when they exist.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Actor {
     /// The operator, with the admin secret.
     Operator,
     ApiToken(i64),
+    /// An account user, logged in on the page.
+    User(i64),
 }
 
 impl Actor {
@@ -235,6 +239,7 @@ impl Actor {
         match self {
             Actor::Operator => "admin".to_string(),
             Actor::ApiToken(id) => format!("api-token:{id}"),
+            Actor::User(id) => format!("user:{id}"),
         }
     }
 }

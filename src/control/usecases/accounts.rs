@@ -254,6 +254,7 @@ pub(super) fn checked_email(email: String) -> Result<String, ApiError> {
 /// operator's secret. The handlers ask before parsing a path id, so a caller that may not
 /// make the call learns that first.
 pub fn check_main_caller(caller: &Caller) -> Result<(), ApiError> {
+    caller.require_admin()?;
     caller.require_main_account()?;
     if !caller.account.is_main_logs() {
         return Err(ApiError::rule(
@@ -551,6 +552,7 @@ pub(super) async fn delete_owned(cp: &ControlPlane, tx: &mut Tx, id: i64) -> Res
 /// `accessible` and its tied metrics, tracing and security accounts — the reach
 /// `auth` gives the main account's API tokens (`X-Account-Id`). Other accounts reach none.
 pub async fn reachable(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Account>, ApiError> {
+    caller.require_admin()?;
     if !caller.account.is_main_logs() {
         return Ok(Vec::new());
     }

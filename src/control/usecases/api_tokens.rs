@@ -84,6 +84,7 @@ pub(super) async fn insert(
 }
 
 pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<ApiToken>, ApiError> {
+    caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     Ok(store::list(&mut conn, caller.account.id).await?)
 }

@@ -11,6 +11,7 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(i64, Vec<AuditEvent>), ApiError> {
+    caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     Ok(audit::page(&mut conn, caller.account.id, limit, offset).await?)
 }

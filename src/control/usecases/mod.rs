@@ -14,6 +14,7 @@ pub mod audit;
 pub mod metrics_accounts;
 pub mod shared_tokens;
 pub mod shipping_tokens;
+pub mod users;
 
 use super::ControlPlane;
 use super::auth::Caller;
@@ -33,7 +34,9 @@ struct Change<'a> {
 }
 
 impl<'a> Change<'a> {
+    /// Every change needs an admin of the account: the product's "Admin Access Required".
     async fn begin(cp: &'a ControlPlane, caller: &Caller) -> Result<Change<'a>, ApiError> {
+        caller.require_admin()?;
         let mut tx = cp.store.begin().await?;
         let account = account_store::lock(&mut tx, caller.account.id)
             .await?

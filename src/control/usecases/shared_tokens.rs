@@ -190,11 +190,13 @@ pub async fn create_filter(
 }
 
 pub async fn list_filters(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Filter>, ApiError> {
+    caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     Ok(store::filters(&mut conn, caller.account.id).await?)
 }
 
 pub async fn read_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<Filter, ApiError> {
+    caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     store::filter_of(&mut conn, caller.account.id, id)
         .await?

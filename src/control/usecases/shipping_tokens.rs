@@ -123,6 +123,7 @@ pub async fn read(
     kind: Kind,
     id: i64,
 ) -> Result<ShippingToken, ApiError> {
+    caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     fetch(&mut conn, caller.account.id, kind, id).await
 }
@@ -216,6 +217,7 @@ pub async fn search(
     limit: i64,
     offset: i64,
 ) -> Result<(i64, Vec<ShippingToken>), ApiError> {
+    caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     let search = Search {
         account_id: caller.account.id,
@@ -235,6 +237,7 @@ pub struct Limits {
 }
 
 pub async fn limits(cp: &ControlPlane, caller: &Caller, kind: Kind) -> Result<Limits, ApiError> {
+    caller.require_admin()?;
     check_kind(&caller.account, kind)?;
     let account = &caller.account;
     let mut conn = cp.store.conn().await?;

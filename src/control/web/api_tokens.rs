@@ -13,7 +13,7 @@ use axum::routing::post;
 use maud::{Markup, html};
 
 use super::layout::{self, confirm_form, copy_token, csrf_field};
-use super::{Ctx, Fields, Notice, Tab, Visit, act, render};
+use super::{Ctx, Fields, Notice, Tab, Visit, act, dates, render};
 use crate::control::ControlPlane;
 use crate::control::error::ApiError;
 use crate::control::rules;
@@ -84,13 +84,23 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, ApiError>
                     thead { tr {
                         th scope="col" { "Name" }
                         th scope="col" { "Created" }
+                        th scope="col" { "Last used" }
                         th scope="col" { span.sr-only { "Actions" } }
                     } }
                     tbody {
                         @for t in &tokens {
                             tr id={ "api-token-" (t.id) } {
                                 td.name { (t.name) }
-                                td { (layout::time(t.created_at * 1000)) }
+                                td.created { (layout::time(t.created_at * 1000)) }
+                                td.last-used {
+                                    @match t.last_used {
+                                        Some(s) => {
+                                            (layout::time(s * 1000)) br;
+                                            span.muted { (dates::ago(s * 1000, ctx.cp.clock.now_ms())) }
+                                        }
+                                        None => span.muted { "Never" },
+                                    }
+                                }
                                 td.actions {
                                     (confirm_form(
                                         &ctx.action(&format!("api/tokens/{}/delete", t.id)),

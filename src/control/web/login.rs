@@ -2,6 +2,7 @@
 //! one-time setup link, and signing out — through `usecases::users`. A refused sign-in
 //! says the same for an unknown email and a wrong password (the use case's answer).
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::Router;
@@ -13,7 +14,7 @@ use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::layout::{self, csrf_field};
-use super::session::{self, Session};
+use super::session::{self, ClientIp, Session};
 use super::{BASE, Fields, Refusal, Visit, csrf_of, see_other};
 use crate::control::ControlPlane;
 use crate::control::error::ApiError;
@@ -85,7 +86,10 @@ async fn page(session: Option<Session>, Query(q): Query<LoginQuery>, req: Reques
 async fn submit(State(cp): State<Arc<ControlPlane>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let csrf = csrf_of(&parts);
-    let client = session::client_ip(&parts);
+    let client = parts
+        .extensions
+        .get::<ClientIp>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |ClientIp(ip)| *ip);
     let fields = match Fields::from_request(Request::from_parts(parts, body), &cp).await {
         Ok(fields) => fields,
         Err(rejection) => return rejection,

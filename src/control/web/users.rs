@@ -67,7 +67,7 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, ApiError>
                 }
                 div.field {
                     label for="invite-name" { "Full name" }
-                    input #invite-name type="text" name="full_name" maxlength="256" autocomplete="off";
+                    input #invite-name type="text" name="full_name" required maxlength="256" autocomplete="off";
                 }
                 div.field {
                     label for="invite-role" { "Role" }

@@ -1,0 +1,262 @@
+//! Who is using the page, and proof that a form came from it.
+//!
+//! `layer` runs before every `/ui` handler: it resolves the `tollgate_session` cookie into
+//! a `Session` (a live session of an active user), puts the CSRF token every form must
+//! carry into a `Csrf` extension, and refuses a state-changing request whose token is
+//! missing or wrong with 403 before any handler runs — so no handler can forget the
+//! check. Logged in, the token is derived from the session's secret (it dies with the
+//! session); before login (the login and setup forms) it is a random value kept in a
+//! `tollgate_csrf` cookie and compared with the form's (double submit). Both cookies are
+//! `HttpOnly`, `SameSite=Strict`, scoped to `/ui`, and `Secure` when the page is served
+//! over https (`public_url`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::control::ControlPlane;
+use crate::control::auth::{self, Caller};
+use crate::control::error::ApiError;
+use crate::control::store::accounts::Account;
+use crate::control::store::users::User;
+use crate::control::usecases::users as usecases;
+use crate::tokens::wire::Digest;
+
+pub const SESSION_COOKIE: &str = "tollgate_session";
+pub const CSRF_COOKIE: &str = "tollgate_csrf";
+/// The form field, or the header for scripts, that carries the CSRF token.
+pub const CSRF_FIELD: &str = "csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Page forms are small; a larger body is refused before it is buffered for the check.
+const MAX_FORM_BYTES: usize = 64 * 1024;
+
+/// A logged-in user: the request's extension, and an extractor for handlers that need
+/// one (without it a GET is sent to the login page and anything else is a 401).
+#[derive(Clone)]
+pub struct Session {
+    pub user: User,
+    /// The user's own account.
+    pub home: Account,
+    secret: String,
+}
+
+impl Session {
+    /// The caller acting on `account_id`: the user's account, or for an admin what its
+    /// account's API token reaches.
+    pub async fn caller(&self, cp: &ControlPlane, account_id: i64) -> Result<Caller, ApiError> {
+        auth::user_caller(cp, &self.user, &self.home, account_id).await
+    }
+
+    /// The cookie's secret, to log out with.
+    pub fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+/// The CSRF token of this request's page: put it in every form as the `csrf` field, or
+/// send it as `X-CSRF-Token`.
+#[derive(Clone)]
+pub struct Csrf(pub String);
+
+/// Where the request came from, for rate-limiting logins.
+#[derive(Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+pub async fn layer(State(cp): State<Arc<ControlPlane>>, mut req: Request, next: Next) -> Response {
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    req.extensions_mut().insert(ClientIp(client));
+    let session = match cookie(req.headers(), SESSION_COOKIE) {
+        Some(secret) => match usecases::session(&cp, secret).await {
+            Ok(found) => found.map(|(user, home)| Session {
+                user,
+                home,
+                secret: secret.to_owned(),
+            }),
+            Err(e) => return e.into_response(),
+        },
+        None => None,
+    };
+    let pre_session = cookie(req.headers(), CSRF_COOKIE)
+        .filter(|v| is_secret(v))
+        .map(str::to_owned);
+    let (expected, new_cookie) = match (&session, pre_session) {
+        (Some(s), _) => (session_csrf(&s.secret), None),
+        (None, Some(token)) => (token, None),
+        (None, None) => {
+            let token = auth::new_secret();
+            (token.clone(), Some(token))
+        }
+    };
+    if changes_state(req.method()) {
+        let (parts, body) = req.into_parts();
+        let bytes = match to_bytes(body, MAX_FORM_BYTES).await {
+            Ok(b) => b,
+            Err(_) => {
+                return ApiError::Framing {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    code: "request/TOO_LARGE",
+                    message: format!("page forms are at most {MAX_FORM_BYTES} bytes"),
+                }
+                .into_response();
+            }
+        };
+        let presented = presented_csrf(&parts.headers, &bytes);
+        if !presented.is_some_and(|p| Digest::of(&p) == Digest::of(&expected)) {
+            return ApiError::forbidden(
+                "auth/CSRF",
+                "this form has expired or did not come from this page: reload it and try again",
+            )
+            .into_response();
+        }
+        req = Request::from_parts(parts, Body::from(bytes));
+    }
+    req.extensions_mut().insert(Csrf(expected));
+    if let Some(s) = session {
+        req.extensions_mut().insert(s);
+    }
+    let mut response = next.run(req).await;
+    if let Some(token) = new_cookie {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&cp, CSRF_COOKIE, &token, None),
+        );
+    }
+    response
+}
+
+/// The `Set-Cookie` value that starts a session.
+pub fn login_cookie(cp: &ControlPlane, session_secret: &str) -> HeaderValue {
+    set_cookie(cp, SESSION_COOKIE, session_secret, None)
+}
+
+/// The `Set-Cookie` value that ends it in the browser.
+pub fn logout_cookie(cp: &ControlPlane) -> HeaderValue {
+    set_cookie(cp, SESSION_COOKIE, "", Some(0))
+}
+
+fn set_cookie(cp: &ControlPlane, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+    let mut cookie = format!("{name}={value}; Path=/ui; HttpOnly; SameSite=Strict");
+    if let Some(secs) = max_age {
+        cookie.push_str(&format!("; Max-Age={secs}"));
+    }
+    if cp.secure_cookies {
+        cookie.push_str("; Secure");
+    }
+    HeaderValue::try_from(cookie).expect("cookie values are [A-Za-z0-9]")
+}
+
+/// A session's CSRF token: derived from its secret, so it needs no storage, can't be
+/// guessed without the cookie, and dies with the session.
+fn session_csrf(session_secret: &str) -> String {
+    Digest::of(&format!("csrf:{session_secret}")).to_hex()
+}
+
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// The token in the `X-CSRF-Token` header, or in an urlencoded form's `csrf` field.
+fn presented_csrf(headers: &HeaderMap, body: &[u8]) -> Option<String> {
+    if let Some(v) = headers.get(CSRF_HEADER) {
+        return v.to_str().ok().map(str::to_owned);
+    }
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !form {
+        return None;
+    }
+    form_urlencoded::parse(body)
+        .find(|(k, _)| k == CSRF_FIELD)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The value of cookie `name`, from any `Cookie` header.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Secrets this module hands out are 32 `[A-Za-z0-9]`; anything else is not one of them.
+fn is_secret(value: &str) -> bool {
+    value.len() == 32 && value.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+impl FromRequestParts<Arc<ControlPlane>> for Session {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &Arc<ControlPlane>,
+    ) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Session>() {
+            Some(s) => Ok(s.clone()),
+            None if parts.method == Method::GET => Err(Redirect::to("/ui/login").into_response()),
+            None => Err(ApiError::Unauthorized("log in to the page first").into_response()),
+        }
+    }
+}
+
+impl OptionalFromRequestParts<Arc<ControlPlane>> for Session {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _: &Arc<ControlPlane>,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<Session>().cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_cookie_among_several_headers() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; tollgate_csrf=x"),
+        );
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("tollgate_session=s"),
+        );
+        assert_eq!(cookie(&headers, CSRF_COOKIE), Some("x"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("s"));
+        assert_eq!(cookie(&headers, "b"), None);
+    }
+
+    #[test]
+    fn the_csrf_token_comes_from_the_header_or_the_form() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        assert_eq!(
+            presented_csrf(&headers, b"name=a&csrf=t%2B1").as_deref(),
+            Some("t+1")
+        );
+        assert_eq!(presented_csrf(&headers, b"name=a"), None);
+        headers.insert(CSRF_HEADER, HeaderValue::from_static("h"));
+        assert_eq!(presented_csrf(&headers, b"csrf=t").as_deref(), Some("h"));
+    }
+}
