@@ -545,3 +545,33 @@ pub(super) async fn delete_owned(cp: &ControlPlane, tx: &mut Tx, id: i64) -> Res
     store::delete_with_contents(tx, id).await?;
     Ok(version)
 }
+
+// === reach, for the page's account switcher ===
+
+/// The accounts an admin of a main account may switch to: its sub-accounts that are
+/// `accessible` and its tied metrics, tracing and security accounts — the reach
+/// `auth` gives the main account's API tokens (`X-Account-Id`). Other accounts reach none.
+pub async fn reachable(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Account>, ApiError> {
+    caller.require_admin()?;
+    if !caller.account.is_main_logs() {
+        return Ok(Vec::new());
+    }
+    let mut conn = cp.store.conn().await?;
+    let mut reached = Vec::new();
+    for account_type in [
+        AccountType::Logs,
+        AccountType::Metrics,
+        AccountType::Tracing,
+        AccountType::Security,
+    ] {
+        for owned in store::owned_accounts(&mut conn, caller.account.id, account_type).await? {
+            if account_type == AccountType::Logs && !owned.settings.accessible {
+                continue;
+            }
+            if let Some(account) = store::get(&mut conn, owned.id).await? {
+                reached.push(account);
+            }
+        }
+    }
+    Ok(reached)
+}

@@ -1,16 +1,418 @@
-//! The Manage Tokens page: server-rendered, assets embedded, served under `/ui` by the
-//! control plane. Every handler calls the same use cases as the API; `session` resolves
-//! the user and guards every form with a CSRF token.
+//! The Manage Tokens page (DESIGN §4 "Users and the Manage Tokens page"): server-rendered
+//! HTML (maud) over the same use-case functions as the management API, so a product rule
+//! lives in one place and the page only shows what it answers. Plain forms post and are
+//! answered with a redirect back to their tab (Post/Redirect/Get); a refusal re-renders
+//! the tab with the rule's message inline and the refusal's status. A little JavaScript
+//! enhances (copy to the clipboard, confirmation dialogs, editing in place) and is never
+//! needed to act.
+//!
+//! Each handler reads top to bottom: session → the caller for the account (the same reach
+//! as the API's `X-Account-Id`) → one use case → a template. The page hides what a role
+//! can't use; the use cases decide. Secrets (a new API token, a setup link) are rendered
+//! in the answer to the POST that made them, never put in a URL.
+//!
+//! `session` (the cookie, the CSRF check) wraps every route here; what the other files
+//! hold: `layout` (the frame, shared widgets), `assets` (CSS and JS, embedded), `login`
+//! (sign in, set a password, sign out), one file per tab.
 
+mod api_tokens;
+mod assets;
+mod dates;
+mod form;
+mod layout;
+mod login;
 pub mod session;
+mod shared;
+mod shipping;
+mod users;
 
 use std::sync::Arc;
 
-use axum::Router;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use serde::Deserialize;
 
 use super::ControlPlane;
+use super::auth::Caller;
+use super::error::{ApiError, ErrorCode};
+use super::store::accounts::Account;
+use super::store::users::Role;
+use super::usecases::accounts as account_usecases;
+use crate::model::Kind;
+pub use form::Fields;
+use session::{Csrf, Session};
 
-/// The page's routes, relative to `/ui`; `ControlPlane::router` wraps them in `session::layer`.
+/// Every page route; the control plane nests them under [`BASE`] inside `session::layer`.
 pub fn routes() -> Router<Arc<ControlPlane>> {
-    Router::new()
+    let mut router = Router::new()
+        .route("/", get(home))
+        .merge(login::routes())
+        .merge(assets::routes())
+        .merge(shipping::routes())
+        .merge(api_tokens::routes())
+        .merge(shared::routes())
+        .merge(users::routes());
+    // One GET route per tab (a `{tab}` segment would shadow the tabs' own POST routes).
+    for tab in Tab::ALL {
+        let path = format!("/accounts/{{account}}/{}", tab.slug());
+        router = router.route(&path, get(show_tab).layer(Extension(tab)));
+    }
+    router
+}
+
+/// Where `routes` is served; every link and form action starts with it.
+pub const BASE: &str = "/ui";
+
+/// The page's tabs, in the order the header shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    Logs,
+    Metrics,
+    Traces,
+    Api,
+    Shared,
+    Users,
+}
+
+impl Tab {
+    pub const ALL: [Tab; 6] = [
+        Tab::Logs,
+        Tab::Metrics,
+        Tab::Traces,
+        Tab::Api,
+        Tab::Shared,
+        Tab::Users,
+    ];
+
+    pub fn slug(self) -> &'static str {
+        match self {
+            Tab::Logs => "logs",
+            Tab::Metrics => "metrics",
+            Tab::Traces => "traces",
+            Tab::Api => "api",
+            Tab::Shared => "shared",
+            Tab::Users => "users",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Tab::Logs => "Log shipping",
+            Tab::Metrics => "Metrics shipping",
+            Tab::Traces => "Tracing shipping",
+            Tab::Api => "API tokens",
+            Tab::Shared => "Shared tokens",
+            Tab::Users => "Users",
+        }
+    }
+
+    /// The shipping tab of tokens of `kind`.
+    pub fn of_kind(kind: Kind) -> Tab {
+        match kind {
+            Kind::Logs => Tab::Logs,
+            Kind::Metrics => Tab::Metrics,
+            Kind::Traces => Tab::Traces,
+        }
+    }
+
+    /// Only admins manage tokens; the other roles see and use shared tokens.
+    pub fn shown_to(self, role: Role) -> bool {
+        role == Role::Admin || self == Tab::Shared
+    }
+
+    pub fn url(self, account_id: i64) -> String {
+        format!("{BASE}/accounts/{account_id}/{}", self.slug())
+    }
+}
+
+/// The tab a session starts on: an admin's account's own shipping tokens, shared tokens
+/// for everyone else.
+pub fn first_tab(role: Role, home: &Account) -> Tab {
+    if role == Role::Admin {
+        Tab::of_kind(home.account_type.shipping_kind())
+    } else {
+        Tab::Shared
+    }
+}
+
+async fn home(session: Session) -> Redirect {
+    let tab = first_tab(session.user.role, &session.home);
+    Redirect::to(&tab.url(session.home.id))
+}
+
+/// A signed-in visit: the session and the CSRF token every form of the answer embeds.
+pub struct Visit {
+    pub session: Session,
+    pub csrf: String,
+}
+
+impl FromRequestParts<Arc<ControlPlane>> for Visit {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        cp: &Arc<ControlPlane>,
+    ) -> Result<Visit, Response> {
+        let session = Session::from_request_parts(parts, cp)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Visit {
+            session,
+            csrf: csrf_of(parts),
+        })
+    }
+}
+
+/// The CSRF token `session::layer` put on the request.
+pub fn csrf_of(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<Csrf>()
+        .map(|Csrf(token)| token.clone())
+        .unwrap_or_default()
+}
+
+/// A refused call as the page shows it: the rule's sentence, its code in small text, and
+/// the status the API would have answered.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(e: ApiError) -> Refusal {
+        let message = e.to_string();
+        // The status and code come from the one place that maps them (and a store failure
+        // is logged there).
+        let response = e.into_response();
+        let code = response
+            .extensions()
+            .get::<ErrorCode>()
+            .map_or("error", |ErrorCode(code)| code);
+        Refusal {
+            status: response.status(),
+            code,
+            message,
+        }
+    }
+}
+
+/// What a tab shows besides its content: nothing, a refusal, or a secret made by the POST
+/// being answered.
+pub enum Notice {
+    None,
+    Refused(Refusal),
+    /// A new API token: its secret, shown this once.
+    ApiToken {
+        name: String,
+        token: String,
+    },
+    /// An invited user and the one-time link that sets their password.
+    Invited {
+        email: String,
+        link: String,
+    },
+}
+
+impl Notice {
+    fn status(&self) -> StatusCode {
+        match self {
+            Notice::Refused(r) => r.status,
+            _ => StatusCode::OK,
+        }
+    }
+
+    /// A secret in the page: not to be kept by any cache.
+    fn holds_secret(&self) -> bool {
+        matches!(self, Notice::ApiToken { .. } | Notice::Invited { .. })
+    }
+}
+
+impl From<ApiError> for Notice {
+    fn from(e: ApiError) -> Notice {
+        Notice::Refused(e.into())
+    }
+}
+
+/// `?edit=<id>`: the row shown with its edit form open (what "Rename"/"Edit" link to, so
+/// editing works without JavaScript too).
+#[derive(Debug, Default, Deserialize)]
+pub struct TabQuery {
+    pub edit: Option<i64>,
+}
+
+/// What a tab renders from: who is looking at which account.
+pub struct Ctx<'a> {
+    pub cp: &'a ControlPlane,
+    pub visit: &'a Visit,
+    pub caller: &'a Caller,
+    /// The accounts the session reaches (the header's switcher), home first.
+    pub reach: &'a [Account],
+    pub edit: Option<i64>,
+}
+
+impl Ctx<'_> {
+    pub fn account(&self) -> &Account {
+        &self.caller.account
+    }
+
+    pub fn role(&self) -> Role {
+        self.visit.session.user.role
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role() == Role::Admin
+    }
+
+    pub fn csrf(&self) -> &str {
+        &self.visit.csrf
+    }
+
+    /// Where a form of this account's posts.
+    pub fn action(&self, rest: &str) -> String {
+        format!("{BASE}/accounts/{}/{rest}", self.account().id)
+    }
+
+    pub fn now_secs(&self) -> i64 {
+        self.cp.clock.now_secs()
+    }
+}
+
+async fn show_tab(
+    State(cp): State<Arc<ControlPlane>>,
+    Extension(tab): Extension<Tab>,
+    visit: Visit,
+    Path(account_id): Path<i64>,
+    Query(query): Query<TabQuery>,
+) -> Response {
+    let caller = match visit.session.caller(&cp, account_id).await {
+        Ok(caller) => caller,
+        Err(e) => return unreachable_account(&cp, &visit, e).await,
+    };
+    render(&cp, &visit, &caller, tab, query.edit, Notice::None).await
+}
+
+/// Renders `tab` of the caller's account with `notice`; the status is the refusal's, if
+/// any (a tab whose own read is refused shows that refusal instead of its content).
+pub async fn render(
+    cp: &ControlPlane,
+    visit: &Visit,
+    caller: &Caller,
+    tab: Tab,
+    edit: Option<i64>,
+    notice: Notice,
+) -> Response {
+    let reach = reach(cp, visit, caller).await;
+    let ctx = Ctx {
+        cp,
+        visit,
+        caller,
+        reach: &reach,
+        edit,
+    };
+    let content = match tab {
+        Tab::Logs => shipping::content(&ctx, Kind::Logs, &notice).await,
+        Tab::Metrics => shipping::content(&ctx, Kind::Metrics, &notice).await,
+        Tab::Traces => shipping::content(&ctx, Kind::Traces, &notice).await,
+        Tab::Api => api_tokens::content(&ctx, &notice).await,
+        Tab::Shared => shared::content(&ctx, &notice).await,
+        Tab::Users => users::content(&ctx, &notice).await,
+    };
+    let (status, notice, content) = match content {
+        Ok(markup) => (notice.status(), notice, markup),
+        Err(e) => {
+            let refusal = Refusal::from(e);
+            (refusal.status, Notice::Refused(refusal), maud::html! {})
+        }
+    };
+    let frame = layout::Frame {
+        visit,
+        account: &caller.account,
+        tab: Some(tab),
+        reach: &reach,
+    };
+    let secret = notice.holds_secret();
+    let mut response = (status, layout::page(&frame, &notice, content)).into_response();
+    if secret {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
+
+/// The accounts the header's switcher offers: the session's home, and for an admin of a
+/// main account its accessible sub-accounts and tied accounts.
+async fn reach(cp: &ControlPlane, visit: &Visit, caller: &Caller) -> Vec<Account> {
+    let session = &visit.session;
+    let mut accounts = vec![session.home.clone()];
+    if session.user.role != Role::Admin || !session.home.is_main_logs() {
+        return accounts;
+    }
+    let home_caller = if caller.account.id == session.home.id {
+        Ok(caller.clone())
+    } else {
+        session.caller(cp, session.home.id).await
+    };
+    // The switcher is a convenience: a failed read leaves it with the home account only.
+    if let Ok(home) = home_caller
+        && let Ok(reached) = account_usecases::reachable(cp, &home).await
+    {
+        accounts.extend(reached);
+    }
+    accounts
+}
+
+/// An account the session doesn't reach (or that isn't there): the refusal, in the frame
+/// of the session's home account.
+pub async fn unreachable_account(cp: &ControlPlane, visit: &Visit, e: ApiError) -> Response {
+    let refusal = Refusal::from(e);
+    let status = refusal.status;
+    let home = visit.session.home.clone();
+    let reach = match visit.session.caller(cp, home.id).await {
+        Ok(caller) => reach(cp, visit, &caller).await,
+        Err(_) => vec![home.clone()],
+    };
+    let frame = layout::Frame {
+        visit,
+        account: &home,
+        tab: None,
+        reach: &reach,
+    };
+    let content = maud::html! {};
+    (
+        status,
+        layout::page(&frame, &Notice::Refused(refusal), content),
+    )
+        .into_response()
+}
+
+/// Runs one change on account `account_id` as the session's user: on success, back to
+/// `tab` (303); refused, `tab` again with the refusal inline and its status.
+pub async fn act(
+    cp: &ControlPlane,
+    visit: &Visit,
+    account_id: i64,
+    tab: Tab,
+    change: impl AsyncFnOnce(&Caller) -> Result<(), ApiError>,
+) -> Response {
+    let caller = match visit.session.caller(cp, account_id).await {
+        Ok(caller) => caller,
+        Err(e) => return unreachable_account(cp, visit, e).await,
+    };
+    match change(&caller).await {
+        Ok(()) => see_other(&tab.url(account_id)),
+        Err(e) => render(cp, visit, &caller, tab, None, e.into()).await,
+    }
+}
+
+/// 303 to `location`: the browser follows with a GET (Post/Redirect/Get).
+pub fn see_other(location: &str) -> Response {
+    Redirect::to(location).into_response()
 }

@@ -1,0 +1,183 @@
+//! The API tokens tab: the account's API tokens, a new one's secret shown once (in the
+//! answer to the POST that made it), and deletion. Which accounts may have API tokens is
+//! the rule's (`rules::check_may_create_api_token`): the tab shows its sentence instead of
+//! the form where it refuses — a community account, or a metrics or tracing account
+//! (managed with its main account's tokens).
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::post;
+use maud::{Markup, html};
+
+use super::layout::{self, confirm_form, copy_token, csrf_field};
+use super::{Ctx, Fields, Notice, Tab, Visit, act, dates, render};
+use crate::control::ControlPlane;
+use crate::control::error::ApiError;
+use crate::control::rules;
+use crate::control::usecases::api_tokens as usecase;
+
+pub fn routes() -> Router<Arc<ControlPlane>> {
+    Router::new()
+        .route("/accounts/{account}/api/tokens", post(create))
+        .route("/accounts/{account}/api/tokens/{id}/delete", post(delete))
+}
+
+pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, ApiError> {
+    let account = ctx.account();
+    let refused =
+        rules::check_may_create_api_token(account.account_type, account.plan_at(ctx.now_secs()))
+            .err();
+    let tokens = usecase::list(ctx.cp, ctx.caller).await?;
+    let main = account
+        .owner_id
+        .and_then(|main| ctx.reach.iter().find(|a| a.id == main));
+    Ok(html! {
+        div.section-head {
+            div {
+                h2 { "API tokens" }
+                p.lede {
+                    "API tokens authenticate integrations with this account's management API "
+                    "(" code { "X-API-TOKEN" } "). Each acts as an admin of the account."
+                }
+            }
+        }
+        @if let Notice::ApiToken { name, token } = notice {
+            div.callout.secret role="status" {
+                h3 { "API token “" (name) "” created" }
+                p { (copy_token(token, &format!("API token “{name}”"))) }
+                p.warn {
+                    strong { "Copy it now: it won't be shown again." }
+                    " tollgate keeps only a digest of it."
+                }
+            }
+        }
+        @if let Some(why) = &refused {
+            div.callout.info {
+                p { strong { (sentence(&why.to_string())) } }
+                @if !account.account_type.has_own_api_tokens() {
+                    p {
+                        "Manage " (account.name) " with an API token of its main account"
+                        @if let Some(main) = main {
+                            ": " a href=(Tab::Api.url(main.id)) { (main.name) "'s API tokens →" }
+                        } @else { "." }
+                    }
+                }
+            }
+        } @else {
+            form.create method="post" action=(ctx.action("api/tokens")) {
+                (csrf_field(ctx.csrf()))
+                label for="new-api-token-name" { "Name" }
+                input #new-api-token-name type="text" name="name" required maxlength="256"
+                    placeholder="e.g. terraform" autocomplete="off";
+                button.btn.primary type="submit" { "+ New API token" }
+            }
+        }
+        @if tokens.is_empty() {
+            @if refused.is_none() { p.empty { "No API tokens yet." } }
+        } @else {
+            div.table-wrap {
+                table {
+                    caption.sr-only { "API tokens" }
+                    thead { tr {
+                        th scope="col" { "Name" }
+                        th scope="col" { "Created" }
+                        th scope="col" { "Last used" }
+                        th scope="col" { span.sr-only { "Actions" } }
+                    } }
+                    tbody {
+                        @for t in &tokens {
+                            tr id={ "api-token-" (t.id) } {
+                                td.name { (t.name) }
+                                td.created { (layout::time(t.created_at * 1000)) }
+                                td.last-used {
+                                    @match t.last_used {
+                                        Some(s) => {
+                                            (layout::time(s * 1000)) br;
+                                            span.muted { (dates::ago(s * 1000, ctx.cp.clock.now_ms())) }
+                                        }
+                                        None => span.muted { "Never" },
+                                    }
+                                }
+                                td.actions {
+                                    (confirm_form(
+                                        &ctx.action(&format!("api/tokens/{}/delete", t.id)),
+                                        ctx.csrf(),
+                                        "Delete",
+                                        &format!("Delete API token “{}”", t.name),
+                                        &format!("Delete the API token “{}”? Integrations that use it stop working at once: update them to another token first.", t.name),
+                                        &[],
+                                    ))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// A rule's message as a sentence: capitalised, with its full stop.
+fn sentence(message: &str) -> String {
+    let mut chars = message.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default();
+    if !out.ends_with('.') {
+        out.push('.');
+    }
+    out
+}
+
+async fn create(
+    State(cp): State<Arc<ControlPlane>>,
+    visit: Visit,
+    Path(account): Path<i64>,
+    fields: Fields,
+) -> Response {
+    let caller = match visit.session.caller(&cp, account).await {
+        Ok(caller) => caller,
+        Err(e) => return super::unreachable_account(&cp, &visit, e).await,
+    };
+    // The secret goes in this answer, never in a redirect's URL.
+    let notice = match usecase::create(&cp, &caller, fields.get("name")).await {
+        Ok(created) => Notice::ApiToken {
+            name: created.name,
+            token: created.token,
+        },
+        Err(e) => e.into(),
+    };
+    render(&cp, &visit, &caller, Tab::Api, None, notice).await
+}
+
+async fn delete(
+    State(cp): State<Arc<ControlPlane>>,
+    visit: Visit,
+    Path((account, id)): Path<(i64, i64)>,
+) -> Response {
+    act(&cp, &visit, account, Tab::Api, async |caller| {
+        usecase::delete(&cp, caller, id).await
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_messages_become_sentences() {
+        assert_eq!(
+            sentence("API tokens are available on pro and enterprise plans and during a trial"),
+            "API tokens are available on pro and enterprise plans and during a trial."
+        );
+        assert_eq!(
+            sentence("metrics accounts have none."),
+            "Metrics accounts have none."
+        );
+    }
+}

@@ -1,0 +1,221 @@
+//! The frame every page shares (header with the account switcher and sign-out, the
+//! tabs, the notice) and the small widgets the tabs reuse: a token that copies itself,
+//! a form that asks for confirmation, the CSRF field every form carries.
+
+use maud::{DOCTYPE, Markup, html};
+
+use super::{BASE, Notice, Refusal, Tab, Visit, assets, dates};
+use crate::control::rules::AccountType;
+use crate::control::store::accounts::Account;
+
+/// Who is looking at which account, on which tab.
+pub struct Frame<'a> {
+    pub visit: &'a Visit,
+    pub account: &'a Account,
+    /// `None` on a page that isn't a tab (an account the session doesn't reach).
+    pub tab: Option<Tab>,
+    /// The accounts the switcher offers (the home account first).
+    pub reach: &'a [Account],
+}
+
+/// The HTML document around `body`.
+pub fn document(title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="referrer" content="same-origin";
+                title { (title) " · tollgate" }
+                link rel="stylesheet" href=(assets::css_url());
+                script src=(assets::js_url()) defer {}
+            }
+            body { (body) }
+        }
+    }
+}
+
+/// A signed-in page: header, title, tabs, the notice, then `content`.
+pub fn page(frame: &Frame, notice: &Notice, content: Markup) -> Markup {
+    let user = &frame.visit.session.user;
+    let title = frame.tab.map_or("Manage tokens", Tab::label);
+    document(
+        title,
+        html! {
+            a.skip href="#main" { "Skip to content" }
+            header.topbar {
+                a.brand href=(BASE) { span.logo aria-hidden="true" { "◆" } "tollgate" }
+                (switcher(frame))
+                div.me {
+                    span.who {
+                        span.email { (user.email) }
+                        span.role { (user.role.as_str()) }
+                    }
+                    form method="post" action={ (BASE) "/logout" } {
+                        (csrf_field(&frame.visit.csrf))
+                        button.btn.ghost.small type="submit" { "Log out" }
+                    }
+                }
+            }
+            main #main {
+                div.pagehead {
+                    h1 { "Manage tokens" }
+                    p.account-line { (account_line(frame.account)) }
+                }
+                nav.tabs aria-label="Token types" {
+                    @for tab in Tab::ALL {
+                        @if tab.shown_to(user.role) {
+                            a href=(tab.url(frame.account.id))
+                                aria-current=[(frame.tab == Some(tab)).then_some("page")]
+                                { (tab.label()) }
+                        }
+                    }
+                }
+                section.panel {
+                    @if let Notice::Refused(r) = notice { (refusal(r)) }
+                    (content)
+                }
+            }
+            (confirm_dialog())
+        },
+    )
+}
+
+/// "Acme — main log management account · pro plan · #12".
+fn account_line(account: &Account) -> Markup {
+    html! {
+        strong { (account.name) }
+        " — " (account_kind(account))
+        " · " (account.plan.as_str()) " plan"
+        @if let Some(end) = account.trial_ends_at {
+            " (trial until " (dates::secs(end)) ")"
+        }
+        span.muted { " · account " (account.id) }
+    }
+}
+
+/// What an account is, in the documentation's words.
+pub fn account_kind(account: &Account) -> &'static str {
+    match (account.account_type, account.is_main()) {
+        (AccountType::Logs, true) => "main log management account",
+        (AccountType::Logs, false) => "log management sub-account",
+        (AccountType::Metrics, _) => "metrics account",
+        (AccountType::Tracing, _) => "tracing account",
+        (AccountType::Security, _) => "security account",
+    }
+}
+
+/// The header's account menu: links to the same tab in each account the session reaches
+/// (a `<details>` menu: keyboard-operable without script).
+fn switcher(frame: &Frame) -> Markup {
+    let current = frame.account;
+    let tab = frame
+        .tab
+        .filter(|t| t.shown_to(frame.visit.session.user.role));
+    html! {
+        @if frame.reach.len() > 1 {
+            details.switcher {
+                summary aria-label="Switch account" {
+                    span.muted { "Account" } " " strong { (current.name) }
+                }
+                ul role="list" {
+                    @for a in frame.reach {
+                        li {
+                            a href=(tab.unwrap_or_else(|| default_tab(a)).url(a.id))
+                                aria-current=[(a.id == current.id).then_some("true")] {
+                                span.name { (a.name) }
+                                span.kind { (account_kind(a)) " · " (a.id) }
+                            }
+                        }
+                    }
+                }
+            }
+        } @else {
+            span.switcher.single {
+                span.muted { "Account" } " " strong { (current.name) }
+            }
+        }
+    }
+}
+
+/// An account's own shipping tab.
+pub fn default_tab(account: &Account) -> Tab {
+    Tab::of_kind(account.account_type.shipping_kind())
+}
+
+/// A refusal where the person acted: the rule's sentence, its code in small text.
+pub fn refusal(r: &Refusal) -> Markup {
+    html! {
+        div.alert.error role="alert" data-code=(r.code) {
+            p.message { (r.message) }
+            p.code { "Refused (" (r.status.as_u16()) ") · " code { (r.code) } }
+        }
+    }
+}
+
+/// The hidden field `session::layer` checks on every POST.
+pub fn csrf_field(token: &str) -> Markup {
+    html! { input type="hidden" name="csrf" value=(token); }
+}
+
+/// A secret shown as a button that copies it; the confirmation appears beside it.
+pub fn copy_token(secret: &str, what: &str) -> Markup {
+    html! {
+        span.copy-wrap {
+            button.token type="button" data-copy=(secret)
+                aria-label={ "Copy " (what) } title="Click to copy" {
+                code { (secret) }
+                span.copy-icon aria-hidden="true" { "⧉" }
+            }
+            span.copied role="status" aria-live="polite" {}
+        }
+    }
+}
+
+/// A one-button form that asks "`question`" in a dialog before posting (plain JavaScript;
+/// without it the form posts at once). `details` lines are listed under the question.
+pub fn confirm_form(
+    action: &str,
+    csrf: &str,
+    label: &str,
+    aria_label: &str,
+    question: &str,
+    details: &[String],
+) -> Markup {
+    html! {
+        form.inline method="post" action=(action) data-confirm=(question)
+            data-confirm-button=(label)
+            data-confirm-details=[(!details.is_empty()).then(|| details.join("\n"))] {
+            (csrf_field(csrf))
+            button.btn.danger.small type="submit" aria-label=(aria_label) { (label) }
+        }
+    }
+}
+
+/// The one confirmation dialog the script fills in for each `data-confirm` form.
+fn confirm_dialog() -> Markup {
+    html! {
+        dialog #confirm aria-labelledby="confirm-title" {
+            form method="dialog" {
+                h2 #confirm-title { "Are you sure?" }
+                p #confirm-question {}
+                ul #confirm-details {}
+                div.actions {
+                    button.btn.ghost value="cancel" autofocus { "Cancel" }
+                    button.btn.danger #confirm-ok value="ok" { "Delete" }
+                }
+            }
+        }
+    }
+}
+
+/// A `<time>` with the instant for machines and the UTC date and time for people.
+pub fn time(ms: i64) -> Markup {
+    html! { time datetime=(dates::iso(ms)) { (dates::date_time(ms)) } }
+}
+
+/// A short labelled badge: `kind` is one of the CSS variants (ok, warn, muted, info).
+pub fn badge(kind: &str, text: &str) -> Markup {
+    html! { span class={ "badge " (kind) } { (text) } }
+}

@@ -1,0 +1,445 @@
+//! The Shared tokens tab: read-only tokens to the account's logs with their filter logic,
+//! last use and expiry, and the account's token filters (`field: value`, exact match).
+//! Every role sees the tokens; admins add, edit and delete them and the filters. The
+//! documentation's best practices show as warnings: a token without any filter reads all
+//! of the account's logs, and a legacy token without an expiry never stops working.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::post;
+use maud::{Markup, html};
+
+use super::layout::{self, badge, confirm_form, copy_token, csrf_field};
+use super::{Ctx, Fields, Notice, Tab, Visit, act, dates};
+use crate::control::ControlPlane;
+use crate::control::clock::DAY_MS;
+use crate::control::error::ApiError;
+use crate::control::store::shared_tokens::{Filter, FiltersOperator, SharedToken};
+use crate::control::usecases::shared_tokens::{self as usecase, NewShared, SharedChange};
+
+pub fn routes() -> Router<Arc<ControlPlane>> {
+    Router::new()
+        .route("/accounts/{account}/shared/tokens", post(create))
+        .route("/accounts/{account}/shared/tokens/{id}/edit", post(edit))
+        .route(
+            "/accounts/{account}/shared/tokens/{id}/delete",
+            post(delete),
+        )
+        .route("/accounts/{account}/shared/filters", post(create_filter))
+        .route(
+            "/accounts/{account}/shared/filters/{id}/delete",
+            post(delete_filter),
+        )
+}
+
+/// How many days a new shared token lasts unless another date is picked (the
+/// documentation's default).
+const DEFAULT_DAYS: i64 = 7;
+
+pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, ApiError> {
+    let tokens = usecase::list(ctx.cp, ctx.caller).await?;
+    let admin = ctx.is_admin();
+    // Filters are an admin's to read; other roles see a token's filters by number.
+    let filters = if admin {
+        usecase::list_filters(ctx.cp, ctx.caller).await?
+    } else {
+        Vec::new()
+    };
+    let now_ms = ctx.cp.clock.now_ms();
+    Ok(html! {
+        div.section-head {
+            div {
+                h2 { "Shared tokens" }
+                p.lede {
+                    "Shared tokens give read-only access to this account's logs to people "
+                    "without a login. Attach a token filter to every token and let it expire."
+                }
+            }
+        }
+        @if admin { (create_form(ctx, &filters, now_ms)) }
+        @if tokens.is_empty() {
+            p.empty { "No shared tokens yet." }
+        } @else {
+            div.table-wrap {
+                table.shared {
+                    caption.sr-only { "Shared tokens" }
+                    thead { tr {
+                        th scope="col" { "Name" }
+                        th scope="col" { "Token" }
+                        th scope="col" { "Filter logic" }
+                        th scope="col" { "Last used" }
+                        th scope="col" { "Expires" }
+                        @if admin { th scope="col" { span.sr-only { "Actions" } } }
+                    } }
+                    tbody {
+                        @for t in &tokens {
+                            (row(ctx, t, &filters, now_ms))
+                            @if admin { (edit_row(ctx, t, &filters)) }
+                        }
+                    }
+                }
+            }
+        }
+        @if admin { (filters_section(ctx, &filters, &tokens)) }
+    })
+}
+
+fn create_form(ctx: &Ctx<'_>, filters: &[Filter], now_ms: i64) -> Markup {
+    let default_expiry = dates::date(now_ms + DEFAULT_DAYS * DAY_MS);
+    html! {
+        details.add open[filters.is_empty()] {
+            summary.btn.primary { "+ Add shared token" }
+            form.stacked method="post" action=(ctx.action("shared/tokens")) {
+                (csrf_field(ctx.csrf()))
+                div.field {
+                    label for="shared-name" { "Token name" }
+                    input #shared-name type="text" name="name" required maxlength="256"
+                        placeholder="e.g. status-page" autocomplete="off";
+                }
+                div.field {
+                    label for="shared-expires" { "Expiration date" }
+                    input #shared-expires type="date" name="expires" value=(default_expiry) required
+                        min=(dates::date(now_ms));
+                    p.hint { "Works through the end of that day (UTC). 7 days unless you pick another." }
+                }
+                (filter_picker(ctx, "new", filters, &[], FiltersOperator::And))
+                div.actions { button.btn.primary type="submit" { "Add" } }
+            }
+        }
+    }
+}
+
+/// The filters to attach (a checkbox each) and how they combine.
+fn filter_picker(
+    ctx: &Ctx<'_>,
+    id: &str,
+    filters: &[Filter],
+    chosen: &[i64],
+    operator: FiltersOperator,
+) -> Markup {
+    let _ = ctx;
+    html! {
+        fieldset.field.filters {
+            legend { "Filters" }
+            @if filters.is_empty() {
+                p.hint.warn { "No token filters yet: add one under Token filters below, then attach it here." }
+            } @else {
+                div.choices {
+                    @for f in filters {
+                        label.choice {
+                            input type="checkbox" name="filter" value=(f.id) checked[chosen.contains(&f.id)];
+                            code { (f.field) ": " (f.value) }
+                            @if !f.description.is_empty() { span.muted { " — " (f.description) } }
+                        }
+                    }
+                }
+                div.operator role="radiogroup" aria-label="Combine filters with" {
+                    span.muted { "Combine with" }
+                    @for op in [FiltersOperator::And, FiltersOperator::Or] {
+                        label.choice {
+                            input type="radio" name="operator" value=(op.as_str())
+                                id={ "op-" (id) "-" (op.as_str()) } checked[op == operator];
+                            (op.as_str())
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Markup {
+    let row_id = format!("shared-{}", t.id);
+    let what = format!("shared token “{}”", t.name);
+    html! {
+        tr id=(row_id) {
+            td.name { (t.name) }
+            td.token { (copy_token(&t.token, &what)) }
+            td.logic {
+                @if t.filters.is_empty() {
+                    (badge("warn", "No filter"))
+                    span.warn-text { " Reads all of the account's logs: attach a token filter." }
+                } @else {
+                    code { (logic(t, filters)) }
+                }
+            }
+            td {
+                @match t.last_used_ms {
+                    Some(ms) => {
+                        (layout::time(ms)) br; span.muted { (dates::ago(ms, now_ms)) }
+                    }
+                    None => span.muted { "Never" },
+                }
+            }
+            td.expires {
+                @match t.expires_at_ms {
+                    None => {
+                        (badge("warn", "Never expires"))
+                        span.warn-text { " Legacy token: set an expiration date or delete it." }
+                    }
+                    Some(ms) if ms <= now_ms => {
+                        (badge("muted", "Expired")) " " (layout::time(ms))
+                    }
+                    Some(ms) => {
+                        (layout::time(ms)) br; span.muted { (dates::until(ms, now_ms)) }
+                    }
+                }
+            }
+            @if ctx.is_admin() {
+                td.actions {
+                    a.btn.ghost.small href={ "?edit=" (t.id) "#" (row_id) } data-edit=(row_id)
+                        aria-label={ "Edit " (what) } { "Edit" }
+                    (confirm_form(
+                        &ctx.action(&format!("shared/tokens/{}/delete", t.id)),
+                        ctx.csrf(),
+                        "Delete",
+                        &format!("Delete {what}"),
+                        &format!("Delete the {what}? Links shared with it stop working at once."),
+                        &[],
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// The row under a token's with its edit form, open with `?edit=<id>` or by the script.
+fn edit_row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter]) -> Markup {
+    let editing = ctx.edit == Some(t.id);
+    let form_id = format!("edit-shared-{}", t.id);
+    html! {
+        tr.edit-row id={ "shared-" (t.id) "-edit" } hidden[!editing] {
+            td colspan="6" {
+                form.stacked.inline-edit method="post" id=(form_id)
+                    action=(ctx.action(&format!("shared/tokens/{}/edit", t.id))) {
+                    (csrf_field(ctx.csrf()))
+                    h3 { "Edit “" (t.name) "”" }
+                    div.field {
+                        label for={ (form_id) "-expires" } { "Expiration date" }
+                        input id={ (form_id) "-expires" } type="date" name="expires"
+                            value=[t.expires_at_ms.map(dates::date)];
+                        @if t.expires_at_ms.is_none() {
+                            p.hint { "Empty keeps this legacy token without an expiry." }
+                        }
+                    }
+                    (filter_picker(ctx, &t.id.to_string(), filters, &t.filters, t.filters_operator))
+                    div.actions {
+                        button.btn.primary type="submit" { "Save" }
+                        a.btn.ghost href=(Tab::Shared.url(ctx.account().id)) data-edit-cancel { "Cancel" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// "env: test AND region: eu" (a filter deleted meanwhile shows by number).
+fn logic(t: &SharedToken, filters: &[Filter]) -> String {
+    let joiner = format!(" {} ", t.filters_operator.as_str());
+    t.filters
+        .iter()
+        .map(|id| {
+            filters.iter().find(|f| f.id == *id).map_or_else(
+                || format!("filter {id}"),
+                |f| format!("{}: {}", f.field, f.value),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(&joiner)
+}
+
+fn filters_section(ctx: &Ctx<'_>, filters: &[Filter], tokens: &[SharedToken]) -> Markup {
+    html! {
+        div.section-head.sub {
+            div {
+                h2 #token-filters { "Token filters" }
+                p.lede {
+                    "Each filter is a " code { "field: value" } " pair that a record must match "
+                    "exactly (no wildcards). Changes apply to every token using it at its next request."
+                }
+            }
+        }
+        form.create.filter method="post" action=(ctx.action("shared/filters")) {
+            (csrf_field(ctx.csrf()))
+            div.field {
+                label for="filter-description" { "Description" }
+                input #filter-description type="text" name="description" maxlength="256"
+                    placeholder="e.g. test environment" autocomplete="off";
+            }
+            div.field {
+                label for="filter-field" { "Field" }
+                input #filter-field type="text" name="field" required maxlength="256"
+                    pattern="[a-zA-Z0-9_@.\\-]+" placeholder="env" autocomplete="off"
+                    title="Letters, digits and _ @ . - only";
+            }
+            div.field {
+                label for="filter-value" { "Value" }
+                input #filter-value type="text" name="value" required maxlength="256"
+                    pattern="[a-zA-Z0-9_@.\\-]+" placeholder="test" autocomplete="off"
+                    title="Letters, digits and _ @ . - only (an exact value)";
+            }
+            button.btn.primary type="submit" { "+ Add filter" }
+        }
+        @if filters.is_empty() {
+            p.empty { "No token filters yet." }
+        } @else {
+            div.table-wrap {
+                table.filters {
+                    caption.sr-only { "Token filters" }
+                    thead { tr {
+                        th scope="col" { "Description" }
+                        th scope="col" { "Filter" }
+                        th scope="col" { "Used by" }
+                        th scope="col" { span.sr-only { "Actions" } }
+                    } }
+                    tbody {
+                        @for f in filters {
+                            @let users: Vec<String> = tokens.iter()
+                                .filter(|t| t.filters.contains(&f.id))
+                                .map(|t| format!("“{}”", t.name))
+                                .collect();
+                            tr id={ "filter-" (f.id) } {
+                                td { @if f.description.is_empty() { span.muted { "—" } } @else { (f.description) } }
+                                td { code { (f.field) ": " (f.value) } }
+                                td {
+                                    @if users.is_empty() { span.muted { "No token" } }
+                                    @else { (users.join(", ")) }
+                                }
+                                td.actions {
+                                    (confirm_form(
+                                        &ctx.action(&format!("shared/filters/{}/delete", f.id)),
+                                        ctx.csrf(),
+                                        "Delete",
+                                        &format!("Delete token filter {}: {}", f.field, f.value),
+                                        &if users.is_empty() {
+                                            format!("Delete the token filter “{}: {}”? No shared token uses it.", f.field, f.value)
+                                        } else {
+                                            format!("Delete the token filter “{}: {}”? These shared tokens use it and lose it at once (a token left without filters reads all of the account's logs):", f.field, f.value)
+                                        },
+                                        &users,
+                                    ))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// === actions ===
+
+/// The expiry a form gives: `None` when left empty.
+fn expiry(fields: &Fields) -> Result<Option<i64>, ApiError> {
+    fields
+        .opt("expires")
+        .map(|d| {
+            dates::end_of_day(d)
+                .ok_or_else(|| ApiError::invalid("the expiration date must be a date (YYYY-MM-DD)"))
+        })
+        .transpose()
+}
+
+fn chosen_filters(fields: &Fields) -> Result<Vec<i64>, ApiError> {
+    fields
+        .all("filter")
+        .map(|f| {
+            f.parse()
+                .map_err(|_| ApiError::invalid("filters are chosen from the account's filters"))
+        })
+        .collect()
+}
+
+fn operator(fields: &Fields) -> Result<Option<FiltersOperator>, ApiError> {
+    match fields.opt("operator") {
+        None => Ok(None),
+        Some("AND") => Ok(Some(FiltersOperator::And)),
+        Some("OR") => Ok(Some(FiltersOperator::Or)),
+        Some(_) => Err(ApiError::invalid("filters combine with AND or OR")),
+    }
+}
+
+async fn create(
+    State(cp): State<Arc<ControlPlane>>,
+    visit: Visit,
+    Path(account): Path<i64>,
+    fields: Fields,
+) -> Response {
+    act(&cp, &visit, account, Tab::Shared, async |caller| {
+        let filters = chosen_filters(&fields)?;
+        let new = NewShared {
+            name: fields.get("name"),
+            filters: &filters,
+            filters_operator: operator(&fields)?,
+            // No date: the use case's default lifetime.
+            expiration: expiry(&fields)?.map(Some),
+            legacy: false,
+        };
+        usecase::create(&cp, caller, new).await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn edit(
+    State(cp): State<Arc<ControlPlane>>,
+    visit: Visit,
+    Path((account, id)): Path<(i64, i64)>,
+    fields: Fields,
+) -> Response {
+    act(&cp, &visit, account, Tab::Shared, async |caller| {
+        let change = SharedChange {
+            filters: Some(chosen_filters(&fields)?),
+            filters_operator: operator(&fields)?,
+            // Empty keeps the current expiry (a legacy token's none included).
+            expiration: expiry(&fields)?.map(Some),
+        };
+        usecase::update(&cp, caller, id, change).await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn delete(
+    State(cp): State<Arc<ControlPlane>>,
+    visit: Visit,
+    Path((account, id)): Path<(i64, i64)>,
+) -> Response {
+    act(&cp, &visit, account, Tab::Shared, async |caller| {
+        usecase::delete(&cp, caller, id).await
+    })
+    .await
+}
+
+async fn create_filter(
+    State(cp): State<Arc<ControlPlane>>,
+    visit: Visit,
+    Path(account): Path<i64>,
+    fields: Fields,
+) -> Response {
+    act(&cp, &visit, account, Tab::Shared, async |caller| {
+        let (description, field, value) = (
+            fields.get("description").trim(),
+            fields.get("field").trim(),
+            fields.get("value").trim(),
+        );
+        usecase::create_filter(&cp, caller, description, field, value).await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn delete_filter(
+    State(cp): State<Arc<ControlPlane>>,
+    visit: Visit,
+    Path((account, id)): Path<(i64, i64)>,
+) -> Response {
+    act(&cp, &visit, account, Tab::Shared, async |caller| {
+        usecase::delete_filter(&cp, caller, id).await
+    })
+    .await
+}

@@ -1,0 +1,368 @@
+//! The Log / Metrics / Tracing shipping tabs: an account's shipping tokens of one kind
+//! with the plan's limit, and create, rename, enable/disable and delete — each through
+//! `usecases::shipping_tokens`, whose refusals (the plan's limit, the last enabled token,
+//! a duplicate name) come back inline. An account holds the tokens of its type's kind
+//! only: on another kind's tab, the page says where those tokens live.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::post;
+use axum::{Extension, Router};
+use maud::{Markup, html};
+
+use super::layout::{self, badge, confirm_form, copy_token, csrf_field};
+use super::{Ctx, Fields, Notice, Tab, Visit, act, dates};
+use crate::control::ControlPlane;
+use crate::control::error::ApiError;
+use crate::control::rules;
+use crate::control::store::shipping_tokens::{Order, ShippingToken};
+use crate::control::store::users::User;
+use crate::control::usecases::shipping_tokens as usecase;
+use crate::control::usecases::users as user_usecases;
+use crate::model::Kind;
+
+pub fn routes() -> Router<Arc<ControlPlane>> {
+    let mut router = Router::new();
+    for kind in [Kind::Logs, Kind::Metrics, Kind::Traces] {
+        let base = format!("/accounts/{{account}}/{}/tokens", Tab::of_kind(kind).slug());
+        let routes = Router::new()
+            .route(&base, post(create))
+            .route(&format!("{base}/{{id}}/rename"), post(rename))
+            .route(&format!("{base}/{{id}}/enabled"), post(set_enabled))
+            .route(&format!("{base}/{{id}}/delete"), post(delete))
+            .layer(Extension(kind));
+        router = router.merge(routes);
+    }
+    router
+}
+
+/// "log", "metrics", "tracing": how the documentation names each kind's tokens.
+fn noun(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Logs => "log",
+        Kind::Metrics => "metrics",
+        Kind::Traces => "tracing",
+    }
+}
+
+/// The most tokens one tab lists (the plan allows 15 enabled; disabled ones add up).
+const MAX_LISTED: i64 = 1000;
+
+pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Markup, ApiError> {
+    if ctx.account().account_type.shipping_kind() != kind {
+        return Ok(elsewhere(ctx, kind));
+    }
+    let limits = usecase::limits(ctx.cp, ctx.caller, kind).await?;
+    let (_, tokens) =
+        usecase::search(ctx.cp, ctx.caller, kind, None, Order::Id, MAX_LISTED, 0).await?;
+    // Only to show "created by" as an email: a failure leaves the raw label.
+    let people = user_usecases::list(ctx.cp, ctx.caller)
+        .await
+        .unwrap_or_default();
+    // The account's default token: the one its account token answers with (the first
+    // enabled one), which setup instructions use.
+    let default_id = tokens.iter().find(|t| t.enabled).map(|t| t.id);
+    // Why the last enabled token can't be disabled or deleted, in the rule's own words.
+    let last_enabled = rules::check_may_lose_enabled(limits.enabled)
+        .err()
+        .map(|e| e.to_string());
+    let plan = ctx.account().plan_at(ctx.now_secs());
+    let at_limit = limits.enabled >= limits.max_allowed;
+    let title = format!("{} shipping tokens", capitalized(noun(kind)));
+    Ok(html! {
+        div.section-head {
+            div {
+                h2 { (title) }
+                p.lede {
+                    "Shippers send data to this account with one of these tokens. "
+                    "Click a token to copy it."
+                }
+            }
+            div.limit aria-live="polite" {
+                span.count { (limits.enabled) " of " (limits.max_allowed) " enabled" }
+                meter min="0" max=(limits.max_allowed) value=(limits.enabled)
+                    aria-label="Enabled tokens against the plan's limit" {}
+                span.muted { "the " (plan.as_str()) " plan allows " (limits.max_allowed) }
+            }
+        }
+        form.create method="post" action=(ctx.action(&format!("{}/tokens", Tab::of_kind(kind).slug()))) {
+            (csrf_field(ctx.csrf()))
+            label for="new-token-name" { "Name" }
+            input #new-token-name type="text" name="name" required maxlength="256"
+                placeholder="e.g. k8s-production" autocomplete="off";
+            button.btn.primary type="submit" { "+ New " (noun(kind)) " shipping token" }
+            @if at_limit {
+                p.hint.warn {
+                    "All " (limits.max_allowed) " tokens the plan allows are enabled: "
+                    "disable one before adding another."
+                }
+            } @else {
+                p.hint { "New tokens are enabled." }
+            }
+        }
+        @if tokens.is_empty() {
+            p.empty { "No " (noun(kind)) " shipping tokens yet." }
+        } @else {
+            div.table-wrap {
+                table.tokens {
+                    caption.sr-only { (title) }
+                    thead { tr {
+                        th scope="col" { "Name" }
+                        th scope="col" { "Token" }
+                        th scope="col" { "Created" }
+                        th scope="col" { "Last used" }
+                        th scope="col" { "Enabled" }
+                        th scope="col" { span.sr-only { "Actions" } }
+                    } }
+                    tbody {
+                        @for t in &tokens {
+                            (row(ctx, kind, t, Some(t.id) == default_id,
+                                 t.enabled.then_some(()).and(last_enabled.as_deref()), &people))
+                        }
+                    }
+                }
+            }
+            @if let Some(reason) = &last_enabled {
+                p.hint.lock { "The last enabled token can't be disabled or deleted: " (reason) "." }
+            }
+            p.hint { (badge("info", "Default")) " the account's default token: the first enabled one, which setup instructions use." }
+        }
+    })
+}
+
+/// One token's row; `locked` is the rule that keeps it enabled, when it is the last.
+fn row(
+    ctx: &Ctx<'_>,
+    kind: Kind,
+    t: &ShippingToken,
+    default: bool,
+    locked: Option<&str>,
+    people: &[User],
+) -> Markup {
+    let base = format!("{}/tokens/{}", Tab::of_kind(kind).slug(), t.id);
+    let editing = ctx.edit == Some(t.id);
+    let row_id = format!("token-{}", t.id);
+    let what = format!("{} shipping token “{}”", noun(kind), t.name);
+    html! {
+        tr id=(row_id) .disabled[!t.enabled] {
+            td.name {
+                div.view hidden[editing] {
+                    span.token-name { (t.name) }
+                    @if default { " " (badge("info", "Default")) }
+                }
+                form.rename method="post" action=(ctx.action(&format!("{base}/rename"))) hidden[!editing] {
+                    (csrf_field(ctx.csrf()))
+                    label.sr-only for={ "rename-" (t.id) } { "New name for " (what) }
+                    input id={ "rename-" (t.id) } type="text" name="name" value=(t.name)
+                        required maxlength="256" autocomplete="off";
+                    button.btn.primary.small type="submit" { "Save" }
+                    a.btn.ghost.small href=(Tab::of_kind(kind).url(ctx.account().id)) data-edit-cancel { "Cancel" }
+                }
+            }
+            td.token { (copy_token(&t.token, &what)) }
+            td.created {
+                (layout::time(t.created_at * 1000))
+                br;
+                span.muted { "by " (who(&t.created_by, people)) }
+            }
+            td.last-used {
+                @match t.last_used {
+                    Some(s) => {
+                        (layout::time(s * 1000)) br;
+                        span.muted { (dates::ago(s * 1000, ctx.cp.clock.now_ms())) }
+                    }
+                    None => span.muted { "Never" },
+                }
+            }
+            td.enabled {
+                form method="post" action=(ctx.action(&format!("{base}/enabled"))) {
+                    (csrf_field(ctx.csrf()))
+                    input type="hidden" name="enabled" value=(if t.enabled { "false" } else { "true" });
+                    button.switch type="submit" role="switch" aria-checked=(t.enabled)
+                        aria-label={ "Enabled: " (what) } disabled[locked.is_some()]
+                        title=[locked] {
+                        span.knob aria-hidden="true" {}
+                    }
+                    span.state aria-hidden="true" { @if t.enabled { "On" } @else { "Off" } }
+                }
+                @if locked.is_some() { span.reason { "Last enabled token" } }
+            }
+            td.actions {
+                a.btn.ghost.small href={ "?edit=" (t.id) "#" (row_id) } data-edit=(row_id)
+                    aria-label={ "Rename " (what) } { "Rename" }
+                @if let Some(reason) = locked {
+                    button.btn.danger.small type="button" disabled title=(reason)
+                        aria-label={ "Delete " (what) " (not possible: " (reason) ")" } { "Delete" }
+                } @else {
+                    (confirm_form(
+                        &ctx.action(&format!("{base}/delete")),
+                        ctx.csrf(),
+                        "Delete",
+                        &format!("Delete {what}"),
+                        &format!("Delete the {what}? Shippers that send with it will be refused."),
+                        &[],
+                    ))
+                }
+            }
+        }
+    }
+}
+
+/// The tab of a kind this account does not hold: where those tokens live, with links to
+/// the accounts the session reaches that hold them.
+fn elsewhere(ctx: &Ctx<'_>, kind: Kind) -> Markup {
+    let account = ctx.account();
+    let holds = account.account_type.shipping_kind();
+    let holders: Vec<_> = ctx
+        .reach
+        .iter()
+        .filter(|a| a.id != account.id && a.account_type.shipping_kind() == kind)
+        .filter(|a| match account.owner_id {
+            // From a tied account: its main account.
+            Some(main) => a.id == main,
+            // From a main account: the accounts tied to it.
+            None => a.owner_id == Some(account.id),
+        })
+        .collect();
+    html! {
+        div.section-head {
+            div {
+                h2 { (capitalized(noun(kind))) " shipping tokens" }
+            }
+        }
+        div.callout.info {
+            p {
+                strong { (account.name) } " is a " (layout::account_kind(account)) ": it holds "
+                (noun(holds)) " shipping tokens only. "
+                @match (kind, account.owner_id) {
+                    (Kind::Logs, Some(_)) => "Log shipping tokens live in its main log management account.",
+                    (Kind::Logs, None) => "Log shipping tokens live in log management accounts.",
+                    (Kind::Metrics, _) => "Metrics shipping tokens live in the metrics accounts tied to a main account.",
+                    (Kind::Traces, _) => "Tracing shipping tokens live in the tracing accounts tied to a main account.",
+                }
+            }
+            @if holders.is_empty() {
+                p.muted {
+                    "None of the accounts you reach holds " (noun(kind)) " shipping tokens."
+                }
+            } @else {
+                ul.links {
+                    @for a in holders {
+                        li { a href=(Tab::of_kind(kind).url(a.id)) {
+                            (a.name) " — " (layout::account_kind(a)) " · " (a.id)
+                        } }
+                    }
+                }
+            }
+            p {
+                a href=(Tab::of_kind(holds).url(account.id)) {
+                    "This account's " (noun(holds)) " shipping tokens →"
+                }
+            }
+        }
+    }
+}
+
+/// `createdBy` as a person reads it: the operator, a user's email, an API token.
+pub fn who(label: &str, people: &[User]) -> String {
+    if label == "admin" {
+        return "the operator".into();
+    }
+    if let Some(id) = label
+        .strip_prefix("user:")
+        .and_then(|i| i.parse::<i64>().ok())
+    {
+        return people
+            .iter()
+            .find(|u| u.id == id)
+            .map_or_else(|| format!("user {id}"), |u| u.email.clone());
+    }
+    if let Some(id) = label.strip_prefix("api-token:") {
+        return format!("API token {id}");
+    }
+    label.to_string()
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+// === actions ===
+
+async fn create(
+    State(cp): State<Arc<ControlPlane>>,
+    Extension(kind): Extension<Kind>,
+    visit: Visit,
+    Path(account): Path<i64>,
+    fields: Fields,
+) -> Response {
+    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
+        usecase::create(&cp, caller, kind, fields.get("name"), None).await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn rename(
+    State(cp): State<Arc<ControlPlane>>,
+    Extension(kind): Extension<Kind>,
+    visit: Visit,
+    Path((account, id)): Path<(i64, i64)>,
+    fields: Fields,
+) -> Response {
+    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
+        usecase::update(&cp, caller, kind, id, Some(fields.get("name")), None).await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn set_enabled(
+    State(cp): State<Arc<ControlPlane>>,
+    Extension(kind): Extension<Kind>,
+    visit: Visit,
+    Path((account, id)): Path<(i64, i64)>,
+    fields: Fields,
+) -> Response {
+    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
+        let enabled = match fields.get("enabled") {
+            "true" => true,
+            "false" => false,
+            _ => return Err(ApiError::invalid("enabled must be true or false")),
+        };
+        usecase::update(&cp, caller, kind, id, None, Some(enabled)).await?;
+        Ok(())
+    })
+    .await
+}
+
+async fn delete(
+    State(cp): State<Arc<ControlPlane>>,
+    Extension(kind): Extension<Kind>,
+    visit: Visit,
+    Path((account, id)): Path<(i64, i64)>,
+) -> Response {
+    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
+        usecase::delete(&cp, caller, kind, id).await
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_by_labels_read_as_people() {
+        assert_eq!(who("admin", &[]), "the operator");
+        assert_eq!(who("api-token:7", &[]), "API token 7");
+        assert_eq!(who("user:3", &[]), "user 3");
+        assert_eq!(capitalized("metrics"), "Metrics");
+    }
+}
