@@ -6,13 +6,16 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use http_body_util::Either;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ConfigError, SinkConfig, TokenSourceKind};
+use crate::forward::tap::Tap;
 use crate::forward::{self, sinks::Sink};
 use crate::ingest::{Ingest, Limits};
 use crate::server::{self, ConnLimits, admin};
+use crate::tail::{self, Tail};
 use crate::telemetry::Telemetry;
 use crate::tokens::Tokens;
 use crate::tokens::feed::{FeedClient, FeedSource, FollowSettings};
@@ -156,9 +159,15 @@ pub async fn run(
         }
     };
 
+    let tap = Arc::new(Tap::default());
     let sink = Sink::from_config(&config.sink, telemetry.dead_letter_records("http"))?;
     let forward_metrics = telemetry.forward(sink.name());
-    let (forwarder, forward_task) = forward::start(&config.forward, sink, forward_metrics)?;
+    let (forwarder, forward_task) = forward::start(
+        &config.forward,
+        sink,
+        forward_metrics,
+        Arc::clone(&tap),
+    )?;
     let writable = forwarder.clone();
 
     let s = &config.server;
@@ -199,12 +208,26 @@ pub async fn run(
     tracing::info!(addr = %listeners.admin.local_addr()?, "admin listening");
 
     let public_stop = CancellationToken::new();
+    let tail = Arc::new(Tail::new(
+        Arc::clone(&tokens),
+        tap,
+        config.tail.clone(),
+        telemetry.tail(),
+        public_stop.clone(),
+    ));
     let public = tokio::spawn(server::serve(
         listeners.public,
         tls,
         move |req| {
             let ingest = Arc::clone(&ingest);
-            async move { ingest.serve(req).await }
+            let tail = Arc::clone(&tail);
+            async move {
+                if req.uri().path() == tail::PATH {
+                    tail.serve(&req)
+                } else {
+                    ingest.serve(req).await.map(Either::Left)
+                }
+            }
         },
         limits.clone(),
         telemetry.connections("public"),

@@ -18,7 +18,42 @@ pub struct Config {
     pub forward: ForwardConfig,
     pub sink: SinkConfig,
     pub control_plane: ControlPlaneConfig,
+    pub tail: TailConfig,
     pub log: LogConfig,
+}
+
+/// Live tails on the public listener (`GET /v1/tail`): what they may cost.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TailConfig {
+    /// Serve `GET /v1/tail` at all.
+    pub enabled: bool,
+    /// Open tails on this gateway, all accounts together; more are 503 + `Retry-After`.
+    pub max_subscribers: usize,
+    /// Open tails reading one account (an API token's own account, a shared token's).
+    pub max_per_account: usize,
+    /// Records a tail may have waiting to be written to its client; past this it loses
+    /// records (and is told how many), and after `max_behind_secs` of it, is disconnected.
+    pub buffer_records: usize,
+    /// How long a tail may keep losing records before it is disconnected.
+    #[serde(deserialize_with = "secs")]
+    pub max_behind_secs: Duration,
+    /// A comment line this often keeps proxies from cutting an idle stream.
+    #[serde(deserialize_with = "secs")]
+    pub heartbeat_secs: Duration,
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        TailConfig {
+            enabled: true,
+            max_subscribers: 64,
+            max_per_account: 8,
+            buffer_records: 1000,
+            max_behind_secs: Duration::from_secs(10),
+            heartbeat_secs: Duration::from_secs(15),
+        }
+    }
 }
 
 /// The front door: listeners, limits and timeouts (DESIGN §1).
@@ -658,6 +693,9 @@ impl Config {
                 "forward.max_batch_bytes",
                 self.forward.max_batch_bytes as u64,
             ),
+            ("tail.max_subscribers", self.tail.max_subscribers as u64),
+            ("tail.max_per_account", self.tail.max_per_account as u64),
+            ("tail.buffer_records", self.tail.buffer_records as u64),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be > 0"));
@@ -686,6 +724,8 @@ impl Config {
                 "forward.max_batch_age_secs",
                 self.forward.max_batch_age_secs,
             ),
+            ("tail.max_behind_secs", self.tail.max_behind_secs),
+            ("tail.heartbeat_secs", self.tail.heartbeat_secs),
         ] {
             if value.is_zero() {
                 return Err(ConfigError::invalid(key, "must be > 0"));

@@ -25,5 +25,6 @@ pub mod ingest;
 pub mod model;
 pub mod proto;
 pub mod server;
+pub mod tail;
 pub mod telemetry;
 pub mod tokens;

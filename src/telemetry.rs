@@ -235,6 +235,27 @@ pub struct Telemetry {
     sink_records: IntCounterVec,
     sink_latency: HistogramVec,
     sink_dead_letters: IntCounterVec,
+    tail: TailMetrics,
+}
+
+/// Live tails (`GET /v1/tail`).
+#[derive(Clone)]
+pub struct TailMetrics {
+    /// Tails open now.
+    pub subscribers: IntGauge,
+    /// Records written to tails' clients.
+    pub records: IntCounter,
+    /// Records a tail lost because its client read too slowly.
+    pub dropped: IntCounter,
+    /// Tails refused, by `reason`.
+    refused: IntCounterVec,
+}
+
+impl TailMetrics {
+    /// `reason`: `unauthorized`, `forbidden`, `expired`, `bad_request`, `busy`, `disabled`.
+    pub fn refused(&self, reason: &'static str) {
+        self.refused.with_label_values(&[reason]).inc();
+    }
 }
 
 impl Default for Telemetry {
@@ -507,6 +528,36 @@ impl Telemetry {
         )
         .expect("valid metric");
         reg(Box::new(sink_dead_letters.clone()));
+        let tail = TailMetrics {
+            subscribers: IntGauge::new(
+                "tollgate_tail_subscribers",
+                "Live tails (GET /v1/tail) open now.",
+            )
+            .expect("valid metric"),
+            records: IntCounter::new(
+                "tollgate_tail_records_total",
+                "Records written to live tails' clients.",
+            )
+            .expect("valid metric"),
+            dropped: IntCounter::new(
+                "tollgate_tail_dropped_total",
+                "Records live tails lost because their client read too slowly.",
+            )
+            .expect("valid metric"),
+            refused: IntCounterVec::new(
+                Opts::new(
+                    "tollgate_tail_refused_total",
+                    "Live tails refused, by reason (unauthorized, forbidden, expired, \
+                     bad_request, busy, disabled).",
+                ),
+                &["reason"],
+            )
+            .expect("valid metric"),
+        };
+        reg(Box::new(tail.subscribers.clone()));
+        reg(Box::new(tail.records.clone()));
+        reg(Box::new(tail.dropped.clone()));
+        reg(Box::new(tail.refused.clone()));
 
         Telemetry {
             registry,
@@ -532,7 +583,13 @@ impl Telemetry {
             sink_records,
             sink_latency,
             sink_dead_letters,
+            tail,
         }
+    }
+
+    /// The live tails' handles.
+    pub fn tail(&self) -> TailMetrics {
+        self.tail.clone()
     }
 
     /// The ingest routes' handles.

@@ -12,6 +12,7 @@ pub mod batcher;
 pub mod record;
 pub mod sinks;
 pub mod spool;
+pub mod tap;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::telemetry::ForwardMetrics;
 pub use record::{ContentType, Envelope, RecordBatch};
 use sinks::Sink;
 use spool::{SpoolError, SpoolHandle, SpooledEntry};
+use tap::Tap;
 
 /// Why `submit` refused records. All are "retry later": 503 with `Retry-After`, never 500.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +92,8 @@ enum Path {
 pub struct Forwarder {
     path: Path,
     retry_after: Duration,
+    /// Accepted batches for live tails; one atomic load per request while nobody tails.
+    tap: Arc<Tap>,
 }
 
 impl Forwarder {
@@ -98,6 +102,17 @@ impl Forwarder {
         if batch.payloads.is_empty() {
             return Ok(());
         }
+        if !self.tap.is_watched() {
+            return self.accept(batch).await;
+        }
+        // Tailed: the batch goes to the tap once accepted (a refused one was never ingested).
+        let tapped = Arc::new(batch.clone());
+        self.accept(batch).await?;
+        self.tap.offer(tapped);
+        Ok(())
+    }
+
+    async fn accept(&self, batch: RecordBatch) -> Result<(), SubmitError> {
         let retry_after = self.retry_after;
         match &self.path {
             Path::Memory(queue) => {
@@ -197,6 +212,7 @@ pub fn start(
     config: &ForwardConfig,
     sink: Sink,
     metrics: ForwardMetrics,
+    tap: Arc<Tap>,
 ) -> Result<(Forwarder, ForwardTask), StartError> {
     let ForwardMetrics {
         batcher: batcher_metrics,
@@ -226,6 +242,7 @@ pub fn start(
         let forwarder = Forwarder {
             path: Path::Memory(queue),
             retry_after,
+            tap,
         };
         let task = ForwardTask {
             reader: None,
@@ -275,6 +292,7 @@ pub fn start(
             downstream: config.ack == Ack::Downstream,
         },
         retry_after,
+        tap,
     };
     let task = ForwardTask {
         reader: Some((reader, reader_stop)),

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use http_body_util::Full;
+use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -40,7 +40,7 @@ pub struct ConnLimits {
 }
 
 /// Serves `service` on `listener` until `shutdown` is cancelled, then drains.
-pub async fn serve<F, Fut>(
+pub async fn serve<F, Fut, B>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     service: F,
@@ -49,7 +49,9 @@ pub async fn serve<F, Fut>(
     shutdown: CancellationToken,
 ) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -125,7 +127,7 @@ pub async fn serve<F, Fut>(
 }
 
 /// Runs one connection to its end: closed by the client, idle too long, or shutdown.
-async fn serve_connection<IO, F, Fut>(
+async fn serve_connection<IO, F, Fut, B>(
     io: IO,
     builder: &auto::Builder<TokioExecutor>,
     service: F,
@@ -135,7 +137,9 @@ async fn serve_connection<IO, F, Fut>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+    Fut: Future<Output = Response<B>> + Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let activity = Arc::new(Activity::new());
     let tracked = {

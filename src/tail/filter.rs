@@ -1,0 +1,136 @@
+//! Which records a tail may show: its credential's accounts, a shared token's filters
+//! (`field: value`, exact match, combined by the token's AND or OR), and the client's own
+//! `q=field:value` terms, always ANDed on top, so they narrow and never widen.
+
+use serde_json::Value;
+
+use crate::model::AccountId;
+use crate::tokens::grants::FilterOp;
+
+/// One `field: value` term. A dotted field reaches nested objects (`kubernetes.pod`),
+/// after a key spelled with the dots (`service.name`, as OTLP attributes are) is tried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    pub field: String,
+    pub value: String,
+}
+
+impl Term {
+    /// `field:value` as a client writes it in `?q=`; the value may contain `:`.
+    pub fn parse(raw: &str) -> Option<Term> {
+        let (field, value) = raw.split_once(':')?;
+        let (field, value) = (field.trim(), value.trim());
+        (!field.is_empty()).then(|| Term {
+            field: field.to_owned(),
+            value: value.to_owned(),
+        })
+    }
+
+    pub fn matches(&self, record: &Value) -> bool {
+        lookup(record, &self.field).is_some_and(|v| equals(v, &self.value))
+    }
+}
+
+/// What one tail shows, re-made whenever its credential's grant changes.
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// Sorted.
+    pub accounts: Vec<AccountId>,
+    /// A shared token's filters; empty: every record of its accounts.
+    pub filters: Vec<Term>,
+    pub op: FilterOp,
+    /// The client's `q` terms, all required.
+    pub narrowing: Vec<Term>,
+}
+
+impl Scope {
+    pub fn reaches(&self, account: AccountId) -> bool {
+        self.accounts.binary_search(&account).is_ok()
+    }
+
+    pub fn matches(&self, record: &Value) -> bool {
+        let granted = self.filters.is_empty()
+            || match self.op {
+                FilterOp::And => self.filters.iter().all(|t| t.matches(record)),
+                FilterOp::Or => self.filters.iter().any(|t| t.matches(record)),
+            };
+        granted && self.narrowing.iter().all(|t| t.matches(record))
+    }
+}
+
+/// The value at `path`: the key itself, else the longest dotted prefix that is a key
+/// (`a.b` before `a`), descending into it with the rest.
+fn lookup<'a>(record: &'a Value, path: &str) -> Option<&'a Value> {
+    let object = record.as_object()?;
+    if let Some(v) = object.get(path) {
+        return Some(v);
+    }
+    path.rmatch_indices('.')
+        .find_map(|(i, _)| lookup(object.get(&path[..i])?, &path[i + 1..]))
+}
+
+/// Exact match: a string equals the text; a number or boolean equals its JSON spelling.
+fn equals(value: &Value, expected: &str) -> bool {
+    match value {
+        Value::String(s) => s == expected,
+        Value::Number(n) => n.to_string() == expected,
+        Value::Bool(b) => if *b { "true" } else { "false" } == expected,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn term(raw: &str) -> Term {
+        Term::parse(raw).unwrap()
+    }
+
+    fn scope(filters: &[&str], op: FilterOp, narrowing: &[&str]) -> Scope {
+        Scope {
+            accounts: vec![1, 5],
+            filters: filters.iter().map(|f| term(f)).collect(),
+            op,
+            narrowing: narrowing.iter().map(|f| term(f)).collect(),
+        }
+    }
+
+    #[test]
+    fn terms_reach_nested_and_dotted_fields() {
+        let record = json!({
+            "env": "test", "code": 503, "ok": false,
+            "kubernetes": {"pod": {"name": "api-1"}},
+            "service.name": "checkout",
+        });
+        assert!(term("env:test").matches(&record));
+        assert!(term("code:503").matches(&record));
+        assert!(term("ok:false").matches(&record));
+        assert!(term("kubernetes.pod.name:api-1").matches(&record));
+        assert!(term("service.name:checkout").matches(&record));
+        assert!(!term("env:tes").matches(&record), "exact, not a prefix");
+        assert!(!term("kubernetes.pod:api-1").matches(&record), "objects never match");
+        assert!(!term("missing:x").matches(&record));
+        assert_eq!(term(" url : http://x:8080 ").value, "http://x:8080");
+        assert!(Term::parse("novalue").is_none() && Term::parse(":x").is_none());
+    }
+
+    #[test]
+    fn filters_combine_by_the_tokens_operator_and_q_only_narrows() {
+        let both = json!({"env": "test", "region": "eu"});
+        let one = json!({"env": "test", "region": "us"});
+        let and = scope(&["env:test", "region:eu"], FilterOp::And, &[]);
+        assert!(and.matches(&both) && !and.matches(&one));
+        let or = scope(&["env:prod", "region:us"], FilterOp::Or, &[]);
+        assert!(or.matches(&one) && !or.matches(&both));
+        let narrowed = scope(&["env:prod", "region:us"], FilterOp::Or, &["env:test"]);
+        assert!(narrowed.matches(&one));
+        let unrelated = scope(&["env:prod"], FilterOp::Or, &["env:test"]);
+        assert!(!unrelated.matches(&one), "q never widens past the token's filters");
+        let open = scope(&[], FilterOp::And, &["region:eu"]);
+        assert!(open.matches(&both) && !open.matches(&one));
+        assert!(open.reaches(5) && !open.reaches(2));
+    }
+}

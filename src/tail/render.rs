@@ -1,0 +1,245 @@
+//! A tapped batch as the records a tail shows: JSON objects with `_account_id`, `_type` and
+//! `_kind`. A Logz.io log is its own object. An OTLP log record becomes one flat object
+//! (its resource's and its own attributes by key, `message`, `severity`, times), so the
+//! same `field: value` terms match both. Traces and metrics are shown a request at a time
+//! as OTLP/JSON, matched against the attributes of the request's resources.
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value, json};
+
+use crate::forward::{ContentType, RecordBatch};
+use crate::model::Kind;
+
+/// One record to show, and what its terms are matched against.
+pub struct Event {
+    pub record: Value,
+    /// `None`: match against `record` itself.
+    pub match_on: Option<Value>,
+}
+
+impl Event {
+    pub fn subject(&self) -> &Value {
+        self.match_on.as_ref().unwrap_or(&self.record)
+    }
+}
+
+/// The batch's records; ones that cannot be decoded (they were validated on the way in,
+/// so only a bug would) are skipped.
+pub fn events(batch: &RecordBatch) -> Vec<Event> {
+    let envelope = &batch.envelope;
+    let stamp = |object: &mut Map<String, Value>, log_type: &str| {
+        object.insert("_account_id".into(), json!(envelope.account_id));
+        object.insert("_type".into(), json!(log_type));
+        object.insert("_kind".into(), json!(envelope.kind.as_str()));
+    };
+    let mut out = Vec::new();
+    for payload in &batch.payloads {
+        match (envelope.kind, envelope.content_type) {
+            (Kind::Logs, ContentType::JsonObject) => {
+                let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(payload)
+                else {
+                    continue;
+                };
+                let log_type = envelope
+                    .log_type
+                    .as_deref()
+                    .or_else(|| object.get("type").and_then(Value::as_str))
+                    .unwrap_or("logs")
+                    .to_owned();
+                stamp(&mut object, &log_type);
+                out.push(Event {
+                    record: Value::Object(object),
+                    match_on: None,
+                });
+            }
+            (Kind::Logs, content_type) => {
+                let Some(request) = decode::<ExportLogsServiceRequest>(payload, content_type)
+                else {
+                    continue;
+                };
+                for resource_logs in &request.resource_logs {
+                    let resource = attributes(resource_logs.resource.as_ref());
+                    for scope in &resource_logs.scope_logs {
+                        for log in &scope.log_records {
+                            let mut object = resource.clone();
+                            for kv in &log.attributes {
+                                insert(&mut object, kv);
+                            }
+                            if let Some(body) = &log.body {
+                                object.insert("message".into(), any(body));
+                            }
+                            if !log.severity_text.is_empty() {
+                                object.insert("severity".into(), json!(log.severity_text));
+                            }
+                            if log.time_unix_nano != 0 {
+                                object.insert("timeUnixNano".into(), json!(log.time_unix_nano));
+                            }
+                            stamp(&mut object, "otlp");
+                            out.push(Event {
+                                record: Value::Object(object),
+                                match_on: None,
+                            });
+                        }
+                    }
+                }
+            }
+            (Kind::Traces, content_type) => {
+                if let Some(request) = decode::<ExportTraceServiceRequest>(payload, content_type) {
+                    let resources = request
+                        .resource_spans
+                        .iter()
+                        .map(|r| r.resource.as_ref());
+                    out.push(whole(&request, resources, stamp));
+                }
+            }
+            (Kind::Metrics, ContentType::OtlpProtobuf | ContentType::OtlpJson) => {
+                if let Some(request) =
+                    decode::<ExportMetricsServiceRequest>(payload, envelope.content_type)
+                {
+                    let resources = request
+                        .resource_metrics
+                        .iter()
+                        .map(|r| r.resource.as_ref());
+                    out.push(whole(&request, resources, stamp));
+                }
+            }
+            // Prometheus remote_write is not shown: it has no OTLP form here.
+            (Kind::Metrics, _) => {}
+        }
+    }
+    out
+}
+
+/// A whole OTLP request as one event, matched against the union of its resources'
+/// attributes (a term matches when any resource has it).
+fn whole<'a>(
+    request: &impl serde::Serialize,
+    resources: impl Iterator<Item = Option<&'a Resource>>,
+    stamp: impl Fn(&mut Map<String, Value>, &str),
+) -> Event {
+    let mut object = match serde_json::to_value(request) {
+        Ok(Value::Object(o)) => o,
+        _ => Map::new(),
+    };
+    stamp(&mut object, "otlp");
+    let mut union = Map::new();
+    for resource in resources {
+        for (k, v) in attributes(resource) {
+            union.entry(k).or_insert(v);
+        }
+    }
+    Event {
+        record: Value::Object(object),
+        match_on: Some(Value::Object(union)),
+    }
+}
+
+fn decode<T: Message + Default + DeserializeOwned>(
+    payload: &[u8],
+    content_type: ContentType,
+) -> Option<T> {
+    match content_type {
+        ContentType::OtlpProtobuf => T::decode(payload).ok(),
+        ContentType::OtlpJson => serde_json::from_slice(payload).ok(),
+        _ => None,
+    }
+}
+
+fn attributes(resource: Option<&Resource>) -> Map<String, Value> {
+    let mut object = Map::new();
+    for kv in resource.map(|r| r.attributes.as_slice()).unwrap_or_default() {
+        insert(&mut object, kv);
+    }
+    object
+}
+
+fn insert(object: &mut Map<String, Value>, kv: &KeyValue) {
+    if let Some(value) = &kv.value {
+        object.insert(kv.key.clone(), any(value));
+    }
+}
+
+/// An OTLP value as plain JSON: strings, numbers and booleans as themselves.
+fn any(value: &AnyValue) -> Value {
+    match &value.value {
+        Some(any_value::Value::StringValue(s)) => json!(s),
+        Some(any_value::Value::BoolValue(b)) => json!(b),
+        Some(any_value::Value::IntValue(i)) => json!(i),
+        Some(any_value::Value::DoubleValue(d)) => json!(d),
+        Some(any_value::Value::ArrayValue(a)) => Value::Array(a.values.iter().map(any).collect()),
+        Some(any_value::Value::KvlistValue(kv)) => {
+            let mut object = Map::new();
+            for item in &kv.values {
+                insert(&mut object, item);
+            }
+            Value::Object(object)
+        }
+        Some(any_value::Value::BytesValue(b)) => json!(hex::encode(b)),
+        None => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::forward::Envelope;
+    use crate::model::TokenId;
+
+    fn batch(kind: Kind, content_type: ContentType, payloads: Vec<Bytes>) -> RecordBatch {
+        RecordBatch {
+            envelope: Envelope {
+                kind,
+                account_id: 7,
+                token_id: TokenId("3".into()),
+                log_type: Some("nginx".into()),
+                content_type,
+            },
+            payloads,
+        }
+    }
+
+    #[test]
+    fn a_logzio_log_keeps_its_fields_and_gains_the_envelope() {
+        let events = events(&batch(
+            Kind::Logs,
+            ContentType::JsonObject,
+            vec![Bytes::from_static(br#"{"msg":"hi","env":"test"}"#)],
+        ));
+        assert_eq!(
+            events[0].record,
+            json!({"msg": "hi", "env": "test", "_account_id": 7, "_type": "nginx", "_kind": "logs"})
+        );
+    }
+
+    #[test]
+    fn an_otlp_log_record_is_flattened_with_its_resource() {
+        let request = json!({"resourceLogs": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
+            "scopeLogs": [{"logRecords": [
+                {"body": {"stringValue": "one"}, "severityText": "INFO",
+                 "attributes": [{"key": "env", "value": {"stringValue": "test"}}]},
+                {"body": {"stringValue": "two"}}
+            ]}]
+        }]});
+        let events = events(&batch(
+            Kind::Logs,
+            ContentType::OtlpJson,
+            vec![Bytes::from(request.to_string())],
+        ));
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            events[0].record,
+            json!({"service.name": "api", "env": "test", "message": "one", "severity": "INFO",
+                   "_account_id": 7, "_type": "otlp", "_kind": "logs"})
+        );
+        assert_eq!(events[1].record["message"], "two");
+    }
+}
