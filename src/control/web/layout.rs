@@ -110,9 +110,11 @@ pub fn account_kind(account: &Account) -> &'static str {
 /// (a `<details>` menu: keyboard-operable without script).
 fn switcher(frame: &Frame) -> Markup {
     let current = frame.account;
-    let tab = frame
-        .tab
-        .filter(|t| t.shown_to(frame.visit.session.user.role));
+    // The same tab in the other account, but each account's own shipping tokens.
+    let tab = frame.tab.filter(|t| {
+        t.shown_to(frame.visit.session.user.role)
+            && !matches!(t, Tab::Logs | Tab::Metrics | Tab::Traces)
+    });
     html! {
         @if frame.reach.len() > 1 {
             details.switcher {
