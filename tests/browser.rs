@@ -73,6 +73,10 @@ async fn an_admin_manages_tokens_in_a_real_browser() {
     }
     let (old, _) = cp.create_token(&api, "retired").await;
     cp.set_enabled(&api, old, "retired", false).await;
+    for (name, kind) in [("acme-metrics", "metrics"), ("acme-traces", "tracing")] {
+        cp.create_account(json!({"accountName": name, "type": kind, "ownerAccountId": account}))
+            .await;
+    }
     let link = create_user(&cp, account, ADMIN_EMAIL, "USER_ROLE_ACCOUNT_ADMIN").await;
     Browser::new(&cp).set_password(&link).await;
 

@@ -446,11 +446,19 @@ async fn shared_tokens_and_filters_are_managed_with_the_best_practices_shown() {
 async fn a_user_sees_only_shared_tokens_and_is_refused_admin_posts() {
     let cp = ControlPlane::sqlite().await;
     let (account, api, _) = cp.account("acme").await;
+    let filter = cp
+        .api(
+            Method::POST,
+            "/v1/shared-tokens/filters",
+            &api,
+            Some(json!({"description": "eu", "field": "region", "value": "eu"})),
+        )
+        .await;
     cp.api(
         Method::POST,
         "/v1/shared-tokens",
         &api,
-        Some(json!({"tokenName": "dash", "filters": []})),
+        Some(json!({"tokenName": "dash", "filters": [filter["id"]]})),
     )
     .await;
     let mut user = Browser::signed_in(&cp, account, "bob@example.com", USER).await;
@@ -459,13 +467,15 @@ async fn a_user_sees_only_shared_tokens_and_is_refused_admin_posts() {
     assert_eq!(home.location(), format!("/ui/accounts/{account}/shared"));
     let shared = user.get(&format!("/ui/accounts/{account}/shared")).await;
     assert_eq!(shared.status(), 200);
-    shared.shows(&["dash", "Shared tokens"]).lacks(&[
-        "Log shipping",
-        "API tokens",
-        "Users",
-        "+ Add shared token",
-        "Token filters",
-    ]);
+    shared
+        .shows(&["dash", "Shared tokens", "region: eu"])
+        .lacks(&[
+            "Log shipping",
+            "API tokens",
+            "Users",
+            "+ Add shared token",
+            "Token filters",
+        ]);
 
     user.get(&format!("/ui/accounts/{account}/logs"))
         .await

@@ -6,7 +6,7 @@
 //   TOLLGATE_ADMIN_EMAIL / TOLLGATE_ADMIN_PASSWORD
 //   TOLLGATE_ARTIFACTS     where screenshots go
 // Exits non-zero on the first step that fails, naming it.
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -70,6 +70,7 @@ try {
   page.setDefaultTimeout(10_000);
   const shot = async (name) => {
     await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+    writeFileSync(join(ARTIFACTS, `${name}.html`), await page.content());
   };
   const tab = (slug) => `${PAGE}/ui/accounts/${ACCOUNT}/${slug}`;
   const row = (name) => page.locator("tbody tr", { has: page.locator("td.name", { hasText: name }) });
@@ -153,6 +154,20 @@ try {
   await page.goto(tab("metrics"));
   check((await page.locator(".callout").innerText()).includes("Metrics shipping tokens live in the metrics accounts"), "metrics: where");
   await shot("metrics");
+  await page.locator(".callout").getByRole("link", { name: /acme-metrics/ }).click();
+  await page.waitForURL(/\/metrics$/);
+  check((await page.locator("h2").first().innerText()) === "Metrics shipping tokens", "the metrics account's tokens");
+  check((await page.locator(".limit .count").innerText()).includes("1 of 15 enabled"), "its plan limit");
+  await shot("metrics-account");
+
+  step("the account switcher lists the tied accounts");
+  await page.locator("details.switcher summary").click();
+  const offered = await page.locator("details.switcher li").allInnerTexts();
+  check(offered.some((t) => t.includes("acme-traces")) && offered.some((t) => t.includes("acme")), `switcher: ${offered}`);
+  await page.screenshot({ path: join(ARTIFACTS, "switcher.png") });
+  await page.locator("details.switcher li a", { hasText: "acme-traces" }).click();
+  await page.waitForURL(/\/traces$/);
+  check((await page.locator(".limit .count").innerText()).includes("1 of 15 enabled"), "the tracing account's tokens");
 
   step("a shared token with a filter");
   await page.goto(tab("shared"));
@@ -211,6 +226,7 @@ try {
   const tabs = await page.locator("nav.tabs a").allInnerTexts();
   check(tabs.length === 1 && tabs[0] === "Shared tokens", `a user sees only shared tokens: ${tabs}`);
   check(await row("status-page").count() === 1, "the user sees the shared tokens");
+  check((await row("status-page").locator("td.logic").innerText()).includes("env: test"), "with their filter logic");
   check(await page.getByRole("button", { name: /Delete/ }).count() === 0, "and can't delete them");
   await shot("user-shared");
   console.log("all steps passed");

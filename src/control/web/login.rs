@@ -69,7 +69,7 @@ fn login_form(csrf: &str, email: &str, refusal: Option<&Refusal>, ready: bool) -
                     label for="password" { "Password" }
                     input #password type="password" name="password" required autocomplete="current-password";
                 }
-                div.actions { button.btn.primary.wide type="submit" { "Sign in" } }
+                div.buttons { button.btn.primary.wide type="submit" { "Sign in" } }
             }
         },
     )
@@ -140,7 +140,7 @@ fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&Refusal>) 
                     label for="confirm" { "Confirm password" }
                     input #confirm type="password" name="confirm" required autocomplete="new-password";
                 }
-                div.actions { button.btn.primary.wide type="submit" { "Set password" } }
+                div.buttons { button.btn.primary.wide type="submit" { "Set password" } }
             }
         },
     )

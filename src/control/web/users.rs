@@ -79,7 +79,7 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, ApiError>
                         }
                     }
                 }
-                div.actions { button.btn.primary type="submit" { "Invite" } }
+                div.buttons { button.btn.primary type="submit" { "Invite" } }
             }
         }
         div.table-wrap {
