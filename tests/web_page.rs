@@ -677,11 +677,23 @@ async fn an_invited_user_sets_a_password_and_signs_in() {
     assert_eq!(deleted.status(), 303);
     admin.get(&tab).await.lacks(&["dan@example.com"]);
 
-    // Log out ends the session.
+    // Log out ends the session; a form posted after it is told so, as a page.
     let out = admin.post("/ui/logout", &[]).await;
     assert_eq!(out.location(), "/ui/login");
     assert!(!admin.has_session());
     assert_eq!(admin.get(&tab).await.location(), "/ui/login");
+    admin.get("/ui/login").await;
+    let late = admin
+        .post(
+            &format!("/ui/accounts/{account}/logs/tokens"),
+            &[("name", "late")],
+        )
+        .await;
+    assert_eq!(late.status(), 401);
+    late.shows(&["You are signed out", "nothing was changed"]);
+    let lost = admin.get("/ui/accounts/1/nowhere").await;
+    assert_eq!(lost.status(), 404);
+    lost.shows(&["Page not found"]);
 }
 
 async fn user_id(cp: &ControlPlane, account: i64, email: &str) -> i64 {
