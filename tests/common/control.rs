@@ -353,6 +353,11 @@ impl ControlPlane {
         format!("http://{}", self.addr)
     }
 
+    /// The control plane's "now", in epoch milliseconds (its clock may have been moved).
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// The store's URL, for a second process on the same store (`tollgate user add`).
     pub fn database_url(&self) -> &str {
         &self.config.database_url

@@ -41,6 +41,21 @@ impl<'a> Change<'a> {
         let account = account_store::lock(&mut tx, caller.account.id)
             .await?
             .ok_or_else(|| ApiError::not_found("account"))?;
+        // The caller's reach was checked before the lock; a sub-account made inaccessible
+        // since then must not take this change.
+        if let Some(home) = &caller.home
+            && home.id != account.id
+            && account.is_sub_account()
+            && !account.accessible
+        {
+            return Err(ApiError::forbidden(
+                "auth/NOT_ACCESSIBLE",
+                format!(
+                    "sub-account {} is not accessible from the main account",
+                    account.id
+                ),
+            ));
+        }
         Ok(Change {
             cp,
             tx,
