@@ -258,11 +258,8 @@ pub async fn serve_with(
         // The bound address: with port 0 (tests) links name the real port.
         let _ = cp.page_url.set(format!("http://{addr}"));
     }
-    tracing::info!(
-        %addr,
-        "control plane listening; the Manage Tokens page is at {}/ui",
-        cp.page_url()
-    );
+    let page = format!("{}/ui", cp.page_url());
+    tracing::info!(%addr, %page, "control plane listening");
     let stopping = cp.stopping.clone();
     let app = cp
         .router()

@@ -6,6 +6,7 @@
 pub mod control;
 pub mod crash;
 pub mod kafka;
+pub mod page;
 pub mod process;
 
 use std::net::SocketAddr;

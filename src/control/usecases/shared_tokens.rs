@@ -195,6 +195,21 @@ pub async fn list_filters(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Filt
     Ok(store::filters(&mut conn, caller.account.id).await?)
 }
 
+/// The filters the account's shared tokens carry, for every role that sees the tokens:
+/// a token's filter logic is part of what it reads (the page's Shared tokens tab). The
+/// filters no token uses are an admin's to list (`list_filters`).
+pub async fn filters_in_use(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Filter>, ApiError> {
+    let mut conn = cp.store.conn().await?;
+    let used: Vec<i64> = store::list(&mut conn, caller.account.id)
+        .await?
+        .into_iter()
+        .flat_map(|t| t.filters)
+        .collect();
+    let mut filters = store::filters(&mut conn, caller.account.id).await?;
+    filters.retain(|f| used.contains(&f.id));
+    Ok(filters)
+}
+
 pub async fn read_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<Filter, ApiError> {
     caller.require_admin()?;
     let mut conn = cp.store.conn().await?;

@@ -2,7 +2,7 @@
 //! tabs, the notice) and the small widgets the tabs reuse: a token that copies itself,
 //! a form that asks for confirmation, the CSRF field every form carries.
 
-use maud::{DOCTYPE, Markup, html};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::{BASE, Notice, Refusal, Tab, Visit, assets, dates};
 use crate::control::rules::AccountType;
@@ -110,9 +110,11 @@ pub fn account_kind(account: &Account) -> &'static str {
 /// (a `<details>` menu: keyboard-operable without script).
 fn switcher(frame: &Frame) -> Markup {
     let current = frame.account;
-    let tab = frame
-        .tab
-        .filter(|t| t.shown_to(frame.visit.session.user.role));
+    // The same tab in the other account, but each account's own shipping tokens.
+    let tab = frame.tab.filter(|t| {
+        t.shown_to(frame.visit.session.user.role)
+            && !matches!(t, Tab::Logs | Tab::Metrics | Tab::Traces)
+    });
     html! {
         @if frame.reach.len() > 1 {
             details.switcher {
@@ -166,11 +168,19 @@ pub fn copy_token(secret: &str, what: &str) -> Markup {
             button.token type="button" data-copy=(secret)
                 aria-label={ "Copy " (what) } title="Click to copy" {
                 code { (secret) }
-                span.copy-icon aria-hidden="true" { "⧉" }
+                (copy_icon())
             }
             span.copied role="status" aria-live="polite" {}
         }
     }
+}
+
+/// Two overlapping sheets: "copy" (drawn, so it doesn't depend on the fonts installed).
+fn copy_icon() -> Markup {
+    PreEscaped(
+        r#"<svg class="copy-icon" aria-hidden="true" width="14" height="14" viewBox="0 0 16 16" fill="none" stroke="currentColor" stroke-width="1.5"><rect x="5.5" y="5.5" width="8" height="8" rx="1.5"/><path d="M10.5 3.5v-1a1 1 0 0 0-1-1h-6a1 1 0 0 0-1 1v6a1 1 0 0 0 1 1h1"/></svg>"#
+            .to_string(),
+    )
 }
 
 /// A one-button form that asks "`question`" in a dialog before posting (plain JavaScript;
@@ -201,7 +211,7 @@ fn confirm_dialog() -> Markup {
                 h2 #confirm-title { "Are you sure?" }
                 p #confirm-question {}
                 ul #confirm-details {}
-                div.actions {
+                div.buttons {
                     button.btn.ghost value="cancel" autofocus { "Cancel" }
                     button.btn.danger #confirm-ok value="ok" { "Delete" }
                 }

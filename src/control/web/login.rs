@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -69,7 +69,7 @@ fn login_form(csrf: &str, email: &str, refusal: Option<&Refusal>, ready: bool) -
                     label for="password" { "Password" }
                     input #password type="password" name="password" required autocomplete="current-password";
                 }
-                div.actions { button.btn.primary.wide type="submit" { "Sign in" } }
+                div.buttons { button.btn.primary.wide type="submit" { "Sign in" } }
             }
         },
     )
@@ -140,7 +140,7 @@ fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&Refusal>) 
                     label for="confirm" { "Confirm password" }
                     input #confirm type="password" name="confirm" required autocomplete="new-password";
                 }
-                div.actions { button.btn.primary.wide type="submit" { "Set password" } }
+                div.buttons { button.btn.primary.wide type="submit" { "Set password" } }
             }
         },
     )
@@ -225,4 +225,36 @@ fn no_store(response: &mut Response) {
         header::CACHE_CONTROL,
         axum::http::HeaderValue::from_static("no-store"),
     );
+}
+
+/// A form posted after its session ended (signed out, expired, suspended): 401, as a page.
+pub fn session_ended() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        card_page(
+            "Signed out",
+            html! {
+                h1 { "You are signed out" }
+                p { "Your session has ended, so nothing was changed. Sign in and try again." }
+                div.buttons { a.btn.primary.wide href={ (BASE) "/login" } { "Sign in" } }
+            },
+        ),
+    )
+        .into_response()
+}
+
+/// Any other path under the page: 404, as a page.
+pub async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        card_page(
+            "Not found",
+            html! {
+                h1 { "Page not found" }
+                p.muted { "There is no page at this address." }
+                div.buttons { a.btn.primary.wide href=(BASE) { "Go to Manage tokens" } }
+            },
+        ),
+    )
+        .into_response()
 }

@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
@@ -61,7 +61,7 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
         let path = format!("/accounts/{{account}}/{}", tab.slug());
         router = router.route(&path, get(show_tab).layer(Extension(tab)));
     }
-    router
+    router.fallback(login::not_found)
 }
 
 /// Where `routes` is served; every link and form action starts with it.
@@ -157,9 +157,13 @@ impl FromRequestParts<Arc<ControlPlane>> for Visit {
         parts: &mut Parts,
         cp: &Arc<ControlPlane>,
     ) -> Result<Visit, Response> {
-        let session = Session::from_request_parts(parts, cp)
-            .await
-            .map_err(IntoResponse::into_response)?;
+        let session = match Session::from_request_parts(parts, cp).await {
+            Ok(session) => session,
+            // A GET goes to the login page; a form posted after the session ended is told
+            // so as a page (still 401), not as the API's JSON.
+            Err(rejection) if parts.method == Method::GET => return Err(rejection),
+            Err(_) => return Err(login::session_ended()),
+        };
         Ok(Visit {
             session,
             csrf: csrf_of(parts),

@@ -18,7 +18,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts, Req
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use crate::control::ControlPlane;
 use crate::control::auth::{self, Caller};
@@ -111,11 +111,15 @@ pub async fn layer(State(cp): State<Arc<ControlPlane>>, mut req: Request, next: 
         };
         let presented = presented_csrf(&parts.headers, &bytes);
         if !presented.is_some_and(|p| Digest::of(&p) == Digest::of(&expected)) {
-            return ApiError::forbidden(
+            let refusal = ApiError::forbidden(
                 "auth/CSRF",
                 "this form has expired or did not come from this page: reload it and try again",
-            )
-            .into_response();
+            );
+            if wants_html(&parts.headers) {
+                // A form left open past its session: a page a person can act on.
+                return (StatusCode::FORBIDDEN, Html(stale_form_page(&refusal))).into_response();
+            }
+            return refusal.into_response();
         }
         req = Request::from_parts(parts, Body::from(bytes));
     }
@@ -131,6 +135,25 @@ pub async fn layer(State(cp): State<Arc<ControlPlane>>, mut req: Request, next: 
         );
     }
     response
+}
+
+/// A browser's form post (it accepts HTML); scripts get the JSON refusal.
+fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"))
+}
+
+fn stale_form_page(refusal: &ApiError) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Form expired \
+         · tollgate</title></head><body style=\"font-family:sans-serif;max-width:40rem;\
+         margin:4rem auto\"><h1>This form has expired</h1><p>{}</p><p><small>Refused (403) · \
+         {}</small></p><p><a href=\"/ui\">Back to Manage Tokens</a></p></body></html>",
+        refusal,
+        refusal.code()
+    )
 }
 
 /// The `Set-Cookie` value that starts a session.

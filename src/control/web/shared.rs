@@ -42,11 +42,11 @@ const DEFAULT_DAYS: i64 = 7;
 pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, ApiError> {
     let tokens = usecase::list(ctx.cp, ctx.caller).await?;
     let admin = ctx.is_admin();
-    // Filters are an admin's to read; other roles see a token's filters by number.
+    // Admins manage every filter; other roles see those the tokens carry.
     let filters = if admin {
         usecase::list_filters(ctx.cp, ctx.caller).await?
     } else {
-        Vec::new()
+        usecase::filters_in_use(ctx.cp, ctx.caller).await?
     };
     let now_ms = ctx.cp.clock.now_ms();
     Ok(html! {
@@ -105,8 +105,8 @@ fn create_form(ctx: &Ctx<'_>, filters: &[Filter], now_ms: i64) -> Markup {
                         min=(dates::date(now_ms));
                     p.hint { "Works through the end of that day (UTC). 7 days unless you pick another." }
                 }
-                (filter_picker(ctx, "new", filters, &[], FiltersOperator::And))
-                div.actions { button.btn.primary type="submit" { "Add" } }
+                (filter_picker("new", filters, &[], FiltersOperator::And))
+                div.buttons { button.btn.primary type="submit" { "Add" } }
             }
         }
     }
@@ -114,13 +114,11 @@ fn create_form(ctx: &Ctx<'_>, filters: &[Filter], now_ms: i64) -> Markup {
 
 /// The filters to attach (a checkbox each) and how they combine.
 fn filter_picker(
-    ctx: &Ctx<'_>,
     id: &str,
     filters: &[Filter],
     chosen: &[i64],
     operator: FiltersOperator,
 ) -> Markup {
-    let _ = ctx;
     html! {
         fieldset.field.filters {
             legend { "Filters" }
@@ -225,8 +223,8 @@ fn edit_row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter]) -> Markup {
                             p.hint { "Empty keeps this legacy token without an expiry." }
                         }
                     }
-                    (filter_picker(ctx, &t.id.to_string(), filters, &t.filters, t.filters_operator))
-                    div.actions {
+                    (filter_picker(&t.id.to_string(), filters, &t.filters, t.filters_operator))
+                    div.buttons {
                         button.btn.primary type="submit" { "Save" }
                         a.btn.ghost href=(Tab::Shared.url(ctx.account().id)) data-edit-cancel { "Cancel" }
                     }

@@ -91,7 +91,7 @@ pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Mark
             (csrf_field(ctx.csrf()))
             label for="new-token-name" { "Name" }
             input #new-token-name type="text" name="name" required maxlength="256"
-                placeholder="e.g. k8s-production" autocomplete="off";
+                placeholder="e.g. kubernetes-prod" autocomplete="off";
             button.btn.primary type="submit" { "+ New " (noun(kind)) " shipping token" }
             @if at_limit {
                 p.hint.warn {

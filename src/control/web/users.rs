@@ -79,7 +79,7 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, ApiError>
                         }
                     }
                 }
-                div.actions { button.btn.primary type="submit" { "Invite" } }
+                div.buttons { button.btn.primary type="submit" { "Invite" } }
             }
         }
         div.table-wrap {
@@ -113,12 +113,12 @@ fn row(ctx: &Ctx<'_>, u: &User, is_me: bool) -> Markup {
                 form.inline method="post" action=(ctx.action(&format!("{base}/role"))) {
                     (csrf_field(ctx.csrf()))
                     label.sr-only for={ "role-" (u.id) } { "Role of " (u.email) }
-                    select id={ "role-" (u.id) } name="role" data-autosubmit {
+                    select id={ "role-" (u.id) } name="role" {
                         @for role in ROLES {
                             option value=(role.as_str()) selected[role == u.role] { (role.as_str()) }
                         }
                     }
-                    button.btn.ghost.small type="submit" data-autosubmit-button { "Save" }
+                    button.btn.ghost.small type="submit" { "Save" }
                 }
             }
             td {

@@ -1,0 +1,244 @@
+// Drives the Manage Tokens page in headless Chromium as a person would, against a real
+// control plane and a real gateway started by tests/browser.rs, which passes:
+//   TOLLGATE_PAGE_URL      the control plane (its /ui page)
+//   TOLLGATE_GATEWAY_URL   the gateway's public listener (logs route: POST /?token=…)
+//   TOLLGATE_ACCOUNT_ID    the admin's (pro) account, 14 of its 15 tokens enabled
+//   TOLLGATE_ADMIN_EMAIL / TOLLGATE_ADMIN_PASSWORD
+//   TOLLGATE_ARTIFACTS     where screenshots go
+// Exits non-zero on the first step that fails, naming it.
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) { throw new Error(`${name} is not set`); }
+  return value;
+};
+const PAGE = env("TOLLGATE_PAGE_URL");
+const GATEWAY = env("TOLLGATE_GATEWAY_URL");
+const ACCOUNT = env("TOLLGATE_ACCOUNT_ID");
+const ADMIN_EMAIL = env("TOLLGATE_ADMIN_EMAIL");
+const ADMIN_PASSWORD = env("TOLLGATE_ADMIN_PASSWORD");
+const ARTIFACTS = env("TOLLGATE_ARTIFACTS");
+const USER_EMAIL = "dan@example.com";
+const USER_PASSWORD = "dan's long enough password";
+
+mkdirSync(ARTIFACTS, { recursive: true });
+const profile = mkdtempSync(join(tmpdir(), "tollgate-chromium-"));
+
+function step(name) { console.log(`-- ${name}`); }
+
+function check(condition, message) {
+  if (!condition) { throw new Error(message); }
+}
+
+/// Polls `probe` until it returns true, for at most `ms`; the time it took.
+async function within(ms, what, probe) {
+  const started = Date.now();
+  for (;;) {
+    if (await probe()) { return Date.now() - started; }
+    if (Date.now() - started > ms) { throw new Error(`${what}: not within ${ms} ms`); }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function shipLogs(token) {
+  const res = await fetch(`${GATEWAY}/?token=${encodeURIComponent(token)}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ message: "hello from the browser test" }) + "\n",
+  });
+  return res.status;
+}
+
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath: "/usr/bin/chromium",
+  headless: true,
+  args: [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+  ],
+  viewport: { width: 1280, height: 860 },
+  permissions: ["clipboard-read", "clipboard-write"],
+});
+
+let failed = false;
+try {
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.setDefaultTimeout(10_000);
+  const shot = async (name) => {
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+    writeFileSync(join(ARTIFACTS, `${name}.html`), await page.content());
+  };
+  const tab = (slug) => `${PAGE}/ui/accounts/${ACCOUNT}/${slug}`;
+  const row = (name) => page.locator("tbody tr", { has: page.locator("td.name", { hasText: name }) });
+  // A form posts and the answer (a 303 back to the tab, or the tab with a refusal) loads:
+  // the URL alone can't tell, it is often the same.
+  const submits = async (action) => {
+    await Promise.all([page.waitForNavigation({ waitUntil: "load" }), action()]);
+  };
+  const alertText = async () => (await page.locator('[role="alert"]').innerText()).trim();
+
+  step("sign in as the admin");
+  await page.goto(`${PAGE}/ui`);
+  check(page.url().endsWith("/ui/login"), `not sent to the login page: ${page.url()}`);
+  await page.getByLabel("Email").fill(ADMIN_EMAIL);
+  await page.getByLabel("Password").fill("not the password");
+  await submits(() => page.getByRole("button", { name: "Sign in" }).click());
+  check((await alertText()).toLowerCase().includes("the email or password is not correct"),
+        "a wrong password is refused inline");
+  await shot("login");
+  await page.getByLabel("Password").fill(ADMIN_PASSWORD);
+  await submits(() => page.getByRole("button", { name: "Sign in" }).click());
+  await page.waitForURL(tab("logs"));
+
+  step("create a log shipping token: enabled by default");
+  await page.getByLabel("Name", { exact: true }).fill("browser-test");
+  await submits(() => page.getByRole("button", { name: "+ New log shipping token" }).click());
+  check(await row("browser-test").count() === 1, "the new token is listed");
+  check(await row("browser-test").getByRole("switch").getAttribute("aria-checked") === "true",
+        "the new token is enabled");
+  check((await page.locator(".limit .count").innerText()).includes("15 of 15 enabled"), "the limit shows 15 of 15");
+
+  step("rename it in place");
+  await row("browser-test").getByRole("link", { name: /Rename/ }).click();
+  const renameBox = page.getByLabel(/New name for log shipping token “browser-test”/);
+  check(await renameBox.isVisible(), "the rename box opens in the row");
+  await renameBox.fill("browser-renamed");
+  await submits(() => renameBox.press("Enter"));
+  check(await row("browser-renamed").count() === 1, "renamed");
+
+  step("copy the token from the page and ship with it");
+  const tokenButton = row("browser-renamed").locator("button.token");
+  await tokenButton.click();
+  await row("browser-renamed").locator(".copied", { hasText: "Copied" }).waitFor();
+  let copied = await page.evaluate(() => navigator.clipboard.readText().catch(() => ""));
+  if (!copied) {
+    copied = await page.evaluate(() => document.documentElement.getAttribute("data-last-copied"));
+    console.log("   (clipboard not readable here: used the text the page copied)");
+  }
+  check(/^[A-Za-z0-9]{32}$/.test(copied), `copied a token: ${copied}`);
+  check(copied === (await tokenButton.getAttribute("data-copy")), "copied the row's token");
+  const accepted = await within(2000, "the gateway accepts the copied token", async () => (await shipLogs(copied)) === 200);
+  console.log(`   gateway accepted it after ${accepted} ms`);
+
+  step("the plan's limit, in its own words");
+  await page.getByLabel("Name", { exact: true }).fill("one-too-many");
+  await submits(() => page.getByRole("button", { name: "+ New log shipping token" }).click());
+  const limit = await alertText();
+  check(limit.toLowerCase().includes("the pro plan allows 15 enabled shipping tokens; disable one first"),
+        `limit message: ${limit}`);
+  check(limit.includes("tokens/ENABLED_LIMIT"), "the rule's code is shown");
+  await shot("logs-limit");
+
+  step("disable it on the page: the gateway refuses it within 2 s");
+  await page.goto(tab("logs"));
+  await submits(() => row("browser-renamed").getByRole("switch").click());
+  check(await row("browser-renamed").getByRole("switch").getAttribute("aria-checked") === "false", "disabled");
+  const refused = await within(2000, "the gateway refuses the disabled token", async () => (await shipLogs(copied)) === 401);
+  console.log(`   gateway refused it after ${refused} ms`);
+  await shot("logs");
+
+  step("delete it, after a confirmation naming it");
+  await row("browser-renamed").getByRole("button", { name: /Delete/ }).click();
+  const dialog = page.locator("dialog#confirm");
+  await dialog.waitFor();
+  check((await dialog.innerText()).includes("browser-renamed"), "the confirmation names the token");
+  await shot("confirm-delete");
+  await submits(() => dialog.getByRole("button", { name: "Delete" }).click());
+  check(await row("browser-renamed").count() === 0, "deleted");
+
+  step("a tab for a kind the account doesn't hold says where those tokens live");
+  await page.goto(tab("metrics"));
+  check((await page.locator(".callout").innerText()).includes("Metrics shipping tokens live in the metrics accounts"), "metrics: where");
+  await shot("metrics");
+  await page.locator(".callout").getByRole("link", { name: /acme-metrics/ }).click();
+  await page.waitForURL(/\/metrics$/);
+  check((await page.locator("h2").first().innerText()) === "Metrics shipping tokens", "the metrics account's tokens");
+  check((await page.locator(".limit .count").innerText()).includes("1 of 15 enabled"), "its plan limit");
+  await shot("metrics-account");
+
+  step("the account switcher lists the tied accounts");
+  await page.locator("details.switcher summary").click();
+  const offered = await page.locator("details.switcher li").allInnerTexts();
+  check(offered.some((t) => t.includes("acme-traces")) && offered.some((t) => t.includes("acme")), `switcher: ${offered}`);
+  await page.screenshot({ path: join(ARTIFACTS, "switcher.png") });
+  await page.locator("details.switcher li a", { hasText: "acme-traces" }).click();
+  await page.waitForURL(/\/traces$/);
+  check((await page.locator(".limit .count").innerText()).includes("1 of 15 enabled"), "the tracing account's tokens");
+
+  step("a shared token with a filter");
+  await page.goto(tab("shared"));
+  await page.getByLabel("Description").fill("test environment");
+  await page.getByLabel("Field").fill("env");
+  await page.getByLabel("Value").fill("test");
+  await submits(() => page.getByRole("button", { name: "+ Add filter" }).click());
+  await page.getByText("+ Add shared token").click();
+  await page.getByLabel("Token name").fill("status-page");
+  await page.locator("details.add").getByLabel(/env: test/).check();
+  await submits(() => page.locator("details.add").getByRole("button", { name: "Add", exact: true }).click());
+  const shared = row("status-page");
+  check((await shared.locator("td.logic").innerText()).includes("env: test"), "its filter logic");
+  await page.getByText("+ Add shared token").click();
+  await page.getByLabel("Token name").fill("wide-open");
+  await submits(() => page.locator("details.add").getByRole("button", { name: "Add", exact: true }).click());
+  check((await row("wide-open").innerText()).includes("No filter"), "a token without a filter is flagged");
+  await shot("shared");
+
+  step("a new API token is shown once");
+  await page.goto(tab("api"));
+  await page.getByLabel("Name", { exact: true }).fill("terraform");
+  await submits(() => page.getByRole("button", { name: "+ New API token" }).click());
+  const secretBox = page.locator(".callout.secret");
+  await secretBox.waitFor();
+  check((await secretBox.innerText()).includes("won't be shown again"), "the once-only warning");
+  await shot("api");
+
+  step("invite a user; the setup link is shown to hand over");
+  await page.goto(tab("users"));
+  await page.getByText("+ Invite user").click();
+  await page.getByLabel("Email").fill(USER_EMAIL);
+  await page.getByLabel("Full name").fill("Dan User");
+  await page.getByLabel("Role", { exact: true }).selectOption("user");
+  await submits(() => page.getByRole("button", { name: "Invite", exact: true }).click());
+  const invite = page.locator(".callout.secret");
+  await invite.waitFor();
+  const link = await invite.locator("button.token").getAttribute("data-copy");
+  check(link && link.includes("/ui/setup/"), `a setup link: ${link}`);
+  await shot("users");
+
+  step("sign out; the user sets a password and signs in");
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.waitForURL(`${PAGE}/ui/login`);
+  await page.goto(link);
+  check((await page.locator("main").innerText()).includes(`Set a password for ${USER_EMAIL}`), "the setup page names the user");
+  await page.getByLabel("Password", { exact: true }).fill(USER_PASSWORD);
+  await page.getByLabel("Confirm password").fill(USER_PASSWORD);
+  await shot("setup");
+  await page.getByRole("button", { name: "Set password" }).click();
+  await page.waitForURL(/\/ui\/login\?ready=1$/);
+  await page.getByLabel("Email").fill(USER_EMAIL);
+  await page.getByLabel("Password").fill(USER_PASSWORD);
+  await submits(() => page.getByRole("button", { name: "Sign in" }).click());
+  await page.waitForURL(tab("shared"));
+  const tabs = await page.locator("nav.tabs a").allInnerTexts();
+  check(tabs.length === 1 && tabs[0] === "Shared tokens", `a user sees only shared tokens: ${tabs}`);
+  check(await row("status-page").count() === 1, "the user sees the shared tokens");
+  check((await row("status-page").locator("td.logic").innerText()).includes("env: test"), "with their filter logic");
+  check(await page.getByRole("button", { name: /Delete/ }).count() === 0, "and can't delete them");
+  await shot("user-shared");
+  console.log("all steps passed");
+} catch (e) {
+  failed = true;
+  console.error(`FAILED: ${e.stack || e}`);
+  for (const p of context.pages()) {
+    await p.screenshot({ path: join(ARTIFACTS, "failure.png"), fullPage: true }).catch(() => {});
+    console.error(`   at ${p.url()}`);
+  }
+} finally {
+  await context.close();
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,790 @@
+//! The Manage Tokens page over HTTP, driven as a browser drives it (GET a form, POST it
+//! urlencoded with its CSRF token and the session cookie, follow the 303), against the
+//! real control plane on SQLite. Every change made on the page is checked through the
+//! management API, and every refusal is checked as a page with the rule's message inline.
+
+mod common;
+
+use common::control::ControlPlane;
+use common::page::{Browser, PASSWORD};
+use http::Method;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "USER_ROLE_ACCOUNT_ADMIN";
+const USER: &str = "USER_ROLE_REGULAR";
+
+/// The account's log shipping tokens as the API lists them.
+async fn api_tokens(cp: &ControlPlane, api: &str) -> Vec<Value> {
+    let found = cp
+        .api(
+            Method::POST,
+            "/v1/log-shipping/tokens/search",
+            api,
+            Some(json!({})),
+        )
+        .await;
+    found["results"].as_array().expect("results").clone()
+}
+
+fn named<'v>(tokens: &'v [Value], name: &str) -> Option<&'v Value> {
+    tokens.iter().find(|t| t["name"] == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_tab_renders_for_an_admin() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, _api, first_token) = cp.account("acme").await;
+    let metrics = cp
+        .create_account(
+            json!({"accountName": "acme-metrics", "type": "metrics", "ownerAccountId": account}),
+        )
+        .await["accountId"]
+        .as_i64()
+        .unwrap();
+    let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
+
+    let home = admin.get("/ui").await;
+    assert_eq!(home.status(), 303);
+    assert_eq!(home.location(), format!("/ui/accounts/{account}/logs"));
+
+    let logs = admin.get(&format!("/ui/accounts/{account}/logs")).await;
+    assert_eq!(logs.status(), 200);
+    logs.shows(&[
+        "Log shipping tokens",
+        &first_token,
+        "1 of 15 enabled",
+        "the pro plan allows 15",
+        "Default",
+        "+ New log shipping token",
+        // The only enabled token: its toggle and delete are locked, with the rule's reason.
+        "every account must keep at least one enabled shipping token",
+        "ann@example.com",
+        // The account switcher offers the tied metrics account.
+        "acme-metrics",
+        "Log out",
+    ]);
+
+    admin
+        .get(&format!("/ui/accounts/{account}/metrics"))
+        .await
+        .shows(&[
+            "it holds log shipping tokens only",
+            "Metrics shipping tokens live in the metrics accounts",
+            &format!("href=\"/ui/accounts/{metrics}/metrics\""),
+        ]);
+    admin
+        .get(&format!("/ui/accounts/{account}/traces"))
+        .await
+        .shows(&[
+            "Tracing shipping tokens live in the tracing accounts",
+            "None of the accounts you reach holds tracing shipping tokens.",
+        ]);
+    admin
+        .get(&format!("/ui/accounts/{account}/api"))
+        .await
+        .shows(&["API tokens", "+ New API token", "default", "Last used"]);
+    admin
+        .get(&format!("/ui/accounts/{account}/shared"))
+        .await
+        .shows(&["Shared tokens", "+ Add shared token", "Token filters"]);
+    admin
+        .get(&format!("/ui/accounts/{account}/users"))
+        .await
+        .shows(&["ann@example.com", "+ Invite user", "admin"]);
+
+    // The tied metrics account: its own metrics tokens, and no API tokens of its own.
+    admin
+        .get(&format!("/ui/accounts/{metrics}/metrics"))
+        .await
+        .shows(&["Metrics shipping tokens", "1 of 15 enabled"]);
+    admin
+        .get(&format!("/ui/accounts/{metrics}/api"))
+        .await
+        .shows(&[
+            "Metrics accounts have no API tokens of their own; use the main account's",
+            &format!("href=\"/ui/accounts/{account}/api\""),
+        ])
+        .lacks(&["+ New API token"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assets_are_embedded_and_cached() {
+    let cp = ControlPlane::sqlite().await;
+    let mut browser = Browser::new(&cp);
+    let login = browser.get("/ui/login").await;
+    let css_at = login.html.find("/ui/assets/page.css?v=").expect("css link");
+    let css_url = &login.html[css_at..css_at + login.html[css_at..].find('"').unwrap()];
+    let css = browser.get(css_url).await;
+    assert_eq!(css.status(), 200);
+    assert!(css.header("content-type").starts_with("text/css"));
+    assert!(css.header("cache-control").contains("max-age="));
+    assert!(css.html.contains(":focus-visible"));
+    let js = browser.get("/ui/assets/page.js").await;
+    assert!(js.header("content-type").starts_with("text/javascript"));
+    assert!(js.html.contains("data-confirm"));
+    assert_eq!(browser.get("/ui/assets/nope.js").await.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipping_tokens_made_on_the_page_are_what_the_api_returns() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, api, _) = cp.account("acme").await;
+    let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
+    let tab = format!("/ui/accounts/{account}/logs");
+    admin.get(&tab).await;
+
+    let created = admin
+        .post(&format!("{tab}/tokens"), &[("name", "k8s-prod")])
+        .await;
+    assert_eq!(created.status(), 303, "{}", created.html);
+    assert_eq!(created.location(), tab);
+    let tokens = api_tokens(&cp, &api).await;
+    let token = named(&tokens, "k8s-prod").expect("created on the page");
+    assert_eq!(token["enabled"], true, "enabled by default");
+    let id = token["id"].as_i64().unwrap();
+    assert!(
+        token["createdBy"].as_str().unwrap().starts_with("user:"),
+        "{token}"
+    );
+    admin.get(&tab).await.shows(&[
+        "k8s-prod",
+        token["token"].as_str().unwrap(),
+        "2 of 15 enabled",
+    ]);
+
+    let renamed = admin
+        .post(
+            &format!("{tab}/tokens/{id}/rename"),
+            &[("name", "k8s-production")],
+        )
+        .await;
+    assert_eq!(renamed.status(), 303);
+    assert!(named(&api_tokens(&cp, &api).await, "k8s-production").is_some());
+
+    let disabled = admin
+        .post(
+            &format!("{tab}/tokens/{id}/enabled"),
+            &[("enabled", "false")],
+        )
+        .await;
+    assert_eq!(disabled.status(), 303);
+    let tokens = api_tokens(&cp, &api).await;
+    assert_eq!(named(&tokens, "k8s-production").unwrap()["enabled"], false);
+    admin.get(&tab).await.shows(&["1 of 15 enabled"]);
+
+    // Another token of the same name is refused by the API's rule, shown inline.
+    admin
+        .post(&format!("{tab}/tokens"), &[("name", "k8s-production")])
+        .await
+        .refused(
+            409,
+            "tokens/DUPLICATE_NAME",
+            "this account already has a logs shipping token named \"k8s-production\"",
+        );
+
+    let deleted = admin.post(&format!("{tab}/tokens/{id}/delete"), &[]).await;
+    assert_eq!(deleted.status(), 303);
+    assert!(named(&api_tokens(&cp, &api).await, "k8s-production").is_none());
+    admin.get(&tab).await.lacks(&["k8s-production"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_rules_are_shown_inline_in_their_own_words() {
+    let cp = ControlPlane::sqlite().await;
+    let created = cp
+        .create_account(json!({"accountName": "small", "plan": "community"}))
+        .await;
+    let account = created["accountId"].as_i64().unwrap();
+    let mut admin = Browser::signed_in(&cp, account, "cat@example.com", ADMIN).await;
+    let tab = format!("/ui/accounts/{account}/logs");
+    let page = admin.get(&tab).await;
+    page.shows(&["1 of 1 enabled", "the community plan allows 1"]);
+
+    admin
+        .post(&format!("{tab}/tokens"), &[("name", "second")])
+        .await
+        .refused(
+            409,
+            "tokens/ENABLED_LIMIT",
+            "the community plan allows 1 enabled shipping token; disable one first",
+        )
+        // Still the tab, with its table: the refusal is inline.
+        .shows(&["Log shipping tokens", "1 of 1 enabled"]);
+
+    let search = cp
+        .post("/v1/log-shipping/tokens/search")
+        .admin()
+        .account(account)
+        .json(json!({}))
+        .send()
+        .await
+        .expect_ok("search");
+    assert_eq!(search["total"], 1, "nothing was created: {search}");
+    let only = search["results"][0]["id"].as_i64().unwrap();
+
+    admin
+        .post(
+            &format!("{tab}/tokens/{only}/enabled"),
+            &[("enabled", "false")],
+        )
+        .await
+        .refused(
+            409,
+            "tokens/LAST_ENABLED",
+            "every account must keep at least one enabled shipping token; this is the last one",
+        );
+    admin
+        .post(&format!("{tab}/tokens/{only}/delete"), &[])
+        .await
+        .refused(409, "tokens/LAST_ENABLED", "this is the last one");
+
+    // A community account has no API tokens, and the tab says why.
+    admin
+        .get(&format!("/ui/accounts/{account}/api"))
+        .await
+        .shows(&["API tokens are available on pro and enterprise plans and during a trial."])
+        .lacks(&["+ New API token"]);
+    admin
+        .post(
+            &format!("/ui/accounts/{account}/api/tokens"),
+            &[("name", "ci")],
+        )
+        .await
+        .refused(
+            409,
+            "api-tokens/PLAN",
+            "API tokens are available on pro and enterprise plans and during a trial",
+        );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_token_secret_is_shown_once_in_the_answer_to_its_post() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, _, _) = cp.account("acme").await;
+    let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
+    let tab = format!("/ui/accounts/{account}/api");
+    admin.get(&tab).await;
+    let created = admin
+        .post(&format!("{tab}/tokens"), &[("name", "terraform")])
+        .await;
+    assert_eq!(
+        created.status(),
+        200,
+        "the secret is in this answer, not a redirect"
+    );
+    assert_eq!(created.header("cache-control"), "no-store");
+    created.shows(&["API token “terraform” created", "won't be shown again"]);
+    let at = created.html.find("data-copy=\"").unwrap() + "data-copy=\"".len();
+    let secret = &created.html[at..at + 32];
+    let whoami = cp.get("/v2/whoami").token(secret).send().await;
+    assert_eq!(whoami.expect_ok("whoami")["accountName"], "acme");
+
+    let later = admin.get(&tab).await;
+    later.shows(&["terraform"]).lacks(&[secret]);
+    // The token was just used: the page says when.
+    later.shows(&["just now"]);
+    let list = cp
+        .get("/v1/api-tokens")
+        .token(secret)
+        .send()
+        .await
+        .expect_ok("list");
+    let id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "terraform")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    later.shows(&["Integrations that use it stop working"]);
+    let deleted = admin.post(&format!("{tab}/tokens/{id}/delete"), &[]).await;
+    assert_eq!(deleted.status(), 303);
+    assert_eq!(cp.get("/v2/whoami").token(secret).send().await.status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_tokens_and_filters_are_managed_with_the_best_practices_shown() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, api, _) = cp.account("acme").await;
+    let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
+    let tab = format!("/ui/accounts/{account}/shared");
+    admin.get(&tab).await;
+
+    // A filter value is validated as the API validates it.
+    admin
+        .post(
+            &format!("/ui/accounts/{account}/shared/filters"),
+            &[("description", "any"), ("field", "env"), ("value", "te*t")],
+        )
+        .await
+        .refused(400, "filters/INVALID_TERM", "wildcards are not supported");
+    for (field, value) in [("env", "test"), ("region", "eu")] {
+        let made = admin
+            .post(
+                &format!("/ui/accounts/{account}/shared/filters"),
+                &[("description", "scope"), ("field", field), ("value", value)],
+            )
+            .await;
+        assert_eq!(made.status(), 303, "{}", made.html);
+    }
+    let filters = cp
+        .api(Method::GET, "/v1/shared-tokens/filters", &api, None)
+        .await;
+    let ids: Vec<String> = filters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["id"].to_string())
+        .collect();
+
+    let made = admin
+        .post(
+            &format!("{tab}/tokens"),
+            &[
+                ("name", "status-page"),
+                ("expires", "2099-12-31"),
+                ("filter", &ids[0]),
+                ("filter", &ids[1]),
+                ("operator", "AND"),
+            ],
+        )
+        .await;
+    assert_eq!(made.status(), 303, "{}", made.html);
+    // One without a filter, and a legacy one without an expiry (only the API makes those).
+    admin
+        .post(&format!("{tab}/tokens"), &[("name", "wide-open")])
+        .await;
+    cp.api(
+        Method::POST,
+        "/v1/shared-tokens",
+        &api,
+        Some(json!({"tokenName": "old", "filters": [], "expirationDate": null, "legacy": true})),
+    )
+    .await;
+    let shared = cp.api(Method::GET, "/v1/shared-tokens", &api, None).await;
+    let status_page = shared
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tokenName"] == "status-page" || t["name"] == "status-page")
+        .expect("made on the page")
+        .clone();
+    assert_eq!(status_page["filters"].as_array().unwrap().len(), 2);
+    assert_eq!(status_page["filtersOperator"], "AND");
+    let wide = shared
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tokenName"] == "wide-open" || t["name"] == "wide-open")
+        .unwrap();
+    assert!(
+        wide["expirationDate"].is_number(),
+        "7 days by default: {wide}"
+    );
+
+    let page = admin.get(&tab).await;
+    page.shows(&[
+        "env: test AND region: eu",
+        "No filter",
+        "Reads all of the account's logs",
+        "Never expires",
+        "Legacy token: set an expiration date",
+        "2099-12-31",
+        // Deleting a filter names the shared tokens that use it.
+        "data-confirm-details=\"“status-page”\"",
+    ]);
+
+    // Edit: OR, one filter, another date.
+    let id = status_page["id"].as_i64().unwrap();
+    let edited = admin
+        .post(
+            &format!("{tab}/tokens/{id}/edit"),
+            &[
+                ("expires", "2098-01-02"),
+                ("filter", &ids[1]),
+                ("operator", "OR"),
+            ],
+        )
+        .await;
+    assert_eq!(edited.status(), 303, "{}", edited.html);
+    let token = cp
+        .api(Method::GET, &format!("/v1/shared-tokens/{id}"), &api, None)
+        .await;
+    assert_eq!(token["filtersOperator"], "OR");
+    assert_eq!(token["filters"].as_array().unwrap().len(), 1);
+    admin.get(&tab).await.shows(&["2098-01-02", "region: eu"]);
+    admin
+        .post(
+            &format!("{tab}/tokens/{id}/edit"),
+            &[("expires", "2001-01-01")],
+        )
+        .await
+        .refused(400, "shared-tokens/EXPIRY_IN_PAST", "must be in the future");
+
+    let filter_id = &ids[1];
+    let gone = admin
+        .post(
+            &format!("/ui/accounts/{account}/shared/filters/{filter_id}/delete"),
+            &[],
+        )
+        .await;
+    assert_eq!(gone.status(), 303);
+    let deleted = admin.post(&format!("{tab}/tokens/{id}/delete"), &[]).await;
+    assert_eq!(deleted.status(), 303);
+    assert_eq!(
+        cp.get(&format!("/v1/shared-tokens/{id}"))
+            .token(&api)
+            .send()
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_sees_only_shared_tokens_and_is_refused_admin_posts() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, api, _) = cp.account("acme").await;
+    let filter = cp
+        .api(
+            Method::POST,
+            "/v1/shared-tokens/filters",
+            &api,
+            Some(json!({"description": "eu", "field": "region", "value": "eu"})),
+        )
+        .await;
+    cp.api(
+        Method::POST,
+        "/v1/shared-tokens",
+        &api,
+        Some(json!({"tokenName": "dash", "filters": [filter["id"]]})),
+    )
+    .await;
+    let mut user = Browser::signed_in(&cp, account, "bob@example.com", USER).await;
+
+    let home = user.get("/ui").await;
+    assert_eq!(home.location(), format!("/ui/accounts/{account}/shared"));
+    let shared = user.get(&format!("/ui/accounts/{account}/shared")).await;
+    assert_eq!(shared.status(), 200);
+    shared
+        .shows(&["dash", "Shared tokens", "region: eu"])
+        .lacks(&[
+            "Log shipping",
+            "API tokens",
+            "Users",
+            "+ Add shared token",
+            "Token filters",
+        ]);
+
+    user.get(&format!("/ui/accounts/{account}/logs"))
+        .await
+        .refused(
+            403,
+            "auth/ADMIN_ROLE_REQUIRED",
+            "only the account's admins may do this",
+        );
+    let before = api_tokens(&cp, &api).await.len();
+    user.post(
+        &format!("/ui/accounts/{account}/logs/tokens"),
+        &[("name", "mine")],
+    )
+    .await
+    .refused(
+        403,
+        "auth/ADMIN_ROLE_REQUIRED",
+        "only the account's admins may do this",
+    );
+    user.post(
+        &format!("/ui/accounts/{account}/shared/tokens"),
+        &[("name", "mine")],
+    )
+    .await
+    .refused(
+        403,
+        "auth/ADMIN_ROLE_REQUIRED",
+        "only the account's admins may do this",
+    );
+    assert_eq!(api_tokens(&cp, &api).await.len(), before);
+    let shared = cp.api(Method::GET, "/v1/shared-tokens", &api, None).await;
+    assert_eq!(shared.as_array().unwrap().len(), 1);
+
+    // Another account is out of reach for a user, whatever its role.
+    let (other, _, _) = cp.account("globex").await;
+    user.get(&format!("/ui/accounts/{other}/shared"))
+        .await
+        .refused(403, "auth/FORBIDDEN", "this user does not reach account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_post_without_the_csrf_token_is_refused_and_changes_nothing() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, api, _) = cp.account("acme").await;
+    let (first_id, _) = cp.create_token(&api, "second").await;
+    let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
+    let a = format!("/ui/accounts/{account}");
+    let snapshot = async || {
+        let tokens = api_tokens(&cp, &api).await;
+        let shared = cp.api(Method::GET, "/v1/shared-tokens", &api, None).await;
+        let filters = cp
+            .api(Method::GET, "/v1/shared-tokens/filters", &api, None)
+            .await;
+        let keys = cp.api(Method::GET, "/v1/api-tokens", &api, None).await;
+        let users = cp.api(Method::GET, "/v1/user-management", &api, None).await;
+        json!([tokens, shared, filters, keys, users]).to_string()
+    };
+    let before = snapshot().await;
+    let posts: Vec<(String, Vec<(&str, &str)>)> = vec![
+        (format!("{a}/logs/tokens"), vec![("name", "x")]),
+        (
+            format!("{a}/logs/tokens/{first_id}/rename"),
+            vec![("name", "y")],
+        ),
+        (
+            format!("{a}/logs/tokens/{first_id}/enabled"),
+            vec![("enabled", "false")],
+        ),
+        (format!("{a}/logs/tokens/{first_id}/delete"), vec![]),
+        (format!("{a}/api/tokens"), vec![("name", "x")]),
+        (format!("{a}/shared/tokens"), vec![("name", "x")]),
+        (
+            format!("{a}/shared/filters"),
+            vec![("field", "env"), ("value", "x")],
+        ),
+        (
+            format!("{a}/users/invite"),
+            vec![
+                ("email", "eve@example.com"),
+                ("full_name", "Eve"),
+                ("role", "admin"),
+            ],
+        ),
+        ("/ui/logout".to_string(), vec![]),
+    ];
+    for (path, fields) in &posts {
+        let page = admin.post_raw(path, fields).await;
+        assert_eq!(page.status(), 403, "{path} without csrf: {}", page.html);
+        let mut forged = vec![("csrf", "0123456789abcdef0123456789abcdef")];
+        forged.extend_from_slice(fields);
+        let page = admin.post_raw(path, &forged).await;
+        assert_eq!(
+            page.status(),
+            403,
+            "{path} with a wrong csrf: {}",
+            page.html
+        );
+    }
+    assert_eq!(snapshot().await, before, "nothing changed");
+    assert!(admin.has_session(), "logout without csrf did not log out");
+    assert_eq!(admin.get(&format!("{a}/logs")).await.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invited_user_sets_a_password_and_signs_in() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, _, _) = cp.account("acme").await;
+    let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
+    let tab = format!("/ui/accounts/{account}/users");
+    admin.get(&tab).await;
+    let invited = admin
+        .post(
+            &format!("/ui/accounts/{account}/users/invite"),
+            &[
+                ("email", "dan@example.com"),
+                ("full_name", "Dan"),
+                ("role", "user"),
+            ],
+        )
+        .await;
+    assert_eq!(invited.status(), 200, "{}", invited.html);
+    assert_eq!(invited.header("cache-control"), "no-store");
+    invited.shows(&["Invitation for dan@example.com", "/ui/setup/"]);
+    let at = invited.html.find("data-copy=\"").unwrap() + "data-copy=\"".len();
+    let link = invited.html[at..at + invited.html[at..].find('"').unwrap()].to_string();
+
+    let mut dan = Browser::new(&cp);
+    let path = &link[link.find("/ui/").unwrap()..];
+    dan.get(path)
+        .await
+        .shows(&["Set a password for <strong>dan@example.com</strong>"]);
+    dan.post(
+        path,
+        &[("password", PASSWORD), ("confirm", "something else")],
+    )
+    .await
+    .refused(
+        400,
+        "users/PASSWORD_MISMATCH",
+        "the two passwords are not the same",
+    );
+    dan.post(path, &[("password", "short"), ("confirm", "short")])
+        .await
+        .refused(400, "users/WEAK_PASSWORD", "the password must be");
+    dan.set_password(&link).await;
+    // The link works once.
+    dan.get(path)
+        .await
+        .refused(404, "request/NOT_FOUND", "already used");
+
+    dan.sign_in("dan@example.com", "wrong password")
+        .await
+        .refused(
+            401,
+            "auth/UNAUTHORIZED",
+            "the email or password is not correct",
+        );
+    let signed = dan.sign_in("dan@example.com", PASSWORD).await;
+    assert_eq!(signed.status(), 303);
+    let home = dan.get("/ui").await;
+    assert_eq!(home.location(), format!("/ui/accounts/{account}/shared"));
+
+    // The admin suspends Dan: his session ends and he can't sign in again.
+    let users = admin.get(&tab).await;
+    users.shows(&["dan@example.com", "Suspend"]);
+    let dan_id = user_id(&cp, account, "dan@example.com").await;
+    let suspended = admin
+        .post(&format!("{tab}/{dan_id}/active"), &[("active", "false")])
+        .await;
+    assert_eq!(suspended.status(), 303);
+    assert_eq!(
+        dan.get(&format!("/ui/accounts/{account}/shared"))
+            .await
+            .location(),
+        "/ui/login"
+    );
+    dan.sign_in("dan@example.com", PASSWORD).await.refused(
+        403,
+        "auth/USER_SUSPENDED",
+        "this user is suspended",
+    );
+    admin.get(&tab).await.shows(&["Suspended", "Unsuspend"]);
+
+    let promoted = admin
+        .post(&format!("{tab}/{dan_id}/role"), &[("role", "read-only")])
+        .await;
+    assert_eq!(promoted.status(), 303);
+    // The last admin keeps the role: the rule's refusal, inline.
+    let ann_id = user_id(&cp, account, "ann@example.com").await;
+    admin
+        .post(&format!("{tab}/{ann_id}/role"), &[("role", "user")])
+        .await
+        .refused(
+            409,
+            "users/LAST_ADMIN",
+            "this is the account's last active admin",
+        );
+    let deleted = admin.post(&format!("{tab}/{dan_id}/delete"), &[]).await;
+    assert_eq!(deleted.status(), 303);
+    admin.get(&tab).await.lacks(&["dan@example.com"]);
+
+    // Log out ends the session; a form posted after it is told so, as a page.
+    let out = admin.post("/ui/logout", &[]).await;
+    assert_eq!(out.location(), "/ui/login");
+    assert!(!admin.has_session());
+    assert_eq!(admin.get(&tab).await.location(), "/ui/login");
+    admin.get("/ui/login").await;
+    let late = admin
+        .post(
+            &format!("/ui/accounts/{account}/logs/tokens"),
+            &[("name", "late")],
+        )
+        .await;
+    assert_eq!(late.status(), 401);
+    late.shows(&["You are signed out", "nothing was changed"]);
+    let lost = admin.get("/ui/accounts/1/nowhere").await;
+    assert_eq!(lost.status(), 404);
+    lost.shows(&["Page not found"]);
+}
+
+async fn user_id(cp: &ControlPlane, account: i64, email: &str) -> i64 {
+    let users = cp
+        .get("/v1/user-management")
+        .admin()
+        .account(account)
+        .send()
+        .await
+        .expect_ok("users");
+    users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["username"] == email)
+        .unwrap_or_else(|| panic!("{email} in {users}"))["id"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_of_a_main_account_switches_to_the_accounts_it_reaches() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, api, _) = cp.account("acme").await;
+    let sub = |name: &str, accessible: bool| {
+        json!({"accountName": name, "email": "ops@example.com", "retentionDays": 7,
+               "searchable": false, "accessible": accessible, "sharingObjectsAccounts": []})
+    };
+    let open = cp
+        .api(
+            Method::POST,
+            "/v1/account-management/time-based-accounts",
+            &api,
+            Some(sub("acme-eu", true)),
+        )
+        .await["accountId"]
+        .as_i64()
+        .unwrap();
+    let closed = cp
+        .api(
+            Method::POST,
+            "/v1/account-management/time-based-accounts",
+            &api,
+            Some(sub("acme-secret", false)),
+        )
+        .await["accountId"]
+        .as_i64()
+        .unwrap();
+    let tracing = cp
+        .create_account(
+            json!({"accountName": "acme-traces", "type": "tracing", "ownerAccountId": account}),
+        )
+        .await["accountId"]
+        .as_i64()
+        .unwrap();
+    let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
+    let page = admin.get(&format!("/ui/accounts/{account}/logs")).await;
+    page.shows(&[
+        &format!("href=\"/ui/accounts/{open}/logs\""),
+        &format!("href=\"/ui/accounts/{tracing}/traces\""),
+        "acme-eu",
+        "acme-traces",
+    ])
+    .lacks(&["acme-secret"]);
+    admin
+        .get(&format!("/ui/accounts/{open}/logs"))
+        .await
+        .shows(&["acme-eu", "log management sub-account", "1 of 15 enabled"]);
+    admin
+        .get(&format!("/ui/accounts/{closed}/logs"))
+        .await
+        .refused(
+            403,
+            "auth/NOT_ACCESSIBLE",
+            "is not accessible from the main account",
+        );
+    admin
+        .get(&format!("/ui/accounts/{tracing}/logs"))
+        .await
+        .shows(&[
+            "Log shipping tokens live in its main log management account.",
+            &format!("href=\"/ui/accounts/{account}/logs\""),
+        ]);
+    // An admin of the sub-account reaches its own account only: no switcher.
+    let mut sub_admin = Browser::signed_in(&cp, open, "eu-admin@example.com", ADMIN).await;
+    sub_admin
+        .get(&format!("/ui/accounts/{open}/logs"))
+        .await
+        .lacks(&["Switch account", "acme-traces"]);
+    sub_admin
+        .get(&format!("/ui/accounts/{account}/logs"))
+        .await
+        .refused(403, "auth/FORBIDDEN", "this user does not reach account");
+}
