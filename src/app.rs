@@ -162,12 +162,8 @@ pub async fn run(
     let tap = Arc::new(Tap::default());
     let sink = Sink::from_config(&config.sink, telemetry.dead_letter_records("http"))?;
     let forward_metrics = telemetry.forward(sink.name());
-    let (forwarder, forward_task) = forward::start(
-        &config.forward,
-        sink,
-        forward_metrics,
-        Arc::clone(&tap),
-    )?;
+    let (forwarder, forward_task) =
+        forward::start(&config.forward, sink, forward_metrics, Arc::clone(&tap))?;
     let writable = forwarder.clone();
 
     let s = &config.server;

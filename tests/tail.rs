@@ -21,7 +21,10 @@ use tollgate::config::Ack;
 /// Within this, a change on the control plane must have reached an open stream.
 const PROPAGATION: Duration = Duration::from_secs(2);
 
-async fn gateway(cp: &ControlPlane, configure: impl FnOnce(&mut tollgate::config::Config)) -> TestServer {
+async fn gateway(
+    cp: &ControlPlane,
+    configure: impl FnOnce(&mut tollgate::config::Config),
+) -> TestServer {
     let url = cp.url();
     let server = TestServer::start(move |c| {
         use_control_plane(c, &url);
@@ -68,9 +71,12 @@ impl Stream {
                     _ => continue, // a heartbeat comment
                 }
             }
-            let frame = tokio::time::timeout_at(deadline, self.body.frame()).await.ok()??;
+            let frame = tokio::time::timeout_at(deadline, self.body.frame())
+                .await
+                .ok()??;
             if let Ok(data) = frame.expect("stream frame").into_data() {
-                self.buffer.push_str(std::str::from_utf8(&data).expect("utf-8"));
+                self.buffer
+                    .push_str(std::str::from_utf8(&data).expect("utf-8"));
             }
         }
     }
@@ -104,26 +110,45 @@ impl Stream {
 }
 
 /// Opens `GET /v1/tail?{query}` with `headers`: the status and, on 200, the stream.
-async fn open(server: &TestServer, query: &str, headers: &[(&str, &str)]) -> (StatusCode, Option<Stream>, String) {
+async fn open(
+    server: &TestServer,
+    query: &str,
+    headers: &[(&str, &str)],
+) -> (StatusCode, Option<Stream>, String) {
     let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = Request::get(server.url(&format!("/v1/tail?{query}")));
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let res = client.request(req.body(Full::new(Bytes::new())).unwrap()).await.expect("tail answers");
+    let res = client
+        .request(req.body(Full::new(Bytes::new())).unwrap())
+        .await
+        .expect("tail answers");
     let status = res.status();
     if status != StatusCode::OK {
         let body = res.into_body().collect().await.unwrap().to_bytes();
         return (status, None, String::from_utf8_lossy(&body).into_owned());
     }
     assert_eq!(res.headers()["content-type"], "text/event-stream");
-    (status, Some(Stream { body: res.into_body(), buffer: String::new() }), String::new())
+    (
+        status,
+        Some(Stream {
+            body: res.into_body(),
+            buffer: String::new(),
+        }),
+        String::new(),
+    )
 }
 
 async fn ship(server: &TestServer, token: &str, lines: &[Value]) {
     let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let reply = server.post_logs(Some(token), "type=app", body).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", String::from_utf8_lossy(&reply.body));
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
 }
 
 /// A filter `field: value` of the account: its id.
@@ -138,16 +163,27 @@ async fn filter(cp: &ControlPlane, api: &str, field: &str, value: &str) -> i64 {
         .unwrap()
 }
 
-async fn shared(cp: &ControlPlane, api: &str, filters: &[i64], op: &str, expires_in_ms: i64) -> (i64, String) {
+async fn shared(
+    cp: &ControlPlane,
+    api: &str,
+    filters: &[i64],
+    op: &str,
+    expires_in_ms: i64,
+) -> (i64, String) {
     let created = cp
         .post("/v1/shared-tokens")
         .token(api)
-        .json(json!({"tokenName": "share", "filters": filters, "filtersOperator": op,
-                     "expirationDate": cp.now_ms() + expires_in_ms}))
+        .json(
+            json!({"tokenName": "share", "filters": filters, "filtersOperator": op,
+                     "expirationDate": cp.now_ms() + expires_in_ms}),
+        )
         .send()
         .await
         .expect_ok("shared token");
-    (created["id"].as_i64().unwrap(), created["token"].as_str().unwrap().to_string())
+    (
+        created["id"].as_i64().unwrap(),
+        created["token"].as_str().unwrap().to_string(),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,12 +193,17 @@ async fn an_api_token_reads_its_account_and_searchable_sub_accounts() {
     let sub = cp
         .post("/v1/account-management/time-based-accounts")
         .token(&api)
-        .json(json!({"accountName": "sub", "email": "ops@example.com", "maxDailyGB": 1,
-                     "retentionDays": 5, "searchable": true, "accessible": true}))
+        .json(
+            json!({"accountName": "sub", "email": "ops@example.com", "maxDailyGB": 1,
+                     "retentionDays": 5, "searchable": true, "accessible": true}),
+        )
         .send()
         .await
         .expect_ok("sub-account");
-    let (sub_id, sub_token) = (sub["accountId"].as_i64().unwrap(), sub["accountToken"].as_str().unwrap().to_string());
+    let (sub_id, sub_token) = (
+        sub["accountId"].as_i64().unwrap(),
+        sub["accountToken"].as_str().unwrap().to_string(),
+    );
     let (other, _, other_token) = cp.account("other").await;
     let server = gateway(&cp, |_| {}).await;
 
@@ -170,44 +211,96 @@ async fn an_api_token_reads_its_account_and_searchable_sub_accounts() {
     assert_eq!(status, 200);
     let mut stream = stream.unwrap();
     ship(&server, &other_token, &[json!({"msg": "not yours"})]).await;
-    ship(&server, &main_token, &[json!({"msg": "main", "env": "test"})]).await;
+    ship(
+        &server,
+        &main_token,
+        &[json!({"msg": "main", "env": "test"})],
+    )
+    .await;
     ship(&server, &sub_token, &[json!({"msg": "sub"})]).await;
-    let first = stream.record(Duration::from_secs(5)).await.expect("main's record");
-    assert_eq!(first, json!({"msg": "main", "env": "test", "_account_id": main, "_type": "app", "_kind": "logs"}));
-    let second = stream.record(Duration::from_secs(5)).await.expect("sub's record");
+    let first = stream
+        .record(Duration::from_secs(5))
+        .await
+        .expect("main's record");
+    assert_eq!(
+        first,
+        json!({"msg": "main", "env": "test", "_account_id": main, "_type": "app", "_kind": "logs"})
+    );
+    let second = stream
+        .record(Duration::from_secs(5))
+        .await
+        .expect("sub's record");
     assert_eq!(second["_account_id"], sub_id);
 
     // `accountIds` narrows; outside the reach is a 403 naming the account.
-    let (status, narrowed, _) = open(&server, &format!("accountIds={sub_id}"), &[("x-api-token", &api)]).await;
+    let (status, narrowed, _) = open(
+        &server,
+        &format!("accountIds={sub_id}"),
+        &[("x-api-token", &api)],
+    )
+    .await;
     assert_eq!(status, 200);
     let mut narrowed = narrowed.unwrap();
-    let (status, _, body) = open(&server, &format!("accountIds={sub_id},{other}"), &[("x-api-token", &api)]).await;
+    let (status, _, body) = open(
+        &server,
+        &format!("accountIds={sub_id},{other}"),
+        &[("x-api-token", &api)],
+    )
+    .await;
     assert_eq!(status, 403);
     assert!(body.contains(&format!("account {other}")), "{body}");
     assert!(!body.contains(&api), "no credential in a body");
 
     // The sub-account made not searchable: it stops streaming within 2 s.
-    cp.put(&format!("/v1/account-management/time-based-accounts/{sub_id}"))
-        .token(&api)
-        .json(json!({"accountName": "sub", "email": "ops@example.com", "maxDailyGB": 1,
-                     "retentionDays": 5, "searchable": false, "accessible": true}))
-        .send()
-        .await;
+    cp.put(&format!(
+        "/v1/account-management/time-based-accounts/{sub_id}"
+    ))
+    .token(&api)
+    .json(
+        json!({"accountName": "sub", "email": "ops@example.com", "maxDailyGB": 1,
+                     "retentionDays": 5, "searchable": false, "accessible": true}),
+    )
+    .send()
+    .await;
     tokio::time::sleep(PROPAGATION).await;
     ship(&server, &sub_token, &[json!({"msg": "hidden now"})]).await;
     ship(&server, &main_token, &[json!({"msg": "still main"})]).await;
-    let next = stream.record(Duration::from_secs(5)).await.expect("main still streams");
-    assert_eq!(next["msg"], "still main", "the sub-account's record must not come first");
+    let next = stream
+        .record(Duration::from_secs(5))
+        .await
+        .expect("main still streams");
+    assert_eq!(
+        next["msg"], "still main",
+        "the sub-account's record must not come first"
+    );
     assert_eq!(narrowed.end(PROPAGATION * 2).await, "no longer granted");
 
     // Deleting the API token ends the stream.
-    let tokens = cp.get("/v1/api-tokens").token(&api).send().await.expect_ok("api tokens");
+    let tokens = cp
+        .get("/v1/api-tokens")
+        .token(&api)
+        .send()
+        .await
+        .expect_ok("api tokens");
     let id = tokens[0]["id"].as_i64().unwrap();
     let (_, second_api_token) = {
-        let created = cp.post("/v1/api-tokens").token(&api).json(json!({"name": "spare"})).send().await.expect_ok("spare");
-        (created["id"].as_i64().unwrap(), created["token"].as_str().unwrap().to_string())
+        let created = cp
+            .post("/v1/api-tokens")
+            .token(&api)
+            .json(json!({"name": "spare"}))
+            .send()
+            .await
+            .expect_ok("spare");
+        (
+            created["id"].as_i64().unwrap(),
+            created["token"].as_str().unwrap().to_string(),
+        )
     };
-    cp.delete(&format!("/v1/api-tokens/{id}")).token(&second_api_token).send().await.expect_ok("delete");
+    cp.delete(&format!("/v1/api-tokens/{id}"))
+        .token(&second_api_token)
+        .send()
+        .await
+        .expect_ok("delete");
     assert_eq!(stream.end(PROPAGATION * 2).await, "revoked");
     let (status, _, _) = open(&server, "", &[("x-api-token", &api)]).await;
     assert_eq!(status, 401);
@@ -225,27 +318,54 @@ async fn a_shared_token_reads_only_what_its_filters_allow() {
 
     let (_, and_stream, _) = open(&server, &format!("token={and_token}"), &[]).await;
     let mut and_stream = and_stream.unwrap();
-    let (_, or_stream, _) = open(&server, "", &[("authorization", &format!("Bearer {or_token}"))]).await;
+    let (_, or_stream, _) = open(
+        &server,
+        "",
+        &[("authorization", &format!("Bearer {or_token}"))],
+    )
+    .await;
     let mut or_stream = or_stream.unwrap();
     let (_, narrowed, _) = open(&server, &format!("token={or_token}&q=level:error"), &[]).await;
     let mut narrowed = narrowed.unwrap();
-    ship(&server, &token, &[
-        json!({"n": 1, "env": "test", "kubernetes": {"region": "us"}}),
-        json!({"n": 2, "env": "prod", "kubernetes": {"region": "eu"}, "level": "error"}),
-        json!({"n": 3, "env": "test", "kubernetes": {"region": "eu"}}),
-        json!({"n": 4, "env": "prod", "kubernetes": {"region": "us"}, "level": "error"}),
-    ]).await;
-    assert_eq!(and_stream.record(Duration::from_secs(5)).await.unwrap()["n"], 3);
+    ship(
+        &server,
+        &token,
+        &[
+            json!({"n": 1, "env": "test", "kubernetes": {"region": "us"}}),
+            json!({"n": 2, "env": "prod", "kubernetes": {"region": "eu"}, "level": "error"}),
+            json!({"n": 3, "env": "test", "kubernetes": {"region": "eu"}}),
+            json!({"n": 4, "env": "prod", "kubernetes": {"region": "us"}, "level": "error"}),
+        ],
+    )
+    .await;
+    assert_eq!(
+        and_stream.record(Duration::from_secs(5)).await.unwrap()["n"],
+        3
+    );
     for n in [1, 2, 3] {
-        assert_eq!(or_stream.record(Duration::from_secs(5)).await.unwrap()["n"], n);
+        assert_eq!(
+            or_stream.record(Duration::from_secs(5)).await.unwrap()["n"],
+            n
+        );
     }
-    assert_eq!(narrowed.record(Duration::from_secs(5)).await.unwrap()["n"], 2);
-    assert!(or_stream.record(Duration::from_millis(300)).await.is_none(), "n=4 matches no filter");
+    assert_eq!(
+        narrowed.record(Duration::from_secs(5)).await.unwrap()["n"],
+        2
+    );
+    assert!(
+        or_stream.record(Duration::from_millis(300)).await.is_none(),
+        "n=4 matches no filter"
+    );
 
     // A shared token reads logs only, and only its own account.
     let (status, _, _) = open(&server, &format!("token={and_token}&kind=traces"), &[]).await;
     assert_eq!(status, 403);
-    let (status, _, body) = open(&server, &format!("token={and_token}&accountIds={}", account + 1), &[]).await;
+    let (status, _, body) = open(
+        &server,
+        &format!("token={and_token}&accountIds={}", account + 1),
+        &[],
+    )
+    .await;
     assert_eq!(status, 403, "{body}");
 
     // Editing its filters applies to the open stream within 2 s.
@@ -256,11 +376,22 @@ async fn a_shared_token_reads_only_what_its_filters_allow() {
         .await
         .expect_ok("edit");
     tokio::time::sleep(PROPAGATION).await;
-    ship(&server, &token, &[json!({"n": 5, "env": "test", "kubernetes": {"region": "us"}})]).await;
-    assert_eq!(and_stream.record(Duration::from_secs(5)).await.unwrap()["n"], 5);
+    ship(
+        &server,
+        &token,
+        &[json!({"n": 5, "env": "test", "kubernetes": {"region": "us"}})],
+    )
+    .await;
+    assert_eq!(
+        and_stream.record(Duration::from_secs(5)).await.unwrap()["n"],
+        5
+    );
 
     // Deleting it ends the stream.
-    cp.delete(&format!("/v1/shared-tokens/{and_id}")).token(&api).send().await;
+    cp.delete(&format!("/v1/shared-tokens/{and_id}"))
+        .token(&api)
+        .send()
+        .await;
     assert_eq!(and_stream.end(PROPAGATION * 2).await, "revoked");
     let (status, _, _) = open(&server, &format!("token={and_token}"), &[]).await;
     assert_eq!(status, 401);
@@ -278,7 +409,12 @@ async fn an_expired_shared_token_is_refused_and_an_open_stream_ends_at_expiry() 
     let (status, _, body) = open(&server, &format!("token={soon}"), &[]).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("expired"), "{body}");
-    assert!(server.metric(r#"tollgate_tail_refused_total{reason="expired"}"#).await >= 1.0);
+    assert!(
+        server
+            .metric(r#"tollgate_tail_refused_total{reason="expired"}"#)
+            .await
+            >= 1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -300,7 +436,10 @@ async fn bad_requests_caps_and_slow_readers() {
     ] {
         let (got, _, body) = open(&server, query, &headers).await;
         assert_eq!(got.as_u16(), status, "{query}: {body}");
-        assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string(), "{body}");
+        assert!(
+            serde_json::from_str::<Value>(&body).unwrap()["error"].is_string(),
+            "{body}"
+        );
     }
     // Two tails per account here; the third is 503 with Retry-After.
     let (_, slow, _) = open(&server, "", &[("x-api-token", &api)]).await;

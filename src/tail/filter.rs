@@ -74,7 +74,7 @@ fn equals(value: &Value, expected: &str) -> bool {
     match value {
         Value::String(s) => s == expected,
         Value::Number(n) => n.to_string() == expected,
-        Value::Bool(b) => if *b { "true" } else { "false" } == expected,
+        Value::Bool(b) => expected.parse::<bool>() == Ok(*b),
         _ => false,
     }
 }
@@ -111,7 +111,10 @@ mod tests {
         assert!(term("kubernetes.pod.name:api-1").matches(&record));
         assert!(term("service.name:checkout").matches(&record));
         assert!(!term("env:tes").matches(&record), "exact, not a prefix");
-        assert!(!term("kubernetes.pod:api-1").matches(&record), "objects never match");
+        assert!(
+            !term("kubernetes.pod:api-1").matches(&record),
+            "objects never match"
+        );
         assert!(!term("missing:x").matches(&record));
         assert_eq!(term(" url : http://x:8080 ").value, "http://x:8080");
         assert!(Term::parse("novalue").is_none() && Term::parse(":x").is_none());
@@ -128,7 +131,10 @@ mod tests {
         let narrowed = scope(&["env:prod", "region:us"], FilterOp::Or, &["env:test"]);
         assert!(narrowed.matches(&one));
         let unrelated = scope(&["env:prod"], FilterOp::Or, &["env:test"]);
-        assert!(!unrelated.matches(&one), "q never widens past the token's filters");
+        assert!(
+            !unrelated.matches(&one),
+            "q never widens past the token's filters"
+        );
         let open = scope(&[], FilterOp::And, &["region:eu"]);
         assert!(open.matches(&both) && !open.matches(&one));
         assert!(open.reaches(5) && !open.reaches(2));

@@ -186,9 +186,18 @@ impl Tail {
         }
         let query = Query::parse(req.uri().query().unwrap_or(""))?;
         let credential = credential(req, query.token.clone())?;
-        let granted = self.authorize_with(&credential, query.account_ids.as_deref(), query.kind, &query.q)?;
+        let granted = self.authorize_with(
+            &credential,
+            query.account_ids.as_deref(),
+            query.kind,
+            &query.q,
+        )?;
         self.admit(granted.account)?;
-        let format = match req.headers().get(header::ACCEPT).and_then(|v| v.to_str().ok()) {
+        let format = match req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+        {
             Some(accept) if accept.contains("application/x-ndjson") => Format::Ndjson,
             _ => Format::Sse,
         };
@@ -379,15 +388,19 @@ impl Query {
                     all.dedup();
                     query.account_ids = Some(all);
                 }
-                "q" => query.q.push(Term::parse(&value).ok_or_else(|| {
-                    TailError::BadRequest("q must be field:value".into())
-                })?),
+                "q" => query.q.push(
+                    Term::parse(&value)
+                        .ok_or_else(|| TailError::BadRequest("q must be field:value".into()))?,
+                ),
                 "token" => query.token = Some(value.into_owned()),
                 _ => {}
             }
         }
         if query.q.len() > MAX_TERMS
-            || query.account_ids.as_ref().is_some_and(|a| a.len() > MAX_TERMS)
+            || query
+                .account_ids
+                .as_ref()
+                .is_some_and(|a| a.len() > MAX_TERMS)
         {
             return Err(TailError::BadRequest(format!(
                 "at most {MAX_TERMS} q terms and {MAX_TERMS} accountIds"

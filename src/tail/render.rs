@@ -42,8 +42,7 @@ pub fn events(batch: &RecordBatch) -> Vec<Event> {
     for payload in &batch.payloads {
         match (envelope.kind, envelope.content_type) {
             (Kind::Logs, ContentType::JsonObject) => {
-                let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(payload)
-                else {
+                let Ok(Value::Object(mut object)) = serde_json::from_slice::<Value>(payload) else {
                     continue;
                 };
                 let log_type = envelope
@@ -91,10 +90,7 @@ pub fn events(batch: &RecordBatch) -> Vec<Event> {
             }
             (Kind::Traces, content_type) => {
                 if let Some(request) = decode::<ExportTraceServiceRequest>(payload, content_type) {
-                    let resources = request
-                        .resource_spans
-                        .iter()
-                        .map(|r| r.resource.as_ref());
+                    let resources = request.resource_spans.iter().map(|r| r.resource.as_ref());
                     out.push(whole(&request, resources, stamp));
                 }
             }
@@ -102,10 +98,7 @@ pub fn events(batch: &RecordBatch) -> Vec<Event> {
                 if let Some(request) =
                     decode::<ExportMetricsServiceRequest>(payload, envelope.content_type)
                 {
-                    let resources = request
-                        .resource_metrics
-                        .iter()
-                        .map(|r| r.resource.as_ref());
+                    let resources = request.resource_metrics.iter().map(|r| r.resource.as_ref());
                     out.push(whole(&request, resources, stamp));
                 }
             }
@@ -153,7 +146,10 @@ fn decode<T: Message + Default + DeserializeOwned>(
 
 fn attributes(resource: Option<&Resource>) -> Map<String, Value> {
     let mut object = Map::new();
-    for kv in resource.map(|r| r.attributes.as_slice()).unwrap_or_default() {
+    for kv in resource
+        .map(|r| r.attributes.as_slice())
+        .unwrap_or_default()
+    {
         insert(&mut object, kv);
     }
     object
