@@ -37,9 +37,13 @@ fn install_table() -> Tokens {
             enabled: true,
         })
         .collect();
-    let table = Snapshot { version: 1, tokens }
-        .into_table()
-        .expect("generated snapshot is valid");
+    let table = Snapshot {
+        version: 1,
+        tokens,
+        grants: None,
+    }
+    .into_table()
+    .expect("generated snapshot is valid");
     assert_eq!(table.len() as u64, TABLE_SIZE);
     let tokens = Tokens::new(Telemetry::new().tokens());
     tokens.install(Arc::new(table));

@@ -185,6 +185,18 @@ pub fn check_api_token_usable(
     }
 }
 
+/// Until when (epoch milliseconds, exclusive) a main account's API tokens work, for
+/// gateways that check it without asking (the read grants in the feed): `None` for ever
+/// (pro, enterprise), a community account's trial end, or 0 (community, no trial). Agrees
+/// with `check_api_token_usable` at every instant; owned accounts follow their main's.
+pub fn api_tokens_usable_until_ms(plan: Plan, trial_ends_at: Option<i64>) -> Option<u64> {
+    if plan != Plan::Community {
+        return None;
+    }
+    let end_ms = trial_ends_at.map_or(0, |end| end.saturating_mul(1000));
+    Some(u64::try_from(end_ms).unwrap_or(0))
+}
+
 /// A token filter's field and value: `^[a-zA-Z0-9_@.-]+$`, so no wildcard can be written.
 pub fn check_filter_term(what: &str, term: &str) -> Result<(), ApiError> {
     let ok = !term.is_empty()
@@ -321,6 +333,27 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_usable_until_instant_agrees_with_the_per_call_check() {
+        for (plan, trial) in [
+            (Plan::Community, None),
+            (Plan::Community, Some(1_000)),
+            (Plan::Pro, None),
+            (Plan::Pro, Some(1_000)),
+            (Plan::Enterprise, Some(5)),
+        ] {
+            let until = api_tokens_usable_until_ms(plan, trial);
+            for now_secs in [0, 999, 1_000, 1_001, 10_000] {
+                let now_ms = u64::try_from(now_secs * 1000).unwrap();
+                assert_eq!(
+                    until.is_none_or(|until| now_ms < until),
+                    check_api_token_usable(plan, trial, now_secs).is_ok(),
+                    "{plan:?} trial {trial:?} at {now_secs}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! (docs/tokens.md "The feed protocol", DESIGN §2 and §4 "Feed for gateways").
 //!
 //! Boot serves the persisted snapshot at once when there is one (fail-static), then the
-//! follower fetches `/v1/feed/snapshot` and long-polls `/v1/feed/changes?since=V`. Each
+//! follower fetches `/v1/feed/snapshot` and long-polls `/v1/feed/changes?since=V`, both
+//! with `grants=true`: the read grants (`grants.rs`) ride the same feed and are installed
+//! beside the table, each only when a change touches it. Each
 //! delta is applied on a blocking thread to a copy of the serving table — of the shards it
 //! touches; the rest are shared — and swapped in (`Tokens::install`): requests never wait
 //! for it. A failed call is retried after an
@@ -11,7 +13,7 @@
 //! snapshot. Whatever fails, the last good table keeps serving, and
 //! `tollgate_token_table_age_seconds` grows until the control plane answers again.
 //!
-//! The table is persisted by its own task, at most once per `tokens.persist_interval_secs`
+//! The table and the grants are persisted together by their own task, at most once per `tokens.persist_interval_secs`
 //! and once more at shutdown, by a thread at nice 19: writing 1,000,000 tokens takes about
 //! a second of CPU, which must come from idle time, not from requests, and a burst of
 //! deltas must not mean a burst of rewrites. A crash loses at most that interval of
@@ -32,6 +34,7 @@ use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::grants::{GrantDelta, ReadGrants};
 use super::snapshot::{AccountNames, SnapshotError};
 use super::wire::{Changes, Snapshot, SnapshotEntry};
 use super::{Delta, Digest, TokenTable, Tokens, persist};
@@ -141,19 +144,27 @@ impl FeedClient {
             .map_err(|_| FeedError::Timeout(timeout))?
     }
 
-    /// `GET /v1/feed/snapshot` (the raw answer: parsing 1,000,000 tokens belongs on a
-    /// blocking thread).
+    /// `GET /v1/feed/snapshot?grants=true` (the raw answer: parsing 1,000,000 tokens
+    /// belongs on a blocking thread).
     pub async fn snapshot(&self) -> Result<Bytes, FeedError> {
         let (status, body) = self
-            .call(Method::GET, "/v1/feed/snapshot", None, self.timeout)
+            .call(
+                Method::GET,
+                "/v1/feed/snapshot?grants=true",
+                None,
+                self.timeout,
+            )
             .await?;
         expect_ok(status, &body)?;
         Ok(body)
     }
 
-    /// `GET /v1/feed/changes?since=V&wait=S`: the raw answer, or `Gone` on 410.
+    /// `GET /v1/feed/changes?since=V&wait=S&grants=true`: the raw answer, or `Gone` on 410.
     async fn changes(&self, since: u64, wait: Duration) -> Result<Bytes, FeedError> {
-        let path = format!("/v1/feed/changes?since={since}&wait={}", wait.as_secs());
+        let path = format!(
+            "/v1/feed/changes?since={since}&wait={}&grants=true",
+            wait.as_secs()
+        );
         let (status, body) = self
             .call(Method::GET, &path, None, wait + self.timeout)
             .await?;
@@ -209,10 +220,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Parses and validates a change-feed answer.
-fn parse_changes(body: &[u8]) -> Result<Delta, FeedError> {
+/// Parses and validates a change-feed answer: the token delta and, when the answer has
+/// grants, theirs.
+fn parse_changes(body: &[u8]) -> Result<(Delta, Option<GrantDelta>), FeedError> {
     let changes: Changes =
         serde_json::from_slice(body).map_err(|e| FeedError::Body(e.to_string()))?;
+    let grants = changes
+        .grants
+        .map(|g| GrantDelta::from_wire(changes.version, g))
+        .transpose()?;
     let mut names = AccountNames::default();
     let upserts = changes
         .upserts
@@ -226,11 +242,12 @@ fn parse_changes(body: &[u8]) -> Result<Delta, FeedError> {
         .map(|hex| Digest::from_hex(hex))
         .collect::<Option<Vec<_>>>()
         .ok_or_else(|| FeedError::Body("a delete is not a 64-hex-char digest".into()))?;
-    Ok(Delta {
+    let delta = Delta {
         version: changes.version,
         upserts,
         deletes,
-    })
+    };
+    Ok((delta, grants))
 }
 
 /// The follower's timing knobs, from `[tokens]`.
@@ -255,11 +272,18 @@ impl FollowSettings {
 
 /// What one step of the follower achieved.
 enum Step {
-    /// A new table is serving.
-    Installed(Arc<TokenTable>),
+    /// A new table, new grants or both are serving, at this feed version.
+    Installed(u64),
     /// Nothing to apply; the control plane's version is this (moved only if it bumped
-    /// its version without a token change: no reason to copy the table for that).
+    /// its version without a change we follow: no reason to copy anything for that).
     Unchanged(u64),
+}
+
+/// What the persister writes: the serving table and grants, together.
+#[derive(Clone)]
+struct Serving {
+    table: Arc<TokenTable>,
+    grants: Arc<ReadGrants>,
 }
 
 /// The follower: keeps `tokens` in step with the control plane until shutdown.
@@ -301,14 +325,20 @@ impl FeedSource {
         })
         .await;
         match loaded {
-            Ok(Ok(Some((table, modified)))) => {
+            Ok(Ok(Some((persisted, modified)))) => {
+                let persist::Persisted { table, grants } = persisted;
                 tracing::info!(
                     version = table.version,
                     tokens = table.len(),
+                    api_tokens = grants.as_ref().map(ReadGrants::api_token_count),
+                    shared_tokens = grants.as_ref().map(ReadGrants::shared_token_count),
                     "serving persisted token snapshot until the control plane answers"
                 );
                 self.tokens
                     .install_as_of(Arc::new(table), modified.unwrap_or(SystemTime::UNIX_EPOCH));
+                if let Some(grants) = grants {
+                    self.tokens.install_grants(Arc::new(grants));
+                }
             }
             Ok(Ok(None)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "persisted token snapshot ignored"),
@@ -351,9 +381,9 @@ impl FeedSource {
                     backoff.reset();
                     need_snapshot = false;
                     match step {
-                        Step::Installed(table) => {
-                            since = table.version;
-                            persist_tx.send_replace(Some(table));
+                        Step::Installed(version) => {
+                            since = version;
+                            persist_tx.send_replace(self.serving());
                         }
                         Step::Unchanged(version) => since = version,
                     }
@@ -393,24 +423,39 @@ impl FeedSource {
         drop(persist_tx);
     }
 
+    /// What is serving now, for the persister.
+    fn serving(&self) -> Option<Serving> {
+        Some(Serving {
+            table: self.tokens.current()?,
+            grants: self.tokens.grants(),
+        })
+    }
+
     async fn fetch_snapshot(&self) -> Result<Step, FeedError> {
         let body = self.client.snapshot().await?;
-        let table = tokio::task::spawn_blocking(move || Snapshot::parse(&body)?.into_table())
-            .await
-            .map_err(|e| FeedError::Body(format!("snapshot build panicked: {e}")))??;
+        let (table, grants) =
+            tokio::task::spawn_blocking(move || Snapshot::parse(&body)?.into_state())
+                .await
+                .map_err(|e| FeedError::Body(format!("snapshot build panicked: {e}")))??;
         let table = Arc::new(table);
+        // A control plane from before read grants sends none: it grants no reads.
+        let grants = grants.unwrap_or_else(|| ReadGrants::empty(table.version));
         tracing::info!(
             version = table.version,
             tokens = table.len(),
+            api_tokens = grants.api_token_count(),
+            shared_tokens = grants.shared_token_count(),
             "token snapshot loaded from the control plane"
         );
         self.metrics.reloads_ok.inc();
-        retire(self.tokens.install(Arc::clone(&table))).await;
+        let version = table.version;
+        retire(self.tokens.install(table)).await;
+        self.tokens.install_grants(Arc::new(grants));
         // Answers about digests may be superseded by the snapshot: forget them all.
         if let Some(misses) = self.tokens.misses() {
             misses.forget_all();
         }
-        Ok(Step::Installed(table))
+        Ok(Step::Installed(version))
     }
 
     async fn poll_changes(&self, since: u64) -> Result<Step, FeedError> {
@@ -419,16 +464,28 @@ impl FeedSource {
             .current()
             .expect("a snapshot is installed before changes are polled");
         let body = self.client.changes(since, self.settings.poll_wait).await?;
-        let delta = tokio::task::spawn_blocking(move || parse_changes(&body))
+        let (delta, grants) = tokio::task::spawn_blocking(move || parse_changes(&body))
             .await
             .map_err(|e| FeedError::Body(format!("delta parse panicked: {e}")))??;
         if delta.version < since {
             // The control plane went back in time without a 410: trust nothing we hold.
             return Err(FeedError::Gone);
         }
+        let version = delta.version;
+        let grants_applied = match grants.filter(|g| !g.is_empty()) {
+            Some(grants) => {
+                self.apply_grants(grants).await?;
+                true
+            }
+            None => false,
+        };
         if delta.is_empty() {
-            self.metrics.table.fresh(current.len(), delta.version);
-            return Ok(Step::Unchanged(delta.version));
+            self.metrics.table.fresh(current.len(), version);
+            return Ok(if grants_applied {
+                Step::Installed(version)
+            } else {
+                Step::Unchanged(version)
+            });
         }
         let touched: Vec<Digest> = delta.digests().collect();
         let (upserts, deletes) = (delta.upserts.len(), delta.deletes.len());
@@ -436,6 +493,7 @@ impl FeedSource {
             .await
             .map_err(|e| FeedError::Body(format!("delta apply panicked: {e}")))?;
         let table = Arc::new(table);
+        let version = table.version;
         tracing::debug!(
             version = table.version,
             upserts,
@@ -444,13 +502,30 @@ impl FeedSource {
             "token delta applied"
         );
         self.metrics.reloads_ok.inc();
-        retire(self.tokens.install(Arc::clone(&table))).await;
+        retire(self.tokens.install(table)).await;
         // The table now answers for these digests; a cached miss answer must not outlive
         // a delete (propagation bound) or shadow nothing forever.
         if let Some(misses) = self.tokens.misses() {
             misses.forget(&touched).await;
         }
-        Ok(Step::Installed(table))
+        Ok(Step::Installed(version))
+    }
+
+    /// Applies a grants delta to a copy of the serving grants (the collections it
+    /// touches) and installs it, waking open tails.
+    async fn apply_grants(&self, delta: GrantDelta) -> Result<(), FeedError> {
+        let current = self.tokens.grants();
+        let next = tokio::task::spawn_blocking(move || current.with_delta(delta))
+            .await
+            .map_err(|e| FeedError::Body(format!("grants delta apply panicked: {e}")))?;
+        tracing::debug!(
+            version = next.version,
+            api_tokens = next.api_token_count(),
+            shared_tokens = next.shared_token_count(),
+            "read grants delta applied"
+        );
+        self.tokens.install_grants(Arc::new(next));
+        Ok(())
     }
 }
 
@@ -464,12 +539,12 @@ async fn retire(table: Option<Arc<TokenTable>>) {
     }
 }
 
-/// Persists the newest table sent on `tables`, at most once per `interval`, and once
-/// more at shutdown if a newer one is pending.
+/// Persists the newest table and grants sent on `tables`, at most once per `interval`,
+/// and once more at shutdown if newer ones are pending.
 async fn persist_loop(
     state_dir: PathBuf,
     interval: Duration,
-    mut tables: watch::Receiver<Option<Arc<TokenTable>>>,
+    mut tables: watch::Receiver<Option<Serving>>,
     shutdown: CancellationToken,
 ) {
     loop {
@@ -491,9 +566,11 @@ async fn persist_loop(
     }
 }
 
-async fn save(state_dir: &std::path::Path, table: Option<Arc<TokenTable>>) {
-    let Some(table) = table else { return };
-    persist::save_in_background(state_dir.to_path_buf(), table).await;
+async fn save(state_dir: &std::path::Path, serving: Option<Serving>) {
+    let Some(Serving { table, grants }) = serving else {
+        return;
+    };
+    persist::save_in_background(state_dir.to_path_buf(), table, Some(grants)).await;
 }
 
 #[cfg(test)]
@@ -508,7 +585,8 @@ mod tests {
                 "account_id": 1001, "account_name": "acme", "kind": "logs", "enabled": false}}],
                 "deletes": ["{digest}"]}}"#
         );
-        let delta = parse_changes(good.as_bytes()).unwrap();
+        let (delta, grants) = parse_changes(good.as_bytes()).unwrap();
+        assert!(grants.is_none(), "an answer without grants has none");
         assert_eq!(delta.version, 4);
         assert_eq!(delta.upserts.len(), 1);
         assert!(!delta.upserts[0].enabled);
@@ -519,6 +597,23 @@ mod tests {
         let bad_upsert = r#"{"version": 4, "upserts": [{"digest": "00", "token_id": "1",
             "account_id": 1, "kind": "logs"}], "deletes": []}"#;
         assert!(parse_changes(bad_upsert.as_bytes()).is_err());
+
+        let with_grants = format!(
+            r#"{{"version": 5, "upserts": [], "deletes": [], "grants": {{
+                "upserts": {{"api_tokens": [{{"digest": "{digest}", "account_id": 7}}]}},
+                "deletes": {{"accounts": [3], "shared_tokens": ["{digest}"]}}}}}}"#
+        );
+        let (delta, grants) = parse_changes(with_grants.as_bytes()).unwrap();
+        assert!(delta.is_empty());
+        let grants = grants.expect("grants");
+        assert_eq!(grants.version, 5);
+        assert!(!grants.is_empty());
+        let bad_grant = r#"{"version": 5, "upserts": [], "deletes": [],
+            "grants": {"deletes": {"api_tokens": ["xyz"]}}}"#;
+        assert!(matches!(
+            parse_changes(bad_grant.as_bytes()),
+            Err(FeedError::Snapshot(_))
+        ));
     }
 
     #[tokio::test(start_paused = true)]
@@ -532,8 +627,13 @@ mod tests {
             rx,
             shutdown.clone(),
         ));
-        let table = |v| Some(Arc::new(TokenTable::with_capacity(v, 0)));
-        let persisted = || persist::load(dir.path()).unwrap().map(|t| t.version);
+        let table = |v| {
+            Some(Serving {
+                table: Arc::new(TokenTable::with_capacity(v, 0)),
+                grants: Arc::new(ReadGrants::default()),
+            })
+        };
+        let persisted = || persist::load(dir.path()).unwrap().map(|t| t.table.version);
         tx.send_replace(table(1));
         // The first table is written at once…
         while persisted() != Some(1) {

@@ -65,7 +65,9 @@ impl FileSource {
     pub async fn boot(&mut self) {
         let state_dir = self.state_dir.clone();
         match tokio::task::spawn_blocking(move || persist::load(&state_dir)).await {
-            Ok(Ok(Some(table))) => {
+            // Grants, if the state dir holds some from a `control_plane` source, are not
+            // served: this source has none.
+            Ok(Ok(Some(persist::Persisted { table, .. }))) => {
                 tracing::info!(
                     version = table.version,
                     tokens = table.len(),
@@ -130,7 +132,7 @@ impl FileSource {
                 self.metrics.reloads_ok.inc();
                 self.tokens.install(Arc::clone(&table));
                 self.last_loaded = current;
-                persist::save_in_background(self.state_dir.clone(), table).await;
+                persist::save_in_background(self.state_dir.clone(), table, None).await;
             }
             Ok(Err(message)) => self.reload_failed(&message),
             Err(e) => self.reload_failed(&e.to_string()),

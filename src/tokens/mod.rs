@@ -4,10 +4,15 @@
 //! the table does not know may go further: with the `control_plane` source it is looked up
 //! through the miss cache (`miss.rs`), the one branch that awaits. Sources build whole new
 //! tables (or apply a delta to a copy) off the request path and swap them in with `install`.
+//!
+//! Beside the table, `Tokens` publishes the read grants (`grants.rs`) the same way: one
+//! immutable `ReadGrants` behind `ArcSwap`, replaced whole by the `control_plane` source,
+//! with a `watch` channel that tells open tails to re-check.
 
 pub mod digest;
 pub mod feed;
 pub mod file;
+pub mod grants;
 pub mod miss;
 pub mod persist;
 pub mod snapshot;
@@ -20,12 +25,14 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use tokio::sync::watch;
 
 use crate::model::{AccountId, AuthFailure, Kind, TokenId};
 use crate::telemetry::TokenMetrics;
 use digest::BuildDigestHasher;
 pub use digest::Digest;
+use grants::ReadGrants;
 use miss::MissCache;
 use usage::Usage;
 
@@ -240,6 +247,11 @@ pub struct Tokens {
     /// `control_plane` source only: per-token last use and per-account volume, flushed to
     /// the control plane by `usage::run_flusher`.
     usage: Option<Arc<Usage>>,
+    /// The read grants; empty until the `control_plane` source installs some (the `file`
+    /// source has none, so every read credential is unknown there).
+    grants: ArcSwap<ReadGrants>,
+    /// Counts the grants installed: a tail waits on it to re-check its credential.
+    grants_installed: watch::Sender<u64>,
 }
 
 impl Tokens {
@@ -250,6 +262,8 @@ impl Tokens {
             metrics,
             misses: None,
             usage: None,
+            grants: ArcSwap::from_pointee(ReadGrants::default()),
+            grants_installed: watch::Sender::new(0),
         }
     }
 
@@ -355,6 +369,36 @@ impl Tokens {
     pub fn is_loaded(&self) -> bool {
         self.current.load().is_some()
     }
+
+    /// The serving read grants: one atomic load, no lock. An empty table before the
+    /// first snapshot (and always with the `file` source).
+    pub fn grants(&self) -> Arc<ReadGrants> {
+        self.grants.load_full()
+    }
+
+    /// Changes whenever new grants are installed (the value counts installs): a tail
+    /// re-checks its credential against `grants()` when it does.
+    pub fn grants_changed(&self) -> watch::Receiver<u64> {
+        self.grants_installed.subscribe()
+    }
+
+    /// Publishes new grants and wakes every `grants_changed` receiver. Returns the
+    /// generation it replaced.
+    pub fn install_grants(&self, grants: Arc<ReadGrants>) -> Arc<ReadGrants> {
+        let old = self.grants.swap(grants);
+        self.grants_installed
+            .send_modify(|installs| *installs = installs.wrapping_add(1));
+        old
+    }
+
+    /// Counts a use of shared token `token_id` (a tail opened or kept with it) for the
+    /// usage report, which moves its `lastUsed` on the control plane. A no-op for the
+    /// `file` source.
+    pub fn record_shared_use(&self, token_id: u64) {
+        if let Some(usage) = &self.usage {
+            usage.record_shared(token_id);
+        }
+    }
 }
 
 /// What the table says about a well-formed token.
@@ -443,6 +487,36 @@ mod tests {
             tokens.authenticate(Some(good), Kind::Logs).await,
             Err(AuthError::Disabled)
         );
+    }
+
+    #[test]
+    fn grants_start_empty_and_each_install_wakes_receivers() {
+        let tokens = Tokens::new(Telemetry::new().tokens());
+        let secret = "sharedToken000000000000000000003";
+        assert_eq!(
+            tokens.grants().shared_token(secret, 0),
+            Err(grants::GrantError::Unknown),
+            "nothing is granted before the first snapshot"
+        );
+        let mut changed = tokens.grants_changed();
+        assert!(!changed.has_changed().unwrap());
+        let wire = wire::Grants {
+            shared_tokens: vec![wire::GrantSharedToken {
+                digest: Digest::of(secret).to_hex(),
+                token_id: 3,
+                account_id: AccountId(1),
+                filters: vec![],
+                operator: wire::FilterOp::And,
+                expires_at_ms: None,
+            }],
+            ..wire::Grants::default()
+        };
+        tokens.install_grants(Arc::new(ReadGrants::from_wire(2, wire).unwrap()));
+        assert!(changed.has_changed().unwrap());
+        assert_eq!(*changed.borrow_and_update(), 1);
+        assert_eq!(tokens.grants().shared_token(secret, 0).unwrap().token_id, 3);
+        // The file source counts no usage: recording a use is a no-op there.
+        tokens.record_shared_use(3);
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::TokenTable;
+use super::grants::ReadGrants;
 use super::snapshot::SnapshotError;
 use super::wire::Snapshot;
 
@@ -28,18 +29,31 @@ pub enum PersistError {
     },
 }
 
+/// What a gateway serves, as loaded back at boot.
+pub struct Persisted {
+    pub table: TokenTable,
+    /// `None` when the file holds no grants (the `file` source, or a file written before
+    /// grants existed).
+    pub grants: Option<ReadGrants>,
+}
+
 /// `save` on a thread of its own at the lowest CPU priority (nice 19), resolving when it
 /// is done; a failure is logged (the previous file stays). Serializing a 1,000,000-token
 /// table takes seconds of CPU; at normal priority, on a busy machine, that time would be
 /// taken from the runtime workers (and show in request latency). At nice 19 it runs in the
 /// time requests leave idle.
-pub async fn save_in_background(state_dir: PathBuf, table: Arc<TokenTable>) {
+pub async fn save_in_background(
+    state_dir: PathBuf,
+    table: Arc<TokenTable>,
+    grants: Option<Arc<ReadGrants>>,
+) {
     let (done, result) = tokio::sync::oneshot::channel();
     let started = std::thread::Builder::new()
         .name("tollgate-persist".into())
         .spawn(move || {
             lower_this_threads_priority();
-            let _ = done.send(save(&state_dir, &table).map_err(|e| e.to_string()));
+            let saved = save(&state_dir, &table, grants.as_deref());
+            let _ = done.send(saved.map_err(|e| e.to_string()));
         });
     let outcome = match started {
         Ok(_) => result
@@ -60,9 +74,14 @@ fn lower_this_threads_priority() {
     }
 }
 
-/// Persists the digest-only form of `table` under `state_dir`. Blocking: call it through
-/// `save_in_background`, never on the request path.
-pub fn save(state_dir: &Path, table: &TokenTable) -> Result<(), PersistError> {
+/// Persists the digest-only form of `table` (and of `grants`, when the source has them)
+/// under `state_dir`. Blocking: call it through `save_in_background`, never on the
+/// request path.
+pub fn save(
+    state_dir: &Path,
+    table: &TokenTable,
+    grants: Option<&ReadGrants>,
+) -> Result<(), PersistError> {
     let path = path_in(state_dir);
     let io_err = |source| PersistError::Io {
         path: path.clone(),
@@ -70,8 +89,8 @@ pub fn save(state_dir: &Path, table: &TokenTable) -> Result<(), PersistError> {
     };
     fs::create_dir_all(state_dir).map_err(io_err)?;
     let tmp = state_dir.join(format!("{FILE_NAME}.tmp"));
-    let bytes =
-        serde_json::to_vec(&Snapshot::from_table(table)).expect("a snapshot always serializes");
+    let bytes = serde_json::to_vec(&Snapshot::from_state(table, grants))
+        .expect("a snapshot always serializes");
     let mut f = File::create(&tmp).map_err(io_err)?;
     f.write_all(&bytes).map_err(io_err)?;
     f.sync_data().map_err(io_err)?;
@@ -83,8 +102,8 @@ pub fn save(state_dir: &Path, table: &TokenTable) -> Result<(), PersistError> {
     Ok(())
 }
 
-/// Loads the persisted table, `Ok(None)` when there is none yet.
-pub fn load(state_dir: &Path) -> Result<Option<TokenTable>, PersistError> {
+/// Loads the persisted table and grants, `Ok(None)` when there is none yet.
+pub fn load(state_dir: &Path) -> Result<Option<Persisted>, PersistError> {
     let path = path_in(state_dir);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
@@ -92,8 +111,8 @@ pub fn load(state_dir: &Path) -> Result<Option<TokenTable>, PersistError> {
         Err(source) => return Err(PersistError::Io { path, source }),
     };
     Snapshot::parse(&bytes)
-        .and_then(Snapshot::into_table)
-        .map(Some)
+        .and_then(Snapshot::into_state)
+        .map(|(table, grants)| Some(Persisted { table, grants }))
         .map_err(|source| PersistError::Snapshot { path, source })
 }
 
@@ -111,10 +130,14 @@ mod tests {
             .unwrap()
             .into_table()
             .unwrap();
-        save(dir.path(), &table).unwrap();
+        save(dir.path(), &table, None).unwrap();
         let loaded = load(dir.path()).unwrap().unwrap();
-        assert_eq!(loaded.version, 9);
-        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded.table.version, 9);
+        assert_eq!(loaded.table.len(), 1);
+        assert!(
+            loaded.grants.is_none(),
+            "a table without grants loads without"
+        );
         let names: Vec<_> = fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
@@ -124,6 +147,36 @@ mod tests {
         assert!(
             !text.contains("aaaaaaaaaaaaaaaa"),
             "only digests are persisted"
+        );
+    }
+
+    #[test]
+    fn grants_are_persisted_with_the_table_as_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = "apiTokenSecret000000000000000001";
+        let json = format!(
+            r#"{{"version": 4, "tokens": [], "grants": {{
+                "accounts": [{{"account_id": 1, "owner_id": null, "type": "logs",
+                               "searchable": false, "api_tokens_usable_until_ms": null}}],
+                "api_tokens": [{{"digest": "{}", "account_id": 1}}]}}}}"#,
+            crate::tokens::Digest::of(api).to_hex()
+        );
+        let (table, grants) = Snapshot::parse(json.as_bytes())
+            .unwrap()
+            .into_state()
+            .unwrap();
+        let mut grants = grants.expect("grants");
+        // Grants moved on without a token change: the newer version is persisted.
+        grants.version = 6;
+        save(dir.path(), &table, Some(&grants)).unwrap();
+        let loaded = load(dir.path()).unwrap().unwrap();
+        assert_eq!(loaded.table.version, 6);
+        let grants = loaded.grants.expect("grants come back");
+        assert_eq!(grants.api_token(api, 0).unwrap().accounts.len(), 1);
+        assert!(
+            !fs::read_to_string(path_in(dir.path()))
+                .unwrap()
+                .contains(api)
         );
     }
 }

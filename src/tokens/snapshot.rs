@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::digest;
+use super::grants::ReadGrants;
 use super::wire::{Digest, Snapshot, SnapshotEntry};
 use super::{TokenInfo, TokenTable};
 use crate::model::{AccountId, TokenId};
@@ -71,6 +72,12 @@ pub enum SnapshotError {
         token_id: String,
         problem: &'static str,
     },
+    #[error("grants.{collection}[{index}]: {problem}")]
+    Grant {
+        collection: &'static str,
+        index: usize,
+        problem: &'static str,
+    },
 }
 
 impl Snapshot {
@@ -78,7 +85,19 @@ impl Snapshot {
         Ok(serde_json::from_slice(bytes)?)
     }
 
-    /// Builds the table, refusing the whole snapshot on the first bad entry.
+    /// Builds the table and, when the snapshot carries them, the read grants (at the
+    /// snapshot's version), refusing the whole snapshot on the first bad entry.
+    pub fn into_state(mut self) -> Result<(TokenTable, Option<ReadGrants>), SnapshotError> {
+        let grants = self
+            .grants
+            .take()
+            .map(|g| ReadGrants::from_wire(self.version, g))
+            .transpose()?;
+        Ok((self.into_table()?, grants))
+    }
+
+    /// Builds the table, refusing the whole snapshot on the first bad entry. Grants, if
+    /// any, are not looked at (`into_state` builds them).
     pub fn into_table(self) -> Result<TokenTable, SnapshotError> {
         let mut table = TokenTable::with_capacity(self.version, self.tokens.len());
         let mut names = AccountNames::default();
@@ -94,6 +113,17 @@ impl Snapshot {
             }
         }
         Ok(table)
+    }
+
+    /// The digest-only form of a table and its grants: what a gateway persists. The
+    /// version is the newer of the two (a change to grants alone leaves the table's).
+    pub fn from_state(table: &TokenTable, grants: Option<&ReadGrants>) -> Snapshot {
+        let mut snapshot = Snapshot::from_table(table);
+        if let Some(grants) = grants {
+            snapshot.version = snapshot.version.max(grants.version);
+            snapshot.grants = Some(grants.to_wire());
+        }
+        snapshot
     }
 
     /// The digest-only form of a table: what is persisted and what the feed carries.
@@ -113,6 +143,7 @@ impl Snapshot {
         Snapshot {
             version: table.version,
             tokens,
+            grants: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Usage counting for the control plane (`control_plane` source): each accepted request
 //! records its token's last use (epoch seconds) and its account's bytes and records per
-//! kind; `run_flusher` sends them to `POST /v1/feed/usage` every
+//! kind, and each tail opened with a shared token that token's last use (epoch ms);
+//! `run_flusher` sends them to `POST /v1/feed/usage` every
 //! `tokens.usage_flush_interval_secs` and once at shutdown.
 //!
 //! The request path touches one `DashMap` shard per map (sharded locks, never one lock
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::TokenInfo;
 use super::feed::FeedClient;
-use super::wire::{AccountVolume, TokenUse, UsageReport};
+use super::wire::{AccountVolume, SharedTokenUse, TokenUse, UsageReport};
 use crate::model::{AccountId, Kind, TokenId};
 use crate::telemetry::UsageMetrics;
 
@@ -34,6 +35,8 @@ pub struct Usage {
     /// Token id → last use, epoch seconds.
     tokens: DashMap<TokenId, AtomicU64>,
     accounts: DashMap<(AccountId, Kind), Volume>,
+    /// Shared token id → last use, epoch milliseconds.
+    shared: DashMap<u64, AtomicU64>,
 }
 
 impl Usage {
@@ -72,6 +75,18 @@ impl Usage {
         }
     }
 
+    /// Counts a use of a shared token (a tail, not the ingest path).
+    pub fn record_shared(&self, token_id: u64) {
+        self.record_shared_at(token_id, epoch_ms(SystemTime::now()));
+    }
+
+    fn record_shared_at(&self, token_id: u64, now_ms: u64) {
+        self.shared
+            .entry(token_id)
+            .or_default()
+            .fetch_max(now_ms, Ordering::Relaxed);
+    }
+
     /// Takes everything counted so far (counts restart from zero).
     pub fn take(&self) -> UsageReport {
         let mut report = UsageReport::default();
@@ -102,6 +117,19 @@ impl Usage {
                 });
             }
         }
+        let shared: Vec<(u64, u64)> = self
+            .shared
+            .iter()
+            .map(|e| (*e.key(), e.value().load(Ordering::Relaxed)))
+            .collect();
+        for (token_id, last_used_ms) in shared {
+            self.shared
+                .remove_if(&token_id, |_, v| v.load(Ordering::Relaxed) == last_used_ms);
+            report.shared_tokens.push(SharedTokenUse {
+                token_id,
+                last_used_ms,
+            });
+        }
         // Accounts idle since the last flush are dropped so the map stays small.
         self.accounts.retain(|_, v| {
             v.bytes.load(Ordering::Relaxed) > 0 || v.records.load(Ordering::Relaxed) > 0
@@ -122,11 +150,19 @@ impl Usage {
             v.bytes.fetch_add(a.bytes, Ordering::Relaxed);
             v.records.fetch_add(a.records, Ordering::Relaxed);
         }
+        for s in report.shared_tokens {
+            self.record_shared_at(s.token_id, s.last_used_ms);
+        }
     }
 }
 
 fn epoch_secs(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn epoch_ms(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Sends the counts every `interval` until `shutdown`, then once more.
@@ -162,6 +198,7 @@ pub async fn flush(usage: &Usage, client: &FeedClient, metrics: &UsageMetrics) {
             tracing::debug!(
                 tokens = report.tokens.len(),
                 accounts = report.accounts.len(),
+                shared_tokens = report.shared_tokens.len(),
                 "usage sent to the control plane"
             );
         }
@@ -228,5 +265,29 @@ mod tests {
             (161, 5)
         );
         assert_eq!((again.accounts[1].bytes, again.accounts[1].records), (7, 7));
+    }
+
+    #[test]
+    fn shared_token_uses_report_the_latest_and_survive_a_failed_flush() {
+        let usage = Usage::new();
+        usage.record_shared_at(17, 5_000);
+        usage.record_shared_at(17, 4_000); // out of order: only forward
+        usage.record_shared_at(18, 6_000);
+        let mut report = usage.take();
+        report.shared_tokens.sort_by_key(|s| s.token_id);
+        assert_eq!(
+            serde_json::to_value(&report).unwrap(),
+            serde_json::json!({
+                "tokens": [], "accounts": [],
+                "shared_tokens": [{"token_id": 17, "last_used_ms": 5000},
+                                  {"token_id": 18, "last_used_ms": 6000}]
+            })
+        );
+        assert!(usage.take().is_empty());
+        usage.restore(report);
+        assert_eq!(usage.take().shared_tokens.len(), 2);
+        // Without shared uses the field is left out: older control planes refuse it.
+        let text = serde_json::to_string(&UsageReport::default()).unwrap();
+        assert!(!text.contains("shared_tokens"), "{text}");
     }
 }

@@ -15,6 +15,11 @@ use crate::model::{AccountId, Kind, TokenId};
 pub struct Snapshot {
     pub version: u64,
     pub tokens: Vec<SnapshotEntry>,
+    /// The read grants, when the feed was asked for them (`?grants=true`). Absent from
+    /// token files (the `file` source has no grants) and from snapshots persisted before
+    /// grants existed, which load as "no grants" rather than "no read access at all".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<Grants>,
 }
 
 /// One token: exactly one of `token` (plain text, local files only) or `digest`.
@@ -46,6 +51,129 @@ pub struct Changes {
     pub upserts: Vec<SnapshotEntry>,
     /// Digests (hex) of tokens deleted since `since`.
     pub deletes: Vec<String>,
+    /// The read grants' changes since `since`, when asked for (`?grants=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grants: Option<GrantChanges>,
+}
+
+// === read grants ===
+
+/// What the read path needs to authorize a tail without asking the control plane: the
+/// accounts' read-relevant attributes, API token digests and shared tokens (DESIGN §4
+/// "Read path"). Each collection is keyed like its deletes: accounts by id, tokens by
+/// digest.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    #[serde(default)]
+    pub accounts: Vec<GrantAccount>,
+    #[serde(default)]
+    pub api_tokens: Vec<GrantApiToken>,
+    #[serde(default)]
+    pub shared_tokens: Vec<GrantSharedToken>,
+}
+
+/// An account as far as reading goes: an API token of `owner_id`'s reaches it when it is
+/// not a logs account or is `searchable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantAccount {
+    pub account_id: AccountId,
+    /// The main account of a sub-account or a tied account; `None` for a main account.
+    pub owner_id: Option<AccountId>,
+    #[serde(rename = "type")]
+    pub account_type: AccountType,
+    pub searchable: bool,
+    /// Main accounts: until when (epoch ms, exclusive) their API tokens — and those of the
+    /// accounts they own — work: `None` for ever (pro, enterprise), a trial's end, or 0
+    /// (community). Owned accounts follow their main account's and carry `None`.
+    pub api_tokens_usable_until_ms: Option<u64>,
+}
+
+/// The control plane's account types (its `rules::AccountType`, spelled the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountType {
+    Logs,
+    Metrics,
+    Tracing,
+    Security,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantApiToken {
+    /// SHA-256 hex of the token.
+    pub digest: String,
+    pub account_id: AccountId,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantSharedToken {
+    /// SHA-256 hex of the token.
+    pub digest: String,
+    /// The id the management API shows (and the usage report names).
+    pub token_id: u64,
+    pub account_id: AccountId,
+    /// Exact `field: value` matches, combined by `operator`; empty: every record.
+    pub filters: Vec<FieldValue>,
+    pub operator: FilterOp,
+    /// Epoch milliseconds; `None` only for a legacy token, which never expires.
+    pub expires_at_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldValue {
+    pub field: String,
+    pub value: String,
+}
+
+/// How a shared token combines its filters, spelled as the management API does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FilterOp {
+    #[serde(rename = "AND")]
+    And,
+    #[serde(rename = "OR")]
+    Or,
+}
+
+/// The read grants' part of a change answer: rows changed since `since` (whole rows, as
+/// in a snapshot) and what was deleted.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantChanges {
+    #[serde(default)]
+    pub upserts: Grants,
+    #[serde(default)]
+    pub deletes: GrantDeletes,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantDeletes {
+    /// Ids of deleted accounts.
+    #[serde(default)]
+    pub accounts: Vec<AccountId>,
+    /// Digests (hex) of deleted API tokens.
+    #[serde(default)]
+    pub api_tokens: Vec<String>,
+    /// Digests (hex) of deleted shared tokens.
+    #[serde(default)]
+    pub shared_tokens: Vec<String>,
+}
+
+impl GrantChanges {
+    pub fn is_empty(&self) -> bool {
+        let (u, d) = (&self.upserts, &self.deletes);
+        u.accounts.is_empty()
+            && u.api_tokens.is_empty()
+            && u.shared_tokens.is_empty()
+            && d.accounts.is_empty()
+            && d.api_tokens.is_empty()
+            && d.shared_tokens.is_empty()
+    }
 }
 
 /// The body of `POST /v1/feed/usage`: what a gateway accepted since its last report.
@@ -56,6 +184,10 @@ pub struct UsageReport {
     pub tokens: Vec<TokenUse>,
     #[serde(default)]
     pub accounts: Vec<AccountVolume>,
+    /// Left out when empty, so a control plane from before read grants still takes the
+    /// report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_tokens: Vec<SharedTokenUse>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -64,6 +196,15 @@ pub struct TokenUse {
     pub token_id: TokenId,
     /// Epoch seconds.
     pub last_used: u64,
+}
+
+/// A shared token used to open or keep a tail: its `lastUsed` on the control plane.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct SharedTokenUse {
+    pub token_id: u64,
+    /// Epoch milliseconds, as shared tokens' times are.
+    pub last_used_ms: u64,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -79,7 +220,7 @@ pub struct AccountVolume {
 
 impl UsageReport {
     pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty() && self.accounts.is_empty()
+        self.tokens.is_empty() && self.accounts.is_empty() && self.shared_tokens.is_empty()
     }
 }
 

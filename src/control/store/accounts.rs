@@ -157,14 +157,22 @@ pub struct NewAccount<'a> {
 /// sqlx 0.8's Any driver sends a NULL `f64` to PostgreSQL as `float4`, the statement is
 /// prepared once per connection with that type, and the next non-NULL `f64` on that
 /// connection then fails ("incorrect binary data format in bind parameter").
-pub async fn insert(tx: &mut Tx, new: &NewAccount<'_>) -> Result<i64, StoreError> {
+///
+/// Gateways replicate accounts' read-relevant attributes (read grants): the row carries
+/// `feed_version`.
+pub async fn insert(
+    tx: &mut Tx,
+    new: &NewAccount<'_>,
+    feed_version: i64,
+) -> Result<i64, StoreError> {
     let s = new.settings;
     let id = next_id(tx, Ids::Accounts).await?;
     sqlx::query(
         "INSERT INTO accounts (id, name, type, plan, trial_ends_at, owner_id, email, \
-         retention_days, max_daily_gb, searchable, accessible, settings, created_at) \
+         retention_days, max_daily_gb, searchable, accessible, settings, created_at, \
+         feed_version) \
          VALUES ($14, $1, $2, $3, $4, $5, $6, $7, CASE WHEN $13 = 1 THEN $8 END, $9, $10, $11, \
-         $12)",
+         $12, $15)",
     )
     .bind(new.name)
     .bind(new.account_type.as_str())
@@ -180,9 +188,21 @@ pub async fn insert(tx: &mut Tx, new: &NewAccount<'_>) -> Result<i64, StoreError
     .bind(new.created_at)
     .bind(i64::from(s.max_daily_gb.is_some()))
     .bind(id)
+    .bind(feed_version)
     .execute(tx.connection())
     .await?;
     Ok(id)
+}
+
+/// Puts the account's read-relevant attributes (`searchable`, plan, trial) into the feed
+/// again at `feed_version`.
+pub async fn republish(tx: &mut Tx, id: i64, feed_version: i64) -> Result<(), StoreError> {
+    sqlx::query("UPDATE accounts SET feed_version = $1 WHERE id = $2")
+        .bind(feed_version)
+        .bind(id)
+        .execute(tx.connection())
+        .await?;
+    Ok(())
 }
 
 /// An account a main account owns, of one type: a sub-account (`AccountType::Logs`) or
@@ -291,8 +311,27 @@ pub async fn update_owned_account(
 }
 
 /// Deletes an account and everything it holds but its shipping tokens, which go first
-/// through `shipping_tokens::remove_all_of` so gateways get their tombstones.
-pub async fn delete_with_contents(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
+/// through `shipping_tokens::remove` so gateways get their tombstones. The account, its
+/// API tokens and its shared tokens leave theirs at `feed_version`.
+pub async fn delete_with_contents(
+    tx: &mut Tx,
+    id: i64,
+    feed_version: i64,
+) -> Result<(), StoreError> {
+    for tombstones in [
+        "INSERT INTO feed_tombstones (feed_version, item, collection) \
+         SELECT $2, digest, 'api_tokens' FROM api_tokens WHERE account_id = $1",
+        "INSERT INTO feed_tombstones (feed_version, item, collection) \
+         SELECT $2, digest, 'shared_tokens' FROM shared_tokens WHERE account_id = $1",
+        "INSERT INTO feed_tombstones (feed_version, item, collection) \
+         SELECT $2, CAST(id AS TEXT), 'accounts' FROM accounts WHERE id = $1",
+    ] {
+        sqlx::query(tombstones)
+            .bind(id)
+            .bind(feed_version)
+            .execute(tx.connection())
+            .await?;
+    }
     for statement in [
         "DELETE FROM shared_token_filters WHERE shared_token_id IN \
          (SELECT id FROM shared_tokens WHERE account_id = $1)",

@@ -1,5 +1,6 @@
 //! The `api_tokens` table. Only digests are stored: an API token's secret is shown once,
-//! in the answer that creates it.
+//! in the answer that creates it. Gateways replicate the digests (read grants): a row
+//! carries the feed version of its creation, a delete leaves a tombstone.
 
 use sqlx::Row;
 
@@ -14,25 +15,28 @@ pub struct ApiToken {
     pub last_used: Option<i64>,
 }
 
-pub async fn insert(
-    tx: &mut Tx,
-    account_id: i64,
-    name: &str,
-    digest_hex: &str,
-    actor: Actor,
-    now: i64,
-) -> Result<i64, StoreError> {
+pub struct NewApiToken<'a> {
+    pub account_id: i64,
+    pub name: &'a str,
+    pub digest_hex: &'a str,
+    pub actor: Actor,
+    pub now: i64,
+    pub feed_version: i64,
+}
+
+pub async fn insert(tx: &mut Tx, new: &NewApiToken<'_>) -> Result<i64, StoreError> {
     let id = next_id(tx, Ids::ApiTokens).await?;
     sqlx::query(
-        "INSERT INTO api_tokens (id, account_id, name, digest, created_at, created_by) \
-         VALUES ($6, $1, $2, $3, $4, $5)",
+        "INSERT INTO api_tokens (id, account_id, name, digest, created_at, created_by, \
+         feed_version) VALUES ($6, $1, $2, $3, $4, $5, $7)",
     )
-    .bind(account_id)
-    .bind(name)
-    .bind(digest_hex)
-    .bind(now)
-    .bind(actor.label())
+    .bind(new.account_id)
+    .bind(new.name)
+    .bind(new.digest_hex)
+    .bind(new.now)
+    .bind(new.actor.label())
     .bind(id)
+    .bind(new.feed_version)
     .execute(tx.connection())
     .await?;
     Ok(id)
@@ -57,8 +61,23 @@ pub async fn list(db: &mut impl Db, account_id: i64) -> Result<Vec<ApiToken>, St
         .collect()
 }
 
-/// Deletes the account's token `id`; `false` when it has none with that id.
-pub async fn delete(tx: &mut Tx, account_id: i64, id: i64) -> Result<bool, StoreError> {
+/// Deletes the account's token `id`, leaving its tombstone at `feed_version`; `false`
+/// when it has none with that id.
+pub async fn delete(
+    tx: &mut Tx,
+    account_id: i64,
+    id: i64,
+    feed_version: i64,
+) -> Result<bool, StoreError> {
+    sqlx::query(
+        "INSERT INTO feed_tombstones (feed_version, item, collection) \
+         SELECT $3, digest, 'api_tokens' FROM api_tokens WHERE id = $1 AND account_id = $2",
+    )
+    .bind(id)
+    .bind(account_id)
+    .bind(feed_version)
+    .execute(tx.connection())
+    .await?;
     let deleted = sqlx::query("DELETE FROM api_tokens WHERE id = $1 AND account_id = $2")
         .bind(id)
         .bind(account_id)

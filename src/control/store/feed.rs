@@ -1,13 +1,27 @@
-//! The feed's state: its version, the tombstones of deleted tokens, the token entries
-//! gateways replicate, and the usage they report back.
+//! The feed's state: its version, the tombstones of deleted rows, the token entries and
+//! read grants gateways replicate, and the usage they report back.
+//!
+//! Every replicated row (shipping token, account, API token, shared token) carries the
+//! feed version of its last change in `feed_version`; a deleted one leaves a tombstone in
+//! `feed_tombstones`, named by its collection and key. The statements that write them
+//! live with each table; the ones that read them for gateways are here.
 
-use futures_util::{Stream, StreamExt};
+use futures_util::{Stream, StreamExt, TryStreamExt};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::{Db, Store, StoreError, Tx, corrupt, flag};
-use crate::model::Kind;
-use crate::tokens::wire::SnapshotEntry;
+use crate::control::rules::{self, Plan};
+use crate::model::{AccountId, Kind};
+use crate::tokens::wire::{
+    AccountType, FieldValue, FilterOp, GrantAccount, GrantApiToken, GrantChanges, GrantDeletes,
+    GrantSharedToken, Grants, SnapshotEntry,
+};
+
+/// The `collection` of a shipping token's tombstone. The others are `accounts` (the item
+/// is the account id, in decimal), `api_tokens` and `shared_tokens` (the token's digest),
+/// each written by the statement that deletes the row.
+const SHIPPING_TOKENS: &str = "shipping_tokens";
 
 /// How many UTC days of volume are kept per account (today included): what the detailed
 /// sub-account view shows.
@@ -99,13 +113,15 @@ pub async fn changes_since(
         .iter()
         .map(entry)
         .collect::<Result<_, _>>()?;
-    let deletes = sqlx::query("SELECT digest FROM feed_tombstones WHERE feed_version > $1")
-        .bind(since)
-        .fetch_all(db.connection())
-        .await?
-        .iter()
-        .map(|r| r.try_get("digest"))
-        .collect::<Result<_, _>>()?;
+    let deletes =
+        sqlx::query("SELECT item FROM feed_tombstones WHERE feed_version > $1 AND collection = $2")
+            .bind(since)
+            .bind(SHIPPING_TOKENS)
+            .fetch_all(db.connection())
+            .await?
+            .iter()
+            .map(|r| r.try_get("item"))
+            .collect::<Result<_, _>>()?;
     Ok((upserts, deletes))
 }
 
@@ -206,4 +222,219 @@ pub async fn forget_usage_before(
         .execute(tx.connection())
         .await?;
     Ok(())
+}
+
+// === read grants ===
+
+const SELECT_GRANT_ACCOUNTS: &str =
+    "SELECT id, owner_id, type, searchable, plan, trial_ends_at FROM accounts";
+const SELECT_GRANT_ACCOUNTS_SINCE: &str = "SELECT id, owner_id, type, searchable, plan, \
+     trial_ends_at FROM accounts WHERE feed_version > $1";
+const SELECT_GRANT_API_TOKENS: &str = "SELECT digest, account_id FROM api_tokens";
+const SELECT_GRANT_API_TOKENS_SINCE: &str =
+    "SELECT digest, account_id FROM api_tokens WHERE feed_version > $1";
+/// One row per shared token and filter (one with NULLs for a token without filters),
+/// ordered so a token's rows are adjacent: `grouped` folds them into one grant.
+const SELECT_GRANT_SHARED: &str = "SELECT s.id, s.digest, s.account_id, s.filters_operator, \
+     s.expires_at_ms, f.field, f.value FROM shared_tokens s \
+     LEFT JOIN shared_token_filters sf ON sf.shared_token_id = s.id \
+     LEFT JOIN token_filters f ON f.id = sf.filter_id ORDER BY s.id, f.id";
+const SELECT_GRANT_SHARED_SINCE: &str = "SELECT s.id, s.digest, s.account_id, \
+     s.filters_operator, s.expires_at_ms, f.field, f.value FROM shared_tokens s \
+     LEFT JOIN shared_token_filters sf ON sf.shared_token_id = s.id \
+     LEFT JOIN token_filters f ON f.id = sf.filter_id WHERE s.feed_version > $1 \
+     ORDER BY s.id, f.id";
+
+fn account_id(value: i64, column: &'static str) -> Result<AccountId, StoreError> {
+    u64::try_from(value)
+        .map(AccountId)
+        .map_err(|_| corrupt(column, value))
+}
+
+fn grant_account(r: &AnyRow) -> Result<GrantAccount, StoreError> {
+    let kind: String = r.try_get("type")?;
+    let account_type = match kind.as_str() {
+        "logs" => AccountType::Logs,
+        "metrics" => AccountType::Metrics,
+        "tracing" => AccountType::Tracing,
+        "security" => AccountType::Security,
+        _ => return Err(corrupt("accounts.type", kind)),
+    };
+    let owner: Option<i64> = r.try_get("owner_id")?;
+    let usable_until = match owner {
+        // Owned accounts follow their main account's plan and trial.
+        Some(_) => None,
+        None => {
+            let plan: String = r.try_get("plan")?;
+            let plan = Plan::parse(&plan).ok_or_else(|| corrupt("accounts.plan", &plan))?;
+            rules::api_tokens_usable_until_ms(plan, r.try_get("trial_ends_at")?)
+        }
+    };
+    Ok(GrantAccount {
+        account_id: account_id(r.try_get("id")?, "accounts.id")?,
+        owner_id: owner
+            .map(|o| account_id(o, "accounts.owner_id"))
+            .transpose()?,
+        account_type,
+        searchable: flag(r, "searchable")?,
+        api_tokens_usable_until_ms: usable_until,
+    })
+}
+
+fn grant_api_token(r: &AnyRow) -> Result<GrantApiToken, StoreError> {
+    Ok(GrantApiToken {
+        digest: r.try_get("digest")?,
+        account_id: account_id(r.try_get("account_id")?, "api_tokens.account_id")?,
+    })
+}
+
+/// One row of `SELECT_GRANT_SHARED`: the token (without filters) and the row's filter.
+fn shared_row(r: &AnyRow) -> Result<(GrantSharedToken, Option<FieldValue>), StoreError> {
+    let id: i64 = r.try_get("id")?;
+    let operator: String = r.try_get("filters_operator")?;
+    let operator = match operator.as_str() {
+        "AND" => FilterOp::And,
+        "OR" => FilterOp::Or,
+        _ => return Err(corrupt("shared_tokens.filters_operator", operator)),
+    };
+    let expires: Option<i64> = r.try_get("expires_at_ms")?;
+    let token = GrantSharedToken {
+        digest: r.try_get("digest")?,
+        token_id: u64::try_from(id).map_err(|_| corrupt("shared_tokens.id", id))?,
+        account_id: account_id(r.try_get("account_id")?, "shared_tokens.account_id")?,
+        filters: Vec::new(),
+        operator,
+        // An expiry before 1970 is as expired as any past instant.
+        expires_at_ms: expires.map(|ms| u64::try_from(ms).unwrap_or(0)),
+    };
+    let field: Option<String> = r.try_get("field")?;
+    let value: Option<String> = r.try_get("value")?;
+    let filter = field
+        .zip(value)
+        .map(|(field, value)| FieldValue { field, value });
+    Ok((token, filter))
+}
+
+/// Folds `SELECT_GRANT_SHARED` rows (a token's rows adjacent) into one grant per token,
+/// as they come.
+fn grouped<S>(rows: S) -> impl Stream<Item = Result<GrantSharedToken, StoreError>> + Send
+where
+    S: Stream<Item = Result<AnyRow, StoreError>> + Send + Unpin,
+{
+    futures_util::stream::unfold(
+        (rows, None::<GrantSharedToken>, false),
+        |(mut rows, mut pending, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let (token, filter) = match rows.next().await {
+                    Some(Ok(row)) => match shared_row(&row) {
+                        Ok(parsed) => parsed,
+                        Err(e) => return Some((Err(e), (rows, None, true))),
+                    },
+                    Some(Err(e)) => return Some((Err(e), (rows, None, true))),
+                    None => return pending.take().map(|last| (Ok(last), (rows, None, true))),
+                };
+                match &mut pending {
+                    Some(current) if current.token_id == token.token_id => {
+                        current.filters.extend(filter);
+                    }
+                    _ => {
+                        let mut token = token;
+                        token.filters.extend(filter);
+                        if let Some(finished) = pending.replace(token) {
+                            return Some((Ok(finished), (rows, pending, false)));
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Every account's read-relevant attributes, as the rows come.
+pub fn grant_accounts(
+    store: &Store,
+) -> impl Stream<Item = Result<GrantAccount, StoreError>> + Send + '_ {
+    sqlx::query(SELECT_GRANT_ACCOUNTS)
+        .fetch(&store.pool)
+        .map(|row| grant_account(&row?))
+}
+
+/// Every API token's digest and account, as the rows come.
+pub fn grant_api_tokens(
+    store: &Store,
+) -> impl Stream<Item = Result<GrantApiToken, StoreError>> + Send + '_ {
+    sqlx::query(SELECT_GRANT_API_TOKENS)
+        .fetch(&store.pool)
+        .map(|row| grant_api_token(&row?))
+}
+
+/// Every shared token with its filters, as the rows come.
+pub fn grant_shared_tokens(
+    store: &Store,
+) -> impl Stream<Item = Result<GrantSharedToken, StoreError>> + Send + '_ {
+    grouped(
+        sqlx::query(SELECT_GRANT_SHARED)
+            .fetch(&store.pool)
+            .map_err(StoreError::from),
+    )
+}
+
+/// The grants' rows changed since version `since` and their tombstones.
+pub async fn grant_changes_since(db: &mut impl Db, since: i64) -> Result<GrantChanges, StoreError> {
+    let accounts = sqlx::query(SELECT_GRANT_ACCOUNTS_SINCE)
+        .bind(since)
+        .fetch_all(db.connection())
+        .await?
+        .iter()
+        .map(grant_account)
+        .collect::<Result<_, _>>()?;
+    let api_tokens = sqlx::query(SELECT_GRANT_API_TOKENS_SINCE)
+        .bind(since)
+        .fetch_all(db.connection())
+        .await?
+        .iter()
+        .map(grant_api_token)
+        .collect::<Result<_, _>>()?;
+    let shared_rows = sqlx::query(SELECT_GRANT_SHARED_SINCE)
+        .bind(since)
+        .fetch_all(db.connection())
+        .await?;
+    let shared_tokens = grouped(futures_util::stream::iter(shared_rows.into_iter().map(Ok)))
+        .try_collect()
+        .await?;
+    let mut deletes = GrantDeletes::default();
+    let tombstones = sqlx::query(
+        "SELECT item, collection FROM feed_tombstones WHERE feed_version > $1 \
+         AND collection <> $2",
+    )
+    .bind(since)
+    .bind(SHIPPING_TOKENS)
+    .fetch_all(db.connection())
+    .await?;
+    for r in &tombstones {
+        let item: String = r.try_get("item")?;
+        let collection: String = r.try_get("collection")?;
+        match collection.as_str() {
+            "accounts" => {
+                let id = item
+                    .parse::<u64>()
+                    .map_err(|_| corrupt("feed_tombstones.item", &item))?;
+                deletes.accounts.push(AccountId(id));
+            }
+            "api_tokens" => deletes.api_tokens.push(item),
+            "shared_tokens" => deletes.shared_tokens.push(item),
+            _ => return Err(corrupt("feed_tombstones.collection", collection)),
+        }
+    }
+    Ok(GrantChanges {
+        upserts: Grants {
+            accounts,
+            api_tokens,
+            shared_tokens,
+        },
+        deletes,
+    })
 }

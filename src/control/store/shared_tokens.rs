@@ -1,6 +1,10 @@
 //! The `shared_tokens`, `token_filters` and `shared_token_filters` tables: read-only
 //! tokens, the account's `field: value` filters, and which filters each token carries.
 //! Times here are epoch milliseconds, as Logz.io's shared-token API has them.
+//!
+//! Gateways replicate each token with its filters (read grants): every change to what a
+//! token grants — its expiry, operator, filters, or a filter it uses being deleted —
+//! sets the token's `feed_version`; a deleted token leaves a tombstone.
 
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -128,13 +132,14 @@ pub struct NewSharedToken<'a> {
     pub filters_operator: FiltersOperator,
     pub expires_at_ms: Option<i64>,
     pub now_secs: i64,
+    pub feed_version: i64,
 }
 
 pub async fn insert(tx: &mut Tx, new: &NewSharedToken<'_>) -> Result<i64, StoreError> {
     let id = next_id(tx, Ids::SharedTokens).await?;
     sqlx::query(
         "INSERT INTO shared_tokens (id, account_id, name, token, digest, filters_operator, \
-         expires_at_ms, created_at) VALUES ($8, $1, $2, $3, $4, $5, $6, $7)",
+         expires_at_ms, created_at, feed_version) VALUES ($8, $1, $2, $3, $4, $5, $6, $7, $9)",
     )
     .bind(new.account_id)
     .bind(new.name)
@@ -144,23 +149,30 @@ pub async fn insert(tx: &mut Tx, new: &NewSharedToken<'_>) -> Result<i64, StoreE
     .bind(new.expires_at_ms)
     .bind(new.now_secs)
     .bind(id)
+    .bind(new.feed_version)
     .execute(tx.connection())
     .await?;
     Ok(id)
 }
 
+/// Sets what the token grants (its filters are `attach`ed separately, in the same change).
 pub async fn update(
     tx: &mut Tx,
     id: i64,
     filters_operator: FiltersOperator,
     expires_at_ms: Option<i64>,
+    feed_version: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query("UPDATE shared_tokens SET filters_operator = $1, expires_at_ms = $2 WHERE id = $3")
-        .bind(filters_operator.as_str())
-        .bind(expires_at_ms)
-        .bind(id)
-        .execute(tx.connection())
-        .await?;
+    sqlx::query(
+        "UPDATE shared_tokens SET filters_operator = $1, expires_at_ms = $2, \
+         feed_version = $4 WHERE id = $3",
+    )
+    .bind(filters_operator.as_str())
+    .bind(expires_at_ms)
+    .bind(id)
+    .bind(feed_version)
+    .execute(tx.connection())
+    .await?;
     Ok(())
 }
 
@@ -182,7 +194,16 @@ pub async fn attach(tx: &mut Tx, token_id: i64, filter_id: i64) -> Result<(), St
     Ok(())
 }
 
-pub async fn delete(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
+/// Deletes the token, leaving its tombstone at `feed_version`.
+pub async fn delete(tx: &mut Tx, id: i64, feed_version: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO feed_tombstones (feed_version, item, collection) \
+         SELECT $2, digest, 'shared_tokens' FROM shared_tokens WHERE id = $1",
+    )
+    .bind(id)
+    .bind(feed_version)
+    .execute(tx.connection())
+    .await?;
     detach_all(tx, id).await?;
     sqlx::query("DELETE FROM shared_tokens WHERE id = $1")
         .bind(id)
@@ -191,12 +212,17 @@ pub async fn delete(tx: &mut Tx, id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub async fn mark_used(db: &mut impl Db, id: i64, now_ms: i64) -> Result<(), StoreError> {
-    sqlx::query("UPDATE shared_tokens SET last_used_ms = $1 WHERE id = $2")
-        .bind(now_ms)
-        .bind(id)
-        .execute(db.connection())
-        .await?;
+/// Last-used times only move forward (gateways report uses late and out of order). An
+/// unknown id matches nothing: the token was deleted after it was used.
+pub async fn mark_used(db: &mut impl Db, id: i64, used_ms: i64) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE shared_tokens SET last_used_ms = $1 \
+         WHERE id = $2 AND (last_used_ms IS NULL OR last_used_ms < $1)",
+    )
+    .bind(used_ms)
+    .bind(id)
+    .execute(db.connection())
+    .await?;
     Ok(())
 }
 
@@ -284,9 +310,23 @@ pub async fn filters_of_token(db: &mut impl Db, token_id: i64) -> Result<Vec<Fil
     rows.iter().map(filter).collect()
 }
 
-/// Deletes the account's filter `id` and detaches it from every token that used it;
-/// `false` when the account has no such filter.
-pub async fn delete_filter(tx: &mut Tx, account_id: i64, id: i64) -> Result<bool, StoreError> {
+/// Deletes the account's filter `id` and detaches it from every token that used it,
+/// which change at `feed_version`; `false` when the account has no such filter.
+pub async fn delete_filter(
+    tx: &mut Tx,
+    account_id: i64,
+    id: i64,
+    feed_version: i64,
+) -> Result<bool, StoreError> {
+    sqlx::query(
+        "UPDATE shared_tokens SET feed_version = $3 WHERE account_id = $2 AND id IN \
+         (SELECT shared_token_id FROM shared_token_filters WHERE filter_id = $1)",
+    )
+    .bind(id)
+    .bind(account_id)
+    .bind(feed_version)
+    .execute(tx.connection())
+    .await?;
     sqlx::query(
         "DELETE FROM shared_token_filters WHERE filter_id = $1 AND filter_id IN \
          (SELECT id FROM token_filters WHERE account_id = $2)",

@@ -164,14 +164,14 @@ pub enum Removal {
 pub async fn remove(tx: &mut Tx, which: Removal, feed_version: i64) -> Result<(), StoreError> {
     let (tombstones, delete, key) = match which {
         Removal::Token(id) => (
-            "INSERT INTO feed_tombstones (feed_version, digest) \
-             SELECT $2, digest FROM shipping_tokens WHERE id = $1",
+            "INSERT INTO feed_tombstones (feed_version, item, collection) \
+             SELECT $2, digest, 'shipping_tokens' FROM shipping_tokens WHERE id = $1",
             "DELETE FROM shipping_tokens WHERE id = $1",
             id,
         ),
         Removal::AllOf { account_id } => (
-            "INSERT INTO feed_tombstones (feed_version, digest) \
-             SELECT $2, digest FROM shipping_tokens WHERE account_id = $1",
+            "INSERT INTO feed_tombstones (feed_version, item, collection) \
+             SELECT $2, digest, 'shipping_tokens' FROM shipping_tokens WHERE account_id = $1",
             "DELETE FROM shipping_tokens WHERE account_id = $1",
             account_id,
         ),

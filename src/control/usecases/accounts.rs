@@ -77,7 +77,7 @@ pub async fn create_account(
     };
     let api_token = if rules::check_may_create_api_token(account_type, plan_now).is_ok() {
         Some(
-            api_tokens::insert(cp, &mut tx, account_id, "default", actor)
+            api_tokens::insert(cp, &mut tx, account_id, "default", actor, first.version)
                 .await?
                 .token,
         )
@@ -108,14 +108,16 @@ async fn main_account(tx: &mut Tx, id: i64) -> Result<Account, ApiError> {
     Ok(account)
 }
 
-/// Inserts the account, its first shipping token and the audit event.
+/// Inserts the account, its first shipping token and the audit event. Both move the feed
+/// (the account's read grants, the token); the token's version is the newer, to publish.
 pub(super) async fn insert(
     cp: &ControlPlane,
     tx: &mut Tx,
     new: &NewAccount<'_>,
     actor: Actor,
 ) -> Result<(i64, shipping_tokens::Created), ApiError> {
-    let id = store::insert(tx, new).await?;
+    let version = feed::next_version(tx).await?;
+    let id = store::insert(tx, new, version).await?;
     let kind = new.account_type.shipping_kind();
     let first = shipping_tokens::insert(cp, tx, id, kind, "default", true, actor).await?;
     audit(
@@ -464,7 +466,8 @@ pub async fn read_detailed_sub_account(
 }
 
 /// Changing `accessible` or `searchable` takes effect on the next request: access is read
-/// from the store on every call. A rename reaches gateways (they carry account names).
+/// from the store on every call. A rename reaches gateways (they carry account names), and
+/// so does `searchable` (their read grants).
 pub async fn update_sub_account(
     cp: &ControlPlane,
     caller: &Caller,
@@ -488,7 +491,15 @@ pub async fn update_sub_account(
     }
     let name = new_name.unwrap_or(&current.name);
     store::update_owned_account(&mut change.tx, id, name, &settings, cp.clock.now_secs()).await?;
-    let version = republish_if_renamed(&mut change.tx, id, &current.name, name).await?;
+    let mut version = republish_if_renamed(&mut change.tx, id, &current.name, name).await?;
+    if settings.searchable != current.settings.searchable {
+        let v = match version {
+            Some(v) => v,
+            None => feed::next_version(&mut change.tx).await?,
+        };
+        store::republish(&mut change.tx, id, v).await?;
+        version = Some(v);
+    }
     let action = match (current.settings.accessible, settings.accessible) {
         (true, false) => "sub-account.revoke-access",
         (false, true) => "sub-account.restore-access",
@@ -537,12 +548,12 @@ pub(super) async fn republish_if_renamed(
 }
 
 /// Deletes an owned account and everything it holds; gateways get the tombstones of its
-/// tokens. Returns the feed version to publish.
+/// tokens and read grants. Returns the feed version to publish.
 pub(super) async fn delete_owned(cp: &ControlPlane, tx: &mut Tx, id: i64) -> Result<i64, ApiError> {
     let version = feed::next_version(tx).await?;
     token_store::remove(tx, Removal::AllOf { account_id: id }, version).await?;
+    store::delete_with_contents(tx, id, version).await?;
     feed::prune_tombstones(tx, version, cp.feed_retained_versions).await?;
-    store::delete_with_contents(tx, id).await?;
     Ok(version)
 }
 

@@ -2,15 +2,16 @@
 //! account. Only pro, enterprise and trial accounts have them, and only log management
 //! (main and sub) and security accounts — metrics and tracing accounts are managed with
 //! their main account's. The secret is shown once, in the create answer; the store keeps
-//! its digest.
+//! its digest, which gateways replicate (read grants): creating and deleting one moves
+//! the feed.
 
 use super::{Change, audit};
 use crate::control::ControlPlane;
 use crate::control::auth::{self, Caller};
 use crate::control::error::ApiError;
 use crate::control::rules::{self, checked_name};
-use crate::control::store::api_tokens::{self as store, ApiToken};
-use crate::control::store::{Actor, Tx};
+use crate::control::store::api_tokens::{self as store, ApiToken, NewApiToken};
+use crate::control::store::{Actor, Tx, feed};
 
 /// A token just created: the only time its secret is ever shown.
 pub struct CreatedApiToken {
@@ -32,8 +33,18 @@ pub async fn create(
         change.account.account_type,
         change.account.plan_at(cp.clock.now_secs()),
     )?;
-    let created = insert(cp, &mut change.tx, change.account.id, name, caller.actor).await?;
+    let version = feed::next_version(&mut change.tx).await?;
+    let created = insert(
+        cp,
+        &mut change.tx,
+        change.account.id,
+        name,
+        caller.actor,
+        version,
+    )
+    .await?;
     change.commit().await?;
+    cp.published(version);
     Ok(created)
 }
 
@@ -54,23 +65,28 @@ pub async fn create_for_sub_account(
     create(cp, caller, name).await
 }
 
-/// Inserts a token with its audit event. Also how accounts get their first API token.
+/// Inserts a token at feed version `version` (taken by the caller's change) with its
+/// audit event. Also how accounts get their first API token.
 pub(super) async fn insert(
     cp: &ControlPlane,
     tx: &mut Tx,
     account_id: i64,
     name: &str,
     actor: Actor,
+    version: i64,
 ) -> Result<CreatedApiToken, ApiError> {
     let secret = auth::new_secret();
     let created_at = cp.clock.now_secs();
     let id = store::insert(
         tx,
-        account_id,
-        name,
-        &auth::digest_hex(&secret),
-        actor,
-        created_at,
+        &NewApiToken {
+            account_id,
+            name,
+            digest_hex: &auth::digest_hex(&secret),
+            actor,
+            now: created_at,
+            feed_version: version,
+        },
     )
     .await?;
     let target = format!("api-token:{id}");
@@ -89,13 +105,17 @@ pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<ApiToken>, A
     Ok(store::list(&mut conn, caller.account.id).await?)
 }
 
+/// Deletes a token; gateways get its tombstone (an open tail with it ends).
 pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
     let mut change = Change::begin(cp, caller).await?;
-    if !store::delete(&mut change.tx, change.account.id, id).await? {
+    let version = feed::next_version(&mut change.tx).await?;
+    if !store::delete(&mut change.tx, change.account.id, id, version).await? {
         return Err(ApiError::not_found(&format!("API token {id}")));
     }
+    feed::prune_tombstones(&mut change.tx, version, cp.feed_retained_versions).await?;
     let target = format!("api-token:{id}");
     change.record("api-token.delete", &target).await?;
     change.commit().await?;
+    cp.published(version);
     Ok(())
 }

@@ -4,8 +4,10 @@
 //!
 //! Each runs the same steps: may this caller do this to this account (`auth::Caller`),
 //! do the product's rules allow it (`rules`, pure), then one transaction that locks the
-//! account, changes it, records the audit event and, for shipping tokens, moves the feed
-//! version; after the commit, long-polling gateways are woken (`ControlPlane::published`).
+//! account, changes it, records the audit event and, for what gateways replicate (shipping
+//! tokens, and the read grants: accounts' `searchable`, API tokens, shared tokens), moves
+//! the feed version; after the commit, long-polling gateways are woken
+//! (`ControlPlane::published`).
 //! They take and return typed values; the HTTP shapes live with the API handlers.
 
 pub mod accounts;

@@ -1,8 +1,10 @@
 //! Shared tokens and token filters (DESIGN §4, "Manage Shared Tokens"): read-only access
 //! to an account's logs, limited by account-level `field: value` filters combined by the
 //! token's operator, with an expiry (7 days by default; legacy tokens may have none).
-//! Filters are resolved at each use (`resolve`), so changing, detaching or deleting one
-//! takes effect on the next request. Times are epoch milliseconds, as Logz.io's.
+//! Gateways replicate each token with its filters (read grants), so every change to what a
+//! token grants — creating, editing or deleting it, deleting a filter it uses — moves the
+//! feed, and open tails see it within the propagation bound. Times are epoch milliseconds,
+//! as Logz.io's.
 
 use super::Change;
 use crate::control::ControlPlane;
@@ -12,7 +14,7 @@ use crate::control::rules::{self, checked_name};
 use crate::control::store::shared_tokens::{
     self as store, Filter, FiltersOperator, NewSharedToken, SharedToken,
 };
-use crate::control::store::{Db, Tx};
+use crate::control::store::{Db, Tx, feed};
 
 /// Default lifetime of a new shared token.
 const DEFAULT_LIFETIME_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -55,6 +57,7 @@ pub async fn create(
     };
     check_expiry(cp, expiry, new.legacy)?;
     let mut change = Change::begin(cp, caller).await?;
+    let version = feed::next_version(&mut change.tx).await?;
     let secret = auth::new_secret();
     let id = store::insert(
         &mut change.tx,
@@ -66,6 +69,7 @@ pub async fn create(
             filters_operator: new.filters_operator.unwrap_or_default(),
             expires_at_ms: expiry,
             now_secs: cp.clock.now_secs(),
+            feed_version: version,
         },
     )
     .await?;
@@ -74,6 +78,7 @@ pub async fn create(
     change.record("shared-token.create", &target).await?;
     let token = fetch(&mut change.tx, change.account.id, id).await?;
     change.commit().await?;
+    cp.published(version);
     Ok(token)
 }
 
@@ -143,7 +148,8 @@ pub async fn update(
         }
     };
     let operator = edit.filters_operator.unwrap_or(current.filters_operator);
-    store::update(&mut change.tx, id, operator, expiry).await?;
+    let version = feed::next_version(&mut change.tx).await?;
+    store::update(&mut change.tx, id, operator, expiry, version).await?;
     if let Some(filters) = &edit.filters {
         attach(&mut change.tx, change.account.id, id, filters).await?;
     }
@@ -151,16 +157,20 @@ pub async fn update(
     change.record("shared-token.update", &target).await?;
     let token = fetch(&mut change.tx, change.account.id, id).await?;
     change.commit().await?;
+    cp.published(version);
     Ok(token)
 }
 
 pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
     let mut change = Change::begin(cp, caller).await?;
     fetch(&mut change.tx, change.account.id, id).await?;
-    store::delete(&mut change.tx, id).await?;
+    let version = feed::next_version(&mut change.tx).await?;
+    store::delete(&mut change.tx, id, version).await?;
+    feed::prune_tombstones(&mut change.tx, version, cp.feed_retained_versions).await?;
     let target = format!("shared-token:{id}");
     change.record("shared-token.delete", &target).await?;
     change.commit().await?;
+    cp.published(version);
     Ok(())
 }
 
@@ -218,15 +228,19 @@ pub async fn read_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<
         .ok_or_else(|| ApiError::not_found(&format!("token filter {id}")))
 }
 
-/// Deleting a filter detaches it from every shared token that used it.
+/// Deleting a filter detaches it from every shared token that used it: those tokens
+/// change in the feed. (A filter's field and value cannot be edited, so creating one
+/// changes no token until it is attached.)
 pub async fn delete_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
     let mut change = Change::begin(cp, caller).await?;
-    if !store::delete_filter(&mut change.tx, change.account.id, id).await? {
+    let version = feed::next_version(&mut change.tx).await?;
+    if !store::delete_filter(&mut change.tx, change.account.id, id, version).await? {
         return Err(ApiError::not_found(&format!("token filter {id}")));
     }
     let target = format!("token-filter:{id}");
     change.record("token-filter.delete", &target).await?;
     change.commit().await?;
+    cp.published(version);
     Ok(())
 }
 
@@ -241,7 +255,9 @@ pub struct Access {
 }
 
 /// Resolves a presented shared token (a gateway asks, with the feed secret): its account
-/// and current filters, or 403 once it has expired. Marks it used.
+/// and current filters, or 403 once it has expired. Marks it used. Superseded by the read
+/// grants in the feed, which let a gateway answer without asking; kept for callers that
+/// have no feed follower.
 pub async fn resolve(cp: &ControlPlane, secret: &str) -> Result<Access, ApiError> {
     let mut conn = cp.store.conn().await?;
     let token = store::find(&mut conn, &auth::digest_hex(secret))
