@@ -10,28 +10,6 @@ use common::control::{Backend, ControlPlane, use_control_plane};
 use common::{TestServer, eventually};
 use serde_json::{Value, json};
 
-/// Runs each listed body once against SQLite and once against PostgreSQL.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite, concat!("sqlite::", stringify!($name))).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres, concat!("postgres::", stringify!($name))).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     community_plan_allows_one_enabled_token,
     paid_plans_allow_fifteen_enabled_tokens,

@@ -7,27 +7,6 @@ mod common;
 use common::control::{Backend, ControlPlane};
 use serde_json::{Value, json};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite, concat!("sqlite::", stringify!($name))).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres, concat!("postgres::", stringify!($name))).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     users_are_managed_in_logzio_shapes,
     an_account_keeps_an_active_admin,

@@ -13,27 +13,6 @@ use common::control::{Backend, ControlPlane};
 use http::Method;
 use serde_json::{Value, json};
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite, concat!("sqlite::", stringify!($name))).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres, concat!("postgres::", stringify!($name))).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     a_user_sets_a_password_logs_in_and_out,
     failed_logins_are_rate_limited_per_email_and_per_client,

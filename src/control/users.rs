@@ -210,9 +210,7 @@ async fn suspend(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    usecase::set_active(&cp, &caller, parse_id(&id)?, false).await?;
-    Ok(Json(serde_json::json!({})))
+    set_active(&cp, &id, &headers, false).await
 }
 
 async fn unsuspend(
@@ -220,8 +218,17 @@ async fn unsuspend(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    usecase::set_active(&cp, &caller, parse_id(&id)?, true).await?;
+    set_active(&cp, &id, &headers, true).await
+}
+
+async fn set_active(
+    cp: &ControlPlane,
+    id: &str,
+    headers: &HeaderMap,
+    active: bool,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let caller = auth::caller(cp, headers).await?;
+    usecase::set_active(cp, &caller, parse_id(id)?, active).await?;
     Ok(Json(serde_json::json!({})))
 }
 

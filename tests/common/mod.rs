@@ -3,6 +3,30 @@
 //! HTTP to it with a real client.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+/// Runs each listed body (`async fn name(backend: Backend, test: &str)`) once against
+/// SQLite and once against PostgreSQL, as `sqlite::name` and `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Sqlite, concat!("sqlite::", stringify!($name))).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Backend::Postgres, concat!("postgres::", stringify!($name))).await;
+                }
+            )*
+        }
+    };
+}
+
 pub mod control;
 pub mod crash;
 pub mod kafka;
