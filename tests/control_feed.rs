@@ -294,12 +294,7 @@ async fn control_plane_binary_serves_and_stops_promptly_with_a_long_poll_waiting
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            // `control plane listening; the Manage Tokens page is at … addr=127.0.0.1:N`
-            if let Some(addr) = line
-                .contains("control plane listening")
-                .then(|| line.split(" addr=").nth(1))
-                .flatten()
-            {
+            if let Some(addr) = line.split("control plane listening addr=").nth(1) {
                 let _ = tx.send(
                     addr.split_whitespace()
                         .next()
@@ -311,7 +306,7 @@ async fn control_plane_binary_serves_and_stops_promptly_with_a_long_poll_waiting
     });
     let addr = rx
         .recv_timeout(Duration::from_secs(20))
-        .expect("a `control plane listening … addr=` line");
+        .expect("a `control plane listening addr=` line");
     let client: Client<HttpConnector, Full<Bytes>> =
         Client::builder(TokioExecutor::new()).build_http();
     let health = client
