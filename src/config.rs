@@ -33,9 +33,10 @@ pub struct TailConfig {
     /// Open tails reading one account (an API token's own account, a shared token's).
     pub max_per_account: usize,
     /// Records a tail may have waiting to be written to its client; past this it loses
-    /// records (and is told how many), and after `max_behind_secs` of it, is disconnected.
+    /// records (and is told how many).
     pub buffer_records: usize,
-    /// How long a tail may keep losing records before it is disconnected.
+    /// How long a tail's buffer may stay full (its client not keeping up) before it is
+    /// disconnected.
     #[serde(deserialize_with = "secs")]
     pub max_behind_secs: Duration,
     /// A comment line this often keeps proxies from cutting an idle stream.

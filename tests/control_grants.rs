@@ -35,32 +35,12 @@ use common::eventually;
 const PROPAGATION: Duration = Duration::from_secs(2);
 const SUBS: &str = "/v1/account-management/time-based-accounts";
 
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Sqlite, concat!("sqlite::", stringify!($name))).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::Backend::Postgres, concat!("postgres::", stringify!($name))).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_backends!(
     every_grant_change_moves_the_feed,
     a_gateway_follows_grants_within_two_seconds_and_through_an_outage,
 );
 
+/// Wall-clock milliseconds: the gateway judges expiry on the real clock.
 fn now_ms() -> u64 {
     u64::try_from(
         SystemTime::now()

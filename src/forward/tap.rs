@@ -85,13 +85,13 @@ impl Drop for Subscription {
 mod tests {
     use super::*;
     use crate::forward::record::{ContentType, Envelope};
-    use crate::model::Kind;
+    use crate::model::{AccountId, Kind};
 
     fn batch(n: u8) -> Arc<RecordBatch> {
         Arc::new(RecordBatch {
             envelope: Envelope {
                 kind: Kind::Logs,
-                account_id: 1,
+                account_id: AccountId(1),
                 token_id: crate::model::TokenId("1".into()),
                 log_type: None,
                 content_type: ContentType::JsonObject,

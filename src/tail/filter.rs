@@ -91,7 +91,7 @@ mod tests {
 
     fn scope(filters: &[&str], op: FilterOp, narrowing: &[&str]) -> Scope {
         Scope {
-            accounts: vec![1, 5],
+            accounts: vec![AccountId(1), AccountId(5)],
             filters: filters.iter().map(|f| term(f)).collect(),
             op,
             narrowing: narrowing.iter().map(|f| term(f)).collect(),
@@ -137,6 +137,6 @@ mod tests {
         );
         let open = scope(&[], FilterOp::And, &["region:eu"]);
         assert!(open.matches(&both) && !open.matches(&one));
-        assert!(open.reaches(5) && !open.reaches(2));
+        assert!(open.reaches(AccountId(5)) && !open.reaches(AccountId(2)));
     }
 }

@@ -132,8 +132,16 @@ impl TailError {
     }
 }
 
-/// What a client presented; kept by its tail's task to re-check.
-#[derive(Clone)]
+/// What a client asked for: kept by its tail's task (in memory only) to re-check.
+pub struct Asked {
+    pub credential: Credential,
+    /// `?accountIds`: narrows an API token's reach, never widens it.
+    pub account_ids: Option<Vec<AccountId>>,
+    pub kind: Kind,
+    pub q: Vec<Term>,
+}
+
+/// The credential presented.
 pub enum Credential {
     Api(String),
     Shared(String),
@@ -185,13 +193,13 @@ impl Tail {
             return Err(TailError::Method);
         }
         let query = Query::parse(req.uri().query().unwrap_or(""))?;
-        let credential = credential(req, query.token.clone())?;
-        let granted = self.authorize_with(
-            &credential,
-            query.account_ids.as_deref(),
-            query.kind,
-            &query.q,
-        )?;
+        let asked = Asked {
+            credential: credential(req, query.token)?,
+            account_ids: query.account_ids,
+            kind: query.kind,
+            q: query.q,
+        };
+        let granted = self.authorize(&asked)?;
         self.admit(granted.account)?;
         let format = match req
             .headers()
@@ -204,11 +212,9 @@ impl Tail {
         let body = stream::start(Open {
             tail: Arc::clone(self),
             subscription: self.tap.subscribe(),
-            credential,
-            narrow: query.account_ids,
             account: granted.account,
             granted,
-            kind: query.kind,
+            asked,
             format,
         });
         let mut response = Response::new(Either::Right(body));
@@ -223,23 +229,14 @@ impl Tail {
         Ok(response)
     }
 
-    /// Re-checks an open tail's credential (its `q` terms stay as they were).
-    fn authorize(
-        &self,
-        credential: &Credential,
-        narrow: Option<&[AccountId]>,
-        kind: Kind,
-    ) -> Result<Granted, TailError> {
-        self.authorize_with(credential, narrow, kind, &[])
-    }
-
-    fn authorize_with(
-        &self,
-        credential: &Credential,
-        narrow: Option<&[AccountId]>,
-        kind: Kind,
-        q: &[Term],
-    ) -> Result<Granted, TailError> {
+    /// What `asked` may read right now: at connect, and again on every grant change.
+    fn authorize(&self, asked: &Asked) -> Result<Granted, TailError> {
+        let Asked {
+            credential,
+            account_ids: narrow,
+            kind,
+            q,
+        } = asked;
         let grants = self.tokens.grants();
         let now = now_ms();
         let granted = match credential {
@@ -269,7 +266,7 @@ impl Tail {
             }
             Credential::Shared(secret) => {
                 let grant = grants.shared_token(secret, now).map_err(refusal)?;
-                if kind != Kind::Logs {
+                if *kind != Kind::Logs {
                     return Err(TailError::Forbidden(
                         "shared tokens grant logs only".to_owned(),
                     ));
@@ -375,7 +372,7 @@ impl Query {
                 "accountIds" => {
                     let ids = value
                         .split(',')
-                        .map(|id| id.trim().parse::<AccountId>())
+                        .map(|id| id.trim().parse().map(AccountId))
                         .collect::<Result<Vec<_>, _>>()
                         .map_err(|_| {
                             TailError::BadRequest(

@@ -177,7 +177,8 @@ fn any(value: &AnyValue) -> Value {
             Value::Object(object)
         }
         Some(any_value::Value::BytesValue(b)) => json!(hex::encode(b)),
-        None => Value::Null,
+        // An index into a profiles string table, meaningless without that table.
+        Some(any_value::Value::StringValueStrindex(_)) | None => Value::Null,
     }
 }
 
@@ -187,13 +188,13 @@ mod tests {
 
     use super::*;
     use crate::forward::Envelope;
-    use crate::model::TokenId;
+    use crate::model::{AccountId, TokenId};
 
     fn batch(kind: Kind, content_type: ContentType, payloads: Vec<Bytes>) -> RecordBatch {
         RecordBatch {
             envelope: Envelope {
                 kind,
-                account_id: 7,
+                account_id: AccountId(7),
                 token_id: TokenId("3".into()),
                 log_type: Some("nginx".into()),
                 content_type,

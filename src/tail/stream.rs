@@ -16,9 +16,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::filter::Scope;
 use super::render;
-use super::{Granted, Tail};
+use super::{Asked, Granted, Tail};
 use crate::forward::tap::{Next, Subscription};
-use crate::model::Kind;
+use crate::model::AccountId;
 
 /// How a tail frames what it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +96,11 @@ impl Body for EventBody {
 pub struct Open {
     pub tail: Arc<Tail>,
     pub subscription: Subscription,
-    /// Kept in the task's memory only, to re-check the credential when grants change.
-    pub credential: super::Credential,
-    pub narrow: Option<Vec<crate::model::AccountId>>,
+    pub asked: Asked,
     pub granted: Granted,
-    pub kind: Kind,
     pub format: Format,
-    pub account: crate::model::AccountId,
+    /// The account the tail counts against, released when it ends.
+    pub account: AccountId,
 }
 
 /// How often a tail re-checks its credential even without a grants change: expiries and
@@ -120,13 +118,12 @@ async fn run(open: Open, tx: mpsc::Sender<Bytes>) {
     let Open {
         tail,
         mut subscription,
-        credential,
-        narrow,
+        asked,
         mut granted,
-        kind,
         format,
         account,
     } = open;
+    let kind = asked.kind;
     tail.metrics.subscribers.inc();
     let mut grants = tail.tokens.grants_changed();
     let mut heartbeat = tokio::time::interval(tail.config.heartbeat_secs);
@@ -145,12 +142,12 @@ async fn run(open: Open, tx: mpsc::Sender<Bytes>) {
                 if changed.is_err() {
                     break "shutting down";
                 }
-                match tail.authorize(&credential, narrow.as_deref(), kind) {
+                match tail.authorize(&asked) {
                     Ok(now) => granted = now,
                     Err(e) => break e.end_reason(),
                 }
             }
-            _ = recheck.tick() => match tail.authorize(&credential, narrow.as_deref(), kind) {
+            _ = recheck.tick() => match tail.authorize(&asked) {
                 Ok(now) => granted = now,
                 Err(e) => break e.end_reason(),
             },
@@ -182,18 +179,20 @@ async fn run(open: Open, tx: mpsc::Sender<Bytes>) {
         // Tell the client what it lost as soon as there is room to say so.
         if dropped > 0 {
             match tx.try_send(format.dropped(dropped)) {
-                Ok(()) => {
-                    dropped = 0;
-                    behind_since = None;
-                }
-                Err(TrySendError::Full(_)) => {
-                    let since = *behind_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= tail.config.max_behind_secs {
-                        break "too slow";
-                    }
-                }
+                Ok(()) => dropped = 0,
+                Err(TrySendError::Full(_)) => {}
                 Err(TrySendError::Closed(_)) => break "",
             }
+        }
+        // A client whose buffer stays full is behind, whether or not records keep coming:
+        // after `max_behind_secs` of that it gives its place back.
+        if tx.capacity() == 0 {
+            let since = *behind_since.get_or_insert_with(Instant::now);
+            if since.elapsed() >= tail.config.max_behind_secs {
+                break "too slow";
+            }
+        } else {
+            behind_since = None;
         }
     };
     if !reason.is_empty() {
