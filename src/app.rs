@@ -10,11 +10,12 @@ use http_body_util::Either;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError, SinkConfig, TokenSourceKind};
+use crate::config::{Config, ConfigError, SinkConfig, TailSource, TokenSourceKind};
 use crate::forward::tap::Tap;
 use crate::forward::{self, sinks::Sink};
 use crate::ingest::{Ingest, Limits};
 use crate::server::{self, ConnLimits, admin};
+use crate::tail::kafka::KafkaTailSource;
 use crate::tail::{self, Tail};
 use crate::telemetry::Telemetry;
 use crate::tokens::Tokens;
@@ -159,11 +160,18 @@ pub async fn run(
         }
     };
 
+    // Live tails read this gateway's accepted batches, or what the Kafka topics receive
+    // from every gateway (then the forward path does not offer its own: they come back).
     let tap = Arc::new(Tap::default());
+    let kafka_tail = match config.tail.source {
+        TailSource::Local => None,
+        TailSource::Kafka => KafkaTailSource::for_sink(&config.sink),
+    };
+    let local_tap = kafka_tail.is_none().then(|| Arc::clone(&tap));
     let sink = Sink::from_config(&config.sink, telemetry.dead_letter_records("http"))?;
     let forward_metrics = telemetry.forward(sink.name());
     let (forwarder, forward_task) =
-        forward::start(&config.forward, sink, forward_metrics, Arc::clone(&tap))?;
+        forward::start(&config.forward, sink, forward_metrics, local_tap)?;
     let writable = forwarder.clone();
 
     let s = &config.server;
@@ -204,6 +212,9 @@ pub async fn run(
     tracing::info!(addr = %listeners.admin.local_addr()?, "admin listening");
 
     let public_stop = CancellationToken::new();
+    let tail_source_task = kafka_tail.map(|source| {
+        tokio::spawn(source.run(Arc::clone(&tap), telemetry.tail(), public_stop.clone()))
+    });
     let tail = Arc::new(Tail::new(
         Arc::clone(&tokens),
         tap,
@@ -251,6 +262,9 @@ pub async fn run(
     public_stop.cancel();
     if let Err(e) = public.await {
         tracing::error!(error = %e, "public listener task failed");
+    }
+    if let Some(task) = tail_source_task {
+        let _ = task.await;
     }
     usage_stop.cancel();
     if let Some(task) = usage_task {

@@ -28,6 +28,9 @@ pub struct Config {
 pub struct TailConfig {
     /// Serve `GET /v1/tail` at all.
     pub enabled: bool,
+    /// Where tails read records: what this gateway accepted (`local`), or the Kafka
+    /// sink's topics (`kafka`): what every gateway of a fleet writing there accepted.
+    pub source: TailSource,
     /// Open tails on this gateway, all accounts together; more are 503 + `Retry-After`.
     pub max_subscribers: usize,
     /// Open tails reading one account (an API token's own account, a shared token's).
@@ -44,10 +47,21 @@ pub struct TailConfig {
     pub heartbeat_secs: Duration,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TailSource {
+    /// A tap on this gateway's forward path.
+    Local,
+    /// The `[sink]`'s Kafka topics, read from their end by one consumer per gateway while
+    /// a tail is open.
+    Kafka,
+}
+
 impl Default for TailConfig {
     fn default() -> Self {
         TailConfig {
             enabled: true,
+            source: TailSource::Local,
             max_subscribers: 64,
             max_per_account: 8,
             buffer_records: 1000,
@@ -814,6 +828,12 @@ impl Config {
                 }
             }
         }
+        if self.tail.source == TailSource::Kafka && !matches!(self.sink, SinkConfig::Kafka { .. }) {
+            return Err(ConfigError::invalid(
+                "tail.source",
+                "\"kafka\" reads the Kafka sink's topics: it needs sink.type = \"kafka\"",
+            ));
+        }
         if self.control_plane.embedded {
             warnings.extend(self.control_plane.validate()?);
             for (key, addr) in [
@@ -996,6 +1016,20 @@ mod tests {
             err.to_string().starts_with("server.max_line_bytes"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_kafka_tail_source_needs_the_kafka_sink() {
+        let c = Config::parse("[tail]\nsource = \"kafka\"\n", no_env()).unwrap();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.starts_with("tail.source"), "{err}");
+        let c = Config::parse(
+            "[tail]\nsource = \"kafka\"\n[sink]\ntype = \"kafka\"\nbrokers = \"127.0.0.1:9092\"\n",
+            no_env(),
+        )
+        .unwrap();
+        assert_eq!(c.tail.source, TailSource::Kafka);
+        c.validate().unwrap();
     }
 
     #[test]

@@ -249,6 +249,10 @@ pub struct TailMetrics {
     pub dropped: IntCounter,
     /// Tails refused, by `reason`.
     refused: IntCounterVec,
+    /// `[tail] source = "kafka"`: partitions its consumer reads now (0 while nobody tails).
+    pub kafka_partitions: IntGauge,
+    /// `[tail] source = "kafka"`: consumer errors and messages without tollgate's headers.
+    pub kafka_errors: IntCounter,
 }
 
 impl TailMetrics {
@@ -553,8 +557,20 @@ impl Telemetry {
                 &["reason"],
             )
             .expect("valid metric"),
+            kafka_partitions: IntGauge::new(
+                "tollgate_tail_kafka_partitions",
+                "Kafka partitions the tail source reads now (0 while nobody tails).",
+            )
+            .expect("valid metric"),
+            kafka_errors: IntCounter::new(
+                "tollgate_tail_kafka_errors_total",
+                "Tail source consumer errors and messages without tollgate's headers.",
+            )
+            .expect("valid metric"),
         };
         reg(Box::new(tail.subscribers.clone()));
+        reg(Box::new(tail.kafka_partitions.clone()));
+        reg(Box::new(tail.kafka_errors.clone()));
         reg(Box::new(tail.records.clone()));
         reg(Box::new(tail.dropped.clone()));
         reg(Box::new(tail.refused.clone()));

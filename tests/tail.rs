@@ -5,18 +5,20 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
 use common::TestServer;
 use common::control::{ControlPlane, use_control_plane};
+use common::kafka;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tollgate::config::Ack;
+use tollgate::config::{Ack, Config, SinkConfig, TailSource};
 
 /// Within this, a change on the control plane must have reached an open stream.
 const PROPAGATION: Duration = Duration::from_secs(2);
@@ -470,4 +472,60 @@ async fn bad_requests_caps_and_slow_readers() {
     // Its place is free again.
     let (status, _, _) = open(&server, "", &[("x-api-token", &api)]).await;
     assert_eq!(status, 200);
+}
+
+/// `[tail] source = "kafka"`: two gateways write to one broker; a tail on one of them shows
+/// what either accepted, each record once, and a gateway nobody tails reads nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kafka_source_shows_what_every_gateway_ingested() {
+    let Some(broker) = kafka::start("a_kafka_source_shows_what_every_gateway_ingested") else {
+        return;
+    };
+    let cp = ControlPlane::sqlite().await;
+    let (account, api, token) = cp.account("acme").await;
+    let (_, _, other_token) = cp.account("other").await;
+    let through_kafka = |c: &mut Config| {
+        c.sink = SinkConfig::Kafka {
+            brokers: broker.addr.clone(),
+            topic_logs: "tollgate-logs".to_string(),
+            topic_metrics: "tollgate-metrics".to_string(),
+            topic_traces: "tollgate-traces".to_string(),
+            kafka: BTreeMap::from([("linger.ms".to_string(), "2".to_string())]),
+        };
+        c.tail.source = TailSource::Kafka;
+    };
+    let tailed = gateway(&cp, through_kafka).await;
+    let other = gateway(&cp, through_kafka).await;
+
+    let (status, stream, _) = open(&tailed, "", &[("x-api-token", &api)]).await;
+    assert_eq!(status, 200);
+    let mut stream = stream.unwrap();
+    // The consumer starts with the first tail; it reads from the topics' end once assigned.
+    common::eventually(Duration::from_secs(20), || async {
+        tailed.metric("tollgate_tail_kafka_partitions").await > 0.0
+    })
+    .await;
+    ship(&other, &other_token, &[json!({"n": 0})]).await;
+    ship(&other, &token, &[json!({"n": 1, "via": "other"})]).await;
+    ship(&tailed, &token, &[json!({"n": 2, "via": "tailed"})]).await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let record = stream
+            .record(Duration::from_secs(10))
+            .await
+            .expect("a record through Kafka");
+        assert_eq!(record["_account_id"], account);
+        seen.push(record["n"].as_i64().unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, [1, 2], "each gateway's record, once");
+    assert!(
+        stream.record(Duration::from_millis(700)).await.is_none(),
+        "no second copy of the tailed gateway's own record, nothing of another account"
+    );
+    assert_eq!(
+        other.metric("tollgate_tail_kafka_partitions").await,
+        0.0,
+        "a gateway nobody tails reads nothing"
+    );
 }

@@ -93,7 +93,8 @@ pub struct Forwarder {
     path: Path,
     retry_after: Duration,
     /// Accepted batches for live tails; one atomic load per request while nobody tails.
-    tap: Arc<Tap>,
+    /// `None` when tails read Kafka instead (`[tail] source = "kafka"`).
+    tap: Option<Arc<Tap>>,
 }
 
 impl Forwarder {
@@ -102,13 +103,13 @@ impl Forwarder {
         if batch.payloads.is_empty() {
             return Ok(());
         }
-        if !self.tap.is_watched() {
+        let Some(tap) = self.tap.as_ref().filter(|tap| tap.is_watched()) else {
             return self.accept(batch).await;
-        }
+        };
         // Tailed: the batch goes to the tap once accepted (a refused one was never ingested).
         let tapped = Arc::new(batch.clone());
         self.accept(batch).await?;
-        self.tap.offer(tapped);
+        tap.offer(tapped);
         Ok(())
     }
 
@@ -207,12 +208,13 @@ pub enum StartError {
     Spool(#[from] SpoolError),
 }
 
-/// Starts the forwarding path for `config.ack` in front of `sink`.
+/// Starts the forwarding path for `config.ack` in front of `sink`; accepted batches go to
+/// `tap` while someone tails.
 pub fn start(
     config: &ForwardConfig,
     sink: Sink,
     metrics: ForwardMetrics,
-    tap: Arc<Tap>,
+    tap: Option<Arc<Tap>>,
 ) -> Result<(Forwarder, ForwardTask), StartError> {
     let ForwardMetrics {
         batcher: batcher_metrics,

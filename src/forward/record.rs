@@ -46,6 +46,18 @@ impl ContentType {
         }
     }
 
+    /// The inverse of `as_str`: a `content_type` header read back from Kafka.
+    pub fn parse(s: &str) -> Option<ContentType> {
+        [
+            ContentType::JsonObject,
+            ContentType::OtlpProtobuf,
+            ContentType::OtlpJson,
+            ContentType::RemoteWriteSnappy,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+
     /// The byte that stands for it in a spool frame. Never reuse a retired code.
     pub fn code(self) -> u8 {
         match self {

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use super::record::RecordBatch;
 
@@ -17,6 +17,9 @@ pub const CAPACITY: usize = 1024;
 pub struct Tap {
     subscribers: AtomicUsize,
     tx: broadcast::Sender<Arc<RecordBatch>>,
+    /// Woken when the first subscriber arrives: a source that reads only while someone
+    /// tails (the Kafka one) waits on it.
+    watched: Notify,
 }
 
 impl Default for Tap {
@@ -24,6 +27,7 @@ impl Default for Tap {
         Tap {
             subscribers: AtomicUsize::new(0),
             tx: broadcast::Sender::new(CAPACITY),
+            watched: Notify::new(),
         }
     }
 }
@@ -41,9 +45,19 @@ impl Tap {
         let _ = self.tx.send(batch);
     }
 
+    /// Resolves once someone is subscribed.
+    pub async fn until_watched(&self) {
+        while !self.is_watched() {
+            // `notify_one` keeps a permit when nobody waits yet: no wake-up is lost.
+            self.watched.notified().await;
+        }
+    }
+
     pub fn subscribe(self: &Arc<Tap>) -> Subscription {
         let rx = self.tx.subscribe();
-        self.subscribers.fetch_add(1, Ordering::Relaxed);
+        if self.subscribers.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.watched.notify_one();
+        }
         Subscription {
             rx,
             tap: Arc::clone(self),

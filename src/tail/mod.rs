@@ -17,6 +17,7 @@
 //! accepted. Tails are capped in total and per account (503 + `Retry-After` beyond).
 
 pub mod filter;
+pub mod kafka;
 mod render;
 mod stream;
 

@@ -228,7 +228,8 @@ fn parse_changes(body: &[u8]) -> Result<(Delta, Option<GrantDelta>), FeedError> 
     let grants = changes
         .grants
         .map(|g| GrantDelta::from_wire(changes.version, g))
-        .transpose()?;
+        .transpose()
+        .map_err(SnapshotError::from)?;
     let mut names = AccountNames::default();
     let upserts = changes
         .upserts

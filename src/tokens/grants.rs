@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use super::Digest;
 use super::digest::{self, BuildDigestHasher};
-use super::snapshot::SnapshotError;
 pub use super::wire::FilterOp;
 use super::wire::{
     AccountType, FieldValue, GrantAccount, GrantApiToken, GrantChanges, GrantSharedToken, Grants,
@@ -153,7 +152,7 @@ impl ReadGrants {
 
     /// Builds a generation from a snapshot's grants, refusing the whole of it on the
     /// first bad row (as the token table does).
-    pub fn from_wire(version: u64, grants: Grants) -> Result<ReadGrants, SnapshotError> {
+    pub fn from_wire(version: u64, grants: Grants) -> Result<ReadGrants, GrantWireError> {
         let mut built = ReadGrants {
             version,
             ..ReadGrants::default()
@@ -295,7 +294,7 @@ pub struct GrantDelta {
 
 impl GrantDelta {
     /// Validates a change answer's grants, refusing all of them on the first bad row.
-    pub fn from_wire(version: u64, changes: GrantChanges) -> Result<GrantDelta, SnapshotError> {
+    pub fn from_wire(version: u64, changes: GrantChanges) -> Result<GrantDelta, GrantWireError> {
         let (upserts, deletes) = (changes.upserts, changes.deletes);
         let hexes = |collection, list: &[String]| {
             list.iter()
@@ -346,8 +345,17 @@ fn digest_of(secret: &str) -> Result<Digest, GrantError> {
     Ok(Digest::of(secret))
 }
 
-fn bad(collection: &'static str, index: usize, problem: &'static str) -> SnapshotError {
-    SnapshotError::Grant {
+/// A grant in a snapshot or a change set that cannot be installed.
+#[derive(Debug, thiserror::Error)]
+#[error("grants.{collection}[{index}]: {problem}")]
+pub struct GrantWireError {
+    collection: &'static str,
+    index: usize,
+    problem: &'static str,
+}
+
+fn bad(collection: &'static str, index: usize, problem: &'static str) -> GrantWireError {
+    GrantWireError {
         collection,
         index,
         problem,
@@ -366,7 +374,7 @@ fn account(row: GrantAccount) -> (AccountId, Account) {
     )
 }
 
-fn api_token(index: usize, row: &GrantApiToken) -> Result<(Digest, AccountId), SnapshotError> {
+fn api_token(index: usize, row: &GrantApiToken) -> Result<(Digest, AccountId), GrantWireError> {
     let digest = Digest::from_hex(&row.digest)
         .ok_or_else(|| bad("api_tokens", index, "digest must be 64 hex chars"))?;
     Ok((digest, row.account_id))
@@ -375,7 +383,7 @@ fn api_token(index: usize, row: &GrantApiToken) -> Result<(Digest, AccountId), S
 fn shared_token(
     index: usize,
     row: GrantSharedToken,
-) -> Result<(Digest, SharedGrant), SnapshotError> {
+) -> Result<(Digest, SharedGrant), GrantWireError> {
     let digest = Digest::from_hex(&row.digest)
         .ok_or_else(|| bad("shared_tokens", index, "digest must be 64 hex chars"))?;
     if row

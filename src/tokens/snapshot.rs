@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::digest;
-use super::grants::ReadGrants;
+use super::grants::{GrantWireError, ReadGrants};
 use super::wire::{Digest, Snapshot, SnapshotEntry};
 use super::{TokenInfo, TokenTable};
 use crate::model::{AccountId, TokenId};
@@ -72,12 +72,8 @@ pub enum SnapshotError {
         token_id: String,
         problem: &'static str,
     },
-    #[error("grants.{collection}[{index}]: {problem}")]
-    Grant {
-        collection: &'static str,
-        index: usize,
-        problem: &'static str,
-    },
+    #[error(transparent)]
+    Grant(#[from] GrantWireError),
 }
 
 impl Snapshot {
