@@ -15,8 +15,8 @@ use crate::forward::tap::Tap;
 use crate::forward::{self, sinks::Sink};
 use crate::ingest::{Ingest, Limits};
 use crate::server::{self, ConnLimits, admin};
+use crate::tail::Tail;
 use crate::tail::kafka::KafkaTailSource;
-use crate::tail::{self, Tail};
 use crate::telemetry::Telemetry;
 use crate::tokens::Tokens;
 use crate::tokens::feed::{FeedClient, FeedSource, FollowSettings};
@@ -96,7 +96,22 @@ pub async fn run(
             Some(l) => l,
             None => TcpListener::bind(config.control_plane.listen).await?,
         };
-        let cp = crate::control::ControlPlane::open(&config.control_plane).await?;
+        let mut cp_config = config.control_plane.clone();
+        if cp_config.gateway_url.is_none() {
+            // Embedded: live-tail links point at this gateway (loopback when it listens on
+            // every address: the one address sure to reach it from this machine).
+            let mut addr = listeners.public.local_addr()?;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let scheme = if config.server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            cp_config.gateway_url = Some(format!("{scheme}://{addr}"));
+        }
+        let cp = crate::control::ControlPlane::open(&cp_config).await?;
         Some(tokio::spawn(crate::control::serve_with(
             cp,
             listener,
@@ -229,7 +244,7 @@ pub async fn run(
             let ingest = Arc::clone(&ingest);
             let tail = Arc::clone(&tail);
             async move {
-                if req.uri().path() == tail::PATH {
+                if Tail::serves(req.uri().path()) {
                     tail.serve(&req)
                 } else {
                     ingest.serve(req).await.map(Either::Left)

@@ -475,6 +475,10 @@ pub struct ControlPlaneConfig {
     /// links start with it, and `https` marks the session cookie `Secure`. Default:
     /// `http://<listen>`.
     pub public_url: Option<String>,
+    /// Where people reach the gateways' public listener (`https://listener.example.com`):
+    /// the page's live-tail links for shared tokens start with it. Embedded, it defaults
+    /// to the gateway's own listener; otherwise the page offers no live-tail link.
+    pub gateway_url: Option<String>,
     /// A page session unused this long ends.
     pub session_idle_timeout_secs: u64,
     /// A page session ends this long after login, used or not.
@@ -493,6 +497,7 @@ impl Default for ControlPlaneConfig {
             feed_secret: None,
             feed_retained_versions: 100_000,
             public_url: None,
+            gateway_url: None,
             session_idle_timeout_secs: 30 * 60,
             session_max_age_secs: 12 * 3600,
             setup_link_ttl_secs: 3 * 24 * 3600,
@@ -550,13 +555,18 @@ impl ControlPlaneConfig {
                 "must be > 0",
             ));
         }
-        if let Some(url) = &self.public_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(ConfigError::invalid(
-                "control_plane.public_url",
-                "must start with http:// or https://",
-            ));
+        for (key, url) in [
+            ("control_plane.public_url", &self.public_url),
+            ("control_plane.gateway_url", &self.gateway_url),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must start with http:// or https://",
+                ));
+            }
         }
         for (key, secs) in [
             (

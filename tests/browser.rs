@@ -50,15 +50,19 @@ async fn an_admin_manages_tokens_in_a_real_browser() {
         skip("an_admin_manages_tokens_in_a_real_browser", &why);
         return;
     }
-    let cp = ControlPlane::sqlite().await;
+    // The gateway's address first: the page's live-tail links point at it.
+    let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway_url = format!("http://{}", public.local_addr().unwrap());
+    let cp = ControlPlane::sqlite_with(|c| c.gateway_url = Some(gateway_url.clone())).await;
     let url = cp.url();
-    let gateway = TestServer::start(|c| use_control_plane(c, &url)).await;
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let gateway = TestServer::start_on(dir, public, |c| use_control_plane(c, &url)).await;
     gateway.wait_ready().await;
 
     // A pro account with 14 of its 15 tokens enabled, and its admin.
     let (account, api, _) = cp.account("acme").await;
+    let (_, ship_token) = cp.create_token(&api, "web").await;
     for name in [
-        "ci",
         "k8s-prod",
         "k8s-staging",
         "edge-eu",
@@ -87,6 +91,7 @@ async fn an_admin_manages_tokens_in_a_real_browser() {
         .env("TOLLGATE_PAGE_URL", &url)
         .env("TOLLGATE_GATEWAY_URL", format!("http://{}", gateway.addr))
         .env("TOLLGATE_ACCOUNT_ID", account.to_string())
+        .env("TOLLGATE_SHIP_TOKEN", &ship_token)
         .env("TOLLGATE_ADMIN_EMAIL", ADMIN_EMAIL)
         .env("TOLLGATE_ADMIN_PASSWORD", PASSWORD)
         .env("TOLLGATE_ARTIFACTS", &artifacts)
@@ -162,6 +167,8 @@ async fn an_admin_manages_tokens_in_a_real_browser() {
         "users",
         "setup",
         "user-shared",
+        "live-tail",
+        "live-tail-ended",
     ] {
         assert!(
             artifacts.join(format!("{shot}.png")).exists(),

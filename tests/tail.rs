@@ -95,6 +95,19 @@ impl Stream {
         }
     }
 
+    /// The next `scope` event's data (what the stream shows), skipping records.
+    async fn scope(&mut self, within: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.next(left).await {
+                Some(Event::Named(name, data)) if name == "scope" => return data,
+                Some(_) => continue,
+                None => panic!("no scope event within {within:?}"),
+            }
+        }
+    }
+
     /// Waits for the `end` event and returns its reason.
     async fn end(&mut self, within: Duration) -> String {
         let deadline = tokio::time::Instant::now() + within;
@@ -322,6 +335,15 @@ async fn a_shared_token_reads_only_what_its_filters_allow() {
 
     let (_, and_stream, _) = open(&server, &format!("token={and_token}"), &[]).await;
     let mut and_stream = and_stream.unwrap();
+    // It opens by saying what it shows.
+    let scope = and_stream.scope(Duration::from_secs(1)).await;
+    assert_eq!(scope["accountIds"], json!([account]));
+    assert_eq!(
+        scope["filters"],
+        json!([{"field": "env", "value": "test"}, {"field": "kubernetes.region", "value": "eu"}])
+    );
+    assert_eq!(scope["filtersOperator"], "AND");
+    assert!(scope["expiresAt"].as_u64().unwrap() > 0, "{scope}");
     let (_, or_stream, _) = open(
         &server,
         "",
@@ -379,7 +401,8 @@ async fn a_shared_token_reads_only_what_its_filters_allow() {
         .send()
         .await
         .expect_ok("edit");
-    tokio::time::sleep(PROPAGATION).await;
+    let scope = and_stream.scope(PROPAGATION).await;
+    assert_eq!(scope["filters"], json!([{"field": "env", "value": "test"}]));
     ship(
         &server,
         &token,
@@ -474,6 +497,72 @@ async fn bad_requests_caps_and_slow_readers() {
     assert_eq!(status, 200);
 }
 
+/// `Accept: application/x-ndjson`: the same stream, one JSON value per line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ndjson_frames_scope_records_and_end_as_lines() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, api, token) = cp.account("acme").await;
+    let env = filter(&cp, &api, "env", "prod").await;
+    let (id, secret) = shared(&cp, &api, &[env], "OR", 3_600_000).await;
+    let server = gateway(&cp, |_| {}).await;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let res = client
+        .request(
+            Request::get(server.url("/v1/tail"))
+                .header("authorization", format!("Bearer {secret}"))
+                .header("accept", "application/x-ndjson")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/x-ndjson");
+    let mut body = res.into_body();
+    let mut text = String::new();
+    let mut lines = Vec::new();
+    let mut next_line = async || -> Value {
+        loop {
+            if let Some(end) = text.find('\n') {
+                let line: String = text.drain(..=end).collect();
+                if !line.trim().is_empty() {
+                    return serde_json::from_str(&line).expect("each line is JSON");
+                }
+                continue;
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+                .await
+                .expect("a line within 5 s")
+                .expect("the stream is open")
+                .unwrap();
+            text.push_str(std::str::from_utf8(&frame.into_data().unwrap()).unwrap());
+        }
+    };
+    lines.push(next_line().await);
+    ship(
+        &server,
+        &token,
+        &[json!({"env": "dev"}), json!({"env": "prod", "n": 1})],
+    )
+    .await;
+    lines.push(next_line().await);
+    cp.delete(&format!("/v1/shared-tokens/{id}"))
+        .token(&api)
+        .send()
+        .await;
+    lines.push(next_line().await);
+    assert_eq!(
+        lines,
+        [
+            json!({"_scope": {"accountIds": [account], "filters": [{"field": "env", "value": "prod"}],
+                              "filtersOperator": "OR", "q": [], "expiresAt": lines[0]["_scope"]["expiresAt"]}}),
+            json!({"env": "prod", "n": 1, "type": "app", "_account_id": account, "_type": "app", "_kind": "logs"}),
+            json!({"_end": "revoked"}),
+        ]
+    );
+    assert!(lines[0]["_scope"]["expiresAt"].as_u64().is_some());
+}
+
 /// `[tail] source = "kafka"`: two gateways write to one broker; a tail on one of them shows
 /// what either accepted, each record once, and a gateway nobody tails reads nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -528,4 +617,46 @@ async fn a_kafka_source_shows_what_every_gateway_ingested() {
         0.0,
         "a gateway nobody tails reads nothing"
     );
+}
+
+/// The page a shared link opens: static, strict about what it loads, holding no secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_tail_page_is_static_and_strict() {
+    let cp = ControlPlane::sqlite().await;
+    let server = gateway(&cp, |_| {}).await;
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let get = |path: &str, method: http::Method| {
+        client.request(
+            Request::builder()
+                .method(method)
+                .uri(server.url(path))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
+    };
+    for (path, content_type, holds) in [
+        ("/tail", "text/html; charset=utf-8", "Live tail"),
+        (
+            "/tail/tail.js",
+            "text/javascript; charset=utf-8",
+            "location.hash",
+        ),
+        ("/tail/tail.css", "text/css; charset=utf-8", ".records"),
+    ] {
+        let res = get(path, http::Method::GET).await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let headers = res.headers().clone();
+        assert_eq!(headers["content-type"], content_type, "{path}");
+        let policy = headers["content-security-policy"].to_str().unwrap();
+        assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"));
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains(holds), "{path}");
+    }
+    let res = get("/tail/other.js", http::Method::GET).await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = get("/tail", http::Method::POST).await.unwrap();
+    assert_eq!(res.status(), 405);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert!(serde_json::from_slice::<Value>(&body).unwrap()["error"].is_string());
 }

@@ -475,6 +475,8 @@ async fn a_user_sees_only_shared_tokens_and_is_refused_admin_posts() {
             "Users",
             "+ Add shared token",
             "Token filters",
+            // No `gateway_url` here: no live-tail link to offer.
+            "Open live tail",
         ]);
 
     user.get(&format!("/ui/accounts/{account}/logs"))
@@ -514,6 +516,45 @@ async fn a_user_sees_only_shared_tokens_and_is_refused_admin_posts() {
     user.get(&format!("/ui/accounts/{other}/shared"))
         .await
         .refused(403, "auth/FORBIDDEN", "this user does not reach account");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_shared_token_offers_its_live_tail_link_to_every_role() {
+    let cp = ControlPlane::sqlite_with(|c| {
+        c.gateway_url = Some("https://listener.example.com/".to_string());
+    })
+    .await;
+    let (account, api, _) = cp.account("acme").await;
+    let create = |name: &'static str, days: i64| {
+        let body = json!({"tokenName": name, "expirationDate": cp.now_ms() + days * 86_400_000});
+        cp.api(Method::POST, "/v1/shared-tokens", &api, Some(body))
+    };
+    let soon = create("soon", 1).await;
+    let later = create("later", 30).await;
+    let mut user = Browser::signed_in(&cp, account, "bob@example.com", USER).await;
+    let tab = format!("/ui/accounts/{account}/shared");
+    let link = |token: &Value| {
+        format!(
+            "href=\"https://listener.example.com/tail#token={}\"",
+            token["token"].as_str().unwrap()
+        )
+    };
+    user.get(&tab).await.shows(&[
+        "Live tail",
+        "Open live tail",
+        "Copy link",
+        &link(&soon),
+        &link(&later),
+    ]);
+
+    // Past its expiry a token's link would only say so: the page offers none. (Two days
+    // on, the session has ended too: sign in again.)
+    cp.advance_clock_past(cp.now_ms() + 2 * 86_400_000);
+    let mut user = Browser::signed_in(&cp, account, "carol@example.com", USER).await;
+    user.get(&tab)
+        .await
+        .shows(&[&link(&later), "Expired"])
+        .lacks(&[&link(&soon)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

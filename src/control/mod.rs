@@ -87,6 +87,9 @@ pub struct ControlPlane {
     has_public_url: bool,
     /// `Secure` session cookies: the page is reached over https.
     secure_cookies: bool,
+    /// Where the gateways' public listener is reached, without a trailing `/`: the start
+    /// of a shared token's live-tail link. `None`: the page offers none.
+    gateway_url: Option<String>,
 }
 
 impl ControlPlane {
@@ -129,12 +132,21 @@ impl ControlPlane {
             configured_page_url: config.page_url(),
             has_public_url: config.public_url.is_some(),
             secure_cookies: config.page_url().starts_with("https://"),
+            gateway_url: config
+                .gateway_url
+                .as_deref()
+                .map(|url| url.trim_end_matches('/').to_string()),
         }))
     }
 
     /// Where the Manage Tokens page is reached, without a trailing `/`.
     pub fn page_url(&self) -> &str {
         self.page_url.get().unwrap_or(&self.configured_page_url)
+    }
+
+    /// Where the gateways' public listener is reached, if configured.
+    pub fn gateway_url(&self) -> Option<&str> {
+        self.gateway_url.as_deref()
     }
 
     /// The store's pool, for tools that load data in bulk (benchmarks, migrations).

@@ -32,7 +32,7 @@ impl Term {
 }
 
 /// What one tail shows, re-made whenever its credential's grant changes.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Scope {
     /// Sorted.
     pub accounts: Vec<AccountId>,

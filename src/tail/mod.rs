@@ -18,6 +18,7 @@
 
 pub mod filter;
 pub mod kafka;
+pub mod page;
 mod render;
 mod stream;
 
@@ -79,12 +80,14 @@ pub enum TailError {
     Forbidden(String),
     #[error("too many open tails; retry later")]
     Busy,
+    #[error("no such page")]
+    NotFound,
 }
 
 impl TailError {
     fn status(&self) -> StatusCode {
         match self {
-            TailError::Disabled => StatusCode::NOT_FOUND,
+            TailError::Disabled | TailError::NotFound => StatusCode::NOT_FOUND,
             TailError::Method => StatusCode::METHOD_NOT_ALLOWED,
             TailError::BadRequest(_) => StatusCode::BAD_REQUEST,
             TailError::Missing | TailError::Unknown => StatusCode::UNAUTHORIZED,
@@ -99,6 +102,7 @@ impl TailError {
     fn reason(&self) -> &'static str {
         match self {
             TailError::Disabled => "disabled",
+            TailError::NotFound => "not_found",
             TailError::Method | TailError::BadRequest(_) => "bad_request",
             TailError::Missing | TailError::Unknown => "unauthorized",
             TailError::Expired => "expired",
@@ -155,6 +159,27 @@ pub struct Granted {
     pub account: AccountId,
     /// A shared token's id, for its `lastUsed`.
     pub shared_token_id: Option<u64>,
+    /// A shared token's expiry, epoch milliseconds.
+    pub expires_at_ms: Option<u64>,
+}
+
+impl Granted {
+    /// What the stream's `scope` event tells the client: what it is shown, and until when.
+    fn describe(&self) -> serde_json::Value {
+        let terms = |terms: &[Term]| {
+            terms
+                .iter()
+                .map(|t| json!({"field": t.field, "value": t.value}))
+                .collect::<Vec<_>>()
+        };
+        json!({
+            "accountIds": self.scope.accounts,
+            "filters": terms(&self.scope.filters),
+            "filtersOperator": self.scope.op,
+            "q": terms(&self.scope.narrowing),
+            "expiresAt": self.expires_at_ms,
+        })
+    }
 }
 
 impl Tail {
@@ -175,8 +200,16 @@ impl Tail {
         }
     }
 
-    /// Answers `GET /v1/tail`: a stream, or the refusal's JSON.
+    /// Whether a request is for tails: the stream or the live-tail page.
+    pub fn serves(path: &str) -> bool {
+        path == PATH || page::serves(path)
+    }
+
+    /// Answers `GET /v1/tail` (a stream) or the live-tail page, or the refusal's JSON.
     pub fn serve<B>(self: &Arc<Self>, req: &Request<B>) -> Response<TailBody> {
+        if req.uri().path() != PATH {
+            return self.page(req).unwrap_or_else(|e| e.response());
+        }
         match self.open_stream(req) {
             Ok(response) => response,
             Err(e) => {
@@ -184,6 +217,16 @@ impl Tail {
                 e.response()
             }
         }
+    }
+
+    fn page<B>(&self, req: &Request<B>) -> Result<Response<TailBody>, TailError> {
+        if !self.config.enabled {
+            return Err(TailError::Disabled);
+        }
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return Err(TailError::Method);
+        }
+        page::file(req.uri().path()).ok_or(TailError::NotFound)
     }
 
     fn open_stream<B>(self: &Arc<Self>, req: &Request<B>) -> Result<Response<TailBody>, TailError> {
@@ -263,6 +306,7 @@ impl Tail {
                     },
                     account: reach.home,
                     shared_token_id: None,
+                    expires_at_ms: None,
                 }
             }
             Credential::Shared(secret) => {
@@ -292,6 +336,7 @@ impl Tail {
                     },
                     account: grant.account,
                     shared_token_id: Some(grant.token_id),
+                    expires_at_ms: grant.expires_at_ms,
                 }
             }
         };

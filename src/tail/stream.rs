@@ -16,18 +16,18 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use super::filter::Scope;
 use super::render;
-use super::{Asked, Granted, Tail};
+use super::{Asked, Granted, Tail, TailError};
 use crate::forward::tap::{Next, Subscription};
 use crate::model::AccountId;
 
 /// How a tail frames what it sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// `text/event-stream`: `data: {record}` per record, named `dropped` and `end` events,
-    /// comment lines as heartbeats.
+    /// `text/event-stream`: `data: {record}` per record, named `scope`, `dropped` and `end`
+    /// events, comment lines as heartbeats.
     Sse,
-    /// `application/x-ndjson`: one record per line; `{"_dropped": n}` and `{"_end": why}`
-    /// lines; empty lines as heartbeats.
+    /// `application/x-ndjson`: one record per line; `{"_scope": …}`, `{"_dropped": n}` and
+    /// `{"_end": why}` lines; empty lines as heartbeats.
     Ndjson,
 }
 
@@ -43,6 +43,13 @@ impl Format {
         match self {
             Format::Sse => Bytes::from(format!("data: {record}\n\n")),
             Format::Ndjson => Bytes::from(format!("{record}\n")),
+        }
+    }
+
+    fn scope(self, scope: &Value) -> Bytes {
+        match self {
+            Format::Sse => Bytes::from(format!("event: scope\ndata: {scope}\n\n")),
+            Format::Ndjson => Bytes::from(format!("{{\"_scope\":{scope}}}\n")),
         }
     }
 
@@ -107,9 +114,11 @@ pub struct Open {
 /// trial ends are instants, not feed changes.
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// Starts the task; the returned body ends when it does.
+/// Starts the task; the returned body ends when it does. It opens with a `scope` event.
 pub fn start(open: Open) -> EventBody {
     let (tx, rx) = mpsc::channel(open.tail.config.buffer_records);
+    // The channel is empty: this first frame always fits.
+    let _ = tx.try_send(open.format.scope(&open.granted.describe()));
     tokio::spawn(run(open, tx));
     EventBody { rx }
 }
@@ -142,15 +151,15 @@ async fn run(open: Open, tx: mpsc::Sender<Bytes>) {
                 if changed.is_err() {
                     break "shutting down";
                 }
-                match tail.authorize(&asked) {
-                    Ok(now) => granted = now,
-                    Err(e) => break e.end_reason(),
+                if let Err(e) = regrant(&tail, &asked, &mut granted, &tx, format) {
+                    break e.end_reason();
                 }
             }
-            _ = recheck.tick() => match tail.authorize(&asked) {
-                Ok(now) => granted = now,
-                Err(e) => break e.end_reason(),
-            },
+            _ = recheck.tick() => {
+                if let Err(e) = regrant(&tail, &asked, &mut granted, &tx, format) {
+                    break e.end_reason();
+                }
+            }
             _ = heartbeat.tick() => {
                 let _ = tx.try_send(format.heartbeat());
             }
@@ -201,6 +210,23 @@ async fn run(open: Open, tx: mpsc::Sender<Bytes>) {
     }
     tail.release(account);
     tail.metrics.subscribers.dec();
+}
+
+/// Re-authorizes an open tail; when what it may read changed, tells the client in a
+/// `scope` event (best effort: a client that is behind learns it from what it is shown).
+fn regrant(
+    tail: &Tail,
+    asked: &Asked,
+    granted: &mut Granted,
+    tx: &mpsc::Sender<Bytes>,
+    format: Format,
+) -> Result<(), TailError> {
+    let now = tail.authorize(asked)?;
+    if now.scope != granted.scope || now.expires_at_ms != granted.expires_at_ms {
+        let _ = tx.try_send(format.scope(&now.describe()));
+    }
+    *granted = now;
+    Ok(())
 }
 
 struct Shown {

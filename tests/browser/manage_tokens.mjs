@@ -3,6 +3,7 @@
 //   TOLLGATE_PAGE_URL      the control plane (its /ui page)
 //   TOLLGATE_GATEWAY_URL   the gateway's public listener (logs route: POST /?token=…)
 //   TOLLGATE_ACCOUNT_ID    the admin's (pro) account, 14 of its 15 tokens enabled
+//   TOLLGATE_SHIP_TOKEN    one of its log shipping tokens that stays enabled
 //   TOLLGATE_ADMIN_EMAIL / TOLLGATE_ADMIN_PASSWORD
 //   TOLLGATE_ARTIFACTS     where screenshots go
 // Exits non-zero on the first step that fails, naming it.
@@ -22,6 +23,7 @@ const ACCOUNT = env("TOLLGATE_ACCOUNT_ID");
 const ADMIN_EMAIL = env("TOLLGATE_ADMIN_EMAIL");
 const ADMIN_PASSWORD = env("TOLLGATE_ADMIN_PASSWORD");
 const ARTIFACTS = env("TOLLGATE_ARTIFACTS");
+const SHIP_TOKEN = env("TOLLGATE_SHIP_TOKEN");
 const USER_EMAIL = "dan@example.com";
 const USER_PASSWORD = "dan's long enough password";
 
@@ -186,6 +188,47 @@ try {
   await submits(() => page.locator("details.add").getByRole("button", { name: "Add", exact: true }).click());
   check((await row("wide-open").innerText()).includes("No filter"), "a token without a filter is flagged");
   await shot("shared");
+
+  step("a shared token's live tail opens from the page, without a login, filtered");
+  await page.getByText("+ Add shared token").click();
+  await page.getByLabel("Token name").fill("live-demo");
+  await page.locator("details.add").getByLabel(/env: test/).check();
+  await submits(() => page.locator("details.add").getByRole("button", { name: "Add", exact: true }).click());
+  const [tail] = await Promise.all([
+    context.waitForEvent("page"),
+    row("live-demo").getByRole("link", { name: /Open the live tail/ }).click(),
+  ]);
+  tail.setDefaultTimeout(10_000);
+  check(tail.url().startsWith(`${GATEWAY}/tail#token=`), `the gateway's page, the token in the fragment: ${tail.url()}`);
+  await tail.locator("#status", { hasText: "Live" }).waitFor();
+  check((await tail.locator("#filters").innerText()).includes("env: test"), "the filter it enforces is shown");
+  const ship = (lines) => fetch(`${GATEWAY}/?token=${SHIP_TOKEN}&type=web`, {
+    method: "POST",
+    body: lines.map((l) => JSON.stringify(l)).join("\n") + "\n",
+  });
+  check((await ship([{ env: "prod", msg: "outside the filter" }, { env: "test", msg: "first match" }])).status === 200, "shipped");
+  await tail.locator("#records li", { hasText: "first match" }).waitFor();
+  check(await tail.locator("#records li", { hasText: "outside the filter" }).count() === 0, "a record outside the filter is not shown");
+
+  step("pause holds new records back; resume shows them");
+  await tail.getByRole("button", { name: "Pause" }).click();
+  await tail.locator("#status", { hasText: "Paused" }).waitFor();
+  await ship([{ env: "test", msg: "while paused" }]);
+  await tail.locator("#counts", { hasText: "1 new while paused" }).waitFor();
+  check(await tail.locator("#records li", { hasText: "while paused" }).count() === 0, "held while paused");
+  await tail.getByRole("button", { name: "Resume" }).click();
+  await tail.locator("#records li", { hasText: "while paused" }).waitFor();
+  await tail.screenshot({ path: join(ARTIFACTS, "live-tail.png") });
+
+  step("deleting the token on the page ends its open tail with a clear message");
+  await row("live-demo").getByRole("button", { name: /Delete/ }).click();
+  await submits(() => page.locator("dialog#confirm").getByRole("button", { name: "Delete" }).click());
+  const ended = await within(3000, "the open tail says its token was deleted", async () =>
+    (await tail.locator("#message").innerText()).includes("its shared token was deleted"));
+  console.log(`   the tail ended ${ended} ms after the delete answered`);
+  check((await tail.locator("#status").innerText()).includes("Ended"), "the status says ended");
+  await tail.screenshot({ path: join(ARTIFACTS, "live-tail-ended.png") });
+  await tail.close();
 
   step("a new API token is shown once");
   await page.goto(tab("api"));

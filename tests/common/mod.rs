@@ -145,9 +145,19 @@ impl TestServer {
 
     /// Starts a server in `dir` as it is (for restarts over the same state).
     pub async fn start_in(dir: PathBuf, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(dir, public, configure).await
+    }
+
+    /// Starts a server in `dir` on `public`, bound beforehand: for a test that must tell
+    /// something else the address first (a control plane's `gateway_url`).
+    pub async fn start_on(
+        dir: PathBuf,
+        public: TcpListener,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config = test_config(&dir);
         configure(&mut config);
-        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = public.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();

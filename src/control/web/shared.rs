@@ -72,6 +72,7 @@ pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, ApiError
                         th scope="col" { "Filter logic" }
                         th scope="col" { "Last used" }
                         th scope="col" { "Expires" }
+                        @if ctx.cp.gateway_url().is_some() { th scope="col" { "Live tail" } }
                         @if admin { th scope="col" { span.sr-only { "Actions" } } }
                     } }
                     tbody {
@@ -186,6 +187,15 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
                     }
                 }
             }
+            @if let Some(gateway) = ctx.cp.gateway_url() {
+                td.tail {
+                    @if t.expires_at_ms.is_some_and(|ms| ms <= now_ms) {
+                        span.muted { "Expired" }
+                    } @else {
+                        (live_tail(gateway, t, &what))
+                    }
+                }
+            }
             @if ctx.is_admin() {
                 td.actions {
                     a.btn.ghost.small href={ "?edit=" (t.id) "#" (row_id) } data-edit=(row_id)
@@ -204,13 +214,32 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
     }
 }
 
+/// The sharing link of a token's live tail: the gateway's page, the token in the URL's
+/// fragment (which browsers never send to a server). Anyone with it reads what the token
+/// grants, without logging in.
+fn live_tail(gateway: &str, t: &SharedToken, what: &str) -> Markup {
+    let link = format!("{gateway}/tail#token={}", t.token);
+    html! {
+        span.copy-wrap {
+            a.btn.ghost.small href=(link) target="_blank" rel="noopener noreferrer"
+                aria-label={ "Open the live tail of " (what) } { "Open live tail" }
+            " "
+            button.btn.ghost.small type="button" data-copy=(link)
+                aria-label={ "Copy the live-tail link of " (what) } { "Copy link" }
+            span.copied role="status" aria-live="polite" {}
+        }
+    }
+}
+
 /// The row under a token's with its edit form, open with `?edit=<id>` or by the script.
 fn edit_row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter]) -> Markup {
     let editing = ctx.edit == Some(t.id);
     let form_id = format!("edit-shared-{}", t.id);
+    // Name, token, logic, last used, expires, (live tail,) actions.
+    let columns = if ctx.cp.gateway_url().is_some() { 7 } else { 6 };
     html! {
         tr.edit-row id={ "shared-" (t.id) "-edit" } hidden[!editing] {
-            td colspan="6" {
+            td colspan=(columns) {
                 form.stacked.inline-edit method="post" id=(form_id)
                     action=(ctx.action(&format!("shared/tokens/{}/edit", t.id))) {
                     (csrf_field(ctx.csrf()))
