@@ -106,10 +106,15 @@ impl Forwarder {
         let Some(tap) = self.tap.as_ref().filter(|tap| tap.is_watched()) else {
             return self.accept(batch).await;
         };
-        // Tailed: the batch goes to the tap once accepted (a refused one was never ingested).
+        let readers = tap.readers(&batch);
+        if readers.is_empty() {
+            return self.accept(batch).await;
+        }
+        // Tailed: the batch goes to its readers once accepted (a refused one was never
+        // ingested).
         let tapped = Arc::new(batch.clone());
         self.accept(batch).await?;
-        tap.offer(tapped);
+        readers.hand(tapped);
         Ok(())
     }
 

@@ -58,6 +58,43 @@ impl Scope {
     }
 }
 
+impl Scope {
+    /// What a record's raw bytes must contain for this scope to possibly match it, as
+    /// clauses of alternatives (see `forward::tap::Interest`): a term's value, when it can
+    /// only match as the same bytes inside a JSON string.
+    pub fn needles(&self) -> Vec<Vec<Box<[u8]>>> {
+        let needle = |t: &Term| t.is_plain().then(|| t.value.as_bytes().into());
+        let mut clauses: Vec<Vec<Box<[u8]>>> = Vec::new();
+        match self.op {
+            FilterOp::And => {
+                clauses.extend(self.filters.iter().filter_map(|t| Some(vec![needle(t)?])))
+            }
+            // One alternative that cannot be searched for makes the whole clause pass.
+            FilterOp::Or => {
+                clauses.extend(self.filters.iter().map(needle).collect::<Option<Vec<_>>>())
+            }
+        }
+        clauses.retain(|c| !c.is_empty());
+        clauses.extend(self.narrowing.iter().filter_map(|t| Some(vec![needle(t)?])));
+        clauses
+    }
+}
+
+impl Term {
+    /// Whether the term can only match a JSON string holding exactly its value's bytes:
+    /// not a number, boolean or other JSON literal (those compare parsed), nothing a JSON
+    /// string would escape, not a field the tail adds itself (`_type`, `_account_id`).
+    fn is_plain(&self) -> bool {
+        !self.value.is_empty()
+            && !self.field.starts_with('_')
+            && !self
+                .value
+                .chars()
+                .any(|c| c == '"' || c == '\\' || c.is_control())
+            && serde_json::from_str::<Value>(&self.value).is_err()
+    }
+}
+
 /// The value at `path`: the key itself, else the longest dotted prefix that is a key
 /// (`a.b` before `a`), descending into it with the rest.
 fn lookup<'a>(record: &'a Value, path: &str) -> Option<&'a Value> {
@@ -138,5 +175,51 @@ mod tests {
         let open = scope(&[], FilterOp::And, &["region:eu"]);
         assert!(open.matches(&both) && !open.matches(&one));
         assert!(open.reaches(AccountId(5)) && !open.reaches(AccountId(2)));
+    }
+
+    #[test]
+    fn needles_are_the_values_only_a_matching_line_can_contain() {
+        let strs = |clauses: Vec<Vec<Box<[u8]>>>| {
+            clauses
+                .into_iter()
+                .map(|c| {
+                    c.iter()
+                        .map(|n| String::from_utf8(n.to_vec()).unwrap())
+                        .collect()
+                })
+                .collect::<Vec<Vec<String>>>()
+        };
+        let and = scope(
+            &["env:test", "code:503", "region:eu"],
+            FilterOp::And,
+            &["level:error"],
+        );
+        assert_eq!(
+            strs(and.needles()),
+            [vec!["test"], vec!["eu"], vec!["error"]],
+            "a number compares parsed: no needle"
+        );
+        let or = scope(&["env:test", "region:eu"], FilterOp::Or, &[]);
+        assert_eq!(strs(or.needles()), [vec!["test", "eu"]]);
+        let or_with_number = scope(&["env:test", "code:503"], FilterOp::Or, &[]);
+        assert!(
+            or_with_number.needles().is_empty(),
+            "503 may be a number: every line passes"
+        );
+        let added_by_the_tail = scope(
+            &["_type:nginx", "ok:true", "q:say \"hi\""],
+            FilterOp::And,
+            &[],
+        );
+        assert!(added_by_the_tail.needles().is_empty());
+        // Whatever passes the needles still goes through `matches`; whatever a needle turns
+        // away could not have matched.
+        let line = json!({"env": "test", "region": "eu", "level": "error", "code": 503});
+        assert!(and.matches(&line));
+        let raw = line.to_string();
+        assert!(and.needles().iter().all(|c| {
+            c.iter()
+                .any(|n| raw.contains(std::str::from_utf8(n).unwrap()))
+        }));
     }
 }

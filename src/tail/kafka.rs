@@ -208,7 +208,7 @@ impl Gathered {
 
     fn flush(&mut self, tap: &Tap) {
         if let Some(batch) = self.current.take() {
-            tap.offer(Arc::new(batch));
+            tap.offer(batch);
         }
     }
 }

@@ -33,7 +33,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::TailConfig;
-use crate::forward::tap::Tap;
+use crate::forward::tap::{Interest, Tap};
 use crate::model::{AccountId, Kind};
 use crate::telemetry::TailMetrics;
 use crate::tokens::Tokens;
@@ -164,6 +164,16 @@ pub struct Granted {
 }
 
 impl Granted {
+    /// What the tap should hand this tail: its accounts' batches of `kind` whose bytes
+    /// could match.
+    fn interest(&self, kind: Kind) -> Interest {
+        Interest {
+            accounts: self.scope.accounts.clone(),
+            kind: Some(kind),
+            clauses: self.scope.needles(),
+        }
+    }
+
     /// What the stream's `scope` event tells the client: what it is shown, and until when.
     fn describe(&self) -> serde_json::Value {
         let terms = |terms: &[Term]| {
@@ -255,7 +265,7 @@ impl Tail {
         };
         let body = stream::start(Open {
             tail: Arc::clone(self),
-            subscription: self.tap.subscribe(),
+            subscription: self.tap.subscribe(granted.interest(asked.kind)),
             account: granted.account,
             granted,
             asked,

@@ -151,12 +151,12 @@ async fn run(open: Open, tx: mpsc::Sender<Bytes>) {
                 if changed.is_err() {
                     break "shutting down";
                 }
-                if let Err(e) = regrant(&tail, &asked, &mut granted, &tx, format) {
+                if let Err(e) = regrant(&tail, &asked, &mut granted, &subscription, &tx, format) {
                     break e.end_reason();
                 }
             }
             _ = recheck.tick() => {
-                if let Err(e) = regrant(&tail, &asked, &mut granted, &tx, format) {
+                if let Err(e) = regrant(&tail, &asked, &mut granted, &subscription, &tx, format) {
                     break e.end_reason();
                 }
             }
@@ -218,10 +218,14 @@ fn regrant(
     tail: &Tail,
     asked: &Asked,
     granted: &mut Granted,
+    subscription: &Subscription,
     tx: &mpsc::Sender<Bytes>,
     format: Format,
 ) -> Result<(), TailError> {
     let now = tail.authorize(asked)?;
+    if now.scope != granted.scope {
+        subscription.set_interest(now.interest(asked.kind));
+    }
     if now.scope != granted.scope || now.expires_at_ms != granted.expires_at_ms {
         let _ = tx.try_send(format.scope(&now.describe()));
     }
