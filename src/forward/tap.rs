@@ -36,6 +36,11 @@ pub struct Interest {
 }
 
 impl Interest {
+    /// Whether two subscribers want the same batches of an account they both read.
+    fn same_filter(&self, other: &Interest) -> bool {
+        self.kind == other.kind && self.clauses == other.clauses
+    }
+
     /// Whether some payload of `batch` could be wanted. Only plain JSON lines are searched:
     /// in OTLP, or where an escape (`\`) could spell a value differently, all pass.
     fn passes(&self, batch: &RecordBatch) -> bool {
@@ -56,7 +61,8 @@ impl Interest {
 /// One subscriber's side of the tap.
 struct Inbox {
     tx: mpsc::Sender<Arc<RecordBatch>>,
-    interest: ArcSwap<Interest>,
+    /// Copied into the routes, which are what `readers` consults.
+    interest: Mutex<Arc<Interest>>,
     /// Batches lost since the subscriber last looked.
     lost: AtomicU64,
     /// Payload bytes waiting.
@@ -76,8 +82,15 @@ impl Inbox {
     }
 }
 
-/// Which inboxes read each account.
-type Routes = HashMap<AccountId, Vec<Arc<Inbox>>>;
+/// Subscribers of one account that want the same batches: a batch is tested once for
+/// all of them (ten people watching one shared link cost one search).
+struct Group {
+    interest: Arc<Interest>,
+    inboxes: Vec<Arc<Inbox>>,
+}
+
+/// Who reads each account.
+type Routes = HashMap<AccountId, Vec<Group>>;
 
 pub struct Tap {
     subscribers: AtomicUsize,
@@ -134,19 +147,14 @@ impl Tap {
     /// Who wants `batch`: subscribers to its account and kind that its payloads pass.
     pub fn readers(&self, batch: &RecordBatch) -> Readers {
         let routes = self.routes.load();
-        let Some(inboxes) = routes.get(&batch.envelope.account_id) else {
-            return Readers(Vec::new());
-        };
-        Readers(
-            inboxes
-                .iter()
-                .filter(|inbox| {
-                    let interest = inbox.interest.load();
-                    interest.kind.is_none_or(|k| k == batch.envelope.kind) && interest.passes(batch)
-                })
-                .cloned()
-                .collect(),
-        )
+        let mut readers = Vec::new();
+        for group in routes.get(&batch.envelope.account_id).into_iter().flatten() {
+            let interest = &group.interest;
+            if interest.kind.is_none_or(|k| k == batch.envelope.kind) && interest.passes(batch) {
+                readers.extend(group.inboxes.iter().cloned());
+            }
+        }
+        Readers(readers)
     }
 
     /// Hands an accepted batch to whoever wants it.
@@ -161,7 +169,7 @@ impl Tap {
         let (tx, rx) = mpsc::channel(INBOX_BATCHES);
         let inbox = Arc::new(Inbox {
             tx,
-            interest: ArcSwap::from_pointee(interest),
+            interest: Mutex::new(Arc::new(interest)),
             lost: AtomicU64::new(0),
             queued_bytes: AtomicUsize::new(0),
         });
@@ -180,8 +188,8 @@ impl Tap {
         }
     }
 
-    /// Rebuilds the account routes from every inbox's interest (rare: subscribers come
-    /// and go, and change reach when grants change).
+    /// Rebuilds the routes from every inbox's interest (rare: subscribers come and go,
+    /// and change what they want when grants change).
     fn reroute(&self) {
         let inboxes = self
             .inboxes
@@ -189,8 +197,19 @@ impl Tap {
             .expect("the inbox list is never poisoned");
         let mut routes = Routes::new();
         for inbox in inboxes.iter() {
-            for account in &inbox.interest.load().accounts {
-                routes.entry(*account).or_default().push(Arc::clone(inbox));
+            let interest = Arc::clone(&inbox.interest.lock().expect("never poisoned"));
+            for account in &interest.accounts {
+                let groups = routes.entry(*account).or_default();
+                match groups
+                    .iter_mut()
+                    .find(|g| g.interest.same_filter(&interest))
+                {
+                    Some(group) => group.inboxes.push(Arc::clone(inbox)),
+                    None => groups.push(Group {
+                        interest: Arc::clone(&interest),
+                        inboxes: vec![Arc::clone(inbox)],
+                    }),
+                }
             }
         }
         self.routes.store(Arc::new(routes));
@@ -228,11 +247,8 @@ impl Subscription {
 
     /// Changes what this subscriber is handed from now on.
     pub fn set_interest(&self, interest: Interest) {
-        let accounts_changed = self.inbox.interest.load().accounts != interest.accounts;
-        self.inbox.interest.store(Arc::new(interest));
-        if accounts_changed {
-            self.tap.reroute();
-        }
+        *self.inbox.interest.lock().expect("never poisoned") = Arc::new(interest);
+        self.tap.reroute();
     }
 }
 
@@ -309,7 +325,13 @@ mod tests {
 
         // Narrowed to account 2 only: account 1's batches stop.
         errors_of_1.set_interest(interest(&[2], &[]));
-        assert!(tap.readers(&batch(1, Kind::Logs, "error")).0.len() == 1);
+        assert_eq!(tap.readers(&batch(1, Kind::Logs, "error")).0.len(), 1);
+        // Two subscribers with one filter on an account form one group.
+        let a = tap.subscribe(interest(&[7], &[&["error"]]));
+        let b = tap.subscribe(interest(&[7, 8], &[&["error"]]));
+        assert_eq!(tap.routes.load()[&AccountId(7)].len(), 1);
+        assert_eq!(tap.readers(&batch(7, Kind::Logs, "error")).0.len(), 2);
+        drop((a, b));
         drop(all_of_1);
         drop(errors_of_1);
         assert!(!tap.is_watched());
