@@ -7,7 +7,7 @@
 # tail open joins the rounds. The gateway (embedded control plane, blackhole sink,
 # ack = "memory") is pinned to core 0; wrk and the tail clients (curl) to core 1.
 #
-#   loadtest/tail.sh          # DURATION=15s CONNS=64 ROUNDS=2: about 2-3 minutes
+#   loadtest/tail.sh          # DURATION=15s CONNS=64 ROUNDS=2: about 2 minutes (4 with BEFORE)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-15s}
@@ -76,19 +76,25 @@ open_tails() {
 twenty_open() { [ "$(metric 127.0.0.1:9464 tollgate_tail_subscribers)" = 20 ]; }
 
 measure() { # $1 = label
-  local limit=$(( ${DURATION%s} + 60 ))
+  local limit=$(( ${DURATION%s} + 60 )) ticks
+  ticks=$(cpu_ticks "$pid")
   SUMMARY="$work/$1.json" TOKEN=$TOKEN timeout -k 5 "$limit" \
     taskset -c 1 wrk -t1 -c"$CONNS" -d"$DURATION" -s loadtest/wrk/logs-small.lua "$GW" >/dev/null 2>&1 || true
-  python3 -c "import json; s = json.load(open('$work/$1.json')); print('$1', s['rate'], s['p99_ms'], s['non_2xx'] + s['read_errors'] + s['write_errors'])" >>"$work/rows"
+  ticks=$(( $(cpu_ticks "$pid") - ticks ))
+  python3 -c "import json; s = json.load(open('$work/$1.json')); print('$1', s['rate'], s['p99_ms'], s['non_2xx'] + s['read_errors'] + s['write_errors'], 1e6 * $ticks / $(getconf CLK_TCK) / s['requests'])" >>"$work/rows"
 }
 
 echo "logs-small with and without live tails, $DURATION per run, gateway on core 0, wrk and curl on core 1" >&2
+measure_before() {
+  [ -n "$BEFORE" ] || return 0
+  start "$BEFORE"; eval "$(setup)"
+  wait_for "the token" 10 curl -fsS -X POST "$GW/?token=$TOKEN" -d '{}'
+  measure before-0; stop
+}
+# Odd rounds run BEFORE, none, 20; even rounds the reverse: a drift in the machine's speed
+# during the run shows as spread, not as a difference.
 for round in $(seq "$ROUNDS"); do
-  if [ -n "$BEFORE" ]; then
-    start "$BEFORE"; eval "$(setup)"
-    wait_for "the token" 10 curl -fsS -X POST "$GW/?token=$TOKEN" -d '{}'
-    measure before-0; stop
-  fi
+  [ $((round % 2)) = 1 ] && measure_before
   # Ten tails on one account: past the default cap of 8 per account.
   start ./target/release/tollgate TOLLGATE_TAIL__MAX_PER_ACCOUNT=10; eval "$(setup)"
   wait_for "the token" 10 curl -fsS -X POST "$GW/?token=$TOKEN" -d '{}'
@@ -98,26 +104,33 @@ for round in $(seq "$ROUNDS"); do
     open_tails; measure tails-20; close_tails; sleep 1; measure tails-0
   fi
   stop
+  [ $((round % 2)) = 0 ] && measure_before
 done
 
 python3 - "$work/rows" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    label, rate, p99, bad = line.split()
-    rows.setdefault(label, []).append((float(rate), float(p99), int(bad)))
-print(f"{'run':<12}{'req/s (each round)':>34}{'mean':>10}{'p99 ms':>9}{'bad':>6}")
+    label, rate, p99, bad, cpu = line.split()
+    rows.setdefault(label, []).append((float(rate), float(p99), int(bad), float(cpu)))
+mean = lambda label, i: statistics.mean(x[i] for x in rows[label])
+print(f"{'run':<10}{'req/s (each round)':>32}{'mean':>9}{'CPU µs/req (each round)':>30}{'mean':>7}"
+      f"{'p99 ms':>8}{'bad':>5}")
 for label in ["before-0", "tails-0", "tails-20"]:
     if label not in rows:
         continue
     r = rows[label]
-    each = " ".join(f"{x[0]:.0f}" for x in r)
-    print(f"{label:<12}{each:>34}{statistics.mean(x[0] for x in r):>10.0f}"
-          f"{max(x[1] for x in r):>9.2f}{sum(x[2] for x in r):>6}")
-zero, twenty = statistics.mean(x[0] for x in rows["tails-0"]), statistics.mean(x[0] for x in rows["tails-20"])
-print(f"\n20 tails open / none: {twenty / zero:.3f} (goal >= 0.95)")
+    print(f"{label:<10}{' '.join(f'{x[0]:.0f}' for x in r):>32}{mean(label, 0):>9.0f}"
+          f"{' '.join(f'{x[3]:.2f}' for x in r):>30}{mean(label, 3):>7.2f}"
+          f"{max(x[1] for x in r):>8.2f}{sum(x[2] for x in r):>5}")
+each = lambda a, b, i: " ".join(f"{x[i] / y[i]:.3f}" for x, y in zip(rows[a], rows[b]))
+print(f"\n20 tails open / none: req/s {mean('tails-20', 0) / mean('tails-0', 0):.3f} "
+      f"(rounds {each('tails-20', 'tails-0', 0)}; goal >= 0.95), "
+      f"CPU per request {mean('tails-20', 3) / mean('tails-0', 3):.3f} (rounds {each('tails-20', 'tails-0', 3)})")
 if "before-0" in rows:
-    before = statistics.mean(x[0] for x in rows["before-0"])
-    print(f"no tail open, this build / BEFORE: {zero / before:.3f} (goal: within noise)")
-print("tails-20: 10 tails of another account, 10 of the ingesting account filtered to level: error")
+    print(f"no tail open, this build / BEFORE: req/s {mean('tails-0', 0) / mean('before-0', 0):.3f} "
+          f"(rounds {each('tails-0', 'before-0', 0)}), CPU per request "
+          f"{mean('tails-0', 3) / mean('before-0', 3):.3f} (rounds {each('tails-0', 'before-0', 3)}); goal: within noise")
+print("tails-20: 10 tails of another account, 10 of the ingesting account filtered to level: error;"
+      " CPU µs/req: the gateway's user + system CPU over the run / requests answered")
 PY

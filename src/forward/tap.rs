@@ -25,20 +25,42 @@ pub const INBOX_BATCHES: usize = 1024;
 pub const INBOX_BYTES: usize = 8 << 20;
 
 /// What a subscriber wants handed to it.
-#[derive(Debug, Clone, Default)]
 pub struct Interest {
     /// Sorted.
-    pub accounts: Vec<AccountId>,
-    pub kind: Option<Kind>,
+    accounts: Vec<AccountId>,
+    kind: Kind,
     /// Byte strings a Logz.io log line must contain to be worth parsing: every clause
-    /// needs one of its alternatives. Empty: every payload passes.
-    pub clauses: Vec<Vec<Box<[u8]>>>,
+    /// needs one of its alternatives (searchers built once). Empty: every payload passes.
+    clauses: Vec<Vec<memmem::Finder<'static>>>,
 }
 
 impl Interest {
+    /// Batches of `kind` for `accounts` (sorted), whose lines contain, for every clause,
+    /// one of its byte strings.
+    pub fn new(accounts: Vec<AccountId>, kind: Kind, clauses: Vec<Vec<Box<[u8]>>>) -> Interest {
+        Interest {
+            accounts,
+            kind,
+            clauses: clauses
+                .iter()
+                .map(|c| {
+                    c.iter()
+                        .map(|n| memmem::Finder::new(n).into_owned())
+                        .collect()
+                })
+                .collect(),
+        }
+    }
+
     /// Whether two subscribers want the same batches of an account they both read.
     fn same_filter(&self, other: &Interest) -> bool {
-        self.kind == other.kind && self.clauses == other.clauses
+        let needles = |i: &Interest| {
+            i.clauses
+                .iter()
+                .map(|c| c.iter().map(|f| f.needle().to_vec()).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        };
+        self.kind == other.kind && needles(self) == needles(other)
     }
 
     /// Whether some payload of `batch` could be wanted. Only plain JSON lines are searched:
@@ -49,11 +71,10 @@ impl Interest {
         }
         batch.payloads.iter().any(|p| {
             memchr::memchr(b'\\', p).is_some()
-                || self.clauses.iter().all(|alternatives| {
-                    alternatives
-                        .iter()
-                        .any(|needle| memmem::find(p, needle).is_some())
-                })
+                || self
+                    .clauses
+                    .iter()
+                    .all(|alternatives| alternatives.iter().any(|finder| finder.find(p).is_some()))
         })
     }
 }
@@ -150,7 +171,7 @@ impl Tap {
         let mut readers = Vec::new();
         for group in routes.get(&batch.envelope.account_id).into_iter().flatten() {
             let interest = &group.interest;
-            if interest.kind.is_none_or(|k| k == batch.envelope.kind) && interest.passes(batch) {
+            if interest.kind == batch.envelope.kind && interest.passes(batch) {
                 readers.extend(group.inboxes.iter().cloned());
             }
         }
@@ -284,14 +305,14 @@ mod tests {
     }
 
     fn interest(accounts: &[u64], clauses: &[&[&str]]) -> Interest {
-        Interest {
-            accounts: accounts.iter().map(|a| AccountId(*a)).collect(),
-            kind: Some(Kind::Logs),
-            clauses: clauses
+        Interest::new(
+            accounts.iter().map(|a| AccountId(*a)).collect(),
+            Kind::Logs,
+            clauses
                 .iter()
                 .map(|c| c.iter().map(|s| s.as_bytes().into()).collect())
                 .collect(),
-        }
+        )
     }
 
     async fn next_line(sub: &mut Subscription) -> String {

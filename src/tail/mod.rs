@@ -167,11 +167,7 @@ impl Granted {
     /// What the tap should hand this tail: its accounts' batches of `kind` whose bytes
     /// could match.
     fn interest(&self, kind: Kind) -> Interest {
-        Interest {
-            accounts: self.scope.accounts.clone(),
-            kind: Some(kind),
-            clauses: self.scope.needles(),
-        }
+        Interest::new(self.scope.accounts.clone(), kind, self.scope.needles())
     }
 
     /// What the stream's `scope` event tells the client: what it is shown, and until when.
