@@ -87,13 +87,15 @@ pub struct ServerConfig {
     pub max_line_bytes: usize,
     /// Largest request head (request line + headers) a client may send.
     pub max_header_bytes: usize,
-    /// A client must send its whole request head within this time (slowloris guard).
+    /// A request head must be complete within this (slowloris guard): the first request's
+    /// from accept (TLS handshake included), a later one's (HTTP/1.1) from its first byte.
     #[serde(deserialize_with = "secs")]
     pub header_read_timeout_secs: Duration,
     /// A client must send its whole body within this time, or gets 408.
     #[serde(deserialize_with = "secs")]
     pub body_read_timeout_secs: Duration,
-    /// A keep-alive connection with no request in flight for this long is closed.
+    /// A keep-alive connection (HTTP/1.1 or h2) with no request in progress this long
+    /// after its last one ended is closed.
     #[serde(deserialize_with = "secs")]
     pub idle_timeout_secs: Duration,
     /// Requests in flight at once; more are shed with 503 before their body is read.
