@@ -8,7 +8,8 @@
 #     -e TOLLGATE_TOKENS__FEED_SECRET=... tollgate
 #
 # The default config runs the control plane embedded; on a non-loopback address tollgate
-# refuses to start with the example secrets, so the three secrets above are required.
+# refuses to start with the example secrets or any shorter than 24 characters, so the three
+# secrets above are required.
 # Mount a volume on /var/lib/tollgate to keep the control plane's SQLite store, the token
 # snapshot, the spool and the file sink output.
 

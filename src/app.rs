@@ -73,6 +73,16 @@ pub fn validate(config: &Config) -> Result<Vec<String>, ConfigError> {
     Ok(warnings)
 }
 
+/// What `check-config` checks: what `serve` would, plus a `[control_plane]` section that
+/// `serve` would not run (not embedded) but `tollgate control-plane` would.
+pub fn check(config: &Config) -> Result<Vec<String>, ConfigError> {
+    let mut warnings = validate(config)?;
+    if config.control_plane_section && !config.control_plane.embedded {
+        warnings.extend(config.control_plane.validate()?);
+    }
+    Ok(warnings)
+}
+
 /// Runs the gateway until `shutdown` resolves, then drains: stop accepting, finish
 /// in-flight requests, write everything queued to the sink, flush it.
 pub async fn run(

@@ -20,6 +20,10 @@ pub struct Config {
     pub control_plane: ControlPlaneConfig,
     pub tail: TailConfig,
     pub log: LogConfig,
+    /// The file (or an environment override) has a `[control_plane]` section: then
+    /// `check-config` checks it as `tollgate control-plane` would, embedded or not.
+    #[serde(skip)]
+    pub control_plane_section: bool,
 }
 
 /// Live tails on the public listener (`GET /v1/tail`): what they may cost.
@@ -87,13 +91,15 @@ pub struct ServerConfig {
     pub max_line_bytes: usize,
     /// Largest request head (request line + headers) a client may send.
     pub max_header_bytes: usize,
-    /// A client must send its whole request head within this time (slowloris guard).
+    /// A request head must be complete within this (slowloris guard): the first request's
+    /// from accept (TLS handshake included), a later one's (HTTP/1.1) from its first byte.
     #[serde(deserialize_with = "secs")]
     pub header_read_timeout_secs: Duration,
     /// A client must send its whole body within this time, or gets 408.
     #[serde(deserialize_with = "secs")]
     pub body_read_timeout_secs: Duration,
-    /// A keep-alive connection with no request in flight for this long is closed.
+    /// A keep-alive connection (HTTP/1.1 or h2) with no request in progress this long
+    /// after its last one ended is closed.
     #[serde(deserialize_with = "secs")]
     pub idle_timeout_secs: Duration,
     /// Requests in flight at once; more are shed with 503 before their body is read.
@@ -214,7 +220,7 @@ impl Default for TokensConfig {
 
 impl TokensConfig {
     /// The keys `source = "control_plane"` needs, checked only for that source.
-    fn validate_control_plane(&self) -> Result<(), ConfigError> {
+    fn validate_control_plane(&self, warnings: &mut Warnings) -> Result<(), ConfigError> {
         let url_ok = self.url.as_deref().is_some_and(|url| {
             url.parse::<http::Uri>().ok().is_some_and(|u| {
                 matches!(u.scheme_str(), Some("http" | "https"))
@@ -238,6 +244,16 @@ impl TokensConfig {
                 "is required when tokens.source = \"control_plane\" (printable, not empty)",
             ));
         }
+        let url = self.url.as_deref().unwrap_or_default();
+        let host = url.parse::<http::Uri>().ok();
+        let host = host.as_ref().and_then(http::Uri::host).unwrap_or_default();
+        let exposed = !is_loopback_host(host.trim_start_matches('[').trim_end_matches(']'));
+        check_secret(
+            "tokens.feed_secret",
+            self.feed_secret.as_deref().unwrap_or_default(),
+            exposed.then(|| format!("tokens.url ({url}) is not a loopback address")),
+            warnings,
+        )?;
         if self.poll_wait_secs > Duration::from_secs(60) {
             return Err(ConfigError::invalid(
                 "tokens.poll_wait_secs",
@@ -452,6 +468,62 @@ fn default_dead_letter_dir() -> PathBuf {
     PathBuf::from("data/dead-letter")
 }
 
+/// A secret that other machines can try must have at least this many characters: a
+/// random one of 24 letters and digits is past guessing over HTTP.
+pub const MIN_SECRET_CHARS: usize = 24;
+
+/// The example secrets `config/` and the docs show; never good enough beyond loopback.
+const EXAMPLE_SECRETS: &[&str] = &[
+    "change-me",
+    "change-me-too",
+    "change-me-admin-secret",
+    "change-me-feed-secret",
+];
+
+/// The strength rule for `control_plane.admin_secret`, `control_plane.feed_secret` and
+/// the gateway's `tokens.feed_secret`: an example value or one shorter than
+/// [`MIN_SECRET_CHARS`] is refused when `exposed` says why other machines can reach what
+/// it guards, and only warned about on loopback.
+fn check_secret(
+    key: &str,
+    secret: &str,
+    exposed: Option<String>,
+    warnings: &mut Warnings,
+) -> Result<(), ConfigError> {
+    let weakness = if EXAMPLE_SECRETS.contains(&secret) {
+        "is a documented example value".to_string()
+    } else if secret.chars().count() < MIN_SECRET_CHARS {
+        format!("is shorter than {MIN_SECRET_CHARS} characters")
+    } else {
+        return Ok(());
+    };
+    let env = format!("TOLLGATE_{}", key.to_ascii_uppercase().replace('.', "__"));
+    match exposed {
+        Some(why) => Err(ConfigError::invalid(
+            key,
+            format!(
+                "{weakness} while {why}: set your own of at least {MIN_SECRET_CHARS} \
+                 characters ({env})"
+            ),
+        )),
+        None => {
+            warnings.push(format!(
+                "{key} {weakness}: set your own of at least {MIN_SECRET_CHARS} characters \
+                 ({env}) before exposing it beyond this machine"
+            ));
+            Ok(())
+        }
+    }
+}
+
+/// `localhost` or a loopback address (a URL's host, brackets removed).
+fn is_loopback_host(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The control plane (DESIGN §4): `tollgate control-plane`, or inside `tollgate serve`
 /// when `embedded = true`.
 #[derive(Debug, Clone, Deserialize)]
@@ -530,23 +602,17 @@ impl ControlPlaneConfig {
                         "is required to run the control plane",
                     ));
                 }
-                Some("change-me" | "change-me-too") if !self.listen.ip().is_loopback() => {
-                    return Err(ConfigError::invalid(
-                        key,
+                Some(secret) => check_secret(
+                    key,
+                    secret,
+                    (!self.listen.ip().is_loopback()).then(|| {
                         format!(
-                            "is the documented example value while control_plane.listen ({}) is \
-                             reachable from other machines: set your own (TOLLGATE_{})",
-                            self.listen,
-                            key.to_ascii_uppercase().replace('.', "__")
-                        ),
-                    ));
-                }
-                Some("change-me" | "change-me-too") => warnings.push(format!(
-                    "{key} is the documented example value: set your own (TOLLGATE_{}) before \
-                     exposing the control plane beyond this machine",
-                    key.to_ascii_uppercase().replace('.', "__")
-                )),
-                Some(_) => {}
+                            "control_plane.listen ({}) is reachable from other machines",
+                            self.listen
+                        )
+                    }),
+                    &mut warnings,
+                )?,
             }
         }
         if self.feed_retained_versions == 0 {
@@ -681,12 +747,18 @@ impl Config {
                     message: e.to_string(),
                 })?;
         apply_env_overrides(&mut table, env)?;
-        serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let key = e.path().to_string();
-            ConfigError::Invalid {
-                key,
-                message: e.into_inner().to_string(),
-            }
+        let control_plane_section = table.contains_key("control_plane");
+        let config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let key = e.path().to_string();
+                ConfigError::Invalid {
+                    key,
+                    message: e.into_inner().to_string(),
+                }
+            })?;
+        Ok(Config {
+            control_plane_section,
+            ..config
         })
     }
 
@@ -778,7 +850,7 @@ impl Config {
                     ));
                 }
             }
-            TokenSourceKind::ControlPlane => self.tokens.validate_control_plane()?,
+            TokenSourceKind::ControlPlane => self.tokens.validate_control_plane(&mut warnings)?,
         }
         if self.forward.ack == Ack::Memory {
             warnings.push(
@@ -970,6 +1042,96 @@ mod tests {
             err.to_string().starts_with("control_plane.admin_secret"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn weak_control_plane_secrets_warn_on_loopback_and_are_refused_on_other_addresses() {
+        let strong = "k7Qw2xZp9LmN4vB8rT1yH6sD";
+        for (admin, weakness) in [
+            ("x", "shorter than 24 characters"),
+            ("change-me-admin-secret", "documented example value"),
+            ("a-23-characters-secret!", "shorter than 24 characters"),
+        ] {
+            let text = format!(
+                "[control_plane]\nembedded = true\nadmin_secret = \"{admin}\"\n\
+                 feed_secret = \"{strong}\"\n"
+            );
+            let warnings = Config::parse(&text, no_env()).unwrap().validate().unwrap();
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.starts_with("control_plane.admin_secret") && w.contains(weakness)),
+                "{admin}: {warnings:?}"
+            );
+            for listen in ["0.0.0.0:8090", "192.0.2.7:8090", "[::]:8090"] {
+                let env = vec![(
+                    "TOLLGATE_CONTROL_PLANE__LISTEN".to_string(),
+                    listen.to_string(),
+                )];
+                let err = Config::parse(&text, env).unwrap().validate().unwrap_err();
+                let err = err.to_string();
+                assert!(
+                    err.starts_with("control_plane.admin_secret: ") && err.contains(weakness),
+                    "{admin} on {listen}: {err}"
+                );
+            }
+        }
+        let text = format!(
+            "[control_plane]\nembedded = true\nlisten = \"0.0.0.0:8090\"\n\
+             admin_secret = \"{strong}\"\nfeed_secret = \"{strong}-feed\"\n"
+        );
+        let warnings = Config::parse(&text, no_env()).unwrap().validate().unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_weak_gateway_feed_secret_is_refused_toward_a_control_plane_off_loopback() {
+        let tokens = |url: &str, secret: &str| {
+            format!(
+                "[tokens]\nsource = \"control_plane\"\nurl = \"{url}\"\n\
+                 feed_secret = \"{secret}\"\n"
+            )
+        };
+        for url in [
+            "http://127.0.0.1:8090",
+            "http://localhost:8090",
+            "http://[::1]:8090",
+        ] {
+            let warnings = Config::parse(&tokens(url, "change-me-too"), no_env())
+                .unwrap()
+                .validate()
+                .unwrap();
+            assert!(
+                warnings.iter().any(|w| w.starts_with("tokens.feed_secret")),
+                "{url}: {warnings:?}"
+            );
+        }
+        let err = Config::parse(&tokens("http://control-plane:8090", "s3cret"), no_env())
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("tokens.feed_secret: is shorter"), "{err}");
+        let strong = tokens("https://control-plane:8090", "k7Qw2xZp9LmN4vB8rT1yH6sD");
+        assert!(
+            Config::parse(&strong, no_env())
+                .unwrap()
+                .validate()
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_control_plane_section_is_noticed_with_or_without_embedded() {
+        assert!(!Config::parse("", no_env()).unwrap().control_plane_section);
+        let c = Config::parse("[control_plane]\nlisten = \"0.0.0.0:8090\"\n", no_env()).unwrap();
+        assert!(c.control_plane_section && !c.control_plane.embedded);
+        let env = vec![(
+            "TOLLGATE_CONTROL_PLANE__ADMIN_SECRET".to_string(),
+            "x".to_string(),
+        )];
+        assert!(Config::parse("", env).unwrap().control_plane_section);
     }
 
     #[test]

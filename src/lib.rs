@@ -5,7 +5,7 @@
 //!
 //! Module map (dependencies point one way: `ingest` → `tokens`, `forward`; `control` →
 //! `tokens::wire` only; everything may use `config`, `model`, `proto`, `telemetry`,
-//! `backoff`; only `app` wires the parts together):
+//! `backoff`, `private_files`; only `app` wires the parts together):
 //! - `server`: the front door (accept loop, timeouts, TLS, graceful shutdown) and admin.
 //! - `ingest`: routes, capped body reading, per-line decisions, the status-code mapping.
 //! - `tokens`: the token table, its sources, the persisted snapshot.
@@ -14,6 +14,7 @@
 //!   token feed gateways follow.
 //! - `backoff`: the retry pacing the batcher and the token feed share.
 //! - `proto`: wire messages (OTLP, `google.rpc.Status`, remote_write) shared by both.
+//! - `private_files`: state files and directories readable by their owner only.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -23,6 +24,7 @@ pub mod control;
 pub mod forward;
 pub mod ingest;
 pub mod model;
+pub mod private_files;
 pub mod proto;
 pub mod server;
 pub mod tail;

@@ -81,7 +81,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::CheckConfig { file } => {
-            match load(Some(&file)).and_then(|c| tollgate::app::validate(&c)) {
+            match load(Some(&file)).and_then(|c| tollgate::app::check(&c)) {
                 Ok(warnings) => {
                     for w in warnings {
                         eprintln!("warning: {w}");

@@ -2,9 +2,9 @@
 //! file sink turns stored payloads into inspectable JSON). Definitions only: no I/O, no
 //! policy, so both sides may import it like `model`.
 //!
-//! - OTLP: the official generated messages of `opentelemetry-proto` (prost + serde for the
-//!   OTLP/JSON encoding: camelCase keys, hex trace/span ids, enums as integers, 64-bit
-//!   integers as strings or numbers).
+//! - OTLP: the official generated messages of `opentelemetry-proto` (prost), and
+//!   [`otlp_json`], their OTLP/JSON encoding by the proto3 JSON rules (camelCase keys, hex
+//!   trace/span ids, enums as integers, 64-bit integers and doubles as numbers or strings).
 //! - `google.rpc.Status`: the body of every OTLP error answer.
 //! - Prometheus remote_write 1.0 (`prometheus.WriteRequest`, from Prometheus's
 //!   `prompb/types.proto` and `remote.proto`), defined here with prost derive: no
@@ -13,6 +13,8 @@
 /// The OTLP messages: `otlp::collector::{logs,metrics,trace}::v1` (requests, responses)
 /// and `otlp::{logs,metrics,trace,common,resource}::v1` (the data).
 pub use opentelemetry_proto::tonic as otlp;
+
+pub mod otlp_json;
 
 /// `google.rpc.Status`, the error body of OTLP/HTTP. `details` (field 3) is never sent.
 #[derive(Clone, PartialEq, prost::Message)]

@@ -5,11 +5,17 @@ use std::path::Path;
 use std::process::Command;
 
 fn check_config(path: &Path) -> (bool, String) {
+    check_config_with(path, &[])
+}
+
+fn check_config_with(path: &Path, env: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .arg("check-config")
         .arg(path)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("TOLLGATE_SINK__TYPE")
+        .env_remove("TOLLGATE_TOKENS__FEED_SECRET")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     (
@@ -25,7 +31,8 @@ fn every_example_config_passes_check_config() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let (ok, stderr) = check_config(&path);
+            // gateway.toml leaves its feed secret to the environment, as it says.
+            let (ok, stderr) = check_config_with(&path, &[(FEED_SECRET_ENV, STRONG_SECRET)]);
             assert!(ok, "{}: {stderr}", path.display());
             checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
         }
@@ -34,6 +41,44 @@ fn every_example_config_passes_check_config() {
     assert!(
         checked.contains(&"gateway.toml".to_string()) && checked.len() >= 3,
         "{checked:?}"
+    );
+}
+
+const FEED_SECRET_ENV: &str = "TOLLGATE_TOKENS__FEED_SECRET";
+const STRONG_SECRET: &str = "k7Qw2xZp9LmN4vB8rT1yH6sD";
+
+#[test]
+fn the_fleet_example_needs_a_strong_feed_secret_from_the_environment() {
+    let gateway = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/gateway.toml");
+    let (ok, stderr) = check_config(&gateway);
+    assert!(!ok && stderr.contains("tokens.feed_secret"), "{stderr}");
+    let (ok, stderr) = check_config_with(&gateway, &[(FEED_SECRET_ENV, "change-me-too")]);
+    assert!(!ok && stderr.contains("tokens.feed_secret"), "{stderr}");
+}
+
+#[test]
+fn check_config_checks_a_control_plane_section_that_is_not_embedded() {
+    let section = |listen: &str, admin: &str| {
+        format!(
+            "[control_plane]\nlisten = \"{listen}\"\nadmin_secret = \"{admin}\"\n\
+             feed_secret = \"{STRONG_SECRET}-feed\"\n"
+        )
+    };
+    let (ok, stderr) = check_text(&section("0.0.0.0:8090", "x"));
+    assert!(!ok, "a one-character secret on 0.0.0.0 passed");
+    assert!(stderr.contains("control_plane.admin_secret"), "{stderr}");
+    let (ok, stderr) = check_text(&section("127.0.0.1:8090", "x"));
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("warning: control_plane.admin_secret"),
+        "{stderr}"
+    );
+    let (ok, stderr) = check_text(&section("0.0.0.0:8090", STRONG_SECRET));
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = check_text("[control_plane]\nlisten = \"127.0.0.1:8090\"\n");
+    assert!(
+        !ok && stderr.contains("control_plane.admin_secret"),
+        "{stderr}"
     );
 }
 

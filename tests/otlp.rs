@@ -473,6 +473,172 @@ async fn undecodable_bodies_are_400_with_a_google_rpc_status_in_the_request_enco
     assert!(server.sink_records("logs").is_empty());
 }
 
+/// Posts OTLP/JSON `body` to `route` with the route's token.
+async fn post_json(server: &TestServer, route: &str, body: String) -> Reply {
+    let token = match route {
+        "/v1/logs" => LOGS_TOKEN,
+        "/v1/metrics" => METRICS_TOKEN,
+        _ => TRACES_TOKEN,
+    };
+    server
+        .post(route, Some(token), &[("content-type", JSON)], body)
+        .await
+}
+
+fn gauge_json(points: &str) -> String {
+    format!(
+        r#"{{"resourceMetrics":[{{"scopeMetrics":[{{"metrics":[{{"name":"g",
+        "gauge":{{"dataPoints":[{points}]}}}}]}}]}}]}}"#
+    )
+}
+
+#[tokio::test]
+async fn json_numbers_take_every_proto3_form_and_reach_the_sink_with_their_values() {
+    let server = TestServer::start(|_| {}).await;
+    let points = r#"{"asDouble":"NaN","timeUnixNano":"1700000000000000000"},
+        {"asDouble":"Infinity","timeUnixNano":1700000000000000001},
+        {"asDouble":"-Infinity"}, {"asDouble":"1.5"}, {"asDouble":2.5},
+        {"asInt":"-9223372036854775808"}, {"asInt":7}"#;
+    let reply = post_json(&server, "/v1/metrics", gauge_json(points)).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.json(), json!({}), "nothing rejected");
+
+    let histogram = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"h",
+        "histogram":{"aggregationTemporality":2,"dataPoints":[{"count":3,"sum":"NaN",
+        "bucketCounts":["1",2],"explicitBounds":["1.5"],"min":"-Infinity","max":4,
+        "exemplars":[{"asDouble":"Infinity","timeUnixNano":5}]}]}}]}]}]}"#;
+    let reply = post_json(&server, "/v1/metrics", histogram.into()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+
+    let spans = r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"s",
+        "traceId":"0102030405060708090a0b0c0d0e0f10","spanId":"0102030405060708",
+        "startTimeUnixNano":1700000000000000000,"endTimeUnixNano":"1700000000000000001",
+        "droppedAttributesCount":"1","attributes":[
+        {"key":"d","value":{"doubleValue":"NaN"}},{"key":"s","value":{"intValue":"7"}},
+        {"key":"n","value":{"intValue":8}}]}]}]}]}"#;
+    let reply = post_json(&server, "/v1/traces", spans.into()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+
+    let logs = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":5,
+        "observedTimeUnixNano":"6","severityNumber":9,"body":{"doubleValue":"-Infinity"}}]}]}]}"#;
+    let reply = post_json(&server, "/v1/logs", logs.into()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+
+    let metrics = wait_for_records(&server, "metrics", 2).await;
+    let points =
+        &metrics[0]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["gauge"]["dataPoints"];
+    let values: Vec<_> = points
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.get("asDouble").or(p.get("asInt")).cloned())
+        .collect();
+    assert_eq!(
+        values,
+        [
+            Some(json!("NaN")),
+            Some(json!("Infinity")),
+            Some(json!("-Infinity")),
+            Some(json!(1.5)),
+            Some(json!(2.5)),
+            Some(json!("-9223372036854775808")),
+            Some(json!("7")),
+        ]
+    );
+    assert_eq!(points[1]["timeUnixNano"], "1700000000000000001");
+    let h = &metrics[1]["resourceMetrics"][0]["scopeMetrics"][0]["metrics"][0]["histogram"];
+    let p = &h["dataPoints"][0];
+    assert_eq!(h["aggregationTemporality"], 2);
+    assert_eq!(
+        (&p["count"], &p["sum"], &p["min"], &p["max"]),
+        (&json!("3"), &json!("NaN"), &json!("-Infinity"), &json!(4.0))
+    );
+    assert_eq!(p["bucketCounts"], json!(["1", "2"]));
+    assert_eq!(p["explicitBounds"], json!([1.5]));
+    assert_eq!(p["exemplars"][0]["asDouble"], "Infinity");
+    assert_eq!(p["exemplars"][0]["timeUnixNano"], "5");
+
+    let traces = wait_for_records(&server, "traces", 1).await;
+    let span = &traces[0]["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+    assert_eq!(span["endTimeUnixNano"], "1700000000000000001");
+    assert_eq!(span["droppedAttributesCount"], 1);
+    assert_eq!(span["attributes"][0]["value"]["doubleValue"], "NaN");
+    assert_eq!(span["attributes"][1]["value"]["intValue"], "7");
+    assert_eq!(span["attributes"][2]["value"]["intValue"], "8");
+
+    let logs = wait_for_records(&server, "logs", 1).await;
+    let record = &logs[0]["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0];
+    assert_eq!(record["body"]["doubleValue"], "-Infinity");
+    assert_eq!(record["observedTimeUnixNano"], "6");
+}
+
+#[tokio::test]
+async fn json_numbers_proto3_does_not_allow_are_400_naming_the_field() {
+    let server = TestServer::start(|_| {}).await;
+    let point = "resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[0]";
+    let span = "resourceSpans[0].scopeSpans[0].spans[0]";
+    let cases = [
+        (
+            "/v1/metrics",
+            gauge_json(r#"{"asDouble":true}"#),
+            format!("{point}.asDouble"),
+        ),
+        (
+            "/v1/metrics",
+            gauge_json(r#"{"asDouble":"1,5"}"#),
+            format!("{point}.asDouble"),
+        ),
+        (
+            "/v1/metrics",
+            gauge_json(r#"{"asInt":"abc"}"#),
+            format!("{point}.asInt"),
+        ),
+        (
+            "/v1/metrics",
+            gauge_json(r#"{"asInt":"-9223372036854775809"}"#),
+            format!("{point}.asInt"),
+        ),
+        (
+            "/v1/metrics",
+            gauge_json(r#"{"asInt":1,"timeUnixNano":"soon"}"#),
+            format!("{point}.timeUnixNano"),
+        ),
+        (
+            "/v1/traces",
+            r#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"attributes":[
+                {"key":"k","value":{"intValue":"1.5"}}]}]}]}]}"#
+                .to_string(),
+            format!("{span}.attributes[0].value.intValue"),
+        ),
+        (
+            "/v1/logs",
+            r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"timeUnixNano":-1}]}]}]}"#
+                .to_string(),
+            "resourceLogs[0].scopeLogs[0].logRecords[0].timeUnixNano".to_string(),
+        ),
+    ];
+    for (route, body, field) in &cases {
+        let reply = post_json(&server, route, body.clone()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{field}");
+        assert_eq!(content_type(&reply), JSON);
+        let status = status_of(&reply);
+        assert_eq!(status.code, 3, "INVALID_ARGUMENT");
+        assert!(
+            status.message.contains(&format!("{field}: ")),
+            "{field}: {}",
+            status.message
+        );
+    }
+    assert_eq!(
+        server
+            .metric("tollgate_requests_total{code=\"400\",route=\"otlp_metrics\"}")
+            .await,
+        5.0
+    );
+    assert!(server.sink_records("metrics").is_empty());
+    assert!(server.sink_records("traces").is_empty());
+}
+
 #[tokio::test]
 async fn other_content_types_and_encodings_are_415() {
     let server = TestServer::start(|_| {}).await;

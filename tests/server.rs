@@ -197,6 +197,81 @@ async fn idle_keepalive_connections_are_closed_after_the_idle_timeout() {
     );
 }
 
+/// Reads one HTTP/1.1 response (head and `content-length` body) off `s`.
+async fn read_response(s: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).await.expect("response");
+        assert!(
+            n > 0,
+            "closed mid-response: {:?}",
+            String::from_utf8_lossy(&out)
+        );
+        out.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&out).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length: ")
+                        .map(str::to_owned)
+                })
+                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+            if body.len() >= length {
+                return text;
+            }
+        }
+    }
+}
+
+fn short_timeouts(c: &mut tollgate::config::Config) {
+    c.server.header_read_timeout_secs = Duration::from_secs(1);
+    c.server.idle_timeout_secs = Duration::from_secs(3);
+}
+
+#[tokio::test]
+async fn a_silent_connection_is_closed_at_the_header_timeout_not_the_idle_timeout() {
+    let server = TestServer::start(short_timeouts).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let started = Instant::now();
+    let reply = read_until_closed(&mut s, Duration::from_millis(2900))
+        .await
+        .expect("closed before the 3 s idle timeout");
+    assert!(reply.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "closed before the 1 s header timeout: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn an_idle_keepalive_connection_outlives_the_header_timeout_until_the_idle_timeout() {
+    let server = TestServer::start(short_timeouts).await;
+    let mut s = TcpStream::connect(server.addr).await.unwrap();
+    let req =
+        format!("POST /?token={LOGS_TOKEN} HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n{{}}");
+    s.write_all(req.as_bytes()).await.unwrap();
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+
+    // Past the header timeout, idle: still open and usable.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.write_all(req.as_bytes()).await.unwrap();
+    assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+
+    let idle_since = Instant::now();
+    read_until_closed(&mut s, Duration::from_secs(5))
+        .await
+        .expect("closed within the idle timeout plus 2 s");
+    assert!(
+        idle_since.elapsed() >= Duration::from_millis(2500),
+        "closed before the 3 s idle timeout: {:?}",
+        idle_since.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn two_thousand_idle_keepalive_connections_do_not_stop_a_new_client() {
     let (_, hard) = rlimit::Resource::NOFILE.get().unwrap();

@@ -3,8 +3,9 @@
 //!
 //! - Bodies are `Export{Logs,Metrics,Trace}ServiceRequest` in `application/x-protobuf` or
 //!   `application/json` (OTLP/JSON: lowerCamelCase keys, hex trace/span ids, enums as
-//!   integers, 64-bit integers as strings or numbers), optionally gzip- or
-//!   deflate-compressed. Anything else is a 415.
+//!   integers, 64-bit integers and doubles as numbers or strings, `"NaN"`, `"Infinity"`,
+//!   `"-Infinity"`; see `proto::otlp_json`), optionally gzip- or deflate-compressed.
+//!   Anything else is a 415.
 //! - The token comes from `Authorization: Bearer` only, and must be of the signal's kind:
 //!   logs for `/v1/logs`, metrics for `/v1/metrics`, traces for `/v1/traces`.
 //! - Records are log records, data points and spans. Each is checked against the rules
@@ -13,7 +14,8 @@
 //!   are forwarded as one payload: the body as sent when nothing was dropped, otherwise the
 //!   request re-encoded (same encoding) without the dropped records and emptied containers.
 //! - A body that does not decode is a 400 whose body is a `google.rpc.Status`; every answer,
-//!   success or error, has the request's `Content-Type`.
+//!   success or error, has the request's `Content-Type`. In JSON that includes a value of the
+//!   wrong form in any field (`"asInt": "abc"`): the message names the field's path.
 //!
 //! Rules (what a receiver can check without guessing at the sender's intent):
 //! - span: `trace_id` is 16 bytes and `span_id` 8 bytes, neither all zero (the OTLP spec
@@ -27,8 +29,6 @@ use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use prost::Message;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::Ingest;
 use super::body::{off_the_runtime_if_large, read_body};
@@ -49,6 +49,7 @@ use crate::proto::otlp::logs::v1::LogRecord;
 use crate::proto::otlp::metrics::v1::metric::Data;
 use crate::proto::otlp::metrics::v1::{HistogramDataPoint, Metric};
 use crate::proto::otlp::trace::v1::Span;
+use crate::proto::otlp_json::{self, OtlpMessage};
 
 /// The three OTLP signals, one per route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -168,7 +169,11 @@ pub fn prepare<T: Export>(body: Bytes, encoding: OtlpEncoding) -> Result<Prepare
     } else {
         Some(Bytes::from(match encoding {
             OtlpEncoding::Protobuf => export.encode_to_vec(),
-            OtlpEncoding::Json => serde_json::to_vec(&export).expect("OTLP messages serialize"),
+            OtlpEncoding::Json => {
+                let mut json = Vec::with_capacity(body.len());
+                otlp_json::encode(&export, &mut json);
+                json
+            }
         }))
     };
     Ok(Prepared { payload, verdict })
@@ -179,7 +184,7 @@ fn decode<T: Export>(body: &Bytes, encoding: OtlpEncoding) -> Result<T, IngestEr
         OtlpEncoding::Protobuf => T::decode(body.clone()).map_err(|e| {
             IngestError::BadPayload(format!("body is not a protobuf {}: {e}", T::MESSAGE))
         }),
-        OtlpEncoding::Json => serde_json::from_slice(body).map_err(|e| {
+        OtlpEncoding::Json => otlp_json::decode(body).map_err(|e| {
             IngestError::BadPayload(format!("body is not an OTLP/JSON {}: {e}", T::MESSAGE))
         }),
     }
@@ -219,7 +224,7 @@ fn export_response<T: Export>(encoding: OtlpEncoding, verdict: &Verdict) -> Resp
 }
 
 /// What differs between the three signals' requests.
-pub trait Export: Message + Default + Serialize + DeserializeOwned + Send + 'static {
+pub trait Export: OtlpMessage + Send + 'static {
     const KIND: Kind;
     const MESSAGE: &'static str;
     /// What the records are called in `error_message`.

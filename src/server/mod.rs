@@ -4,6 +4,17 @@
 //! keep-alive timeout, request head size — and graceful shutdown: stop accepting, let
 //! in-flight requests finish within the grace period, then close.
 //!
+//! Both timeouts are kept here rather than by hyper: hyper's HTTP/1 header timer starts
+//! when it begins waiting for a head, so it also cut idle keep-alive connections, and it
+//! never ran while the auto builder waited for the first bytes (to tell HTTP/1 from h2),
+//! so a silent connection was held until the idle timeout. Here, per connection:
+//! - the head of the first request must be complete within `header_read_timeout` of
+//!   accept (TLS handshake included); on HTTP/1.1 every later head within
+//!   `header_read_timeout` of its first byte. Past it the connection is closed.
+//! - with no request in progress and no head begun (HTTP/1.1), or no request in progress
+//!   (h2, whose pings and settings are not requests), a connection is closed gracefully
+//!   `idle_timeout` after its last request ended.
+//!
 //! It knows nothing of routes: it runs whatever service `app` hands it.
 
 pub mod admin;
@@ -11,8 +22,11 @@ pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,8 +35,9 @@ use http_body::Body;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -57,7 +72,8 @@ pub async fn serve<F, Fut, B>(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        // Off: `serve_connection` keeps the header timeout (see the module comment).
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
     builder
@@ -80,6 +96,7 @@ pub async fn serve<F, Fut, B>(
                 }
             },
         };
+        let accepted = Instant::now();
         let _ = stream.set_nodelay(true);
         let builder = Arc::clone(&builder);
         let service = service.clone();
@@ -91,15 +108,24 @@ pub async fn serve<F, Fut, B>(
             metrics.open.inc();
             match tls {
                 None => {
-                    serve_connection(stream, &builder, service, &limits, &metrics, shutdown).await
+                    let conn = Conn {
+                        accepted,
+                        limits: &limits,
+                        metrics: &metrics,
+                    };
+                    serve_connection(stream, &builder, service, conn, shutdown).await
                 }
                 Some(acceptor) => {
                     match tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream))
                         .await
                     {
                         Ok(Ok(stream)) => {
-                            serve_connection(stream, &builder, service, &limits, &metrics, shutdown)
-                                .await
+                            let conn = Conn {
+                                accepted,
+                                limits: &limits,
+                                metrics: &metrics,
+                            };
+                            serve_connection(stream, &builder, service, conn, shutdown).await
                         }
                         Ok(Err(e)) => {
                             metrics.error("tls");
@@ -126,13 +152,24 @@ pub async fn serve<F, Fut, B>(
     }
 }
 
-/// Runs one connection to its end: closed by the client, idle too long, or shutdown.
+/// What `serve_connection` needs of its connection besides the bytes.
+struct Conn<'a> {
+    accepted: Instant,
+    limits: &'a ConnLimits,
+    metrics: &'a ConnMetrics,
+}
+
+/// Runs one connection to its end: closed by the client, a head too slow, idle too long,
+/// or shutdown.
 async fn serve_connection<IO, F, Fut, B>(
     io: IO,
     builder: &auto::Builder<TokioExecutor>,
     service: F,
-    limits: &ConnLimits,
-    metrics: &ConnMetrics,
+    Conn {
+        accepted,
+        limits,
+        metrics,
+    }: Conn<'_>,
     shutdown: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -141,7 +178,7 @@ async fn serve_connection<IO, F, Fut, B>(
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::new(accepted));
     let tracked = {
         let activity = Arc::clone(&activity);
         hyper::service::service_fn(move |req| {
@@ -154,11 +191,21 @@ async fn serve_connection<IO, F, Fut, B>(
             }
         })
     };
+    let io = Watched {
+        io,
+        activity: Arc::clone(&activity),
+        preface_matched: Some(0),
+    };
     let conn = builder.serve_connection(TokioIo::new(io), tracked);
     tokio::pin!(conn);
     let mut closing = false;
     loop {
-        let idle_deadline = activity.idle_deadline(limits.idle_timeout);
+        let deadline = if closing {
+            None
+        } else {
+            activity.deadline(limits)
+        };
+        let changed = activity.changed.notified();
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
@@ -172,10 +219,20 @@ async fn serve_connection<IO, F, Fut, B>(
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            _ = tokio::time::sleep_until(idle_deadline.unwrap_or_else(Instant::now)), if !closing && idle_deadline.is_some() => {
-                if activity.is_idle_for(limits.idle_timeout) {
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
+            // A request ended or a head began: the deadline moved.
+            _ = changed => {}
+            _ = tokio::time::sleep_until(deadline.map_or_else(Instant::now, |d| d.at())), if deadline.is_some() => {
+                match activity.deadline(limits) {
+                    Some(Deadline::Head(at)) if at <= Instant::now() => {
+                        metrics.error("timeout");
+                        tracing::debug!("request head not received within the header read timeout");
+                        return; // dropping the connection closes it
+                    }
+                    Some(Deadline::Idle(at)) if at <= Instant::now() => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    _ => {}
                 }
             }
         }
@@ -193,44 +250,101 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> &'static str {
     }
 }
 
-/// When a connection last finished a request and how many it has in flight. Per
-/// connection, so no state is shared between connections.
+/// The connection's state as the timeouts see it: requests in flight, when the last one
+/// began or ended, whether a head has begun, whether it speaks h2. Per connection, so no
+/// state is shared between connections.
 struct Activity {
     in_flight: AtomicUsize,
+    /// Requests begun on this connection.
+    begun: AtomicU64,
     /// Milliseconds since `base` at the last request start or end.
     last_ms: AtomicU64,
+    /// Milliseconds since `base`, plus one, at the first byte read with no request in
+    /// flight (a head has begun); 0 when none has.
+    head_ms: AtomicU64,
+    /// The client sent the HTTP/2 preface.
+    h2: AtomicBool,
+    /// Woken when the deadline may have moved later or earlier: a request ended, a head
+    /// began.
+    changed: Notify,
+    /// When the connection was accepted.
     base: Instant,
 }
 
+/// When the connection is due to close, and why.
+#[derive(Debug, Clone, Copy)]
+enum Deadline {
+    /// A request head is late: close at once.
+    Head(Instant),
+    /// Idle keep-alive: close gracefully.
+    Idle(Instant),
+}
+
+impl Deadline {
+    fn at(self) -> Instant {
+        match self {
+            Deadline::Head(at) | Deadline::Idle(at) => at,
+        }
+    }
+}
+
 impl Activity {
-    fn new() -> Activity {
+    fn new(accepted: Instant) -> Activity {
         Activity {
             in_flight: AtomicUsize::new(0),
+            begun: AtomicU64::new(0),
             last_ms: AtomicU64::new(0),
-            base: Instant::now(),
+            head_ms: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
+            changed: Notify::new(),
+            base: accepted,
         }
     }
 
-    fn touch(&self) {
-        let ms = u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn at_ms(&self, ms: u64) -> Instant {
+        self.base + Duration::from_millis(ms)
     }
 
     fn begin(self: &Arc<Self>) -> BusyGuard {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.touch();
+        self.begun.fetch_add(1, Ordering::Relaxed);
+        self.head_ms.store(0, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
         BusyGuard(Arc::clone(self))
     }
 
-    /// When the connection will have been idle for `idle`, if nothing is in flight.
-    fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
-        (self.in_flight.load(Ordering::Relaxed) == 0)
-            .then(|| self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle)
+    /// Bytes arrived. With no request in flight they begin the next head (on HTTP/1.1;
+    /// on h2 they may be pings or settings, which `deadline` ignores).
+    fn read(&self) {
+        if self.in_flight.load(Ordering::Relaxed) == 0 && self.head_ms.load(Ordering::Relaxed) == 0
+        {
+            self.head_ms
+                .store(self.now_ms().saturating_add(1), Ordering::Relaxed);
+            self.changed.notify_one();
+        }
     }
 
-    fn is_idle_for(&self, idle: Duration) -> bool {
-        self.idle_deadline(idle)
-            .is_some_and(|d| d <= Instant::now())
+    /// `None` while a request is in flight (the body timeout and the handler own it then).
+    fn deadline(&self, limits: &ConnLimits) -> Option<Deadline> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        if self.begun.load(Ordering::Relaxed) == 0 {
+            return Some(Deadline::Head(self.base + limits.header_read_timeout));
+        }
+        let head_ms = self.head_ms.load(Ordering::Relaxed);
+        if head_ms > 0 && !self.h2.load(Ordering::Relaxed) {
+            return Some(Deadline::Head(
+                self.at_ms(head_ms - 1) + limits.header_read_timeout,
+            ));
+        }
+        Some(Deadline::Idle(
+            self.at_ms(self.last_ms.load(Ordering::Relaxed)) + limits.idle_timeout,
+        ))
     }
 }
 
@@ -240,6 +354,76 @@ struct BusyGuard(Arc<Activity>);
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
+        self.0.last_ms.store(self.0.now_ms(), Ordering::Relaxed);
+        self.0.changed.notify_one();
+    }
+}
+
+/// What an h2 client sends first (RFC 9113 §3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The connection's bytes, watched for the start of a request head and the h2 preface.
+struct Watched<IO> {
+    io: IO,
+    activity: Arc<Activity>,
+    /// Bytes of the h2 preface matched so far; `None` once the bytes differ.
+    preface_matched: Option<usize>,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Watched<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        let new = &buf.filled()[before..];
+        if new.is_empty() {
+            return polled;
+        }
+        if let Some(matched) = self.preface_matched {
+            let n = new.len().min(H2_PREFACE.len() - matched);
+            self.preface_matched = if new[..n] != H2_PREFACE[matched..matched + n] {
+                None
+            } else if matched + n == H2_PREFACE.len() {
+                self.activity.h2.store(true, Ordering::Relaxed);
+                None
+            } else {
+                Some(matched + n)
+            };
+        }
+        self.activity.read();
+        polled
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

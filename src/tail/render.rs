@@ -9,12 +9,11 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use prost::Message;
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::forward::{ContentType, RecordBatch};
 use crate::model::Kind;
+use crate::proto::otlp_json::{self, OtlpMessage};
 
 /// One record to show, and what its terms are matched against.
 pub struct Event {
@@ -112,11 +111,13 @@ pub fn events(batch: &RecordBatch) -> Vec<Event> {
 /// A whole OTLP request as one event, matched against the union of its resources'
 /// attributes (a term matches when any resource has it).
 fn whole<'a>(
-    request: &impl serde::Serialize,
+    request: &impl OtlpMessage,
     resources: impl Iterator<Item = Option<&'a Resource>>,
     stamp: impl Fn(&mut Map<String, Value>, &str),
 ) -> Event {
-    let mut object = match serde_json::to_value(request) {
+    let mut json = Vec::new();
+    otlp_json::encode(request, &mut json);
+    let mut object = match serde_json::from_slice(&json) {
         Ok(Value::Object(o)) => o,
         _ => Map::new(),
     };
@@ -133,13 +134,10 @@ fn whole<'a>(
     }
 }
 
-fn decode<T: Message + Default + DeserializeOwned>(
-    payload: &[u8],
-    content_type: ContentType,
-) -> Option<T> {
+fn decode<T: OtlpMessage>(payload: &[u8], content_type: ContentType) -> Option<T> {
     match content_type {
         ContentType::OtlpProtobuf => T::decode(payload).ok(),
-        ContentType::OtlpJson => serde_json::from_slice(payload).ok(),
+        ContentType::OtlpJson => otlp_json::decode(payload).ok(),
         _ => None,
     }
 }
@@ -167,6 +165,11 @@ fn any(value: &AnyValue) -> Value {
         Some(any_value::Value::StringValue(s)) => json!(s),
         Some(any_value::Value::BoolValue(b)) => json!(b),
         Some(any_value::Value::IntValue(i)) => json!(i),
+        // JSON has no NaN or infinity: those are strings, as in OTLP/JSON.
+        Some(any_value::Value::DoubleValue(d)) if d.is_nan() => json!("NaN"),
+        Some(any_value::Value::DoubleValue(d)) if d.is_infinite() => {
+            json!(if *d > 0.0 { "Infinity" } else { "-Infinity" })
+        }
         Some(any_value::Value::DoubleValue(d)) => json!(d),
         Some(any_value::Value::ArrayValue(a)) => Value::Array(a.values.iter().map(any).collect()),
         Some(any_value::Value::KvlistValue(kv)) => {

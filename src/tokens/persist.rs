@@ -11,6 +11,7 @@ use super::TokenTable;
 use super::grants::ReadGrants;
 use super::snapshot::SnapshotError;
 use super::wire::Snapshot;
+use crate::private_files;
 
 const FILE_NAME: &str = "tokens.snapshot.json";
 
@@ -87,11 +88,16 @@ pub fn save(
         path: path.clone(),
         source,
     };
-    fs::create_dir_all(state_dir).map_err(io_err)?;
+    private_files::create_dir_all(state_dir).map_err(io_err)?;
     let tmp = state_dir.join(format!("{FILE_NAME}.tmp"));
     let bytes = serde_json::to_vec(&Snapshot::from_state(table, grants))
         .expect("a snapshot always serializes");
-    let mut f = File::create(&tmp).map_err(io_err)?;
+    let mut f = private_files::open_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)
+        .map_err(io_err)?;
     f.write_all(&bytes).map_err(io_err)?;
     f.sync_data().map_err(io_err)?;
     drop(f);
@@ -148,6 +154,22 @@ mod tests {
             !text.contains("aaaaaaaaaaaaaaaa"),
             "only digests are persisted"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_state_directory_and_snapshot_are_readable_by_the_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let state_dir = tmp.path().join("data");
+        let table = Snapshot::parse(br#"{"version": 1, "tokens": []}"#)
+            .unwrap()
+            .into_table()
+            .unwrap();
+        save(&state_dir, &table, None).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state_dir), 0o700);
+        assert_eq!(mode(&path_in(&state_dir)), 0o600);
     }
 
     #[test]

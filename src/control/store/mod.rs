@@ -27,6 +27,8 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+use crate::private_files;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/control/migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
     sqlx::migrate!("src/control/migrations/postgres");
@@ -37,6 +39,11 @@ pub enum StoreError {
     UnknownScheme,
     #[error("cannot create the database directory {path}: {source}")]
     Directory {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot create the database file {path}: {source}")]
+    File {
         path: String,
         source: std::io::Error,
     },
@@ -163,7 +170,9 @@ impl Store {
     }
 }
 
-/// `sqlite://path` with the file (and its directory) created when missing.
+/// `sqlite://path` with the file (and its directory) created when missing, readable by
+/// the owner only: the store holds every token's digest and the users' password hashes.
+/// SQLite gives its `-wal` and `-shm` files the database file's mode.
 fn sqlite_url(url: &str) -> Result<String, StoreError> {
     let rest = url
         .trim_start_matches("sqlite://")
@@ -173,14 +182,26 @@ fn sqlite_url(url: &str) -> Result<String, StoreError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Directory {
+        private_files::create_dir_all(dir).map_err(|source| StoreError::Directory {
             path: dir.display().to_string(),
             source,
         })?;
     }
     if rest.contains("mode=") {
-        Ok(url.to_string())
-    } else if rest.contains('?') {
+        return Ok(url.to_string());
+    }
+    if !(path.is_empty() || path.starts_with(':')) {
+        private_files::open_options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|source| StoreError::File {
+                path: path.to_string(),
+                source,
+            })?;
+    }
+    if rest.contains('?') {
         Ok(format!("{url}&mode=rwc"))
     } else {
         Ok(format!("{url}?mode=rwc"))
@@ -241,5 +262,30 @@ impl Actor {
             Actor::ApiToken(id) => format!("api-token:{id}"),
             Actor::User(id) => format!("user:{id}"),
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_created_sqlite_store_is_readable_by_the_owner_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let db = dir.join("control.db");
+        let store = Store::open(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&db), 0o600);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+        drop(store);
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! - OTLP (protobuf or JSON): one line per request, the `Export*ServiceRequest` in OTLP/JSON
 //!   (lowerCamelCase keys, hex trace/span ids, enums as integers, 64-bit integers as
-//!   strings), re-serialized so the line is compact and carries no field the client made up.
+//!   strings, NaN and infinities as `"NaN"`, `"Infinity"`, `"-Infinity"`), re-serialized by
+//!   `proto::otlp_json` so the line is compact and carries no field the client made up.
 //! - remote_write: one line per series, `{"labels":{name: value, …},"samples":[{"timestamp":
 //!   ms,"value":v}, …]}` plus `"exemplars"` and `"histograms"` when present; one line per
 //!   metadata entry, `{"metadata":{"type":"counter","metricFamilyName":…,"help":…,"unit":…}}`.
@@ -20,6 +21,7 @@ use crate::model::Kind;
 use crate::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use crate::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use crate::proto::otlp_json::{self, OtlpMessage};
 use crate::proto::prometheus::{
     Exemplar, Histogram, Label, MetricMetadata, Sample, TimeSeries, WriteRequest, float,
 };
@@ -32,6 +34,8 @@ pub enum InspectError {
     Protobuf(#[from] prost::DecodeError),
     #[error("json: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("otlp/json: {0}")]
+    OtlpJson(#[from] otlp_json::JsonError),
     #[error("snappy: {0}")]
     Snappy(#[from] snap::Error),
 }
@@ -43,16 +47,16 @@ pub fn otlp(
     payload: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), InspectError> {
-    fn write<T: Message + Default + Serialize + serde::de::DeserializeOwned>(
+    fn write<T: OtlpMessage>(
         content_type: ContentType,
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), InspectError> {
         let message: T = match content_type {
-            ContentType::OtlpJson => serde_json::from_slice(payload)?,
+            ContentType::OtlpJson => otlp_json::decode(payload)?,
             _ => T::decode(payload)?,
         };
-        serde_json::to_writer(out, &message)?;
+        otlp_json::encode(&message, out);
         Ok(())
     }
     match kind {

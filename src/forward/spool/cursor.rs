@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::{SpoolError, segment_ids, segment_path};
+use crate::private_files;
 
 const CURSOR_FILE: &str = "cursor.json";
 
@@ -80,7 +81,11 @@ impl CursorKeeper {
 
 fn persist_cursor(dir: &Path, before: Cursor, cursor: Cursor) -> io::Result<()> {
     let tmp = dir.join(format!("{CURSOR_FILE}.tmp"));
-    let mut f = File::create(&tmp)?;
+    let mut f = private_files::open_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&tmp)?;
     f.write_all(&serde_json::to_vec(&cursor).expect("a cursor serializes"))?;
     f.sync_data()?;
     fs::rename(&tmp, dir.join(CURSOR_FILE))?;

@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::record::RecordBatch;
+use crate::private_files;
 use crate::telemetry::SpoolMetrics;
 use cursor::load_cursor;
 pub use cursor::{Cursor, CursorKeeper, Position};
@@ -132,7 +133,7 @@ pub fn open(
     handoff_max_bytes: u64,
     metrics: SpoolMetrics,
 ) -> Result<Spool, SpoolError> {
-    fs::create_dir_all(dir)?;
+    private_files::create_dir_all(dir)?;
     let cursor = load_cursor(dir)?;
     for id in segment_ids(dir)? {
         if id < cursor.position.segment {

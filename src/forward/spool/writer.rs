@@ -7,7 +7,7 @@
 //!
 //! It only ever appends: it never reads a segment back and never deletes one.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::frame::encode_frame;
 use super::{Position, ReadEntry, SpoolError, SpooledEntry, Unacked, segment_path};
 use crate::forward::record::RecordBatch;
+use crate::private_files;
 
 /// Appends taken into one group commit at most.
 const MAX_GROUP: usize = 8192;
@@ -195,7 +196,7 @@ impl Writer {
 }
 
 pub(super) fn create_segment(dir: &Path, id: u64) -> io::Result<File> {
-    let file = OpenOptions::new()
+    let file = private_files::open_options()
         .create(true)
         .append(true)
         .open(segment_path(dir, id))?;
