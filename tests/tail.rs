@@ -464,6 +464,10 @@ async fn bad_requests_caps_and_slow_readers() {
         let (got, _, body) = open(&server, query, &headers).await;
         assert_eq!(got.as_u16(), status, "{query}: {body}");
         assert!(
+            !body.contains("not-a-token") && !body.contains(&api),
+            "{body}"
+        );
+        assert!(
             serde_json::from_str::<Value>(&body).unwrap()["error"].is_string(),
             "{body}"
         );
@@ -495,6 +499,33 @@ async fn bad_requests_caps_and_slow_readers() {
     // Its place is free again.
     let (status, _, _) = open(&server, "", &[("x-api-token", &api)]).await;
     assert_eq!(status, 200);
+    // No credential in any metric's name or label.
+    let metrics = server.get_admin("/metrics").await.body;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("tollgate_tail_refused_total"));
+    assert!(!metrics.contains(&api) && !metrics.contains("not-a-token"));
+}
+
+/// A trial's end stops its API token from reading: an open stream ends at that instant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ended_trial_ends_the_api_tokens_stream() {
+    let cp = ControlPlane::sqlite().await;
+    let ends_at = cp.now_ms() / 1000 + 2;
+    let trial = cp
+        .create_account(
+            json!({"accountName": "trial", "plan": "community", "trialEndsAt": ends_at}),
+        )
+        .await;
+    let api = trial["apiToken"].as_str().unwrap().to_string();
+    let server = gateway(&cp, |_| {}).await;
+    let (status, stream, body) = open(&server, "", &[("x-api-token", &api)]).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        stream.unwrap().end(Duration::from_secs(5)).await,
+        "not usable"
+    );
+    let (status, _, body) = open(&server, "", &[("x-api-token", &api)]).await;
+    assert_eq!(status, 403, "{body}");
 }
 
 /// `Accept: application/x-ndjson`: the same stream, one JSON value per line.
@@ -546,6 +577,17 @@ async fn ndjson_frames_scope_records_and_end_as_lines() {
     )
     .await;
     lines.push(next_line().await);
+    // Its use moves the shared token's `lastUsed` (through the gateway's usage report).
+    common::eventually(Duration::from_secs(5), || async {
+        let read = cp
+            .get(&format!("/v1/shared-tokens/{id}"))
+            .token(&api)
+            .send()
+            .await
+            .expect_ok("read");
+        read["lastUsed"].as_i64().is_some()
+    })
+    .await;
     cp.delete(&format!("/v1/shared-tokens/{id}"))
         .token(&api)
         .send()
