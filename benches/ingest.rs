@@ -113,7 +113,7 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 /// The bulk path in process: gzip decode, then split + validate + enrich.
 fn gunzip_and_split(gz: &[u8]) -> Lines {
     let decoded = decompress(gz, Encoding::Gzip, MAX_DECOMPRESSED_BYTES).expect("valid gzip");
-    split_lines(&decoded, LOG_TYPE, MAX_LINE_BYTES)
+    split_lines(&decoded, LOG_TYPE, MAX_LINE_BYTES).expect("within the lines' budget")
 }
 
 fn configure(group: &mut BenchmarkGroup<'_, WallTime>, bytes: usize) {
@@ -128,10 +128,11 @@ fn bench_bulk_path(c: &mut Criterion) {
     let body = ndjson_body(false);
     let typed_body = ndjson_body(true);
     let gz = gzip(&body);
-    let lines = split_lines(&body, LOG_TYPE, MAX_LINE_BYTES);
+    let lines = split_lines(&body, LOG_TYPE, MAX_LINE_BYTES).unwrap();
     assert!(lines.counts.all_accepted(), "{:?}", lines.counts);
     assert!(
         split_lines(&typed_body, LOG_TYPE, MAX_LINE_BYTES)
+            .unwrap()
             .counts
             .all_accepted()
     );
@@ -169,6 +170,7 @@ fn bench_bulk_path(c: &mut Criterion) {
                 .expect("loadtest body is valid gzip");
             assert!(
                 split_lines(&decoded, LOG_TYPE, MAX_LINE_BYTES)
+                    .unwrap()
                     .counts
                     .all_accepted()
             );

@@ -95,6 +95,39 @@ async fn tokens_never_appear_in_logs_metrics_or_error_bodies() {
     }
 }
 
+/// A small gzip body of millions of `{}` lines decodes into a line each: refused (413)
+/// once the lines would cost 3 × the decompressed body, not after gigabytes.
+#[tokio::test]
+async fn a_body_of_tiny_lines_costs_a_bounded_multiple_of_its_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = spawn(
+        dir.path(),
+        "max_body_bytes = 1048576\nmax_decompressed_bytes = 33554432",
+        &file_sink_sections(dir.path(), "disk"),
+        "info",
+    );
+    let tiny = gzip("{}\n".repeat((32 << 20) / 3).as_bytes());
+    assert!(tiny.len() < 1 << 20, "{} bytes compressed", tiny.len());
+    let before = p.peak_rss_kib();
+    let (status, body) = send(
+        format!("http://{}/?token={LOGS_TOKEN}", p.addr),
+        &[("content-encoding", "gzip".to_string())],
+        tiny,
+    )
+    .await;
+    let growth_mib = (p.peak_rss_kib().saturating_sub(before)) / 1024;
+    eprintln!("peak RSS grew by {growth_mib} MiB for 32 MiB of `{{}}` lines: {status}");
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(
+        String::from_utf8_lossy(&body).contains("the memory for this body's lines"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    // The body (32 MiB) plus at most 3 × 32 MiB of lines (a growing Vec may hold twice
+    // what it uses while it doubles). Unbounded, 11 million lines cost over a gigabyte.
+    assert!(growth_mib < 300, "peak RSS grew by {growth_mib} MiB");
+}
+
 #[tokio::test]
 async fn gzip_bomb_is_refused_without_inflating_it_in_memory() {
     let dir = tempfile::tempdir().unwrap();

@@ -46,7 +46,7 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
     let info = cx.tokens.authenticate(token, Kind::Logs).await?;
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
     let body = read_body(&parts.headers, body, &cx.limits).await?;
-    let lines = split_lines(&body, &params.log_type, cx.limits.max_line_bytes);
+    let lines = split_lines(&body, &params.log_type, cx.limits.max_line_bytes)?;
     let accepted_bytes = lines.payload_bytes();
     let counts = lines.counts;
     cx.forward
@@ -138,10 +138,43 @@ enum Slice {
     Rewritten(usize, usize),
 }
 
+/// What one accepted line costs beyond its bytes: its slice while splitting, then its
+/// `Bytes` in the batch.
+const LINE_COST: usize = std::mem::size_of::<Slice>() + std::mem::size_of::<Bytes>();
+
+/// The lines of a body may cost at most this many times the body in memory (plus
+/// `LINES_COST_FLOOR`): a body of millions of tiny lines (`{}`) is refused rather than
+/// turned into gigabytes of bookkeeping. Lines of ~30 bytes or more never reach it.
+pub const LINES_COST_FACTOR: usize = 3;
+const LINES_COST_FLOOR: usize = 1 << 20;
+
+/// A body whose lines would cost more memory than `LINES_COST_FACTOR` allows.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooManyLines {
+    /// The budget, in bytes.
+    pub limit: usize,
+}
+
+impl From<TooManyLines> for IngestError {
+    fn from(e: TooManyLines) -> IngestError {
+        IngestError::TooLarge {
+            what: "the memory for this body's lines (56 bytes a line, plus rewrites; at most \
+                   3 times the decompressed body + 1 MiB: send fewer, longer lines)",
+            limit: e.limit as u64,
+        }
+    }
+}
+
 /// Splits a body into lines and decides each one. Accepted lines kept as sent are slices
 /// of `body`; the few that need rewriting (plain text, missing `type`, reserved fields)
-/// go into one buffer per body. Nothing is allocated per line.
-pub fn split_lines(body: &Bytes, log_type: &str, max_line_bytes: usize) -> Lines {
+/// go into one buffer per body. Nothing is allocated per line, and what the lines cost is
+/// counted as they are found (see `LINES_COST_FACTOR`).
+pub fn split_lines(
+    body: &Bytes,
+    log_type: &str,
+    max_line_bytes: usize,
+) -> Result<Lines, TooManyLines> {
+    let budget = LINES_COST_FACTOR * body.len() + LINES_COST_FLOOR;
     let mut counts = LineCounts::default();
     let mut slices = Vec::new();
     let mut rewritten = BytesMut::new();
@@ -214,6 +247,9 @@ pub fn split_lines(body: &Bytes, log_type: &str, max_line_bytes: usize) -> Lines
             slices.push(Slice::Rewritten(from, rewritten.len()));
         }
         counts.successful_lines += 1;
+        if slices.len() * LINE_COST + rewritten.len() > budget {
+            return Err(TooManyLines { limit: budget });
+        }
     }
 
     let rewritten = rewritten.freeze();
@@ -224,7 +260,7 @@ pub fn split_lines(body: &Bytes, log_type: &str, max_line_bytes: usize) -> Lines
             Slice::Rewritten(a, b) => rewritten.slice(a..b),
         })
         .collect();
-    Lines { payloads, counts }
+    Ok(Lines { payloads, counts })
 }
 
 /// Slow path for a log that carries tollgate's metadata field names: parse it, drop them,
@@ -329,7 +365,7 @@ mod tests {
     use super::*;
 
     fn split(body: &'static [u8]) -> Lines {
-        split_lines(&Bytes::from_static(body), "nginx", 100)
+        split_lines(&Bytes::from_static(body), "nginx", 100).unwrap()
     }
 
     fn objects(lines: &Lines) -> Vec<serde_json::Value> {
@@ -341,13 +377,35 @@ mod tests {
     }
 
     #[test]
+    fn millions_of_tiny_lines_are_refused_before_they_cost_more_than_the_budget() {
+        let tiny = Bytes::from("{}\n".repeat(1_000_000));
+        let budget = LINES_COST_FACTOR * tiny.len() + LINES_COST_FLOOR;
+        assert_eq!(
+            split_lines(&tiny, "t", 100).err(),
+            Some(TooManyLines { limit: budget })
+        );
+        // The same number of ordinary lines is fine, and so is a small body of tiny ones.
+        let line = format!("{{\"message\":\"{}\",\"type\":\"t\"}}\n", "x".repeat(60));
+        let ordinary = Bytes::from(line.repeat(1_000_000));
+        assert_eq!(
+            split_lines(&ordinary, "t", 100).unwrap().payloads.len(),
+            1_000_000
+        );
+        let small = Bytes::from("{}\n".repeat(10_000));
+        assert_eq!(
+            split_lines(&small, "t", 100).unwrap().payloads.len(),
+            10_000
+        );
+    }
+
+    #[test]
     fn final_newline_makes_no_empty_line_and_crlf_ends_lines() {
         for body in [
             &b"{\"a\":1}\nplain"[..],
             b"{\"a\":1}\nplain\n",
             b"{\"a\":1}\r\nplain\r\n",
         ] {
-            let lines = split_lines(&Bytes::copy_from_slice(body), "t", 100);
+            let lines = split_lines(&Bytes::copy_from_slice(body), "t", 100).unwrap();
             assert_eq!(lines.counts.successful_lines, 2, "{body:?}");
             assert!(lines.counts.all_accepted(), "{body:?}");
         }
@@ -358,7 +416,7 @@ mod tests {
         let long = format!("{{\"x\":\"{}\"}}", "y".repeat(200));
         let body =
             format!("{{\"a\":1}}\nplain text\n{{broken\n\n   \n{long}\n{{\"type\":\"own\"}}\n");
-        let lines = split_lines(&Bytes::from(body), "nginx", 100);
+        let lines = split_lines(&Bytes::from(body), "nginx", 100).unwrap();
         assert_eq!(
             lines.counts,
             LineCounts {
@@ -379,7 +437,7 @@ mod tests {
     #[test]
     fn lines_with_type_are_slices_of_the_body_not_copies() {
         let body = Bytes::from_static(b"{\"type\":\"x\",\"a\":1}\n");
-        let lines = split_lines(&body, "t", 100);
+        let lines = split_lines(&body, "t", 100).unwrap();
         assert_eq!(lines.payloads[0].as_ptr(), body.as_ptr());
     }
 
@@ -426,7 +484,7 @@ mod tests {
             nest(100_000),
             nest(10)
         );
-        let lines = split_lines(&Bytes::from(body), "t", 1 << 20);
+        let lines = split_lines(&Bytes::from(body), "t", 1 << 20).unwrap();
         // Valid JSON is accepted however deep; the rewrite path refuses what it cannot parse.
         assert_eq!(lines.counts.successful_lines, 2);
         assert_eq!(lines.counts.malformed_lines, 1);
