@@ -128,6 +128,54 @@ async fn a_body_of_tiny_lines_costs_a_bounded_multiple_of_its_size() {
     assert!(growth_mib < 300, "peak RSS grew by {growth_mib} MiB");
 }
 
+/// OTLP bodies of empty messages (`0a 00` repeated: an empty ResourceSpans every two
+/// bytes; `[{},{},…]` in JSON) are refused (413) before they are decoded into structs
+/// that take tens of times their size.
+#[tokio::test]
+async fn otlp_bodies_of_empty_messages_are_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = spawn(
+        dir.path(),
+        "max_body_bytes = 1048576\nmax_decompressed_bytes = 33554432",
+        &file_sink_sections(dir.path(), "disk"),
+        "info",
+    );
+    let protobuf = gzip(&[0x0a, 0x00].repeat(16 << 20));
+    let mut json = b"{\"resourceSpans\":[{}".to_vec();
+    json.extend(b",{}".repeat((32 << 20) / 3 - 10));
+    json.extend(b"]}");
+    let json = gzip(&json);
+    let before = p.peak_rss_kib();
+    for (content_type, body) in [
+        ("application/x-protobuf", protobuf),
+        ("application/json", json),
+    ] {
+        assert!(body.len() < 1 << 20, "{} bytes compressed", body.len());
+        let (status, answer) = send(
+            format!("http://{}/v1/traces", p.addr),
+            &[
+                ("content-encoding", "gzip".to_string()),
+                ("content-type", content_type.to_string()),
+                ("authorization", format!("Bearer {TRACES_TOKEN}")),
+            ],
+            body,
+        )
+        .await;
+        let growth_mib = (p.peak_rss_kib().saturating_sub(before)) / 1024;
+        eprintln!("{content_type}: {status}, peak RSS grew by {growth_mib} MiB for 32 MiB");
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{content_type}");
+        assert!(
+            String::from_utf8_lossy(&answer).contains("decoded form of this request"),
+            "{content_type}"
+        );
+        // The body (32 MiB) and its gzip; unbounded, this took gigabytes.
+        assert!(
+            growth_mib < 160,
+            "{content_type}: peak RSS grew by {growth_mib} MiB"
+        );
+    }
+}
+
 #[tokio::test]
 async fn gzip_bomb_is_refused_without_inflating_it_in_memory() {
     let dir = tempfile::tempdir().unwrap();

@@ -179,7 +179,30 @@ pub fn prepare<T: Export>(body: Bytes, encoding: OtlpEncoding) -> Result<Prepare
     Ok(Prepared { payload, verdict })
 }
 
+/// A request's decoded form may take at most this many times its (decompressed) body in
+/// memory, plus `DECODED_FLOOR`, as counted before anything is decoded. Protobuf is
+/// counted by `otlp_json::decoded_cost`: a real request counts 3–6 times its wire size, a
+/// body of empty messages (`0a 00` repeated) 32. OTLP/JSON is parsed into a JSON tree
+/// first, so each object or array counts `JSON_CONTAINER_COST` (a tree node, its map, the
+/// message it becomes): a real request counts up to ~10 times its text, `[{},{},…]` 85.
+const DECODED_FACTOR: usize = 16;
+const DECODED_FLOOR: usize = 1 << 20;
+const JSON_CONTAINER_COST: usize = 256;
+
 fn decode<T: Export>(body: &Bytes, encoding: OtlpEncoding) -> Result<T, IngestError> {
+    let budget = DECODED_FACTOR * body.len() + DECODED_FLOOR;
+    let cost = match encoding {
+        // A body that does not walk as protobuf is left to the decoder to name the error.
+        OtlpEncoding::Protobuf => otlp_json::decoded_cost::<T>(body).unwrap_or(0),
+        OtlpEncoding::Json => otlp_json::json_containers(body) * JSON_CONTAINER_COST,
+    };
+    if cost > budget {
+        return Err(IngestError::TooLarge {
+            what: "the decoded form of this request (at most 16 times the body + 1 MiB: send \
+                   fewer records per request)",
+            limit: budget as u64,
+        });
+    }
     match encoding {
         OtlpEncoding::Protobuf => T::decode(body.clone()).map_err(|e| {
             IngestError::BadPayload(format!("body is not a protobuf {}: {e}", T::MESSAGE))

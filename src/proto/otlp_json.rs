@@ -656,6 +656,102 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(out, s).expect("a str serializes");
 }
 
+// === what a decoded request costs ===
+
+/// What decoding a message into its Rust structs takes, roughly, per message: about a
+/// `KeyValue` with its `AnyValue`, the most numerous (`Span` is larger, and rarer).
+/// Strings and bytes add their length, numbers 8 bytes each.
+const MESSAGE_COST: usize = 64;
+
+/// Nesting past this is refused, as prost refuses it.
+const MAX_DEPTH: usize = 100;
+
+/// The memory decoding `wire` (an `M`'s protobuf) into structs would take, counted by
+/// walking the wire format without building anything; `None` if it is not a well-formed
+/// protobuf. Ingest compares it with a budget before decoding, so a small body of
+/// millions of empty messages (`0a 00` repeated) is refused instead of decoded into
+/// gigabytes.
+pub fn decoded_cost<M: OtlpMessage>(wire: &[u8]) -> Option<usize> {
+    let schema = schema();
+    let mut cost = MESSAGE_COST;
+    message_cost(schema, schema.root(M::FULL_NAME), wire, 0, &mut cost).ok()?;
+    Some(cost)
+}
+
+fn message_cost(
+    schema: &Schema,
+    message: &MessageType,
+    mut buf: &[u8],
+    depth: usize,
+    cost: &mut usize,
+) -> Result<(), WireError> {
+    if depth > MAX_DEPTH {
+        return Err(WireError);
+    }
+    while !buf.is_empty() {
+        let (number, wire_type) = decode_key(&mut buf)?;
+        match wire_type {
+            WireType::Varint => {
+                decode_varint(&mut buf)?;
+                *cost += 8;
+            }
+            WireType::SixtyFourBit => {
+                take::<8>(&mut buf)?;
+                *cost += 8;
+            }
+            WireType::ThirtyTwoBit => {
+                take::<4>(&mut buf)?;
+                *cost += 8;
+            }
+            WireType::LengthDelimited => {
+                let len = usize::try_from(decode_varint(&mut buf)?).map_err(|_| WireError)?;
+                let (bytes, rest) = buf.split_at_checked(len).ok_or(WireError)?;
+                buf = rest;
+                let ty = message
+                    .by_number
+                    .get(&number)
+                    .map(|&i| message.fields[i].ty);
+                match ty {
+                    Some(Type::Message(index)) => {
+                        *cost += MESSAGE_COST;
+                        message_cost(schema, &schema.messages[index], bytes, depth + 1, cost)?;
+                    }
+                    // Strings, bytes and packed numbers: about their length (a packed
+                    // varint takes 1 byte on the wire and 8 decoded: 8 per byte, at most).
+                    Some(ty) if is_packable(ty) => *cost += 8 * bytes.len(),
+                    _ => *cost += bytes.len(),
+                }
+            }
+            WireType::StartGroup | WireType::EndGroup => return Err(WireError),
+        }
+    }
+    Ok(())
+}
+
+/// Objects and arrays in a JSON text, counted by a scan that builds nothing (structure
+/// inside strings is skipped): each becomes a node of the parsed tree and, mostly, a
+/// decoded message: what makes `[{},{},…]` cost fifty times its size.
+pub fn json_containers(json: &[u8]) -> usize {
+    let mut containers = 0;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &b in json {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_string = true;
+        } else if b == b'{' || b == b'[' {
+            containers += 1;
+        }
+    }
+    containers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -783,5 +879,29 @@ mod tests {
         assert_eq!(p["explicitBounds"], serde_json::json!(["Infinity"]));
         assert_eq!(p["sum"], 1.5);
         assert_eq!(h["aggregationTemporality"], 2);
+    }
+
+    #[test]
+    fn decoded_cost_counts_messages_without_decoding_them() {
+        use crate::proto::otlp::collector::trace::v1::ExportTraceServiceRequest as Traces;
+        // `0a 00`: one empty ResourceSpans, 2 bytes on the wire, a struct decoded.
+        let empties = [0x0a, 0x00].repeat(1000);
+        let cost = decoded_cost::<Traces>(&empties).unwrap();
+        assert_eq!(cost, MESSAGE_COST * 1001);
+        assert!(cost > 30 * empties.len());
+        assert_eq!(
+            decoded_cost::<Traces>(&[0x0a, 0x05, 0x00]),
+            None,
+            "truncated"
+        );
+    }
+
+    #[test]
+    fn json_containers_are_counted_outside_strings() {
+        assert_eq!(json_containers(br#"[{},{},{}]"#), 4);
+        assert_eq!(
+            json_containers(br#"{"a": [1, {"b": "x{[1"}], "k\"{": []}"#),
+            4
+        );
     }
 }
