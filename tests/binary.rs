@@ -95,17 +95,22 @@ async fn tokens_never_appear_in_logs_metrics_or_error_bodies() {
     }
 }
 
+/// A gateway taking 1 MiB bodies that decompress to at most 32 MiB.
+fn spawn_for_small_bombs(dir: &std::path::Path) -> common::process::Process {
+    spawn(
+        dir,
+        "max_body_bytes = 1048576\nmax_decompressed_bytes = 33554432",
+        &file_sink_sections(dir, "disk"),
+        "info",
+    )
+}
+
 /// A small gzip body of millions of `{}` lines decodes into a line each: refused (413)
 /// once the lines would cost 3 × the decompressed body, not after gigabytes.
 #[tokio::test]
 async fn a_body_of_tiny_lines_costs_a_bounded_multiple_of_its_size() {
     let dir = tempfile::tempdir().unwrap();
-    let p = spawn(
-        dir.path(),
-        "max_body_bytes = 1048576\nmax_decompressed_bytes = 33554432",
-        &file_sink_sections(dir.path(), "disk"),
-        "info",
-    );
+    let p = spawn_for_small_bombs(dir.path());
     let tiny = gzip("{}\n".repeat((32 << 20) / 3).as_bytes());
     assert!(tiny.len() < 1 << 20, "{} bytes compressed", tiny.len());
     let before = p.peak_rss_kib();
@@ -134,12 +139,7 @@ async fn a_body_of_tiny_lines_costs_a_bounded_multiple_of_its_size() {
 #[tokio::test]
 async fn otlp_bodies_of_empty_messages_are_refused_before_decoding() {
     let dir = tempfile::tempdir().unwrap();
-    let p = spawn(
-        dir.path(),
-        "max_body_bytes = 1048576\nmax_decompressed_bytes = 33554432",
-        &file_sink_sections(dir.path(), "disk"),
-        "info",
-    );
+    let p = spawn_for_small_bombs(dir.path());
     let protobuf = gzip(&[0x0a, 0x00].repeat(16 << 20));
     let mut json = b"{\"resourceSpans\":[{}".to_vec();
     json.extend(b",{}".repeat((32 << 20) / 3 - 10));
