@@ -190,7 +190,7 @@ fn bench_decode(c: &mut Criterion) {
     group.finish();
 
     let write = write_body();
-    let (_, counts) = remote_write::decode(&write, MAX_DECOMPRESSED_BYTES).expect("valid request");
+    let counts = remote_write::decode(&write, MAX_DECOMPRESSED_BYTES).expect("valid request");
     assert_eq!(counts.series, SERIES as u64);
     eprintln!(
         "remote_write: {} bytes snappy, {} bytes protobuf, {} series",
@@ -204,7 +204,6 @@ fn bench_decode(c: &mut Criterion) {
         b.iter(|| {
             remote_write::decode(black_box(&write), MAX_DECOMPRESSED_BYTES)
                 .expect("valid request")
-                .1
                 .samples
         })
     });

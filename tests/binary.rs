@@ -176,6 +176,51 @@ async fn otlp_bodies_of_empty_messages_are_refused_before_decoding() {
     }
 }
 
+/// remote_write is checked one series at a time: a body packing millions of one-label
+/// series costs about its decompressed size, not the gigabytes of every series decoded.
+#[tokio::test]
+async fn remote_write_is_decoded_one_series_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = spawn(
+        dir.path(),
+        "max_body_bytes = 4194304\nmax_decompressed_bytes = 33554432",
+        &file_sink_sections(dir.path(), "disk"),
+        "info",
+    );
+    // A series with the one label `__name__="a"` and no sample, 17 bytes on the wire.
+    let series = [
+        &[0x0a, 0x0f, 0x0a, 0x0d, 0x0a, 0x08][..],
+        b"__name__",
+        &[0x12, 0x01, b'a'],
+    ]
+    .concat();
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&series.repeat((32 << 20) / series.len() - 1))
+        .unwrap();
+    assert!(body.len() < 4 << 20, "{} bytes compressed", body.len());
+    let before = p.peak_rss_kib();
+    let (status, answer) = send(
+        format!("http://{}/api/v1/write", p.addr),
+        &[
+            ("content-encoding", "snappy".to_string()),
+            ("content-type", "application/x-protobuf".to_string()),
+            ("authorization", format!("Bearer {METRICS_TOKEN}")),
+        ],
+        body,
+    )
+    .await;
+    let growth_mib = (p.peak_rss_kib().saturating_sub(before)) / 1024;
+    eprintln!("remote_write: {status}, peak RSS grew by {growth_mib} MiB for 32 MiB of series");
+    assert_eq!(
+        status,
+        StatusCode::NO_CONTENT,
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    // The decompressed body (32 MiB), the compressed one, the spool's copy.
+    assert!(growth_mib < 128, "peak RSS grew by {growth_mib} MiB");
+}
+
 #[tokio::test]
 async fn gzip_bomb_is_refused_without_inflating_it_in_memory() {
     let dir = tempfile::tempdir().unwrap();

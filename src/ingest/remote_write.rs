@@ -19,6 +19,7 @@ use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use prost::Message;
+use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
 
 use super::Ingest;
 use super::body::{off_the_runtime_if_large, read_raw_body};
@@ -26,7 +27,7 @@ use super::error::{Body, IngestError};
 use super::request::bearer_token;
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::Kind;
-use crate::proto::prometheus::{Label, TimeSeries, WriteRequest};
+use crate::proto::prometheus::{Label, MetricMetadata, TimeSeries};
 
 pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
     check_headers(req.headers())?;
@@ -40,7 +41,7 @@ pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body
     let max = cx.limits.max_decompressed_bytes;
     let counts = {
         let raw = raw.clone();
-        off_the_runtime_if_large(raw.len(), move || decode(&raw, max).map(|(_, c)| c)).await?
+        off_the_runtime_if_large(raw.len(), move || decode(&raw, max)).await?
     };
     if counts.series > 0 || counts.metadata > 0 {
         cx.forward
@@ -117,11 +118,11 @@ fn check_headers(headers: &HeaderMap) -> Result<(), IngestError> {
 }
 
 /// Snappy-decodes (refusing, before allocating, a declared length over `max_decompressed`),
-/// decodes the `WriteRequest` and checks every series.
-pub fn decode(
-    raw: &[u8],
-    max_decompressed: u64,
-) -> Result<(WriteRequest, WriteCounts), IngestError> {
+/// then decodes and checks the `WriteRequest` one series at a time: a request never
+/// holds more than its decompressed bytes and one decoded series, however many tiny
+/// series it packs (a 2 MB body of one-label series would otherwise become gigabytes of
+/// structs before the first check).
+pub fn decode(raw: &[u8], max_decompressed: u64) -> Result<WriteCounts, IngestError> {
     let not_snappy = |_| IngestError::BadPayload("body is not snappy block-compressed".into());
     let len = snap::raw::decompress_len(raw).map_err(not_snappy)?;
     if len as u64 > max_decompressed {
@@ -135,23 +136,46 @@ pub fn decode(
             .decompress_vec(raw)
             .map_err(not_snappy)?,
     );
-    // Decoding from `Bytes` makes every label a slice of `decoded`, not a copy.
-    let request = WriteRequest::decode(decoded.clone()).map_err(|e| {
+    let not_protobuf = |e: prost::DecodeError| {
         IngestError::BadPayload(format!("body is not a protobuf WriteRequest: {e}"))
-    })?;
+    };
     let mut counts = WriteCounts {
-        series: request.timeseries.len() as u64,
-        metadata: request.metadata.len() as u64,
         decoded_bytes: decoded.len() as u64,
         ..WriteCounts::default()
     };
-    for (i, series) in request.timeseries.iter().enumerate() {
-        if let Some(why) = series_error(series) {
-            return Err(IngestError::BadPayload(format!("series {i}: {why}")));
+    // `WriteRequest` field by field; decoding from `Bytes` makes every label a slice of
+    // `decoded`, not a copy.
+    let mut buf = decoded;
+    while !buf.is_empty() {
+        let (number, wire_type) = decode_key(&mut buf).map_err(not_protobuf)?;
+        if wire_type != WireType::LengthDelimited || !matches!(number, 1 | 3) {
+            skip_field(wire_type, number, &mut buf, DecodeContext::default())
+                .map_err(not_protobuf)?;
+            continue;
         }
+        let len = usize::try_from(decode_varint(&mut buf).map_err(not_protobuf)?)
+            .ok()
+            .filter(|len| *len <= buf.len())
+            .ok_or_else(|| {
+                IngestError::BadPayload("body is not a protobuf WriteRequest: truncated".into())
+            })?;
+        let field = buf.split_to(len);
+        if number == 3 {
+            MetricMetadata::decode(field).map_err(not_protobuf)?;
+            counts.metadata += 1;
+            continue;
+        }
+        let series = TimeSeries::decode(field).map_err(not_protobuf)?;
+        if let Some(why) = series_error(&series) {
+            return Err(IngestError::BadPayload(format!(
+                "series {}: {why}",
+                counts.series
+            )));
+        }
+        counts.series += 1;
         counts.samples += (series.samples.len() + series.histograms.len()) as u64;
     }
-    Ok((request, counts))
+    Ok(counts)
 }
 
 fn series_error(series: &TimeSeries) -> Option<&'static str> {
@@ -191,6 +215,7 @@ fn series_error(series: &TimeSeries) -> Option<&'static str> {
 mod tests {
     use super::*;
     use crate::proto::prometheus::Sample;
+    use crate::proto::prometheus::WriteRequest;
 
     fn label(name: &str, value: &str) -> Label {
         Label::new(name, value)
@@ -225,7 +250,7 @@ mod tests {
             ],
             metadata: vec![],
         };
-        let (_, counts) = decode(&snappy(&req), 1 << 20).unwrap();
+        let counts = decode(&snappy(&req), 1 << 20).unwrap();
         assert_eq!((counts.series, counts.samples), (2, 5));
     }
 
