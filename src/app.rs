@@ -221,6 +221,7 @@ pub async fn run(
         header_read_timeout: s.header_read_timeout_secs,
         idle_timeout: s.idle_timeout_secs,
         max_header_bytes: s.max_header_bytes,
+        body_read_timeout: s.body_read_timeout_secs,
         shutdown_grace: s.shutdown_grace_secs,
     };
 

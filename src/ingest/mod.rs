@@ -19,12 +19,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response};
-use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::forward::Forwarder;
 use crate::model::Route;
+use crate::server::body::RequestBody;
 use crate::telemetry::IngestMetrics;
 use crate::tokens::Tokens;
 pub use body::Limits;
@@ -61,7 +61,7 @@ impl Ingest {
     }
 
     /// Answers one request. Never fails: every error becomes its response here.
-    pub async fn serve(&self, req: Request<Incoming>) -> Response<Body> {
+    pub async fn serve(&self, req: Request<RequestBody>) -> Response<Body> {
         let started = Instant::now();
         let route = match req.uri().path() {
             "/" => Route::Logs,
@@ -94,7 +94,7 @@ impl Ingest {
     async fn dispatch(
         &self,
         route: Route,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<Response<Body>, IngestError> {
         match (route, req.method()) {
             (Route::Unmatched, _) => Err(IngestError::NotFound),
