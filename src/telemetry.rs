@@ -236,6 +236,8 @@ pub struct Telemetry {
     connections_open: IntGaugeVec,
     connection_errors: IntCounterVec,
     connection_drains: IntCounterVec,
+    /// Request body bytes being read now, against `server.max_inflight_body_bytes`.
+    pub inflight_body_bytes: IntGauge,
     sink_batches: IntCounterVec,
     sink_records: IntCounterVec,
     sink_latency: HistogramVec,
@@ -476,6 +478,12 @@ impl Telemetry {
             &["listener", "reason"],
         )
         .expect("valid metric");
+        let inflight_body_bytes = IntGauge::new(
+            "tollgate_inflight_body_bytes",
+            "Request body bytes being read now (declared Content-Length, or received so far \
+             without one), against server.max_inflight_body_bytes.",
+        )
+        .expect("valid metric");
         let connection_drains = IntCounterVec::new(
             Opts::new(
                 "tollgate_connection_drains_total",
@@ -537,6 +545,7 @@ impl Telemetry {
         reg(Box::new(connections_open.clone()));
         reg(Box::new(connection_errors.clone()));
         reg(Box::new(connection_drains.clone()));
+        reg(Box::new(inflight_body_bytes.clone()));
         reg(Box::new(sink_batches.clone()));
         reg(Box::new(sink_records.clone()));
         reg(Box::new(sink_latency.clone()));
@@ -613,6 +622,7 @@ impl Telemetry {
             connections_open,
             connection_errors,
             connection_drains,
+            inflight_body_bytes,
             sink_batches,
             sink_records,
             sink_latency,

@@ -13,8 +13,17 @@
 //! timers wait. Not drained: a body declared larger than the bound (closed at once), a
 //! request with `Expect: 100-continue` (its client sends nothing before the answer, which
 //! it then reads), and h2 (hyper resets just the stream, which is how h2 ends one).
+//!
+//! The body budget (`server.max_inflight_body_bytes`). The count of requests in flight
+//! alone lets 4,096 bodies of 10 MiB each be read at once, so bodies being read also take
+//! bytes from one budget: a service reserves a `Content-Length` body whole before reading
+//! it (`reserve`), and a body without one takes its bytes as they arrive, failing with
+//! `OverBudget` when the budget runs out mid-body. The bytes go back when the body is
+//! dropped (a drain holds none: it keeps nothing). What a service keeps of a body after
+//! reading it is bounded elsewhere (the forward queue's own budget).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,7 +32,8 @@ use http::{HeaderMap, Version, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use prometheus::IntCounter;
+use prometheus::{IntCounter, IntGauge};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The most a lingering drain reads and discards: above the bodies real senders send
 /// (the Logz.io handlers' 10 MiB, a 50 MiB batch), below what makes draining a cost.
@@ -35,6 +45,28 @@ pub struct RequestBody {
     inner: Option<Incoming>,
     /// `None` when the rest of the body is not to be drained.
     linger: Option<Linger>,
+    budget: Budgeted,
+}
+
+/// The bytes of bodies being read, across connections. One permit is one KiB, so a
+/// `u32` count of permits covers any body.
+#[derive(Debug)]
+pub struct BodyBudget {
+    permits: Arc<Semaphore>,
+    /// Bytes taken now: `tollgate_inflight_body_bytes`.
+    gauge: IntGauge,
+}
+
+/// A body would take the body budget past `server.max_inflight_body_bytes`.
+#[derive(Debug, thiserror::Error)]
+#[error("too many request body bytes in flight")]
+pub struct OverBudget;
+
+/// One body's share of the budget: what it holds and what it has received.
+struct Budgeted {
+    budget: Arc<BodyBudget>,
+    held: Option<OwnedSemaphorePermit>,
+    received: u64,
 }
 
 /// How a dropped body's rest is drained, and what must live as long as the drain.
@@ -51,7 +83,13 @@ pub struct Linger {
 impl RequestBody {
     /// Wraps `inner`; `linger` applies only to an HTTP/1 request without
     /// `Expect: 100-continue`.
-    pub fn new(inner: Incoming, version: Version, headers: &HeaderMap, linger: Linger) -> Self {
+    pub fn new(
+        inner: Incoming,
+        version: Version,
+        headers: &HeaderMap,
+        linger: Linger,
+        budget: Arc<BodyBudget>,
+    ) -> Self {
         let expects_continue = headers
             .get(header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
@@ -59,22 +97,92 @@ impl RequestBody {
         RequestBody {
             inner: Some(inner),
             linger: lingers.then_some(linger),
+            budget: Budgeted {
+                budget,
+                held: None,
+                received: 0,
+            },
         }
+    }
+
+    /// Takes `bytes` (a declared `Content-Length`) from the body budget before the body
+    /// is read; the body then takes nothing more as it arrives.
+    pub fn reserve(&mut self, bytes: u64) -> Result<(), OverBudget> {
+        self.budget.hold_at_least(bytes)
+    }
+}
+
+impl BodyBudget {
+    pub fn new(max_bytes: u64, gauge: IntGauge) -> BodyBudget {
+        let permits = usize::try_from(max_bytes.div_ceil(1024))
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        BodyBudget {
+            permits: Arc::new(Semaphore::new(permits)),
+            gauge,
+        }
+    }
+}
+
+impl Budgeted {
+    /// Holds at least `bytes` of the budget, taking the difference from it.
+    fn hold_at_least(&mut self, bytes: u64) -> Result<(), OverBudget> {
+        let want = u32::try_from(bytes.div_ceil(1024)).map_err(|_| OverBudget)?;
+        let held = self.held.as_ref().map_or(0, |p| p.num_permits() as u32);
+        if want <= held {
+            return Ok(());
+        }
+        let more = Arc::clone(&self.budget.permits)
+            .try_acquire_many_owned(want - held)
+            .map_err(|_| OverBudget)?;
+        self.budget.gauge.add(i64::from(want - held) * 1024);
+        match self.held.as_mut() {
+            Some(held) => held.merge(more),
+            None => self.held = Some(more),
+        }
+        Ok(())
+    }
+
+    /// Gives back all the body holds.
+    fn release(&mut self) {
+        if let Some(held) = self.held.take() {
+            self.budget.gauge.sub(held.num_permits() as i64 * 1024);
+        }
+    }
+}
+
+impl Drop for Budgeted {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    /// A read error (`hyper::Error`) or `OverBudget`.
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        match self.inner.as_mut() {
-            Some(inner) => Pin::new(inner).poll_frame(cx),
-            None => Poll::Ready(None),
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match std::task::ready!(Pin::new(inner).poll_frame(cx)) {
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => return Poll::Ready(Some(Err(e.into()))),
+            None => return Poll::Ready(None),
+        };
+        if let Some(data) = frame.data_ref() {
+            this.budget.received += data.len() as u64;
+            let received = this.budget.received;
+            if let Err(e) = this.budget.hold_at_least(received) {
+                return Poll::Ready(Some(Err(e.into())));
+            }
         }
+        Poll::Ready(Some(Ok(frame)))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -90,6 +198,8 @@ impl Body for RequestBody {
 
 impl Drop for RequestBody {
     fn drop(&mut self) {
+        // The drain keeps nothing, so it holds no budget.
+        self.budget.release();
         let (Some(inner), Some(linger)) = (self.inner.take(), self.linger.take()) else {
             return;
         };

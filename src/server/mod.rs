@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::telemetry::ConnMetrics;
-use body::{Linger, RequestBody};
+use body::{BodyBudget, Linger, RequestBody};
 
 /// Connection-level settings, from `[server]`.
 #[derive(Debug, Clone)]
@@ -60,6 +60,8 @@ pub struct ConnLimits {
     /// Also bounds the drain of a body a service left unread (`body.rs`).
     pub body_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Bytes of bodies being read, shared by every connection (`body.rs`).
+    pub body_budget: Arc<BodyBudget>,
 }
 
 /// Serves `service` on `listener` until `shutdown` is cancelled, then drains.
@@ -192,6 +194,7 @@ async fn serve_connection<IO, F, Fut, B>(
         let drains_complete = metrics.drains_complete.clone();
         let drains_cut = metrics.drains_cut.clone();
         let within = limits.body_read_timeout;
+        let budget = Arc::clone(&limits.body_budget);
         hyper::service::service_fn(move |req: Request<Incoming>| {
             let busy = activity.begin();
             let (parts, incoming) = req.into_parts();
@@ -201,7 +204,8 @@ async fn serve_connection<IO, F, Fut, B>(
                 cut: drains_cut.clone(),
                 hold: Box::new(activity.hold()),
             };
-            let body = RequestBody::new(incoming, parts.version, &parts.headers, linger);
+            let budget = Arc::clone(&budget);
+            let body = RequestBody::new(incoming, parts.version, &parts.headers, linger, budget);
             let response = service(Request::from_parts(parts, body));
             async move {
                 let response = response.await;
