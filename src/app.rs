@@ -14,6 +14,7 @@ use crate::config::{Config, ConfigError, SinkConfig, TailSource, TokenSourceKind
 use crate::forward::tap::Tap;
 use crate::forward::{self, sinks::Sink};
 use crate::ingest::{Ingest, Limits};
+use crate::server::body::BodyBudget;
 use crate::server::{self, ConnLimits, admin};
 use crate::tail::Tail;
 use crate::tail::kafka::KafkaTailSource;
@@ -208,9 +209,9 @@ pub async fn run(
             max_decompressed_bytes: s.max_decompressed_bytes,
             max_line_bytes: s.max_line_bytes,
             body_read_timeout: s.body_read_timeout_secs,
+            retry_after: config.forward.retry_after_secs,
         },
         s.max_concurrent_requests,
-        config.forward.retry_after_secs,
         telemetry.ingest(),
     ));
     let tls = match &s.tls {
@@ -221,7 +222,12 @@ pub async fn run(
         header_read_timeout: s.header_read_timeout_secs,
         idle_timeout: s.idle_timeout_secs,
         max_header_bytes: s.max_header_bytes,
+        body_read_timeout: s.body_read_timeout_secs,
         shutdown_grace: s.shutdown_grace_secs,
+        body_budget: Arc::new(BodyBudget::new(
+            s.max_inflight_body_bytes,
+            telemetry.inflight_body_bytes.clone(),
+        )),
     };
 
     let draining = Arc::new(AtomicBool::new(false));

@@ -104,6 +104,10 @@ pub struct ServerConfig {
     pub idle_timeout_secs: Duration,
     /// Requests in flight at once; more are shed with 503 before their body is read.
     pub max_concurrent_requests: usize,
+    /// Bytes of request bodies being read at once, across requests: a body with
+    /// `Content-Length` takes its length before it is read, one without takes its bytes as
+    /// they arrive; past it, 503 (before the body is read, or mid-body).
+    pub max_inflight_body_bytes: u64,
     /// How long shutdown waits for in-flight requests before closing connections.
     #[serde(deserialize_with = "secs")]
     pub shutdown_grace_secs: Duration,
@@ -124,6 +128,7 @@ impl Default for ServerConfig {
             body_read_timeout_secs: Duration::from_secs(30),
             idle_timeout_secs: Duration::from_secs(90),
             max_concurrent_requests: 4096,
+            max_inflight_body_bytes: 512 * 1024 * 1024,
             shutdown_grace_secs: Duration::from_secs(30),
             tls: None,
         }
@@ -780,6 +785,7 @@ impl Config {
                 "server.max_concurrent_requests",
                 s.max_concurrent_requests as u64,
             ),
+            ("server.max_inflight_body_bytes", s.max_inflight_body_bytes),
             ("forward.queue_max_bytes", self.forward.queue_max_bytes),
             (
                 "forward.spool_segment_bytes",
@@ -801,6 +807,12 @@ impl Config {
         if s.max_decompressed_bytes < s.max_body_bytes {
             return Err(ConfigError::invalid(
                 "server.max_decompressed_bytes",
+                "must be >= server.max_body_bytes",
+            ));
+        }
+        if s.max_inflight_body_bytes < s.max_body_bytes {
+            return Err(ConfigError::invalid(
+                "server.max_inflight_body_bytes",
                 "must be >= server.max_body_bytes",
             ));
         }

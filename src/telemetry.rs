@@ -182,6 +182,10 @@ pub struct ConnMetrics {
     listener: &'static str,
     pub open: IntGauge,
     errors: IntCounterVec,
+    /// Unread request bodies drained after an early answer, to their end.
+    pub drains_complete: IntCounter,
+    /// Unread request bodies past the drain's bounds: the connection was closed.
+    pub drains_cut: IntCounter,
 }
 
 impl ConnMetrics {
@@ -231,6 +235,9 @@ pub struct Telemetry {
     spool: SpoolMetrics,
     connections_open: IntGaugeVec,
     connection_errors: IntCounterVec,
+    connection_drains: IntCounterVec,
+    /// Request body bytes being read now, against `server.max_inflight_body_bytes`.
+    pub inflight_body_bytes: IntGauge,
     sink_batches: IntCounterVec,
     sink_records: IntCounterVec,
     sink_latency: HistogramVec,
@@ -471,6 +478,23 @@ impl Telemetry {
             &["listener", "reason"],
         )
         .expect("valid metric");
+        let inflight_body_bytes = IntGauge::new(
+            "tollgate_inflight_body_bytes",
+            "Request body bytes being read now (declared Content-Length, or received so far \
+             without one), against server.max_inflight_body_bytes.",
+        )
+        .expect("valid metric");
+        let connection_drains = IntCounterVec::new(
+            Opts::new(
+                "tollgate_connection_drains_total",
+                "Request bodies left unread by an early answer (413, 401, 503) and read and \
+                 discarded so the client can read the answer (lingering close), by listener \
+                 and result: complete (the connection stays open), cut (over the drain's \
+                 bounds: the connection was closed).",
+            ),
+            &["listener", "result"],
+        )
+        .expect("valid metric");
 
         let sink_batches = IntCounterVec::new(
             Opts::new(
@@ -520,6 +544,8 @@ impl Telemetry {
         reg(Box::new(spool.read.torn_tails.clone()));
         reg(Box::new(connections_open.clone()));
         reg(Box::new(connection_errors.clone()));
+        reg(Box::new(connection_drains.clone()));
+        reg(Box::new(inflight_body_bytes.clone()));
         reg(Box::new(sink_batches.clone()));
         reg(Box::new(sink_records.clone()));
         reg(Box::new(sink_latency.clone()));
@@ -595,6 +621,8 @@ impl Telemetry {
             spool,
             connections_open,
             connection_errors,
+            connection_drains,
+            inflight_body_bytes,
             sink_batches,
             sink_records,
             sink_latency,
@@ -659,6 +687,10 @@ impl Telemetry {
             listener,
             open: self.connections_open.with_label_values(&[listener]),
             errors: self.connection_errors.clone(),
+            drains_complete: self
+                .connection_drains
+                .with_label_values(&[listener, "complete"]),
+            drains_cut: self.connection_drains.with_label_values(&[listener, "cut"]),
         }
     }
 

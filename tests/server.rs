@@ -197,6 +197,21 @@ async fn idle_keepalive_connections_are_closed_after_the_idle_timeout() {
     );
 }
 
+/// `out` as text once it holds a whole HTTP/1.1 response (head and `content-length` body).
+fn complete_response(out: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(out).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+    (body.len() >= length).then_some(text)
+}
+
 /// Reads one HTTP/1.1 response (head and `content-length` body) off `s`.
 async fn read_response(s: &mut TcpStream) -> String {
     let mut out = Vec::new();
@@ -209,19 +224,8 @@ async fn read_response(s: &mut TcpStream) -> String {
             String::from_utf8_lossy(&out)
         );
         out.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&out).into_owned();
-        if let Some((head, body)) = text.split_once("\r\n\r\n") {
-            let length = head
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length: ")
-                        .map(str::to_owned)
-                })
-                .map_or(0, |v| v.trim().parse::<usize>().unwrap());
-            if body.len() >= length {
-                return text;
-            }
+        if let Some(text) = complete_response(&out) {
+            return text;
         }
     }
 }
@@ -408,4 +412,169 @@ async fn graceful_shutdown_finishes_an_in_flight_request_and_flushes_it() {
         "the in-flight request's record was flushed"
     );
     assert_eq!(records[0]["in_flight"], true);
+}
+
+/// A client that writes its whole request before it reads anything (Python's
+/// `http.client`, the Logz.io Python handler): writes `head`, `body_len` bytes of body and
+/// `tail` from a blocking thread, then reads one response. A reset fails the write or the
+/// read.
+async fn write_all_then_read(
+    addr: std::net::SocketAddr,
+    head: String,
+    body_len: usize,
+    tail: &'static str,
+) -> String {
+    let written = tokio::task::spawn_blocking(move || {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(head.as_bytes()).expect("head written");
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut left = body_len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            s.write_all(&chunk[..n]).expect("whole body written");
+            left -= n;
+        }
+        s.write_all(tail.as_bytes()).expect("tail written");
+        s.set_nonblocking(true).unwrap();
+        s
+    })
+    .await
+    .unwrap();
+    read_response(&mut TcpStream::from_std(written).unwrap()).await
+}
+
+fn logs_head(token: &str, body_len: usize) -> String {
+    format!("POST /?token={token} HTTP/1.1\r\nhost: x\r\ncontent-length: {body_len}\r\n\r\n")
+}
+
+#[tokio::test]
+async fn a_client_that_writes_its_whole_body_first_reads_the_early_413_and_401() {
+    let server = TestServer::start(|c| c.server.max_body_bytes = 1024 * 1024).await;
+    let big = 12 * 1024 * 1024;
+    let reply = write_all_then_read(server.addr, logs_head(LOGS_TOKEN, big), big, "").await;
+    assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
+    assert!(
+        reply.ends_with(r#"{"error":"body is over 1048576 bytes"}"#),
+        "{reply}"
+    );
+
+    let body = 5 * 1024 * 1024;
+    let unknown = logs_head(UNKNOWN_TOKEN, body);
+    let reply = write_all_then_read(server.addr, unknown, body, "").await;
+    assert!(reply.starts_with("HTTP/1.1 401"), "{reply}");
+    assert!(
+        reply.ends_with(r#"{"error":"Logging token is not valid"}"#),
+        "{reply}"
+    );
+    // The answers were read before the server had discarded the last bytes.
+    eventually(Duration::from_secs(5), || async {
+        server
+            .metric("tollgate_connection_drains_total{listener=\"public\",result=\"complete\"}")
+            .await
+            == 2.0
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_client_that_writes_its_whole_body_first_reads_the_shed_503() {
+    let server = TestServer::start(|c| c.server.max_concurrent_requests = 1).await;
+    // Holds the only slot: its body never completes.
+    let mut holder = TcpStream::connect(server.addr).await.unwrap();
+    holder
+        .write_all(format!("{}{{", logs_head(LOGS_TOKEN, 100)).as_bytes())
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), || async {
+        server.post_logs(Some(LOGS_TOKEN), "", "{}").await.status == StatusCode::SERVICE_UNAVAILABLE
+    })
+    .await;
+    let body = 5 * 1024 * 1024;
+    let reply = write_all_then_read(server.addr, logs_head(LOGS_TOKEN, body), body, "").await;
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains("retry-after: 1"),
+        "{reply}"
+    );
+    assert!(
+        reply.ends_with(r#"{"error":"too many requests in flight"}"#),
+        "{reply}"
+    );
+    drop(holder);
+}
+
+#[tokio::test]
+async fn bodies_over_the_inflight_byte_budget_are_shed_with_503() {
+    const MIB: usize = 1024 * 1024;
+    let server = TestServer::start(|c| {
+        c.server.max_body_bytes = 2 * MIB as u64;
+        c.server.max_inflight_body_bytes = 4 * MIB as u64;
+    })
+    .await;
+    let inflight = || server.metric("tollgate_inflight_body_bytes");
+    // Two slow uploads declare 1.5 MiB each and send 100 KiB of it.
+    let body = b"{\"a\":1}\n".repeat(3 * MIB / 16);
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut s = TcpStream::connect(server.addr).await.unwrap();
+        s.write_all(logs_head(LOGS_TOKEN, body.len()).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(&body[..100 * 1024]).await.unwrap();
+        slow.push(s);
+    }
+    eventually(Duration::from_secs(5), || async {
+        inflight().await == (3 * MIB) as f64
+    })
+    .await;
+
+    // A third 1.5 MiB body would take 4.5 MiB: refused before it is read.
+    let reply = write_all_then_read(
+        server.addr,
+        logs_head(LOGS_TOKEN, body.len()),
+        body.len(),
+        "",
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains("retry-after: 1"),
+        "{reply}"
+    );
+    assert!(
+        reply.ends_with(r#"{"error":"too many request body bytes in flight"}"#),
+        "{reply}"
+    );
+    // Without Content-Length it takes its bytes as they come: refused mid-body.
+    let chunked = "POST /?token=".to_string()
+        + LOGS_TOKEN
+        + " HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n180000\r\n";
+    let reply = write_all_then_read(server.addr, chunked, 3 * MIB / 2, "\r\n0\r\n\r\n").await;
+    assert!(reply.starts_with("HTTP/1.1 503"), "{reply}");
+    assert!(
+        reply.ends_with(r#"{"error":"too many request body bytes in flight"}"#),
+        "{reply}"
+    );
+    // A small body still fits.
+    assert_eq!(
+        server.post_logs(Some(LOGS_TOKEN), "", "{}").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        server
+            .metric("tollgate_requests_total{code=\"503\",route=\"logs\"}")
+            .await,
+        2.0
+    );
+
+    // The slow uploads finish; their bytes go back to the budget.
+    for mut s in slow {
+        s.write_all(&body[100 * 1024..]).await.unwrap();
+        assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
+    }
+    eventually(Duration::from_secs(5), || async { inflight().await == 0.0 }).await;
+    let reply = server.post_logs(Some(LOGS_TOKEN), "", body.clone()).await;
+    assert_eq!(reply.status, StatusCode::OK);
 }

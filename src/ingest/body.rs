@@ -11,6 +11,7 @@ use http::{HeaderMap, header};
 use http_body_util::{BodyExt, Limited};
 
 use super::error::IngestError;
+use crate::server::body::OverBudget;
 
 /// Decompression of bodies larger than this moves off the async worker threads.
 const INLINE_DECODE_MAX: usize = 64 * 1024;
@@ -21,6 +22,8 @@ pub struct Limits {
     pub max_decompressed_bytes: u64,
     pub max_line_bytes: usize,
     pub body_read_timeout: Duration,
+    /// The `Retry-After` of a 503 for load: requests or body bytes in flight.
+    pub retry_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,11 +89,7 @@ where
         what: "body",
         limit: limits.max_body_bytes,
     };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limits.max_body_bytes) {
+    if declared_length(headers).is_some_and(|n| n > limits.max_body_bytes) {
         return Err(too_large);
     }
     let cap = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
@@ -101,8 +100,19 @@ where
     match collected {
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large),
+        Err(e) if e.is::<OverBudget>() => Err(IngestError::OverBudget {
+            retry_after: limits.retry_after,
+        }),
         Err(_) => Err(IngestError::BodyRead),
     }
+}
+
+/// The body's `Content-Length`, when it has a valid one.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
 }
 
 /// Runs CPU-heavy work on a body (decompression, protobuf decoding) inline when the body

@@ -52,6 +52,9 @@ pub enum IngestError {
     BadParameter(&'static str),
     #[error("too many requests in flight")]
     Shed { retry_after: Duration },
+    /// Over `server.max_inflight_body_bytes`, before the body is read or mid-body.
+    #[error("too many request body bytes in flight")]
+    OverBudget { retry_after: Duration },
     #[error("some lines were rejected")]
     Lines(LineCounts),
 }
@@ -143,7 +146,9 @@ impl IngestError {
             IngestError::Auth(AuthError::Missing | AuthError::Malformed | AuthError::Unknown) => {
                 StatusCode::UNAUTHORIZED
             }
-            IngestError::Submit(_) | IngestError::Shed { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Submit(_) | IngestError::Shed { .. } | IngestError::OverBudget { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             IngestError::NotFound => StatusCode::NOT_FOUND,
             IngestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -162,7 +167,9 @@ impl IngestError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             IngestError::Submit(e) => Some(e.retry_after()),
-            IngestError::Shed { retry_after } => Some(*retry_after),
+            IngestError::Shed { retry_after } | IngestError::OverBudget { retry_after } => {
+                Some(*retry_after)
+            }
             IngestError::Auth(AuthError::NotReady) => Some(Duration::from_secs(1)),
             _ => None,
         }

@@ -18,7 +18,6 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
@@ -28,6 +27,7 @@ use super::error::{Body, IngestError, LineCounts};
 use super::request::bearer_token;
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
+use crate::server::body::RequestBody;
 
 /// The `type` a log gets when the request names none (as the Logz.io listener).
 pub const DEFAULT_TYPE: &str = "http-bulk";
@@ -36,7 +36,7 @@ pub const MAX_TYPE_BYTES: usize = 256;
 /// Fields tollgate owns; a client-sent field of one of these names is dropped.
 const RESERVED_FIELDS: [&str; 4] = ["_account_id", "_token_id", "_kind", "_type"];
 
-pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
+pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
     let (parts, body) = req.into_parts();
     let params = Params::from_query(parts.uri.query())?;
     let token = params

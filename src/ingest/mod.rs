@@ -1,5 +1,5 @@
 //! The ingest routes: the service the public listener runs. It sheds load before any body
-//! is read, dispatches on `(method, path)`, turns every error into its one HTTP answer
+//! is read (requests in flight, and a declared body's bytes against the body budget), dispatches on `(method, path)`, turns every error into its one HTTP answer
 //! (`error.rs`), and counts each request by route and status.
 //!
 //! | route | file |
@@ -16,15 +16,15 @@ pub mod remote_write;
 pub mod request;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use http::{Method, Request, Response};
-use hyper::body::Incoming;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::forward::Forwarder;
 use crate::model::Route;
+use crate::server::body::RequestBody;
 use crate::telemetry::IngestMetrics;
 use crate::tokens::Tokens;
 pub use body::Limits;
@@ -37,7 +37,6 @@ pub struct Ingest {
     limits: Limits,
     /// Caps requests in flight; a failed `try_acquire` is a 503 before the body is read.
     in_flight: Semaphore,
-    retry_after: Duration,
     metrics: IngestMetrics,
 }
 
@@ -47,7 +46,6 @@ impl Ingest {
         forward: Forwarder,
         limits: Limits,
         max_concurrent_requests: usize,
-        retry_after: Duration,
         metrics: IngestMetrics,
     ) -> Ingest {
         Ingest {
@@ -55,13 +53,12 @@ impl Ingest {
             forward,
             limits,
             in_flight: Semaphore::new(max_concurrent_requests),
-            retry_after,
             metrics,
         }
     }
 
     /// Answers one request. Never fails: every error becomes its response here.
-    pub async fn serve(&self, req: Request<Incoming>) -> Response<Body> {
+    pub async fn serve(&self, mut req: Request<RequestBody>) -> Response<Body> {
         let started = Instant::now();
         let route = match req.uri().path() {
             "/" => Route::Logs,
@@ -77,11 +74,17 @@ impl Ingest {
             route = route.as_str(),
             token_id = tracing::field::Empty
         );
+        let retry_after = self.limits.retry_after;
+        // A body over `max_body_bytes` is left to its 413; it is never read.
+        let declared = body::declared_length(req.headers())
+            .filter(|&n| n <= self.limits.max_body_bytes)
+            .unwrap_or(0);
         let result = match self.in_flight.try_acquire() {
-            Ok(_permit) => self.dispatch(route, req).instrument(span.clone()).await,
-            Err(_) => Err(IngestError::Shed {
-                retry_after: self.retry_after,
-            }),
+            Err(_) => Err(IngestError::Shed { retry_after }),
+            Ok(_permit) => match req.body_mut().reserve(declared) {
+                Err(_) => Err(IngestError::OverBudget { retry_after }),
+                Ok(()) => self.dispatch(route, req).instrument(span.clone()).await,
+            },
         };
         let response = result.unwrap_or_else(|e| e.response(dialect));
         let elapsed = started.elapsed();
@@ -94,7 +97,7 @@ impl Ingest {
     async fn dispatch(
         &self,
         route: Route,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
     ) -> Result<Response<Body>, IngestError> {
         match (route, req.method()) {
             (Route::Unmatched, _) => Err(IngestError::NotFound),

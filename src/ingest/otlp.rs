@@ -27,7 +27,6 @@
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use prost::Message;
 
 use super::Ingest;
@@ -50,6 +49,7 @@ use crate::proto::otlp::metrics::v1::metric::Data;
 use crate::proto::otlp::metrics::v1::{HistogramDataPoint, Metric};
 use crate::proto::otlp::trace::v1::Span;
 use crate::proto::otlp_json::{self, OtlpMessage};
+use crate::server::body::RequestBody;
 
 /// The three OTLP signals, one per route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +60,7 @@ pub enum Signal {
 }
 
 pub async fn handle(
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     cx: &Ingest,
     signal: Signal,
 ) -> Result<Response<Body>, IngestError> {
@@ -72,7 +72,7 @@ pub async fn handle(
 }
 
 async fn export<T: Export>(
-    req: Request<Incoming>,
+    req: Request<RequestBody>,
     cx: &Ingest,
 ) -> Result<Response<Body>, IngestError> {
     let encoding = OtlpEncoding::from_headers(req.headers()).ok_or(IngestError::Unsupported {

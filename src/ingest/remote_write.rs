@@ -17,7 +17,6 @@
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use prost::Message;
 use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_field};
 
@@ -28,8 +27,9 @@ use super::request::bearer_token;
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::Kind;
 use crate::proto::prometheus::{Label, MetricMetadata, TimeSeries};
+use crate::server::body::RequestBody;
 
-pub async fn handle(req: Request<Incoming>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
+pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
     check_headers(req.headers())?;
     let info = cx
         .tokens

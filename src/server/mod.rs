@@ -15,9 +15,14 @@
 //!   (h2, whose pings and settings are not requests), a connection is closed gracefully
 //!   `idle_timeout` after its last request ended.
 //!
+//! A body a service leaves unread is drained on HTTP/1 before the connection is reused or
+//! closed, so a client that writes its whole body first still reads the answer
+//! (`body.rs`).
+//!
 //! It knows nothing of routes: it runs whatever service `app` hands it.
 
 pub mod admin;
+pub mod body;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -44,6 +49,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::telemetry::ConnMetrics;
+use body::{BodyBudget, Linger, RequestBody};
 
 /// Connection-level settings, from `[server]`.
 #[derive(Debug, Clone)]
@@ -51,7 +57,11 @@ pub struct ConnLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_header_bytes: usize,
+    /// Also bounds the drain of a body a service left unread (`body.rs`).
+    pub body_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// Bytes of bodies being read, shared by every connection (`body.rs`).
+    pub body_budget: Arc<BodyBudget>,
 }
 
 /// Serves `service` on `listener` until `shutdown` is cancelled, then drains.
@@ -63,7 +73,7 @@ pub async fn serve<F, Fut, B>(
     metrics: ConnMetrics,
     shutdown: CancellationToken,
 ) where
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<B>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -173,7 +183,7 @@ async fn serve_connection<IO, F, Fut, B>(
     shutdown: CancellationToken,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    F: Fn(Request<RequestBody>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<B>> + Send + 'static,
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -181,9 +191,22 @@ async fn serve_connection<IO, F, Fut, B>(
     let activity = Arc::new(Activity::new(accepted));
     let tracked = {
         let activity = Arc::clone(&activity);
-        hyper::service::service_fn(move |req| {
+        let drains_complete = metrics.drains_complete.clone();
+        let drains_cut = metrics.drains_cut.clone();
+        let within = limits.body_read_timeout;
+        let budget = Arc::clone(&limits.body_budget);
+        hyper::service::service_fn(move |req: Request<Incoming>| {
             let busy = activity.begin();
-            let response = service(req);
+            let (parts, incoming) = req.into_parts();
+            let linger = Linger {
+                within,
+                complete: drains_complete.clone(),
+                cut: drains_cut.clone(),
+                hold: Box::new(activity.hold()),
+            };
+            let budget = Arc::clone(&budget);
+            let body = RequestBody::new(incoming, parts.version, &parts.headers, linger, budget);
+            let response = service(Request::from_parts(parts, body));
             async move {
                 let response = response.await;
                 drop(busy);
@@ -314,6 +337,12 @@ impl Activity {
         self.begun.fetch_add(1, Ordering::Relaxed);
         self.head_ms.store(0, Ordering::Relaxed);
         self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+        BusyGuard(Arc::clone(self))
+    }
+
+    /// Marks the connection busy without beginning a request: a body being drained.
+    fn hold(self: &Arc<Self>) -> BusyGuard {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
         BusyGuard(Arc::clone(self))
     }
 
