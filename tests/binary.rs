@@ -106,7 +106,7 @@ fn spawn_for_small_bombs(dir: &std::path::Path) -> common::process::Process {
 }
 
 /// A small gzip body of millions of `{}` lines decodes into a line each: refused (413)
-/// once the lines would cost 3 × the decompressed body, not after gigabytes.
+/// once the lines would cost 4 × the decompressed body, not after gigabytes.
 #[tokio::test]
 async fn a_body_of_tiny_lines_costs_a_bounded_multiple_of_its_size() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,7 +128,7 @@ async fn a_body_of_tiny_lines_costs_a_bounded_multiple_of_its_size() {
         "{}",
         String::from_utf8_lossy(&body)
     );
-    // The body (32 MiB) plus at most 3 × 32 MiB of lines (a growing Vec may hold twice
+    // The body (32 MiB) plus at most 4 × 32 MiB of lines (a growing Vec may hold twice
     // what it uses while it doubles). Unbounded, 11 million lines cost over a gigabyte.
     assert!(growth_mib < 300, "peak RSS grew by {growth_mib} MiB");
 }

@@ -514,8 +514,10 @@ async fn bodies_over_the_inflight_byte_budget_are_shed_with_503() {
     })
     .await;
     let inflight = || server.metric("tollgate_inflight_body_bytes");
-    // Two slow uploads declare 1.5 MiB each and send 100 KiB of it.
-    let body = b"{\"a\":1}\n".repeat(3 * MIB / 16);
+    // Two slow uploads declare 1.5 MiB each (of 64-byte lines) and send 100 KiB of it.
+    let line = format!("{{\"msg\":\"{}\"}}\n", "x".repeat(53));
+    let body = line.repeat(3 * MIB / 2 / line.len()).into_bytes();
+    assert_eq!(body.len(), 3 * MIB / 2);
     let mut slow = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(server.addr).await.unwrap();

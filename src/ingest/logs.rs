@@ -144,8 +144,8 @@ const LINE_COST: usize = std::mem::size_of::<Slice>() + std::mem::size_of::<Byte
 
 /// The lines of a body may cost at most this many times the body in memory (plus
 /// `LINES_COST_FLOOR`): a body of millions of tiny lines (`{}`) is refused rather than
-/// turned into gigabytes of bookkeeping. Lines of ~30 bytes or more never reach it.
-pub const LINES_COST_FACTOR: usize = 3;
+/// turned into gigabytes of bookkeeping. Lines of ~25 bytes or more never reach it.
+pub const LINES_COST_FACTOR: usize = 4;
 const LINES_COST_FLOOR: usize = 1 << 20;
 
 /// A body whose lines would cost more memory than `LINES_COST_FACTOR` allows.
@@ -159,7 +159,7 @@ impl From<TooManyLines> for IngestError {
     fn from(e: TooManyLines) -> IngestError {
         IngestError::TooLarge {
             what: "the memory for this body's lines (56 bytes a line, plus rewrites; at most \
-                   3 times the decompressed body + 1 MiB: send fewer, longer lines)",
+                   4 times the decompressed body + 1 MiB: send fewer, longer lines)",
             limit: e.limit as u64,
         }
     }
