@@ -221,6 +221,35 @@ async fn remote_write_is_decoded_one_series_at_a_time() {
     assert!(growth_mib < 128, "peak RSS grew by {growth_mib} MiB");
 }
 
+/// After a burst of large requests (`ack = "disk"`) the gateway gives the memory back:
+/// the spool's frame buffer does not keep the largest group's size.
+#[tokio::test]
+async fn memory_taken_by_a_burst_is_given_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = spawn(
+        dir.path(),
+        "max_body_bytes = 4194304\nmax_decompressed_bytes = 67108864",
+        &file_sink_sections(dir.path(), "disk"),
+        "info",
+    );
+    let line = format!("{{\"message\":\"{}\"}}\n", "x".repeat(90));
+    let body = gzip(line.repeat((48 << 20) / line.len()).as_bytes());
+    let before = p.rss_kib() / 1024;
+    let url = format!("http://{}/?token={LOGS_TOKEN}", p.addr);
+    let gzipped = [("content-encoding", "gzip".to_string())];
+    let sends = (0..2).map(|_| send(url.clone(), &gzipped, body.clone()));
+    for (status, _) in futures_util::future::join_all(sends).await {
+        assert_eq!(status, StatusCode::OK);
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (idle, peak) = (p.rss_kib() / 1024, p.peak_rss_kib() / 1024);
+    eprintln!("RSS {before} MiB before, peak {peak} MiB, {idle} MiB 3 s after two 48 MiB bodies");
+    assert!(
+        idle < before + 48,
+        "{idle} MiB idle after the burst (was {before})"
+    );
+}
+
 #[tokio::test]
 async fn gzip_bomb_is_refused_without_inflating_it_in_memory() {
     let dir = tempfile::tempdir().unwrap();

@@ -87,6 +87,9 @@ impl FileSink {
     }
 }
 
+/// Capacity the encode buffer keeps between batches.
+const KEEP_BUF_BYTES: usize = 4 << 20;
+
 impl State {
     fn write(&mut self, batch: &Batch) -> io::Result<()> {
         let mut buf = std::mem::take(&mut self.buf);
@@ -95,6 +98,9 @@ impl State {
             encode(&part.envelope, &part.payloads, &mut buf);
         }
         let result = self.append(batch.kind, &buf);
+        // One large request makes a large batch: keep a few MiB of the buffer, not that.
+        buf.clear();
+        buf.shrink_to(KEEP_BUF_BYTES);
         self.buf = buf;
         result
     }

@@ -25,6 +25,10 @@ use crate::private_files;
 /// Appends taken into one group commit at most.
 const MAX_GROUP: usize = 8192;
 
+/// Capacity the frame buffer keeps between groups: enough for the usual group, not the
+/// largest one seen.
+const KEEP_BUF_BYTES: usize = 4 << 20;
+
 /// One request's records on their way to the writer, and where to answer it.
 pub(super) struct Append {
     pub(super) batch: RecordBatch,
@@ -118,6 +122,11 @@ impl Writer {
             .file
             .write_all(&self.buf)
             .and_then(|()| self.file.sync_data());
+        let frames_len = self.buf.len() as u64;
+        // A group of large requests grows the buffer to its size: give that back rather
+        // than hold the largest group's size for the life of the process.
+        self.buf.clear();
+        self.buf.shrink_to(KEEP_BUF_BYTES);
         self.fsync_seconds.observe(started.elapsed().as_secs_f64());
         if let Err(e) = written {
             tracing::error!(error = %e, segment = self.segment, "spool: write or fsync failed");
@@ -129,8 +138,8 @@ impl Writer {
             return;
         }
         self.next_seq += group.len() as u64;
-        self.len += self.buf.len() as u64;
-        self.unacked.appended(self.buf.len() as u64, records);
+        self.len += frames_len;
+        self.unacked.appended(frames_len, records);
         self.writable.store(true, Ordering::Relaxed);
         let end = Position {
             segment: self.segment,
