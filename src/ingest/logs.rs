@@ -399,6 +399,17 @@ mod tests {
     }
 
     #[test]
+    fn numbers_beyond_an_f64_are_valid_json_and_forwarded_as_sent() {
+        // Found by the `logs_lines` fuzz target: a line `serde_json::Value` refuses.
+        let lines = split(b"{\t\"\"\t:33333333E313 }\n");
+        assert_eq!(lines.counts.successful_lines, 1);
+        assert_eq!(
+            &lines.payloads[0][..],
+            b"{\"type\":\"nginx\",\t\"\"\t:33333333E313 }"
+        );
+    }
+
+    #[test]
     fn final_newline_makes_no_empty_line_and_crlf_ends_lines() {
         for body in [
             &b"{\"a\":1}\nplain"[..],
