@@ -42,6 +42,54 @@ impl fmt::Display for Kind {
     }
 }
 
+/// What an account holds: log management (main or sub-account), metrics, tracing or
+/// security data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountType {
+    Logs,
+    Metrics,
+    Tracing,
+    Security,
+}
+
+impl AccountType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccountType::Logs => "logs",
+            AccountType::Metrics => "metrics",
+            AccountType::Tracing => "tracing",
+            AccountType::Security => "security",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AccountType> {
+        match s {
+            "logs" => Some(AccountType::Logs),
+            "metrics" => Some(AccountType::Metrics),
+            "tracing" => Some(AccountType::Tracing),
+            "security" => Some(AccountType::Security),
+            _ => None,
+        }
+    }
+
+    /// The kind of shipping token an account of this type holds: log and security accounts
+    /// receive logs, metrics accounts metrics, tracing accounts traces.
+    pub fn shipping_kind(self) -> Kind {
+        match self {
+            AccountType::Logs | AccountType::Security => Kind::Logs,
+            AccountType::Metrics => Kind::Metrics,
+            AccountType::Tracing => Kind::Traces,
+        }
+    }
+
+    /// Metrics and tracing accounts have no API tokens of their own: their main account's
+    /// tokens manage them. Main, sub and security accounts have their own.
+    pub fn has_own_api_tokens(self) -> bool {
+        matches!(self, AccountType::Logs | AccountType::Security)
+    }
+}
+
 /// An account's numeric id. Never a metric label: there are too many of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -36,51 +36,8 @@ impl Plan {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AccountType {
-    Logs,
-    Metrics,
-    Tracing,
-    Security,
-}
-
-impl AccountType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountType::Logs => "logs",
-            AccountType::Metrics => "metrics",
-            AccountType::Tracing => "tracing",
-            AccountType::Security => "security",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<AccountType> {
-        match s {
-            "logs" => Some(AccountType::Logs),
-            "metrics" => Some(AccountType::Metrics),
-            "tracing" => Some(AccountType::Tracing),
-            "security" => Some(AccountType::Security),
-            _ => None,
-        }
-    }
-
-    /// The kind of shipping token an account of this type holds: log and security accounts
-    /// receive logs, metrics accounts metrics, tracing accounts traces.
-    pub fn shipping_kind(self) -> Kind {
-        match self {
-            AccountType::Logs | AccountType::Security => Kind::Logs,
-            AccountType::Metrics => Kind::Metrics,
-            AccountType::Tracing => Kind::Traces,
-        }
-    }
-
-    /// Metrics and tracing accounts have no API tokens of their own: their main account's
-    /// tokens manage them. Main, sub and security accounts have their own.
-    pub fn has_own_api_tokens(self) -> bool {
-        matches!(self, AccountType::Logs | AccountType::Security)
-    }
-}
+/// Defined with the other shared domain types; the feed carries it to gateways.
+pub use crate::model::AccountType;
 
 /// The plan in force now: a running trial has what pro has.
 pub fn effective_plan(plan: Plan, trial_ends_at: Option<i64>, now_secs: i64) -> Plan {

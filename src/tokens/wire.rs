@@ -6,6 +6,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use super::digest::Digest;
+pub use crate::model::AccountType;
 use crate::model::{AccountId, Kind, TokenId};
 
 /// A whole token table: a snapshot file, the persisted last-good copy, or
@@ -88,16 +89,6 @@ pub struct GrantAccount {
     /// accounts they own — work: `None` for ever (pro, enterprise), a trial's end, or 0
     /// (community). Owned accounts follow their main account's and carry `None`.
     pub api_tokens_usable_until_ms: Option<u64>,
-}
-
-/// The control plane's account types (its `rules::AccountType`, spelled the same).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AccountType {
-    Logs,
-    Metrics,
-    Tracing,
-    Security,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

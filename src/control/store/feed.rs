@@ -253,13 +253,7 @@ fn account_id(value: i64, column: &'static str) -> Result<AccountId, StoreError>
 
 fn grant_account(r: &AnyRow) -> Result<GrantAccount, StoreError> {
     let kind: String = r.try_get("type")?;
-    let account_type = match kind.as_str() {
-        "logs" => AccountType::Logs,
-        "metrics" => AccountType::Metrics,
-        "tracing" => AccountType::Tracing,
-        "security" => AccountType::Security,
-        _ => return Err(corrupt("accounts.type", kind)),
-    };
+    let account_type = AccountType::parse(&kind).ok_or_else(|| corrupt("accounts.type", &kind))?;
     let owner: Option<i64> = r.try_get("owner_id")?;
     let usable_until = match owner {
         // Owned accounts follow their main account's plan and trial.
