@@ -102,23 +102,24 @@ fn no_deletes() -> Value {
     json!({"accounts": [], "api_tokens": [], "shared_tokens": []})
 }
 
-async fn every_grant_change_moves_the_feed(backend: Backend, test: &str) {
-    let Some(cp) = ControlPlane::start(backend, test).await else {
-        return;
-    };
+/// Both tests' account: a pro main account with its API token, a metrics account, a
+/// sub-account made not searchable, a filter and a shared token using it.
+struct Acme {
+    main: i64,
+    api: String,
+    metrics: Value,
+    sub: i64,
+    filter: Value,
+    expires: u64,
+    shared_id: i64,
+    shared_secret: String,
+}
+
+async fn acme(cp: &ControlPlane) -> Acme {
     let acme = cp
         .create_account(json!({"accountName": "acme", "plan": "pro"}))
         .await;
     let (main, api) = (id(&acme, "accountId"), secret(&acme, "apiToken"));
-    let trial_ends = i64::try_from(now_ms() / 1000).unwrap() + 3600;
-    let trial = cp
-        .create_account(
-            json!({"accountName": "trial", "plan": "community", "trialEndsAt": trial_ends}),
-        )
-        .await;
-    let free = cp
-        .create_account(json!({"accountName": "free", "plan": "community"}))
-        .await;
     let metrics = cp
         .create_account(
             json!({"accountName": "acme-metrics", "type": "metrics", "ownerAccountId": main}),
@@ -152,6 +153,41 @@ async fn every_grant_change_moves_the_feed(backend: Backend, test: &str) {
         )
         .await;
     let (shared_id, shared_secret) = (id(&shared, "id"), secret(&shared, "token"));
+    Acme {
+        main,
+        api,
+        metrics,
+        sub,
+        filter,
+        expires,
+        shared_id,
+        shared_secret,
+    }
+}
+
+async fn every_grant_change_moves_the_feed(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let Acme {
+        main,
+        api,
+        metrics,
+        sub,
+        filter,
+        expires,
+        shared_id,
+        shared_secret,
+    } = acme(&cp).await;
+    let trial_ends = i64::try_from(now_ms() / 1000).unwrap() + 3600;
+    let trial = cp
+        .create_account(
+            json!({"accountName": "trial", "plan": "community", "trialEndsAt": trial_ends}),
+        )
+        .await;
+    let free = cp
+        .create_account(json!({"accountName": "free", "plan": "community"}))
+        .await;
 
     // Without `?grants=true` the snapshot has the shape gateways from before grants know.
     let (_, plain) = cp.feed("/v1/feed/snapshot").await;
@@ -498,44 +534,17 @@ async fn a_gateway_follows_grants_within_two_seconds_and_through_an_outage(
     let Some(mut cp) = ControlPlane::start(backend, test).await else {
         return;
     };
-    let acme = cp
-        .create_account(json!({"accountName": "acme", "plan": "pro"}))
-        .await;
-    let (main, api) = (id(&acme, "accountId"), secret(&acme, "apiToken"));
-    let metrics = cp
-        .create_account(
-            json!({"accountName": "acme-metrics", "type": "metrics", "ownerAccountId": main}),
-        )
-        .await;
+    let Acme {
+        main,
+        api,
+        metrics,
+        sub,
+        filter,
+        expires,
+        shared_id,
+        shared_secret,
+    } = acme(&cp).await;
     let metrics = id(&metrics, "accountId");
-    let sub = cp
-        .api(
-            Method::POST,
-            SUBS,
-            &api,
-            Some(json!({"accountName": "acme-eu", "searchable": false})),
-        )
-        .await;
-    let sub = id(&sub, "accountId");
-    let filter = cp
-        .api(
-            Method::POST,
-            "/v1/shared-tokens/filters",
-            &api,
-            Some(json!({"description": "web", "field": "service", "value": "web"})),
-        )
-        .await;
-    let expires = now_ms() + 3_600_000;
-    let shared = cp
-        .api(
-            Method::POST,
-            "/v1/shared-tokens",
-            &api,
-            Some(json!({"tokenName": "support", "filters": [filter["id"]],
-                        "expirationDate": expires})),
-        )
-        .await;
-    let (shared_id, shared_secret) = (id(&shared, "id"), secret(&shared, "token"));
     let to_u64 = |id: i64| u64::try_from(id).unwrap();
 
     let dir: PathBuf = tempfile::tempdir().unwrap().keep();

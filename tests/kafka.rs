@@ -21,13 +21,7 @@ use hyper_util::rt::TokioExecutor;
 use tollgate::config::{Ack, Config, SinkConfig};
 
 fn kafka_sink(c: &mut Config, broker: &Broker) {
-    c.sink = SinkConfig::Kafka {
-        brokers: broker.addr.clone(),
-        topic_logs: "tollgate-logs".to_string(),
-        topic_metrics: "tollgate-metrics".to_string(),
-        topic_traces: "tollgate-traces".to_string(),
-        kafka: BTreeMap::from([("linger.ms".to_string(), "2".to_string())]),
-    };
+    c.sink = broker.sink();
 }
 
 fn ids(records: &[kafka::Record]) -> Vec<u64> {

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -18,7 +17,7 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use tollgate::config::{Ack, Config, SinkConfig, TailSource};
+use tollgate::config::{Ack, Config, TailSource};
 
 /// Within this, a change on the control plane must have reached an open stream.
 const PROPAGATION: Duration = Duration::from_secs(2);
@@ -616,13 +615,7 @@ async fn a_kafka_source_shows_what_every_gateway_ingested() {
     let (account, api, token) = cp.account("acme").await;
     let (_, _, other_token) = cp.account("other").await;
     let through_kafka = |c: &mut Config| {
-        c.sink = SinkConfig::Kafka {
-            brokers: broker.addr.clone(),
-            topic_logs: "tollgate-logs".to_string(),
-            topic_metrics: "tollgate-metrics".to_string(),
-            topic_traces: "tollgate-traces".to_string(),
-            kafka: BTreeMap::from([("linger.ms".to_string(), "2".to_string())]),
-        };
+        c.sink = broker.sink();
         c.tail.source = TailSource::Kafka;
     };
     let tailed = gateway(&cp, through_kafka).await;

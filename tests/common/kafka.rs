@@ -157,6 +157,17 @@ impl Broker {
         )
     }
 
+    /// The Kafka sink, pointed at this broker's standard topics.
+    pub fn sink(&self) -> tollgate::config::SinkConfig {
+        tollgate::config::SinkConfig::Kafka {
+            brokers: self.addr.clone(),
+            topic_logs: "tollgate-logs".to_string(),
+            topic_metrics: "tollgate-metrics".to_string(),
+            topic_traces: "tollgate-traces".to_string(),
+            kafka: BTreeMap::from([("linger.ms".to_string(), "2".to_string())]),
+        }
+    }
+
     /// Every message in `topic`, read from the beginning of each partition to its end.
     pub fn consume(&self, topic: &str) -> Vec<Record> {
         consume(&self.addr, topic)
