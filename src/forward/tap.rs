@@ -54,13 +54,18 @@ impl Interest {
 
     /// Whether two subscribers want the same batches of an account they both read.
     fn same_filter(&self, other: &Interest) -> bool {
-        let needles = |i: &Interest| {
-            i.clauses
-                .iter()
-                .map(|c| c.iter().map(|f| f.needle().to_vec()).collect::<Vec<_>>())
-                .collect::<Vec<_>>()
+        let same_clause = |a: &Vec<memmem::Finder<'static>>, b: &Vec<memmem::Finder<'static>>| {
+            a.iter()
+                .map(|f| f.needle())
+                .eq(b.iter().map(|f| f.needle()))
         };
-        self.kind == other.kind && needles(self) == needles(other)
+        self.kind == other.kind
+            && self.clauses.len() == other.clauses.len()
+            && self
+                .clauses
+                .iter()
+                .zip(&other.clauses)
+                .all(|(a, b)| same_clause(a, b))
     }
 
     /// Whether some payload of `batch` could be wanted. Only plain JSON lines are searched:
