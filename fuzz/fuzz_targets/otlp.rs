@@ -1,14 +1,32 @@
-//! OTLP decoding and validation for the three signals, protobuf and JSON: never panics;
-//! a body refused for its decoded size was never decoded, and a forwarded payload decodes.
+//! OTLP decoding and validation for the three signals, protobuf and JSON, through
+//! `ingest::otlp::prepare` (the decoded-size check included): never panics, and what it
+//! forwards passes again whole — every record accepted, none dropped — so a payload
+//! re-encoded after dropping records is still valid OTLP of the same count.
 #![no_main]
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use tollgate::ingest::otlp::prepare;
+use tollgate::ingest::otlp::{Export, Prepared, prepare};
 use tollgate::ingest::request::OtlpEncoding;
 use tollgate::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use tollgate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use tollgate::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+
+fn check<T: Export>(body: Bytes, encoding: OtlpEncoding) {
+    let Ok(Prepared { payload, verdict }) = prepare::<T>(body, encoding) else {
+        return;
+    };
+    let Some(payload) = payload else {
+        assert_eq!(verdict.accepted, 0, "accepted records are forwarded");
+        return;
+    };
+    let again = prepare::<T>(payload, encoding).expect("a forwarded payload decodes");
+    assert_eq!(again.verdict.accepted, verdict.accepted);
+    assert_eq!(
+        again.verdict.rejected, 0,
+        "a forwarded payload holds no bad record"
+    );
+}
 
 fuzz_target!(|data: &[u8]| {
     let Some((&which, raw)) = data.split_first() else {
@@ -20,9 +38,9 @@ fuzz_target!(|data: &[u8]| {
     } else {
         OtlpEncoding::Json
     };
-    let _ = match (which >> 1) % 3 {
-        0 => prepare::<ExportTraceServiceRequest>(body, encoding),
-        1 => prepare::<ExportLogsServiceRequest>(body, encoding),
-        _ => prepare::<ExportMetricsServiceRequest>(body, encoding),
-    };
+    match (which >> 1) % 3 {
+        0 => check::<ExportTraceServiceRequest>(body, encoding),
+        1 => check::<ExportLogsServiceRequest>(body, encoding),
+        _ => check::<ExportMetricsServiceRequest>(body, encoding),
+    }
 });

@@ -221,8 +221,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Parses and validates a change-feed answer: the token delta and, when the answer has
-/// grants, theirs.
-fn parse_changes(body: &[u8]) -> Result<(Delta, Option<GrantDelta>), FeedError> {
+/// grants, theirs. Public for the `feed_changes` fuzz target.
+#[doc(hidden)]
+pub fn parse_changes(body: &[u8]) -> Result<(Delta, Option<GrantDelta>), FeedError> {
     let changes: Changes =
         serde_json::from_slice(body).map_err(|e| FeedError::Body(e.to_string()))?;
     let grants = changes

@@ -14,6 +14,8 @@
 
 mod cursor;
 mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 mod reader;
 mod unacked;
 mod writer;

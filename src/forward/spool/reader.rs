@@ -165,20 +165,20 @@ impl Reader {
     }
 }
 
-struct Step {
-    entries: Vec<ReadEntry>,
-    next: Position,
-    corrupt_frames: u64,
+pub(super) struct Step {
+    pub(super) entries: Vec<ReadEntry>,
+    pub(super) next: Position,
+    pub(super) corrupt_frames: u64,
     /// Bytes of corrupt or undecodable frames passed over.
-    skipped_bytes: u64,
+    pub(super) skipped_bytes: u64,
     /// Bytes cut off a torn tail.
-    torn_bytes: u64,
+    pub(super) torn_bytes: u64,
 }
 
 /// Reads whole frames from `from` up to `end` (a later segment: to the end of this one),
 /// at most `READ_STEP_BYTES`. In the boot `tail` segment, a corrupt end with no valid frame
 /// after it is truncated.
-fn read_step(dir: &Path, from: Position, end: Position, tail: bool) -> io::Result<Step> {
+pub(super) fn read_step(dir: &Path, from: Position, end: Position, tail: bool) -> io::Result<Step> {
     let mut step = Step {
         entries: Vec::new(),
         next: from,
