@@ -5,8 +5,9 @@
 use std::io::Read;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
+use futures_util::FutureExt;
 use http::{HeaderMap, header};
 use http_body_util::{BodyExt, Limited};
 
@@ -93,19 +94,53 @@ where
         return Err(too_large);
     }
     let cap = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
-    let collected =
-        tokio::time::timeout(limits.body_read_timeout, Limited::new(body, cap).collect())
-            .await
-            .map_err(|_| IngestError::BodyTimeout(limits.body_read_timeout))?;
-    match collected {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large),
-        Err(e) if e.is::<OverBudget>() => Err(IngestError::OverBudget {
-            retry_after: limits.retry_after,
-        }),
-        Err(_) => Err(IngestError::BodyRead),
-    }
+    let deadline = tokio::time::Instant::now() + limits.body_read_timeout;
+    collect(Limited::new(body, cap), deadline)
+        .await
+        .map_err(|e| match e {
+            None => IngestError::BodyTimeout(limits.body_read_timeout),
+            Some(e) if e.is::<http_body_util::LengthLimitError>() => too_large,
+            Some(e) if e.is::<OverBudget>() => IngestError::OverBudget {
+                retry_after: limits.retry_after,
+            },
+            Some(_) => IngestError::BodyRead,
+        })
 }
+
+/// The body's bytes, by `deadline` (`Err(None)` past it). Frames already received are
+/// taken without arming a timer, and a body of one frame (most small requests) is
+/// returned as it came, without a copy.
+async fn collect<B>(body: B, deadline: tokio::time::Instant) -> Result<Bytes, Option<BoxError>>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
+    loop {
+        let frame = match body.as_mut().frame().now_or_never() {
+            Some(frame) => frame,
+            None => tokio::time::timeout_at(deadline, body.as_mut().frame())
+                .await
+                .map_err(|_| None)?,
+        };
+        let Some(frame) = frame else { break };
+        let Ok(data) = frame.map_err(|e| Some(e.into()))?.into_data() else {
+            continue; // trailers
+        };
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            held => {
+                joined.extend_from_slice(&held.unwrap_or_default());
+                joined.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| joined.freeze()))
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body's `Content-Length`, when it has a valid one.
 pub fn declared_length(headers: &HeaderMap) -> Option<u64> {

@@ -88,11 +88,21 @@ impl<'q> Params<'q> {
     fn from_query(query: Option<&'q str>) -> Result<Params<'q>, IngestError> {
         let mut token = None;
         let mut log_type = None;
-        for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            match &*key {
-                "token" if token.is_none() => token = Some(value),
-                "type" if log_type.is_none() => log_type = Some(value),
-                _ => {}
+        let mut take = |key: &str, value: Cow<'q, str>| match key {
+            "token" if token.is_none() => token = Some(value),
+            "type" if log_type.is_none() => log_type = Some(value),
+            _ => {}
+        };
+        let query = query.unwrap_or("");
+        if memchr::memchr2(b'%', b'+', query.as_bytes()).is_some() {
+            for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+                take(&key, value);
+            }
+        } else {
+            // Nothing to decode (the common case): the same pairs, borrowed as they are.
+            for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                take(key, Cow::Borrowed(value));
             }
         }
         let log_type = match log_type {
@@ -225,6 +235,8 @@ pub fn split_lines(
             } else if keys.has_type {
                 slices.push(Slice::Body(offset, offset + trimmed.len()));
             } else {
+                // One allocation for this line's pieces, not one for each.
+                rewritten.reserve(trimmed.len() + type_json.len() + 16);
                 let from = rewritten.len();
                 rewritten.extend_from_slice(b"{\"type\":");
                 rewritten.extend_from_slice(&type_json);
@@ -236,6 +248,7 @@ pub fn split_lines(
                 slices.push(Slice::Rewritten(from, rewritten.len()));
             }
         } else {
+            rewritten.reserve(trimmed.len() + type_json.len() + 32);
             let from = rewritten.len();
             rewritten.extend_from_slice(b"{\"message\":");
             let text = String::from_utf8_lossy(trimmed);
@@ -515,5 +528,35 @@ mod tests {
         assert_eq!(p.log_type, "nginx");
         let long = format!("type={}", "x".repeat(10_000));
         assert!(Params::from_query(Some(&long)).is_err());
+    }
+
+    #[test]
+    fn a_query_with_nothing_to_decode_reads_as_form_urlencoded_reads_it() {
+        for query in [
+            "token=abc&type=nginx",
+            "&&token=abc&&type=x&",
+            "token&type=y",
+            "type=a=b&token=t=u",
+            "token=&type=",
+            "x=1&token=t&token=u&type=v&type=w",
+            "TOKEN=a&Type=b",
+        ] {
+            let (mut token, mut log_type) = (None, None);
+            for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+                match &*key {
+                    "token" if token.is_none() => token = Some(value.into_owned()),
+                    "type" if log_type.is_none() => log_type = Some(value.into_owned()),
+                    _ => {}
+                }
+            }
+            let params = Params::from_query(Some(query)).unwrap();
+            assert_eq!(params.token.as_deref(), token.as_deref(), "{query}");
+            let log_type = log_type.filter(|t| !t.is_empty());
+            assert_eq!(
+                params.log_type,
+                log_type.as_deref().unwrap_or(DEFAULT_TYPE),
+                "{query}"
+            );
+        }
     }
 }

@@ -16,10 +16,10 @@ pub mod remote_write;
 pub mod request;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use http::{Method, Request, Response};
-use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::forward::Forwarder;
@@ -35,8 +35,10 @@ pub struct Ingest {
     tokens: Arc<Tokens>,
     forward: Forwarder,
     limits: Limits,
-    /// Caps requests in flight; a failed `try_acquire` is a 503 before the body is read.
-    in_flight: Semaphore,
+    /// Requests in flight, at most `max_in_flight`; past it a 503 before the body is read.
+    /// An atomic, not a semaphore: it is only tried, and a semaphore's release locks.
+    in_flight: AtomicUsize,
+    max_in_flight: usize,
     metrics: IngestMetrics,
 }
 
@@ -52,7 +54,8 @@ impl Ingest {
             tokens,
             forward,
             limits,
-            in_flight: Semaphore::new(max_concurrent_requests),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: max_concurrent_requests,
             metrics,
         }
     }
@@ -79,9 +82,9 @@ impl Ingest {
         let declared = body::declared_length(req.headers())
             .filter(|&n| n <= self.limits.max_body_bytes)
             .unwrap_or(0);
-        let result = match self.in_flight.try_acquire() {
-            Err(_) => Err(IngestError::Shed { retry_after }),
-            Ok(_permit) => match req.body_mut().reserve(declared) {
+        let result = match InFlight::enter(&self.in_flight, self.max_in_flight) {
+            None => Err(IngestError::Shed { retry_after }),
+            Some(_in_flight) => match req.body_mut().reserve(declared) {
                 Err(_) => Err(IngestError::OverBudget { retry_after }),
                 Ok(()) => self.dispatch(route, req).instrument(span.clone()).await,
             },
@@ -108,5 +111,26 @@ impl Ingest {
             (Route::OtlpTraces, _) => otlp::handle(req, self, otlp::Signal::Traces).await,
             (Route::RemoteWrite, _) => remote_write::handle(req, self).await,
         }
+    }
+}
+
+/// One request counted in flight until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    /// Counts a request in, unless `max` are in flight already.
+    fn enter(count: &'a AtomicUsize, max: usize) -> Option<InFlight<'a>> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()
+            .map(|_| InFlight(count))
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -193,7 +193,16 @@ struct Field {
 struct MessageType {
     fields: Vec<Field>,
     by_json_name: HashMap<String, usize>,
-    by_number: HashMap<u32, usize>,
+    /// Indexed by field number (OTLP's are small): looked up for every field on the wire,
+    /// where hashing the number cost more than the rest of the walk.
+    by_number: Vec<Option<usize>>,
+}
+
+impl MessageType {
+    /// The index in `fields` of field `number`, if the message has one.
+    fn field(&self, number: u32) -> Option<usize> {
+        self.by_number.get(number as usize).copied().flatten()
+    }
 }
 
 struct Schema {
@@ -278,7 +287,11 @@ fn build_schema(set: &descriptor::FileDescriptorSet) -> Schema {
                 };
                 let index = message.fields.len();
                 message.by_json_name.insert(json_name.clone(), index);
-                message.by_number.insert(number, index);
+                let slot = number as usize;
+                if message.by_number.len() <= slot {
+                    message.by_number.resize(slot + 1, None);
+                }
+                message.by_number[slot] = Some(index);
                 message.fields.push(Field {
                     json_name: json_name.clone(),
                     number,
@@ -528,7 +541,7 @@ fn wire_to_json(message: &MessageType, mut buf: &[u8], out: &mut Vec<u8>) -> Res
             }
             WireType::StartGroup | WireType::EndGroup => return Err(WireError),
         };
-        let Some(&index) = message.by_number.get(&number) else {
+        let Some(index) = message.field(number) else {
             continue; // unknown field
         };
         match fields.iter_mut().find(|(i, _)| *i == index) {
@@ -707,10 +720,7 @@ fn message_cost(
                 let len = usize::try_from(decode_varint(&mut buf)?).map_err(|_| WireError)?;
                 let (bytes, rest) = buf.split_at_checked(len).ok_or(WireError)?;
                 buf = rest;
-                let ty = message
-                    .by_number
-                    .get(&number)
-                    .map(|&i| message.fields[i].ty);
+                let ty = message.field(number).map(|i| message.fields[i].ty);
                 match ty {
                     Some(Type::Message(index)) => {
                         *cost += MESSAGE_COST;

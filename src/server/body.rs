@@ -24,6 +24,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,7 +34,6 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use prometheus::{IntCounter, IntGauge};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The most a lingering drain reads and discards: above the bodies real senders send
 /// (the Logz.io handlers' 10 MiB, a 50 MiB batch), below what makes draining a cost.
@@ -48,11 +48,13 @@ pub struct RequestBody {
     budget: Budgeted,
 }
 
-/// The bytes of bodies being read, across connections. One permit is one KiB, so a
-/// `u32` count of permits covers any body.
+/// The bytes of bodies being read, across connections: a counter that is only ever
+/// tried, never waited on, so an atomic and not a semaphore (whose release takes a lock
+/// on every request).
 #[derive(Debug)]
 pub struct BodyBudget {
-    permits: Arc<Semaphore>,
+    taken: AtomicU64,
+    max: u64,
     /// Bytes taken now: `tollgate_inflight_body_bytes`.
     gauge: IntGauge,
 }
@@ -65,7 +67,7 @@ pub struct OverBudget;
 /// One body's share of the budget: what it holds and what it has received.
 struct Budgeted {
     budget: Arc<BodyBudget>,
-    held: Option<OwnedSemaphorePermit>,
+    held: u64,
     received: u64,
 }
 
@@ -99,7 +101,7 @@ impl RequestBody {
             linger: lingers.then_some(linger),
             budget: Budgeted {
                 budget,
-                held: None,
+                held: 0,
                 received: 0,
             },
         }
@@ -114,39 +116,50 @@ impl RequestBody {
 
 impl BodyBudget {
     pub fn new(max_bytes: u64, gauge: IntGauge) -> BodyBudget {
-        let permits = usize::try_from(max_bytes.div_ceil(1024))
-            .unwrap_or(usize::MAX)
-            .min(Semaphore::MAX_PERMITS);
         BodyBudget {
-            permits: Arc::new(Semaphore::new(permits)),
+            taken: AtomicU64::new(0),
+            max: max_bytes,
             gauge,
         }
+    }
+
+    /// Takes `bytes` if the budget has them.
+    fn try_take(&self, bytes: u64) -> bool {
+        let taken = self
+            .taken
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+                taken.checked_add(bytes).filter(|&sum| sum <= self.max)
+            })
+            .is_ok();
+        if taken {
+            self.gauge.add(i64::try_from(bytes).unwrap_or(i64::MAX));
+        }
+        taken
+    }
+
+    fn give_back(&self, bytes: u64) {
+        self.taken.fetch_sub(bytes, Ordering::AcqRel);
+        self.gauge.sub(i64::try_from(bytes).unwrap_or(i64::MAX));
     }
 }
 
 impl Budgeted {
     /// Holds at least `bytes` of the budget, taking the difference from it.
     fn hold_at_least(&mut self, bytes: u64) -> Result<(), OverBudget> {
-        let want = u32::try_from(bytes.div_ceil(1024)).map_err(|_| OverBudget)?;
-        let held = self.held.as_ref().map_or(0, |p| p.num_permits() as u32);
-        if want <= held {
+        if bytes <= self.held {
             return Ok(());
         }
-        let more = Arc::clone(&self.budget.permits)
-            .try_acquire_many_owned(want - held)
-            .map_err(|_| OverBudget)?;
-        self.budget.gauge.add(i64::from(want - held) * 1024);
-        match self.held.as_mut() {
-            Some(held) => held.merge(more),
-            None => self.held = Some(more),
+        if !self.budget.try_take(bytes - self.held) {
+            return Err(OverBudget);
         }
+        self.held = bytes;
         Ok(())
     }
 
     /// Gives back all the body holds.
     fn release(&mut self) {
-        if let Some(held) = self.held.take() {
-            self.budget.gauge.sub(held.num_permits() as i64 * 1024);
+        if self.held > 0 {
+            self.budget.give_back(std::mem::take(&mut self.held));
         }
     }
 }

@@ -15,6 +15,11 @@
 //!   (h2, whose pings and settings are not requests), a connection is closed gracefully
 //!   `idle_timeout` after its last request ended.
 //!
+//! Requests never wake the connection's task or touch its timer: they only store when
+//! they began and ended. The one timer is checked when it fires, and re-armed at the
+//! deadline or within the shorter of the two timeouts, whichever comes first, as a head
+//! or a request may move the deadline earlier at any time.
+//!
 //! A body a service leaves unread is drained on HTTP/1 before the connection is reused or
 //! closed, so a client that writes its whole body first still reads the answer
 //! (`body.rs`).
@@ -31,10 +36,11 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use http::{Request, Response};
 use http_body::Body;
 use hyper::body::Incoming;
@@ -42,10 +48,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 use tokio_util::task::TaskTracker;
 
 use crate::telemetry::ConnMetrics;
@@ -206,7 +211,9 @@ async fn serve_connection<IO, F, Fut, B>(
             };
             let budget = Arc::clone(&budget);
             let body = RequestBody::new(incoming, parts.version, &parts.headers, linger, budget);
-            let response = service(Request::from_parts(parts, body));
+            // Boxed: hyper moves the request's future as it stores it, and a handler's
+            // future is kilobytes (measured: 8,000 instructions of memcpy a request).
+            let response = Box::pin(service(Request::from_parts(parts, body)));
             async move {
                 let response = response.await;
                 drop(busy);
@@ -221,14 +228,12 @@ async fn serve_connection<IO, F, Fut, B>(
     };
     let conn = builder.serve_connection(TokioIo::new(io), tracked);
     tokio::pin!(conn);
+    let mut stop = Stop::new(&shutdown);
+    // One timer per connection, re-armed only when it fires: requests never touch it.
+    let check = tokio::time::sleep_until(activity.next_check(limits, Instant::now()));
+    tokio::pin!(check);
     let mut closing = false;
     loop {
-        let deadline = if closing {
-            None
-        } else {
-            activity.deadline(limits)
-        };
-        let changed = activity.changed.notified();
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
@@ -238,24 +243,23 @@ async fn serve_connection<IO, F, Fut, B>(
                 }
                 return;
             }
-            _ = shutdown.cancelled(), if !closing => {
+            _ = &mut stop, if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            // A request ended or a head began: the deadline moved.
-            _ = changed => {}
-            _ = tokio::time::sleep_until(deadline.map_or_else(Instant::now, |d| d.at())), if deadline.is_some() => {
+            _ = check.as_mut(), if !closing => {
+                let now = Instant::now();
                 match activity.deadline(limits) {
-                    Some(Deadline::Head(at)) if at <= Instant::now() => {
+                    Some(Deadline::Head(at)) if at <= now => {
                         metrics.error("timeout");
                         tracing::debug!("request head not received within the header read timeout");
                         return; // dropping the connection closes it
                     }
-                    Some(Deadline::Idle(at)) if at <= Instant::now() => {
+                    Some(Deadline::Idle(at)) if at <= now => {
                         conn.as_mut().graceful_shutdown();
                         closing = true;
                     }
-                    _ => {}
+                    _ => check.as_mut().reset(activity.next_check(limits, now)),
                 }
             }
         }
@@ -275,21 +279,18 @@ fn classify(e: &(dyn std::error::Error + 'static)) -> &'static str {
 
 /// The connection's state as the timeouts see it: requests in flight, when the last one
 /// began or ended, whether a head has begun, whether it speaks h2. Per connection, so no
-/// state is shared between connections.
+/// state is shared between connections; written by requests, read when the timer fires.
 struct Activity {
     in_flight: AtomicUsize,
     /// Requests begun on this connection.
     begun: AtomicU64,
-    /// Milliseconds since `base` at the last request start or end.
+    /// Milliseconds since `base` at the end of the last request.
     last_ms: AtomicU64,
     /// Milliseconds since `base`, plus one, at the first byte read with no request in
     /// flight (a head has begun); 0 when none has.
     head_ms: AtomicU64,
     /// The client sent the HTTP/2 preface.
     h2: AtomicBool,
-    /// Woken when the deadline may have moved later or earlier: a request ended, a head
-    /// began.
-    changed: Notify,
     /// When the connection was accepted.
     base: Instant,
 }
@@ -303,14 +304,6 @@ enum Deadline {
     Idle(Instant),
 }
 
-impl Deadline {
-    fn at(self) -> Instant {
-        match self {
-            Deadline::Head(at) | Deadline::Idle(at) => at,
-        }
-    }
-}
-
 impl Activity {
     fn new(accepted: Instant) -> Activity {
         Activity {
@@ -319,7 +312,6 @@ impl Activity {
             last_ms: AtomicU64::new(0),
             head_ms: AtomicU64::new(0),
             h2: AtomicBool::new(false),
-            changed: Notify::new(),
             base: accepted,
         }
     }
@@ -335,8 +327,8 @@ impl Activity {
     fn begin(self: &Arc<Self>) -> BusyGuard {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.begun.fetch_add(1, Ordering::Relaxed);
+        // `last_ms` waits for the end: no deadline runs while a request is in flight.
         self.head_ms.store(0, Ordering::Relaxed);
-        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
         BusyGuard(Arc::clone(self))
     }
 
@@ -353,7 +345,6 @@ impl Activity {
         {
             self.head_ms
                 .store(self.now_ms().saturating_add(1), Ordering::Relaxed);
-            self.changed.notify_one();
         }
     }
 
@@ -375,6 +366,19 @@ impl Activity {
             self.at_ms(self.last_ms.load(Ordering::Relaxed)) + limits.idle_timeout,
         ))
     }
+
+    /// When to look at the deadline next: at it, or sooner, as the deadline may move
+    /// earlier without the timer knowing: a head may begin on an idle connection (its
+    /// deadline `header_read_timeout` later), a request may begin and end (its idle
+    /// deadline `idle_timeout` after the end). Looking again within the shorter timeout
+    /// of `now` catches both in time.
+    fn next_check(&self, limits: &ConnLimits, now: Instant) -> Instant {
+        let soon = now + limits.header_read_timeout.min(limits.idle_timeout);
+        match self.deadline(limits) {
+            Some(Deadline::Head(at) | Deadline::Idle(at)) => at.min(soon),
+            None => soon,
+        }
+    }
 }
 
 /// Marks a request in flight on its connection until dropped.
@@ -384,7 +388,66 @@ impl Drop for BusyGuard {
     fn drop(&mut self) {
         self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.0.last_ms.store(self.0.now_ms(), Ordering::Relaxed);
-        self.0.changed.notify_one();
+    }
+}
+
+/// Shutdown as a connection waits for it. Every connection shares one token, and polling
+/// its future takes the token's lock twice; a connection's task is polled on every
+/// request, and `select!` polls each branch. So the token's future is polled with a waker
+/// of its own, once, and again only after that waker fired: other polls cost two atomics.
+struct Stop<'a> {
+    cancelled: Pin<Box<WaitForCancellationFuture<'a>>>,
+    signal: Arc<StopSignal>,
+    waker: Waker,
+    /// The token's future must be polled (first poll, or its waker fired).
+    due: bool,
+}
+
+/// The waker the token's future holds: it marks the signal and wakes the connection.
+struct StopSignal {
+    fired: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for StopSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.fired.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<'a> Stop<'a> {
+    fn new(token: &'a CancellationToken) -> Stop<'a> {
+        let signal = Arc::new(StopSignal {
+            fired: AtomicBool::new(false),
+            task: AtomicWaker::new(),
+        });
+        Stop {
+            cancelled: Box::pin(token.cancelled()),
+            waker: Waker::from(Arc::clone(&signal)),
+            signal,
+            due: true,
+        }
+    }
+}
+
+impl Future for Stop<'_> {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        this.signal.task.register(cx.waker());
+        if !this.due && !this.signal.fired.swap(false, Ordering::AcqRel) {
+            return Poll::Pending;
+        }
+        this.due = false;
+        this.cancelled
+            .as_mut()
+            .poll(&mut Context::from_waker(&this.waker))
     }
 }
 
