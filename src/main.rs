@@ -16,7 +16,7 @@ const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// glibc keeps what is freed in its per-thread arenas: after a broker outage, the replay of
 /// the backlog left 300+ MiB resident for good (docs/performance/soak-2026-11-28.md), and
 /// `malloc_trim(0)` brought it back to 26 MiB. A thread of its own trims every
-/// `TRIM_EVERY`; a trim walks the arenas' free lists, a few milliseconds at most.
+/// `TRIM_EVERY`, off the request path.
 fn give_freed_memory_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -132,7 +132,12 @@ where
         match first.take() {
             None if joined.is_empty() => first = Some(data),
             held => {
-                joined.extend_from_slice(&held.unwrap_or_default());
+                if let Some(held) = held {
+                    // Room for what is declared to come, so the buffer grows once.
+                    let rest = usize::try_from(body.size_hint().lower()).unwrap_or(0);
+                    joined.reserve(held.len() + data.len() + rest);
+                    joined.extend_from_slice(&held);
+                }
                 joined.extend_from_slice(&data);
             }
         }
