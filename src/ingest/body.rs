@@ -108,8 +108,10 @@ where
 }
 
 /// The body's bytes, by `deadline` (`Err(None)` past it). Frames already received are
-/// taken without arming a timer, and a body of one frame (most small requests) is
-/// returned as it came, without a copy.
+/// taken without arming a timer. A body of one frame (most small requests) is copied once:
+/// as it came it is a slice of the connection's read buffer, and kept that way (an OTLP
+/// request is forwarded as sent) it would hold the whole buffer, 8 KiB or more, while it
+/// waits for the sink, and make the connection allocate a new buffer for its next read.
 async fn collect<B>(body: B, deadline: tokio::time::Instant) -> Result<Bytes, Option<BoxError>>
 where
     B: http_body::Body<Data = Bytes>,
@@ -142,7 +144,10 @@ where
             }
         }
     }
-    Ok(first.unwrap_or_else(|| joined.freeze()))
+    Ok(match first {
+        Some(only) => Bytes::copy_from_slice(&only),
+        None => joined.freeze(),
+    })
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
