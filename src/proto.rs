@@ -4,7 +4,8 @@
 //!
 //! - OTLP: the official generated messages of `opentelemetry-proto` (prost), and
 //!   [`otlp_json`], their OTLP/JSON encoding by the proto3 JSON rules (camelCase keys, hex
-//!   trace/span ids, enums as integers, 64-bit integers and doubles as numbers or strings).
+//!   trace/span ids, enums as integers, 64-bit integers and doubles as numbers or strings),
+//!   and [`otlp_wire`], their protobuf walked without decoding (cost, records, soundness).
 //! - `google.rpc.Status`: the body of every OTLP error answer.
 //! - Prometheus remote_write 1.0 (`prometheus.WriteRequest`, from Prometheus's
 //!   `prompb/types.proto` and `remote.proto`), defined here with prost derive: no
@@ -15,6 +16,7 @@
 pub use opentelemetry_proto::tonic as otlp;
 
 pub mod otlp_json;
+pub mod otlp_wire;
 
 /// `google.rpc.Status`, the error body of OTLP/HTTP. `details` (field 3) is never sent.
 #[derive(Clone, PartialEq, prost::Message)]

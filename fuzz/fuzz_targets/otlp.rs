@@ -1,7 +1,10 @@
 //! OTLP decoding and validation for the three signals, protobuf and JSON, through
 //! `ingest::otlp::prepare` (the decoded-size check included): never panics, and what it
 //! forwards passes again whole — every record accepted, none dropped — so a payload
-//! re-encoded after dropping records is still valid OTLP of the same count.
+//! re-encoded after dropping records is still valid OTLP of the same count. For protobuf,
+//! the wire walk that lets a clean request skip decoding agrees with prost: what it calls
+//! clean decodes, with the records it counted, and `prepare`'s verdict is the one the
+//! decoded tree gives.
 #![no_main]
 
 use bytes::Bytes;
@@ -11,11 +14,26 @@ use tollgate::ingest::request::OtlpEncoding;
 use tollgate::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use tollgate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use tollgate::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use tollgate::proto::otlp_wire;
 
 fn check<T: Export>(body: Bytes, encoding: OtlpEncoding) {
+    let tree = match encoding {
+        OtlpEncoding::Protobuf => T::decode(body.clone()).ok().map(|mut t| t.retain_valid()),
+        OtlpEncoding::Json => None,
+    };
+    if encoding == OtlpEncoding::Protobuf
+        && let Some(walked) = otlp_wire::walk::<T>(&body, |_| true)
+        && walked.clean
+    {
+        let tree = tree.as_ref().expect("a clean walk is a body prost decodes");
+        assert_eq!(tree.accepted + tree.rejected, walked.records);
+    }
     let Ok(Prepared { payload, verdict }) = prepare::<T>(body, encoding) else {
         return;
     };
+    if let Some(tree) = tree {
+        assert_eq!(verdict, tree, "the wire walk judges as the decoded tree does");
+    }
     let Some(payload) = payload else {
         assert_eq!(verdict.accepted, 0, "accepted records are forwarded");
         return;

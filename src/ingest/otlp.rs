@@ -45,10 +45,11 @@ use crate::proto::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
 use crate::proto::otlp::logs::v1::LogRecord;
+use crate::proto::otlp::metrics::v1::Metric;
 use crate::proto::otlp::metrics::v1::metric::Data;
-use crate::proto::otlp::metrics::v1::{HistogramDataPoint, Metric};
 use crate::proto::otlp::trace::v1::Span;
 use crate::proto::otlp_json::{self, OtlpMessage};
+use crate::proto::otlp_wire::{self, Record};
 use crate::server::body::RequestBody;
 
 /// The three OTLP signals, one per route.
@@ -157,9 +158,38 @@ pub struct Prepared {
     pub verdict: Verdict,
 }
 
-/// Decodes `body`, drops the records that break a rule and re-encodes only if it dropped
-/// some: an all-valid request is forwarded as the bytes it came in.
+/// Checks `body` and drops the records that break a rule. Protobuf is first walked on the
+/// wire (`otlp_wire`): when prost would decode it and every record passes — nearly always —
+/// it is forwarded as it came without being decoded. Otherwise it is decoded, and
+/// re-encoded only if records were dropped.
 pub fn prepare<T: Export>(body: Bytes, encoding: OtlpEncoding) -> Result<Prepared, IngestError> {
+    let budget = DECODED_FACTOR * body.len() + DECODED_FLOOR;
+    let (cost, walked) = match encoding {
+        OtlpEncoding::Protobuf => {
+            let walked = otlp_wire::walk::<T>(&body, |r| record_error(&r).is_none());
+            // A body that does not walk is left to prost to name the error.
+            (walked.map_or(0, |w| w.cost), walked)
+        }
+        OtlpEncoding::Json => (
+            otlp_json::json_containers(&body) * JSON_CONTAINER_COST,
+            None,
+        ),
+    };
+    if cost > budget {
+        return Err(IngestError::TooLarge {
+            what: "the decoded form of this request (at most 16 times the body + 1 MiB: send \
+                   fewer records per request)",
+            limit: budget as u64,
+        });
+    }
+    if let Some(walked) = walked.filter(|w| w.clean) {
+        let verdict = Verdict {
+            accepted: walked.records,
+            ..Verdict::default()
+        };
+        let payload = (walked.records > 0).then_some(body);
+        return Ok(Prepared { payload, verdict });
+    }
     let mut export = decode::<T>(&body, encoding)?;
     let verdict = export.retain_valid();
     let payload = if verdict.accepted == 0 {
@@ -181,28 +211,15 @@ pub fn prepare<T: Export>(body: Bytes, encoding: OtlpEncoding) -> Result<Prepare
 
 /// A request's decoded form may take at most this many times its (decompressed) body in
 /// memory, plus `DECODED_FLOOR`, as counted before anything is decoded. Protobuf is
-/// counted by `otlp_json::decoded_cost`: a real request counts 3–6 times its wire size, a
-/// body of empty messages (`0a 00` repeated) 32. OTLP/JSON is parsed into a JSON tree
-/// first, so each object or array counts `JSON_CONTAINER_COST` (a tree node, its map, the
-/// message it becomes): a real request counts up to ~10 times its text, `[{},{},…]` 85.
+/// counted by `otlp_wire::walk`: a real request counts 3–6 times its wire size, a body of
+/// empty messages (`0a 00` repeated) 32. OTLP/JSON is parsed into a JSON tree first, so
+/// each object or array counts `JSON_CONTAINER_COST` (a tree node, its map, the message it
+/// becomes): a real request counts up to ~10 times its text, `[{},{},…]` 85.
 const DECODED_FACTOR: usize = 16;
 const DECODED_FLOOR: usize = 1 << 20;
 const JSON_CONTAINER_COST: usize = 256;
 
 fn decode<T: Export>(body: &Bytes, encoding: OtlpEncoding) -> Result<T, IngestError> {
-    let budget = DECODED_FACTOR * body.len() + DECODED_FLOOR;
-    let cost = match encoding {
-        // A body that does not walk as protobuf is left to the decoder to name the error.
-        OtlpEncoding::Protobuf => otlp_json::decoded_cost::<T>(body).unwrap_or(0),
-        OtlpEncoding::Json => otlp_json::json_containers(body) * JSON_CONTAINER_COST,
-    };
-    if cost > budget {
-        return Err(IngestError::TooLarge {
-            what: "the decoded form of this request (at most 16 times the body + 1 MiB: send \
-                   fewer records per request)",
-            limit: budget as u64,
-        });
-    }
     match encoding {
         OtlpEncoding::Protobuf => T::decode(body.clone()).map_err(|e| {
             IngestError::BadPayload(format!("body is not a protobuf {}: {e}", T::MESSAGE))
@@ -350,12 +367,34 @@ impl Export for ExportMetricsServiceRequest {
     }
 }
 
+/// The rule a record read off the wire breaks, if any: the same rules as below, which
+/// judge decoded records.
+fn record_error(record: &Record<'_>) -> Option<&'static str> {
+    match *record {
+        Record::Span {
+            trace_id,
+            span_id,
+            parent_span_id,
+        } => span_ids_error(trace_id, span_id, parent_span_id),
+        Record::LogRecord { trace_id, span_id } => log_ids_error(trace_id, span_id),
+        Record::Metric { name, .. } => metric_name_error(name),
+        Record::HistogramPoint {
+            bucket_counts,
+            explicit_bounds,
+        } => histogram_shape_error(bucket_counts, explicit_bounds),
+    }
+}
+
 fn span_error(span: &Span) -> Option<&'static str> {
-    if !is_valid_id(&span.trace_id, 16) {
+    span_ids_error(&span.trace_id, &span.span_id, &span.parent_span_id)
+}
+
+fn span_ids_error(trace_id: &[u8], span_id: &[u8], parent_span_id: &[u8]) -> Option<&'static str> {
+    if !is_valid_id(trace_id, 16) {
         Some("trace_id must be 16 bytes, not all zero")
-    } else if !is_valid_id(&span.span_id, 8) {
+    } else if !is_valid_id(span_id, 8) {
         Some("span_id must be 8 bytes, not all zero")
-    } else if !(span.parent_span_id.is_empty() || span.parent_span_id.len() == 8) {
+    } else if !(parent_span_id.is_empty() || parent_span_id.len() == 8) {
         Some("parent_span_id must be empty or 8 bytes")
     } else {
         None
@@ -363,9 +402,13 @@ fn span_error(span: &Span) -> Option<&'static str> {
 }
 
 fn log_error(record: &LogRecord) -> Option<&'static str> {
-    if !(record.trace_id.is_empty() || record.trace_id.len() == 16) {
+    log_ids_error(&record.trace_id, &record.span_id)
+}
+
+fn log_ids_error(trace_id: &[u8], span_id: &[u8]) -> Option<&'static str> {
+    if !(trace_id.is_empty() || trace_id.len() == 16) {
         Some("trace_id must be empty or 16 bytes")
-    } else if !(record.span_id.is_empty() || record.span_id.len() == 8) {
+    } else if !(span_id.is_empty() || span_id.len() == 8) {
         Some("span_id must be empty or 8 bytes")
     } else {
         None
@@ -376,17 +419,25 @@ fn is_valid_id(id: &[u8], len: usize) -> bool {
     id.len() == len && id.iter().any(|&b| b != 0)
 }
 
+fn metric_name_error(name: &[u8]) -> Option<&'static str> {
+    name.is_empty().then_some("metric name must not be empty")
+}
+
 /// Judges a metric's data points; `false` drops the metric (no name, or none left).
 fn retain_valid_points(metric: &mut Metric, verdict: &mut Verdict) -> bool {
     let points = data_points(metric);
-    if metric.name.is_empty() {
-        verdict.judge_many(points, Some("metric name must not be empty"));
+    if let Some(error) = metric_name_error(metric.name.as_bytes()) {
+        verdict.judge_many(points, Some(error));
         return false;
     }
     match &mut metric.data {
         Some(Data::Histogram(h)) => {
-            h.data_points
-                .retain(|p| verdict.judge(histogram_point_error(p)));
+            h.data_points.retain(|p| {
+                verdict.judge(histogram_shape_error(
+                    p.bucket_counts.len() as u64,
+                    p.explicit_bounds.len() as u64,
+                ))
+            });
             points == 0 || !h.data_points.is_empty()
         }
         _ => {
@@ -396,9 +447,8 @@ fn retain_valid_points(metric: &mut Metric, verdict: &mut Verdict) -> bool {
     }
 }
 
-fn histogram_point_error(point: &HistogramDataPoint) -> Option<&'static str> {
-    let ok = point.bucket_counts.is_empty()
-        || point.bucket_counts.len() == point.explicit_bounds.len() + 1;
+fn histogram_shape_error(bucket_counts: u64, explicit_bounds: u64) -> Option<&'static str> {
+    let ok = bucket_counts == 0 || bucket_counts == explicit_bounds + 1;
     (!ok).then_some("histogram bucket_counts must have one more entry than explicit_bounds")
 }
 
@@ -418,7 +468,7 @@ fn data_points(metric: &Metric) -> u64 {
 mod tests {
     use super::*;
     use crate::proto::otlp::metrics::v1::{
-        Gauge, Histogram, NumberDataPoint, ResourceMetrics, ScopeMetrics,
+        Gauge, Histogram, HistogramDataPoint, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
     use crate::proto::otlp::trace::v1::{ResourceSpans, ScopeSpans};
 

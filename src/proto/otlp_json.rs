@@ -159,7 +159,7 @@ mod descriptor {
 
 /// A field's type, as proto3 JSON treats it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Type {
+pub(super) enum Type {
     Double,
     Float,
     Int64,
@@ -182,17 +182,17 @@ enum Type {
     Message(usize),
 }
 
-struct Field {
+pub(super) struct Field {
     json_name: String,
-    number: u32,
-    repeated: bool,
-    ty: Type,
+    pub(super) number: u32,
+    pub(super) repeated: bool,
+    pub(super) ty: Type,
 }
 
 #[derive(Default)]
-struct MessageType {
-    fields: Vec<Field>,
-    by_json_name: HashMap<String, usize>,
+pub(super) struct MessageType {
+    pub(super) fields: Vec<Field>,
+    pub(super) by_json_name: HashMap<String, usize>,
     /// Indexed by field number (OTLP's are small): looked up for every field on the wire,
     /// where hashing the number cost more than the rest of the walk.
     by_number: Vec<Option<usize>>,
@@ -200,27 +200,31 @@ struct MessageType {
 
 impl MessageType {
     /// The index in `fields` of field `number`, if the message has one.
-    fn field(&self, number: u32) -> Option<usize> {
+    pub(super) fn field(&self, number: u32) -> Option<usize> {
         self.by_number.get(number as usize).copied().flatten()
     }
 }
 
-struct Schema {
-    messages: Vec<MessageType>,
+pub(super) struct Schema {
+    pub(super) messages: Vec<MessageType>,
     by_name: HashMap<String, usize>,
 }
 
 impl Schema {
     fn root(&self, full_name: &str) -> &MessageType {
-        let index = self
+        &self.messages[self.index(full_name)]
+    }
+
+    /// The index in `messages` of a message type of opentelemetry-proto.
+    pub(super) fn index(&self, full_name: &str) -> usize {
+        *self
             .by_name
             .get(full_name)
-            .expect("every OtlpMessage is in opentelemetry-proto's descriptors");
-        &self.messages[*index]
+            .expect("every OtlpMessage is in opentelemetry-proto's descriptors")
     }
 }
 
-fn schema() -> &'static Schema {
+pub(super) fn schema() -> &'static Schema {
     static SCHEMA: LazyLock<Schema> = LazyLock::new(|| {
         let set = descriptor::FileDescriptorSet::decode(opentelemetry_proto::DESCRIPTORS)
             .expect("opentelemetry-proto ships valid descriptors");
@@ -506,7 +510,7 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
 
 /// A protobuf wire value, borrowed from the message bytes.
 #[derive(Clone, Copy)]
-enum Wire<'a> {
+pub(super) enum Wire<'a> {
     Varint(u64),
     Fixed64([u8; 8]),
     Fixed32([u8; 4]),
@@ -515,7 +519,7 @@ enum Wire<'a> {
 
 /// Malformed protobuf: prost's own output never is.
 #[derive(Debug)]
-struct WireError;
+pub(super) struct WireError;
 
 impl From<prost::DecodeError> for WireError {
     fn from(_: prost::DecodeError) -> WireError {
@@ -607,7 +611,7 @@ fn is_packable(ty: Type) -> bool {
     )
 }
 
-fn take<const N: usize>(buf: &mut &[u8]) -> Result<[u8; N], WireError> {
+pub(super) fn take<const N: usize>(buf: &mut &[u8]) -> Result<[u8; N], WireError> {
     let (head, rest) = buf.split_first_chunk::<N>().ok_or(WireError)?;
     *buf = rest;
     Ok(*head)
@@ -669,74 +673,7 @@ fn write_str(s: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(out, s).expect("a str serializes");
 }
 
-// === what a decoded request costs ===
-
-/// What decoding a message into its Rust structs takes, roughly, per message: about a
-/// `KeyValue` with its `AnyValue`, the most numerous (`Span` is larger, and rarer).
-/// Strings and bytes add their length, numbers 8 bytes each.
-const MESSAGE_COST: usize = 64;
-
-/// Nesting past this is refused, as prost refuses it.
-const MAX_DEPTH: usize = 100;
-
-/// The memory decoding `wire` (an `M`'s protobuf) into structs would take, counted by
-/// walking the wire format without building anything; `None` if it is not a well-formed
-/// protobuf. Ingest compares it with a budget before decoding, so a small body of
-/// millions of empty messages (`0a 00` repeated) is refused instead of decoded into
-/// gigabytes.
-pub fn decoded_cost<M: OtlpMessage>(wire: &[u8]) -> Option<usize> {
-    let schema = schema();
-    let mut cost = MESSAGE_COST;
-    message_cost(schema, schema.root(M::FULL_NAME), wire, 0, &mut cost).ok()?;
-    Some(cost)
-}
-
-fn message_cost(
-    schema: &Schema,
-    message: &MessageType,
-    mut buf: &[u8],
-    depth: usize,
-    cost: &mut usize,
-) -> Result<(), WireError> {
-    if depth > MAX_DEPTH {
-        return Err(WireError);
-    }
-    while !buf.is_empty() {
-        let (number, wire_type) = decode_key(&mut buf)?;
-        match wire_type {
-            WireType::Varint => {
-                decode_varint(&mut buf)?;
-                *cost += 8;
-            }
-            WireType::SixtyFourBit => {
-                take::<8>(&mut buf)?;
-                *cost += 8;
-            }
-            WireType::ThirtyTwoBit => {
-                take::<4>(&mut buf)?;
-                *cost += 8;
-            }
-            WireType::LengthDelimited => {
-                let len = usize::try_from(decode_varint(&mut buf)?).map_err(|_| WireError)?;
-                let (bytes, rest) = buf.split_at_checked(len).ok_or(WireError)?;
-                buf = rest;
-                let ty = message.field(number).map(|i| message.fields[i].ty);
-                match ty {
-                    Some(Type::Message(index)) => {
-                        *cost += MESSAGE_COST;
-                        message_cost(schema, &schema.messages[index], bytes, depth + 1, cost)?;
-                    }
-                    // Strings, bytes and packed numbers: about their length (a packed
-                    // varint takes 1 byte on the wire and 8 decoded: 8 per byte, at most).
-                    Some(ty) if is_packable(ty) => *cost += 8 * bytes.len(),
-                    _ => *cost += bytes.len(),
-                }
-            }
-            WireType::StartGroup | WireType::EndGroup => return Err(WireError),
-        }
-    }
-    Ok(())
-}
+// === what a JSON request costs ===
 
 /// Objects and arrays in a JSON text, counted by a scan that builds nothing (structure
 /// inside strings is skipped): each becomes a node of the parsed tree and, mostly, a
@@ -889,21 +826,6 @@ mod tests {
         assert_eq!(p["explicitBounds"], serde_json::json!(["Infinity"]));
         assert_eq!(p["sum"], 1.5);
         assert_eq!(h["aggregationTemporality"], 2);
-    }
-
-    #[test]
-    fn decoded_cost_counts_messages_without_decoding_them() {
-        use crate::proto::otlp::collector::trace::v1::ExportTraceServiceRequest as Traces;
-        // `0a 00`: one empty ResourceSpans, 2 bytes on the wire, a struct decoded.
-        let empties = [0x0a, 0x00].repeat(1000);
-        let cost = decoded_cost::<Traces>(&empties).unwrap();
-        assert_eq!(cost, MESSAGE_COST * 1001);
-        assert!(cost > 30 * empties.len());
-        assert_eq!(
-            decoded_cost::<Traces>(&[0x0a, 0x05, 0x00]),
-            None,
-            "truncated"
-        );
     }
 
     #[test]
