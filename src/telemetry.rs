@@ -210,7 +210,7 @@ pub struct SinkMetrics {
 #[derive(Clone)]
 pub struct BatcherMetrics {
     pub sink: SinkMetrics,
-    /// Payload bytes accepted but not yet written by the sink.
+    /// Memory held by records accepted but not yet written by the sink.
     pub queue_bytes: IntGauge,
 }
 
@@ -416,7 +416,7 @@ impl Telemetry {
 
         let queue_bytes = IntGauge::new(
             "tollgate_queue_bytes",
-            "Payload bytes accepted but not yet written by the sink.",
+            "Memory held by records accepted but not yet written by the sink: payload and bookkeeping.",
         )
         .expect("valid metric");
         let spool = SpoolMetrics {

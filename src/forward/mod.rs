@@ -67,13 +67,22 @@ struct Queue {
     budget: Arc<Semaphore>,
     /// The whole budget; an entry larger than it takes all of it (an empty queue).
     capacity: u32,
+    /// `tollgate_queue_bytes`: set when an entry takes its share (here) and when the
+    /// batcher gives it back, so a stalled sink shows as a full queue.
+    level: prometheus::IntGauge,
 }
 
 impl Queue {
     fn permits_for(&self, batch: &RecordBatch) -> u32 {
-        u32::try_from(batch.payload_bytes().max(1))
+        u32::try_from(batch.held_bytes())
             .unwrap_or(u32::MAX)
             .min(self.capacity)
+    }
+
+    /// Publishes how much of the budget is taken.
+    fn show_level(&self) {
+        let taken = self.capacity as usize - self.budget.available_permits();
+        self.level.set(i64::try_from(taken).unwrap_or(i64::MAX));
     }
 }
 
@@ -132,6 +141,7 @@ impl Forwarder {
                             SubmitError::ShuttingDown { retry_after }
                         }
                     })?;
+                queue.show_level();
                 queue
                     .tx
                     .send(Queued {
@@ -232,6 +242,7 @@ pub fn start(
         tx,
         budget: Arc::new(Semaphore::new(capacity as usize)),
         capacity,
+        level: batcher_metrics.queue_bytes.clone(),
     };
     let batcher_stop = CancellationToken::new();
     let retry_after = config.retry_after_secs;
@@ -328,6 +339,7 @@ async fn feed(mut reader: spool::Reader, queue: Queue, stop: CancellationToken) 
                     _ = stop.cancelled() => return,
                 },
             };
+            queue.show_level();
             let queued = Queued {
                 batch: entry.batch,
                 permit,

@@ -520,7 +520,10 @@ fn packed_len(wire: WireType, mut packed: &[u8]) -> Option<u64> {
             return Some(n);
         }
     };
-    packed.len().is_multiple_of(size).then_some((packed.len() / size) as u64)
+    packed
+        .len()
+        .is_multiple_of(size)
+        .then_some((packed.len() / size) as u64)
 }
 
 #[cfg(test)]

@@ -127,7 +127,7 @@ pub struct Spool {
 }
 
 /// Opens (or creates) the spool in `dir` and starts the writer on a fresh segment. Up to
-/// `handoff_max_bytes` of payload fsynced but not yet taken by the reader is kept in
+/// `handoff_max_bytes` of records (their `held_bytes`) fsynced but not yet taken by the reader is kept in
 /// memory; past it, entries are read back from disk.
 pub fn open(
     dir: &Path,

@@ -25,8 +25,9 @@ use super::writer::Handoff;
 use super::{Position, ReadEntry, SpooledEntry, Unacked, segment_path};
 use crate::telemetry::SpoolReadMetrics;
 
-/// Bytes the reader hands over per step.
-const READ_STEP_BYTES: u64 = 8 << 20;
+/// Bytes the reader hands over per step. A step is decoded whole before the queue's budget
+/// is asked for, so this much (and its bookkeeping) is held outside that budget.
+const READ_STEP_BYTES: u64 = 1 << 20;
 
 /// The one ordered sequence of spooled entries the batcher sees. One per spool.
 pub struct Reader {

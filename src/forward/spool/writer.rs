@@ -40,7 +40,8 @@ pub(super) struct Handoff {
     /// Where the group's first frame starts and its last ends.
     pub(super) start: Position,
     pub(super) end: Position,
-    /// Payload bytes, charged to the handoff budget until the reader takes the group.
+    /// Memory the entries hold (`RecordBatch::held_bytes`), charged to the handoff budget
+    /// until the reader takes the group.
     pub(super) bytes: u64,
     pub(super) entries: Vec<ReadEntry>,
 }
@@ -94,7 +95,7 @@ impl Writer {
         self.buf.clear();
         self.spooled.clear();
         let mut records = 0u64;
-        let mut payload_bytes = 0u64;
+        let mut held_bytes = 0u64;
         let first_seq = self.next_seq;
         let start = Position {
             segment: self.segment,
@@ -106,7 +107,7 @@ impl Writer {
             encode_frame(seq, &append.batch, &mut self.buf);
             let n = append.batch.payloads.len() as u64;
             records += n;
-            payload_bytes += append.batch.payload_bytes() as u64;
+            held_bytes += append.batch.held_bytes() as u64;
             self.spooled.push(SpooledEntry {
                 seq,
                 end: Position {
@@ -149,7 +150,7 @@ impl Writer {
         // before publishing the durable end, so a reader that sees the new end and finds no
         // handoff waiting knows those entries are only on disk.
         let room =
-            self.handoff_bytes.load(Ordering::Relaxed) + payload_bytes <= self.handoff_max_bytes;
+            self.handoff_bytes.load(Ordering::Relaxed) + held_bytes <= self.handoff_max_bytes;
         let mut entries = Vec::with_capacity(if room { group.len() } else { 0 });
         for (append, spooled) in group.drain(..).zip(self.spooled.drain(..)) {
             self.done.push(append.done);
@@ -161,17 +162,15 @@ impl Writer {
             }
         }
         if room {
-            self.handoff_bytes
-                .fetch_add(payload_bytes, Ordering::Relaxed);
+            self.handoff_bytes.fetch_add(held_bytes, Ordering::Relaxed);
             let handoff = Handoff {
                 start,
                 end,
-                bytes: payload_bytes,
+                bytes: held_bytes,
                 entries,
             };
             if self.handoff.send(handoff).is_err() {
-                self.handoff_bytes
-                    .fetch_sub(payload_bytes, Ordering::Relaxed);
+                self.handoff_bytes.fetch_sub(held_bytes, Ordering::Relaxed);
             }
         }
         self.synced.send_replace(end);
