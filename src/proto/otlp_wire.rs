@@ -62,10 +62,9 @@ const SURE_DEPTH: usize = 64;
 /// on (a broken key, length or varint, a group, nesting past prost's limit): there is no
 /// cost to count, and prost names the error.
 pub fn walk<M: OtlpMessage>(wire: &[u8], passes: impl FnMut(Record<'_>) -> bool) -> Option<Walked> {
-    let plans = &*PLANS;
     let root = schema().index(M::FULL_NAME);
     let mut walk = Walk {
-        plans,
+        plans: &PLANS,
         cost: MESSAGE_COST,
         records: 0,
         clean: true,
@@ -143,11 +142,7 @@ impl Plan {
 }
 
 /// Each message type's plan, indexed like `Schema::messages`.
-struct Plans {
-    of: Vec<Plan>,
-}
-
-static PLANS: LazyLock<Plans> = LazyLock::new(|| {
+static PLANS: LazyLock<Vec<Plan>> = LazyLock::new(|| {
     let schema = schema();
     let mut of: Vec<Plan> = schema
         .messages
@@ -235,7 +230,7 @@ static PLANS: LazyLock<Plans> = LazyLock::new(|| {
             explicit_bounds: number(histogram_point, "explicitBounds"),
         },
     );
-    Plans { of }
+    of
 });
 
 /// What a role's rule reads from one message, gathered while walking it.
@@ -249,8 +244,8 @@ struct Seen<'a> {
     counts: [u64; 2],
 }
 
-struct Walk<'p, F> {
-    plans: &'p Plans,
+struct Walk<F> {
+    plans: &'static [Plan],
     cost: usize,
     records: u64,
     clean: bool,
@@ -266,7 +261,7 @@ struct Read<'a> {
     points: u64,
 }
 
-impl<F: FnMut(Record<'_>) -> bool> Walk<'_, F> {
+impl<F: FnMut(Record<'_>) -> bool> Walk<F> {
     /// Walks one message. `Ok(n)`: its data points if it is a `Points` message (what its
     /// `Metric` reads), 0 otherwise.
     fn message(&mut self, index: usize, mut buf: &[u8], depth: usize) -> Result<u64, WireError> {
@@ -274,7 +269,7 @@ impl<F: FnMut(Record<'_>) -> bool> Walk<'_, F> {
             return Err(WireError);
         }
         self.clean &= depth <= SURE_DEPTH;
-        let plan = &self.plans.of[index];
+        let plan = &self.plans[index];
         if plan.role == Role::Other {
             // Most messages (attributes and their values): checked and costed, no more.
             while !buf.is_empty() {
@@ -572,9 +567,8 @@ mod tests {
 
     #[test]
     fn roles_read_the_fields_the_rules_name() {
-        let plans = &*PLANS;
         let s = schema();
-        let role = |name: &str| plans.of[s.index(&format!("opentelemetry.proto.{name}"))].role;
+        let role = |name: &str| PLANS[s.index(&format!("opentelemetry.proto.{name}"))].role;
         assert_eq!(
             role("trace.v1.Span"),
             Role::Span {
