@@ -135,7 +135,8 @@ level = "warn"
 
     def start_gw(self):
         self.gw = subprocess.Popen([*self.wrap, self.binary, "serve", "--config", f"{self.work}/gw.toml"],
-                                   stdout=open(f"{self.work}/gw.log", "ab"), stderr=subprocess.STDOUT)
+                                   stdout=open(f"{self.work}/gw.log", "ab"), stderr=subprocess.STDOUT,
+                                   start_new_session=True)  # a group: a --wrap profiler and the gateway
         self.gw_started = time.time()
         wait_port(self.gw_port, "gateway", 120)
 
@@ -162,7 +163,10 @@ level = "warn"
         for p in (self.gw, self.cp, self.tansu):
             if p and p.poll() is None:
                 os.kill(p.pid, signal.SIGCONT)
-                p.terminate()
+                if p is self.gw:
+                    os.killpg(p.pid, signal.SIGTERM)
+                else:
+                    p.terminate()
                 try:
                     p.wait(20)
                 except subprocess.TimeoutExpired:
@@ -366,7 +370,7 @@ def main():
         os.kill(svc.tansu.pid, signal.SIGCONT)
         return f"spool to {peak / SPOOL_MAX:.0%} of high water in {time.time() - t0 - 10:.0f} s, held 10 s"
     def kill_gw():
-        os.kill(svc.gw.pid, signal.SIGKILL); svc.gw.wait()
+        os.killpg(svc.gw.pid, signal.SIGKILL); svc.gw.wait()
         lives.append(life); svc.start_gw()
         return "gateway kill -9, restarted"
     def restart_cp():
