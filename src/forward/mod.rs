@@ -81,7 +81,7 @@ impl Queue {
 
     /// Publishes how much of the budget is taken.
     fn show_level(&self) {
-        let taken = self.capacity as usize - self.budget.available_permits();
+        let taken = (self.capacity as usize).saturating_sub(self.budget.available_permits());
         self.level.set(i64::try_from(taken).unwrap_or(i64::MAX));
     }
 }

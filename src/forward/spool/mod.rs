@@ -127,8 +127,8 @@ pub struct Spool {
 }
 
 /// Opens (or creates) the spool in `dir` and starts the writer on a fresh segment. Up to
-/// `handoff_max_bytes` of records (their `held_bytes`) fsynced but not yet taken by the reader is kept in
-/// memory; past it, entries are read back from disk.
+/// `handoff_max_bytes` of records (their `held_bytes`) fsynced but not yet taken by the
+/// reader are kept in memory; past it, entries are read back from disk.
 pub fn open(
     dir: &Path,
     segment_bytes: u64,
