@@ -754,6 +754,60 @@ mod tests {
     }
 
     #[test]
+    fn a_metric_with_two_data_fields_is_left_to_prost() {
+        let gauge = |points: usize| {
+            Gauge {
+                data_points: vec![NumberDataPoint::default(); points],
+            }
+            .encode_to_vec()
+        };
+        // name "m", then `gauge` (field 5) twice: prost merges them into one of 3 points.
+        let mut metric = vec![0x0a, 1, b'm'];
+        for g in [gauge(1), gauge(2)] {
+            metric.extend([0x2a, g.len() as u8]);
+            metric.extend(g);
+        }
+        let wrap = |tag: u8, inner: &[u8]| [&[tag, inner.len() as u8][..], inner].concat();
+        let wire = wrap(0x0a, &wrap(0x12, &wrap(0x12, &metric)));
+        let walked = walk::<Metrics>(&wire, |_| true).unwrap();
+        assert!(!walked.clean);
+        let decoded = Metrics::decode(wire.as_slice()).unwrap();
+        let m = &decoded.resource_metrics[0].scope_metrics[0].metrics[0];
+        assert!(matches!(&m.data, Some(Data::Gauge(g)) if g.data_points.len() == 3));
+    }
+
+    #[test]
+    fn deep_nesting_is_left_to_prost() {
+        // An attribute whose value is a list holding a list … 40 deep: messages nested 85
+        // deep, past what the walk is sure of and within prost's limit of 100.
+        let mut value = AnyValue {
+            value: Some(any_value::Value::StringValue("x".into())),
+        };
+        for _ in 0..40 {
+            value = AnyValue {
+                value: Some(any_value::Value::ArrayValue(
+                    crate::proto::otlp::common::v1::ArrayValue {
+                        values: vec![value],
+                    },
+                )),
+            };
+        }
+        let wire = traces(vec![Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            attributes: vec![KeyValue {
+                key: "deep".into(),
+                value: Some(value),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }]);
+        let walked = walk::<Traces>(&wire, |_| true).unwrap();
+        assert_eq!((walked.records, walked.clean), (1, false));
+        assert!(Traces::decode(wire.as_slice()).is_ok());
+    }
+
+    #[test]
     fn ascii_is_found_in_every_byte_of_any_length() {
         for n in 0..40 {
             let ascii = vec![b'a'; n];
