@@ -102,14 +102,18 @@ impl Ingest {
         route: Route,
         req: Request<RequestBody>,
     ) -> Result<Response<Body>, IngestError> {
+        // The OTLP and remote_write handlers' futures are boxed: unboxed, the largest of
+        // them sets the size of every request's future, which is moved as it is polled.
         match (route, req.method()) {
             (Route::Unmatched, _) => Err(IngestError::NotFound),
             (_, method) if method != Method::POST => Err(IngestError::MethodNotAllowed),
             (Route::Logs, _) => logs::handle(req, self).await,
-            (Route::OtlpLogs, _) => otlp::handle(req, self, otlp::Signal::Logs).await,
-            (Route::OtlpMetrics, _) => otlp::handle(req, self, otlp::Signal::Metrics).await,
-            (Route::OtlpTraces, _) => otlp::handle(req, self, otlp::Signal::Traces).await,
-            (Route::RemoteWrite, _) => remote_write::handle(req, self).await,
+            (Route::OtlpLogs, _) => Box::pin(otlp::handle(req, self, otlp::Signal::Logs)).await,
+            (Route::OtlpMetrics, _) => {
+                Box::pin(otlp::handle(req, self, otlp::Signal::Metrics)).await
+            }
+            (Route::OtlpTraces, _) => Box::pin(otlp::handle(req, self, otlp::Signal::Traces)).await,
+            (Route::RemoteWrite, _) => Box::pin(remote_write::handle(req, self)).await,
         }
     }
 }
