@@ -10,33 +10,18 @@ use tollgate::control::store::users::Role;
 use tollgate::control::usecases::users::NewUser;
 use tollgate::{control, telemetry};
 
-/// How often freed heap memory is handed back to the OS.
-const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+/// jemalloc, not glibc's malloc: glibc kept what a broker outage's backlog had used in its
+/// per-thread arenas (300+ MiB resident for good, docs/performance/soak-2026-11-28.md), and
+/// jemalloc is also the faster of the two here (docs/performance/request-path-2026-11-28.md).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-/// glibc keeps what is freed in its per-thread arenas: after a broker outage, the replay of
-/// the backlog left 300+ MiB resident for good (docs/performance/soak-2026-11-28.md), and
-/// `malloc_trim(0)` brought it back to 26 MiB. A thread of its own trims every
-/// `TRIM_EVERY`, off the request path.
-fn give_freed_memory_back() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        let trimmer = std::thread::Builder::new()
-            .name("tollgate-trim".to_string())
-            .spawn(|| {
-                loop {
-                    std::thread::sleep(TRIM_EVERY);
-                    // SAFETY: `malloc_trim` only releases free memory to the OS, under the
-                    // allocator's own locks; it takes no pointer of ours.
-                    unsafe {
-                        libc::malloc_trim(0);
-                    }
-                }
-            });
-        if let Err(e) = trimmer {
-            tracing::warn!(error = %e, "cannot start the memory trimmer");
-        }
-    }
-}
+/// jemalloc's settings, read once at start: a background thread gives pages freed for a
+/// second back to the OS, so memory falls after a burst without any request paying for it.
+/// (The form is the one tikv-jemallocator documents: jemalloc reads the symbol at start.)
+#[allow(non_upper_case_globals)]
+#[unsafe(export_name = "_rjem_malloc_conf")]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
 
 #[derive(Parser)]
 #[command(
@@ -127,7 +112,6 @@ fn main() -> ExitCode {
             let Some((config, runtime)) = start(config.as_ref()) else {
                 return ExitCode::FAILURE;
             };
-            give_freed_memory_back();
             finish(runtime.block_on(async {
                 let listeners = Listeners::bind(&config).await?;
                 app::run(config, listeners, shutdown_signal()).await
