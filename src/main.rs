@@ -12,13 +12,14 @@ use tollgate::{control, telemetry};
 
 /// jemalloc, not glibc's malloc: glibc kept what a broker outage's backlog had used in its
 /// per-thread arenas (300+ MiB resident for good, docs/performance/soak-2026-11-28.md), and
-/// jemalloc is also the faster of the two here (docs/performance/request-path-2026-11-28.md).
+/// jemalloc is also the faster of the two here (docs/performance/request-path-2026-12-05.md).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's settings, read once at start: a background thread gives pages freed for a
 /// second back to the OS, so memory falls after a burst without any request paying for it.
-/// (The form is the one tikv-jemallocator documents: jemalloc reads the symbol at start.)
+/// (The form is the one tikv-jemallocator documents: jemalloc reads the symbol at start;
+/// `_RJEM_MALLOC_CONF` in the environment overrides it, docs/operations.md#memory.)
 #[allow(non_upper_case_globals)]
 #[unsafe(export_name = "_rjem_malloc_conf")]
 pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0\0";
