@@ -24,7 +24,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::thread::Thread;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -65,6 +66,10 @@ pub enum SpoolError {
 #[derive(Clone)]
 pub struct SpoolHandle {
     appends: mpsc::UnboundedSender<Append>,
+    /// Appends sent and not yet taken by the writer: the one that finds none starts a group.
+    pending: Arc<AtomicUsize>,
+    /// The writer's thread, which waits to be woken for a group (see `append`).
+    writer: Thread,
     unacked: Arc<Unacked>,
     /// False after a failed write or fsync, until a write succeeds again; set by the writer.
     writable: Arc<AtomicBool>,
@@ -73,11 +78,24 @@ pub struct SpoolHandle {
 
 impl SpoolHandle {
     /// Appends a request's records; resolves once they are fsynced, with their entry seq.
+    ///
+    /// The append that starts a group lets the request tasks that are ready run first, and
+    /// only then wakes the writer: where they share a core with it, their appends join this
+    /// group's fsync instead of each waiting for the next one.
     pub async fn append(&self, batch: RecordBatch) -> Result<u64, SpoolError> {
         let (done, rx) = oneshot::channel();
-        self.appends
-            .send(Append { batch, done })
-            .map_err(|_| SpoolError::Closed)?;
+        // Counted before it is sent, so the writer never takes more than is counted.
+        let starts_group = self.pending.fetch_add(1, Ordering::AcqRel) == 0;
+        if self.appends.send(Append { batch, done }).is_err() {
+            self.pending.fetch_sub(1, Ordering::AcqRel);
+            return Err(SpoolError::Closed);
+        }
+        if starts_group {
+            // Wakes the writer when dropped: after the yield, or if this request is
+            // dropped while it yields.
+            let _wake = WakeOnDrop(&self.writer);
+            tokio::task::yield_now().await;
+        }
         rx.await.map_err(|_| SpoolError::Closed)?
     }
 
@@ -99,6 +117,15 @@ impl SpoolHandle {
     /// Frame bytes spooled and not yet acknowledged: the high-water check.
     pub fn unacked_bytes(&self) -> u64 {
         self.unacked.bytes()
+    }
+}
+
+/// Unparks the writer's thread when dropped.
+struct WakeOnDrop<'a>(&'a Thread);
+
+impl Drop for WakeOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.unpark();
     }
 }
 
@@ -165,6 +192,7 @@ pub fn open(
     let writable = Arc::new(AtomicBool::new(true));
     let file = create_segment(dir, active)?;
     let (appends, rx) = mpsc::unbounded_channel();
+    let pending = Arc::new(AtomicUsize::new(0));
     let (handoff_tx, handoff_rx) = mpsc::unbounded_channel();
     let handoff_bytes = Arc::new(AtomicU64::new(0));
     let (synced_tx, synced_rx) = watch::channel(Position {
@@ -181,6 +209,7 @@ pub fn open(
         len: 0,
         next_seq,
         rx,
+        pending: Arc::clone(&pending),
         synced: synced_tx,
         handoff: handoff_tx,
         handoff_bytes: Arc::clone(&handoff_bytes),
@@ -202,6 +231,8 @@ pub fn open(
     Ok(Spool {
         handle: SpoolHandle {
             appends,
+            pending,
+            writer: writer.thread().clone(),
             unacked: Arc::clone(&unacked),
             writable,
             acked,

@@ -11,10 +11,11 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use prometheus::Histogram;
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::frame::encode_frame;
@@ -24,6 +25,10 @@ use crate::private_files;
 
 /// Appends taken into one group commit at most.
 const MAX_GROUP: usize = 8192;
+
+/// How long the writer sleeps, with nothing to write, before it looks again without being
+/// woken: a bound on a lost wake-up, and how soon it sees the spool closed.
+const IDLE_LOOK: Duration = Duration::from_millis(100);
 
 /// Capacity the frame buffer keeps between groups: enough for the usual group, not the
 /// largest one seen.
@@ -54,6 +59,8 @@ pub(super) struct Writer {
     pub(super) len: u64,
     pub(super) next_seq: u64,
     pub(super) rx: mpsc::UnboundedReceiver<Append>,
+    /// Appends sent and not yet taken (`SpoolHandle::append` counts them in).
+    pub(super) pending: Arc<AtomicUsize>,
     pub(super) synced: watch::Sender<Position>,
     pub(super) handoff: mpsc::UnboundedSender<Handoff>,
     pub(super) handoff_bytes: Arc<AtomicU64>,
@@ -68,17 +75,33 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Group commit until every `SpoolHandle` is dropped.
+    /// Group commit until every `SpoolHandle` is dropped. With nothing to write it sleeps
+    /// until the append that starts a group wakes it (`SpoolHandle::append`), not at the
+    /// first send: the channel does not wake it.
     pub(super) fn run(mut self) {
         let mut group = Vec::with_capacity(64);
-        while let Some(first) = self.rx.blocking_recv() {
-            group.push(first);
+        loop {
+            match self.rx.try_recv() {
+                Ok(first) => group.push(first),
+                // Counted but not received yet: a send is under way. It will not wake this
+                // thread (only a group's first append does), so look again at once.
+                Err(TryRecvError::Empty) if self.pending.load(Ordering::Acquire) > 0 => {
+                    std::thread::yield_now();
+                    continue;
+                }
+                Err(TryRecvError::Empty) => {
+                    std::thread::park_timeout(IDLE_LOOK);
+                    continue;
+                }
+                Err(TryRecvError::Disconnected) => break,
+            }
             while group.len() < MAX_GROUP {
                 match self.rx.try_recv() {
                     Ok(a) => group.push(a),
                     Err(_) => break,
                 }
             }
+            self.pending.fetch_sub(group.len(), Ordering::AcqRel);
             self.commit(&mut group);
         }
         tracing::info!(segment = self.segment, "spool writer closed");
