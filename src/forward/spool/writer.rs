@@ -1,9 +1,10 @@
 //! The spool writer: a dedicated thread that owns the active segment file. It takes every
 //! append waiting in its channel, writes them with one `write`, makes them durable with one
 //! `fdatasync` — group commit — and only then answers them. While one fsync runs, the next
-//! group gathers in the channel, so no request holds a lock across an fsync. After the
-//! fsync it hands the group's entries — already in memory — to the reader (the *handoff*)
-//! while the handoff budget has room, and then publishes the durable end.
+//! group gathers in the channel, so no request holds a lock across an fsync. An idle
+//! writer sleeps until the append that starts a group wakes it (`SpoolHandle::append`).
+//! After the fsync it hands the group's entries — already in memory — to the reader (the
+//! *handoff*) while the handoff budget has room, and then publishes the durable end.
 //!
 //! It only ever appends: it never reads a segment back and never deletes one.
 

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# A/B of gateway builds on logs-small (issue #17): starts each binary in turn with
+# config/bench.toml, pinned to core 0 from birth, warms it up with wrk for 2 s, drives it
+# with wrk -t1 on core 1 for SECS, and prints its rate and its CPU per request (user +
+# system, from /proc). Three rounds, alternating builds, so drift of the VM shows as
+# spread rather than as a difference. Loopback only.
+#   loadtest/ab.sh CONNS SECS BINARY...      e.g. ACK=disk loadtest/ab.sh 256 8 old/tollgate new/tollgate
+# ACK=disk (or downstream) sets forward.ack; the spool goes to a fresh temporary directory.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+conns=$1 secs=$2
+shift 2
+url=http://127.0.0.1:8070
+pid=""
+trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null || true' EXIT
+for round in 1 2 3; do
+  for bin in "$@"; do
+    dir=$(mktemp -d)
+    TOLLGATE_FORWARD__ACK=${ACK:-memory} TOLLGATE_FORWARD__SPOOL_DIR="$dir/spool" \
+      TOLLGATE_TOKENS__STATE_DIR="$dir" taskset -c 0 "$bin" serve --config config/bench.toml \
+      >"$dir/server.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 100); do
+      curl -fsS -o /dev/null -X POST -d '{}' "$url/?token=sampleLogsToken0000000000000001" 2>/dev/null && break
+      sleep 0.1
+    done
+    taskset -c 1 wrk -t1 -c"$conns" -d2s -s loadtest/wrk/logs-small.lua "$url" >/dev/null 2>&1
+    before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    rate=$(SUMMARY=/dev/stdout taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" \
+      -s loadtest/wrk/logs-small.lua "$url" 2>/dev/null | python3 -c 'import json, sys; print(next(json.loads(l)["rate"] for l in sys.stdin if l.startswith("{")))')
+    after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    python3 -c "import sys; t, r, s, hz = map(float, sys.argv[1:5]); print(f'round $round  {\"$bin\"}  {r:,.0f} req/s  {t / hz * 1e6 / (r * s):.1f} µs CPU a request')" \
+      "$((after - before))" "$rate" "$secs" "$(getconf CLK_TCK)"
+    rm -rf "$dir"
+  done
+done
