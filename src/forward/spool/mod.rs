@@ -275,3 +275,56 @@ fn segment_ids(dir: &Path) -> io::Result<Vec<u64>> {
     ids.sort_unstable();
     Ok(ids)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::forward::spool::frame::tests::batch;
+    use crate::telemetry::Telemetry;
+
+    /// Requests ready to run when a group starts share its fsync: the append that starts
+    /// the group wakes the writer only after the others had their turn (one thread here,
+    /// as on a gateway pinned to one core). Waking the writer at the first send lets it take
+    /// the group before the rest had their turn: two fsyncs or more.
+    #[test]
+    fn appends_ready_together_share_one_fsync() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Telemetry::new().spool();
+        let fsyncs = metrics.fsync.clone();
+        let spool = open(dir.path(), 64 << 20, 64 << 20, metrics).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut seqs = runtime.block_on(async {
+            // One append first: the writer is then parked, waiting for the next group,
+            // rather than still starting up.
+            spool.handle.append(batch(&["{}"])).await.unwrap();
+            let appends: Vec<_> = (0..40)
+                .map(|_| {
+                    let handle = spool.handle.clone();
+                    tokio::spawn(async move {
+                        // A request's work before it appends (reading, checking lines).
+                        let busy = Instant::now() + Duration::from_micros(20);
+                        while Instant::now() < busy {}
+                        handle.append(batch(&["{}"])).await.unwrap()
+                    })
+                })
+                .collect();
+            let mut seqs = Vec::new();
+            for append in appends {
+                seqs.push(append.await.unwrap());
+            }
+            seqs
+        });
+        seqs.sort_unstable();
+        seqs.dedup();
+        assert_eq!(seqs.len(), 40, "every append answered with its own entry");
+        assert_eq!(
+            fsyncs.get_sample_count(),
+            2,
+            "the first append's, then one for all 40"
+        );
+    }
+}
