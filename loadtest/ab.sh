@@ -8,6 +8,8 @@
 # ACK=disk (or downstream) sets forward.ack; the spool goes to a fresh temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. loadtest/lib.sh
+require wrk taskset curl python3
 conns=$1 secs=$2
 shift 2
 url=http://127.0.0.1:8070
@@ -20,15 +22,12 @@ for round in 1 2 3; do
       TOLLGATE_TOKENS__STATE_DIR="$dir" taskset -c 0 "$bin" serve --config config/bench.toml \
       >"$dir/server.log" 2>&1 &
     pid=$!
-    for _ in $(seq 100); do
-      curl -fsS -o /dev/null -X POST -d '{}' "$url/?token=sampleLogsToken0000000000000001" 2>/dev/null && break
-      sleep 0.1
-    done
+    wait_for "$bin" 10 curl -fsS -o /dev/null -X POST -d '{}' "$url/?token=sampleLogsToken0000000000000001"
     taskset -c 1 wrk -t1 -c"$conns" -d2s -s loadtest/wrk/logs-small.lua "$url" >/dev/null 2>&1
-    before=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    before=$(cpu_ticks "$pid")
     rate=$(SUMMARY=/dev/stdout taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" \
       -s loadtest/wrk/logs-small.lua "$url" 2>/dev/null | python3 -c 'import json, sys; print(next(json.loads(l)["rate"] for l in sys.stdin if l.startswith("{")))')
-    after=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    after=$(cpu_ticks "$pid")
     kill "$pid"; wait "$pid" 2>/dev/null || true
     python3 -c "import sys; t, r, s, hz = map(float, sys.argv[1:5]); print(f'round $round  {\"$bin\"}  {r:,.0f} req/s  {t / hz * 1e6 / (r * s):.1f} µs CPU a request')" \
       "$((after - before))" "$rate" "$secs" "$(getconf CLK_TCK)"

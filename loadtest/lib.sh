@@ -1,4 +1,4 @@
-# Shared by loadtest/run.sh and loadtest/reload.sh (sourced, not run).
+# Shared by loadtest/run.sh, reload.sh and ab.sh (sourced, not run).
 
 # Exits unless every named program is installed.
 require() {
