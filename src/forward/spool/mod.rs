@@ -66,7 +66,8 @@ pub enum SpoolError {
 #[derive(Clone)]
 pub struct SpoolHandle {
     appends: mpsc::UnboundedSender<Append>,
-    /// Appends sent and not yet taken by the writer: the one that finds none starts a group.
+    /// Appends counted in (just before they are sent) and not yet taken by the writer: the
+    /// one that finds none starts a group.
     pending: Arc<AtomicUsize>,
     /// The writer's thread, which waits to be woken for a group (see `append`).
     writer: Thread,

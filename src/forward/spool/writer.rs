@@ -60,7 +60,7 @@ pub(super) struct Writer {
     pub(super) len: u64,
     pub(super) next_seq: u64,
     pub(super) rx: mpsc::UnboundedReceiver<Append>,
-    /// Appends sent and not yet taken (`SpoolHandle::append` counts them in).
+    /// Appends counted in by `SpoolHandle::append` and not yet taken.
     pub(super) pending: Arc<AtomicUsize>,
     pub(super) synced: watch::Sender<Position>,
     pub(super) handoff: mpsc::UnboundedSender<Handoff>,
