@@ -36,6 +36,45 @@ async fn sigterm_drains_flushes_and_exits_zero() {
     assert_eq!(sink_records(&p.dir.join("out"), "logs").len(), 2);
 }
 
+/// The spool writer runs nicer than the request workers (its groups grow under load on a
+/// shared core); the workers keep the process's priority.
+#[tokio::test]
+async fn the_spool_writer_is_nicer_than_the_request_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = spawn(
+        dir.path(),
+        "",
+        &file_sink_sections(dir.path(), "disk"),
+        "info",
+    );
+    // Answered once fsynced: the writer has started and set its priority.
+    let (status, _) = send(format!("http://{}/?token={LOGS_TOKEN}", p.addr), &[], "{}").await;
+    assert_eq!(status, StatusCode::OK);
+    let nice_of = |name: &str| -> Vec<i64> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", p.pid())).unwrap();
+        let mut nices = Vec::new();
+        for task in tasks {
+            let task = task.unwrap().path();
+            let comm = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+            if comm.trim() == name {
+                let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+                // Field 19, nice; the fields after the command's ')' start at field 3.
+                let after = &stat[stat.rfind(')').unwrap() + 2..];
+                nices.push(after.split(' ').nth(16).unwrap().parse().unwrap());
+            }
+        }
+        nices
+    };
+    let workers = nice_of("tokio-rt-worker");
+    let writer = nice_of("tollgate-spool");
+    assert!(!workers.is_empty() && workers.iter().all(|&n| n == workers[0]));
+    assert_eq!(
+        writer,
+        vec![(workers[0] + 5).min(19)],
+        "workers at {workers:?}"
+    );
+}
+
 #[tokio::test]
 async fn tokens_never_appear_in_logs_metrics_or_error_bodies() {
     let dir = tempfile::tempdir().unwrap();

@@ -3,6 +3,8 @@
 //! `fdatasync` — group commit — and only then answers them. While one fsync runs, the next
 //! group gathers in the channel, so no request holds a lock across an fsync. An idle
 //! writer sleeps until the append that starts a group wakes it (`SpoolHandle::append`).
+//! Its thread is nicer than the request workers', so under load on a shared core the groups
+//! grow (`NICER_THAN_WORKERS`).
 //! After the fsync it hands the group's entries — already in memory — to the reader (the
 //! *handoff*) while the handoff budget has room, and then publishes the durable end.
 //!
@@ -30,6 +32,15 @@ const MAX_GROUP: usize = 8192;
 /// How long the writer sleeps, with nothing to write, before it looks again without being
 /// woken: a bound on a lost wake-up, and how soon it sees the spool closed.
 const IDLE_LOOK: Duration = Duration::from_millis(100);
+
+/// How much nicer (lower in scheduling priority) the writer's thread is than the thread
+/// that opened the spool. Where it shares a core with the request workers, the writer then
+/// gets the core back a little later after an fsync, so under load the requests that ran
+/// meanwhile join its next group; where the core is idle it runs at once, as before.
+/// Measured on one core, `ack = "disk"`: at 256 connections groups of ~31 requests instead
+/// of ~18 and p99 10-18 ms instead of 20-23 ms; at 32 connections no change beyond the
+/// noise. Nice 10 grew the groups further but cost ~10 % at 32 connections.
+pub(super) const NICER_THAN_WORKERS: i32 = 5;
 
 /// Capacity the frame buffer keeps between groups: enough for the usual group, not the
 /// largest one seen.
@@ -80,6 +91,7 @@ impl Writer {
     /// until the append that starts a group wakes it (`SpoolHandle::append`), not at the
     /// first send: the channel does not wake it.
     pub(super) fn run(mut self) {
+        lower_this_threads_priority();
         let mut group = Vec::with_capacity(64);
         loop {
             match self.rx.try_recv() {
@@ -224,6 +236,15 @@ impl Writer {
             offset: 0,
         });
         Ok(())
+    }
+}
+
+/// Nice `NICER_THAN_WORKERS` more for the calling thread: on Linux the nice value is per
+/// thread, and `nice` changes the caller's. Raising it needs no privilege; failing leaves
+/// the writer at the workers' priority, which is correct, only slower under load.
+fn lower_this_threads_priority() {
+    if let Err(e) = rustix::process::nice(NICER_THAN_WORKERS) {
+        tracing::debug!(error = %e, "could not lower the spool writer's priority");
     }
 }
 
