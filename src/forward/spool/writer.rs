@@ -38,9 +38,10 @@ const IDLE_LOOK: Duration = Duration::from_millis(100);
 /// gets the core back a little later after an fsync, so under load the requests that ran
 /// meanwhile join its next group; where the core is idle it runs at once, as before.
 /// Measured on one core, `ack = "disk"`: at 256 connections groups of ~31 requests instead
-/// of ~18 and p99 10-18 ms instead of 20-23 ms; at 32 connections no change beyond the
-/// noise. Nice 10 grew the groups further but cost ~10 % at 32 connections.
-pub(super) const NICER_THAN_WORKERS: i32 = 5;
+/// of ~18 and p99 10-18 ms instead of 20-23 ms; at 32 connections 4 % fewer requests a
+/// second, within the rounds' spread (docs/performance/request-path-2026-12-05.md). Nice
+/// 10 grew the groups further but cost 13 % at 32 connections.
+const NICER_THAN_WORKERS: i32 = 5;
 
 /// Capacity the frame buffer keeps between groups: enough for the usual group, not the
 /// largest one seen.
@@ -241,7 +242,7 @@ impl Writer {
 
 /// Nice `NICER_THAN_WORKERS` more for the calling thread: on Linux the nice value is per
 /// thread, and `nice` changes the caller's. Raising it needs no privilege; failing leaves
-/// the writer at the workers' priority, which is correct, only slower under load.
+/// the writer at the workers' priority: correct, with smaller groups under load.
 fn lower_this_threads_priority() {
     if let Err(e) = rustix::process::nice(NICER_THAN_WORKERS) {
         tracing::debug!(error = %e, "could not lower the spool writer's priority");
