@@ -32,6 +32,8 @@ const RETRY_CAP: Duration = Duration::from_secs(5);
 const RETRIES_WHILE_CLOSING: u32 = 3;
 /// Most queued entries taken from the inbox per wake-up.
 const INBOX_BATCH: usize = 256;
+/// Requests' records and queue budget released at a time after a flush, between yields.
+const RELEASE_SLICE: usize = 256;
 
 #[derive(Default)]
 struct Pending {
@@ -286,11 +288,102 @@ impl Batcher {
                 }
             }
         }
-        drop(permits);
+        // Give the batch's memory and queue budget back a slice at a time: released at once,
+        // a batch of thousands of requests holds the core for most of a millisecond, which
+        // every request in flight then waits out.
+        let mut parts = Arc::try_unwrap(batch).map(|b| b.parts).unwrap_or_default();
+        let mut permits = permits;
+        loop {
+            parts.truncate(parts.len().saturating_sub(RELEASE_SLICE));
+            permits.truncate(permits.len().saturating_sub(RELEASE_SLICE));
+            if parts.is_empty() && permits.is_empty() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
         let queued = self
             .capacity
             .saturating_sub(self.budget.available_permits());
         self.queue_bytes
             .set(i64::try_from(queued).unwrap_or(i64::MAX));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::forward::record::{ContentType, Envelope, RecordBatch};
+    use crate::forward::sinks::blackhole::BlackholeSink;
+    use crate::model::{AccountId, TokenId};
+    use crate::telemetry::Telemetry;
+
+    fn one_line() -> RecordBatch {
+        RecordBatch {
+            envelope: Envelope {
+                kind: Kind::Logs,
+                account_id: AccountId(1),
+                token_id: TokenId("t-1".into()),
+                log_type: None,
+                content_type: ContentType::JsonObject,
+            },
+            payloads: vec![Bytes::from_static(b"{}")],
+        }
+    }
+
+    /// A flushed batch gives its requests' budget back a slice at a time, with other tasks
+    /// running in between: released at once, a large batch would hold the core (one thread
+    /// here, as on a gateway pinned to one core) while every request in flight waited.
+    #[tokio::test]
+    async fn a_large_batch_is_released_in_slices_with_other_tasks_running_between() {
+        const REQUESTS: usize = 4 * RELEASE_SLICE;
+        let budget = Arc::new(Semaphore::new(REQUESTS));
+        let (tx, rx) = mpsc::unbounded_channel();
+        for _ in 0..REQUESTS {
+            let permit = Arc::clone(&budget).try_acquire_owned().unwrap();
+            let queued = Queued {
+                batch: one_line(),
+                permit,
+                spooled: None,
+            };
+            tx.send(queued).unwrap();
+        }
+        let config = ForwardConfig {
+            max_batch_bytes: 2 * REQUESTS, // reached by the last request: one flush of all
+            ..ForwardConfig::default()
+        };
+        let metrics = Telemetry::new().forward("blackhole");
+        let sink = Sink::Blackhole(BlackholeSink::default());
+        let flushes = metrics.batcher.sink.batches_ok.clone();
+        let batcher = Batcher::new(
+            rx,
+            sink,
+            &config,
+            Arc::clone(&budget),
+            None,
+            metrics.batcher,
+        );
+        // Watches the budget whenever it gets a turn, until the batch is written and
+        // released.
+        let watched = Arc::clone(&budget);
+        let watcher = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while watched.available_permits() < REQUESTS {
+                seen.push(watched.available_permits());
+                tokio::task::yield_now().await;
+            }
+            seen
+        });
+        let stop = CancellationToken::new();
+        let running = tokio::spawn(batcher.run(stop.clone()));
+        let seen = watcher.await.unwrap();
+        stop.cancel();
+        running.await.unwrap();
+        assert_eq!(flushes.get(), 1, "one batch of all {REQUESTS} requests");
+        assert!(
+            seen.iter().any(|&free| free > 0 && free < REQUESTS),
+            "other tasks ran while the budget came back (seen: {seen:?})"
+        );
     }
 }
