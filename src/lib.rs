@@ -5,7 +5,7 @@
 //!
 //! Module map (dependencies point one way: `ingest` → `tokens`, `forward`; `control` →
 //! `tokens::wire` only; everything may use `config`, `model`, `proto`, `telemetry`,
-//! `backoff`, `private_files`; only `app` wires the parts together):
+//! `backoff`, `private_files`, `thread_priority`; only `app` wires the parts together):
 //! - `server`: the front door (accept loop, timeouts, TLS, graceful shutdown) and admin.
 //! - `ingest`: routes, capped body reading, per-line decisions, the status-code mapping.
 //! - `tokens`: the token table, its sources, the persisted snapshot.
@@ -15,6 +15,7 @@
 //! - `backoff`: the retry pacing the batcher and the token feed share.
 //! - `proto`: wire messages (OTLP, `google.rpc.Status`, remote_write) shared by both.
 //! - `private_files`: state files and directories readable by their owner only.
+//! - `thread_priority`: how a background thread steps aside for the request workers.
 #![forbid(unsafe_code)]
 
 pub mod app;
@@ -29,4 +30,5 @@ pub mod proto;
 pub mod server;
 pub mod tail;
 pub mod telemetry;
+pub mod thread_priority;
 pub mod tokens;

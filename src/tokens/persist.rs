@@ -12,6 +12,7 @@ use super::grants::ReadGrants;
 use super::snapshot::SnapshotError;
 use super::wire::Snapshot;
 use crate::private_files;
+use crate::thread_priority::{TO_LOWEST, lower_this_threads_priority};
 
 const FILE_NAME: &str = "tokens.snapshot.json";
 
@@ -52,7 +53,7 @@ pub async fn save_in_background(
     let started = std::thread::Builder::new()
         .name("tollgate-persist".into())
         .spawn(move || {
-            lower_this_threads_priority();
+            lower_this_threads_priority(TO_LOWEST, "tollgate-persist");
             let saved = save(&state_dir, &table, grants.as_deref());
             let _ = done.send(saved.map_err(|e| e.to_string()));
         });
@@ -64,14 +65,6 @@ pub async fn save_in_background(
     };
     if let Err(e) = outcome {
         tracing::warn!(error = %e, "could not persist token snapshot");
-    }
-}
-
-/// Nice 19 for the calling thread: on Linux the nice value is per thread, and
-/// `setpriority(PRIO_PROCESS, 0)` names the caller. Best effort: failing leaves it at 0.
-fn lower_this_threads_priority() {
-    if let Err(e) = rustix::process::setpriority_process(None, 19) {
-        tracing::debug!(error = %e, "could not lower the persist thread's priority");
     }
 }
 

@@ -25,6 +25,7 @@ use super::frame::encode_frame;
 use super::{Position, ReadEntry, SpoolError, SpooledEntry, Unacked, segment_path};
 use crate::forward::record::RecordBatch;
 use crate::private_files;
+use crate::thread_priority::lower_this_threads_priority;
 
 /// Appends taken into one group commit at most.
 const MAX_GROUP: usize = 8192;
@@ -92,7 +93,7 @@ impl Writer {
     /// until the append that starts a group wakes it (`SpoolHandle::append`), not at the
     /// first send: the channel does not wake it.
     pub(super) fn run(mut self) {
-        lower_this_threads_priority();
+        lower_this_threads_priority(NICER_THAN_WORKERS, "tollgate-spool");
         let mut group = Vec::with_capacity(64);
         loop {
             match self.rx.try_recv() {
@@ -237,15 +238,6 @@ impl Writer {
             offset: 0,
         });
         Ok(())
-    }
-}
-
-/// Nice `NICER_THAN_WORKERS` more for the calling thread: on Linux the nice value is per
-/// thread, and `nice` changes the caller's. Raising it needs no privilege; failing leaves
-/// the writer at the workers' priority: correct, with smaller groups under load.
-fn lower_this_threads_priority() {
-    if let Err(e) = rustix::process::nice(NICER_THAN_WORKERS) {
-        tracing::debug!(error = %e, "could not lower the spool writer's priority");
     }
 }
 
