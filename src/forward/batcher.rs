@@ -230,7 +230,7 @@ impl Batcher {
         if pending.items.is_empty() {
             return;
         }
-        let (parts, permits): (Vec<_>, Vec<_>) = pending
+        let (parts, mut permits): (Vec<_>, Vec<_>) = pending
             .items
             .into_iter()
             .map(|q| (q.batch, q.permit))
@@ -292,7 +292,6 @@ impl Batcher {
         // a batch of thousands of requests holds the core for most of a millisecond, which
         // every request in flight then waits out.
         let mut parts = Arc::try_unwrap(batch).map(|b| b.parts).unwrap_or_default();
-        let mut permits = permits;
         loop {
             parts.truncate(parts.len().saturating_sub(RELEASE_SLICE));
             permits.truncate(permits.len().saturating_sub(RELEASE_SLICE));
@@ -311,26 +310,10 @@ impl Batcher {
 
 #[cfg(test)]
 mod tests {
-    use bytes::Bytes;
-
     use super::*;
-    use crate::forward::record::{ContentType, Envelope, RecordBatch};
+    use crate::forward::record::tests::batch;
     use crate::forward::sinks::blackhole::BlackholeSink;
-    use crate::model::{AccountId, TokenId};
     use crate::telemetry::Telemetry;
-
-    fn one_line() -> RecordBatch {
-        RecordBatch {
-            envelope: Envelope {
-                kind: Kind::Logs,
-                account_id: AccountId(1),
-                token_id: TokenId("t-1".into()),
-                log_type: None,
-                content_type: ContentType::JsonObject,
-            },
-            payloads: vec![Bytes::from_static(b"{}")],
-        }
-    }
 
     /// A flushed batch gives its requests' budget back a slice at a time, with other tasks
     /// running in between: released at once, a large batch would hold the core (one thread
@@ -343,7 +326,7 @@ mod tests {
         for _ in 0..REQUESTS {
             let permit = Arc::clone(&budget).try_acquire_owned().unwrap();
             let queued = Queued {
-                batch: one_line(),
+                batch: batch(&["{}"]),
                 permit,
                 spooled: None,
             };

@@ -106,3 +106,25 @@ impl RecordBatch {
         self.payload_bytes() + BATCH_OVERHEAD + PAYLOAD_OVERHEAD * self.payloads.len()
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A logs request's records, one payload a line, for tests of what carries them.
+    pub(crate) fn batch(lines: &[&'static str]) -> RecordBatch {
+        RecordBatch {
+            envelope: Envelope {
+                kind: Kind::Logs,
+                account_id: AccountId(1001),
+                token_id: TokenId("t-1".into()),
+                log_type: Some("nginx".into()),
+                content_type: ContentType::JsonObject,
+            },
+            payloads: lines
+                .iter()
+                .map(|l| Bytes::from_static(l.as_bytes()))
+                .collect(),
+        }
+    }
+}

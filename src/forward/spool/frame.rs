@@ -166,22 +166,7 @@ pub(super) fn decode_body(body: Bytes) -> Result<(u64, RecordBatch), ()> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-
-    pub(in crate::forward::spool) fn batch(lines: &[&'static str]) -> RecordBatch {
-        RecordBatch {
-            envelope: Envelope {
-                kind: Kind::Logs,
-                account_id: AccountId(1001),
-                token_id: TokenId("t-1".into()),
-                log_type: Some("nginx".into()),
-                content_type: ContentType::JsonObject,
-            },
-            payloads: lines
-                .iter()
-                .map(|l| Bytes::from_static(l.as_bytes()))
-                .collect(),
-        }
-    }
+    use crate::forward::record::tests::batch;
 
     #[test]
     fn frames_round_trip() {

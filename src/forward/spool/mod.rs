@@ -282,7 +282,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::forward::spool::frame::tests::batch;
+    use crate::forward::record::tests::batch;
     use crate::telemetry::Telemetry;
 
     /// Requests ready to run when a group starts share its fsync: the append that starts

@@ -273,7 +273,7 @@ mod tests {
     use std::fs;
 
     use super::*;
-    use crate::forward::spool::frame::tests::batch;
+    use crate::forward::record::tests::batch;
     use crate::forward::spool::frame::{HEADER, encode_frame};
 
     /// frame; returns the length up to the end of the third frame, and the file's length.
