@@ -1,4 +1,4 @@
-//! The control plane's feed at scale (issue #7 "Benchmarks"): a SQLite store holding
+//! The control plane's feed at scale: a SQLite store holding
 //! 1,000,000 shipping tokens over 10,000 accounts, then
 //! - `feed/snapshot_fetch_1m`: `GET /v1/feed/snapshot` over loopback HTTP (store query +
 //!   JSON encoding + transfer), what a gateway pays at boot or after a 410;
@@ -109,7 +109,12 @@ async fn fixture() -> Fixture {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let stop = CancellationToken::new();
-    tokio::spawn(tollgate::control::serve_with(cp, listener, stop.clone()));
+    tokio::spawn(tollgate::control::serve_with(
+        cp,
+        config,
+        listener,
+        stop.clone(),
+    ));
     Fixture {
         base,
         client: Client::builder(TokioExecutor::new()).build_http(),

@@ -1,4 +1,4 @@
-//! The decode paths of the metrics and traces routes (issue 5):
+//! The decode paths of the metrics and traces routes:
 //! - `otlp_traces/decode_and_count`: protobuf decode of a ~1 MiB `ExportTraceServiceRequest`
 //!   plus the per-span checks and counts (`ingest::otlp::prepare`, what the route runs).
 //! - `remote_write/decode_and_count`: snappy decode, protobuf decode and the per-series

@@ -1,4 +1,4 @@
-//! The ceiling for load tests (issue #6, DESIGN §7): a bare hyper 1 server with the same
+//! The ceiling for load tests (DESIGN §7): a bare hyper 1 server with the same
 //! listener settings as tollgate's front door (hyper-util auto builder: HTTP/1.1 keep-alive
 //! and h2c on one port) that reads the whole request body and answers 200. Nothing any
 //! hyper server can do on this machine is faster, so tollgate's numbers are read against it.

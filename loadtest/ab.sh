@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A/B of gateway builds on logs-small (issue #17): starts each binary in turn with
+# A/B of gateway builds on logs-small: starts each binary in turn with
 # config/bench.toml, pinned to core 0 from birth, warms it up with wrk for 2 s, drives it
 # with wrk -t1 on core 1 for SECS, and prints its rate and its CPU per request (user +
 # system, from /proc). Three rounds, alternating builds, so drift of the VM shows as

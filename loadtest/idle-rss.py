@@ -1,4 +1,4 @@
-"""Idle memory of a gateway after bursts of large requests (issue #16, item 2): does
+"""Idle memory of a gateway after bursts of large requests: does
 tollgate give back what a burst took?
 
     python3 loadtest/idle-rss.py target/release/tollgate    # from the repository root

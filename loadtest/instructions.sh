@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions per request (issue #17): runs a release build under callgrind, drives it
+# Instructions per request: runs a release build under callgrind, drives it
 # with wrk for a while once it is up, and prints the instructions counted while the load
 # ran divided by the requests wrk completed. Deterministic enough (±1 %) to compare two
 # builds on a busy machine, where timings are not.

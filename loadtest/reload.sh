@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Token-table reloads under load (issue #6): logs-small (wrk) against a gateway whose
+# Token-table reloads under load: logs-small (wrk) against a gateway whose
 # control_plane source serves a 1,000,000-token table, once with the table left alone and
 # once while a token changes every second — each change is a feed delta that the gateway
 # applies to a copy of the shard it touches, swaps in, and persists (at most every 10 s).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Side-by-side load test (issues #6, #17): tollgate (config/bench.toml, blackhole sink)
+# Side-by-side load test: tollgate (config/bench.toml, blackhole sink)
 # against same-run peers on this machine: nginx (`return 200`, one worker, the same
 # client_max_body_size), the ceiling (examples/ceiling.rs: a bare hyper server that reads
 # the body and answers 200) and, for OTLP, Rotel (the Rust OpenTelemetry collector, PyPI
@@ -229,7 +229,7 @@ for sc, conns, srv in order:
     print(f"{sc:<22}{conns:>6} {srv:<24}{r[0]:>10.0f}{ratio:>8}{cpu_us((sc, conns, srv)):>11.1f}{cpu / duration:>7.2f}"
           f"{r[2]:>8.2f}{r[3]:>8.2f}{kib:>9.1f}{r[4]:>8.4f}")
 
-print("\nTargets (issue #17):")
+print("\nTargets:")
 for c in ("32", "256"):
     mem, ng, ce = (stats("logs-small", c, s) for s in ("tollgate-memory", "nginx", "ceiling"))
     print(f"  logs-small c{c}, ack memory: {mem[0] / ng[0]:.2f} x nginx (goal >= 0.85; ceiling {ce[0] / ng[0]:.2f}), "

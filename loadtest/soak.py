@@ -1,4 +1,4 @@
-"""Soak under faults (issue #16): mixed load on a gateway for a while, with a fault every
+"""Soak under faults: mixed load on a gateway for a while, with a fault every
 few minutes, then proof that nothing acknowledged was lost.
 
     python3 loadtest/soak.py target/release/tollgate [--minutes 30] [--fault-every 120]

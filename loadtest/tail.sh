@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Live tails against ingest (issue #15): logs-small throughput with no tail open, and with
+# Live tails against ingest: logs-small throughput with no tail open, and with
 # 20 open — 10 on another account (its API token) and 10 on the ingesting account through
 # a shared token whose filter (`level: error`) the load's lines do not match, as someone
 # watching for errors would — in one run, alternating, so drift shows as spread. With

@@ -10,7 +10,9 @@ use http_body_util::Either;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, ConfigError, SinkConfig, TailSource, TokenSourceKind};
+use crate::config::{
+    Config, ConfigError, ControlPlaneConfig, SinkConfig, TailSource, TokenSourceKind,
+};
 use crate::forward::tap::Tap;
 use crate::forward::{self, sinks::Sink};
 use crate::ingest::{Ingest, Limits};
@@ -84,6 +86,26 @@ pub fn check(config: &Config) -> Result<Vec<String>, ConfigError> {
     Ok(warnings)
 }
 
+/// Runs the control plane alone (`tollgate control-plane`) until `shutdown` resolves; a
+/// failure to start (the store, the listener) returns at once.
+pub async fn run_control_plane(
+    config: ControlPlaneConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), AppError> {
+    for warning in config.validate()? {
+        tracing::warn!("{warning}");
+    }
+    let listener = TcpListener::bind(config.listen).await?;
+    let stop = CancellationToken::new();
+    let serving = crate::control::serve(config, listener, stop.clone());
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => return Ok(result?),
+        () = shutdown => stop.cancel(),
+    }
+    Ok(serving.await?)
+}
+
 /// Runs the gateway until `shutdown` resolves, then drains: stop accepting, finish
 /// in-flight requests, write everything queued to the sink, flush it.
 pub async fn run(
@@ -122,9 +144,12 @@ pub async fn run(
             };
             cp_config.gateway_url = Some(format!("{scheme}://{addr}"));
         }
-        let cp = crate::control::ControlPlane::open(&cp_config).await?;
+        let cp = crate::control::ControlPlane::open(&cp_config)
+            .await
+            .map_err(crate::control::ControlError::from)?;
         Some(tokio::spawn(crate::control::serve_with(
             cp,
+            cp_config,
             listener,
             control_stop.clone(),
         )))

@@ -3,15 +3,21 @@
 //! authenticates the token against a lock-free, hot-reloaded table and forwards the
 //! records downstream in batches.
 //!
-//! Module map (dependencies point one way: `ingest` → `tokens`, `forward`; `control` →
-//! `tokens::wire` only; everything may use `config`, `model`, `proto`, `telemetry`,
-//! `backoff`, `private_files`, `thread_priority`; only `app` wires the parts together):
+//! Module map (dependencies point one way: `ingest` → `tokens`, `forward`; `tail` →
+//! `tokens`, `forward`; `control` → `tokens::wire` only; everything may use `config`,
+//! `model`, `proto`, `telemetry`, `backoff`, `private_files`, `thread_priority`; only `app`
+//! wires the parts together):
+//! - `app`: the composition root: builds every part from `Config`, runs and drains them.
+//! - `config`: the typed configuration, its defaults, overrides and validation.
+//! - `model`: the shared vocabulary (kinds, account and token ids, label enums).
+//! - `telemetry`: every metric, registered where each part's handles are built; logging.
 //! - `server`: the front door (accept loop, timeouts, TLS, graceful shutdown) and admin.
 //! - `ingest`: routes, capped body reading, per-line decisions, the status-code mapping.
-//! - `tokens`: the token table, its sources, the persisted snapshot.
-//! - `forward`: the `submit` → ack seam, the batcher and the sinks.
-//! - `control`: the control plane: management API, product rules, its store, and the
-//!   token feed gateways follow.
+//! - `tokens`: the token table, its sources, the persisted snapshot, the read grants.
+//! - `forward`: the `submit` → ack seam, the spool, the batcher and the sinks.
+//! - `tail`: the read path: live tails for API and shared tokens.
+//! - `control`: the control plane: management API and page, use cases, product rules,
+//!   its store, and the token feed gateways follow.
 //! - `backoff`: the retry pacing the batcher and the token feed share.
 //! - `proto`: wire messages (OTLP, `google.rpc.Status`, remote_write) shared by both.
 //! - `private_files`: state files and directories readable by their owner only.

@@ -159,23 +159,10 @@ fn main() -> ExitCode {
             let Some((config, runtime)) = start(config.as_ref()) else {
                 return ExitCode::FAILURE;
             };
-            finish(runtime.block_on(async {
-                for warning in config.control_plane.validate()? {
-                    tracing::warn!("{warning}");
-                }
-                let listener = tokio::net::TcpListener::bind(config.control_plane.listen).await?;
-                let stop = tokio_util::sync::CancellationToken::new();
-                let serving = control::serve(config.control_plane.clone(), listener, stop.clone());
-                let signal = async {
-                    shutdown_signal().await;
-                    stop.cancel();
-                    std::future::pending::<()>().await
-                };
-                tokio::select! {
-                    result = serving => result.map_err(app::AppError::from),
-                    _ = signal => unreachable!("pending never resolves"),
-                }
-            }))
+            finish(runtime.block_on(app::run_control_plane(
+                config.control_plane,
+                shutdown_signal(),
+            )))
         }
     }
 }

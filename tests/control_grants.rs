@@ -1,4 +1,4 @@
-//! Read grants in the feed (issue #15), against the REAL control plane on 127.0.0.1:0, on
+//! Read grants in the feed, against the REAL control plane on 127.0.0.1:0, on
 //! SQLite and on PostgreSQL: the snapshot carries accounts, API tokens and shared tokens
 //! when asked (`?grants=true`), every change to what they grant moves the feed and shows up
 //! in `changes`, shared-token uses come back through the usage report; and a gateway's
@@ -31,7 +31,7 @@ use tollgate::tokens::{Digest, Tokens};
 use common::control::{Backend, ControlPlane, use_control_plane};
 use common::eventually;
 
-/// DESIGN §2 and the issue: a change reaches connected gateways within 2 s.
+/// DESIGN §2: a change reaches connected gateways within 2 s.
 const PROPAGATION: Duration = Duration::from_secs(2);
 const SUBS: &str = "/v1/account-management/time-based-accounts";
 

@@ -16,7 +16,7 @@ use common::control::{ADMIN_SECRET, Backend, ControlPlane, FEED_SECRET, skip};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-const DOCUMENT: &str = include_str!("../src/control/openapi.json");
+const DOCUMENT: &str = include_str!("../src/control/api/openapi.json");
 
 /// Bounds each schemathesis run: examples per operation, and a wall-clock limit.
 const MAX_EXAMPLES: &str = "15";

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::error::ApiError;
+use super::refusal::Refusal;
 use crate::model::Kind;
 
 /// A main account's subscription. Tied accounts (sub, metrics, tracing, security) follow
@@ -56,10 +56,10 @@ pub fn max_enabled_tokens(plan: Plan) -> i64 {
 }
 
 /// Enabling one more token (by creating or enabling it) must stay within the plan.
-pub fn check_may_enable_another(plan: Plan, enabled_now: i64) -> Result<(), ApiError> {
+pub fn check_may_enable_another(plan: Plan, enabled_now: i64) -> Result<(), Refusal> {
     let max = max_enabled_tokens(plan);
     if enabled_now >= max {
-        return Err(ApiError::rule(
+        return Err(Refusal::rule(
             "tokens/ENABLED_LIMIT",
             format!(
                 "the {} plan allows {max} enabled shipping token{}; disable one first",
@@ -73,9 +73,9 @@ pub fn check_may_enable_another(plan: Plan, enabled_now: i64) -> Result<(), ApiE
 
 /// Every account keeps at least one enabled shipping token: the last one cannot be
 /// disabled or deleted.
-pub fn check_may_lose_enabled(enabled_now: i64) -> Result<(), ApiError> {
+pub fn check_may_lose_enabled(enabled_now: i64) -> Result<(), Refusal> {
     if enabled_now <= 1 {
-        return Err(ApiError::rule(
+        return Err(Refusal::rule(
             "tokens/LAST_ENABLED",
             "every account must keep at least one enabled shipping token; this is the last one",
         ));
@@ -87,9 +87,9 @@ pub fn check_may_lose_enabled(enabled_now: i64) -> Result<(), ApiError> {
 /// refuses a duplicate, and its clients (the Go client, the Terraform provider) create a
 /// token "if absent" by looking it up by name. Names compare exactly (after the trimming
 /// every name gets), as those clients compare them.
-pub fn check_name_free(kind: Kind, name: &str, taken_by_another: bool) -> Result<(), ApiError> {
+pub fn check_name_free(kind: Kind, name: &str, taken_by_another: bool) -> Result<(), Refusal> {
     if taken_by_another {
-        return Err(ApiError::rule(
+        return Err(Refusal::rule(
             "tokens/DUPLICATE_NAME",
             format!(
                 "this account already has a {} shipping token named {name:?}",
@@ -101,9 +101,9 @@ pub fn check_name_free(kind: Kind, name: &str, taken_by_another: bool) -> Result
 }
 
 /// API tokens exist for pro and enterprise accounts and during a trial.
-pub fn check_may_create_api_token(account_type: AccountType, plan: Plan) -> Result<(), ApiError> {
+pub fn check_may_create_api_token(account_type: AccountType, plan: Plan) -> Result<(), Refusal> {
     if !account_type.has_own_api_tokens() {
-        return Err(ApiError::rule(
+        return Err(Refusal::rule(
             "api-tokens/ACCOUNT_TYPE",
             format!(
                 "{} accounts have no API tokens of their own; use the main account's",
@@ -112,7 +112,7 @@ pub fn check_may_create_api_token(account_type: AccountType, plan: Plan) -> Resu
         ));
     }
     if plan == Plan::Community {
-        return Err(ApiError::rule(
+        return Err(Refusal::rule(
             "api-tokens/PLAN",
             "API tokens are available on pro and enterprise plans and during a trial",
         ));
@@ -126,16 +126,16 @@ pub fn check_api_token_usable(
     plan: Plan,
     trial_ends_at: Option<i64>,
     now_secs: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     if effective_plan(plan, trial_ends_at, now_secs) != Plan::Community {
         return Ok(());
     }
     match trial_ends_at {
-        Some(_) => Err(ApiError::forbidden(
+        Some(_) => Err(Refusal::forbidden(
             "api-tokens/TRIAL_ENDED",
             "the account's trial has ended; its API tokens no longer work",
         )),
-        None => Err(ApiError::forbidden(
+        None => Err(Refusal::forbidden(
             "api-tokens/PLAN",
             "the account's plan does not include API access",
         )),
@@ -155,14 +155,14 @@ pub fn api_tokens_usable_until_ms(plan: Plan, trial_ends_at: Option<i64>) -> Opt
 }
 
 /// A token filter's field and value: `^[a-zA-Z0-9_@.-]+$`, so no wildcard can be written.
-pub fn check_filter_term(what: &str, term: &str) -> Result<(), ApiError> {
+pub fn check_filter_term(what: &str, term: &str) -> Result<(), Refusal> {
     let ok = !term.is_empty()
         && term.len() <= 256
         && term
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@' | b'.' | b'-'));
     if !ok {
-        return Err(ApiError::Invalid {
+        return Err(Refusal::Invalid {
             code: "filters/INVALID_TERM",
             message: format!(
                 "{what} must be 1-256 characters of [a-zA-Z0-9_@.-] (an exact value; wildcards are not supported)"
@@ -173,10 +173,10 @@ pub fn check_filter_term(what: &str, term: &str) -> Result<(), ApiError> {
 }
 
 /// Every name (accounts, tokens) is 1-256 characters without control characters, trimmed.
-pub fn checked_name(name: &str) -> Result<&str, ApiError> {
+pub fn checked_name(name: &str) -> Result<&str, Refusal> {
     let name = name.trim();
     if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
+        return Err(Refusal::invalid(
             "name must be 1-256 characters without control characters",
         ));
     }
@@ -184,14 +184,14 @@ pub fn checked_name(name: &str) -> Result<&str, ApiError> {
 }
 
 /// A user's email: what they log in with, compared lower-cased.
-pub fn checked_email(email: &str) -> Result<String, ApiError> {
+pub fn checked_email(email: &str) -> Result<String, Refusal> {
     let email = email.trim().to_lowercase();
     let valid = email.len() <= 254
         && !email.chars().any(|c| c.is_whitespace() || c.is_control())
         && matches!(email.split_once('@'), Some((local, domain))
             if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
     if !valid {
-        return Err(ApiError::Invalid {
+        return Err(Refusal::Invalid {
             code: "users/INVALID_EMAIL",
             message: "username must be an email address (name@domain)".into(),
         });
@@ -203,9 +203,9 @@ pub fn checked_email(email: &str) -> Result<String, ApiError> {
 /// hashing one costs a bounded time.
 pub const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 12..=256;
 
-pub fn check_password(password: &str) -> Result<(), ApiError> {
+pub fn check_password(password: &str) -> Result<(), Refusal> {
     if !PASSWORD_CHARS.contains(&password.chars().count()) {
-        return Err(ApiError::Invalid {
+        return Err(Refusal::Invalid {
             code: "users/WEAK_PASSWORD",
             message: format!(
                 "the password must be {} to {} characters long",
@@ -219,9 +219,9 @@ pub fn check_password(password: &str) -> Result<(), ApiError> {
 
 /// An account keeps at least one active admin: the last may not be suspended, deleted
 /// or given another role (nobody could manage the account's tokens on the page).
-pub fn check_keeps_an_admin(admins_left: i64) -> Result<(), ApiError> {
+pub fn check_keeps_an_admin(admins_left: i64) -> Result<(), Refusal> {
     if admins_left < 1 {
-        return Err(ApiError::rule(
+        return Err(Refusal::rule(
             "users/LAST_ADMIN",
             "this is the account's last active admin: make another user admin first",
         ));
@@ -267,7 +267,7 @@ mod tests {
         let err = check_name_free(Kind::Logs, "ci", true).unwrap_err();
         assert!(matches!(
             err,
-            ApiError::Rule {
+            Refusal::Rule {
                 code: "tokens/DUPLICATE_NAME",
                 ..
             }
@@ -285,7 +285,7 @@ mod tests {
         let ended = check_api_token_usable(Plan::Community, Some(10), 10).unwrap_err();
         assert!(matches!(
             ended,
-            ApiError::Forbidden {
+            Refusal::Forbidden {
                 code: "api-tokens/TRIAL_ENDED",
                 ..
             }

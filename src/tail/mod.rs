@@ -1,4 +1,4 @@
-//! The read path (issue #15): `GET /v1/tail` on the public listener streams the records
+//! The read path: `GET /v1/tail` on the public listener streams the records
 //! being ingested that the presented credential may read, as Server-Sent Events or, with
 //! `Accept: application/x-ndjson`, as NDJSON.
 //!

@@ -254,6 +254,7 @@ impl ControlPlane {
         let stop = CancellationToken::new();
         let handle = tokio::spawn(tollgate::control::serve_with(
             opened,
+            self.config.clone(),
             self.listener(),
             stop.clone(),
         ));

@@ -27,6 +27,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
+use crate::control::refusal::Refusal;
 use crate::private_files;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/control/migrations/sqlite");
@@ -58,6 +59,14 @@ pub enum StoreError {
     /// from a newer version. Treated like a failed statement (503), never as bad input.
     #[error("unexpected {column} value {value:?} in the store")]
     Corrupt { column: &'static str, value: String },
+}
+
+/// Whatever failed, the caller sees "unavailable, retry"; the cause is logged where the
+/// refusal is answered.
+impl From<StoreError> for Refusal {
+    fn from(e: StoreError) -> Refusal {
+        Refusal::Unavailable(Box::new(e))
+    }
 }
 
 /// A row that cannot be read: one policy for every table.

@@ -5,10 +5,10 @@
 //! its digest, which gateways replicate (read grants): creating and deleting one moves
 //! the feed.
 
-use super::{Change, audit};
-use crate::control::ControlPlane;
-use crate::control::auth::{self, Caller};
-use crate::control::error::ApiError;
+use super::callers::{self, Caller};
+use super::change::{Change, audit};
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
 use crate::control::rules::{self, checked_name};
 use crate::control::store::api_tokens::{self as store, ApiToken, NewApiToken};
 use crate::control::store::{Actor, Tx, feed};
@@ -26,7 +26,7 @@ pub async fn create(
     cp: &ControlPlane,
     caller: &Caller,
     name: &str,
-) -> Result<CreatedApiToken, ApiError> {
+) -> Result<CreatedApiToken, Refusal> {
     let name = checked_name(name)?;
     let mut change = Change::begin(cp, caller).await?;
     rules::check_may_create_api_token(
@@ -49,15 +49,15 @@ pub async fn create(
 }
 
 /// A main account creates a token for one of its sub-accounts, while it is accessible
-/// (`caller` acts on the sub-account: `auth::caller_acting_on`).
+/// (`caller` acts on the sub-account: `callers::caller_acting_on`).
 pub async fn create_for_sub_account(
     cp: &ControlPlane,
     caller: &Caller,
     name: &str,
-) -> Result<CreatedApiToken, ApiError> {
+) -> Result<CreatedApiToken, Refusal> {
     caller.require_main_account()?;
     if !caller.account.is_sub_account() {
-        return Err(ApiError::invalid(format!(
+        return Err(Refusal::invalid(format!(
             "account {} is not a sub-account",
             caller.account.id
         )));
@@ -74,15 +74,15 @@ pub(super) async fn insert(
     name: &str,
     actor: Actor,
     version: i64,
-) -> Result<CreatedApiToken, ApiError> {
-    let secret = auth::new_secret();
+) -> Result<CreatedApiToken, Refusal> {
+    let secret = callers::new_secret();
     let created_at = cp.clock.now_secs();
     let id = store::insert(
         tx,
         &NewApiToken {
             account_id,
             name,
-            digest_hex: &auth::digest_hex(&secret),
+            digest_hex: &callers::digest_hex(&secret),
             actor,
             now: created_at,
             feed_version: version,
@@ -99,20 +99,20 @@ pub(super) async fn insert(
     })
 }
 
-pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<ApiToken>, ApiError> {
+pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<ApiToken>, Refusal> {
     caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     Ok(store::list(&mut conn, caller.account.id).await?)
 }
 
 /// Deletes a token; gateways get its tombstone (an open tail with it ends).
-pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
+pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), Refusal> {
     let mut change = Change::begin(cp, caller).await?;
     let version = feed::next_version(&mut change.tx).await?;
     if !store::delete(&mut change.tx, change.account.id, id, version).await? {
-        return Err(ApiError::not_found(&format!("API token {id}")));
+        return Err(Refusal::not_found(&format!("API token {id}")));
     }
-    feed::prune_tombstones(&mut change.tx, version, cp.feed_retained_versions).await?;
+    feed::prune_tombstones(&mut change.tx, version, cp.feed.retained_versions).await?;
     let target = format!("api-token:{id}");
     change.record("api-token.delete", &target).await?;
     change.commit().await?;

@@ -4,14 +4,15 @@
 //! The same accounts the operator can tie with `/v1/admin/accounts`; each starts with one
 //! enabled metrics shipping token, which gateways accept at once.
 
-use super::Change;
-use super::accounts::{
-    check_main_caller, check_main_or_its_subs, checked_email, delete_owned, insert,
-    main_or_its_subs, republish_if_renamed,
+use super::change::Change;
+use super::accounts::insert;
+use super::callers::Caller;
+use super::sub_accounts::{
+    check_main_caller, check_main_or_its_subs, checked_email, delete_owned, main_or_its_subs,
+    republish_if_renamed,
 };
-use crate::control::ControlPlane;
-use crate::control::auth::Caller;
-use crate::control::error::ApiError;
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
 use crate::control::rules::{AccountType, checked_name};
 use crate::control::store::Db;
 use crate::control::store::accounts::{
@@ -29,10 +30,10 @@ pub struct MetricsAccountFields {
 }
 
 impl MetricsAccountFields {
-    fn apply(self, s: &mut SubAccountSettings) -> Result<(), ApiError> {
+    fn apply(self, s: &mut SubAccountSettings) -> Result<(), Refusal> {
         if let Some(uts) = self.plan_uts {
             if uts < 0 {
-                return Err(ApiError::invalid(
+                return Err(Refusal::invalid(
                     "planUts must be a number of time series >= 0",
                 ));
             }
@@ -52,15 +53,15 @@ pub async fn create(
     cp: &ControlPlane,
     caller: &Caller,
     fields: MetricsAccountFields,
-) -> Result<OwnedAccount, ApiError> {
+) -> Result<OwnedAccount, Refusal> {
     check_main_caller(caller)?;
     let name = fields
         .account_name
         .clone()
-        .ok_or_else(|| ApiError::invalid("accountName is required"))?;
+        .ok_or_else(|| Refusal::invalid("accountName is required"))?;
     let name = checked_name(&name)?.to_string();
     if fields.email.is_none() {
-        return Err(ApiError::invalid("email is required"));
+        return Err(Refusal::invalid("email is required"));
     }
     let mut settings = SubAccountSettings::default();
     fields.apply(&mut settings)?;
@@ -87,10 +88,10 @@ pub async fn create(
     Ok(account)
 }
 
-async fn fetch(db: &mut impl Db, main_id: i64, id: i64) -> Result<OwnedAccount, ApiError> {
+async fn fetch(db: &mut impl Db, main_id: i64, id: i64) -> Result<OwnedAccount, Refusal> {
     let account = store::owned_account_of(db, main_id, AccountType::Metrics, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(&format!("metrics account {id}")))?;
+        .ok_or_else(|| Refusal::not_found(&format!("metrics account {id}")))?;
     shown(db, main_id, account).await
 }
 
@@ -99,13 +100,13 @@ async fn shown(
     db: &mut impl Db,
     main_id: i64,
     mut account: OwnedAccount,
-) -> Result<OwnedAccount, ApiError> {
+) -> Result<OwnedAccount, Refusal> {
     let ids = &mut account.settings.extra.authorized_accounts_ids;
     *ids = main_or_its_subs(db, main_id, None, ids).await?;
     Ok(account)
 }
 
-pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<OwnedAccount>, ApiError> {
+pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<OwnedAccount>, Refusal> {
     check_main_caller(caller)?;
     let mut conn = cp.store.conn().await?;
     let main_id = caller.account.id;
@@ -117,7 +118,7 @@ pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<OwnedAccount
     Ok(out)
 }
 
-pub async fn read(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<OwnedAccount, ApiError> {
+pub async fn read(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<OwnedAccount, Refusal> {
     check_main_caller(caller)?;
     let mut conn = cp.store.conn().await?;
     fetch(&mut conn, caller.account.id, id).await
@@ -129,7 +130,7 @@ pub async fn update(
     caller: &Caller,
     id: i64,
     fields: MetricsAccountFields,
-) -> Result<OwnedAccount, ApiError> {
+) -> Result<OwnedAccount, Refusal> {
     check_main_caller(caller)?;
     let new_name = match &fields.account_name {
         Some(name) => Some(checked_name(name)?.to_string()),
@@ -163,7 +164,7 @@ pub async fn update(
 }
 
 /// Deletes the metrics account and its tokens; gateways drop them.
-pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
+pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), Refusal> {
     check_main_caller(caller)?;
     let mut change = Change::begin(cp, caller).await?;
     fetch(&mut change.tx, change.account.id, id).await?;

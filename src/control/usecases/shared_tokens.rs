@@ -6,10 +6,10 @@
 //! feed, and open tails see it within the propagation bound. Times are epoch milliseconds,
 //! as Logz.io's.
 
-use super::Change;
-use crate::control::ControlPlane;
-use crate::control::auth::{self, Caller};
-use crate::control::error::ApiError;
+use super::change::Change;
+use super::callers::{self, Caller};
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
 use crate::control::rules::{self, checked_name};
 use crate::control::store::shared_tokens::{
     self as store, Filter, FiltersOperator, NewSharedToken, SharedToken,
@@ -30,14 +30,14 @@ pub struct NewShared<'a> {
 }
 
 /// An expiry must be in the future; `None` only for a legacy token.
-fn check_expiry(cp: &ControlPlane, expiry: Option<i64>, legacy: bool) -> Result<(), ApiError> {
+fn check_expiry(cp: &ControlPlane, expiry: Option<i64>, legacy: bool) -> Result<(), Refusal> {
     match expiry {
         None if legacy => Ok(()),
-        None => Err(ApiError::Invalid {
+        None => Err(Refusal::Invalid {
             code: "shared-tokens/EXPIRY_REQUIRED",
             message: "expirationDate is required; only legacy tokens may have none".into(),
         }),
-        Some(ms) if ms <= cp.clock.now_ms() => Err(ApiError::Invalid {
+        Some(ms) if ms <= cp.clock.now_ms() => Err(Refusal::Invalid {
             code: "shared-tokens/EXPIRY_IN_PAST",
             message: "expirationDate must be in the future (epoch milliseconds)".into(),
         }),
@@ -49,7 +49,7 @@ pub async fn create(
     cp: &ControlPlane,
     caller: &Caller,
     new: NewShared<'_>,
-) -> Result<SharedToken, ApiError> {
+) -> Result<SharedToken, Refusal> {
     let name = checked_name(new.name)?;
     let expiry = match new.expiration {
         None => Some(cp.clock.now_ms() + DEFAULT_LIFETIME_MS),
@@ -58,14 +58,14 @@ pub async fn create(
     check_expiry(cp, expiry, new.legacy)?;
     let mut change = Change::begin(cp, caller).await?;
     let version = feed::next_version(&mut change.tx).await?;
-    let secret = auth::new_secret();
+    let secret = callers::new_secret();
     let id = store::insert(
         &mut change.tx,
         &NewSharedToken {
             account_id: change.account.id,
             name,
             secret: &secret,
-            digest_hex: &auth::digest_hex(&secret),
+            digest_hex: &callers::digest_hex(&secret),
             filters_operator: new.filters_operator.unwrap_or_default(),
             expires_at_ms: expiry,
             now_secs: cp.clock.now_secs(),
@@ -88,7 +88,7 @@ async fn attach(
     account_id: i64,
     token_id: i64,
     filters: &[i64],
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     store::detach_all(tx, token_id).await?;
     let mut seen = Vec::with_capacity(filters.len());
     for &filter in filters {
@@ -97,7 +97,7 @@ async fn attach(
         }
         seen.push(filter);
         if store::filter_of(tx, account_id, filter).await?.is_none() {
-            return Err(ApiError::Invalid {
+            return Err(Refusal::Invalid {
                 code: "shared-tokens/UNKNOWN_FILTER",
                 message: format!("filters: {filter} is not one of this account's token filters"),
             });
@@ -107,18 +107,18 @@ async fn attach(
     Ok(())
 }
 
-async fn fetch(db: &mut impl Db, account_id: i64, id: i64) -> Result<SharedToken, ApiError> {
+async fn fetch(db: &mut impl Db, account_id: i64, id: i64) -> Result<SharedToken, Refusal> {
     store::get(db, account_id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(&format!("shared token {id}")))
+        .ok_or_else(|| Refusal::not_found(&format!("shared token {id}")))
 }
 
-pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<SharedToken>, ApiError> {
+pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<SharedToken>, Refusal> {
     let mut conn = cp.store.conn().await?;
     Ok(store::list(&mut conn, caller.account.id).await?)
 }
 
-pub async fn read(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<SharedToken, ApiError> {
+pub async fn read(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<SharedToken, Refusal> {
     let mut conn = cp.store.conn().await?;
     fetch(&mut conn, caller.account.id, id).await
 }
@@ -136,7 +136,7 @@ pub async fn update(
     caller: &Caller,
     id: i64,
     edit: SharedChange,
-) -> Result<SharedToken, ApiError> {
+) -> Result<SharedToken, Refusal> {
     let mut change = Change::begin(cp, caller).await?;
     let current = fetch(&mut change.tx, change.account.id, id).await?;
     let expiry = match edit.expiration {
@@ -161,12 +161,12 @@ pub async fn update(
     Ok(token)
 }
 
-pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
+pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), Refusal> {
     let mut change = Change::begin(cp, caller).await?;
     fetch(&mut change.tx, change.account.id, id).await?;
     let version = feed::next_version(&mut change.tx).await?;
     store::delete(&mut change.tx, id, version).await?;
-    feed::prune_tombstones(&mut change.tx, version, cp.feed_retained_versions).await?;
+    feed::prune_tombstones(&mut change.tx, version, cp.feed.retained_versions).await?;
     let target = format!("shared-token:{id}");
     change.record("shared-token.delete", &target).await?;
     change.commit().await?;
@@ -182,11 +182,11 @@ pub async fn create_filter(
     description: &str,
     field: &str,
     value: &str,
-) -> Result<Filter, ApiError> {
+) -> Result<Filter, Refusal> {
     rules::check_filter_term("field", field)?;
     rules::check_filter_term("value", value)?;
     if description.chars().count() > 256 || description.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
+        return Err(Refusal::invalid(
             "description must be at most 256 characters without control characters",
         ));
     }
@@ -199,7 +199,7 @@ pub async fn create_filter(
     Ok(filter)
 }
 
-pub async fn list_filters(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Filter>, ApiError> {
+pub async fn list_filters(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Filter>, Refusal> {
     caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     Ok(store::filters(&mut conn, caller.account.id).await?)
@@ -208,7 +208,7 @@ pub async fn list_filters(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Filt
 /// The filters the account's shared tokens carry, for every role that sees the tokens:
 /// a token's filter logic is part of what it reads (the page's Shared tokens tab). The
 /// filters no token uses are an admin's to list (`list_filters`).
-pub async fn filters_in_use(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Filter>, ApiError> {
+pub async fn filters_in_use(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Filter>, Refusal> {
     let mut conn = cp.store.conn().await?;
     let used: Vec<i64> = store::list(&mut conn, caller.account.id)
         .await?
@@ -220,22 +220,22 @@ pub async fn filters_in_use(cp: &ControlPlane, caller: &Caller) -> Result<Vec<Fi
     Ok(filters)
 }
 
-pub async fn read_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<Filter, ApiError> {
+pub async fn read_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<Filter, Refusal> {
     caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     store::filter_of(&mut conn, caller.account.id, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(&format!("token filter {id}")))
+        .ok_or_else(|| Refusal::not_found(&format!("token filter {id}")))
 }
 
 /// Deleting a filter detaches it from every shared token that used it: those tokens
 /// change in the feed. (A filter's field and value cannot be edited, so creating one
 /// changes no token until it is attached.)
-pub async fn delete_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), ApiError> {
+pub async fn delete_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), Refusal> {
     let mut change = Change::begin(cp, caller).await?;
     let version = feed::next_version(&mut change.tx).await?;
     if !store::delete_filter(&mut change.tx, change.account.id, id, version).await? {
-        return Err(ApiError::not_found(&format!("token filter {id}")));
+        return Err(Refusal::not_found(&format!("token filter {id}")));
     }
     let target = format!("token-filter:{id}");
     change.record("token-filter.delete", &target).await?;
@@ -258,14 +258,14 @@ pub struct Access {
 /// and current filters, or 403 once it has expired. Marks it used. Superseded by the read
 /// grants in the feed, which let a gateway answer without asking; kept for callers that
 /// have no feed follower.
-pub async fn resolve(cp: &ControlPlane, secret: &str) -> Result<Access, ApiError> {
+pub async fn resolve(cp: &ControlPlane, secret: &str) -> Result<Access, Refusal> {
     let mut conn = cp.store.conn().await?;
-    let token = store::find(&mut conn, &auth::digest_hex(secret))
+    let token = store::find(&mut conn, &callers::digest_hex(secret))
         .await?
-        .ok_or_else(|| ApiError::NotFound("no shared token matches".into()))?;
+        .ok_or_else(|| Refusal::NotFound("no shared token matches".into()))?;
     let now = cp.clock.now_ms();
     if token.expires_at_ms.is_some_and(|e| e <= now) {
-        return Err(ApiError::forbidden(
+        return Err(Refusal::forbidden(
             "shared-tokens/EXPIRED",
             "this shared token has expired",
         ));

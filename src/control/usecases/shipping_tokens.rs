@@ -2,10 +2,10 @@
 //! disable, delete, search, and the plan's limit. Every change moves the feed version in
 //! its transaction, so gateways see exactly the committed state.
 
-use super::Change;
-use crate::control::ControlPlane;
-use crate::control::auth::{self, Caller};
-use crate::control::error::ApiError;
+use super::change::Change;
+use super::callers::{self, Caller};
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
 use crate::control::rules::{self, checked_name};
 use crate::control::store::accounts::Account;
 use crate::control::store::shipping_tokens::{
@@ -24,10 +24,10 @@ fn noun(kind: Kind) -> &'static str {
 }
 
 /// An account holds tokens of its type's kind only.
-fn check_kind(account: &Account, kind: Kind) -> Result<(), ApiError> {
+fn check_kind(account: &Account, kind: Kind) -> Result<(), Refusal> {
     let holds = account.account_type.shipping_kind();
     if holds != kind {
-        return Err(ApiError::rule(
+        return Err(Refusal::rule(
             "tokens/ACCOUNT_TYPE",
             format!(
                 "account {} is a {} account: it holds {} shipping tokens, not {}",
@@ -47,7 +47,7 @@ pub async fn create(
     kind: Kind,
     name: &str,
     enabled: Option<bool>,
-) -> Result<ShippingToken, ApiError> {
+) -> Result<ShippingToken, Refusal> {
     check_kind(&caller.account, kind)?;
     let name = checked_name(name)?;
     let mut change = Change::begin(cp, caller).await?;
@@ -92,9 +92,9 @@ pub(super) async fn insert(
     name: &str,
     enabled: bool,
     actor: Actor,
-) -> Result<Created, ApiError> {
+) -> Result<Created, Refusal> {
     let version = feed::next_version(tx).await?;
-    let secret = auth::new_secret();
+    let secret = callers::new_secret();
     let id = store::insert(
         tx,
         &NewToken {
@@ -102,7 +102,7 @@ pub(super) async fn insert(
             kind,
             name,
             secret: &secret,
-            digest_hex: &auth::digest_hex(&secret),
+            digest_hex: &callers::digest_hex(&secret),
             enabled,
             actor,
             now: cp.clock.now_secs(),
@@ -122,7 +122,7 @@ pub async fn read(
     caller: &Caller,
     kind: Kind,
     id: i64,
-) -> Result<ShippingToken, ApiError> {
+) -> Result<ShippingToken, Refusal> {
     caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     fetch(&mut conn, caller.account.id, kind, id).await
@@ -137,7 +137,7 @@ pub async fn update(
     id: i64,
     name: Option<&str>,
     enabled: Option<bool>,
-) -> Result<ShippingToken, ApiError> {
+) -> Result<ShippingToken, Refusal> {
     let name = name.map(checked_name).transpose()?;
     let mut change = Change::begin(cp, caller).await?;
     let current = fetch(&mut change.tx, change.account.id, kind, id).await?;
@@ -188,7 +188,7 @@ pub async fn delete(
     caller: &Caller,
     kind: Kind,
     id: i64,
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     let mut change = Change::begin(cp, caller).await?;
     let current = fetch(&mut change.tx, change.account.id, kind, id).await?;
     if current.enabled {
@@ -198,7 +198,7 @@ pub async fn delete(
     }
     let version = feed::next_version(&mut change.tx).await?;
     store::remove(&mut change.tx, Removal::Token(id), version).await?;
-    feed::prune_tombstones(&mut change.tx, version, cp.feed_retained_versions).await?;
+    feed::prune_tombstones(&mut change.tx, version, cp.feed.retained_versions).await?;
     let action = format!("{}.delete", noun(kind));
     let target = format!("{}:{id}", noun(kind));
     change.record(&action, &target).await?;
@@ -216,7 +216,7 @@ pub async fn search(
     order: Order,
     limit: i64,
     offset: i64,
-) -> Result<(i64, Vec<ShippingToken>), ApiError> {
+) -> Result<(i64, Vec<ShippingToken>), Refusal> {
     caller.require_admin()?;
     let mut conn = cp.store.conn().await?;
     let search = Search {
@@ -236,7 +236,7 @@ pub struct Limits {
     pub enabled: i64,
 }
 
-pub async fn limits(cp: &ControlPlane, caller: &Caller, kind: Kind) -> Result<Limits, ApiError> {
+pub async fn limits(cp: &ControlPlane, caller: &Caller, kind: Kind) -> Result<Limits, Refusal> {
     caller.require_admin()?;
     check_kind(&caller.account, kind)?;
     let account = &caller.account;
@@ -252,7 +252,7 @@ async fn check_may_enable_another(
     cp: &ControlPlane,
     tx: &mut Tx,
     account: &Account,
-) -> Result<(), ApiError> {
+) -> Result<(), Refusal> {
     let enabled_now = store::enabled_count(tx, account.id).await?;
     rules::check_may_enable_another(account.plan_at(cp.clock.now_secs()), enabled_now)
 }
@@ -263,8 +263,8 @@ async fn fetch(
     account_id: i64,
     kind: Kind,
     id: i64,
-) -> Result<ShippingToken, ApiError> {
+) -> Result<ShippingToken, Refusal> {
     store::get(db, account_id, kind, id)
         .await?
-        .ok_or_else(|| ApiError::not_found(&format!("{} shipping token {id}", kind.as_str())))
+        .ok_or_else(|| Refusal::not_found(&format!("{} shipping token {id}", kind.as_str())))
 }

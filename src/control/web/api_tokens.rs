@@ -13,19 +13,19 @@ use axum::routing::post;
 use maud::{Markup, html};
 
 use super::layout::{self, confirm_form, copy_token, csrf_field};
-use super::{Ctx, Fields, Notice, Tab, Visit, act, dates, render};
-use crate::control::ControlPlane;
-use crate::control::error::ApiError;
+use super::{Ctx, Fields, Notice, PageState, Tab, Visit, act, dates, render};
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
 use crate::control::rules;
 use crate::control::usecases::api_tokens as usecase;
 
-pub fn routes() -> Router<Arc<ControlPlane>> {
+pub fn routes() -> Router<PageState> {
     Router::new()
         .route("/accounts/{account}/api/tokens", post(create))
         .route("/accounts/{account}/api/tokens/{id}/delete", post(delete))
 }
 
-pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, ApiError> {
+pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> {
     let account = ctx.account();
     let refused =
         rules::check_may_create_api_token(account.account_type, account.plan_at(ctx.now_secs()))

@@ -2,7 +2,7 @@
 //! `/ui/assets/` with a long cache lifetime: their URLs carry a digest of the content,
 //! so a new build is fetched fresh.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
 use axum::Router;
 use axum::extract::Path;
@@ -10,14 +10,13 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use super::BASE;
-use crate::control::ControlPlane;
-use crate::control::error::ApiError;
+use super::{BASE, PageState};
+use crate::control::refusal::Refusal;
 
 const CSS: &str = include_str!("assets/page.css");
 const JS: &str = include_str!("assets/page.js");
 
-pub fn routes() -> Router<Arc<ControlPlane>> {
+pub fn routes() -> Router<PageState> {
     Router::new().route("/assets/{file}", get(serve))
 }
 
@@ -43,7 +42,7 @@ async fn serve(Path(file): Path<String>) -> Response {
     let (content_type, body) = match file.as_str() {
         "page.css" => ("text/css; charset=utf-8", CSS),
         "page.js" => ("text/javascript; charset=utf-8", JS),
-        _ => return ApiError::NotFound(format!("no asset {file}")).into_response(),
+        _ => return Refusal::NotFound(format!("no asset {file}")).into_response(),
     };
     (
         [

@@ -4,7 +4,7 @@
 
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
-use super::{BASE, Notice, Refusal, Tab, Visit, assets, dates};
+use super::{BASE, Notice, PageRefusal, Tab, Visit, assets, dates};
 use crate::control::rules::AccountType;
 use crate::control::store::accounts::Account;
 
@@ -147,7 +147,7 @@ pub fn default_tab(account: &Account) -> Tab {
 }
 
 /// A refusal where the person acted: the rule's sentence, its code in small text.
-pub fn refusal(r: &Refusal) -> Markup {
+pub fn refusal(r: &PageRefusal) -> Markup {
     html! {
         div.alert.error role="alert" data-code=(r.code) {
             p.message { (r.message) }

@@ -1,5 +1,5 @@
 //! Signing in (email and password → the session cookie), setting a password through a
-//! one-time setup link, and signing out — through `usecases::users`. A refused sign-in
+//! one-time setup link, and signing out — through `usecases::sessions`. A refused sign-in
 //! says the same for an unknown email and a wrong password (the use case's answer).
 
 use std::net::IpAddr;
@@ -15,12 +15,12 @@ use serde::Deserialize;
 
 use super::layout::{self, csrf_field};
 use super::session::{self, ClientIp, Session};
-use super::{BASE, Fields, Refusal, Visit, csrf_of, see_other};
-use crate::control::ControlPlane;
-use crate::control::error::ApiError;
-use crate::control::usecases::users as usecase;
+use super::{BASE, Fields, PageRefusal, PageSettings, PageState, Visit, csrf_of, see_other};
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
+use crate::control::usecases::sessions as usecase;
 
-pub fn routes() -> Router<Arc<ControlPlane>> {
+pub fn routes() -> Router<PageState> {
     Router::new()
         .route("/login", get(page).post(submit))
         .route("/logout", post(logout))
@@ -49,7 +49,7 @@ fn card_page(title: &str, body: Markup) -> Markup {
     )
 }
 
-fn login_form(csrf: &str, email: &str, refusal: Option<&Refusal>, ready: bool) -> Markup {
+fn login_form(csrf: &str, email: &str, refusal: Option<&PageRefusal>, ready: bool) -> Markup {
     card_page(
         "Sign in",
         html! {
@@ -83,27 +83,31 @@ async fn page(session: Option<Session>, Query(q): Query<LoginQuery>, req: Reques
     login_form(&csrf_of(&parts), "", None, q.ready.is_some()).into_response()
 }
 
-async fn submit(State(cp): State<Arc<ControlPlane>>, req: Request) -> Response {
+async fn submit(
+    State(cp): State<Arc<ControlPlane>>,
+    State(settings): State<Arc<PageSettings>>,
+    req: Request,
+) -> Response {
     let (parts, body) = req.into_parts();
     let csrf = csrf_of(&parts);
     let client = parts
         .extensions
         .get::<ClientIp>()
         .map_or(IpAddr::from([0, 0, 0, 0]), |ClientIp(ip)| *ip);
-    let fields = match Fields::from_request(Request::from_parts(parts, body), &cp).await {
+    let fields = match Fields::from_request(Request::from_parts(parts, body), &()).await {
         Ok(fields) => fields,
         Err(rejection) => return rejection,
     };
     let email = fields.get("email").trim();
     match usecase::login(&cp, email, fields.get("password"), client).await {
         Ok(logged_in) => {
-            let cookie = session::login_cookie(&cp, &logged_in.session_secret);
+            let cookie = session::login_cookie(&settings, &logged_in.session_secret);
             let mut response = see_other(BASE);
             response.headers_mut().insert(header::SET_COOKIE, cookie);
             response
         }
         Err(e) => {
-            let refusal = Refusal::from(e);
+            let refusal = PageRefusal::from(e);
             let status = refusal.status;
             (status, login_form(&csrf, email, Some(&refusal), false)).into_response()
         }
@@ -118,11 +122,11 @@ async fn logout(State(cp): State<Arc<ControlPlane>>, visit: Visit) -> Response {
     let mut response = see_other(&format!("{BASE}/login"));
     response
         .headers_mut()
-        .insert(header::SET_COOKIE, session::logout_cookie(&cp));
+        .insert(header::SET_COOKIE, session::logout_cookie(&visit.settings));
     response
 }
 
-fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&Refusal>) -> Markup {
+fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&PageRefusal>) -> Markup {
     card_page(
         "Set a password",
         html! {
@@ -147,7 +151,7 @@ fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&Refusal>) 
 }
 
 /// A setup link that can't be used (unknown, used, expired): the reason, and a way on.
-fn dead_link(refusal: &Refusal) -> Response {
+fn dead_link(refusal: &PageRefusal) -> Response {
     (
         refusal.status,
         card_page(
@@ -187,7 +191,7 @@ async fn setup_submit(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let csrf = csrf_of(&parts);
-    let fields = match Fields::from_request(Request::from_parts(parts, body), &cp).await {
+    let fields = match Fields::from_request(Request::from_parts(parts, body), &()).await {
         Ok(fields) => fields,
         Err(rejection) => return rejection,
     };
@@ -197,7 +201,7 @@ async fn setup_submit(
     };
     let password = fields.get("password");
     let result = if password != fields.get("confirm") {
-        Err(ApiError::Invalid {
+        Err(Refusal::Invalid {
             code: "users/PASSWORD_MISMATCH",
             message: "the two passwords are not the same".into(),
         })
@@ -207,7 +211,7 @@ async fn setup_submit(
     match result {
         Ok(_) => see_other(&format!("{BASE}/login?ready=1")),
         Err(e) => {
-            let refusal = Refusal::from(e);
+            let refusal = PageRefusal::from(e);
             let mut response = (
                 refusal.status,
                 setup_form(&csrf, &secret, &user.email, Some(&refusal)),

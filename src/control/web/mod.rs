@@ -28,26 +28,74 @@ mod users;
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRef, FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use serde::Deserialize;
 
-use super::ControlPlane;
-use super::auth::Caller;
-use super::error::{ApiError, ErrorCode};
+use super::api::error;
+use super::plane::ControlPlane;
+use super::refusal::Refusal;
 use super::store::accounts::Account;
 use super::store::users::Role;
 use super::usecases::accounts as account_usecases;
+use super::usecases::callers::Caller;
+use crate::config::ControlPlaneConfig;
 use crate::model::Kind;
 pub use form::Fields;
 use session::{Csrf, Session};
 
-/// Every page route; the control plane nests them under [`BASE`] inside `session::layer`.
-pub fn routes() -> Router<Arc<ControlPlane>> {
+/// What only the page takes from the config.
+pub struct PageSettings {
+    /// `Secure` session cookies: the page is reached over https.
+    pub secure_cookies: bool,
+    /// Where the gateways' public listener is reached, without a trailing `/`: the start
+    /// of a shared token's live-tail link. `None`: the page offers none.
+    pub gateway_url: Option<String>,
+}
+
+impl PageSettings {
+    pub fn from_config(config: &ControlPlaneConfig) -> PageSettings {
+        PageSettings {
+            secure_cookies: config.page_url().starts_with("https://"),
+            gateway_url: config
+                .gateway_url
+                .as_deref()
+                .map(|url| url.trim_end_matches('/').to_string()),
+        }
+    }
+}
+
+/// The page's router state: the use cases' state and the page's own settings; handlers
+/// extract the one they need (`State<Arc<ControlPlane>>`, `State<Arc<PageSettings>>`).
+#[derive(Clone)]
+pub struct PageState {
+    cp: Arc<ControlPlane>,
+    settings: Arc<PageSettings>,
+}
+
+impl FromRef<PageState> for Arc<ControlPlane> {
+    fn from_ref(state: &PageState) -> Arc<ControlPlane> {
+        Arc::clone(&state.cp)
+    }
+}
+
+impl FromRef<PageState> for Arc<PageSettings> {
+    fn from_ref(state: &PageState) -> Arc<PageSettings> {
+        Arc::clone(&state.settings)
+    }
+}
+
+/// Every page route, inside `session::layer`, to be served under [`BASE`].
+pub fn routes(cp: Arc<ControlPlane>, settings: PageSettings) -> Router {
+    let state = PageState {
+        cp,
+        settings: Arc::new(settings),
+    };
     let mut router = Router::new()
         .route("/", get(home))
         .merge(login::routes())
@@ -61,7 +109,13 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
         let path = format!("/accounts/{{account}}/{}", tab.slug());
         router = router.route(&path, get(show_tab).layer(Extension(tab)));
     }
-    router.fallback(login::not_found)
+    router
+        .fallback(login::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::layer,
+        ))
+        .with_state(state)
 }
 
 /// Where `routes` is served; every link and form action starts with it.
@@ -144,20 +198,19 @@ async fn home(session: Session) -> Redirect {
     Redirect::to(&tab.url(session.home.id))
 }
 
-/// A signed-in visit: the session and the CSRF token every form of the answer embeds.
+/// A signed-in visit: the session, the CSRF token every form of the answer embeds, and
+/// the page's settings.
 pub struct Visit {
     pub session: Session,
     pub csrf: String,
+    pub settings: Arc<PageSettings>,
 }
 
-impl FromRequestParts<Arc<ControlPlane>> for Visit {
+impl FromRequestParts<PageState> for Visit {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        cp: &Arc<ControlPlane>,
-    ) -> Result<Visit, Response> {
-        let session = match Session::from_request_parts(parts, cp).await {
+    async fn from_request_parts(parts: &mut Parts, state: &PageState) -> Result<Visit, Response> {
+        let session = match Session::from_request_parts(parts, state).await {
             Ok(session) => session,
             // A GET goes to the login page; a form posted after the session ended is told
             // so as a page (still 401), not as the API's JSON.
@@ -167,6 +220,7 @@ impl FromRequestParts<Arc<ControlPlane>> for Visit {
         Ok(Visit {
             session,
             csrf: csrf_of(parts),
+            settings: Arc::clone(&state.settings),
         })
     }
 }
@@ -183,26 +237,20 @@ pub fn csrf_of(parts: &Parts) -> String {
 /// A refused call as the page shows it: the rule's sentence, its code in small text, and
 /// the status the API would have answered.
 #[derive(Debug, Clone)]
-pub struct Refusal {
+pub struct PageRefusal {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
 }
 
-impl From<ApiError> for Refusal {
-    fn from(e: ApiError) -> Refusal {
-        let message = e.to_string();
-        // The status and code come from the one place that maps them (and a store failure
-        // is logged there).
-        let response = e.into_response();
-        let code = response
-            .extensions()
-            .get::<ErrorCode>()
-            .map_or("error", |ErrorCode(code)| code);
-        Refusal {
-            status: response.status(),
-            code,
-            message,
+impl From<Refusal> for PageRefusal {
+    fn from(e: Refusal) -> PageRefusal {
+        // The status is the API's for the same refusal; a store failure is logged there.
+        error::log_cause(&e);
+        PageRefusal {
+            status: error::status(&e),
+            code: e.code(),
+            message: e.to_string(),
         }
     }
 }
@@ -211,7 +259,7 @@ impl From<ApiError> for Refusal {
 /// being answered.
 pub enum Notice {
     None,
-    Refused(Refusal),
+    Refused(PageRefusal),
     /// A new API token: its secret, shown this once.
     ApiToken {
         name: String,
@@ -238,8 +286,8 @@ impl Notice {
     }
 }
 
-impl From<ApiError> for Notice {
-    fn from(e: ApiError) -> Notice {
+impl From<Refusal> for Notice {
+    fn from(e: Refusal) -> Notice {
         Notice::Refused(e.into())
     }
 }
@@ -286,6 +334,11 @@ impl Ctx<'_> {
     pub fn now_secs(&self) -> i64 {
         self.cp.clock.now_secs()
     }
+
+    /// Where the gateways' public listener is reached, if configured.
+    pub fn gateway_url(&self) -> Option<&str> {
+        self.visit.settings.gateway_url.as_deref()
+    }
 }
 
 async fn show_tab(
@@ -331,7 +384,7 @@ pub async fn render(
     let (status, notice, content) = match content {
         Ok(markup) => (notice.status(), notice, markup),
         Err(e) => {
-            let refusal = Refusal::from(e);
+            let refusal = PageRefusal::from(e);
             (refusal.status, Notice::Refused(refusal), maud::html! {})
         }
     };
@@ -375,8 +428,8 @@ async fn reach(cp: &ControlPlane, visit: &Visit, caller: &Caller) -> Vec<Account
 
 /// An account the session doesn't reach (or that isn't there): the refusal, in the frame
 /// of the session's home account.
-pub async fn unreachable_account(cp: &ControlPlane, visit: &Visit, e: ApiError) -> Response {
-    let refusal = Refusal::from(e);
+pub async fn unreachable_account(cp: &ControlPlane, visit: &Visit, e: Refusal) -> Response {
+    let refusal = PageRefusal::from(e);
     let status = refusal.status;
     let home = visit.session.home.clone();
     let reach = match visit.session.caller(cp, home.id).await {
@@ -404,7 +457,7 @@ pub async fn act(
     visit: &Visit,
     account_id: i64,
     tab: Tab,
-    change: impl AsyncFnOnce(&Caller) -> Result<(), ApiError>,
+    change: impl AsyncFnOnce(&Caller) -> Result<(), Refusal>,
 ) -> Response {
     let caller = match visit.session.caller(cp, account_id).await {
         Ok(caller) => caller,

@@ -14,18 +14,22 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts, Request, State};
+use axum::extract::{
+    ConnectInfo, FromRef, FromRequestParts, OptionalFromRequestParts, Request, State,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use crate::control::ControlPlane;
-use crate::control::auth::{self, Caller};
-use crate::control::error::ApiError;
+use super::{PageSettings, PageState};
+use crate::control::api::error::ApiError;
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
 use crate::control::store::accounts::Account;
 use crate::control::store::users::User;
-use crate::control::usecases::users as usecases;
+use crate::control::usecases::callers::{self, Caller};
+use crate::control::usecases::sessions;
 use crate::tokens::wire::Digest;
 
 pub const SESSION_COOKIE: &str = "tollgate_session";
@@ -49,8 +53,8 @@ pub struct Session {
 impl Session {
     /// The caller acting on `account_id`: the user's account, or for an admin what its
     /// account's API token reaches.
-    pub async fn caller(&self, cp: &ControlPlane, account_id: i64) -> Result<Caller, ApiError> {
-        auth::user_caller(cp, &self.user, &self.home, account_id).await
+    pub async fn caller(&self, cp: &ControlPlane, account_id: i64) -> Result<Caller, Refusal> {
+        callers::user_caller(cp, &self.user, &self.home, account_id).await
     }
 
     /// The cookie's secret, to log out with.
@@ -68,14 +72,16 @@ pub struct Csrf(pub String);
 #[derive(Clone, Copy)]
 pub struct ClientIp(pub IpAddr);
 
-pub async fn layer(State(cp): State<Arc<ControlPlane>>, mut req: Request, next: Next) -> Response {
+pub async fn layer(State(page): State<PageState>, mut req: Request, next: Next) -> Response {
+    let cp: Arc<ControlPlane> = FromRef::from_ref(&page);
+    let settings: Arc<PageSettings> = FromRef::from_ref(&page);
     let client = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     req.extensions_mut().insert(ClientIp(client));
     let session = match cookie(req.headers(), SESSION_COOKIE) {
-        Some(secret) => match usecases::session(&cp, secret).await {
+        Some(secret) => match sessions::session(&cp, secret).await {
             Ok(found) => found.map(|(user, home)| Session {
                 user,
                 home,
@@ -92,7 +98,7 @@ pub async fn layer(State(cp): State<Arc<ControlPlane>>, mut req: Request, next: 
         (Some(s), _) => (session_csrf(&s.secret), None),
         (None, Some(token)) => (token, None),
         (None, None) => {
-            let token = auth::new_secret();
+            let token = callers::new_secret();
             (token.clone(), Some(token))
         }
     };
@@ -111,7 +117,7 @@ pub async fn layer(State(cp): State<Arc<ControlPlane>>, mut req: Request, next: 
         };
         let presented = presented_csrf(&parts.headers, &bytes);
         if !presented.is_some_and(|p| Digest::of(&p) == Digest::of(&expected)) {
-            let refusal = ApiError::forbidden(
+            let refusal = Refusal::forbidden(
                 "auth/CSRF",
                 "this form has expired or did not come from this page: reload it and try again",
             );
@@ -131,7 +137,7 @@ pub async fn layer(State(cp): State<Arc<ControlPlane>>, mut req: Request, next: 
     if let Some(token) = new_cookie {
         response.headers_mut().append(
             header::SET_COOKIE,
-            set_cookie(&cp, CSRF_COOKIE, &token, None),
+            set_cookie(&settings, CSRF_COOKIE, &token, None),
         );
     }
     response
@@ -145,7 +151,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.contains("text/html"))
 }
 
-fn stale_form_page(refusal: &ApiError) -> String {
+fn stale_form_page(refusal: &Refusal) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Form expired \
          · tollgate</title></head><body style=\"font-family:sans-serif;max-width:40rem;\
@@ -157,21 +163,26 @@ fn stale_form_page(refusal: &ApiError) -> String {
 }
 
 /// The `Set-Cookie` value that starts a session.
-pub fn login_cookie(cp: &ControlPlane, session_secret: &str) -> HeaderValue {
-    set_cookie(cp, SESSION_COOKIE, session_secret, None)
+pub fn login_cookie(settings: &PageSettings, session_secret: &str) -> HeaderValue {
+    set_cookie(settings, SESSION_COOKIE, session_secret, None)
 }
 
 /// The `Set-Cookie` value that ends it in the browser.
-pub fn logout_cookie(cp: &ControlPlane) -> HeaderValue {
-    set_cookie(cp, SESSION_COOKIE, "", Some(0))
+pub fn logout_cookie(settings: &PageSettings) -> HeaderValue {
+    set_cookie(settings, SESSION_COOKIE, "", Some(0))
 }
 
-fn set_cookie(cp: &ControlPlane, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+fn set_cookie(
+    settings: &PageSettings,
+    name: &str,
+    value: &str,
+    max_age: Option<u64>,
+) -> HeaderValue {
     let mut cookie = format!("{name}={value}; Path=/ui; HttpOnly; SameSite=Strict");
     if let Some(secs) = max_age {
         cookie.push_str(&format!("; Max-Age={secs}"));
     }
-    if cp.secure_cookies {
+    if settings.secure_cookies {
         cookie.push_str("; Secure");
     }
     HeaderValue::try_from(cookie).expect("cookie values are [A-Za-z0-9]")
@@ -221,27 +232,24 @@ fn is_secret(value: &str) -> bool {
     value.len() == 32 && value.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
-impl FromRequestParts<Arc<ControlPlane>> for Session {
+impl FromRequestParts<PageState> for Session {
     type Rejection = Response;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _: &Arc<ControlPlane>,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _: &PageState) -> Result<Self, Self::Rejection> {
         match parts.extensions.get::<Session>() {
             Some(s) => Ok(s.clone()),
             None if parts.method == Method::GET => Err(Redirect::to("/ui/login").into_response()),
-            None => Err(ApiError::Unauthorized("log in to the page first").into_response()),
+            None => Err(Refusal::Unauthenticated("log in to the page first").into_response()),
         }
     }
 }
 
-impl OptionalFromRequestParts<Arc<ControlPlane>> for Session {
+impl OptionalFromRequestParts<PageState> for Session {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(
         parts: &mut Parts,
-        _: &Arc<ControlPlane>,
+        _: &PageState,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<Session>().cloned())
     }

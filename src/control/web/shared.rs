@@ -13,14 +13,14 @@ use axum::routing::post;
 use maud::{Markup, html};
 
 use super::layout::{self, badge, confirm_form, copy_token, csrf_field};
-use super::{Ctx, Fields, Notice, Tab, Visit, act, dates};
-use crate::control::ControlPlane;
+use super::{Ctx, Fields, Notice, PageState, Tab, Visit, act, dates};
 use crate::control::clock::DAY_MS;
-use crate::control::error::ApiError;
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
 use crate::control::store::shared_tokens::{Filter, FiltersOperator, SharedToken};
 use crate::control::usecases::shared_tokens::{self as usecase, NewShared, SharedChange};
 
-pub fn routes() -> Router<Arc<ControlPlane>> {
+pub fn routes() -> Router<PageState> {
     Router::new()
         .route("/accounts/{account}/shared/tokens", post(create))
         .route("/accounts/{account}/shared/tokens/{id}/edit", post(edit))
@@ -39,7 +39,7 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
 /// documentation's default).
 const DEFAULT_DAYS: i64 = 7;
 
-pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, ApiError> {
+pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, Refusal> {
     let tokens = usecase::list(ctx.cp, ctx.caller).await?;
     let admin = ctx.is_admin();
     // Admins manage every filter; other roles see those the tokens carry.
@@ -72,7 +72,7 @@ pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, ApiError
                         th scope="col" { "Filter logic" }
                         th scope="col" { "Last used" }
                         th scope="col" { "Expires" }
-                        @if ctx.cp.gateway_url().is_some() { th scope="col" { "Live tail" } }
+                        @if ctx.gateway_url().is_some() { th scope="col" { "Live tail" } }
                         @if admin { th scope="col" { span.sr-only { "Actions" } } }
                     } }
                     tbody {
@@ -187,7 +187,7 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
                     }
                 }
             }
-            @if let Some(gateway) = ctx.cp.gateway_url() {
+            @if let Some(gateway) = ctx.gateway_url() {
                 td.tail {
                     @if t.expires_at_ms.is_some_and(|ms| ms <= now_ms) {
                         span.muted { "Expired" }
@@ -236,7 +236,7 @@ fn edit_row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter]) -> Markup {
     let editing = ctx.edit == Some(t.id);
     let form_id = format!("edit-shared-{}", t.id);
     // Name, token, logic, last used, expires, (live tail,) actions.
-    let columns = if ctx.cp.gateway_url().is_some() { 7 } else { 6 };
+    let columns = if ctx.gateway_url().is_some() { 7 } else { 6 };
     html! {
         tr.edit-row id={ "shared-" (t.id) "-edit" } hidden[!editing] {
             td colspan=(columns) {
@@ -361,32 +361,32 @@ fn filters_section(ctx: &Ctx<'_>, filters: &[Filter], tokens: &[SharedToken]) ->
 // === actions ===
 
 /// The expiry a form gives: `None` when left empty.
-fn expiry(fields: &Fields) -> Result<Option<i64>, ApiError> {
+fn expiry(fields: &Fields) -> Result<Option<i64>, Refusal> {
     fields
         .opt("expires")
         .map(|d| {
             dates::end_of_day(d)
-                .ok_or_else(|| ApiError::invalid("the expiration date must be a date (YYYY-MM-DD)"))
+                .ok_or_else(|| Refusal::invalid("the expiration date must be a date (YYYY-MM-DD)"))
         })
         .transpose()
 }
 
-fn chosen_filters(fields: &Fields) -> Result<Vec<i64>, ApiError> {
+fn chosen_filters(fields: &Fields) -> Result<Vec<i64>, Refusal> {
     fields
         .all("filter")
         .map(|f| {
             f.parse()
-                .map_err(|_| ApiError::invalid("filters are chosen from the account's filters"))
+                .map_err(|_| Refusal::invalid("filters are chosen from the account's filters"))
         })
         .collect()
 }
 
-fn operator(fields: &Fields) -> Result<Option<FiltersOperator>, ApiError> {
+fn operator(fields: &Fields) -> Result<Option<FiltersOperator>, Refusal> {
     match fields.opt("operator") {
         None => Ok(None),
         Some("AND") => Ok(Some(FiltersOperator::And)),
         Some("OR") => Ok(Some(FiltersOperator::Or)),
-        Some(_) => Err(ApiError::invalid("filters combine with AND or OR")),
+        Some(_) => Err(Refusal::invalid("filters combine with AND or OR")),
     }
 }
 

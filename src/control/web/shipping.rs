@@ -13,9 +13,9 @@ use axum::{Extension, Router};
 use maud::{Markup, html};
 
 use super::layout::{self, badge, confirm_form, copy_token, csrf_field};
-use super::{Ctx, Fields, Notice, Tab, Visit, act, dates};
-use crate::control::ControlPlane;
-use crate::control::error::ApiError;
+use super::{Ctx, Fields, Notice, PageState, Tab, Visit, act, dates};
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
 use crate::control::rules;
 use crate::control::store::shipping_tokens::{Order, ShippingToken};
 use crate::control::store::users::User;
@@ -23,7 +23,7 @@ use crate::control::usecases::shipping_tokens as usecase;
 use crate::control::usecases::users as user_usecases;
 use crate::model::Kind;
 
-pub fn routes() -> Router<Arc<ControlPlane>> {
+pub fn routes() -> Router<PageState> {
     let mut router = Router::new();
     for kind in [Kind::Logs, Kind::Metrics, Kind::Traces] {
         let base = format!("/accounts/{{account}}/{}/tokens", Tab::of_kind(kind).slug());
@@ -50,7 +50,7 @@ fn noun(kind: Kind) -> &'static str {
 /// The most tokens one tab lists (the plan allows 15 enabled; disabled ones add up).
 const MAX_LISTED: i64 = 1000;
 
-pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Markup, ApiError> {
+pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Markup, Refusal> {
     if ctx.account().account_type.shipping_kind() != kind {
         return Ok(elsewhere(ctx, kind));
     }
@@ -334,7 +334,7 @@ async fn set_enabled(
         let enabled = match fields.get("enabled") {
             "true" => true,
             "false" => false,
-            _ => return Err(ApiError::invalid("enabled must be true or false")),
+            _ => return Err(Refusal::invalid("enabled must be true or false")),
         };
         usecase::update(&cp, caller, kind, id, None, Some(enabled)).await?;
         Ok(())

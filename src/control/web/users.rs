@@ -11,13 +11,13 @@ use axum::routing::post;
 use maud::{Markup, html};
 
 use super::layout::{self, badge, confirm_form, copy_token, csrf_field};
-use super::{Ctx, Fields, Notice, Tab, Visit, act, render};
-use crate::control::ControlPlane;
-use crate::control::error::ApiError;
+use super::{Ctx, Fields, Notice, PageState, Tab, Visit, act, render};
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
 use crate::control::store::users::{Role, User};
 use crate::control::usecases::users::{self as usecase, NewUser};
 
-pub fn routes() -> Router<Arc<ControlPlane>> {
+pub fn routes() -> Router<PageState> {
     Router::new()
         .route("/accounts/{account}/users/invite", post(invite))
         .route("/accounts/{account}/users/{id}/role", post(set_role))
@@ -36,7 +36,7 @@ fn role_help(role: Role) -> &'static str {
     }
 }
 
-pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, ApiError> {
+pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> {
     let users = usecase::list(ctx.cp, ctx.caller).await?;
     let me = ctx.visit.session.user.id;
     Ok(html! {
@@ -149,9 +149,9 @@ fn row(ctx: &Ctx<'_>, u: &User, is_me: bool) -> Markup {
     }
 }
 
-fn role(fields: &Fields) -> Result<Role, ApiError> {
+fn role(fields: &Fields) -> Result<Role, Refusal> {
     Role::parse(fields.get("role"))
-        .ok_or_else(|| ApiError::invalid("role must be admin, user or read-only"))
+        .ok_or_else(|| Refusal::invalid("role must be admin, user or read-only"))
 }
 
 async fn invite(
@@ -209,7 +209,7 @@ async fn set_active(
         let active = match fields.get("active") {
             "true" => true,
             "false" => false,
-            _ => return Err(ApiError::invalid("active must be true or false")),
+            _ => return Err(Refusal::invalid("active must be true or false")),
         };
         usecase::set_active(&cp, caller, id, active).await?;
         Ok(())

@@ -37,11 +37,9 @@ const IDLE_LOOK: Duration = Duration::from_millis(100);
 /// How much nicer (lower in scheduling priority) the writer's thread is than the thread
 /// that opened the spool. Where it shares a core with the request workers, the writer then
 /// gets the core back a little later after an fsync, so under load the requests that ran
-/// meanwhile join its next group; where the core is idle it runs at once, as before.
-/// Measured on one core, `ack = "disk"`: at 256 connections groups of ~31 requests instead
-/// of ~18 and p99 10-18 ms instead of 20-23 ms; at 32 connections 4 % fewer requests a
-/// second, within the rounds' spread (docs/performance/request-path-2026-12-05.md). Nice
-/// 10 grew the groups further but cost 13 % at 32 connections.
+/// meanwhile join its next group: larger groups, fewer fsyncs a request. Where the core is
+/// idle it runs at once. The measurements behind the value are in
+/// docs/performance/request-path-2026-12-05.md.
 const NICER_THAN_WORKERS: i32 = 5;
 
 /// Capacity the frame buffer keeps between groups: enough for the usual group, not the

@@ -4,18 +4,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::ControlPlane;
-use super::auth;
 use super::error::ApiError;
-use super::json::{Body, lenient_bool, parse_id};
-use super::store::shared_tokens::{Filter, FiltersOperator, SharedToken};
-use super::usecases::shared_tokens::{self as usecase, NewShared, SharedChange};
+use super::extract::Id;
+use super::json::{Body, lenient_bool};
+use crate::control::plane::ControlPlane;
+use crate::control::store::shared_tokens::{Filter, FiltersOperator, SharedToken};
+use crate::control::usecases::callers::Caller;
+use crate::control::usecases::shared_tokens::{self as usecase, NewShared, SharedChange};
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
@@ -93,10 +94,9 @@ struct UpdateRequest {
 
 async fn create(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
     Body(req): Body<CreateRequest>,
 ) -> Result<Json<SharedTokenModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let new = NewShared {
         name: &req.token_name,
         filters: &req.filters,
@@ -109,31 +109,26 @@ async fn create(
 
 async fn list(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Vec<SharedTokenModel>>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let tokens = usecase::list(&cp, &caller).await?;
     Ok(Json(tokens.into_iter().map(Into::into).collect()))
 }
 
 async fn read(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<SharedTokenModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     Ok(Json(usecase::read(&cp, &caller, id).await?.into()))
 }
 
 async fn update(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
     Body(req): Body<UpdateRequest>,
 ) -> Result<Json<SharedTokenModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     let change = SharedChange {
         filters: req.filters,
         filters_operator: req.filters_operator,
@@ -146,11 +141,9 @@ async fn update(
 
 async fn delete_token(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     usecase::delete(&cp, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -188,10 +181,9 @@ struct CreateFilter {
 
 async fn create_filter(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
     Body(req): Body<CreateFilter>,
 ) -> Result<Json<FilterModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let filter =
         usecase::create_filter(&cp, &caller, &req.description, &req.field, &req.value).await?;
     Ok(Json(filter.into()))
@@ -199,30 +191,25 @@ async fn create_filter(
 
 async fn list_filters(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Vec<FilterModel>>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let filters = usecase::list_filters(&cp, &caller).await?;
     Ok(Json(filters.into_iter().map(Into::into).collect()))
 }
 
 async fn read_filter(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<FilterModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     Ok(Json(usecase::read_filter(&cp, &caller, id).await?.into()))
 }
 
 async fn delete_filter(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     usecase::delete_filter(&cp, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -4,16 +4,15 @@
 use std::sync::Arc;
 
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::ControlPlane;
-use super::auth;
 use super::error::ApiError;
 use super::json::{Page, Pagination};
-use super::usecases::audit as usecase;
+use crate::control::plane::ControlPlane;
+use crate::control::usecases::audit as usecase;
+use crate::control::usecases::callers::Caller;
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new().route("/v1/audit-events", get(list))
@@ -34,10 +33,9 @@ struct AuditEvent {
 
 async fn list(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Page<AuditEvent>>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let mut pagination = Pagination::default();
     for (key, value) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
         let number = || {

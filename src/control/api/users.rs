@@ -6,18 +6,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::ControlPlane;
-use super::auth;
 use super::error::ApiError;
-use super::json::{Body, parse_id};
-use super::store::users::{Role, User};
-use super::usecases::users::{self as usecase, Invited, NewUser};
+use super::extract::{Authenticated, Id};
+use super::json::Body;
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
+use crate::control::store::users::{Role, User};
+use crate::control::usecases::callers::Caller;
+use crate::control::usecases::users::{self as usecase, Invited, NewUser};
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
@@ -71,8 +72,8 @@ struct UserRequest {
 }
 
 impl UserRequest {
-    fn role(&self) -> Result<Option<Role>, ApiError> {
-        let invalid = || ApiError::Invalid {
+    fn role(&self) -> Result<Option<Role>, Refusal> {
+        let invalid = || Refusal::Invalid {
             code: "users/INVALID_ROLE",
             message: "role must be USER_ROLE_READONLY, USER_ROLE_REGULAR or \
                       USER_ROLE_ACCOUNT_ADMIN"
@@ -117,12 +118,12 @@ fn required<'a>(value: &'a Option<String>, field: &str) -> Result<&'a str, ApiEr
 /// Creates a user of `accountID` (or of the account the caller acts on).
 async fn create(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    authenticated: Authenticated,
     Body(req): Body<UserRequest>,
 ) -> Result<Json<CreatedModel>, ApiError> {
     let caller = match req.account_id {
-        Some(id) => auth::caller_acting_on(&cp, &headers, id).await?,
-        None => auth::caller(&cp, &headers).await?,
+        Some(id) => authenticated.acting_on(&cp, id).await?,
+        None => authenticated.caller(&cp).await?,
     };
     let role = req
         .role()?
@@ -137,9 +138,8 @@ async fn create(
 
 async fn list(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Vec<UserModel>>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let users = usecase::list(&cp, &caller).await?;
     Ok(Json(users.into_iter().map(UserModel::from).collect()))
 }
@@ -147,9 +147,8 @@ async fn list(
 /// The users of the main account and of all its sub-accounts.
 async fn list_recursive(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Vec<UserModel>>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     caller.require_main_account()?;
     let users = usecase::list_with_owned(&cp, &caller).await?;
     Ok(Json(users.into_iter().map(UserModel::from).collect()))
@@ -157,11 +156,9 @@ async fn list_recursive(
 
 async fn read(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<UserModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     Ok(Json(usecase::read(&cp, &caller, id).await?.into()))
 }
 
@@ -169,26 +166,26 @@ async fn read(
 /// names others is refused rather than half applied.
 async fn update(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
     Body(req): Body<UserRequest>,
 ) -> Result<Json<UserModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     let current = usecase::read(&cp, &caller, id).await?;
     if let Some(username) = &req.username
         && !username.trim().eq_ignore_ascii_case(&current.email)
     {
-        return Err(ApiError::Invalid {
+        return Err(Refusal::Invalid {
             code: "users/USERNAME_FIXED",
             message: "a user's username (email) cannot change: create a new user".into(),
-        });
+        }
+        .into());
     }
     if req.account_id.is_some_and(|a| a != current.account_id) {
-        return Err(ApiError::Invalid {
+        return Err(Refusal::Invalid {
             code: "users/ACCOUNT_FIXED",
             message: "a user cannot move to another account: create it there".into(),
-        });
+        }
+        .into());
     }
     let role = req.role()?;
     let user = usecase::update(&cp, &caller, id, req.full_name.as_deref(), role).await?;
@@ -197,38 +194,28 @@ async fn update(
 
 async fn remove(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    usecase::delete(&cp, &caller, parse_id(&id)?).await?;
+    usecase::delete(&cp, &caller, id).await?;
     Ok(Json(serde_json::json!({})))
 }
 
 async fn suspend(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    set_active(&cp, &id, &headers, false).await
+    usecase::set_active(&cp, &caller, id, false).await?;
+    Ok(Json(serde_json::json!({})))
 }
 
 async fn unsuspend(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    set_active(&cp, &id, &headers, true).await
-}
-
-async fn set_active(
-    cp: &ControlPlane,
-    id: &str,
-    headers: &HeaderMap,
-    active: bool,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let caller = auth::caller(cp, headers).await?;
-    usecase::set_active(cp, &caller, parse_id(id)?, active).await?;
+    usecase::set_active(&cp, &caller, id, true).await?;
     Ok(Json(serde_json::json!({})))
 }
 
@@ -236,10 +223,9 @@ async fn set_active(
 /// stops working.
 async fn setup_link(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<CreatedModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let invited = usecase::reissue_setup_link(&cp, &caller, parse_id(&id)?).await?;
+    let invited = usecase::reissue_setup_link(&cp, &caller, id).await?;
     Ok(Json(invited.into()))
 }

@@ -1,31 +1,28 @@
-//! The account API (DESIGN §4): the operator creates main accounts and their tied
-//! metrics, tracing and security accounts (`/v1/admin/accounts`); a main account manages
-//! its sub-accounts with Logz.io's time-based-accounts API. Rules and changes are in
-//! `usecases::accounts`.
+//! Sub-accounts through Logz.io's time-based-accounts API
+//! (`/v1/account-management/time-based-accounts`), managed with the main account's API
+//! token: create, list, read, update, delete, and the detailed views with daily usage.
+//! Rules and changes are in `usecases::sub_accounts`.
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::{get, post};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::ControlPlane;
-use super::auth;
 use super::error::ApiError;
-use super::json::{Body, lenient_bool, parse_id};
-use super::rules::{AccountType, Plan};
-use super::store::accounts::UtilizationSettings;
-use super::usecases::accounts::{
-    self as usecase, AccountRequest, DetailedSubAccount, SubAccountFields, SubAccountView,
-    check_main_caller,
+use super::extract::Id;
+use super::json::{Body, lenient_bool};
+use crate::control::plane::ControlPlane;
+use crate::control::store::accounts::UtilizationSettings;
+use crate::control::usecases::callers::Caller;
+use crate::control::usecases::sub_accounts::{
+    self as usecase, DetailedSubAccount, SubAccountFields, SubAccountView, check_main_caller,
 };
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
-        .route("/v1/admin/accounts", post(create_account))
-        .route("/v2/whoami", get(whoami))
         .route(
             "/v1/account-management/time-based-accounts",
             get(list_sub_accounts).post(create_sub_account),
@@ -45,73 +42,6 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
                 .delete(delete_sub_account),
         )
 }
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateAccount {
-    account_name: String,
-    #[serde(default)]
-    plan: Option<Plan>,
-    #[serde(default, rename = "type")]
-    account_type: Option<AccountType>,
-    #[serde(default)]
-    owner_account_id: Option<i64>,
-    /// Epoch seconds; main accounts only.
-    #[serde(default)]
-    trial_ends_at: Option<i64>,
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CreatedAccount {
-    account_id: i64,
-    account_token: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    api_token: Option<String>,
-}
-
-/// `POST /v1/admin/accounts`: the operator only.
-async fn create_account(
-    State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
-    Body(req): Body<CreateAccount>,
-) -> Result<Json<CreatedAccount>, ApiError> {
-    let actor = auth::operator(&cp, &headers).await?;
-    let request = AccountRequest {
-        name: &req.account_name,
-        plan: req.plan,
-        account_type: req.account_type,
-        owner_account_id: req.owner_account_id,
-        trial_ends_at: req.trial_ends_at,
-    };
-    let created = usecase::create_account(&cp, actor, request).await?;
-    Ok(Json(CreatedAccount {
-        account_id: created.account_id,
-        account_token: created.account_token,
-        api_token: created.api_token,
-    }))
-}
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WhoAmI {
-    account_id: i64,
-    account_name: String,
-}
-
-/// `GET /v2/whoami`: the account this call acts on.
-async fn whoami(
-    State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
-) -> Result<Json<WhoAmI>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    Ok(Json(WhoAmI {
-        account_id: caller.account.id,
-        account_name: caller.account.name,
-    }))
-}
-
-// === sub-accounts (Logz.io time-based accounts) ===
 
 /// A create or update body, as Logz.io's API takes it; every field optional on update.
 #[derive(Deserialize)]
@@ -261,10 +191,9 @@ struct CreatedSubAccount {
 
 async fn create_sub_account(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
     Body(req): Body<SubAccountRequest>,
 ) -> Result<Json<CreatedSubAccount>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let (name, fields) = req.split();
     let created = usecase::create_sub_account(&cp, &caller, name.as_deref(), fields).await?;
     Ok(Json(CreatedSubAccount {
@@ -275,21 +204,18 @@ async fn create_sub_account(
 
 async fn list_sub_accounts(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Vec<SubAccountModel>>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let subs = usecase::list_sub_accounts(&cp, &caller).await?;
     Ok(Json(subs.into_iter().map(Into::into).collect()))
 }
 
 async fn read_sub_account(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<SubAccountModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     check_main_caller(&caller)?;
-    let id = parse_id(&id)?;
     Ok(Json(
         usecase::read_sub_account(&cp, &caller, id).await?.into(),
     ))
@@ -297,13 +223,11 @@ async fn read_sub_account(
 
 async fn update_sub_account(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
     Body(req): Body<SubAccountRequest>,
 ) -> Result<StatusCode, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     check_main_caller(&caller)?;
-    let id = parse_id(&id)?;
     let (name, fields) = req.split();
     usecase::update_sub_account(&cp, &caller, id, name.as_deref(), fields).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -311,12 +235,10 @@ async fn update_sub_account(
 
 async fn delete_sub_account(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<StatusCode, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     check_main_caller(&caller)?;
-    let id = parse_id(&id)?;
     usecase::delete_sub_account(&cp, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -440,21 +362,18 @@ impl From<DetailedSubAccount> for DetailedModel {
 
 async fn list_detailed_sub_accounts(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Vec<DetailedModel>>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let subs = usecase::list_detailed_sub_accounts(&cp, &caller).await?;
     Ok(Json(subs.into_iter().map(Into::into).collect()))
 }
 
 async fn read_detailed_sub_account(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<DetailedModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     check_main_caller(&caller)?;
-    let id = parse_id(&id)?;
     let sub = usecase::read_detailed_sub_account(&cp, &caller, id).await?;
     Ok(Json(sub.into()))
 }

@@ -3,17 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::ControlPlane;
-use super::auth;
 use super::error::ApiError;
-use super::json::{Body, parse_id};
-use super::usecases::api_tokens::{self as usecase, CreatedApiToken};
+use super::extract::{Authenticated, Id};
+use super::json::Body;
+use crate::control::plane::ControlPlane;
+use crate::control::usecases::api_tokens::{self as usecase, CreatedApiToken};
+use crate::control::usecases::callers::Caller;
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
@@ -66,29 +66,27 @@ struct SubAccountRequest {
 
 async fn create(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
     Body(req): Body<CreateRequest>,
 ) -> Result<Json<CreatedModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     Ok(Json(usecase::create(&cp, &caller, &req.name).await?.into()))
 }
 
 /// A main account creates an API token for one of its sub-accounts, while it is accessible.
 async fn create_for_sub_account(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    authenticated: Authenticated,
     Body(req): Body<SubAccountRequest>,
 ) -> Result<Json<CreatedModel>, ApiError> {
-    let caller = auth::caller_acting_on(&cp, &headers, req.account_id).await?;
+    let caller = authenticated.acting_on(&cp, req.account_id).await?;
     let created = usecase::create_for_sub_account(&cp, &caller, &req.name).await?;
     Ok(Json(created.into()))
 }
 
 async fn list(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Vec<ApiTokenModel>>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let tokens = usecase::list(&cp, &caller).await?;
     Ok(Json(
         tokens
@@ -104,11 +102,9 @@ async fn list(
 
 async fn remove(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     usecase::delete(&cp, &caller, id).await?;
     Ok(Json(serde_json::json!({})))
 }

@@ -1,7 +1,7 @@
 //! Parsing what a management call sends, shared by every resource: `Body<T>` parses JSON
 //! with errors that name the field, `lenient_bool` takes the strings "true"/"false" where
-//! a boolean is expected (as Logz.io's own Go client sends them), ids in paths, and
-//! Logz.io's pagination.
+//! a boolean is expected (as Logz.io's own Go client sends them), and Logz.io's
+//! pagination. Ids in paths are `extract::Id`.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::{StatusCode, header};
@@ -95,12 +95,6 @@ pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::
             "expected a boolean or \"true\"/\"false\"",
         )),
     }
-}
-
-/// Ids in paths: anything that is not one is simply not found.
-pub fn parse_id(raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .map_err(|_| ApiError::NotFound(format!("no object has the id {raw:?}")))
 }
 
 /// Logz.io's pagination: `pageNumber` from 1, `pageSize` up to 1,000 (default 25).

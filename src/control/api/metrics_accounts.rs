@@ -6,19 +6,19 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::ControlPlane;
-use super::auth;
 use super::error::ApiError;
-use super::json::{Body, parse_id};
-use super::store::accounts::OwnedAccount;
-use super::usecases::accounts::check_main_caller;
-use super::usecases::metrics_accounts::{self as usecase, MetricsAccountFields};
+use super::extract::Id;
+use super::json::Body;
+use crate::control::plane::ControlPlane;
+use crate::control::store::accounts::OwnedAccount;
+use crate::control::usecases::callers::Caller;
+use crate::control::usecases::metrics_accounts::{self as usecase, MetricsAccountFields};
+use crate::control::usecases::sub_accounts::check_main_caller;
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
@@ -85,10 +85,9 @@ impl From<OwnedAccount> for MetricsAccountModel {
 
 async fn create(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
     Body(req): Body<MetricsAccountRequest>,
 ) -> Result<Json<MetricsAccountModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     Ok(Json(
         usecase::create(&cp, &caller, req.into()).await?.into(),
     ))
@@ -96,33 +95,28 @@ async fn create(
 
 async fn list(
     State(cp): State<Arc<ControlPlane>>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Vec<MetricsAccountModel>>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let accounts = usecase::list(&cp, &caller).await?;
     Ok(Json(accounts.into_iter().map(Into::into).collect()))
 }
 
 async fn read(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<MetricsAccountModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     check_main_caller(&caller)?;
-    let id = parse_id(&id)?;
     Ok(Json(usecase::read(&cp, &caller, id).await?.into()))
 }
 
 async fn update(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
     Body(req): Body<MetricsAccountRequest>,
 ) -> Result<Json<MetricsAccountModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     check_main_caller(&caller)?;
-    let id = parse_id(&id)?;
     Ok(Json(
         usecase::update(&cp, &caller, id, req.into()).await?.into(),
     ))
@@ -131,12 +125,10 @@ async fn update(
 /// 200 with `{}`: Logz.io's client takes a 204 here for "not found".
 async fn delete(
     State(cp): State<Arc<ControlPlane>>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     check_main_caller(&caller)?;
-    let id = parse_id(&id)?;
     usecase::delete(&cp, &caller, id).await?;
     Ok(Json(serde_json::json!({})))
 }

@@ -1,26 +1,25 @@
 //! Who is calling and which account the call acts on (DESIGN §4 "Management API"), and
-//! the gateways' feed secret.
+//! the gateways' feed secret. The API reads the credentials from headers
+//! (`api::extract`); what they grant is decided here.
 //!
-//! Two credentials for the management API: `X-API-TOKEN` (acts as an admin of its
-//! account) and the operator's `Authorization: Bearer <admin secret>` (reaches every
-//! account). The Manage Tokens page's users (`web::session` resolves their cookie) act
+//! Two credentials for the management API: an API token (acts as an admin of its
+//! account) and the operator's admin secret (reaches every account). The Manage Tokens page's users (`web::session` resolves their cookie) act
 //! with their role: an admin reaches what its account's API token reaches, other roles
 //! their own account only. An API token acts on its own account, or on the account `X-Account-Id` names
 //! when it reaches it: a sub-account `accessible` from the token's main account, or a
 //! metrics/tracing/security account tied to it. Everything is read per request, so
-//! revoking access or ending a trial takes effect on the next call. The feed takes
-//! `Authorization: Bearer <feed secret>` only.
+//! revoking access or ending a trial takes effect on the next call. The feed takes the
+//! feed secret only.
 
-use axum::http::{HeaderMap, header};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
-use super::ControlPlane;
-use super::error::ApiError;
-use super::rules;
-use super::store::accounts::{self, Account};
-use super::store::users::{Role, User};
-use super::store::{Actor, api_tokens};
+use crate::control::plane::ControlPlane;
+use crate::control::refusal::Refusal;
+use crate::control::rules;
+use crate::control::store::accounts::{self, Account};
+use crate::control::store::users::{Role, User};
+use crate::control::store::{Actor, api_tokens};
 use crate::tokens::wire::Digest;
 
 /// A 32-character `[A-Za-z0-9]` secret from the thread-local CSPRNG (ChaCha, seeded and
@@ -53,11 +52,11 @@ pub struct Caller {
 impl Caller {
     /// Only account admins create, delete or manage tokens and users (the product's
     /// "Admin Access Required"); users and read-only users see shared tokens only.
-    pub fn require_admin(&self) -> Result<(), ApiError> {
+    pub fn require_admin(&self) -> Result<(), Refusal> {
         if self.role == Role::Admin {
             return Ok(());
         }
-        Err(ApiError::forbidden(
+        Err(Refusal::forbidden(
             "auth/ADMIN_ROLE_REQUIRED",
             "only the account's admins may do this",
         ))
@@ -65,11 +64,11 @@ impl Caller {
 
     /// Calls that configure accounts (sub-accounts, their access) need the main account's
     /// API token or the operator.
-    pub fn require_main_account(&self) -> Result<(), ApiError> {
+    pub fn require_main_account(&self) -> Result<(), Refusal> {
         match &self.home {
             None => Ok(()),
             Some(home) if home.is_main_logs() => Ok(()),
-            Some(_) => Err(ApiError::forbidden(
+            Some(_) => Err(Refusal::forbidden(
                 "auth/MAIN_ACCOUNT_REQUIRED",
                 "this call needs the main account's API token",
             )),
@@ -77,37 +76,63 @@ impl Caller {
     }
 }
 
-enum Credential {
+/// A credential as presented, not yet checked: the API reads it from headers.
+pub enum Presented<'a> {
+    /// `Authorization: Bearer <admin secret>`.
+    AdminSecret(&'a str),
+    /// `X-API-TOKEN`.
+    ApiToken(&'a str),
+}
+
+/// A checked credential: whom the call comes from, before the account it acts on.
+pub enum Credential {
     Operator,
     ApiToken { id: i64, home: Account },
 }
 
-/// Authenticates and resolves the account the call acts on.
-pub async fn caller(cp: &ControlPlane, headers: &HeaderMap) -> Result<Caller, ApiError> {
-    let credential = credential(cp, headers).await?;
-    let named = account_header(headers)?;
-    caller_for(cp, credential, named).await
-}
-
-/// Like `caller`, acting on `account_id` as if `X-Account-Id` named it: the same reach
-/// rules apply (creating an API token for a sub-account).
-pub async fn caller_acting_on(
+/// Checks a presented credential: the admin secret against its digest, an API token
+/// against the store and its account's plan (a trial's tokens stop with the trial).
+pub async fn authenticate(
     cp: &ControlPlane,
-    headers: &HeaderMap,
-    account_id: i64,
-) -> Result<Caller, ApiError> {
-    let credential = credential(cp, headers).await?;
-    caller_for(cp, credential, Some(account_id)).await
+    presented: Presented<'_>,
+) -> Result<Credential, Refusal> {
+    let token = match presented {
+        Presented::AdminSecret(secret) => {
+            return match &cp.credentials.admin_digest {
+                Some(d) if *d == Digest::of(secret) => Ok(Credential::Operator),
+                _ => Err(Refusal::Unauthenticated("the admin secret is not valid")),
+            };
+        }
+        Presented::ApiToken(token) => token,
+    };
+    let invalid = || Refusal::Unauthenticated("the API token is not valid");
+    let mut conn = cp.store.conn().await?;
+    let found = api_tokens::find(&mut conn, &digest_hex(token))
+        .await?
+        .ok_or_else(invalid)?;
+    let home = accounts::get(&mut conn, found.account_id)
+        .await?
+        .ok_or_else(invalid)?;
+    let now = cp.clock.now_secs();
+    rules::check_api_token_usable(home.plan, home.trial_ends_at, now)?;
+    // At most one write a minute per token: "last used" for the page, not an access log.
+    if found.last_used.is_none_or(|t| now - t >= 60) {
+        api_tokens::mark_used(&mut conn, found.id, now).await?;
+    }
+    Ok(Credential::ApiToken { id: found.id, home })
 }
 
-async fn caller_for(
+/// The caller a credential makes, acting on `named` (`X-Account-Id`, or an account a
+/// body names) or, without one, on the API token's own account. The operator must name
+/// one.
+pub async fn acting_on(
     cp: &ControlPlane,
     credential: Credential,
     named: Option<i64>,
-) -> Result<Caller, ApiError> {
+) -> Result<Caller, Refusal> {
     match credential {
         Credential::Operator => {
-            let id = named.ok_or_else(|| ApiError::Invalid {
+            let id = named.ok_or_else(|| Refusal::Invalid {
                 code: "request/ACCOUNT_REQUIRED",
                 message: "the admin secret acts on the account named by the X-Account-Id header"
                     .into(),
@@ -115,7 +140,7 @@ async fn caller_for(
             let mut conn = cp.store.conn().await?;
             let account = accounts::get(&mut conn, id)
                 .await?
-                .ok_or_else(|| ApiError::not_found("account"))?;
+                .ok_or_else(|| Refusal::not_found("account"))?;
             Ok(Caller {
                 actor: Actor::Operator,
                 home: None,
@@ -146,13 +171,13 @@ pub async fn user_caller(
     user: &User,
     home: &Account,
     account_id: i64,
-) -> Result<Caller, ApiError> {
+) -> Result<Caller, Refusal> {
     let account = if account_id == home.id {
         home.clone()
     } else if user.role == Role::Admin {
         reach(cp, home, account_id, "this user").await?
     } else {
-        return Err(ApiError::forbidden(
+        return Err(Refusal::forbidden(
             "auth/FORBIDDEN",
             format!("this user does not reach account {account_id}"),
         ));
@@ -167,80 +192,29 @@ pub async fn user_caller(
 
 /// The operator acting on `account_id` without a request: the `tollgate user add` command,
 /// run by whoever holds the control plane's config.
-pub async fn operator_on(cp: &ControlPlane, account_id: i64) -> Result<Caller, ApiError> {
-    caller_for(cp, Credential::Operator, Some(account_id)).await
+pub async fn operator_on(cp: &ControlPlane, account_id: i64) -> Result<Caller, Refusal> {
+    acting_on(cp, Credential::Operator, Some(account_id)).await
 }
 
 /// The operator alone: creating main accounts.
-pub async fn operator(cp: &ControlPlane, headers: &HeaderMap) -> Result<Actor, ApiError> {
-    match credential(cp, headers).await? {
+pub fn operator(credential: &Credential) -> Result<Actor, Refusal> {
+    match credential {
         Credential::Operator => Ok(Actor::Operator),
-        Credential::ApiToken { .. } => Err(ApiError::forbidden(
+        Credential::ApiToken { .. } => Err(Refusal::forbidden(
             "auth/ADMIN_REQUIRED",
             "only the operator's admin secret may do this",
         )),
     }
 }
 
-/// A gateway, with the feed secret.
-pub fn feed(cp: &ControlPlane, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
-    match (presented, &cp.feed_digest) {
+/// A gateway, with the feed secret (`None`: none presented).
+pub fn gateway(cp: &ControlPlane, presented: Option<&str>) -> Result<(), Refusal> {
+    match (presented, &cp.credentials.feed_digest) {
         (Some(secret), Some(expected)) if Digest::of(secret) == *expected => Ok(()),
-        _ => Err(ApiError::FeedUnauthorized(
+        _ => Err(Refusal::FeedUnauthenticated(
             "the feed needs `Authorization: Bearer <feed secret>`",
         )),
     }
-}
-
-async fn credential(cp: &ControlPlane, headers: &HeaderMap) -> Result<Credential, ApiError> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let secret = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized(
-                "the Authorization header must be `Bearer <admin secret>`",
-            ))?;
-        return match &cp.admin_digest {
-            Some(d) if *d == Digest::of(secret) => Ok(Credential::Operator),
-            _ => Err(ApiError::Unauthorized("the admin secret is not valid")),
-        };
-    }
-    let token = headers
-        .get("x-api-token")
-        .ok_or(ApiError::Unauthorized("an X-API-TOKEN header is required"))?
-        .to_str()
-        .map_err(|_| ApiError::Unauthorized("the API token is not valid"))?;
-    let mut conn = cp.store.conn().await?;
-    let found = api_tokens::find(&mut conn, &digest_hex(token))
-        .await?
-        .ok_or(ApiError::Unauthorized("the API token is not valid"))?;
-    let home = accounts::get(&mut conn, found.account_id)
-        .await?
-        .ok_or(ApiError::Unauthorized("the API token is not valid"))?;
-    let now = cp.clock.now_secs();
-    rules::check_api_token_usable(home.plan, home.trial_ends_at, now)?;
-    // At most one write a minute per token: "last used" for the page, not an access log.
-    if found.last_used.is_none_or(|t| now - t >= 60) {
-        api_tokens::mark_used(&mut conn, found.id, now).await?;
-    }
-    Ok(Credential::ApiToken { id: found.id, home })
-}
-
-fn account_header(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
-    let Some(value) = headers.get("x-account-id") else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .map(Some)
-        .ok_or_else(|| ApiError::invalid("X-Account-Id must be an account id (an integer)"))
 }
 
 /// Whether `home`'s API token reaches account `target`; an account that doesn't exist is
@@ -250,9 +224,9 @@ async fn reach(
     home: &Account,
     target: i64,
     who: &str,
-) -> Result<Account, ApiError> {
+) -> Result<Account, Refusal> {
     let refused = || {
-        ApiError::forbidden(
+        Refusal::forbidden(
             "auth/FORBIDDEN",
             format!("{who} does not reach account {target}"),
         )
@@ -265,7 +239,7 @@ async fn reach(
         return Err(refused());
     }
     if account.is_sub_account() && !account.accessible {
-        return Err(ApiError::forbidden(
+        return Err(Refusal::forbidden(
             "auth/NOT_ACCESSIBLE",
             format!("sub-account {target} is not accessible from the main account"),
         ));

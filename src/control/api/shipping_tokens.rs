@@ -4,18 +4,18 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::ControlPlane;
-use super::auth;
 use super::error::ApiError;
-use super::json::{Body, Page, Pagination, lenient_bool, parse_id};
-use super::store::shipping_tokens::{Order, ShippingToken};
-use super::usecases::shipping_tokens as usecase;
+use super::extract::Id;
+use super::json::{Body, Page, Pagination, lenient_bool};
+use crate::control::plane::ControlPlane;
+use crate::control::store::shipping_tokens::{Order, ShippingToken};
+use crate::control::usecases::callers::Caller;
+use crate::control::usecases::shipping_tokens as usecase;
 use crate::model::Kind;
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
@@ -80,10 +80,9 @@ struct CreateRequest {
 async fn create(
     State(cp): State<Arc<ControlPlane>>,
     Extension(kind): Extension<Kind>,
-    headers: HeaderMap,
+    caller: Caller,
     Body(req): Body<CreateRequest>,
 ) -> Result<Json<TokenModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let token = usecase::create(&cp, &caller, kind, &req.name, req.enabled).await?;
     Ok(Json(token.into()))
 }
@@ -91,11 +90,9 @@ async fn create(
 async fn read(
     State(cp): State<Arc<ControlPlane>>,
     Extension(kind): Extension<Kind>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<TokenModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     Ok(Json(usecase::read(&cp, &caller, kind, id).await?.into()))
 }
 
@@ -111,12 +108,10 @@ struct UpdateRequest {
 async fn update(
     State(cp): State<Arc<ControlPlane>>,
     Extension(kind): Extension<Kind>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
     Body(req): Body<UpdateRequest>,
 ) -> Result<Json<TokenModel>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     let token = usecase::update(&cp, &caller, kind, id, req.name.as_deref(), req.enabled).await?;
     Ok(Json(token.into()))
 }
@@ -124,11 +119,9 @@ async fn update(
 async fn delete(
     State(cp): State<Arc<ControlPlane>>,
     Extension(kind): Extension<Kind>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
+    Id(id): Id,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
-    let id = parse_id(&id)?;
     usecase::delete(&cp, &caller, kind, id).await?;
     Ok(Json(serde_json::json!({})))
 }
@@ -170,10 +163,9 @@ enum SortBy {
 async fn search(
     State(cp): State<Arc<ControlPlane>>,
     Extension(kind): Extension<Kind>,
-    headers: HeaderMap,
+    caller: Caller,
     Body(req): Body<Option<SearchRequest>>,
 ) -> Result<Json<Page<TokenModel>>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let req = req.unwrap_or_default();
     let page = req.pagination.unwrap_or_default().resolve()?;
     let enabled = req.filter.and_then(|f| f.enabled);
@@ -214,9 +206,8 @@ struct Limits {
 async fn limits(
     State(cp): State<Arc<ControlPlane>>,
     Extension(kind): Extension<Kind>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<Json<Limits>, ApiError> {
-    let caller = auth::caller(&cp, &headers).await?;
     let limits = usecase::limits(&cp, &caller, kind).await?;
     Ok(Json(Limits {
         max_allowed_tokens: limits.max_allowed,
