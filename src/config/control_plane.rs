@@ -3,12 +3,13 @@
 //! `check-config`.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::secrets::check_secret;
 use super::server::ServerConfig;
-use super::{ConfigError, Warnings, refuse_zero};
+use super::{ConfigError, Warnings, refuse_zero, secs};
 
 /// The control plane (DESIGN §4): `tollgate control-plane`, or inside `tollgate serve`
 /// when `embedded = true`.
@@ -38,11 +39,14 @@ pub struct ControlPlaneConfig {
     /// to the gateway's own listener; otherwise the page offers no live-tail link.
     pub gateway_url: Option<String>,
     /// A page session unused this long ends.
-    pub session_idle_timeout_secs: u64,
+    #[serde(deserialize_with = "secs")]
+    pub session_idle_timeout_secs: Duration,
     /// A page session ends this long after login, used or not.
-    pub session_max_age_secs: u64,
+    #[serde(deserialize_with = "secs")]
+    pub session_max_age_secs: Duration,
     /// How long a user's one-time setup link works.
-    pub setup_link_ttl_secs: u64,
+    #[serde(deserialize_with = "secs")]
+    pub setup_link_ttl_secs: Duration,
 }
 
 impl Default for ControlPlaneConfig {
@@ -56,9 +60,9 @@ impl Default for ControlPlaneConfig {
             feed_retained_versions: 100_000,
             public_url: None,
             gateway_url: None,
-            session_idle_timeout_secs: 30 * 60,
-            session_max_age_secs: 12 * 3600,
-            setup_link_ttl_secs: 3 * 24 * 3600,
+            session_idle_timeout_secs: Duration::from_secs(30 * 60),
+            session_max_age_secs: Duration::from_secs(12 * 3600),
+            setup_link_ttl_secs: Duration::from_secs(3 * 24 * 3600),
         }
     }
 }
@@ -123,15 +127,15 @@ impl ControlPlaneConfig {
         refuse_zero(&[
             (
                 "control_plane.session_idle_timeout_secs",
-                self.session_idle_timeout_secs == 0,
+                self.session_idle_timeout_secs.is_zero(),
             ),
             (
                 "control_plane.session_max_age_secs",
-                self.session_max_age_secs == 0,
+                self.session_max_age_secs.is_zero(),
             ),
             (
                 "control_plane.setup_link_ttl_secs",
-                self.setup_link_ttl_secs == 0,
+                self.setup_link_ttl_secs.is_zero(),
             ),
         ])?;
         Ok(warnings)

@@ -17,6 +17,7 @@ mod tokens;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::de::Unexpected;
 use serde::{Deserialize, Deserializer};
 
 pub use control_plane::ControlPlaneConfig;
@@ -175,19 +176,34 @@ fn parse_env_value(raw: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
 }
 
-/// Durations are written in seconds (`_secs` keys), fractions allowed: `0.25`.
+/// Durations are written in seconds (`_secs` keys), fractions allowed: `0.25`. A negative,
+/// NaN or infinite number is refused; the error path [`Config::parse`] reports names the
+/// key.
 fn secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Secs {
-        Int(u64),
-        Float(f64),
+    struct Secs;
+    impl serde::de::Visitor<'_> for Secs {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a non-negative number of seconds (fractions allowed)")
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Duration, E> {
+            Ok(Duration::from_secs(n))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Duration, E> {
+            u64::try_from(n)
+                .map(Duration::from_secs)
+                .map_err(|_| E::invalid_value(Unexpected::Signed(n), &self))
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, f: f64) -> Result<Duration, E> {
+            Duration::try_from_secs_f64(f)
+                .map_err(|_| E::invalid_value(Unexpected::Float(f), &self))
+        }
     }
-    match Secs::deserialize(d)? {
-        Secs::Int(n) => Ok(Duration::from_secs(n)),
-        Secs::Float(f) => Duration::try_from_secs_f64(f)
-            .map_err(|_| serde::de::Error::custom("expected a non-negative number of seconds")),
-    }
+    d.deserialize_any(Secs)
 }
 
 /// Refuses the first key whose value is zero, as `<key>: must be > 0`: sizes, caps and
@@ -266,5 +282,80 @@ mod tests {
             Duration::from_millis(500)
         );
         assert!(matches!(c.sink, SinkConfig::Blackhole {}));
+    }
+
+    /// Every `_secs` key, with the table lines it needs to be read at all.
+    const SECS_KEYS: &[(&str, &str)] = &[
+        ("[server]", "header_read_timeout_secs"),
+        ("[server]", "body_read_timeout_secs"),
+        ("[server]", "idle_timeout_secs"),
+        ("[server]", "shutdown_grace_secs"),
+        ("[tokens]", "watch_interval_secs"),
+        ("[tokens]", "poll_wait_secs"),
+        ("[tokens]", "request_timeout_secs"),
+        ("[tokens]", "backoff_initial_secs"),
+        ("[tokens]", "backoff_max_secs"),
+        ("[tokens]", "persist_interval_secs"),
+        ("[tokens]", "miss_positive_ttl_secs"),
+        ("[tokens]", "miss_negative_ttl_secs"),
+        ("[tokens]", "usage_flush_interval_secs"),
+        ("[forward]", "max_batch_age_secs"),
+        ("[forward]", "retry_after_secs"),
+        ("[sink]\ntype = \"file\"", "rotate_secs"),
+        (
+            "[sink]\ntype = \"http\"\nurl = \"http://127.0.0.1:9/in\"",
+            "timeout_secs",
+        ),
+        ("[control_plane]", "session_idle_timeout_secs"),
+        ("[control_plane]", "session_max_age_secs"),
+        ("[control_plane]", "setup_link_ttl_secs"),
+        ("[tail]", "max_behind_secs"),
+        ("[tail]", "heartbeat_secs"),
+    ];
+
+    #[test]
+    fn every_secs_key_takes_a_fraction_and_is_named_when_refused() {
+        for (table, key) in SECS_KEYS {
+            let section = table[1..table.find(']').unwrap()].to_string();
+            if let Err(e) = Config::parse(&format!("{table}\n{key} = 0.5\n"), no_env()) {
+                panic!("{section}.{key} = 0.5: {e}");
+            }
+            for bad in ["-1", "-0.5", "nan", "inf", "\"5s\""] {
+                let err = Config::parse(&format!("{table}\n{key} = {bad}\n"), no_env())
+                    .unwrap_err()
+                    .to_string();
+                // A sink's keys are read through its `type` tag: the key is in the message.
+                let named = match section.as_str() {
+                    "sink" => format!("sink: {key}: "),
+                    _ => format!("{section}.{key}: "),
+                };
+                assert!(err.starts_with(&named), "{section}.{key} = {bad}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn control_plane_durations_take_fractions_in_the_file_and_the_environment() {
+        let c = Config::parse(
+            "[control_plane]\nsession_idle_timeout_secs = 0.5\n",
+            vec![(
+                "TOLLGATE_CONTROL_PLANE__SETUP_LINK_TTL_SECS".to_string(),
+                "1.25".to_string(),
+            )],
+        )
+        .unwrap();
+        let cp = &c.control_plane;
+        assert_eq!(cp.session_idle_timeout_secs, Duration::from_millis(500));
+        assert_eq!(cp.setup_link_ttl_secs, Duration::from_millis(1250));
+        assert_eq!(cp.session_max_age_secs, Duration::from_secs(12 * 3600));
+        let env = vec![(
+            "TOLLGATE_CONTROL_PLANE__SESSION_MAX_AGE_SECS".to_string(),
+            "-0.5".to_string(),
+        )];
+        let err = Config::parse("", env).unwrap_err().to_string();
+        assert!(
+            err.starts_with("control_plane.session_max_age_secs: "),
+            "{err}"
+        );
     }
 }

@@ -20,7 +20,7 @@ pub enum SinkConfig {
         #[serde(default = "default_max_file_bytes")]
         max_file_bytes: u64,
         /// …or this age.
-        #[serde(default = "default_rotate_secs", deserialize_with = "secs")]
+        #[serde(default = "default_rotate_secs", deserialize_with = "rotate_secs")]
         rotate_secs: Duration,
     },
     /// POSTs each batch as gzip NDJSON to `url`; retried with backoff and jitter on 408,
@@ -32,7 +32,7 @@ pub enum SinkConfig {
         #[serde(default)]
         headers: BTreeMap<String, String>,
         /// One attempt's deadline.
-        #[serde(default = "default_http_timeout", deserialize_with = "secs")]
+        #[serde(default = "default_http_timeout", deserialize_with = "timeout_secs")]
         timeout_secs: Duration,
         #[serde(default = "default_dead_letter_dir")]
         dead_letter_dir: PathBuf,
@@ -105,6 +105,17 @@ fn librdkafka_options<'de, D: Deserializer<'de>>(
             Ok((k, v))
         })
         .collect()
+}
+
+/// A sink is read through its `type` tag, which buffers the table and so loses the key from
+/// the error's path (`sink: …`): its durations name themselves in the message instead.
+fn rotate_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    secs(d).map_err(|e| serde::de::Error::custom(format!("rotate_secs: {e}")))
+}
+
+/// See [`rotate_secs`].
+fn timeout_secs<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    secs(d).map_err(|e| serde::de::Error::custom(format!("timeout_secs: {e}")))
 }
 
 fn default_sink_path() -> PathBuf {
