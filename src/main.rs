@@ -144,7 +144,7 @@ fn main() -> ExitCode {
                          {} hours at:\n{}",
                         invited.user.id,
                         invited.user.email,
-                        config.control_plane.setup_link_ttl_secs / 3600,
+                        config.control_plane.setup_link_ttl_secs.as_secs() / 3600,
                         invited.setup_url
                     );
                     ExitCode::SUCCESS

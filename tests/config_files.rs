@@ -83,10 +83,42 @@ fn check_config_checks_a_control_plane_section_that_is_not_embedded() {
 }
 
 fn check_text(text: &str) -> (bool, String) {
+    check_text_with(text, &[])
+}
+
+fn check_text_with(text: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.toml");
     std::fs::write(&path, text).unwrap();
-    check_config(&path)
+    check_config_with(&path, env)
+}
+
+#[test]
+fn control_plane_durations_take_fractions_and_refuse_negatives_naming_the_key() {
+    let section = format!(
+        "[control_plane]\nadmin_secret = \"{STRONG_SECRET}\"\nfeed_secret = \"{STRONG_SECRET}-feed\"\n"
+    );
+    for key in [
+        "session_idle_timeout_secs",
+        "session_max_age_secs",
+        "setup_link_ttl_secs",
+    ] {
+        let (ok, stderr) = check_text(&format!("{section}{key} = 0.5\n"));
+        assert!(ok, "{key} = 0.5: {stderr}");
+        let (ok, stderr) = check_text(&format!("{section}{key} = -1\n"));
+        assert!(
+            !ok && stderr.contains(&format!("control_plane.{key}: ")),
+            "{key} = -1: {stderr}"
+        );
+    }
+    let env = "TOLLGATE_CONTROL_PLANE__SESSION_IDLE_TIMEOUT_SECS";
+    let (ok, stderr) = check_text_with(&section, &[(env, "0.5")]);
+    assert!(ok, "{env}=0.5: {stderr}");
+    let (ok, stderr) = check_text_with(&section, &[(env, "-0.5")]);
+    assert!(
+        !ok && stderr.contains("control_plane.session_idle_timeout_secs: "),
+        "{env}=-0.5: {stderr}"
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@
 mod common;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use common::control::{Backend, ControlPlane};
 use http::Method;
@@ -331,8 +332,8 @@ async fn add_user_to_new_account(cp: &ControlPlane, email: &str) -> (i64, String
 
 async fn sessions_end_when_idle_and_at_their_age_limit(backend: Backend, test: &str) {
     let Some(cp) = ControlPlane::start_with(backend, test, |c| {
-        c.session_idle_timeout_secs = 600;
-        c.session_max_age_secs = 3600;
+        c.session_idle_timeout_secs = Duration::from_secs(600);
+        c.session_max_age_secs = Duration::from_secs(3600);
     })
     .await
     else {

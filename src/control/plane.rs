@@ -155,6 +155,11 @@ impl ControlPlane {
     }
 }
 
-fn secs(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
+/// Sessions and setup links are kept in whole seconds: a fraction counts as a whole one, so
+/// `0.5` lasts a second rather than not at all.
+fn secs(value: std::time::Duration) -> i64 {
+    let whole = value
+        .as_secs()
+        .saturating_add(u64::from(value.subsec_nanos() > 0));
+    i64::try_from(whole).unwrap_or(i64::MAX)
 }

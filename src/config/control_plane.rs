@@ -1,0 +1,244 @@
+//! `[control_plane]`: the control plane's listener, store, secrets and page sessions
+//! (DESIGN §4), checked wherever it runs: `tollgate control-plane`, embedded in `serve`, and
+//! `check-config`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::secrets::check_secret;
+use super::server::ServerConfig;
+use super::{ConfigError, Warnings, refuse_zero, secs};
+
+/// The control plane (DESIGN §4): `tollgate control-plane`, or inside `tollgate serve`
+/// when `embedded = true`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControlPlaneConfig {
+    /// Run the control plane inside `tollgate serve`, on `listen`.
+    pub embedded: bool,
+    /// The management API and the gateways' feed.
+    pub listen: SocketAddr,
+    /// `sqlite://path` (created if missing) or `postgres://user:pass@host/db`.
+    pub database_url: String,
+    /// The operator's secret (`Authorization: Bearer …`): creates main accounts and
+    /// reaches every account.
+    pub admin_secret: Option<String>,
+    /// Gateways present it on `/v1/feed/*`.
+    pub feed_secret: Option<String>,
+    /// How many feed versions of deletions the control plane keeps for gateways catching
+    /// up; a gateway further behind gets 410 and refetches the whole snapshot.
+    pub feed_retained_versions: u64,
+    /// Where people open the Manage Tokens page (`https://…` behind a TLS proxy): setup
+    /// links start with it, and `https` marks the session cookie `Secure`. Default:
+    /// `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Where people reach the gateways' public listener (`https://listener.example.com`):
+    /// the page's live-tail links for shared tokens start with it. Embedded, it defaults
+    /// to the gateway's own listener; otherwise the page offers no live-tail link.
+    pub gateway_url: Option<String>,
+    /// A page session unused this long ends.
+    #[serde(deserialize_with = "secs")]
+    pub session_idle_timeout_secs: Duration,
+    /// A page session ends this long after login, used or not.
+    #[serde(deserialize_with = "secs")]
+    pub session_max_age_secs: Duration,
+    /// How long a user's one-time setup link works.
+    #[serde(deserialize_with = "secs")]
+    pub setup_link_ttl_secs: Duration,
+}
+
+impl Default for ControlPlaneConfig {
+    fn default() -> Self {
+        ControlPlaneConfig {
+            embedded: false,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+            database_url: "sqlite://data/control.db".to_string(),
+            admin_secret: None,
+            feed_secret: None,
+            feed_retained_versions: 100_000,
+            public_url: None,
+            gateway_url: None,
+            session_idle_timeout_secs: Duration::from_secs(30 * 60),
+            session_max_age_secs: Duration::from_secs(12 * 3600),
+            setup_link_ttl_secs: Duration::from_secs(3 * 24 * 3600),
+        }
+    }
+}
+
+impl ControlPlaneConfig {
+    /// What the control plane needs to run; the warnings are returned, not printed.
+    pub fn validate(&self) -> Result<Vec<String>, ConfigError> {
+        let mut warnings = Vec::new();
+        let url = &self.database_url;
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::invalid(
+                "control_plane.database_url",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+        for (key, secret) in [
+            ("control_plane.admin_secret", &self.admin_secret),
+            ("control_plane.feed_secret", &self.feed_secret),
+        ] {
+            match secret.as_deref() {
+                None | Some("") => {
+                    return Err(ConfigError::invalid(
+                        key,
+                        "is required to run the control plane",
+                    ));
+                }
+                Some(secret) => check_secret(
+                    key,
+                    secret,
+                    (!self.listen.ip().is_loopback()).then(|| {
+                        format!(
+                            "control_plane.listen ({}) is reachable from other machines",
+                            self.listen
+                        )
+                    }),
+                    &mut warnings,
+                )?,
+            }
+        }
+        if self.feed_retained_versions == 0 {
+            return Err(ConfigError::invalid(
+                "control_plane.feed_retained_versions",
+                "must be > 0",
+            ));
+        }
+        for (key, url) in [
+            ("control_plane.public_url", &self.public_url),
+            ("control_plane.gateway_url", &self.gateway_url),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("http://") || url.starts_with("https://"))
+            {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must start with http:// or https://",
+                ));
+            }
+        }
+        refuse_zero(&[
+            (
+                "control_plane.session_idle_timeout_secs",
+                self.session_idle_timeout_secs.is_zero(),
+            ),
+            (
+                "control_plane.session_max_age_secs",
+                self.session_max_age_secs.is_zero(),
+            ),
+            (
+                "control_plane.setup_link_ttl_secs",
+                self.setup_link_ttl_secs.is_zero(),
+            ),
+        ])?;
+        Ok(warnings)
+    }
+
+    /// Embedded in `serve`: what [`validate`](Self::validate) checks, and a listener of
+    /// its own beside the gateway's two.
+    pub(super) fn validate_embedded(&self, server: &ServerConfig) -> Result<Warnings, ConfigError> {
+        let warnings = self.validate()?;
+        for (key, addr) in [
+            ("server.listen", server.listen),
+            ("server.admin_listen", server.admin_listen),
+        ] {
+            if addr.port() != 0 && addr == self.listen {
+                return Err(ConfigError::invalid(
+                    "control_plane.listen",
+                    format!("is the same address as {key}"),
+                ));
+            }
+        }
+        Ok(warnings)
+    }
+
+    /// Where the page is reached: `public_url` without a trailing `/`, or `http://<listen>`.
+    pub fn page_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+    use crate::config::tests::no_env;
+
+    #[test]
+    fn example_control_plane_secrets_warn_on_loopback_and_are_refused_beyond_it() {
+        let text = "[control_plane]\nembedded = true\nadmin_secret = \"change-me\"\n\
+                    feed_secret = \"an-operator-chosen-secret\"\n";
+        let c = Config::parse(text, no_env()).unwrap();
+        let warnings = c.validate().unwrap();
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("control_plane.admin_secret")),
+            "{warnings:?}"
+        );
+        let env = vec![(
+            "TOLLGATE_CONTROL_PLANE__LISTEN".to_string(),
+            "0.0.0.0:8090".to_string(),
+        )];
+        let err = Config::parse(text, env).unwrap().validate().unwrap_err();
+        assert!(
+            err.to_string().starts_with("control_plane.admin_secret"),
+            "{err}"
+        );
+        let missing = Config::parse("[control_plane]\nembedded = true\n", no_env()).unwrap();
+        let err = missing.validate().unwrap_err();
+        assert!(
+            err.to_string().starts_with("control_plane.admin_secret"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn weak_control_plane_secrets_warn_on_loopback_and_are_refused_on_other_addresses() {
+        let strong = "k7Qw2xZp9LmN4vB8rT1yH6sD";
+        for (admin, weakness) in [
+            ("x", "shorter than 24 characters"),
+            ("change-me-admin-secret", "documented example value"),
+            ("a-23-characters-secret!", "shorter than 24 characters"),
+        ] {
+            let text = format!(
+                "[control_plane]\nembedded = true\nadmin_secret = \"{admin}\"\n\
+                 feed_secret = \"{strong}\"\n"
+            );
+            let warnings = Config::parse(&text, no_env()).unwrap().validate().unwrap();
+            assert!(
+                warnings
+                    .iter()
+                    .any(|w| w.starts_with("control_plane.admin_secret") && w.contains(weakness)),
+                "{admin}: {warnings:?}"
+            );
+            for listen in ["0.0.0.0:8090", "192.0.2.7:8090", "[::]:8090"] {
+                let env = vec![(
+                    "TOLLGATE_CONTROL_PLANE__LISTEN".to_string(),
+                    listen.to_string(),
+                )];
+                let err = Config::parse(&text, env).unwrap().validate().unwrap_err();
+                let err = err.to_string();
+                assert!(
+                    err.starts_with("control_plane.admin_secret: ") && err.contains(weakness),
+                    "{admin} on {listen}: {err}"
+                );
+            }
+        }
+        let text = format!(
+            "[control_plane]\nembedded = true\nlisten = \"0.0.0.0:8090\"\n\
+             admin_secret = \"{strong}\"\nfeed_secret = \"{strong}-feed\"\n"
+        );
+        let warnings = Config::parse(&text, no_env()).unwrap().validate().unwrap();
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+}
