@@ -8,11 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use http_body_util::Either;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    Config, ConfigError, ControlPlaneConfig, SinkConfig, TailSource, TokenSourceKind,
+    Config, ConfigError, ControlPlaneConfig, SinkConfig, TailSource, TokenSourceKind, TokensConfig,
 };
+use crate::control::{ControlError, ControlPlane};
 use crate::forward::tap::Tap;
 use crate::forward::{self, sinks::Sink};
 use crate::ingest::{Ingest, Limits};
@@ -61,7 +63,7 @@ pub enum AppError {
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
-    Control(#[from] crate::control::ControlError),
+    Control(#[from] ControlError),
 }
 
 /// Everything `check-config` and `serve` check before starting: the config's own rules,
@@ -113,103 +115,62 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), AppError> {
+    let running = start(config, listeners).await?;
+    shutdown.await;
+    running.drain().await;
+    Ok(())
+}
+
+/// Every part of a running gateway, each with the token that stops it, in the order
+/// `drain` stops them.
+struct Running {
+    draining: Arc<AtomicBool>,
+    /// The public listener and the live tails.
+    public_stop: CancellationToken,
+    public: JoinHandle<()>,
+    tail_source: Option<JoinHandle<()>>,
+    /// Stops after the public listener drained, so its last report holds every request.
+    usage_stop: CancellationToken,
+    tokens: TokenSource,
+    forward: forward::ForwardTask,
+    /// The admin listener and the token source.
+    background: CancellationToken,
+    admin: JoinHandle<()>,
+    /// The embedded control plane stops last, so the gateway's final usage report lands.
+    control_stop: CancellationToken,
+    control: Option<JoinHandle<Result<(), ControlError>>>,
+}
+
+/// Builds and starts every part from the config; nothing is served before each part it
+/// needs is up (the embedded control plane's store is migrated before the token source
+/// asks it for a snapshot).
+async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError> {
     for warning in validate(&config)? {
         tracing::warn!("{warning}");
     }
     let telemetry = Arc::new(Telemetry::new());
     let background = CancellationToken::new();
-    // Stops after the public listener drained, so its last flush holds every request.
     let usage_stop = CancellationToken::new();
-
-    // The embedded control plane starts first (its store migrated) so the token source
-    // can reach it, and stops last so the gateway's final usage report lands.
     let control_stop = CancellationToken::new();
-    let control_task = if config.control_plane.embedded {
-        let listener = match listeners.control {
-            Some(l) => l,
-            None => TcpListener::bind(config.control_plane.listen).await?,
-        };
-        let mut cp_config = config.control_plane.clone();
-        if cp_config.gateway_url.is_none() {
-            // Embedded: live-tail links point at this gateway (loopback when it listens on
-            // every address: the one address sure to reach it from this machine).
-            let mut addr = listeners.public.local_addr()?;
-            if addr.ip().is_unspecified() {
-                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-            }
-            let scheme = if config.server.tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
-            cp_config.gateway_url = Some(format!("{scheme}://{addr}"));
-        }
-        let cp = crate::control::ControlPlane::open(&cp_config)
-            .await
-            .map_err(crate::control::ControlError::from)?;
-        Some(tokio::spawn(crate::control::serve_with(
-            cp,
-            cp_config,
-            listener,
-            control_stop.clone(),
-        )))
-    } else {
-        None
-    };
-
-    let t = &config.tokens;
-    let (tokens, source_task, usage_task) = match t.source {
-        TokenSourceKind::File => {
-            let tokens = Arc::new(Tokens::new(telemetry.tokens()));
-            let mut source = FileSource::new(
-                t.path.clone(),
-                t.state_dir.clone(),
-                t.watch_interval_secs,
-                Arc::clone(&tokens),
-                telemetry.token_source(),
-            );
-            source.boot().await;
-            (tokens, tokio::spawn(source.run(background.clone())), None)
-        }
-        TokenSourceKind::ControlPlane => {
-            let client = FeedClient::new(
-                t.url.as_deref().unwrap_or_default(),
-                t.feed_secret.as_deref().unwrap_or_default(),
-                t.request_timeout_secs,
-            )?;
-            let misses = MissCache::new(
-                Arc::new(client.clone()),
-                MissSettings::from_config(t),
-                telemetry.miss_lookups(),
-            );
-            let usage = Arc::new(Usage::new());
-            let tokens = Arc::new(Tokens::with_control_plane(
-                telemetry.tokens(),
-                misses,
-                Arc::clone(&usage),
-            ));
-            let source = FeedSource::new(
-                client.clone(),
-                Arc::clone(&tokens),
-                telemetry.token_source(),
-                t.state_dir.clone(),
-                FollowSettings::from_config(t),
-            );
-            source.boot().await;
-            let usage_task = tokio::spawn(usage::run_flusher(
-                usage,
-                client,
-                t.usage_flush_interval_secs,
-                telemetry.usage_flushes(),
-                usage_stop.clone(),
-            ));
-            (
-                tokens,
-                tokio::spawn(source.run(background.clone())),
-                Some(usage_task),
+    let control = match config.control_plane.embedded {
+        true => Some(
+            start_embedded_control_plane(
+                &config,
+                listeners.control,
+                &listeners.public,
+                control_stop.clone(),
             )
-        }
+            .await?,
+        ),
+        false => None,
     };
+    let tokens = start_token_source(
+        &config.tokens,
+        &telemetry,
+        background.clone(),
+        usage_stop.clone(),
+    )
+    .await?;
 
     // Live tails read this gateway's accepted batches, or what the Kafka topics receive
     // from every gateway (then the forward path does not offer its own: they come back).
@@ -221,13 +182,12 @@ pub async fn run(
     let local_tap = kafka_tail.is_none().then(|| Arc::clone(&tap));
     let sink = Sink::from_config(&config.sink, telemetry.dead_letter_records("http"))?;
     let forward_metrics = telemetry.forward(sink.name());
-    let (forwarder, forward_task) =
-        forward::start(&config.forward, sink, forward_metrics, local_tap)?;
+    let (forwarder, forward) = forward::start(&config.forward, sink, forward_metrics, local_tap)?;
     let writable = forwarder.clone();
 
     let s = &config.server;
     let ingest = Arc::new(Ingest::new(
-        Arc::clone(&tokens),
+        Arc::clone(&tokens.tokens),
         forwarder,
         Limits {
             max_body_bytes: s.max_body_bytes,
@@ -257,7 +217,7 @@ pub async fn run(
 
     let draining = Arc::new(AtomicBool::new(false));
     let ready: admin::Readiness = {
-        let tokens = Arc::clone(&tokens);
+        let tokens = Arc::clone(&tokens.tokens);
         let draining = Arc::clone(&draining);
         Arc::new(move || {
             tokens.is_loaded() && writable.is_writable() && !draining.load(Ordering::Relaxed)
@@ -268,11 +228,11 @@ pub async fn run(
     tracing::info!(addr = %listeners.admin.local_addr()?, "admin listening");
 
     let public_stop = CancellationToken::new();
-    let tail_source_task = kafka_tail.map(|source| {
+    let tail_source = kafka_tail.map(|source| {
         tokio::spawn(source.run(Arc::clone(&tap), telemetry.tail(), public_stop.clone()))
     });
     let tail = Arc::new(Tail::new(
-        Arc::clone(&tokens),
+        Arc::clone(&tokens.tokens),
         tap,
         config.tail.clone(),
         telemetry.tail(),
@@ -296,7 +256,7 @@ pub async fn run(
         telemetry.connections("public"),
         public_stop.clone(),
     ));
-    let admin_task = {
+    let admin = {
         let admin_metrics = telemetry.connections("admin");
         let telemetry = Arc::clone(&telemetry);
         tokio::spawn(server::serve(
@@ -311,33 +271,162 @@ pub async fn run(
             background.clone(),
         ))
     };
+    Ok(Running {
+        draining,
+        public_stop,
+        public,
+        tail_source,
+        usage_stop,
+        tokens,
+        forward,
+        background,
+        admin,
+        control_stop,
+        control,
+    })
+}
 
-    shutdown.await;
-    tracing::info!("shutting down: draining in-flight requests");
-    draining.store(true, Ordering::Relaxed);
-    public_stop.cancel();
-    if let Err(e) = public.await {
-        tracing::error!(error = %e, "public listener task failed");
+impl Running {
+    /// Stops the parts in order: readiness off, the public listener drained (in-flight
+    /// requests answered), the last usage report, everything queued written to the sink,
+    /// the admin listener and token source, the embedded control plane last.
+    async fn drain(self) {
+        tracing::info!("shutting down: draining in-flight requests");
+        self.draining.store(true, Ordering::Relaxed);
+        self.public_stop.cancel();
+        if let Err(e) = self.public.await {
+            tracing::error!(error = %e, "public listener task failed");
+        }
+        if let Some(task) = self.tail_source {
+            let _ = task.await;
+        }
+        self.usage_stop.cancel();
+        if let Some(task) = self.tokens.usage {
+            let _ = task.await;
+        }
+        self.forward.close().await;
+        self.background.cancel();
+        let _ = self.admin.await;
+        let _ = self.tokens.follower.await;
+        self.control_stop.cancel();
+        if let Some(task) = self.control {
+            match task.await {
+                Ok(Err(e)) => tracing::error!(error = %e, "control plane failed"),
+                Err(e) => tracing::error!(error = %e, "control plane task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+        tracing::info!("stopped");
     }
-    if let Some(task) = tail_source_task {
-        let _ = task.await;
+}
+
+/// Opens the embedded control plane's store and serves it on its listener (bound here
+/// from `control_plane.listen` when the caller bound none). Live-tail links on its page
+/// point at this gateway: loopback when the gateway listens on every address.
+async fn start_embedded_control_plane(
+    config: &Config,
+    listener: Option<TcpListener>,
+    public: &TcpListener,
+    stop: CancellationToken,
+) -> Result<JoinHandle<Result<(), ControlError>>, AppError> {
+    let listener = match listener {
+        Some(l) => l,
+        None => TcpListener::bind(config.control_plane.listen).await?,
+    };
+    let mut cp_config = config.control_plane.clone();
+    if cp_config.gateway_url.is_none() {
+        let mut addr = public.local_addr()?;
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        let scheme = if config.server.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        cp_config.gateway_url = Some(format!("{scheme}://{addr}"));
     }
-    usage_stop.cancel();
-    if let Some(task) = usage_task {
-        let _ = task.await;
-    }
-    forward_task.close().await;
-    background.cancel();
-    let _ = admin_task.await;
-    let _ = source_task.await;
-    control_stop.cancel();
-    if let Some(task) = control_task {
-        match task.await {
-            Ok(Err(e)) => tracing::error!(error = %e, "control plane failed"),
-            Err(e) => tracing::error!(error = %e, "control plane task failed"),
-            Ok(Ok(())) => {}
+    let cp = ControlPlane::open(&cp_config)
+        .await
+        .map_err(ControlError::from)?;
+    Ok(tokio::spawn(crate::control::serve_with(
+        cp, cp_config, listener, stop,
+    )))
+}
+
+/// The gateway's token table and the tasks that keep it current.
+pub struct TokenSource {
+    pub tokens: Arc<Tokens>,
+    /// Follows the file or the feed until the `background` token given to
+    /// `start_token_source` is cancelled (the state is persisted once more).
+    pub follower: JoinHandle<()>,
+    /// Reports usage to the control plane until its `usage_stop`; `None` for a file.
+    pub usage: Option<JoinHandle<()>>,
+}
+
+/// Builds the token table from its source (`tokens.source`), loads it (the file, or the
+/// persisted snapshot then the feed), and starts what keeps it current: the file watcher,
+/// or the feed follower and the usage flusher. Tests start a gateway's follower with it.
+pub async fn start_token_source(
+    t: &TokensConfig,
+    telemetry: &Telemetry,
+    background: CancellationToken,
+    usage_stop: CancellationToken,
+) -> Result<TokenSource, AppError> {
+    match t.source {
+        TokenSourceKind::File => {
+            let tokens = Arc::new(Tokens::new(telemetry.tokens()));
+            let mut source = FileSource::new(
+                t.path.clone(),
+                t.state_dir.clone(),
+                t.watch_interval_secs,
+                Arc::clone(&tokens),
+                telemetry.token_source(),
+            );
+            source.boot().await;
+            Ok(TokenSource {
+                tokens,
+                follower: tokio::spawn(source.run(background)),
+                usage: None,
+            })
+        }
+        TokenSourceKind::ControlPlane => {
+            let client = FeedClient::new(
+                t.url.as_deref().unwrap_or_default(),
+                t.feed_secret.as_deref().unwrap_or_default(),
+                t.request_timeout_secs,
+            )?;
+            let misses = MissCache::new(
+                Arc::new(client.clone()),
+                MissSettings::from_config(t),
+                telemetry.miss_lookups(),
+            );
+            let usage = Arc::new(Usage::new());
+            let tokens = Arc::new(Tokens::with_control_plane(
+                telemetry.tokens(),
+                misses,
+                Arc::clone(&usage),
+            ));
+            let source = FeedSource::new(
+                client.clone(),
+                Arc::clone(&tokens),
+                telemetry.token_source(),
+                t.state_dir.clone(),
+                FollowSettings::from_config(t),
+            );
+            source.boot().await;
+            let flusher = tokio::spawn(usage::run_flusher(
+                usage,
+                client,
+                t.usage_flush_interval_secs,
+                telemetry.usage_flushes(),
+                usage_stop,
+            ));
+            Ok(TokenSource {
+                tokens,
+                follower: tokio::spawn(source.run(background)),
+                usage: Some(flusher),
+            })
         }
     }
-    tracing::info!("stopped");
-    Ok(())
 }

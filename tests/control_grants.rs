@@ -2,13 +2,9 @@
 //! SQLite and on PostgreSQL: the snapshot carries accounts, API tokens and shared tokens
 //! when asked (`?grants=true`), every change to what they grant moves the feed and shows up
 //! in `changes`, shared-token uses come back through the usage report; and a gateway's
-//! feed follower (the same `FeedSource`, `Tokens` and usage flusher `app::run` wires) serves
+//! feed follower (`app::start_token_source`, the step `app::run` starts it with) serves
 //! them through `Tokens::grants()` within 2 s of the API call, and from its persisted state
 //! through a control-plane outage.
-//!
-//! The follower is built here rather than reached inside `app::run`: nothing on the
-//! gateway's HTTP side consults the grants yet (the tail does), and `Tokens` is exactly
-//! what it will call.
 
 mod common;
 
@@ -20,12 +16,10 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tollgate::app;
 use tollgate::model::AccountId;
 use tollgate::telemetry::Telemetry;
-use tollgate::tokens::feed::{FeedClient, FeedSource, FollowSettings};
 use tollgate::tokens::grants::{FilterOp, GrantError};
-use tollgate::tokens::miss::{MissCache, MissSettings};
-use tollgate::tokens::usage::{self, Usage};
 use tollgate::tokens::{Digest, Tokens};
 
 use common::control::{Backend, ControlPlane, use_control_plane};
@@ -442,7 +436,7 @@ async fn every_grant_change_moves_the_feed(backend: Backend, test: &str) {
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
 
-/// A gateway's token source, as `app::run` builds it for `tokens.source = "control_plane"`.
+/// A gateway's token source, the one `app::run` starts for `tokens.source = "control_plane"`.
 struct Follower {
     tokens: Arc<Tokens>,
     stop: CancellationToken,
@@ -453,48 +447,21 @@ impl Follower {
     async fn start(url: &str, state_dir: &Path) -> Follower {
         let mut config = common::test_config(state_dir);
         use_control_plane(&mut config, url);
-        let t = &config.tokens;
-        let telemetry = Telemetry::new();
-        let client = FeedClient::new(
-            url,
-            t.feed_secret.as_deref().unwrap(),
-            t.request_timeout_secs,
-        )
-        .unwrap();
-        let misses = MissCache::new(
-            Arc::new(client.clone()),
-            MissSettings::from_config(t),
-            telemetry.miss_lookups(),
-        );
-        let usage = Arc::new(Usage::new());
-        let tokens = Arc::new(Tokens::with_control_plane(
-            telemetry.tokens(),
-            misses,
-            Arc::clone(&usage),
-        ));
-        let source = FeedSource::new(
-            client.clone(),
-            Arc::clone(&tokens),
-            telemetry.token_source(),
-            state_dir.to_path_buf(),
-            FollowSettings::from_config(t),
-        );
-        source.boot().await;
         let stop = CancellationToken::new();
-        let tasks = vec![
-            tokio::spawn(source.run(stop.clone())),
-            tokio::spawn(usage::run_flusher(
-                usage,
-                client,
-                t.usage_flush_interval_secs,
-                telemetry.usage_flushes(),
-                stop.clone(),
-            )),
-        ];
+        let source = app::start_token_source(
+            &config.tokens,
+            &Telemetry::new(),
+            stop.clone(),
+            stop.clone(),
+        )
+        .await
+        .expect("the token source starts");
         Follower {
-            tokens,
+            tokens: source.tokens,
             stop,
-            tasks,
+            tasks: std::iter::once(source.follower)
+                .chain(source.usage)
+                .collect(),
         }
     }
 

@@ -56,11 +56,14 @@ fn modules() -> BTreeMap<Module, PathBuf> {
 /// The source without its unit-test module and its comment lines.
 fn code(path: &Path) -> String {
     let text = std::fs::read_to_string(path).expect("source is readable");
-    let text = ["#[cfg(test)]\nmod tests", "#[cfg(all(test, unix))]\nmod tests"]
-        .iter()
-        .filter_map(|marker| text.find(marker))
-        .min()
-        .map_or(text.as_str(), |at| &text[..at]);
+    let text = [
+        "#[cfg(test)]\nmod tests",
+        "#[cfg(all(test, unix))]\nmod tests",
+    ]
+    .iter()
+    .filter_map(|marker| text.find(marker))
+    .min()
+    .map_or(text.as_str(), |at| &text[..at]);
     text.lines()
         .filter(|line| !line.trim_start().starts_with("//"))
         .collect::<Vec<_>>()

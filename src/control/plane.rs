@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
-use super::store::{self, Store, StoreError};
 use super::logins::LoginLimiter;
+use super::store::{self, Store, StoreError};
 use crate::config::ControlPlaneConfig;
 use crate::telemetry::ControlTelemetry;
 use crate::tokens::wire::Digest;

@@ -4,9 +4,9 @@
 //! The same accounts the operator can tie with `/v1/admin/accounts`; each starts with one
 //! enabled metrics shipping token, which gateways accept at once.
 
-use super::change::Change;
 use super::accounts::insert;
 use super::callers::Caller;
+use super::change::Change;
 use super::sub_accounts::{
     check_main_caller, check_main_or_its_subs, checked_email, delete_owned, main_or_its_subs,
     republish_if_renamed,

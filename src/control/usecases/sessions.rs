@@ -4,16 +4,13 @@
 
 use std::net::IpAddr;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use moka::sync::Cache;
-use prometheus::IntCounterVec;
 
-use super::change::audit;
 use super::callers;
+use super::change::audit;
 use crate::control::logins::LOGIN_WINDOW;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;

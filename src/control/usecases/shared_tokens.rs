@@ -6,8 +6,8 @@
 //! feed, and open tails see it within the propagation bound. Times are epoch milliseconds,
 //! as Logz.io's.
 
-use super::change::Change;
 use super::callers::{self, Caller};
+use super::change::Change;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::{self, checked_name};

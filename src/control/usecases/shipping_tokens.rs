@@ -2,8 +2,8 @@
 //! disable, delete, search, and the plan's limit. Every change moves the feed version in
 //! its transaction, so gateways see exactly the committed state.
 
-use super::change::Change;
 use super::callers::{self, Caller};
+use super::change::Change;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::{self, checked_name};

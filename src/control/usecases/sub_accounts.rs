@@ -3,9 +3,9 @@
 //! with the tied metrics accounts (`metrics_accounts`): the main caller's check, owned
 //! accounts' insert, rename and delete.
 
-use super::change::Change;
 use super::accounts::insert;
 use super::callers::Caller;
+use super::change::Change;
 use crate::control::clock::DAY_MS;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;

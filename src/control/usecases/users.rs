@@ -3,8 +3,8 @@
 //! Suspending, deleting or changing the role of a user ends its sessions in the same
 //! transaction. What a user does for itself is in `sessions`.
 
-use super::change::Change;
 use super::callers::{self, Caller};
+use super::change::Change;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::{self, checked_email, checked_name};
