@@ -189,13 +189,7 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
     let ingest = Arc::new(Ingest::new(
         Arc::clone(&tokens.tokens),
         forwarder,
-        Limits {
-            max_body_bytes: s.max_body_bytes,
-            max_decompressed_bytes: s.max_decompressed_bytes,
-            max_line_bytes: s.max_line_bytes,
-            body_read_timeout: s.body_read_timeout_secs,
-            retry_after: config.forward.retry_after_secs,
-        },
+        ingest_limits(&config),
         s.max_concurrent_requests,
         telemetry.ingest(),
     ));
@@ -203,17 +197,7 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
         Some(t) => Some(server::tls::acceptor(&t.cert_path, &t.key_path)?),
         None => None,
     };
-    let limits = ConnLimits {
-        header_read_timeout: s.header_read_timeout_secs,
-        idle_timeout: s.idle_timeout_secs,
-        max_header_bytes: s.max_header_bytes,
-        body_read_timeout: s.body_read_timeout_secs,
-        shutdown_grace: s.shutdown_grace_secs,
-        body_budget: Arc::new(BodyBudget::new(
-            s.max_inflight_body_bytes,
-            telemetry.inflight_body_bytes.clone(),
-        )),
-    };
+    let limits = conn_limits(s, &telemetry);
 
     let draining = Arc::new(AtomicBool::new(false));
     let ready: admin::Readiness = {
@@ -284,6 +268,33 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
         control_stop,
         control,
     })
+}
+
+/// What the ingest routes allow a request.
+fn ingest_limits(config: &Config) -> Limits {
+    let s = &config.server;
+    Limits {
+        max_body_bytes: s.max_body_bytes,
+        max_decompressed_bytes: s.max_decompressed_bytes,
+        max_line_bytes: s.max_line_bytes,
+        body_read_timeout: s.body_read_timeout_secs,
+        retry_after: config.forward.retry_after_secs,
+    }
+}
+
+/// What every connection of both listeners is held to, with the body budget they share.
+fn conn_limits(s: &ServerConfig, telemetry: &Telemetry) -> ConnLimits {
+    ConnLimits {
+        header_read_timeout: s.header_read_timeout_secs,
+        idle_timeout: s.idle_timeout_secs,
+        max_header_bytes: s.max_header_bytes,
+        body_read_timeout: s.body_read_timeout_secs,
+        shutdown_grace: s.shutdown_grace_secs,
+        body_budget: Arc::new(BodyBudget::new(
+            s.max_inflight_body_bytes,
+            telemetry.inflight_body_bytes.clone(),
+        )),
+    }
 }
 
 impl Running {
