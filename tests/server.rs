@@ -53,11 +53,11 @@ async fn http1_and_h2c_prior_knowledge_share_the_public_port() {
 #[tokio::test]
 async fn tls_serves_http1_and_h2_chosen_by_alpn() {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = ServerDir::new();
     std::fs::write(dir.join("tokens.json"), tokens_json(1, true)).unwrap();
     std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
-    let tls_dir = dir.clone();
+    let tls_dir = dir.to_path_buf();
     let server = TestServer::start_in(dir, move |c| {
         c.server.tls = Some(tollgate::config::TlsConfig {
             cert_path: tls_dir.join("cert.pem"),

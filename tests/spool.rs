@@ -161,7 +161,7 @@ async fn past_the_in_memory_handoff_entries_are_read_back_from_disk_in_order_onc
 
 /// Spools entries 0, 1, 2 while the sink is down and stops the server: returns its dir
 /// and the segment that holds them.
-async fn three_entries_left_in_the_spool() -> (std::path::PathBuf, std::path::PathBuf) {
+async fn three_entries_left_in_the_spool() -> (ServerDir, std::path::PathBuf) {
     let server = TestServer::start(disk).await;
     break_sink(&server.dir);
     for i in 0..3 {

@@ -146,7 +146,8 @@ pub struct ControlPlane {
     client: Client<HttpConnector, Full<Bytes>>,
     /// The control plane's clock: tests of trials and expiry move it instead of sleeping.
     clock: Clock,
-    dir: tempfile::TempDir,
+    /// The SQLite files' directory; `None` only once `drop` has handed it on.
+    dir: Option<tempfile::TempDir>,
     database: Option<PgDatabase>,
 }
 
@@ -220,7 +221,7 @@ impl ControlPlane {
             run: Run::Stopped,
             client: Client::builder(TokioExecutor::new()).build_http(),
             clock: Clock::system(),
-            dir,
+            dir: Some(dir),
             database,
         };
         cp.serve().await;
@@ -325,7 +326,8 @@ impl ControlPlane {
     /// Serves again on the same address with an empty database.
     pub async fn restart_fresh(&mut self) {
         self.halt().await;
-        let (url, database) = new_database(self.backend, self.dir.path())
+        let dir = self.dir.as_ref().expect("held until drop");
+        let (url, database) = new_database(self.backend, dir.path())
             .await
             .expect("a second database where the first was created");
         self.config.database_url = url;
@@ -498,10 +500,20 @@ impl<T> Task<T> {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        match &self.run {
-            Run::Serving(task) => task.stop.cancel(),
-            Run::Down(task) => task.stop.cancel(),
-            Run::Stopped => {}
+        let serving = match std::mem::replace(&mut self.run, Run::Stopped) {
+            Run::Serving(task) => {
+                task.stop.cancel();
+                Some(task.handle)
+            }
+            Run::Down(task) => {
+                task.stop.cancel();
+                None
+            }
+            Run::Stopped => None,
+        };
+        // The SQLite files go once the store they belong to has closed.
+        if let Some(dir) = self.dir.take() {
+            super::remove_once_finished(serving, dir);
         }
     }
 }
