@@ -1766,7 +1766,7 @@ async fn feed_carries_digests_and_usage(backend: Backend, test: &str) {
         let started = std::time::Instant::now();
         let waiting = cp.get(&url).feed().send();
         let change = async {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            cp.wait_for_long_polls(1).await;
             cp.post(LOGS)
                 .token(acme.api())
                 .json(json!({"name": "new"}))

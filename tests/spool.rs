@@ -294,7 +294,18 @@ async fn downstream_ack_answers_only_after_the_sink_has_the_records() {
             .unwrap();
         client.request(req).await.unwrap().status()
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The sink refused the batch and two retries of it: the request is still unanswered.
+    wait_until(
+        "three failed sink writes",
+        Duration::from_secs(5),
+        || async {
+            server
+                .metric("tollgate_sink_batches_total{result=\"error\",sink=\"file\"}")
+                .await
+                >= 3.0
+        },
+    )
+    .await;
     assert!(!pending.is_finished(), "answered while the sink was down");
     mend_sink(&server.dir);
     let status = tokio::time::timeout(Duration::from_secs(10), pending)

@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tollgate::config::{Config, ControlPlaneConfig, TokenSourceKind};
 use tollgate::control::{Clock, ControlError};
 
-use super::Reply;
+use super::process::get;
+use super::{Reply, metric_value, wait_until};
 
 /// The operator's admin secret every test control plane is configured with.
 pub const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef";
@@ -479,6 +480,11 @@ impl ControlPlane {
         String::from_utf8(reply.body.to_vec()).expect("utf-8 metrics")
     }
 
+    /// Waits until `n` long polls wait on the feed (see `wait_for_long_polls`).
+    pub async fn wait_for_long_polls(&self, n: u32) {
+        wait_for_long_polls(&self.url(), n).await;
+    }
+
     /// The feed version the control plane serves now.
     pub async fn feed_version(&self) -> u64 {
         let (status, snap) = self.feed("/v1/feed/snapshot").await;
@@ -534,6 +540,22 @@ async fn new_database(
             Ok((url, Some(db)))
         }
     }
+}
+
+/// Waits until `n` long polls wait on the feed of the control plane at `url`
+/// (`tollgate_control_feed_waiting`): a change committed from then on wakes them, rather
+/// than being there already when they ask.
+pub async fn wait_for_long_polls(url: &str, n: u32) {
+    let metrics = format!("{url}/metrics");
+    wait_until(
+        &format!("{n} long poll(s) waiting on the feed"),
+        Duration::from_secs(10),
+        || async {
+            let text = get(metrics.clone()).await;
+            metric_value(&text, "tollgate_control_feed_waiting") == f64::from(n)
+        },
+    )
+    .await;
 }
 
 /// Points a gateway config at the control plane at `url` with timings short enough for

@@ -429,7 +429,18 @@ pub fn sink_records(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
 }
 
 /// Polls `check` until it holds or `within` passes; returns how long it took.
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
+pub async fn eventually<F, Fut>(within: Duration, check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_until("condition", within, check).await
+}
+
+/// Polls `check` every 20 ms until it holds; returns how long it took. Panics naming
+/// `what` once `within` has passed: a test waits for the condition a sleep would guess at
+/// (a gauge on `/metrics`, an HTTP state, a file), bounded by a deadline.
+pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -439,10 +450,7 @@ where
         if check().await {
             return started.elapsed();
         }
-        assert!(
-            started.elapsed() < within,
-            "condition not met within {within:?}"
-        );
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
