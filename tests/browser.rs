@@ -55,8 +55,7 @@ async fn an_admin_manages_tokens_in_a_real_browser() {
     let gateway_url = format!("http://{}", public.local_addr().unwrap());
     let cp = ControlPlane::sqlite_with(|c| c.gateway_url = Some(gateway_url.clone())).await;
     let url = cp.url();
-    let dir = tempfile::tempdir().expect("tempdir").keep();
-    let gateway = TestServer::start_on(dir, public, |c| use_control_plane(c, &url)).await;
+    let gateway = TestServer::start_on(public, |c| use_control_plane(c, &url)).await;
     gateway.wait_ready().await;
 
     // A pro account with 14 of its 15 tokens enabled, and its admin.

@@ -59,7 +59,7 @@ async fn snapshot_carries_digests_only_and_changes_follow_every_commit() {
             (at, serde_json::from_slice::<Value>(&bytes).expect("json"))
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await; // let the poll start waiting
+    cp.wait_for_long_polls(1).await;
     let committed = Instant::now();
     let (status, created) = cp
         .call(
@@ -326,7 +326,7 @@ async fn control_plane_binary_serves_and_stops_promptly_with_a_long_poll_waiting
             client.request(req).await.map(|r| r.status())
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await; // the poll is waiting now
+    common::control::wait_for_long_polls(&format!("http://{addr}"), 1).await;
     let signalled = Instant::now();
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -514,8 +514,8 @@ async fn a_gateway_follows_grants_within_two_seconds_and_through_an_outage(
     let metrics = id(&metrics, "accountId");
     let to_u64 = |id: i64| u64::try_from(id).unwrap();
 
-    let dir: PathBuf = tempfile::tempdir().unwrap().keep();
-    let gateway = Follower::start(&cp.url(), &dir).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = Follower::start(&cp.url(), dir.path()).await;
     within_propagation("snapshot", || gateway.reach(&api).is_ok()).await;
     let changed = gateway.tokens.grants_changed();
     assert_eq!(
@@ -654,7 +654,7 @@ async fn a_gateway_follows_grants_within_two_seconds_and_through_an_outage(
     within_propagation("second API token", || gateway.reach(&other_secret).is_ok()).await;
     gateway.stop().await;
     cp.go_down().await;
-    let gateway = Follower::start(&cp.url(), &dir).await;
+    let gateway = Follower::start(&cp.url(), dir.path()).await;
     assert_eq!(
         gateway.reach(&api).unwrap(),
         sorted(&[main, sub, metrics]),
@@ -695,7 +695,6 @@ async fn a_gateway_follows_grants_within_two_seconds_and_through_an_outage(
     .await;
     gateway.stop().await;
     cp.stop().await;
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Account ids as a reach lists them: sorted.

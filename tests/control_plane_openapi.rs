@@ -265,7 +265,7 @@ async fn schemathesis_finds_no_server_error_and_no_nonconformance() {
     )
     .await;
     // The feed with the feed secret. `changes` is a long poll (a generated `since` equal
-    // to the current version waits up to 60 s); tests/control_plane_api.rs covers it.
+    // to the current version waits up to 60 s); tests/control_plane_api/feed.rs covers it.
     run_schemathesis(
         &cp,
         "feed, feed secret",

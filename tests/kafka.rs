@@ -193,11 +193,13 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged_with_the_kafka_sink
     assert_none_lost(acked.iter().copied(), delivered, "kafka sink");
 }
 
-/// One keep-alive connection posting numbered lines until `stop`; returns the ids answered
-/// 200 and the status codes seen, in order.
+/// One keep-alive connection posting numbered lines until `stop`; counts the requests
+/// answered 200 in `answered_ok` as they come, and returns the ids answered 200 and the
+/// status codes seen, in order.
 async fn outage_load(
     addr: String,
     next: Arc<AtomicU64>,
+    answered_ok: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     started: Instant,
 ) -> (Vec<u64>, Vec<(Duration, u16, Option<String>)>) {
@@ -222,7 +224,10 @@ async fn outage_load(
         let _ = res.into_body().collect().await;
         codes.push((started.elapsed(), status, retry_after));
         match status {
-            200 => acked.extend(first..first + 5),
+            200 => {
+                acked.extend(first..first + 5);
+                answered_ok.fetch_add(1, Ordering::Relaxed);
+            }
             // Honour Retry-After loosely: the client backs off a little.
             503 => tokio::time::sleep(Duration::from_millis(50)).await,
             _ => {}
@@ -262,22 +267,38 @@ async fn a_broker_outage_fills_the_spool_then_503s_and_everything_arrives_after(
     .await;
     let started = Instant::now();
     let next = Arc::new(AtomicU64::new(0));
+    let answered_ok = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..2)
         .map(|_| {
             tokio::spawn(outage_load(
                 p.addr.clone(),
                 Arc::clone(&next),
+                Arc::clone(&answered_ok),
                 Arc::clone(&stop),
                 started,
             ))
         })
         .collect();
+    let answered_ok_past = |past: u64| {
+        let answered_ok = Arc::clone(&answered_ok);
+        move || {
+            let past_it = answered_ok.load(Ordering::Relaxed) > past;
+            async move { past_it }
+        }
+    };
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    wait_until(
+        "100 requests answered 200 with the broker up",
+        Duration::from_secs(20),
+        answered_ok_past(100),
+    )
+    .await;
     let before_outage = started.elapsed();
     broker.pause();
     eprintln!("outage: broker stopped at {before_outage:?}");
+    // The outage's length is the scenario: longer than `message.timeout.ms`, so produce
+    // requests time out and are retried while the spool fills.
     tokio::time::sleep(Duration::from_secs(40)).await;
     let outage_end = started.elapsed();
     let spool_at_peak = metric_value(&get(metrics_url.clone()).await, "tollgate_spool_bytes");
@@ -291,7 +312,13 @@ async fn a_broker_outage_fills_the_spool_then_503s_and_everything_arrives_after(
     eprintln!(
         "outage: spool under half the high-water mark {recovered:?} after the broker came back"
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Accepted again: 100 more requests answered 200.
+    wait_until(
+        "100 more requests answered 200 after the broker came back",
+        Duration::from_secs(20),
+        answered_ok_past(answered_ok.load(Ordering::Relaxed) + 100),
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     let mut acked = Vec::new();
     let mut codes = Vec::new();

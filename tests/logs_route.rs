@@ -46,7 +46,7 @@ async fn accepted_lines_reach_the_sink_with_metadata_the_client_cannot_forge() {
 
     let dir = server.dir.clone();
     let server_dir = TestServer::shutdown(server).await;
-    assert_eq!(server_dir, dir);
+    assert_eq!(server_dir.path(), dir);
     let records = sink_records(&dir.join("out"), "logs");
     assert_eq!(records.len(), 2);
     for r in &records {

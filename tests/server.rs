@@ -53,11 +53,11 @@ async fn http1_and_h2c_prior_knowledge_share_the_public_port() {
 #[tokio::test]
 async fn tls_serves_http1_and_h2_chosen_by_alpn() {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
-    let dir = tempfile::tempdir().unwrap().keep();
+    let dir = ServerDir::new();
     std::fs::write(dir.join("tokens.json"), tokens_json(1, true)).unwrap();
     std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
     std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
-    let tls_dir = dir.clone();
+    let tls_dir = dir.to_path_buf();
     let server = TestServer::start_in(dir, move |c| {
         c.server.tls = Some(tollgate::config::TlsConfig {
             cert_path: tls_dir.join("cert.pem"),
@@ -124,7 +124,7 @@ async fn slowloris_headers_are_cut_off_after_the_header_timeout() {
             if wr.write_all(&[*b]).await.is_err() {
                 return;
             }
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            tokio::time::sleep(Duration::from_secs(1)).await; // the slow client under test
         }
     });
     let mut buf = [0u8; 1024];
@@ -260,7 +260,8 @@ async fn an_idle_keepalive_connection_outlives_the_header_timeout_until_the_idle
     s.write_all(req.as_bytes()).await.unwrap();
     assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
 
-    // Past the header timeout, idle: still open and usable.
+    // Past the header timeout, idle: still open and usable. (The wait is the point: nothing
+    // may close the connection in it.)
     tokio::time::sleep(Duration::from_millis(1500)).await;
     s.write_all(req.as_bytes()).await.unwrap();
     assert!(read_response(&mut s).await.starts_with("HTTP/1.1 200"));
@@ -386,7 +387,13 @@ async fn graceful_shutdown_finishes_an_in_flight_request_and_flushes_it() {
     );
     s.write_all(head.as_bytes()).await.unwrap();
     s.write_all(&body[..5]).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(100)).await; // let the request reach its body read
+    // In flight once its body holds the budget (taken as its head is handled).
+    wait_until(
+        "the request reached its body read",
+        Duration::from_secs(5),
+        || async { server.metric("tollgate_inflight_body_bytes").await == body.len() as f64 },
+    )
+    .await;
 
     server.begin_shutdown();
     // Once the listener is gone, shutdown is under way: new clients are refused.

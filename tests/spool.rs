@@ -161,7 +161,7 @@ async fn past_the_in_memory_handoff_entries_are_read_back_from_disk_in_order_onc
 
 /// Spools entries 0, 1, 2 while the sink is down and stops the server: returns its dir
 /// and the segment that holds them.
-async fn three_entries_left_in_the_spool() -> (std::path::PathBuf, std::path::PathBuf) {
+async fn three_entries_left_in_the_spool() -> (ServerDir, std::path::PathBuf) {
     let server = TestServer::start(disk).await;
     break_sink(&server.dir);
     for i in 0..3 {
@@ -294,7 +294,18 @@ async fn downstream_ack_answers_only_after_the_sink_has_the_records() {
             .unwrap();
         client.request(req).await.unwrap().status()
     });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The sink refused the batch and two retries of it: the request is still unanswered.
+    wait_until(
+        "three failed sink writes",
+        Duration::from_secs(5),
+        || async {
+            server
+                .metric("tollgate_sink_batches_total{result=\"error\",sink=\"file\"}")
+                .await
+                >= 3.0
+        },
+    )
+    .await;
     assert!(!pending.is_finished(), "answered while the sink was down");
     mend_sink(&server.dir);
     let status = tokio::time::timeout(Duration::from_secs(10), pending)

@@ -278,7 +278,15 @@ async fn an_api_token_reads_its_account_and_searchable_sub_accounts() {
     )
     .send()
     .await;
-    tokio::time::sleep(PROPAGATION).await;
+    // The stream has applied the change once it says what it shows now.
+    let scope = stream.scope(PROPAGATION).await;
+    assert!(
+        !scope["accountIds"]
+            .as_array()
+            .expect("accountIds")
+            .contains(&json!(sub_id)),
+        "{scope}"
+    );
     ship(&server, &sub_token, &[json!({"msg": "hidden now"})]).await;
     ship(&server, &main_token, &[json!({"msg": "still main"})]).await;
     let next = stream

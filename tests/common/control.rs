@@ -32,7 +32,8 @@ use tokio_util::sync::CancellationToken;
 use tollgate::config::{Config, ControlPlaneConfig, TokenSourceKind};
 use tollgate::control::{Clock, ControlError};
 
-use super::Reply;
+use super::process::get;
+use super::{Reply, metric_value, wait_until};
 
 /// The operator's admin secret every test control plane is configured with.
 pub const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef";
@@ -146,7 +147,8 @@ pub struct ControlPlane {
     client: Client<HttpConnector, Full<Bytes>>,
     /// The control plane's clock: tests of trials and expiry move it instead of sleeping.
     clock: Clock,
-    dir: tempfile::TempDir,
+    /// The SQLite files' directory; `None` only once `drop` has handed it on.
+    dir: Option<tempfile::TempDir>,
     database: Option<PgDatabase>,
 }
 
@@ -220,7 +222,7 @@ impl ControlPlane {
             run: Run::Stopped,
             client: Client::builder(TokioExecutor::new()).build_http(),
             clock: Clock::system(),
-            dir,
+            dir: Some(dir),
             database,
         };
         cp.serve().await;
@@ -326,7 +328,8 @@ impl ControlPlane {
     /// Serves again on the same address with an empty database.
     pub async fn restart_fresh(&mut self) {
         self.halt().await;
-        let (url, database) = new_database(self.backend, self.dir.path())
+        let dir = self.dir.as_ref().expect("held until drop");
+        let (url, database) = new_database(self.backend, dir.path())
             .await
             .expect("a second database where the first was created");
         self.config.database_url = url;
@@ -478,6 +481,11 @@ impl ControlPlane {
         String::from_utf8(reply.body.to_vec()).expect("utf-8 metrics")
     }
 
+    /// Waits until `n` long polls wait on the feed (see `wait_for_long_polls`).
+    pub async fn wait_for_long_polls(&self, n: u32) {
+        wait_for_long_polls(&self.url(), n).await;
+    }
+
     /// The feed version the control plane serves now.
     pub async fn feed_version(&self) -> u64 {
         let (status, snap) = self.feed("/v1/feed/snapshot").await;
@@ -499,10 +507,20 @@ impl<T> Task<T> {
 
 impl Drop for ControlPlane {
     fn drop(&mut self) {
-        match &self.run {
-            Run::Serving(task) => task.stop.cancel(),
-            Run::Down(task) => task.stop.cancel(),
-            Run::Stopped => {}
+        let serving = match std::mem::replace(&mut self.run, Run::Stopped) {
+            Run::Serving(task) => {
+                task.stop.cancel();
+                Some(task.handle)
+            }
+            Run::Down(task) => {
+                task.stop.cancel();
+                None
+            }
+            Run::Stopped => None,
+        };
+        // The SQLite files go once the store they belong to has closed.
+        if let Some(dir) = self.dir.take() {
+            super::remove_once_finished(serving, dir);
         }
     }
 }
@@ -523,6 +541,22 @@ async fn new_database(
             Ok((url, Some(db)))
         }
     }
+}
+
+/// Waits until `n` long polls wait on the feed of the control plane at `url`
+/// (`tollgate_control_feed_waiting`): a change committed from then on wakes them, rather
+/// than being there already when they ask.
+pub async fn wait_for_long_polls(url: &str, n: u32) {
+    let metrics = format!("{url}/metrics");
+    wait_until(
+        &format!("{n} long poll(s) waiting on the feed"),
+        Duration::from_secs(10),
+        || async {
+            let text = get(metrics.clone()).await;
+            metric_value(&text, "tollgate_control_feed_waiting") == f64::from(n)
+        },
+    )
+    .await;
 }
 
 /// Points a gateway config at the control plane at `url` with timings short enough for

@@ -79,6 +79,7 @@ pub async fn kill_nine_times_ten(dir: &std::path::Path, sections: &str) -> BTree
             })
             .collect();
         let before = acked.lock().unwrap().len();
+        // A random moment under load is the point: the kill must land anywhere.
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..700))).await;
         p.signal("KILL");
         p.wait_exit();

@@ -43,6 +43,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -109,10 +110,41 @@ pub fn test_config(dir: &Path) -> Config {
     Config::parse(&text, Vec::new()).expect("test config parses")
 }
 
+/// A test server's directory (token file, state, spool, file sink): a temporary one,
+/// removed when its owner drops it. A running `TestServer` owns it; `shutdown` hands it
+/// back, still there, for a restart over the same state or a look at what was written.
+pub struct ServerDir(TempDir);
+
+impl ServerDir {
+    pub fn new() -> ServerDir {
+        ServerDir(tempfile::tempdir().expect("tempdir"))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Default for ServerDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::ops::Deref for ServerDir {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        self.0.path()
+    }
+}
+
 pub struct TestServer {
     pub addr: SocketAddr,
     pub admin: SocketAddr,
     pub dir: PathBuf,
+    /// Owns `dir`: removed once the server has stopped (see `Drop`).
+    owned_dir: Option<ServerDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), app::AppError>>>,
     client: Client<HttpConnector, Full<Bytes>>,
@@ -138,21 +170,26 @@ impl Reply {
 impl TestServer {
     /// Starts a server in a fresh temporary directory with the standard token file.
     pub async fn start(configure: impl FnOnce(&mut Config)) -> TestServer {
-        let dir = tempfile::tempdir().expect("tempdir").keep();
-        std::fs::write(dir.join("tokens.json"), tokens_json(1, true)).unwrap();
-        Self::start_in(dir, configure).await
+        let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(public, configure).await
     }
 
     /// Starts a server in `dir` as it is (for restarts over the same state).
-    pub async fn start_in(dir: PathBuf, configure: impl FnOnce(&mut Config)) -> TestServer {
+    pub async fn start_in(dir: ServerDir, configure: impl FnOnce(&mut Config)) -> TestServer {
         let public = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::start_on(dir, public, configure).await
+        Self::run(dir, public, configure).await
     }
 
-    /// Starts a server in `dir` on `public`, bound beforehand: for a test that must tell
-    /// something else the address first (a control plane's `gateway_url`).
-    pub async fn start_on(
-        dir: PathBuf,
+    /// Starts a server like `start`, on `public`, bound beforehand: for a test that must
+    /// tell something else the address first (a control plane's `gateway_url`).
+    pub async fn start_on(public: TcpListener, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let dir = ServerDir::new();
+        std::fs::write(dir.join("tokens.json"), tokens_json(1, true)).unwrap();
+        Self::run(dir, public, configure).await
+    }
+
+    async fn run(
+        dir: ServerDir,
         public: TcpListener,
         configure: impl FnOnce(&mut Config),
     ) -> TestServer {
@@ -176,7 +213,8 @@ impl TestServer {
         let mut server = TestServer {
             addr,
             admin: admin_addr,
-            dir,
+            dir: dir.to_path_buf(),
+            owned_dir: Some(dir),
             stop: Some(stop),
             task: Some(task),
             client: Client::builder(TokioExecutor::new()).build_http(),
@@ -287,10 +325,13 @@ impl TestServer {
         }
     }
 
-    /// Stops the server the way SIGTERM does and waits for it to drain and flush.
-    pub async fn shutdown(mut self) -> PathBuf {
+    /// Stops the server the way SIGTERM does, waits for it to drain and flush, and hands
+    /// back its directory.
+    pub async fn shutdown(mut self) -> ServerDir {
         self.stop_and_wait().await;
-        self.dir.clone()
+        self.owned_dir
+            .take()
+            .expect("a running server owns its directory")
     }
 
     /// Signals shutdown without waiting for it (see `shutdown`).
@@ -322,6 +363,30 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        if let Some(dir) = self.owned_dir.take() {
+            remove_once_finished(self.task.take(), dir);
+        }
+    }
+}
+
+/// Drops `dir` once `task` (a server told to stop) has finished, so no server writes into
+/// a removed directory: at once if it has, else from a task that waits for it. A test that
+/// ends first ends its runtime, which ends both.
+pub fn remove_once_finished<T: Send + 'static, D: Send + 'static>(
+    task: Option<JoinHandle<T>>,
+    dir: D,
+) {
+    let Some(task) = task.filter(|t| !t.is_finished()) else {
+        return;
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move {
+                let _ = task.await;
+                drop(dir);
+            });
+        }
+        Err(_) => drop(dir),
     }
 }
 
@@ -364,7 +429,18 @@ pub fn sink_records(dir: &Path, kind: &str) -> Vec<serde_json::Value> {
 }
 
 /// Polls `check` until it holds or `within` passes; returns how long it took.
-pub async fn eventually<F, Fut>(within: Duration, mut check: F) -> Duration
+pub async fn eventually<F, Fut>(within: Duration, check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    wait_until("condition", within, check).await
+}
+
+/// Polls `check` every 20 ms until it holds; returns how long it took. Panics naming
+/// `what` once `within` has passed: a test waits for the condition a sleep would guess at
+/// (a gauge on `/metrics`, an HTTP state, a file), bounded by a deadline.
+pub async fn wait_until<F, Fut>(what: &str, within: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -374,10 +450,7 @@ where
         if check().await {
             return started.elapsed();
         }
-        assert!(
-            started.elapsed() < within,
-            "condition not met within {within:?}"
-        );
+        assert!(started.elapsed() < within, "{what}: not within {within:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
