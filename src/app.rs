@@ -12,7 +12,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{
-    Config, ConfigError, ControlPlaneConfig, SinkConfig, TailSource, TokenSourceKind, TokensConfig,
+    Config, ConfigError, ControlPlaneConfig, ServerConfig, SinkConfig, TailSource, TokenSourceKind,
+    TokensConfig,
 };
 use crate::control::{ControlError, ControlPlane};
 use crate::forward::tap::Tap;
