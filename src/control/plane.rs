@@ -2,8 +2,9 @@
 //! plane: it imports the store and nothing that serves HTTP.
 //!
 //! It holds the store, the clock, the credentials' digests, the feed's version notifier,
-//! how long sessions live and the login limiter. Page-only settings live with the page (`web`), the API's
-//! request metrics with the API (`api`).
+//! how long sessions live, the login limiter, and the control plane's metrics registry
+//! (the API counts its requests there). Page-only settings live with the page
+//! (`web::PageSettings`).
 
 use std::sync::{Arc, OnceLock};
 
