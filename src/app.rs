@@ -20,7 +20,8 @@ use crate::tail::Tail;
 use crate::tail::kafka::KafkaTailSource;
 use crate::telemetry::Telemetry;
 use crate::tokens::Tokens;
-use crate::tokens::feed::{FeedClient, FeedSource, FollowSettings};
+use crate::tokens::client::FeedClient;
+use crate::tokens::feed::{FeedSource, FollowSettings};
 use crate::tokens::file::FileSource;
 use crate::tokens::miss::{MissCache, MissSettings};
 use crate::tokens::usage::{self, Usage};
@@ -55,7 +56,7 @@ pub enum AppError {
     #[error(transparent)]
     Forward(#[from] forward::StartError),
     #[error("token feed: {0}")]
-    Feed(#[from] crate::tokens::feed::FeedError),
+    Feed(#[from] crate::tokens::client::FeedError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]

@@ -23,7 +23,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use tokio::time::Instant;
 
-use super::feed::{FeedClient, FeedError};
+use super::client::{FeedClient, FeedError};
 use super::snapshot::AccountNames;
 use super::wire::SnapshotEntry;
 use super::{Digest, TokenInfo};

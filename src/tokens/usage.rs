@@ -18,7 +18,7 @@ use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
 use super::TokenInfo;
-use super::feed::FeedClient;
+use super::client::FeedClient;
 use super::wire::{AccountVolume, SharedTokenUse, TokenUse, UsageReport};
 use crate::model::{AccountId, Kind, TokenId};
 use crate::telemetry::UsageMetrics;
