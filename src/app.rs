@@ -227,7 +227,7 @@ pub async fn run(
         shutdown_grace: s.shutdown_grace_secs,
         body_budget: Arc::new(BodyBudget::new(
             s.max_inflight_body_bytes,
-            telemetry.inflight_body_bytes.clone(),
+            telemetry.inflight_body_bytes(),
         )),
     };
 

@@ -214,18 +214,12 @@ impl FeedSource {
                     need_snapshot = true;
                 }
                 Err(e) => {
-                    self.metrics.reloads_error.inc();
                     // A delta we cannot read or apply: start over from a snapshot.
                     if matches!(e, FeedError::Body(_) | FeedError::Snapshot(_)) {
                         need_snapshot = true;
                     }
                     let delay = backoff.next_delay();
-                    tracing::warn!(
-                        error = %e,
-                        failures = backoff.failures(),
-                        retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        "control plane feed failed; the current token table keeps serving"
-                    );
+                    self.metrics.feed_failed(&e, backoff.failures(), delay);
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(delay) => {}
@@ -258,14 +252,12 @@ impl FeedSource {
         let table = Arc::new(table);
         // A control plane from before read grants sends none: it grants no reads.
         let grants = grants.unwrap_or_else(|| ReadGrants::empty(table.version));
-        tracing::info!(
-            version = table.version,
-            tokens = table.len(),
-            api_tokens = grants.api_token_count(),
-            shared_tokens = grants.shared_token_count(),
-            "token snapshot loaded from the control plane"
+        self.metrics.snapshot_loaded(
+            table.version,
+            table.len(),
+            grants.api_token_count(),
+            grants.shared_token_count(),
         );
-        self.metrics.reloads_ok.inc();
         let version = table.version;
         retire(self.tokens.install(table)).await;
         self.tokens.install_grants(Arc::new(grants));
@@ -312,14 +304,8 @@ impl FeedSource {
             .map_err(|e| FeedError::Body(format!("delta apply panicked: {e}")))?;
         let table = Arc::new(table);
         let version = table.version;
-        tracing::debug!(
-            version = table.version,
-            upserts,
-            deletes,
-            tokens = table.len(),
-            "token delta applied"
-        );
-        self.metrics.reloads_ok.inc();
+        self.metrics
+            .delta_applied(table.version, upserts, deletes, table.len());
         retire(self.tokens.install(table)).await;
         // The table now answers for these digests; a cached miss answer must not outlive
         // a delete (propagation bound) or shadow nothing forever.
