@@ -25,7 +25,8 @@ use crate::tail::Tail;
 use crate::tail::kafka::KafkaTailSource;
 use crate::telemetry::Telemetry;
 use crate::tokens::Tokens;
-use crate::tokens::feed::{FeedClient, FeedSource, FollowSettings};
+use crate::tokens::client::FeedClient;
+use crate::tokens::feed::{FeedSource, FollowSettings};
 use crate::tokens::file::FileSource;
 use crate::tokens::miss::{MissCache, MissSettings};
 use crate::tokens::usage::{self, Usage};
@@ -60,7 +61,7 @@ pub enum AppError {
     #[error(transparent)]
     Forward(#[from] forward::StartError),
     #[error("token feed: {0}")]
-    Feed(#[from] crate::tokens::feed::FeedError),
+    Feed(#[from] crate::tokens::client::FeedError),
     #[error("listener: {0}")]
     Io(#[from] std::io::Error),
     #[error(transparent)]
@@ -293,7 +294,7 @@ fn conn_limits(s: &ServerConfig, telemetry: &Telemetry) -> ConnLimits {
         shutdown_grace: s.shutdown_grace_secs,
         body_budget: Arc::new(BodyBudget::new(
             s.max_inflight_body_bytes,
-            telemetry.inflight_body_bytes.clone(),
+            telemetry.inflight_body_bytes(),
         )),
     }
 }

@@ -21,7 +21,7 @@ use super::spool::{Cursor, SpooledEntry, Unacked};
 use crate::backoff::Backoff;
 use crate::config::ForwardConfig;
 use crate::model::Kind;
-use crate::telemetry::{BatcherMetrics, SinkMetrics};
+use crate::telemetry::{BatchFate, BatcherMetrics, SinkMetrics};
 use prometheus::IntGauge;
 
 /// Retry pacing for a failing sink: doubles from the first delay up to the cap.
@@ -243,34 +243,30 @@ impl Batcher {
             let started = Instant::now();
             match self.sink.write(Arc::clone(&batch)).await {
                 Ok(()) => {
-                    self.sink_metrics
-                        .latency
-                        .observe(started.elapsed().as_secs_f64());
-                    self.sink_metrics.batches_ok.inc();
-                    self.sink_metrics.records.inc_by(records as u64);
+                    self.sink_metrics.batch_written(records, started.elapsed());
                     if let Some(acks) = &mut self.acks {
                         acks.ack(&pending.tickets);
                     }
                     break;
                 }
                 Err(e) => {
-                    self.sink_metrics.batches_error.inc();
                     let closing = self.closing || self.shutdown.is_cancelled();
                     if closing {
                         if tries_left == 0 {
-                            if self.acks.is_some() {
-                                tracing::warn!(sink = self.sink.name(), records, error = %e,
-                                    "sink still failing at shutdown; records stay in the spool for the next start");
+                            let fate = if self.acks.is_some() {
+                                BatchFate::LeftInSpool
                             } else {
-                                tracing::error!(sink = self.sink.name(), records, error = %e,
-                                    "sink still failing at shutdown; records lost (ack = memory)");
-                            }
+                                BatchFate::Lost
+                            };
+                            self.sink_metrics.batch_failed(records, &e, fate);
                             break;
                         }
                         tries_left -= 1;
                     }
-                    tracing::warn!(sink = self.sink.name(), records, error = %e,
-                        backoff_ms = backoff.ceiling().as_millis() as u64, "sink write failed; retrying");
+                    let fate = BatchFate::Retry {
+                        backoff: backoff.ceiling(),
+                    };
+                    self.sink_metrics.batch_failed(records, &e, fate);
                     // Full jitter (a random wait up to the backoff), but never sooner than
                     // the receiver's Retry-After.
                     let jittered = backoff.next_delay();
@@ -338,7 +334,7 @@ mod tests {
         };
         let metrics = Telemetry::new().forward("blackhole");
         let sink = Sink::Blackhole(BlackholeSink::default());
-        let flushes = metrics.batcher.sink.batches_ok.clone();
+        let flushes = metrics.batcher.sink.clone();
         let batcher = Batcher::new(
             rx,
             sink,
@@ -363,7 +359,11 @@ mod tests {
         let seen = watcher.await.unwrap();
         stop.cancel();
         running.await.unwrap();
-        assert_eq!(flushes.get(), 1, "one batch of all {REQUESTS} requests");
+        assert_eq!(
+            flushes.batches_written(),
+            1,
+            "one batch of all {REQUESTS} requests"
+        );
         assert!(
             seen.iter().any(|&free| free > 0 && free < REQUESTS),
             "other tasks ran while the budget came back (seen: {seen:?})"

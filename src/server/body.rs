@@ -33,7 +33,9 @@ use http::{HeaderMap, Version, header};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use prometheus::{IntCounter, IntGauge};
+use prometheus::IntGauge;
+
+use crate::telemetry::DrainMetrics;
 
 /// The most a lingering drain reads and discards: above the bodies real senders send
 /// (the Logz.io handlers' 10 MiB, a 50 MiB batch), below what makes draining a cost.
@@ -74,10 +76,9 @@ struct Budgeted {
 /// How a dropped body's rest is drained, and what must live as long as the drain.
 pub struct Linger {
     pub within: Duration,
-    /// The rest of a body read and discarded to its end.
-    pub complete: IntCounter,
-    /// Over `LINGER_MAX_BYTES` or `within`: the connection is closed.
-    pub cut: IntCounter,
+    /// Counts a body read and discarded to its end, or cut: over `LINGER_MAX_BYTES` or
+    /// `within`, the connection is closed.
+    pub drains: DrainMetrics,
     /// Kept until the drain ends: the connection's busy mark.
     pub hold: Box<dyn Send + Sync>,
 }
@@ -221,7 +222,7 @@ impl Drop for RequestBody {
         }
         // `size_hint` counts what is left of a `Content-Length` body.
         if inner.size_hint().lower() > LINGER_MAX_BYTES {
-            linger.cut.inc();
+            linger.drains.cut();
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -257,8 +258,8 @@ impl Linger {
         .await
         .unwrap_or(Some(false));
         match ended {
-            Some(true) if discarded > 0 => self.complete.inc(),
-            Some(false) => self.cut.inc(),
+            Some(true) if discarded > 0 => self.drains.complete(),
+            Some(false) => self.drains.cut(),
             _ => {}
         }
     }

@@ -142,11 +142,8 @@ pub async fn serve<F, Fut, B>(
                             };
                             serve_connection(stream, &builder, service, conn, shutdown).await
                         }
-                        Ok(Err(e)) => {
-                            metrics.error("tls");
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                        }
-                        Err(_) => metrics.error("tls_timeout"),
+                        Ok(Err(e)) => metrics.tls_failed(peer, &e),
+                        Err(_) => metrics.tls_timed_out(),
                     }
                 }
             }
@@ -196,8 +193,7 @@ async fn serve_connection<IO, F, Fut, B>(
     let activity = Arc::new(Activity::new(accepted));
     let tracked = {
         let activity = Arc::clone(&activity);
-        let drains_complete = metrics.drains_complete.clone();
-        let drains_cut = metrics.drains_cut.clone();
+        let drains = metrics.drains.clone();
         let within = limits.body_read_timeout;
         let budget = Arc::clone(&limits.body_budget);
         hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -205,8 +201,7 @@ async fn serve_connection<IO, F, Fut, B>(
             let (parts, incoming) = req.into_parts();
             let linger = Linger {
                 within,
-                complete: drains_complete.clone(),
-                cut: drains_cut.clone(),
+                drains: drains.clone(),
                 hold: Box::new(activity.hold()),
             };
             let budget = Arc::clone(&budget);
@@ -237,9 +232,7 @@ async fn serve_connection<IO, F, Fut, B>(
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
-                    let reason = classify(&*e);
-                    metrics.error(reason);
-                    tracing::debug!(reason, error = %e, "connection ended with an error");
+                    metrics.failed(classify(&*e), &e);
                 }
                 return;
             }
@@ -251,8 +244,7 @@ async fn serve_connection<IO, F, Fut, B>(
                 let now = Instant::now();
                 match activity.deadline(limits) {
                     Some(Deadline::Head(at)) if at <= now => {
-                        metrics.error("timeout");
-                        tracing::debug!("request head not received within the header read timeout");
+                        metrics.head_timed_out();
                         return; // dropping the connection closes it
                     }
                     Some(Deadline::Idle(at)) if at <= now => {

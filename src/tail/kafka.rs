@@ -79,12 +79,11 @@ impl KafkaTailSource {
                 _ = tap.until_watched() => {}
             }
             let result = self.read_while_watched(&tap, &metrics, &stop).await;
-            metrics.kafka_partitions.set(0);
+            metrics.kafka_idle();
             match result {
                 Ok(()) => backoff.reset(),
                 Err(e) => {
-                    metrics.kafka_errors.inc();
-                    tracing::warn!(error = %e, "tail source: cannot read the Kafka topics; retrying");
+                    metrics.kafka_failed(&e);
                     tokio::select! {
                         _ = stop.cancelled() => return,
                         _ = tokio::time::sleep(backoff.next_delay()) => {}
@@ -109,13 +108,7 @@ impl KafkaTailSource {
                 .expect("metadata lookup does not panic")?
         };
         consumer.assign(&assignment)?;
-        metrics
-            .kafka_partitions
-            .set(i64::try_from(assignment.count()).unwrap_or(i64::MAX));
-        tracing::info!(
-            partitions = assignment.count(),
-            "tail source: reading the Kafka topics"
-        );
+        metrics.kafka_reading(assignment.count());
 
         let mut unwatched_since: Option<Instant> = None;
         let mut check = tokio::time::interval(Duration::from_secs(1));
@@ -183,13 +176,12 @@ impl Gathered {
         let message = match message {
             Ok(m) => m,
             Err(e) => {
-                metrics.kafka_errors.inc();
-                tracing::debug!(error = %e, "tail source: consumer error");
+                metrics.kafka_consumer_error(&e);
                 return;
             }
         };
         let (Some(envelope), Some(payload)) = (envelope(&message), message.payload()) else {
-            metrics.kafka_errors.inc();
+            metrics.kafka_message_without_headers();
             return;
         };
         let payload = Bytes::copy_from_slice(payload);

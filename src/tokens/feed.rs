@@ -1,5 +1,6 @@
-//! The `control_plane` token source: the client side of the feed protocol
-//! (docs/tokens.md "The feed protocol", DESIGN §2 and §4 "Feed for gateways").
+//! The `control_plane` token source: the follower side of the feed protocol
+//! (docs/tokens.md "The feed protocol", DESIGN §2 and §4 "Feed for gateways"), over the
+//! feed client (`client.rs`).
 //!
 //! Boot serves the persisted snapshot at once when there is one (fail-static), then the
 //! follower fetches `/v1/feed/snapshot` and long-polls `/v1/feed/changes?since=V`, both
@@ -23,202 +24,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, StatusCode, Uri, header};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
-use serde::Deserialize;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::client::{FeedClient, FeedError};
 use super::grants::{GrantDelta, ReadGrants};
 use super::snapshot::{AccountNames, SnapshotError};
-use super::wire::{Changes, Snapshot, SnapshotEntry};
+use super::wire::{Changes, Snapshot};
 use super::{Delta, Digest, TokenTable, Tokens, persist};
 use crate::backoff::Backoff;
 use crate::config::TokensConfig;
 use crate::telemetry::SourceMetrics;
-
-/// Largest feed answer read (a 1,000,000-token snapshot is ~200 MB of JSON).
-const MAX_FEED_BODY_BYTES: usize = 1 << 30;
-
-/// Why a feed call failed. `Display` never contains the feed secret or a token.
-#[derive(Debug, thiserror::Error)]
-pub enum FeedError {
-    #[error("control plane not reachable: {0}")]
-    Connect(String),
-    #[error("control plane did not answer within {0:?}")]
-    Timeout(Duration),
-    /// 410 on the change feed: refetch the snapshot.
-    #[error("control plane no longer has the changes since our version")]
-    Gone,
-    #[error("control plane answered {status} ({error_code})")]
-    Status {
-        status: StatusCode,
-        error_code: String,
-    },
-    #[error("control plane answer unreadable: {0}")]
-    Body(String),
-    #[error(transparent)]
-    Snapshot(#[from] SnapshotError),
-}
-
-/// An HTTP client for `/v1/feed/*`, shared by the follower, the miss cache and the usage
-/// flusher (one connection pool to the control plane per gateway).
-#[derive(Clone)]
-pub struct FeedClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// The base URL without a trailing slash.
-    base: String,
-    authorization: HeaderValue,
-    timeout: Duration,
-}
-
-/// `{"errorCode": ...}` of a refusal: the only part of an error body that is logged.
-#[derive(Deserialize)]
-struct ErrorBody {
-    #[serde(rename = "errorCode")]
-    error_code: String,
-}
-
-impl FeedClient {
-    /// `url` and `secret` were checked by `Config::validate`.
-    pub fn new(url: &str, secret: &str, timeout: Duration) -> Result<FeedClient, FeedError> {
-        let mut authorization = HeaderValue::try_from(format!("Bearer {secret}"))
-            .map_err(|_| FeedError::Connect("tokens.feed_secret is not a valid header".into()))?;
-        authorization.set_sensitive(true);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(Arc::new(rustls::crypto::ring::default_provider()))
-            .map_err(|e| FeedError::Connect(format!("TLS roots: {e}")))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        Ok(FeedClient {
-            client: Client::builder(TokioExecutor::new()).build(connector),
-            base: url.trim_end_matches('/').to_string(),
-            authorization,
-            timeout,
-        })
-    }
-
-    /// Sends one request and reads the whole answer within `timeout`.
-    async fn call(
-        &self,
-        method: Method,
-        path_and_query: &str,
-        body: Option<Vec<u8>>,
-        timeout: Duration,
-    ) -> Result<(StatusCode, Bytes), FeedError> {
-        let uri: Uri = format!("{}{}", self.base, path_and_query)
-            .parse()
-            .map_err(|_| FeedError::Connect("tokens.url does not form a valid URL".into()))?;
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(header::AUTHORIZATION, self.authorization.clone());
-        if body.is_some() {
-            req = req.header(header::CONTENT_TYPE, "application/json");
-        }
-        let req = req
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .expect("a request to a parsed URI with valid headers is valid");
-        let exchange = async {
-            let response = self
-                .client
-                .request(req)
-                .await
-                .map_err(|e| FeedError::Connect(error_chain(&e)))?;
-            let status = response.status();
-            let body = Limited::new(response.into_body(), MAX_FEED_BODY_BYTES)
-                .collect()
-                .await
-                .map_err(|e| FeedError::Body(e.to_string()))?
-                .to_bytes();
-            Ok((status, body))
-        };
-        tokio::time::timeout(timeout, exchange)
-            .await
-            .map_err(|_| FeedError::Timeout(timeout))?
-    }
-
-    /// `GET /v1/feed/snapshot?grants=true` (the raw answer: parsing 1,000,000 tokens
-    /// belongs on a blocking thread).
-    pub async fn snapshot(&self) -> Result<Bytes, FeedError> {
-        let (status, body) = self
-            .call(
-                Method::GET,
-                "/v1/feed/snapshot?grants=true",
-                None,
-                self.timeout,
-            )
-            .await?;
-        expect_ok(status, &body)?;
-        Ok(body)
-    }
-
-    /// `GET /v1/feed/changes?since=V&wait=S&grants=true`: the raw answer, or `Gone` on 410.
-    async fn changes(&self, since: u64, wait: Duration) -> Result<Bytes, FeedError> {
-        let path = format!(
-            "/v1/feed/changes?since={since}&wait={}&grants=true",
-            wait.as_secs()
-        );
-        let (status, body) = self
-            .call(Method::GET, &path, None, wait + self.timeout)
-            .await?;
-        if status == StatusCode::GONE {
-            return Err(FeedError::Gone);
-        }
-        expect_ok(status, &body)?;
-        Ok(body)
-    }
-
-    /// `GET /v1/feed/tokens/{digest}`: the entry, or `None` when the control plane does
-    /// not know the digest (404).
-    pub async fn lookup(&self, digest: Digest) -> Result<Option<SnapshotEntry>, FeedError> {
-        let path = format!("/v1/feed/tokens/{}", digest.to_hex());
-        let (status, body) = self.call(Method::GET, &path, None, self.timeout).await?;
-        if status == StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        expect_ok(status, &body)?;
-        serde_json::from_slice(&body)
-            .map(Some)
-            .map_err(|e| FeedError::Body(e.to_string()))
-    }
-
-    /// `POST /v1/feed/usage` with a JSON body; 2xx is success.
-    pub async fn post_usage(&self, body: Vec<u8>) -> Result<(), FeedError> {
-        let (status, answer) = self
-            .call(Method::POST, "/v1/feed/usage", Some(body), self.timeout)
-            .await?;
-        expect_ok(status, &answer)
-    }
-}
-
-fn expect_ok(status: StatusCode, body: &[u8]) -> Result<(), FeedError> {
-    if status.is_success() {
-        return Ok(());
-    }
-    let error_code = serde_json::from_slice::<ErrorBody>(body)
-        .map(|e| e.error_code)
-        .unwrap_or_else(|_| "no errorCode".to_string());
-    Err(FeedError::Status { status, error_code })
-}
-
-/// The error and its causes on one line (hyper's top-level message alone says little).
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
-}
 
 /// Parses and validates a change-feed answer: the token delta and, when the answer has
 /// grants, theirs. Public for the `feed_changes` fuzz target.
@@ -398,18 +214,12 @@ impl FeedSource {
                     need_snapshot = true;
                 }
                 Err(e) => {
-                    self.metrics.reloads_error.inc();
                     // A delta we cannot read or apply: start over from a snapshot.
                     if matches!(e, FeedError::Body(_) | FeedError::Snapshot(_)) {
                         need_snapshot = true;
                     }
                     let delay = backoff.next_delay();
-                    tracing::warn!(
-                        error = %e,
-                        failures = backoff.failures(),
-                        retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                        "control plane feed failed; the current token table keeps serving"
-                    );
+                    self.metrics.feed_failed(&e, backoff.failures(), delay);
                     tokio::select! {
                         _ = shutdown.cancelled() => break,
                         _ = tokio::time::sleep(delay) => {}
@@ -442,14 +252,12 @@ impl FeedSource {
         let table = Arc::new(table);
         // A control plane from before read grants sends none: it grants no reads.
         let grants = grants.unwrap_or_else(|| ReadGrants::empty(table.version));
-        tracing::info!(
-            version = table.version,
-            tokens = table.len(),
-            api_tokens = grants.api_token_count(),
-            shared_tokens = grants.shared_token_count(),
-            "token snapshot loaded from the control plane"
+        self.metrics.snapshot_loaded(
+            table.version,
+            table.len(),
+            grants.api_token_count(),
+            grants.shared_token_count(),
         );
-        self.metrics.reloads_ok.inc();
         let version = table.version;
         retire(self.tokens.install(table)).await;
         self.tokens.install_grants(Arc::new(grants));
@@ -496,14 +304,8 @@ impl FeedSource {
             .map_err(|e| FeedError::Body(format!("delta apply panicked: {e}")))?;
         let table = Arc::new(table);
         let version = table.version;
-        tracing::debug!(
-            version = table.version,
-            upserts,
-            deletes,
-            tokens = table.len(),
-            "token delta applied"
-        );
-        self.metrics.reloads_ok.inc();
+        self.metrics
+            .delta_applied(table.version, upserts, deletes, table.len());
         retire(self.tokens.install(table)).await;
         // The table now answers for these digests; a cached miss answer must not outlive
         // a delete (propagation bound) or shadow nothing forever.

@@ -123,13 +123,8 @@ impl FileSource {
         match loaded {
             Ok(Ok(table)) => {
                 let table = Arc::new(table);
-                tracing::info!(
-                    version = table.version,
-                    tokens = table.len(),
-                    path = %self.path.display(),
-                    "token table loaded"
-                );
-                self.metrics.reloads_ok.inc();
+                self.metrics
+                    .file_loaded(table.version, table.len(), &self.path);
                 self.tokens.install(Arc::clone(&table));
                 self.last_loaded = current;
                 persist::save_in_background(self.state_dir.clone(), table, None).await;
@@ -140,12 +135,7 @@ impl FileSource {
     }
 
     fn reload_failed(&self, message: &str) {
-        self.metrics.reloads_error.inc();
-        tracing::warn!(
-            path = %self.path.display(),
-            error = message,
-            "token file not loaded; the previous table keeps serving"
-        );
+        self.metrics.file_not_loaded(&self.path, message);
     }
 }
 

@@ -23,7 +23,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use tokio::time::Instant;
 
-use super::feed::{FeedClient, FeedError};
+use super::client::{FeedClient, FeedError};
 use super::snapshot::AccountNames;
 use super::wire::SnapshotEntry;
 use super::{Digest, TokenInfo};
@@ -194,7 +194,7 @@ impl MissCache {
     fn take_from_budget(&self) -> bool {
         let taken = self.limiter.check().is_ok();
         if !taken {
-            self.metrics.limited.inc();
+            self.metrics.limited();
         }
         taken
     }
@@ -210,29 +210,28 @@ impl MissCache {
         let entry = match self.source.lookup(digest).await {
             Ok(entry) => entry,
             Err(e) => {
-                self.metrics.error.inc();
-                tracing::warn!(error = %e, "miss lookup at the control plane failed");
+                self.metrics.lookup_failed(&e);
                 return Err(e.into());
             }
         };
         let info = match entry {
             None => {
-                self.metrics.unknown.inc();
+                self.metrics.unknown();
                 None
             }
             Some(entry) => {
                 let info = match entry.into_info(0, &mut AccountNames::default()) {
                     Ok(info) => info,
                     Err(e) => {
-                        self.metrics.error.inc();
+                        self.metrics.answer_unusable();
                         return Err(FeedError::from(e).into());
                     }
                 };
                 if info.digest != digest {
-                    self.metrics.error.inc();
+                    self.metrics.answer_unusable();
                     return Err(MissError::WrongDigest);
                 }
-                self.metrics.found.inc();
+                self.metrics.found();
                 Some(Arc::new(info))
             }
         };
@@ -407,7 +406,7 @@ mod tests {
             assert!(w.await.unwrap().is_none());
         }
         assert_eq!(known.calls.load(Ordering::SeqCst), 1);
-        assert_eq!(metrics.unknown.get(), 1);
+        assert_eq!(metrics.unknown_total(), 1);
     }
 
     #[tokio::test]
@@ -435,7 +434,7 @@ mod tests {
             assert!(j.await.unwrap().is_some(), "a joiner was refused");
         }
         assert_eq!(known.calls.load(Ordering::SeqCst), 1);
-        assert_eq!(metrics.limited.get(), 1);
+        assert_eq!(metrics.limited_total(), 1);
         assert!(cache.in_flight.is_empty());
     }
 
@@ -449,7 +448,7 @@ mod tests {
         let calls = known.calls.load(Ordering::SeqCst);
         // The bucket holds 5; the test may take long enough for a refill or two.
         assert!((5..=7).contains(&calls), "{calls} lookups");
-        assert_eq!(metrics.unknown.get() as usize, calls);
-        assert_eq!(metrics.limited.get() as usize, 100 - calls);
+        assert_eq!(metrics.unknown_total() as usize, calls);
+        assert_eq!(metrics.limited_total() as usize, 100 - calls);
     }
 }

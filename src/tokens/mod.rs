@@ -8,7 +8,13 @@
 //! Beside the table, `Tokens` publishes the read grants (`grants.rs`) the same way: one
 //! immutable `ReadGrants` behind `ArcSwap`, replaced whole by the `control_plane` source,
 //! with a `watch` channel that tells open tails to re-check.
+//!
+//! The sources: `file.rs` watches a local snapshot; with the control plane, `feed.rs`
+//! follows its feed, `miss.rs` asks it about digests the table lacks and `usage.rs`
+//! reports last uses and volumes to it, each through the one feed client in `client.rs`.
+//! `persist.rs` keeps the last table on disk for a fail-static boot.
 
+pub mod client;
 pub mod digest;
 pub mod feed;
 pub mod file;

@@ -18,7 +18,7 @@ use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
 use super::TokenInfo;
-use super::feed::FeedClient;
+use super::client::FeedClient;
 use super::wire::{AccountVolume, SharedTokenUse, TokenUse, UsageReport};
 use crate::model::{AccountId, Kind, TokenId};
 use crate::telemetry::UsageMetrics;
@@ -193,18 +193,13 @@ pub async fn flush(usage: &Usage, client: &FeedClient, metrics: &UsageMetrics) {
     }
     let body = serde_json::to_vec(&report).expect("a usage report always serializes");
     match client.post_usage(body).await {
-        Ok(()) => {
-            metrics.flushed.inc();
-            tracing::debug!(
-                tokens = report.tokens.len(),
-                accounts = report.accounts.len(),
-                shared_tokens = report.shared_tokens.len(),
-                "usage sent to the control plane"
-            );
-        }
+        Ok(()) => metrics.usage_sent(
+            report.tokens.len(),
+            report.accounts.len(),
+            report.shared_tokens.len(),
+        ),
         Err(e) => {
-            metrics.failed.inc();
-            tracing::warn!(error = %e, "usage not sent; kept for the next flush");
+            metrics.usage_not_sent(&e);
             usage.restore(report);
         }
     }

@@ -1,7 +1,7 @@
 //! The feed's wire types (DESIGN §6): what the control plane sends gateways and what
 //! gateways report back, defined once for both sides. This is the one module of `tokens`
 //! that `control` imports; it holds shapes only — validation and table building live in
-//! `snapshot.rs`, the HTTP exchange in `feed.rs` and `control/feed.rs`.
+//! `snapshot.rs`, the HTTP exchange in `client.rs` and `control/feed.rs`.
 
 use serde::{Deserialize, Deserializer, Serialize};
 

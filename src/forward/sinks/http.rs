@@ -19,10 +19,10 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use prometheus::IntCounter;
 use std::io::Write;
 
 use super::{Batch, SinkError, file};
+use crate::telemetry::DeadLetterMetrics;
 
 /// The longest `Retry-After` honoured; a larger one is capped, not obeyed for hours.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
@@ -33,7 +33,7 @@ pub struct HttpSink {
     headers: HeaderMap,
     timeout: Duration,
     dead_letter_dir: PathBuf,
-    dead_letters: IntCounter,
+    dead_letters: DeadLetterMetrics,
 }
 
 impl HttpSink {
@@ -42,7 +42,7 @@ impl HttpSink {
         headers: &std::collections::BTreeMap<String, String>,
         timeout: Duration,
         dead_letter_dir: PathBuf,
-        dead_letters: IntCounter,
+        dead_letters: DeadLetterMetrics,
     ) -> Result<HttpSink, SinkError> {
         let url: Uri = url
             .parse()
@@ -122,14 +122,8 @@ impl HttpSink {
             ));
         }
         let path = self.dead_letter(batch, &ndjson).await?;
-        self.dead_letters.inc_by(batch.records() as u64);
-        tracing::warn!(
-            %status,
-            response = %excerpt,
-            records = batch.records(),
-            path = %path.display(),
-            "http sink: receiver refused the batch for good; written to the dead-letter file"
-        );
+        self.dead_letters
+            .dead_lettered(status, &excerpt, batch.records(), &path);
         Ok(())
     }
 

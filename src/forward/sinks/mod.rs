@@ -9,11 +9,10 @@ pub mod kafka;
 
 use std::sync::Arc;
 
-use prometheus::IntCounter;
-
 use super::record::RecordBatch;
 use crate::config::SinkConfig;
 use crate::model::Kind;
+use crate::telemetry::DeadLetterMetrics;
 
 /// Records of one kind, from one or more requests, written together.
 #[derive(Debug)]
@@ -74,7 +73,10 @@ pub enum Sink {
 impl Sink {
     /// Builds the sink the config names. `dead_letters` counts what the HTTP sink sets
     /// aside (`tollgate_sink_dead_letter_records_total{sink="http"}`).
-    pub fn from_config(config: &SinkConfig, dead_letters: IntCounter) -> Result<Sink, SinkError> {
+    pub fn from_config(
+        config: &SinkConfig,
+        dead_letters: DeadLetterMetrics,
+    ) -> Result<Sink, SinkError> {
         Ok(match config {
             SinkConfig::File {
                 path,

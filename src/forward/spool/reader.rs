@@ -128,21 +128,12 @@ impl Reader {
             }
         };
         self.position = step.next;
-        let spool = &self.metrics;
         if step.corrupt_frames > 0 {
-            tracing::warn!(
-                frames = step.corrupt_frames,
-                "spool: skipped corrupt frames"
-            );
-            spool.corrupt_records.inc_by(step.corrupt_frames);
+            self.metrics.corrupt_frames_skipped(step.corrupt_frames);
         }
         if step.torn_bytes > 0 {
-            tracing::warn!(
-                segment = from.segment,
-                torn_bytes = step.torn_bytes,
-                "spool: truncated a torn tail"
-            );
-            spool.torn_tails.inc();
+            self.metrics
+                .torn_tail_truncated(from.segment, step.torn_bytes);
         }
         self.unacked.skipped(step.skipped_bytes + step.torn_bytes);
         let (mut replayed, mut read_back) = (0, 0);
@@ -156,8 +147,7 @@ impl Reader {
         if replayed > 0 {
             self.unacked.replayed(replayed);
         }
-        spool.replayed_records.inc_by(replayed);
-        spool.read_back_records.inc_by(read_back);
+        self.metrics.records_read(replayed, read_back);
         if step.entries.is_empty() {
             Ok(None)
         } else {
