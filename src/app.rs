@@ -202,13 +202,7 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
     let limits = conn_limits(s, &telemetry);
 
     let draining = Arc::new(AtomicBool::new(false));
-    let ready: admin::Readiness = {
-        let tokens = Arc::clone(&tokens.tokens);
-        let draining = Arc::clone(&draining);
-        Arc::new(move || {
-            tokens.is_loaded() && writable.is_writable() && !draining.load(Ordering::Relaxed)
-        })
-    };
+    let ready = readiness(Arc::clone(&tokens.tokens), writable, Arc::clone(&draining));
 
     tracing::info!(addr = %listeners.public.local_addr()?, tls = tls.is_some(), "public listening");
     tracing::info!(addr = %listeners.admin.local_addr()?, "admin listening");
@@ -242,21 +236,13 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
         telemetry.connections("public"),
         public_stop.clone(),
     ));
-    let admin = {
-        let admin_metrics = telemetry.connections("admin");
-        let telemetry = Arc::clone(&telemetry);
-        tokio::spawn(server::serve(
-            listeners.admin,
-            None,
-            move |req| {
-                let response = admin::handle(&req, &telemetry, &ready);
-                async move { response }
-            },
-            limits,
-            admin_metrics,
-            background.clone(),
-        ))
-    };
+    let admin = serve_admin(
+        listeners.admin,
+        telemetry,
+        ready,
+        limits,
+        background.clone(),
+    );
     Ok(Running {
         draining,
         public_stop,
@@ -270,6 +256,40 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
         control_stop,
         control,
     })
+}
+
+/// Ready while the token table is loaded, the forward path takes records, and the
+/// gateway is not draining.
+fn readiness(
+    tokens: Arc<Tokens>,
+    forward: forward::Forwarder,
+    draining: Arc<AtomicBool>,
+) -> admin::Readiness {
+    Arc::new(move || {
+        tokens.is_loaded() && forward.is_writable() && !draining.load(Ordering::Relaxed)
+    })
+}
+
+/// The admin listener: `/metrics`, `/healthz`, `/readyz`.
+fn serve_admin(
+    listener: TcpListener,
+    telemetry: Arc<Telemetry>,
+    ready: admin::Readiness,
+    limits: ConnLimits,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    let metrics = telemetry.connections("admin");
+    tokio::spawn(server::serve(
+        listener,
+        None,
+        move |req| {
+            let response = admin::handle(&req, &telemetry, &ready);
+            async move { response }
+        },
+        limits,
+        metrics,
+        stop,
+    ))
 }
 
 /// What the ingest routes allow a request.
