@@ -9,8 +9,9 @@
 //! - `usecases`: one function per thing a person or a gateway can do, shared by the API
 //!   and the page — who may (`usecases::callers`), the product's `rules` (pure), one
 //!   transaction with the audit event and the feed version, then waking long polls;
-//! - `plane` (the state the use cases share), `rules`, `refusal` (a no, in the product's
-//!   terms), `clock`, and `store` (every SQL statement, typed rows).
+//! - `plane` (the state the use cases share), `rules` and `volume` (pure product rules),
+//!   `refusal` (a no, in the product's terms), `clock`, and `store` (every SQL statement,
+//!   typed rows).
 //!
 //! This file serves them: the listener, the router from `api` and `web`, shutdown.
 
@@ -22,6 +23,7 @@ pub mod refusal;
 pub mod rules;
 pub mod store;
 pub mod usecases;
+pub mod volume;
 pub mod web;
 
 use std::sync::Arc;

@@ -666,6 +666,16 @@ impl Reply {
 
     /// Asserts an error answer: the status, the `errorCode`, a message containing
     /// `message_part`, a hex `requestId`, and a JSON content type.
+    /// A success without a body to read (`204`), or with one that does not matter here.
+    pub fn expect_status(&self, status: u16, what: &str) {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "{what}: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+    }
+
     pub fn expect_error(&self, status: u16, code: &str, message_part: &str) {
         let text = String::from_utf8_lossy(&self.body);
         assert_eq!(self.status.as_u16(), status, "status (body {text})");

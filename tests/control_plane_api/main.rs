@@ -18,6 +18,7 @@ mod metrics_accounts;
 mod shared_tokens;
 mod shipping_tokens;
 mod sub_accounts;
+mod volume;
 
 use common::TestServer;
 use common::control::{ControlPlane, use_control_plane};

@@ -132,9 +132,11 @@ struct SubAccountModel {
     snap_search_retention_days: Option<i64>,
     /// tollgate caps no account's volume.
     is_capped: bool,
-    /// Flexible volume sharing is not modelled: `null`.
+    /// A flexible account's shared pool; `null` for a fixed account (as in Logz.io) or
+    /// when the main account has no plan volume.
     #[serde(rename = "sharedGB")]
     shared_gb: Option<f64>,
+    /// The plan volume a flexible account draws on; `null` as `sharedGB` is.
     #[serde(rename = "totalTimeBasedDailyGB")]
     total_time_based_daily_gb: Option<f64>,
     /// Whether this is the main account; a sub-account never is.
@@ -151,6 +153,7 @@ struct SharingAccount {
 impl From<SubAccountView> for SubAccountModel {
     fn from(v: SubAccountView) -> Self {
         let s = v.sub.settings;
+        let flexible = s.extra.is_flexible;
         SubAccountModel {
             account_id: v.sub.id,
             account_name: v.sub.name,
@@ -175,8 +178,8 @@ impl From<SubAccountView> for SubAccountModel {
             soft_limit_gb: s.extra.soft_limit_gb,
             snap_search_retention_days: s.extra.snap_search_retention_days,
             is_capped: false,
-            shared_gb: None,
-            total_time_based_daily_gb: None,
+            shared_gb: v.pool.shared_gb.filter(|_| flexible),
+            total_time_based_daily_gb: v.pool.daily_volume_gb.filter(|_| flexible),
             is_owner: false,
         }
     }

@@ -310,6 +310,38 @@ pub async fn update_owned_account(
     Ok(())
 }
 
+/// A main account's plan volume in GB a day (its `max_daily_gb`); `None`: none set.
+pub async fn daily_volume_gb(db: &mut impl Db, id: i64) -> Result<Option<f64>, StoreError> {
+    let row = sqlx::query("SELECT max_daily_gb FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.connection())
+        .await?;
+    Ok(match row {
+        Some(r) => r.try_get("max_daily_gb")?,
+        None => None,
+    })
+}
+
+/// Sets a main account's plan volume (bound with a NULL flag, as `insert` explains).
+pub async fn set_daily_volume_gb(
+    tx: &mut Tx,
+    id: i64,
+    gb: Option<f64>,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE accounts SET max_daily_gb = CASE WHEN $2 = 1 THEN $1 END, updated_at = $3 \
+         WHERE id = $4",
+    )
+    .bind(gb.unwrap_or(0.0))
+    .bind(i64::from(gb.is_some()))
+    .bind(now)
+    .bind(id)
+    .execute(tx.connection())
+    .await?;
+    Ok(())
+}
+
 /// Deletes an account and everything it holds but its shipping tokens, which go first
 /// through `shipping_tokens::remove` so gateways get their tombstones. The account, its
 /// API tokens and its shared tokens leave theirs at `feed_version`.

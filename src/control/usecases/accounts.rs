@@ -10,7 +10,8 @@ use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::{self, AccountType, Plan, checked_name};
 use crate::control::store::accounts::{self as store, Account, NewAccount, SubAccountSettings};
-use crate::control::store::{Actor, Tx, feed};
+use crate::control::store::{Actor, Db, Tx, feed};
+use crate::control::volume::{self, Allocation};
 
 /// A main account or a tied one, as the operator asks for it.
 pub struct AccountRequest<'a> {
@@ -20,6 +21,8 @@ pub struct AccountRequest<'a> {
     pub owner_account_id: Option<i64>,
     /// Epoch seconds; main accounts only.
     pub trial_ends_at: Option<i64>,
+    /// The plan's daily volume in GB (`totalTimeBasedDailyGB`); main log accounts only.
+    pub daily_volume_gb: Option<f64>,
 }
 
 /// A new account's id and the secrets it starts with.
@@ -56,6 +59,10 @@ pub async fn create_account(
             "plan and trialEndsAt belong to the main account; a tied account follows them",
         ));
     }
+    let settings = SubAccountSettings {
+        max_daily_gb: main_volume(owner.is_none(), account_type, req.daily_volume_gb)?,
+        ..SubAccountSettings::default()
+    };
     let now = cp.clock.now_secs();
     let plan = req.plan.unwrap_or(Plan::Community);
     let new = NewAccount {
@@ -64,7 +71,7 @@ pub async fn create_account(
         owner_id: owner.as_ref().map(|o| o.id),
         plan,
         trial_ends_at: req.trial_ends_at,
-        settings: &SubAccountSettings::default(),
+        settings: &settings,
         created_at: now,
     };
     let (account_id, first) = insert(cp, &mut tx, &new, actor).await?;
@@ -87,6 +94,99 @@ pub async fn create_account(
         account_id,
         account_token: first.token,
         api_token,
+    })
+}
+
+/// `totalTimeBasedDailyGB` as the operator gives it: a volume, for a main log account.
+fn main_volume(
+    is_main: bool,
+    account_type: AccountType,
+    gb: Option<f64>,
+) -> Result<Option<f64>, Refusal> {
+    let Some(gb) = gb else {
+        return Ok(None);
+    };
+    if !is_main || account_type != AccountType::Logs {
+        return Err(Refusal::invalid(
+            "totalTimeBasedDailyGB belongs to a main log management account; its sub-accounts \
+             and tied accounts draw on it",
+        ));
+    }
+    volume::checked_gb("totalTimeBasedDailyGB", gb).map(Some)
+}
+
+/// A main account's daily volume: its plan's, and what its sub-accounts leave to share.
+#[derive(Debug, Clone, Copy)]
+pub struct MainVolume {
+    pub account_id: i64,
+    /// `None`: no volume set (nothing is limited by it).
+    pub daily_volume_gb: Option<f64>,
+    pub shared_gb: Option<f64>,
+}
+
+/// The main account's volume, as the operator reads it.
+pub async fn main_volume_of(cp: &ControlPlane, id: i64) -> Result<MainVolume, Refusal> {
+    let mut conn = cp.store.conn().await?;
+    let account = store::get(&mut conn, id)
+        .await?
+        .filter(Account::is_main_logs)
+        .ok_or_else(|| Refusal::not_found("main account"))?;
+    pool(&mut conn, account.id).await
+}
+
+/// The operator sets (or, with `None`, clears) a main account's daily volume; the
+/// sub-accounts' fixed and reserved volumes must still fit in it.
+pub async fn set_main_volume(
+    cp: &ControlPlane,
+    actor: Actor,
+    id: i64,
+    gb: Option<f64>,
+) -> Result<MainVolume, Refusal> {
+    let gb = gb
+        .map(|gb| volume::checked_gb("totalTimeBasedDailyGB", gb))
+        .transpose()?;
+    let mut tx = cp.store.begin().await?;
+    store::lock(&mut tx, id)
+        .await?
+        .filter(Account::is_main_logs)
+        .ok_or_else(|| Refusal::not_found("main account"))?;
+    let subs = store::owned_accounts(&mut tx, id, AccountType::Logs).await?;
+    let allocations = subs.iter().map(|s| allocation(&s.settings));
+    volume::check_fits(gb, allocations, "totalTimeBasedDailyGB")?;
+    store::set_daily_volume_gb(&mut tx, id, gb, cp.clock.now_secs()).await?;
+    audit(
+        cp,
+        &mut tx,
+        id,
+        actor,
+        "account.set-volume",
+        &format!("account:{id}"),
+    )
+    .await?;
+    let volume = pool(&mut tx, id).await?;
+    tx.commit().await?;
+    Ok(volume)
+}
+
+/// What a sub-account's settings take out of the plan.
+pub(super) fn allocation(s: &SubAccountSettings) -> Allocation {
+    Allocation::of(
+        s.extra.is_flexible,
+        s.max_daily_gb,
+        s.extra.reserved_daily_gb,
+    )
+}
+
+/// The main account's plan volume and its shared pool.
+pub(super) async fn pool(db: &mut impl Db, main_id: i64) -> Result<MainVolume, Refusal> {
+    let plan = store::daily_volume_gb(db, main_id).await?;
+    let subs = store::owned_accounts(db, main_id, AccountType::Logs).await?;
+    let shared =
+        plan.map(|plan| volume::shared_gb(plan, subs.iter().map(|s| allocation(&s.settings))));
+    Ok(MainVolume {
+        account_id: main_id,
+        daily_volume_gb: plan,
+        shared_gb: shared,
     })
 }
 

@@ -3,7 +3,7 @@
 //! with the tied metrics accounts (`metrics_accounts`): the main caller's check, owned
 //! accounts' insert, rename and delete.
 
-use super::accounts::insert;
+use super::accounts::{MainVolume, allocation, insert, pool};
 use super::callers::Caller;
 use super::change::Change;
 use crate::control::clock::DAY_MS;
@@ -15,6 +15,7 @@ use crate::control::store::accounts::{
 };
 use crate::control::store::shipping_tokens::{self as token_store, Removal};
 use crate::control::store::{Db, Tx, feed};
+use crate::control::volume;
 
 /// The sub-account fields a create or update gives; `None` leaves a field as it is.
 #[derive(Default)]
@@ -41,6 +42,17 @@ enum Applying {
 }
 
 impl SubAccountFields {
+    /// The field a volume refusal names: the one among those given that moves the most.
+    fn volume_field(&self) -> &'static str {
+        if self.reserved_daily_gb.is_some() {
+            "reservedDailyGB"
+        } else if self.max_daily_gb.is_some() {
+            "maxDailyGB"
+        } else {
+            "isFlexible"
+        }
+    }
+
     /// Applies the given fields over `s`, checking each (400 naming the field).
     ///
     /// Numbers given are kept as given, 0 included (Logz.io's Go client sends them as
@@ -165,8 +177,11 @@ pub async fn create_sub_account(
     check_main_caller(caller)?;
     let name = checked_name(name.ok_or_else(|| Refusal::invalid("accountName is required"))?)?;
     let mut settings = SubAccountSettings::default();
+    let volume_field = fields.volume_field();
     fields.apply(&mut settings, Applying::Create)?;
     let mut change = Change::begin(cp, caller).await?;
+    let main_id = change.account.id;
+    check_volume_fits(&mut change.tx, main_id, None, &settings, volume_field).await?;
     check_sharing_accounts(
         &mut change.tx,
         change.account.id,
@@ -192,6 +207,25 @@ pub async fn create_sub_account(
         account_id,
         account_token: first.token,
     })
+}
+
+/// The sub-accounts' fixed and reserved volumes, sub-account `this` (`None`: a new one)
+/// with `settings`, must fit the main account's plan volume.
+async fn check_volume_fits(
+    tx: &mut Tx,
+    main_id: i64,
+    this: Option<i64>,
+    settings: &SubAccountSettings,
+    field: &str,
+) -> Result<(), Refusal> {
+    let plan = store::daily_volume_gb(tx, main_id).await?;
+    let others = store::owned_accounts(tx, main_id, AccountType::Logs).await?;
+    let allocations = others
+        .iter()
+        .filter(|other| Some(other.id) != this)
+        .map(|other| allocation(&other.settings))
+        .chain(std::iter::once(allocation(settings)));
+    volume::check_fits(plan, allocations, field)
 }
 
 /// `sharingObjectsAccounts` may name the main account and its other sub-accounts only.
@@ -244,14 +278,21 @@ pub(super) async fn main_or_its_subs(
     Ok(valid)
 }
 
-/// A sub-account with the names of the accounts it shares objects with.
+/// A sub-account with the names of the accounts it shares objects with, and its main
+/// account's volume.
 pub struct SubAccountView {
     pub sub: OwnedAccount,
     /// `(account id, name)` of each account in `sharingObjectsAccounts` that still exists.
     pub sharing: Vec<(i64, String)>,
+    /// The plan volume and shared pool a flexible sub-account draws on.
+    pub pool: MainVolume,
 }
 
-async fn view(db: &mut impl Db, sub: OwnedAccount) -> Result<SubAccountView, Refusal> {
+async fn view(
+    db: &mut impl Db,
+    sub: OwnedAccount,
+    pool: MainVolume,
+) -> Result<SubAccountView, Refusal> {
     let ids = &sub.settings.extra.sharing_objects_accounts;
     let mut sharing = Vec::with_capacity(ids.len());
     for &id in ids {
@@ -259,7 +300,7 @@ async fn view(db: &mut impl Db, sub: OwnedAccount) -> Result<SubAccountView, Ref
             sharing.push((a.id, a.name));
         }
     }
-    Ok(SubAccountView { sub, sharing })
+    Ok(SubAccountView { sub, sharing, pool })
 }
 
 pub async fn list_sub_accounts(
@@ -269,9 +310,10 @@ pub async fn list_sub_accounts(
     check_main_caller(caller)?;
     let mut conn = cp.store.conn().await?;
     let subs = store::owned_accounts(&mut conn, caller.account.id, AccountType::Logs).await?;
+    let pool = pool(&mut conn, caller.account.id).await?;
     let mut out = Vec::with_capacity(subs.len());
     for sub in subs {
-        out.push(view(&mut conn, sub).await?);
+        out.push(view(&mut conn, sub, pool).await?);
     }
     Ok(out)
 }
@@ -290,7 +332,8 @@ pub async fn read_sub_account(
     check_main_caller(caller)?;
     let mut conn = cp.store.conn().await?;
     let sub = fetch_sub(&mut conn, caller.account.id, id).await?;
-    view(&mut conn, sub).await
+    let pool = pool(&mut conn, caller.account.id).await?;
+    view(&mut conn, sub, pool).await
 }
 
 /// A sub-account with what its main account needs to manage it: who owns it and the
@@ -311,8 +354,9 @@ async fn detailed(
 ) -> Result<DetailedSubAccount, Refusal> {
     let since = cp.clock.today_utc_ms() - (feed::DAILY_USAGE_DAYS - 1) * DAY_MS;
     let daily_bytes = feed::daily_bytes(db, sub.id, since).await?;
+    let pool = pool(db, owner_id).await?;
     Ok(DetailedSubAccount {
-        view: view(db, sub).await?,
+        view: view(db, sub, pool).await?,
         owner_id,
         daily_bytes,
     })
@@ -364,7 +408,13 @@ pub async fn update_sub_account(
     let sharing = &mut settings.extra.sharing_objects_accounts;
     *sharing = main_or_its_subs(&mut change.tx, main_id, Some(id), sharing).await?;
     let given = fields.sharing_objects_accounts.is_some();
+    let volume_field = fields.volume_field();
     fields.apply(&mut settings, Applying::Update)?;
+    // Only a change that takes more of the plan can break it: any other update of an
+    // account goes through whatever the plan is now.
+    if allocation(&settings).reserved_gb() > allocation(&current.settings).reserved_gb() {
+        check_volume_fits(&mut change.tx, main_id, Some(id), &settings, volume_field).await?;
+    }
     if given {
         let sharing = &settings.extra.sharing_objects_accounts;
         check_sharing_accounts(&mut change.tx, main_id, Some(id), sharing).await?;
