@@ -96,6 +96,26 @@ pub fn checked_gb(field: &str, gb: f64) -> Result<f64, Refusal> {
     }
 }
 
+/// How often a utilization record may be written, in minutes: Logz.io offers 10, 30 and
+/// 60. When utilization is off the interval is unused, and 0 or none is taken (Logz.io's
+/// Go client sends 0 for an unset interval).
+pub const UTILIZATION_MINUTES: [i64; 3] = [10, 30, 60];
+
+/// `utilizationSettings` as given: an enabled one needs an interval Logz.io offers.
+pub fn check_utilization(enabled: Option<bool>, minutes: Option<i64>) -> Result<(), Refusal> {
+    let ok = match minutes {
+        None | Some(0) => enabled != Some(true),
+        Some(m) => UTILIZATION_MINUTES.contains(&m),
+    };
+    if ok {
+        return Ok(());
+    }
+    Err(Refusal::invalid(
+        "utilizationSettings.frequencyMinutes must be 10, 30 or 60 (0 or absent only while \
+         utilizationEnabled is false)",
+    ))
+}
+
 /// GB as a message shows them: to the MB.
 fn round(gb: f64) -> f64 {
     (gb * 1000.0).round() / 1000.0
@@ -163,6 +183,29 @@ mod tests {
             Allocation::of(false, Some(0.2), None),
         ];
         assert!(check_fits(Some(0.3), tenths, "maxDailyGB").is_ok());
+    }
+
+    #[test]
+    fn utilization_intervals_are_ten_thirty_or_sixty_minutes() {
+        for minutes in UTILIZATION_MINUTES {
+            assert!(check_utilization(Some(true), Some(minutes)).is_ok());
+            assert!(check_utilization(Some(false), Some(minutes)).is_ok());
+        }
+        assert!(
+            check_utilization(Some(false), Some(0)).is_ok(),
+            "off, unset"
+        );
+        assert!(check_utilization(None, None).is_ok());
+        for (enabled, minutes) in [
+            (Some(true), Some(0)),
+            (Some(true), None),
+            (Some(true), Some(5)),
+            (None, Some(-5)),
+            (Some(false), Some(15)),
+        ] {
+            let err = check_utilization(enabled, minutes).unwrap_err();
+            assert!(err.to_string().contains("frequencyMinutes"), "{err}");
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ async fn acme_eu(cp: &ControlPlane, main: &Account) -> (i64, Value) {
             "accountName": "acme-eu", "email": "ops@acme.test", "retentionDays": 7,
             "maxDailyGB": 2.5, "searchable": true, "accessible": true,
             "sharingObjectsAccounts": [main.id],
-            "utilizationSettings": {"frequencyMinutes": 5, "utilizationEnabled": true},
+            "utilizationSettings": {"frequencyMinutes": 30, "utilizationEnabled": true},
             "isFlexible": false, "docSizeSetting": false
         }))
         .send()
@@ -89,7 +89,7 @@ async fn a_sub_account_reads_back_as_created(backend: Backend, test: &str) {
         model["sharingObjectsAccounts"],
         json!([{"accountId": main.id, "accountName": "acme"}])
     );
-    assert_eq!(model["utilizationSettings"]["frequencyMinutes"], 5);
+    assert_eq!(model["utilizationSettings"]["frequencyMinutes"], 30);
     let list = cp
         .get(SUBS)
         .token(main.api())
@@ -326,7 +326,7 @@ async fn sub_account_bodies_shaped_like_the_terraform_client_round_trip(
             "accountName": "strings", "maxDailyGB": 1, "retentionDays": 5,
             "searchable": "false", "accessible": "true", "sharingObjectsAccounts": [],
             "docSizeSetting": "false",
-            "utilizationSettings": {"frequencyMinutes": 5, "utilizationEnabled": "true"},
+            "utilizationSettings": {"frequencyMinutes": 30, "utilizationEnabled": "true"},
             "isFlexible": "false", "reservedDailyGB": 0
         }))
         .send()

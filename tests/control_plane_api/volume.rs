@@ -12,6 +12,8 @@ crate::on_both_backends!(
     fixed_and_reserved_volumes_must_fit_the_plan,
     flexible_sub_accounts_read_back_the_plan_and_the_pool,
     volumes_are_refused_where_they_do_not_belong,
+    utilization_intervals_are_the_ones_logzio_offers,
+    the_detailed_view_serves_the_soft_limit_under_both_keys,
 );
 
 const ADMIN_ACCOUNTS: &str = "/v1/admin/accounts";
@@ -266,5 +268,83 @@ async fn volumes_are_refused_where_they_do_not_belong(backend: Backend, test: &s
         .send()
         .await
         .expect_error(404, "request/NOT_FOUND", "main account");
+    cp.stop().await;
+}
+
+async fn utilization_intervals_are_the_ones_logzio_offers(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let main = acme_100(&cp).await;
+    // As Logz.io's Go client sends an unset interval: 0, utilization off.
+    let sub = create_sub(
+        &cp,
+        &main,
+        "quiet",
+        json!({"utilizationSettings": {"frequencyMinutes": 0, "utilizationEnabled": "false"}}),
+    )
+    .await;
+    for minutes in [10, 30, 60] {
+        let updated = cp
+            .put(&format!("{SUBS}/{sub}"))
+            .token(main.api())
+            .json(json!({"accountName": "quiet",
+                         "utilizationSettings": {"frequencyMinutes": minutes, "utilizationEnabled": true}}))
+            .send()
+            .await;
+        updated.expect_status(204, "an interval Logz.io offers");
+    }
+    for bad in [
+        json!({"frequencyMinutes": 5, "utilizationEnabled": true}),
+        json!({"frequencyMinutes": 0, "utilizationEnabled": true}),
+        json!({"frequencyMinutes": 15, "utilizationEnabled": false}),
+    ] {
+        cp.put(&format!("{SUBS}/{sub}"))
+            .token(main.api())
+            .json(json!({"accountName": "quiet", "utilizationSettings": bad}))
+            .send()
+            .await
+            .expect_error(
+                400,
+                "request/INVALID",
+                "frequencyMinutes must be 10, 30 or 60",
+            );
+    }
+    let read = cp
+        .get(&format!("{SUBS}/{sub}"))
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("read");
+    assert_eq!(
+        read["utilizationSettings"]["frequencyMinutes"], 60,
+        "the refusals changed nothing"
+    );
+    cp.stop().await;
+}
+
+async fn the_detailed_view_serves_the_soft_limit_under_both_keys(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let main = acme_100(&cp).await;
+    let sub = create_sub(
+        &cp,
+        &main,
+        "soft",
+        json!({"maxDailyGB": 10, "softLimitGB": 8}),
+    )
+    .await;
+    let detailed = cp
+        .get(&format!("{SUBS}/detailed/{sub}"))
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok("detailed view");
+    assert_eq!(detailed["softLimitGB"], 8.0);
+    assert_eq!(
+        detailed["softLimit"], 8.0,
+        "the key Logz.io's Go client reads"
+    );
     cp.stop().await;
 }

@@ -265,6 +265,8 @@ struct DetailedModel {
     is_capped: bool,
     #[serde(rename = "softLimitGB")]
     soft_limit_gb: Option<f64>,
+    /// The same value under the key Logz.io's Go client reads in the detailed view.
+    soft_limit: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -359,6 +361,7 @@ impl From<DetailedSubAccount> for DetailedModel {
             snap_search_retention_days: model.snap_search_retention_days,
             is_capped: false,
             soft_limit_gb: model.soft_limit_gb,
+            soft_limit: model.soft_limit_gb,
         }
     }
 }

@@ -79,15 +79,8 @@ impl SubAccountFields {
                 return Err(Refusal::invalid(format!("{field} must be a number >= 0")));
             }
         }
-        if let Some(minutes) = self
-            .utilization_settings
-            .as_ref()
-            .and_then(|u| u.frequency_minutes)
-            && minutes < 0
-        {
-            return Err(Refusal::invalid(
-                "utilizationSettings.frequencyMinutes must be >= 0",
-            ));
+        if let Some(u) = &self.utilization_settings {
+            volume::check_utilization(u.utilization_enabled, u.frequency_minutes)?;
         }
         if let Some(days) = self.snap_search_retention_days
             && !(0..=3650).contains(&days)
