@@ -16,6 +16,8 @@
 //! - `tokens`: the token table, its sources, the persisted snapshot, the read grants.
 //! - `forward`: the `submit` → ack seam, the spool, the batcher and the sinks.
 //! - `tail`: the read path: live tails for API and shared tokens.
+//! - `volume`: what each account may still send today: leases from the fleet's daily
+//!   counts, spent from local state on the request path.
 //! - `control`: the control plane: management API and page, use cases, product rules,
 //!   its store, and the token feed gateways follow.
 //! - `backoff`: the retry pacing the batcher and the token feed share.
@@ -38,3 +40,4 @@ pub mod tail;
 pub mod telemetry;
 pub mod thread_priority;
 pub mod tokens;
+pub mod volume;
