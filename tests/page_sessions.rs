@@ -22,6 +22,7 @@ on_both_backends!(
     only_admins_change_anything_whatever_they_send,
     suspension_deletion_and_a_new_role_end_sessions_at_once,
     setup_links_work_once_and_expire,
+    a_new_setup_link_and_a_new_password_end_the_users_sessions,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -659,4 +660,60 @@ async fn setup_links_work_once_and_expire(backend: Backend, test: &str) {
 /// The control plane's "now" (its clock may have been moved forward).
 fn now_ms_of(cp: &ControlPlane) -> i64 {
     cp.now_ms()
+}
+
+/// A reissued link exists because the account may be in other hands: it ends the user's
+/// sessions, and so does the password set through it.
+async fn a_new_setup_link_and_a_new_password_end_the_users_sessions(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let (account, _, ann) = account_with_admin(&cp, "ann@example.com").await;
+    let tab = format!("/ui/accounts/{account}/logs");
+    let mut first = Browser::new(&cp);
+    assert_eq!(first.login("ann@example.com", PASSWORD).await.status, 303);
+    assert_eq!(first.get(&tab).await.status, 200);
+
+    let reissued = cp
+        .post(&format!("/v1/user-management/{ann}/setup-link"))
+        .admin()
+        .account(account)
+        .send()
+        .await
+        .expect_ok("a new setup link");
+    let page = first.get(&tab).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/ui/login"),
+        "the session ended with the new link"
+    );
+
+    // Signed in again meanwhile, then the password is set through the link: that
+    // session ends too.
+    let mut second = Browser::new(&cp);
+    assert_eq!(second.login("ann@example.com", PASSWORD).await.status, 303);
+    assert_eq!(second.get(&tab).await.status, 200);
+    let link = reissued["setupLink"].as_str().unwrap();
+    let path = link.strip_prefix(&cp.url()).unwrap();
+    let mut setter = Browser::new(&cp);
+    setter.get(path).await;
+    let new_password = "another horse battery";
+    let done = setter
+        .post(
+            path,
+            &[("password", new_password), ("confirm", new_password)],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.text);
+    let page = second.get(&tab).await;
+    assert_eq!(
+        page.location.as_deref(),
+        Some("/ui/login"),
+        "the session ended with the new password"
+    );
+    assert_eq!(
+        second.login("ann@example.com", new_password).await.status,
+        303
+    );
+    assert_eq!(second.get(&tab).await.status, 200);
 }

@@ -50,6 +50,8 @@ pub async fn complete_setup(
         .await?
         .ok_or_else(unknown_link)?;
     store::set_password(&mut tx, user_id, &hash, cp.clock.now_secs()).await?;
+    // A new password ends every session the old one (or a stolen cookie) opened.
+    store::delete_sessions(&mut tx, user_id).await?;
     let target = format!("user:{user_id}");
     audit(
         cp,

@@ -57,7 +57,8 @@ pub async fn invite(
 }
 
 /// A new setup link for a user (the old one stops working): a lost link, or a password
-/// to reset.
+/// to reset. The user's sessions end with it: a link is reissued when the account may be
+/// in other hands.
 pub async fn reissue_setup_link(
     cp: &ControlPlane,
     caller: &Caller,
@@ -65,6 +66,7 @@ pub async fn reissue_setup_link(
 ) -> Result<Invited, Refusal> {
     let mut change = Change::begin(cp, caller).await?;
     let user = fetch(&mut change.tx, change.account.id, id).await?;
+    store::delete_sessions(&mut change.tx, id).await?;
     let setup_url = new_setup_link(cp, &mut change, id).await?;
     change
         .record("user.setup-link", &format!("user:{id}"))

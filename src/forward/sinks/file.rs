@@ -10,7 +10,7 @@
 //! On open, a torn last line (a crash mid-write) is cut back to the last newline, so half
 //! a record is never glued to the next one.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::{Batch, SinkError, inspect};
 use crate::forward::record::{ContentType, Envelope};
 use crate::model::Kind;
+use crate::private_files;
 
 pub struct FileSink {
     /// Only the batcher task touches this; the mutex exists to move it into
@@ -47,7 +48,8 @@ impl FileSink {
         max_file_bytes: u64,
         rotate_after: Duration,
     ) -> Result<FileSink, SinkError> {
-        fs::create_dir_all(&dir)?;
+        // Every account's records: readable by their owner only, like the spool they come from.
+        private_files::create_dir_all(&dir)?;
         Ok(FileSink {
             state: Arc::new(Mutex::new(State {
                 dir,
@@ -146,7 +148,7 @@ fn rotate(dir: &Path, kind: Kind) -> io::Result<()> {
 
 /// Opens the active file for appending, cutting a torn last line back to the last newline.
 fn open_active(path: &Path) -> io::Result<ActiveFile> {
-    let mut file = OpenOptions::new()
+    let mut file = private_files::open_options()
         .create(true)
         .read(true)
         .append(true)
@@ -324,5 +326,25 @@ mod tests {
             2,
             "one rotated file + active"
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_sink_directory_is_0700_and_its_files_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("out");
+        let sink = FileSink::open(dir.clone(), 1 << 20, Duration::from_secs(3600)).unwrap();
+        let batch = Batch {
+            kind: Kind::Logs,
+            parts: vec![RecordBatch {
+                envelope: envelope(),
+                payloads: vec![Bytes::from_static(b"{\"n\":1}")],
+            }],
+        };
+        sink.state.lock().unwrap().write(&batch).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700, "the directory");
+        assert_eq!(mode(&dir.join("logs.ndjson")), 0o600, "the active file");
     }
 }
