@@ -829,3 +829,46 @@ async fn an_admin_of_a_main_account_switches_to_the_accounts_it_reaches() {
         .await
         .refused(403, "auth/FORBIDDEN", "this user does not reach account");
 }
+
+/// Every page forbids framing, sniffing, referrers and anything not its own (CSP); no
+/// page that shows tokens is kept by a cache, so Back after logging out shows none. The
+/// assets keep their own long caching. A login refused for too many attempts says when to
+/// try again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_carry_security_headers_and_token_pages_are_not_stored() {
+    let cp = ControlPlane::sqlite().await;
+    let (account, _api, _) = cp.account("acme").await;
+    let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
+    let tab = admin.get(&format!("/ui/accounts/{account}/logs")).await;
+    let login = Browser::new(&cp).get("/ui/login").await;
+    for page in [&tab, &login] {
+        let csp = page.header("content-security-policy");
+        for directive in [
+            "default-src 'none'",
+            "script-src 'self'",
+            "style-src 'self'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(directive), "{directive} in {csp}");
+        }
+        assert_eq!(page.header("x-frame-options"), "DENY");
+        assert_eq!(page.header("x-content-type-options"), "nosniff");
+        assert_eq!(page.header("referrer-policy"), "no-referrer");
+        assert_eq!(page.header("cache-control"), "no-store");
+    }
+    let css = admin.get("/ui/assets/page.js").await;
+    assert!(css.header("cache-control").contains("max-age="));
+
+    let mut guesser = Browser::new(&cp);
+    let mut last = None;
+    for _ in 0..6 {
+        last = Some(guesser.sign_in("ann@example.com", "not the password").await);
+    }
+    let limited = last.unwrap();
+    assert_eq!(limited.status(), 429, "{}", limited.html);
+    let retry: u64 = limited
+        .header("retry-after")
+        .parse()
+        .expect("Retry-After in seconds");
+    assert!((1..=900).contains(&retry), "{retry}");
+}

@@ -69,6 +69,13 @@ const context = await chromium.launchPersistentContext(profile, {
 let failed = false;
 try {
   const page = context.pages()[0] ?? (await context.newPage());
+  // The page works within its Content-Security-Policy: anything it blocks is a failure.
+  const blocked = [];
+  page.on("console", (msg) => {
+    if (msg.type() === "error" && /Content Security Policy/i.test(msg.text())) {
+      blocked.push(msg.text());
+    }
+  });
   page.setDefaultTimeout(10_000);
   const shot = async (name) => {
     await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
@@ -272,6 +279,7 @@ try {
   check((await row("status-page").locator("td.logic").innerText()).includes("env: test"), "with their filter logic");
   check(await page.getByRole("button", { name: /Delete/ }).count() === 0, "and can't delete them");
   await shot("user-shared");
+  check(blocked.length === 0, `the CSP blocked nothing the page uses: ${blocked.join("; ")}`);
   console.log("all steps passed");
 } catch (e) {
   failed = true;

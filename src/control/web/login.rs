@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use maud::{Markup, html};
@@ -108,8 +108,17 @@ async fn submit(
         }
         Err(e) => {
             let refusal = PageRefusal::from(e);
-            let status = refusal.status;
-            (status, login_form(&csrf, email, Some(&refusal), false)).into_response()
+            let mut response = (
+                refusal.status,
+                login_form(&csrf, email, Some(&refusal), false),
+            )
+                .into_response();
+            if let Some(secs) = refusal.retry_after_secs {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            response
         }
     }
 }

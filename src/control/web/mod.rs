@@ -115,7 +115,31 @@ pub fn routes(cp: Arc<ControlPlane>, settings: PageSettings) -> Router {
             state.clone(),
             session::layer,
         ))
+        .layer(middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// What every page allows a browser: its own scripts, styles and forms only, no framing
+/// (clickjacking), no content sniffing, no referrer (a URL may name an account). Pages
+/// show tokens, so none is kept by a cache unless it says otherwise (the assets do).
+const POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+                      img-src 'self'; connect-src 'self'; form-action 'self'; \
+                      base-uri 'none'; frame-ancestors 'none'";
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, POLICY),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 /// Where `routes` is served; every link and form action starts with it.
@@ -241,16 +265,23 @@ pub struct PageRefusal {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// When to try again (too many failed logins), for `Retry-After`.
+    pub retry_after_secs: Option<u64>,
 }
 
 impl From<Refusal> for PageRefusal {
     fn from(e: Refusal) -> PageRefusal {
         // The status is the API's for the same refusal; a store failure is logged there.
         error::log_cause(&e);
+        let retry_after_secs = match &e {
+            Refusal::TooManyAttempts { retry_after_secs } => Some(*retry_after_secs),
+            _ => None,
+        };
         PageRefusal {
             status: error::status(&e),
             code: e.code(),
             message: e.to_string(),
+            retry_after_secs,
         }
     }
 }

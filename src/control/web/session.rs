@@ -154,9 +154,10 @@ fn wants_html(headers: &HeaderMap) -> bool {
 fn stale_form_page(refusal: &Refusal) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Form expired \
-         · tollgate</title></head><body style=\"font-family:sans-serif;max-width:40rem;\
-         margin:4rem auto\"><h1>This form has expired</h1><p>{}</p><p><small>Refused (403) · \
-         {}</small></p><p><a href=\"/ui\">Back to Manage Tokens</a></p></body></html>",
+         · tollgate</title><link rel=\"stylesheet\" href=\"{}\"></head><body><main>\
+         <h1>This form has expired</h1><p>{}</p><p><small>Refused (403) · {}</small></p>\
+         <p><a href=\"/ui\">Back to Manage Tokens</a></p></main></body></html>",
+        super::assets::css_url(),
         refusal,
         refusal.code()
     )
