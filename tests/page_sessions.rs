@@ -23,6 +23,8 @@ on_both_backends!(
     suspension_deletion_and_a_new_role_end_sessions_at_once,
     setup_links_work_once_and_expire,
     a_new_setup_link_and_a_new_password_end_the_users_sessions,
+    guesses_sent_together_are_held_to_the_limit,
+    a_stranger_behind_a_trusted_proxy_cannot_lock_an_admin_out,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -32,6 +34,8 @@ struct Browser<'a> {
     cp: &'a ControlPlane,
     cookies: HashMap<String, String>,
     csrf: Option<String>,
+    /// Sent as `X-Forwarded-For`, as a reverse proxy in front of the page would.
+    forwarded_for: Option<String>,
 }
 
 struct Page {
@@ -47,6 +51,7 @@ impl<'a> Browser<'a> {
             cp,
             cookies: HashMap::new(),
             csrf: None,
+            forwarded_for: None,
         }
     }
 
@@ -75,6 +80,9 @@ impl<'a> Browser<'a> {
 
     async fn send(&mut self, method: Method, path: &str, form: Option<String>) -> Page {
         let mut call = self.cp.request(method, path);
+        if let Some(client) = &self.forwarded_for {
+            call = call.header("x-forwarded-for", client);
+        }
         if !self.cookies.is_empty() {
             let jar: Vec<String> = self
                 .cookies
@@ -716,4 +724,98 @@ async fn a_new_setup_link_and_a_new_password_end_the_users_sessions(backend: Bac
         303
     );
     assert_eq!(second.get(&tab).await.status, 200);
+}
+
+/// Twelve guesses for one email sent at once: each takes its attempt before its password
+/// is checked, so five are checked and seven are refused, whatever the order.
+async fn guesses_sent_together_are_held_to_the_limit(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    account_with_admin(&cp, "ann@example.com").await;
+    let mut browsers = Vec::new();
+    for _ in 0..12 {
+        let mut browser = Browser::new(&cp);
+        assert_eq!(browser.get("/ui/login").await.status, 200);
+        browsers.push(browser);
+    }
+    let guesses = browsers
+        .iter_mut()
+        .enumerate()
+        .map(|(n, browser)| async move {
+            let password = if n == 11 { PASSWORD } else { "a wrong guess!" };
+            browser
+                .post(
+                    "/ui/login",
+                    &[("email", "ann@example.com"), ("password", password)],
+                )
+                .await
+        });
+    let statuses: Vec<u16> = futures_util::future::join_all(guesses)
+        .await
+        .iter()
+        .map(|page| page.status)
+        .collect();
+    let checked = statuses.iter().filter(|s| [401, 303].contains(*s)).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, limited), (5, 7), "{statuses:?}");
+}
+
+/// Behind a trusted proxy each person is their forwarded address: a stranger's failures
+/// lock the email out of the stranger's address only. From an untrusted peer the header
+/// is ignored, so it cannot be used to dodge the limit.
+async fn a_stranger_behind_a_trusted_proxy_cannot_lock_an_admin_out(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start_with(backend, test, |c| {
+        c.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await
+    else {
+        return;
+    };
+    account_with_admin(&cp, "ann@example.com").await;
+    let mut stranger = Browser::new(&cp);
+    stranger.forwarded_for = Some("203.0.113.5".into());
+    for _ in 0..5 {
+        assert_eq!(
+            stranger
+                .login("ann@example.com", "a wrong guess!")
+                .await
+                .status,
+            401
+        );
+    }
+    assert_eq!(
+        stranger.login("ann@example.com", PASSWORD).await.status,
+        429
+    );
+    let mut ann = Browser::new(&cp);
+    // A client-supplied entry left of the proxy's is the client's to write: the proxy's
+    // own (the last) is what counts.
+    ann.forwarded_for = Some("203.0.113.5, 198.51.100.1".into());
+    let page = ann.login("ann@example.com", PASSWORD).await;
+    assert_eq!(page.status, 303, "{}", page.text);
+    cp.stop().await;
+
+    let Some(cp) = ControlPlane::start(backend, &format!("{test}_untrusted")).await else {
+        return;
+    };
+    account_with_admin(&cp, "ann@example.com").await;
+    let mut stranger = Browser::new(&cp);
+    stranger.forwarded_for = Some("203.0.113.5".into());
+    for _ in 0..5 {
+        assert_eq!(
+            stranger
+                .login("ann@example.com", "a wrong guess!")
+                .await
+                .status,
+            401
+        );
+    }
+    let mut other = Browser::new(&cp);
+    other.forwarded_for = Some("198.51.100.1".into());
+    assert_eq!(
+        other.login("ann@example.com", PASSWORD).await.status,
+        429,
+        "the header of an untrusted peer names nobody"
+    );
 }

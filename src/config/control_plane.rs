@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use serde::Deserialize;
 
 use super::secrets::check_secret;
@@ -47,6 +48,12 @@ pub struct ControlPlaneConfig {
     /// How long a user's one-time setup link works.
     #[serde(deserialize_with = "secs")]
     pub setup_link_ttl_secs: Duration,
+    /// Reverse proxies in front of the page (addresses or CIDR ranges, e.g.
+    /// `["10.0.0.0/8"]`): a request from one of them is counted against the address it
+    /// names in `X-Forwarded-For` (the last one that is not itself a trusted proxy), so
+    /// failed logins of one person do not lock out everyone behind the same proxy. Empty:
+    /// the connection's address is the client's.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl Default for ControlPlaneConfig {
@@ -63,6 +70,7 @@ impl Default for ControlPlaneConfig {
             session_idle_timeout_secs: Duration::from_secs(30 * 60),
             session_max_age_secs: Duration::from_secs(12 * 3600),
             setup_link_ttl_secs: Duration::from_secs(3 * 24 * 3600),
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -107,12 +107,12 @@ pub async fn login(
 ) -> Result<LoggedIn, Refusal> {
     let email = email.trim().to_lowercase();
     let outcome = |o: &str| cp.logins.outcome(o);
-    if cp.logins.limited(&email, client) {
+    let Some(attempt) = cp.logins.attempt(&email, client) else {
         outcome("limited");
         return Err(Refusal::TooManyAttempts {
             retry_after_secs: LOGIN_WINDOW.as_secs(),
         });
-    }
+    };
     let found = store::by_email(&mut cp.store.conn().await?, &email).await?;
     let (user, hash) = match found {
         Some((user, Some(hash))) => (Some(user), hash),
@@ -120,13 +120,12 @@ pub async fn login(
     };
     let matches = verify_password(password.to_owned(), hash).await;
     let Some(user) = user.filter(|_| matches) else {
-        cp.logins.failed(&email, client);
         outcome("failed");
         return Err(Refusal::Unauthenticated(
             "the email or password is not correct",
         ));
     };
-    cp.logins.succeeded(&email);
+    attempt.succeeded();
     if !user.active {
         outcome("suspended");
         return Err(Refusal::forbidden(

@@ -56,6 +56,8 @@ pub struct PageSettings {
     /// Where the gateways' public listener is reached, without a trailing `/`: the start
     /// of a shared token's live-tail link. `None`: the page offers none.
     pub gateway_url: Option<String>,
+    /// Proxies whose `X-Forwarded-For` names the client (`control_plane.trusted_proxies`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl PageSettings {
@@ -66,6 +68,7 @@ impl PageSettings {
                 .gateway_url
                 .as_deref()
                 .map(|url| url.trim_end_matches('/').to_string()),
+            trusted_proxies: config.trusted_proxies.clone(),
         }
     }
 }

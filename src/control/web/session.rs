@@ -21,6 +21,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use ipnet::IpNet;
 
 use super::{PageSettings, PageState};
 use crate::control::api::error::ApiError;
@@ -75,10 +76,11 @@ pub struct ClientIp(pub IpAddr);
 pub async fn layer(State(page): State<PageState>, mut req: Request, next: Next) -> Response {
     let cp: Arc<ControlPlane> = FromRef::from_ref(&page);
     let settings: Arc<PageSettings> = FromRef::from_ref(&page);
-    let client = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let client = client_address(peer, req.headers(), &settings.trusted_proxies);
     req.extensions_mut().insert(ClientIp(client));
     let session = match cookie(req.headers(), SESSION_COOKIE) {
         Some(secret) => match sessions::session(&cp, secret).await {
@@ -141,6 +143,28 @@ pub async fn layer(State(page): State<PageState>, mut req: Request, next: Next) 
         );
     }
     response
+}
+
+/// The client a request comes from: the connection's peer, or, when the peer is a trusted
+/// proxy, the last address in `X-Forwarded-For` that is not (each proxy appends the
+/// address it was connected from, so the entries left of it are the client's to write).
+fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
+        .collect::<Vec<_>>();
+    forwarded
+        .into_iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .unwrap_or(peer)
 }
 
 /// A browser's form post (it accepts HTML); scripts get the JSON refusal.
