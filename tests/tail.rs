@@ -451,6 +451,60 @@ async fn an_expired_shared_token_is_refused_and_an_open_stream_ends_at_expiry() 
     );
 }
 
+/// Records keep coming up to and past a shared token's expiry: none sent after the
+/// instant is shown (each batch is checked against it, not only a periodic re-check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_sent_after_a_shared_tokens_expiry_is_shown() {
+    let cp = ControlPlane::sqlite().await;
+    let (_, api, token) = cp.account("acme").await;
+    let (_, soon) = shared(&cp, &api, &[], "AND", 1_500).await;
+    let server = gateway(&cp, |_| {}).await;
+    let (status, stream, _) = open(&server, &format!("token={soon}"), &[]).await;
+    assert_eq!(status, 200);
+    let mut stream = stream.unwrap();
+    let scope = stream.scope(Duration::from_secs(5)).await;
+    let expires_at = scope["expiresAt"].as_i64().expect("the stream says when it expires");
+    let shipping = {
+        let server = &server;
+        async move {
+            let mut seq = 0;
+            while cp.now_ms() < expires_at + 1_000 {
+                seq += 1;
+                ship(
+                    server,
+                    &token,
+                    &[json!({"seq": seq, "sent_ms": cp.now_ms()})],
+                )
+                .await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            seq
+        }
+    };
+    let reading = async {
+        let mut shown = Vec::new();
+        let reason = loop {
+            match stream.next(Duration::from_secs(5)).await {
+                Some(Event::Record(r)) => shown.push(r),
+                Some(Event::Named(name, data)) if name == "end" => {
+                    break data["reason"].as_str().unwrap().to_string();
+                }
+                Some(Event::Named(..)) => {}
+                None => panic!("no end event"),
+            }
+        };
+        (shown, reason)
+    };
+    let (sent, (shown, reason)) = tokio::join!(shipping, reading);
+    assert_eq!(reason, "expired");
+    assert!(sent > 0 && !shown.is_empty(), "records flowed: {sent} sent");
+    let late: Vec<&Value> = shown
+        .iter()
+        .filter(|r| r["sent_ms"].as_i64().unwrap() >= expires_at)
+        .collect();
+    assert!(late.is_empty(), "shown after the expiry: {late:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_caps_and_slow_readers() {
     let cp = ControlPlane::sqlite().await;

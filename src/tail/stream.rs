@@ -174,6 +174,13 @@ async fn run(open: Open, tx: mpsc::Sender<Bytes>) {
                     if batch.envelope.kind != kind || !granted.scope.reaches(batch.envelope.account_id) {
                         continue;
                     }
+                    // An expiry is an instant: no batch is shown past it, however soon the
+                    // next re-check would come.
+                    if granted.expires_at_ms.is_some_and(|at| super::now_ms() >= at)
+                        && let Err(e) = regrant(&tail, &asked, &mut granted, &subscription, &tx, format)
+                    {
+                        break e.end_reason();
+                    }
                     let shown = deliver(&tx, &granted.scope, &batch, format, &mut dropped);
                     tail.metrics.records.inc_by(shown.sent);
                     tail.metrics.dropped.inc_by(shown.lost);
