@@ -463,7 +463,9 @@ async fn nothing_sent_after_a_shared_tokens_expiry_is_shown() {
     assert_eq!(status, 200);
     let mut stream = stream.unwrap();
     let scope = stream.scope(Duration::from_secs(5)).await;
-    let expires_at = scope["expiresAt"].as_i64().expect("the stream says when it expires");
+    let expires_at = scope["expiresAt"]
+        .as_i64()
+        .expect("the stream says when it expires");
     let shipping = {
         let server = &server;
         async move {

@@ -26,6 +26,20 @@ async fn api_tokens(cp: &ControlPlane, api: &str) -> Vec<Value> {
     found["results"].as_array().expect("results").clone()
 }
 
+/// `YYYY-MM-DD` of the UTC day `epoch_ms` falls on (the civil calendar from day numbers).
+fn utc_date(epoch_ms: i64) -> String {
+    let z = epoch_ms.div_euclid(86_400_000) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 fn named<'v>(tokens: &'v [Value], name: &str) -> Option<&'v Value> {
     tokens.iter().find(|t| t["name"] == name)
 }
@@ -305,7 +319,7 @@ async fn an_api_token_secret_is_shown_once_in_the_answer_to_its_post() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_tokens_and_filters_are_managed_with_the_best_practices_shown() {
-    let cp = ControlPlane::sqlite().await;
+    let cp = ControlPlane::sqlite_with(|c| c.shared_tokens_without_expiry = true).await;
     let (account, api, _) = cp.account("acme").await;
     let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
     let tab = format!("/ui/accounts/{account}/shared");
@@ -338,12 +352,14 @@ async fn shared_tokens_and_filters_are_managed_with_the_best_practices_shown() {
         .map(|f| f["id"].to_string())
         .collect();
 
+    // Within the year a shared token may live.
+    let expires = utc_date(cp.now_ms() + 200 * 86_400_000);
     let made = admin
         .post(
             &format!("{tab}/tokens"),
             &[
                 ("name", "status-page"),
-                ("expires", "2099-12-31"),
+                ("expires", &expires),
                 ("filter", &ids[0]),
                 ("filter", &ids[1]),
                 ("operator", "AND"),
@@ -390,21 +406,18 @@ async fn shared_tokens_and_filters_are_managed_with_the_best_practices_shown() {
         "Reads all of the account's logs",
         "Never expires",
         "Legacy token: set an expiration date",
-        "2099-12-31",
+        &expires,
         // Deleting a filter names the shared tokens that use it.
         "data-confirm-details=\"“status-page”\"",
     ]);
 
     // Edit: OR, one filter, another date.
+    let later = utc_date(cp.now_ms() + 300 * 86_400_000);
     let id = status_page["id"].as_i64().unwrap();
     let edited = admin
         .post(
             &format!("{tab}/tokens/{id}/edit"),
-            &[
-                ("expires", "2098-01-02"),
-                ("filter", &ids[1]),
-                ("operator", "OR"),
-            ],
+            &[("expires", &later), ("filter", &ids[1]), ("operator", "OR")],
         )
         .await;
     assert_eq!(edited.status(), 303, "{}", edited.html);
@@ -413,7 +426,7 @@ async fn shared_tokens_and_filters_are_managed_with_the_best_practices_shown() {
         .await;
     assert_eq!(token["filtersOperator"], "OR");
     assert_eq!(token["filters"].as_array().unwrap().len(), 1);
-    admin.get(&tab).await.shows(&["2098-01-02", "region: eu"]);
+    admin.get(&tab).await.shows(&[&later, "region: eu"]);
     admin
         .post(
             &format!("{tab}/tokens/{id}/edit"),

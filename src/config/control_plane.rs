@@ -54,6 +54,14 @@ pub struct ControlPlaneConfig {
     /// failed logins of one person do not lock out everyone behind the same proxy. Empty:
     /// the connection's address is the client's.
     pub trusted_proxies: Vec<IpNet>,
+    /// The furthest a shared token's expiry may be set from now (a year): a read-only
+    /// link to an account's logs should not outlive the reason it was made.
+    #[serde(deserialize_with = "secs")]
+    pub shared_token_max_lifetime_secs: Duration,
+    /// Whether new shared tokens may be made without an expiry (`legacy: true`), as
+    /// Logz.io's were before expiries were required. Off: only tokens that already have
+    /// none keep having none.
+    pub shared_tokens_without_expiry: bool,
 }
 
 impl Default for ControlPlaneConfig {
@@ -71,6 +79,8 @@ impl Default for ControlPlaneConfig {
             session_max_age_secs: Duration::from_secs(12 * 3600),
             setup_link_ttl_secs: Duration::from_secs(3 * 24 * 3600),
             trusted_proxies: Vec::new(),
+            shared_token_max_lifetime_secs: Duration::from_secs(365 * 24 * 3600),
+            shared_tokens_without_expiry: false,
         }
     }
 }
@@ -144,6 +154,10 @@ impl ControlPlaneConfig {
             (
                 "control_plane.setup_link_ttl_secs",
                 self.setup_link_ttl_secs.is_zero(),
+            ),
+            (
+                "control_plane.shared_token_max_lifetime_secs",
+                self.shared_token_max_lifetime_secs.is_zero(),
             ),
         ])?;
         Ok(warnings)

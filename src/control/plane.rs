@@ -27,6 +27,7 @@ pub struct ControlPlane {
     pub(super) feed: Feed,
     pub(super) sessions: SessionPolicy,
     pub(super) logins: LoginLimiter,
+    pub(super) shared_tokens: SharedTokenPolicy,
     /// Where people open the page, for the setup links users are sent: `public_url`,
     /// else the listener's address once bound.
     page_url: PageUrl,
@@ -64,6 +65,14 @@ pub struct SessionPolicy {
     pub idle_secs: i64,
     pub max_age_secs: i64,
     pub setup_link_ttl_secs: i64,
+}
+
+/// What a shared token's expiry may be (`[control_plane]` keys).
+#[derive(Debug, Clone, Copy)]
+pub struct SharedTokenPolicy {
+    pub max_lifetime_ms: i64,
+    /// New tokens may be made without an expiry (legacy).
+    pub without_expiry: bool,
 }
 
 /// `public_url` if configured; else `http://<listen>` until the listener is bound (the
@@ -113,6 +122,11 @@ impl ControlPlane {
                 setup_link_ttl_secs: secs(config.setup_link_ttl_secs),
             },
             logins: LoginLimiter::new(telemetry.logins.clone()),
+            shared_tokens: SharedTokenPolicy {
+                max_lifetime_ms: i64::try_from(config.shared_token_max_lifetime_secs.as_millis())
+                    .unwrap_or(i64::MAX),
+                without_expiry: config.shared_tokens_without_expiry,
+            },
             page_url: PageUrl {
                 bound: OnceLock::new(),
                 configured: config.page_url(),

@@ -11,6 +11,7 @@ use crate::{event, is_secret, latest_events, main_account, now_ms};
 crate::on_both_backends!(
     a_shared_token_defaults_to_seven_days_and_no_filters,
     only_legacy_shared_tokens_may_never_expire,
+    new_shared_tokens_need_an_expiry_within_the_lifetime,
     a_shared_tokens_expiry_moves_but_never_into_the_past,
     filters_are_exact_field_value_pairs,
     attached_filters_reach_resolution_at_once,
@@ -90,9 +91,12 @@ async fn a_shared_token_defaults_to_seven_days_and_no_filters(backend: Backend, 
     cp.stop().await;
 }
 
-/// Legacy tokens may have no expiry; others must have a future one.
+/// Where the operator allows them, legacy tokens may have no expiry; others must have a
+/// future one.
 async fn only_legacy_shared_tokens_may_never_expire(backend: Backend, test: &str) {
-    let Some(cp) = ControlPlane::start(backend, test).await else {
+    let Some(cp) =
+        ControlPlane::start_with(backend, test, |c| c.shared_tokens_without_expiry = true).await
+    else {
         return;
     };
     let acme = main_account(&cp, "acme", "pro").await;
@@ -438,5 +442,49 @@ async fn shared_token_expiry_is_enforced(backend: Backend, test: &str) {
         .await
         .expect_ok("extend");
     resolve(&cp, &secret).await.expect_ok("after extending");
+    cp.stop().await;
+}
+
+/// By default no new token is made without an expiry, legacy or not, and none expires
+/// more than a year (`shared_token_max_lifetime_secs`) from now, on create or update.
+async fn new_shared_tokens_need_an_expiry_within_the_lifetime(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let acme = main_account(&cp, "acme", "pro").await;
+    let api = acme.api();
+    cp.post("/v1/shared-tokens")
+        .token(api)
+        .json(json!({"tokenName": "old", "expirationDate": null, "legacy": true}))
+        .send()
+        .await
+        .expect_error(
+            400,
+            "shared-tokens/EXPIRY_REQUIRED",
+            "where the operator allows them",
+        );
+    let year_ms = 365 * 24 * 3600 * 1000;
+    cp.post("/v1/shared-tokens")
+        .token(api)
+        .json(json!({"tokenName": "forever", "expirationDate": now_ms() + year_ms + 60_000}))
+        .send()
+        .await
+        .expect_error(
+            400,
+            "shared-tokens/EXPIRY_TOO_FAR",
+            "at most 365 days from now",
+        );
+    let (_, id, _) = shared_token(
+        &cp,
+        api,
+        json!({"tokenName": "a year", "expirationDate": now_ms() + year_ms - 60_000}),
+    )
+    .await;
+    cp.put(&format!("/v1/shared-tokens/{id}"))
+        .token(api)
+        .json(json!({"expirationDate": now_ms() + 2 * year_ms}))
+        .send()
+        .await
+        .expect_error(400, "shared-tokens/EXPIRY_TOO_FAR", "365 days");
     cp.stop().await;
 }

@@ -29,17 +29,33 @@ pub struct NewShared<'a> {
     pub legacy: bool,
 }
 
-/// An expiry must be in the future; `None` only for a legacy token.
-fn check_expiry(cp: &ControlPlane, expiry: Option<i64>, legacy: bool) -> Result<(), Refusal> {
+/// An expiry must be in the future and within the configured lifetime; `None` only where
+/// `may_have_none` (a legacy token that has none, or a new one where the operator allows).
+fn check_expiry(
+    cp: &ControlPlane,
+    expiry: Option<i64>,
+    may_have_none: bool,
+) -> Result<(), Refusal> {
+    let now = cp.clock.now_ms();
+    let latest = now.saturating_add(cp.shared_tokens.max_lifetime_ms);
     match expiry {
-        None if legacy => Ok(()),
+        None if may_have_none => Ok(()),
         None => Err(Refusal::Invalid {
             code: "shared-tokens/EXPIRY_REQUIRED",
-            message: "expirationDate is required; only legacy tokens may have none".into(),
+            message: "expirationDate is required; only legacy tokens may have none, and new \
+                      ones only where the operator allows them"
+                .into(),
         }),
-        Some(ms) if ms <= cp.clock.now_ms() => Err(Refusal::Invalid {
+        Some(ms) if ms <= now => Err(Refusal::Invalid {
             code: "shared-tokens/EXPIRY_IN_PAST",
             message: "expirationDate must be in the future (epoch milliseconds)".into(),
+        }),
+        Some(ms) if ms > latest => Err(Refusal::Invalid {
+            code: "shared-tokens/EXPIRY_TOO_FAR",
+            message: format!(
+                "expirationDate may be at most {} days from now",
+                cp.shared_tokens.max_lifetime_ms / (24 * 3600 * 1000)
+            ),
         }),
         Some(_) => Ok(()),
     }
@@ -55,7 +71,7 @@ pub async fn create(
         None => Some(cp.clock.now_ms() + DEFAULT_LIFETIME_MS),
         Some(given) => given,
     };
-    check_expiry(cp, expiry, new.legacy)?;
+    check_expiry(cp, expiry, new.legacy && cp.shared_tokens.without_expiry)?;
     let mut change = Change::begin(cp, caller).await?;
     let version = feed::next_version(&mut change.tx).await?;
     let secret = callers::new_secret();

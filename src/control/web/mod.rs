@@ -369,6 +369,13 @@ impl Ctx<'_> {
         self.cp.clock.now_secs()
     }
 
+    /// The latest expiry a shared token may be given now (`shared_token_max_lifetime_secs`).
+    pub fn latest_expiry_ms(&self) -> i64 {
+        self.now_secs()
+            .saturating_mul(1000)
+            .saturating_add(self.cp.shared_tokens.max_lifetime_ms)
+    }
+
     /// Where the gateways' public listener is reached, if configured.
     pub fn gateway_url(&self) -> Option<&str> {
         self.visit.settings.gateway_url.as_deref()

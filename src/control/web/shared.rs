@@ -103,7 +103,7 @@ fn create_form(ctx: &Ctx<'_>, filters: &[Filter], now_ms: i64) -> Markup {
                 div.field {
                     label for="shared-expires" { "Expiration date" }
                     input #shared-expires type="date" name="expires" value=(default_expiry) required
-                        min=(dates::date(now_ms));
+                        min=(dates::date(now_ms)) max=(dates::date(ctx.latest_expiry_ms()));
                     p.hint { "Works through the end of that day (UTC). 7 days unless you pick another." }
                 }
                 (filter_picker("new", filters, &[], FiltersOperator::And))
@@ -247,7 +247,8 @@ fn edit_row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter]) -> Markup {
                     div.field {
                         label for={ (form_id) "-expires" } { "Expiration date" }
                         input id={ (form_id) "-expires" } type="date" name="expires"
-                            value=[t.expires_at_ms.map(dates::date)];
+                            value=[t.expires_at_ms.map(dates::date)]
+                            max=(dates::date(ctx.latest_expiry_ms()));
                         @if t.expires_at_ms.is_none() {
                             p.hint { "Empty keeps this legacy token without an expiry." }
                         }
