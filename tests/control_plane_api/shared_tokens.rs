@@ -12,6 +12,7 @@ crate::on_both_backends!(
     a_shared_token_defaults_to_seven_days_and_no_filters,
     only_legacy_shared_tokens_may_never_expire,
     new_shared_tokens_need_an_expiry_within_the_lifetime,
+    removing_a_tokens_last_filter_widens_it_and_says_so,
     a_shared_tokens_expiry_moves_but_never_into_the_past,
     filters_are_exact_field_value_pairs,
     attached_filters_reach_resolution_at_once,
@@ -325,7 +326,8 @@ async fn deleting_a_filter_detaches_it_everywhere_at_once(backend: Backend, test
     assert_eq!(detached["filters"], json!([]));
     assert_eq!(
         latest_events(&cp, api, 1).await,
-        [event("shared-token.update", format!("shared-token:{id}"))]
+        [event("shared-token.widen", format!("shared-token:{id}"))],
+        "detaching the last filter widens the token to every log"
     );
     assert_eq!(
         resolve(&cp, &secret).await.expect_ok("resolve")["filters"],
@@ -486,5 +488,68 @@ async fn new_shared_tokens_need_an_expiry_within_the_lifetime(backend: Backend, 
         .send()
         .await
         .expect_error(400, "shared-tokens/EXPIRY_TOO_FAR", "365 days");
+    cp.stop().await;
+}
+
+/// Without filters a token reads every log of its account, as in Logz.io: removing its
+/// last filter (an edit, or deleting the filter) is audited as widening access, and every
+/// answer says whether a token reads everything.
+async fn removing_a_tokens_last_filter_widens_it_and_says_so(backend: Backend, test: &str) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let acme = main_account(&cp, "acme", "pro").await;
+    let api = acme.api();
+    let env = filter(&cp, api, "env", "env", "test").await["id"]
+        .as_i64()
+        .unwrap();
+    let region = filter(&cp, api, "region", "region", "eu").await["id"]
+        .as_i64()
+        .unwrap();
+    let (created, edited, _) =
+        shared_token(&cp, api, json!({"tokenName": "edited", "filters": [env]})).await;
+    assert_eq!(created["readsAllLogs"], false);
+    let (_, orphaned, _) = shared_token(
+        &cp,
+        api,
+        json!({"tokenName": "orphaned", "filters": [region]}),
+    )
+    .await;
+
+    let answer = cp
+        .put(&format!("/v1/shared-tokens/{edited}"))
+        .token(api)
+        .json(json!({"filters": []}))
+        .send()
+        .await
+        .expect_ok("remove the last filter");
+    assert_eq!(answer["readsAllLogs"], true, "{answer}");
+    assert_eq!(
+        latest_events(&cp, api, 1).await,
+        [event(
+            "shared-token.widen",
+            format!("shared-token:{edited}")
+        )]
+    );
+
+    cp.delete(&format!("/v1/shared-tokens/filters/{region}"))
+        .token(api)
+        .send()
+        .await
+        .expect_status(204, "delete the filter");
+    assert_eq!(
+        latest_events(&cp, api, 2).await,
+        [
+            event("shared-token.widen", format!("shared-token:{orphaned}")),
+            event("token-filter.delete", format!("token-filter:{region}")),
+        ]
+    );
+    let read = cp
+        .get(&format!("/v1/shared-tokens/{orphaned}"))
+        .token(api)
+        .send()
+        .await
+        .expect_ok("read");
+    assert_eq!(read["readsAllLogs"], true);
     cp.stop().await;
 }

@@ -45,11 +45,15 @@ struct SharedTokenModel {
     filters_operator: FiltersOperator,
     last_used: Option<i64>,
     expiration_date: Option<i64>,
+    /// No filter: the token reads every log of its account (Logz.io's meaning), said in
+    /// every answer so an edit that removes the last filter cannot go unnoticed.
+    reads_all_logs: bool,
 }
 
 impl From<SharedToken> for SharedTokenModel {
     fn from(t: SharedToken) -> Self {
         SharedTokenModel {
+            reads_all_logs: t.filters.is_empty(),
             id: t.id,
             name: t.name,
             token: t.token,

@@ -169,8 +169,16 @@ pub async fn update(
     if let Some(filters) = &edit.filters {
         attach(&mut change.tx, change.account.id, id, filters).await?;
     }
+    // Without filters a token reads every log of its account (Logz.io's meaning): an
+    // edit that removes the last one widens access, and the audit trail says so.
+    let widened = !current.filters.is_empty() && edit.filters.as_ref().is_some_and(Vec::is_empty);
+    let action = if widened {
+        "shared-token.widen"
+    } else {
+        "shared-token.update"
+    };
     let target = format!("shared-token:{id}");
-    change.record("shared-token.update", &target).await?;
+    change.record(action, &target).await?;
     let token = fetch(&mut change.tx, change.account.id, id).await?;
     change.commit().await?;
     cp.published(version);
@@ -249,12 +257,24 @@ pub async fn read_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<
 /// changes no token until it is attached.)
 pub async fn delete_filter(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<(), Refusal> {
     let mut change = Change::begin(cp, caller).await?;
+    // Tokens whose only filter this is read every log of the account once it is gone.
+    let widened: Vec<i64> = store::list(&mut change.tx, change.account.id)
+        .await?
+        .into_iter()
+        .filter(|t| t.filters == [id])
+        .map(|t| t.id)
+        .collect();
     let version = feed::next_version(&mut change.tx).await?;
     if !store::delete_filter(&mut change.tx, change.account.id, id, version).await? {
         return Err(Refusal::not_found(&format!("token filter {id}")));
     }
     let target = format!("token-filter:{id}");
     change.record("token-filter.delete", &target).await?;
+    for token in widened {
+        change
+            .record("shared-token.widen", &format!("shared-token:{token}"))
+            .await?;
+    }
     change.commit().await?;
     cp.published(version);
     Ok(())
