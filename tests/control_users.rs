@@ -12,6 +12,7 @@ on_both_backends!(
     an_account_keeps_an_active_admin,
     only_admins_of_the_account_manage_its_users,
     users_of_sub_accounts_are_listed_recursively,
+    a_sub_account_made_inaccessible_shows_neither_its_users_nor_its_token,
 );
 
 /// The operator's command creates an account's first admin and prints its setup link.
@@ -466,4 +467,95 @@ async fn users_of_sub_accounts_are_listed_recursively(backend: Backend, test: &s
         .await
         .expect_ok("sub's users");
     assert_eq!(sub_users[0]["id"], created["id"]);
+}
+
+/// A main account still manages a sub-account it made inaccessible (it must be able to
+/// give access back) but sees nothing inside it: not its users in the recursive list, not
+/// its shipping token in the sub-account views.
+async fn a_sub_account_made_inaccessible_shows_neither_its_users_nor_its_token(
+    backend: Backend,
+    test: &str,
+) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let (main, api, _) = cp.account("main").await;
+    let subs = "/v1/account-management/time-based-accounts";
+    let sub_id = cp
+        .post(subs)
+        .token(&api)
+        .json(json!({"accountName": "sub", "email": "ops@example.com", "maxDailyGB": 1, "retentionDays": 5, "accessible": true}))
+        .send()
+        .await
+        .expect_ok("create sub-account")["accountId"]
+        .as_i64()
+        .unwrap();
+    create_user(&cp, main, "ann@example.com", "USER_ROLE_ACCOUNT_ADMIN").await;
+    cp.post("/v1/user-management")
+        .token(&api)
+        .json(json!({"username": "sub@example.com", "fullName": "Sub", "accountID": sub_id, "role": "USER_ROLE_READONLY"}))
+        .send()
+        .await
+        .expect_ok("create in sub-account");
+    let revoked = cp
+        .put(&format!("{subs}/{sub_id}"))
+        .token(&api)
+        .json(json!({"accountName": "sub", "accessible": false}))
+        .send()
+        .await;
+    assert_eq!(revoked.status.as_u16(), 204);
+    let all = cp
+        .get("/v1/user-management/recursive")
+        .token(&api)
+        .send()
+        .await
+        .expect_ok("recursive");
+    let emails: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        emails,
+        ["ann@example.com"],
+        "the sub-account's users are not shown"
+    );
+    let read = cp
+        .get(&format!("{subs}/{sub_id}"))
+        .token(&api)
+        .send()
+        .await
+        .expect_ok("read");
+    assert_eq!(read["accessible"], false);
+    assert!(read["accountToken"].is_null(), "{read}");
+    let detailed = cp
+        .get(&format!("{subs}/detailed/{sub_id}"))
+        .token(&api)
+        .send()
+        .await
+        .expect_ok("detailed");
+    assert!(detailed["account"]["accountToken"].is_null(), "{detailed}");
+    // Access given back, both come back.
+    let restored = cp
+        .put(&format!("{subs}/{sub_id}"))
+        .token(&api)
+        .json(json!({"accountName": "sub", "accessible": true}))
+        .send()
+        .await;
+    assert_eq!(restored.status.as_u16(), 204);
+    let read = cp
+        .get(&format!("{subs}/{sub_id}"))
+        .token(&api)
+        .send()
+        .await
+        .expect_ok("read");
+    assert!(read["accountToken"].is_string(), "{read}");
+    let all = cp
+        .get("/v1/user-management/recursive")
+        .token(&api)
+        .send()
+        .await
+        .expect_ok("recursive");
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
 }

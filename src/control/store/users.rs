@@ -163,11 +163,12 @@ pub async fn list(db: &mut impl Db, account_id: i64) -> Result<Vec<User>, StoreE
         .collect()
 }
 
-/// The users of a main account and of every account it owns, oldest first.
+/// The users of a main account and of every account it owns that it may access (not a
+/// sub-account made inaccessible), oldest first.
 pub async fn list_with_owned(db: &mut impl Db, main_id: i64) -> Result<Vec<User>, StoreError> {
     const SQL: &str = select_users!(
-        "WHERE account_id = $1 OR account_id IN (SELECT id FROM accounts WHERE owner_id = $1) \
-         ORDER BY id"
+        "WHERE account_id = $1 OR account_id IN (SELECT id FROM accounts WHERE owner_id = $1 \
+         AND (type <> 'logs' OR accessible = 1)) ORDER BY id"
     );
     sqlx::query(SQL)
         .bind(main_id)

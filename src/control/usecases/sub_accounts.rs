@@ -281,11 +281,17 @@ pub struct SubAccountView {
     pub pool: MainVolume,
 }
 
+/// A main account manages a sub-account's settings whether or not it may access it (it
+/// must be able to give access back), but sees nothing inside one it may not access: not
+/// its shipping token, not its users.
 async fn view(
     db: &mut impl Db,
-    sub: OwnedAccount,
+    mut sub: OwnedAccount,
     pool: MainVolume,
 ) -> Result<SubAccountView, Refusal> {
+    if !sub.settings.accessible {
+        sub.account_token = None;
+    }
     let ids = &sub.settings.extra.sharing_objects_accounts;
     let mut sharing = Vec::with_capacity(ids.len());
     for &id in ids {
