@@ -295,6 +295,8 @@ async fn an_api_token_secret_is_shown_once_in_the_answer_to_its_post() {
 
     let later = admin.get(&tab).await;
     later.shows(&["terraform"]).lacks(&[secret]);
+    // Two tokens of one name are told apart by their last characters, and by who made them.
+    later.shows(&[&format!("…{}", &secret[28..]), "by ann@example.com"]);
     // The token was just used: the page says when.
     later.shows(&["just now"]);
     let list = cp

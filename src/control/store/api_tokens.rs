@@ -11,6 +11,10 @@ pub struct ApiToken {
     pub id: i64,
     pub name: String,
     pub created_at: i64,
+    /// Who made it, as the audit trail names actors (`user:<id>`, `api-token:<id>`, …).
+    pub created_by: String,
+    /// Its last characters; `None` for tokens made before they were kept.
+    pub suffix: Option<String>,
     /// Epoch seconds; written at most once a minute (`mark_used`).
     pub last_used: Option<i64>,
 }
@@ -19,6 +23,8 @@ pub struct NewApiToken<'a> {
     pub account_id: i64,
     pub name: &'a str,
     pub digest_hex: &'a str,
+    /// The secret's last characters, shown to tell tokens apart.
+    pub suffix: &'a str,
     pub actor: Actor,
     pub now: i64,
     pub feed_version: i64,
@@ -28,7 +34,7 @@ pub async fn insert(tx: &mut Tx, new: &NewApiToken<'_>) -> Result<i64, StoreErro
     let id = next_id(tx, Ids::ApiTokens).await?;
     sqlx::query(
         "INSERT INTO api_tokens (id, account_id, name, digest, created_at, created_by, \
-         feed_version) VALUES ($6, $1, $2, $3, $4, $5, $7)",
+         feed_version, suffix) VALUES ($6, $1, $2, $3, $4, $5, $7, $8)",
     )
     .bind(new.account_id)
     .bind(new.name)
@@ -37,6 +43,7 @@ pub async fn insert(tx: &mut Tx, new: &NewApiToken<'_>) -> Result<i64, StoreErro
     .bind(new.actor.label())
     .bind(id)
     .bind(new.feed_version)
+    .bind(new.suffix)
     .execute(tx.connection())
     .await?;
     Ok(id)
@@ -44,7 +51,8 @@ pub async fn insert(tx: &mut Tx, new: &NewApiToken<'_>) -> Result<i64, StoreErro
 
 pub async fn list(db: &mut impl Db, account_id: i64) -> Result<Vec<ApiToken>, StoreError> {
     let rows = sqlx::query(
-        "SELECT id, name, created_at, last_used FROM api_tokens WHERE account_id = $1 ORDER BY id",
+        "SELECT id, name, created_at, created_by, suffix, last_used FROM api_tokens \
+         WHERE account_id = $1 ORDER BY id",
     )
     .bind(account_id)
     .fetch_all(db.connection())
@@ -55,6 +63,8 @@ pub async fn list(db: &mut impl Db, account_id: i64) -> Result<Vec<ApiToken>, St
                 id: r.try_get("id")?,
                 name: r.try_get("name")?,
                 created_at: r.try_get("created_at")?,
+                created_by: r.try_get("created_by")?,
+                suffix: r.try_get("suffix")?,
                 last_used: r.try_get("last_used")?,
             })
         })

@@ -13,6 +13,9 @@ use crate::control::rules::{self, checked_name};
 use crate::control::store::api_tokens::{self as store, ApiToken, NewApiToken};
 use crate::control::store::{Actor, Tx, feed};
 
+/// How many of a token's last characters the page shows (GitHub and GitLab show four).
+pub const SUFFIX_CHARS: usize = 4;
+
 /// A token just created: the only time its secret is ever shown.
 pub struct CreatedApiToken {
     pub id: i64,
@@ -83,6 +86,7 @@ pub(super) async fn insert(
             account_id,
             name,
             digest_hex: &callers::digest_hex(&secret),
+            suffix: &secret[secret.len().saturating_sub(SUFFIX_CHARS)..],
             actor,
             now: created_at,
             feed_version: version,

@@ -18,6 +18,7 @@ use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules;
 use crate::control::usecases::api_tokens as usecase;
+use crate::control::usecases::users as user_usecases;
 
 pub fn routes() -> Router<PageState> {
     Router::new()
@@ -31,6 +32,26 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
         rules::check_may_create_api_token(account.account_type, account.plan_at(ctx.now_secs()))
             .err();
     let tokens = usecase::list(ctx.cp, ctx.caller).await?;
+    // Who made each token, by email where a user of this account did.
+    let people = user_usecases::list(ctx.cp, ctx.caller)
+        .await
+        .unwrap_or_default();
+    let creator = |label: &str| -> String {
+        match label
+            .strip_prefix("user:")
+            .and_then(|id| id.parse::<i64>().ok())
+        {
+            Some(id) => people
+                .iter()
+                .find(|u| u.id == id)
+                .map_or_else(|| label.to_string(), |u| u.email.clone()),
+            None if label == "admin" => "the operator".to_string(),
+            None => match label.strip_prefix("api-token:") {
+                Some(id) => format!("API token {id}"),
+                None => label.to_string(),
+            },
+        }
+    };
     let main = account
         .owner_id
         .and_then(|main| ctx.reach.iter().find(|a| a.id == main));
@@ -90,8 +111,16 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
                     tbody {
                         @for t in &tokens {
                             tr id={ "api-token-" (t.id) } {
-                                td.name { (t.name) }
-                                td.created { (layout::time(t.created_at * 1000)) }
+                                td.name {
+                                    (t.name)
+                                    @if let Some(suffix) = &t.suffix {
+                                        " " span.muted.suffix title="The token's last characters" { "…" (suffix) }
+                                    }
+                                }
+                                td.created {
+                                    (layout::time(t.created_at * 1000)) br;
+                                    span.muted { "by " (creator(&t.created_by)) }
+                                }
                                 td.last-used {
                                     @match t.last_used {
                                         Some(s) => {
