@@ -17,6 +17,8 @@ use super::{Ctx, Fields, Notice, PageState, Tab, Visit, act, dates, render};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules;
+use crate::control::store::api_tokens::ApiToken;
+use crate::control::store::users::User;
 use crate::control::usecases::api_tokens as usecase;
 use crate::control::usecases::users as user_usecases;
 
@@ -36,22 +38,6 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
     let people = user_usecases::list(ctx.cp, ctx.caller)
         .await
         .unwrap_or_default();
-    let creator = |label: &str| -> String {
-        match label
-            .strip_prefix("user:")
-            .and_then(|id| id.parse::<i64>().ok())
-        {
-            Some(id) => people
-                .iter()
-                .find(|u| u.id == id)
-                .map_or_else(|| label.to_string(), |u| u.email.clone()),
-            None if label == "admin" => "the operator".to_string(),
-            None => match label.strip_prefix("api-token:") {
-                Some(id) => format!("API token {id}"),
-                None => label.to_string(),
-            },
-        }
-    };
     let main = account
         .owner_id
         .and_then(|main| ctx.reach.iter().find(|a| a.id == main));
@@ -99,54 +85,80 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
         @if tokens.is_empty() {
             @if refused.is_none() { p.empty { "No API tokens yet." } }
         } @else {
-            div.table-wrap {
-                table {
-                    caption.sr-only { "API tokens" }
-                    thead { tr {
-                        th scope="col" { "Name" }
-                        th scope="col" { "Created" }
-                        th scope="col" { "Last used" }
-                        th scope="col" { span.sr-only { "Actions" } }
-                    } }
-                    tbody {
-                        @for t in &tokens {
-                            tr id={ "api-token-" (t.id) } {
-                                td.name {
-                                    (t.name)
-                                    @if let Some(suffix) = &t.suffix {
-                                        " " span.muted.suffix title="The token's last characters" { "…" (suffix) }
-                                    }
-                                }
-                                td.created {
-                                    (layout::time(t.created_at * 1000)) br;
-                                    span.muted { "by " (creator(&t.created_by)) }
-                                }
-                                td.last-used {
-                                    @match t.last_used {
-                                        Some(s) => {
-                                            (layout::time(s * 1000)) br;
-                                            span.muted { (dates::ago(s * 1000, ctx.cp.clock.now_ms())) }
-                                        }
-                                        None => span.muted { "Never" },
-                                    }
-                                }
-                                td.actions {
-                                    (confirm_form(
-                                        &ctx.action(&format!("api/tokens/{}/delete", t.id)),
-                                        ctx.csrf(),
-                                        "Delete",
-                                        &format!("Delete API token “{}”", t.name),
-                                        &format!("Delete the API token “{}”? Integrations that use it stop working at once: update them to another token first.", t.name),
-                                        &[],
-                                    ))
-                                }
+            (table(ctx, &tokens, &people))
+        }
+    })
+}
+
+/// The account's API tokens: which is which (name, last characters, who made it), when
+/// each was last used, and how to delete it.
+fn table(ctx: &Ctx<'_>, tokens: &[ApiToken], people: &[User]) -> Markup {
+    html! {
+    div.table-wrap {
+        table {
+            caption.sr-only { "API tokens" }
+            thead { tr {
+                th scope="col" { "Name" }
+                th scope="col" { "Created" }
+                th scope="col" { "Last used" }
+                th scope="col" { span.sr-only { "Actions" } }
+            } }
+            tbody {
+                @for t in tokens {
+                    tr id={ "api-token-" (t.id) } {
+                        td.name {
+                            (t.name)
+                            @if let Some(suffix) = &t.suffix {
+                                " " span.muted.suffix title="The token's last characters" { "…" (suffix) }
                             }
+                        }
+                        td.created {
+                            (layout::time(t.created_at * 1000)) br;
+                            span.muted { "by " (creator(&t.created_by, people)) }
+                        }
+                        td.last-used {
+                            @match t.last_used {
+                                Some(s) => {
+                                    (layout::time(s * 1000)) br;
+                                    span.muted { (dates::ago(s * 1000, ctx.cp.clock.now_ms())) }
+                                }
+                                None => span.muted { "Never" },
+                            }
+                        }
+                        td.actions {
+                            (confirm_form(
+                                &ctx.action(&format!("api/tokens/{}/delete", t.id)),
+                                ctx.csrf(),
+                                "Delete",
+                                &format!("Delete API token “{}”", t.name),
+                                &format!("Delete the API token “{}”? Integrations that use it stop working at once: update them to another token first.", t.name),
+                                &[],
+                            ))
                         }
                     }
                 }
             }
         }
-    })
+    }
+    }
+}
+
+/// Who made a token, as the audit trail names the actor: a user of the account by email.
+fn creator(label: &str, people: &[User]) -> String {
+    match label
+        .strip_prefix("user:")
+        .and_then(|id| id.parse::<i64>().ok())
+    {
+        Some(id) => people
+            .iter()
+            .find(|u| u.id == id)
+            .map_or_else(|| label.to_string(), |u| u.email.clone()),
+        None if label == "admin" => "the operator".to_string(),
+        None => match label.strip_prefix("api-token:") {
+            Some(id) => format!("API token {id}"),
+            None => label.to_string(),
+        },
+    }
 }
 
 /// A rule's message as a sentence: capitalised, with its full stop.
