@@ -16,6 +16,7 @@ pub mod accounts;
 pub mod api_tokens;
 pub mod audit;
 pub mod feed;
+mod migrate;
 pub mod shared_tokens;
 pub mod shipping_tokens;
 pub mod users;
@@ -29,10 +30,6 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 
 use crate::control::refusal::Refusal;
 use crate::private_files;
-
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/control/migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator =
-    sqlx::migrate!("src/control/migrations/postgres");
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -156,12 +153,7 @@ impl Store {
             .connect(&url)
             .await
             .map_err(StoreError::Open)?;
-        let migrator = if sqlite {
-            &SQLITE_MIGRATIONS
-        } else {
-            &POSTGRES_MIGRATIONS
-        };
-        migrator.run(&pool).await?;
+        migrate::run(&pool, sqlite).await?;
         Ok(Store { pool })
     }
 
@@ -296,5 +288,38 @@ mod tests {
             assert_eq!(mode(&path), 0o600, "{}", path.display());
         }
         drop(store);
+    }
+
+    /// A store migrated by a build whose migration files had other comments opens: the
+    /// edited migrations are re-signed, not refused as modified.
+    #[tokio::test]
+    async fn a_store_migrated_before_a_comment_edit_opens() {
+        let tmp = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", tmp.path().join("control.db").display());
+        let store = Store::open(&url).await.unwrap();
+        let released = hex::decode(
+            "0c05ec0154f71cab939f94ccd83e1a9831b83f6d54f840c7a27f97a7c679dbdeaf48bf32198304f4f2f7688d837e79af",
+        )
+        .unwrap();
+        let checksum = |store: &Store| {
+            let pool = store.pool().clone();
+            async move {
+                let row = sqlx::query("SELECT checksum FROM _sqlx_migrations WHERE version = 2")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+                row.try_get::<Vec<u8>, _>("checksum").unwrap()
+            }
+        };
+        let current = checksum(&store).await;
+        assert_ne!(current, released);
+        sqlx::query("UPDATE _sqlx_migrations SET checksum = $1 WHERE version = 2")
+            .bind(released)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        drop(store);
+        let reopened = Store::open(&url).await.expect("re-signed, not refused");
+        assert_eq!(checksum(&reopened).await, current);
     }
 }

@@ -82,7 +82,7 @@ pub fn page(frame: &Frame, notice: &Notice, content: Markup) -> Markup {
     )
 }
 
-/// "Acme — main log management account · pro plan · #12".
+/// "Acme — main log management account · pro plan · account 12".
 fn account_line(account: &Account) -> Markup {
     html! {
         strong { (account.name) }

@@ -1,4 +1,4 @@
--- Ids are never handed out twice (issue #14). PostgreSQL's identity columns never reuse an
+-- Ids are never handed out twice. PostgreSQL's identity columns never reuse an
 -- id, but SQLite does, and both dialects run the same statements: the store allocates the
 -- ids of deletable objects from this table, in the inserting transaction
 -- (`store::next_id`). Keep in step with ../sqlite/.

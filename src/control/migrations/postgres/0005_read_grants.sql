@@ -1,4 +1,4 @@
--- Read grants in the feed (issue #15): accounts, API tokens and shared tokens carry the
+-- Read grants in the feed: accounts, API tokens and shared tokens carry the
 -- feed version of their last read-relevant change, as shipping tokens do, and deletions of
 -- any of them leave tombstones. Rows from before this migration sit at version 0: every
 -- gateway starts from a snapshot, which carries them. Keep in step with the other

@@ -1,4 +1,4 @@
--- Ids are never handed out twice (issue #14). SQLite gives a new row the largest rowid + 1,
+-- Ids are never handed out twice. SQLite gives a new row the largest rowid + 1,
 -- so deleting the newest token or account made its id the next one's; a client (a
 -- Terraform state) still holding the deleted id would silently adopt the new object.
 -- The store allocates the ids of deletable objects from this table instead, in the

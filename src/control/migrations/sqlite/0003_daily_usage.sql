@@ -1,5 +1,5 @@
 -- What gateways report per account and UTC day, for the detailed sub-account view's
--- `dailyUsagesList` (issue #14), and when an account's settings last changed. Keep in
+-- `dailyUsagesList`, and when an account's settings last changed. Keep in
 -- step with the other dialect's 0003.
 CREATE TABLE account_daily_usage (
     account_id BIGINT NOT NULL,

@@ -1,4 +1,4 @@
--- Account users, their one-time setup links and their login sessions (issue #13). Keep in
+-- Account users, their one-time setup links and their login sessions. Keep in
 -- step with the other dialect's 0004.
 CREATE TABLE users (
     id BIGINT PRIMARY KEY,              -- from id_sequences: never reused
