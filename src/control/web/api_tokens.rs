@@ -114,7 +114,7 @@ fn table(ctx: &Ctx<'_>, tokens: &[ApiToken], people: &[User]) -> Markup {
                         }
                         td.created {
                             (layout::time(t.created_at * 1000)) br;
-                            span.muted { "by " (creator(&t.created_by, people)) }
+                            span.muted { "by " (layout::who(&t.created_by, people)) }
                         }
                         td.last-used {
                             @match t.last_used {
@@ -140,24 +140,6 @@ fn table(ctx: &Ctx<'_>, tokens: &[ApiToken], people: &[User]) -> Markup {
             }
         }
     }
-    }
-}
-
-/// Who made a token, as the audit trail names the actor: a user of the account by email.
-fn creator(label: &str, people: &[User]) -> String {
-    match label
-        .strip_prefix("user:")
-        .and_then(|id| id.parse::<i64>().ok())
-    {
-        Some(id) => people
-            .iter()
-            .find(|u| u.id == id)
-            .map_or_else(|| label.to_string(), |u| u.email.clone()),
-        None if label == "admin" => "the operator".to_string(),
-        None => match label.strip_prefix("api-token:") {
-            Some(id) => format!("API token {id}"),
-            None => label.to_string(),
-        },
     }
 }
 

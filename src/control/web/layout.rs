@@ -7,6 +7,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use super::{BASE, Notice, PageRefusal, Tab, Visit, assets, dates};
 use crate::control::rules::AccountType;
 use crate::control::store::accounts::Account;
+use crate::control::store::users::User;
 
 /// Who is looking at which account, on which tab.
 pub struct Frame<'a> {
@@ -228,4 +229,36 @@ pub fn time(ms: i64) -> Markup {
 /// A short labelled badge: `kind` is one of the CSS variants (ok, warn, muted, info).
 pub fn badge(kind: &str, text: &str) -> Markup {
     html! { span class={ "badge " (kind) } { (text) } }
+}
+
+/// `createdBy` as a person reads it: the operator, a user's email, an API token.
+pub fn who(label: &str, people: &[User]) -> String {
+    if label == "admin" {
+        return "the operator".into();
+    }
+    if let Some(id) = label
+        .strip_prefix("user:")
+        .and_then(|i| i.parse::<i64>().ok())
+    {
+        return people
+            .iter()
+            .find(|u| u.id == id)
+            .map_or_else(|| format!("user {id}"), |u| u.email.clone());
+    }
+    if let Some(id) = label.strip_prefix("api-token:") {
+        return format!("API token {id}");
+    }
+    label.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn created_by_labels_read_as_people() {
+        assert_eq!(who("admin", &[]), "the operator");
+        assert_eq!(who("api-token:7", &[]), "API token 7");
+        assert_eq!(who("user:3", &[]), "user 3");
+    }
 }

@@ -165,7 +165,7 @@ fn row(
             td.created {
                 (layout::time(t.created_at * 1000))
                 br;
-                span.muted { "by " (who(&t.created_by, people)) }
+                span.muted { "by " (layout::who(&t.created_by, people)) }
             }
             td.last-used {
                 @match t.last_used {
@@ -265,26 +265,6 @@ fn elsewhere(ctx: &Ctx<'_>, kind: Kind) -> Markup {
     }
 }
 
-/// `createdBy` as a person reads it: the operator, a user's email, an API token.
-pub fn who(label: &str, people: &[User]) -> String {
-    if label == "admin" {
-        return "the operator".into();
-    }
-    if let Some(id) = label
-        .strip_prefix("user:")
-        .and_then(|i| i.parse::<i64>().ok())
-    {
-        return people
-            .iter()
-            .find(|u| u.id == id)
-            .map_or_else(|| format!("user {id}"), |u| u.email.clone());
-    }
-    if let Some(id) = label.strip_prefix("api-token:") {
-        return format!("API token {id}");
-    }
-    label.to_string()
-}
-
 fn capitalized(word: &str) -> String {
     let mut chars = word.chars();
     chars
@@ -359,10 +339,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn created_by_labels_read_as_people() {
-        assert_eq!(who("admin", &[]), "the operator");
-        assert_eq!(who("api-token:7", &[]), "API token 7");
-        assert_eq!(who("user:3", &[]), "user 3");
+    fn kinds_are_capitalized() {
         assert_eq!(capitalized("metrics"), "Metrics");
     }
 }
