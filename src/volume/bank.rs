@@ -48,15 +48,6 @@ pub trait Bank: Send + Sync + 'static {
         want: u64,
         cap: u64,
     ) -> impl Future<Output = Result<Grant, BankError>> + Send;
-
-    /// Gives back `bytes` of a lease that was not spent (a gateway stopping, the day
-    /// turning), so other gateways may use them.
-    fn release(
-        &self,
-        account: AccountId,
-        day: Day,
-        bytes: u64,
-    ) -> impl Future<Output = Result<(), BankError>> + Send;
 }
 
 /// The counts in this process: one gateway's whole fleet. Only the refill task calls it,
@@ -99,13 +90,6 @@ impl Bank for LocalBank {
             used: *used,
         })
     }
-
-    async fn release(&self, account: AccountId, day: Day, bytes: u64) -> Result<(), BankError> {
-        if let Some(used) = self.counts().get_mut(&(account, day)) {
-            *used = used.saturating_sub(bytes);
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -113,7 +97,7 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn the_local_bank_grants_up_to_the_cap_and_takes_back_what_is_released() {
+    async fn the_local_bank_grants_up_to_the_cap_and_forgets_old_days() {
         let bank = LocalBank::default();
         let (acme, day) = (AccountId(1), Day(20_000));
         let grant = bank.acquire(acme, day, 600, 1_000).await.unwrap();
@@ -135,8 +119,7 @@ mod tests {
         );
         let grant = bank.acquire(acme, day, 600, 1_000).await.unwrap();
         assert_eq!(grant.granted, 0, "capped");
-        bank.release(acme, day, 150).await.unwrap();
-        assert_eq!(bank.used(acme, day), 850);
+        assert_eq!(bank.used(acme, day), 1_000);
         let next_day = bank.acquire(acme, Day(20_001), 600, 1_000).await.unwrap();
         assert_eq!(next_day.granted, 600, "a new day starts at 0");
         assert_eq!(bank.used(acme, day), 0, "the old day is forgotten");

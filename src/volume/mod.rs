@@ -295,14 +295,6 @@ mod tests {
                 }
                 self.inner.acquire(account, day, want, cap).await
             }
-            async fn release(
-                &self,
-                account: AccountId,
-                day: Day,
-                bytes: u64,
-            ) -> Result<(), BankError> {
-                self.inner.release(account, day, bytes).await
-            }
         }
         let bank = Flaky {
             up: AtomicBool::new(false),

@@ -9,7 +9,9 @@ use super::{api_tokens, shipping_tokens};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::{self, AccountType, Plan, checked_name};
-use crate::control::store::accounts::{self as store, Account, NewAccount, SubAccountSettings};
+use crate::control::store::accounts::{
+    self as store, Account, NewAccount, OwnedAccount, SubAccountSettings,
+};
 use crate::control::store::{Actor, Db, Tx, feed};
 use crate::control::volume::{self, Allocation};
 
@@ -153,6 +155,7 @@ pub async fn set_main_volume(
     let subs = store::owned_accounts(&mut tx, id, AccountType::Logs).await?;
     let allocations = subs.iter().map(|s| allocation(&s.settings));
     volume::check_fits(gb, allocations, "totalTimeBasedDailyGB")?;
+    let volume = MainVolume::of(id, gb, &subs);
     store::set_daily_volume_gb(&mut tx, id, gb, cp.clock.now_secs()).await?;
     audit(
         cp,
@@ -163,7 +166,6 @@ pub async fn set_main_volume(
         &format!("account:{id}"),
     )
     .await?;
-    let volume = pool(&mut tx, id).await?;
     tx.commit().await?;
     Ok(volume)
 }
@@ -177,17 +179,23 @@ pub(super) fn allocation(s: &SubAccountSettings) -> Allocation {
     )
 }
 
-/// The main account's plan volume and its shared pool.
+impl MainVolume {
+    /// The volume of main account `main_id` with plan volume `plan` and sub-accounts `subs`.
+    pub(super) fn of(main_id: i64, plan: Option<f64>, subs: &[OwnedAccount]) -> MainVolume {
+        let allocations = || subs.iter().map(|s| allocation(&s.settings));
+        MainVolume {
+            account_id: main_id,
+            daily_volume_gb: plan,
+            shared_gb: plan.map(|plan| volume::shared_gb(plan, allocations())),
+        }
+    }
+}
+
+/// The main account's plan volume and its shared pool, read from the store.
 pub(super) async fn pool(db: &mut impl Db, main_id: i64) -> Result<MainVolume, Refusal> {
     let plan = store::daily_volume_gb(db, main_id).await?;
     let subs = store::owned_accounts(db, main_id, AccountType::Logs).await?;
-    let shared =
-        plan.map(|plan| volume::shared_gb(plan, subs.iter().map(|s| allocation(&s.settings))));
-    Ok(MainVolume {
-        account_id: main_id,
-        daily_volume_gb: plan,
-        shared_gb: shared,
-    })
+    Ok(MainVolume::of(main_id, plan, &subs))
 }
 
 /// An existing main account (a log management account no one owns), for tying another to it.

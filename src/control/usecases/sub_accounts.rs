@@ -73,10 +73,8 @@ impl SubAccountFields {
             ("reservedDailyGB", self.reserved_daily_gb),
             ("softLimitGB", self.soft_limit_gb),
         ] {
-            if let Some(v) = value
-                && !(v.is_finite() && v >= 0.0)
-            {
-                return Err(Refusal::invalid(format!("{field} must be a number >= 0")));
+            if let Some(gb) = value {
+                volume::checked_gb(field, gb)?;
             }
         }
         if let Some(u) = &self.utilization_settings {
@@ -308,8 +306,10 @@ pub async fn list_sub_accounts(
 ) -> Result<Vec<SubAccountView>, Refusal> {
     check_main_caller(caller)?;
     let mut conn = cp.store.conn().await?;
-    let subs = store::owned_accounts(&mut conn, caller.account.id, AccountType::Logs).await?;
-    let pool = pool(&mut conn, caller.account.id).await?;
+    let main_id = caller.account.id;
+    let subs = store::owned_accounts(&mut conn, main_id, AccountType::Logs).await?;
+    let plan = store::daily_volume_gb(&mut conn, main_id).await?;
+    let pool = MainVolume::of(main_id, plan, &subs);
     let mut out = Vec::with_capacity(subs.len());
     for sub in subs {
         out.push(view(&mut conn, sub, pool).await?);
@@ -348,15 +348,14 @@ pub struct DetailedSubAccount {
 async fn detailed(
     cp: &ControlPlane,
     db: &mut impl Db,
-    owner_id: i64,
     sub: OwnedAccount,
+    pool: MainVolume,
 ) -> Result<DetailedSubAccount, Refusal> {
     let since = cp.clock.today_utc_ms() - (feed::DAILY_USAGE_DAYS - 1) * DAY_MS;
     let daily_bytes = feed::daily_bytes(db, sub.id, since).await?;
-    let pool = pool(db, owner_id).await?;
     Ok(DetailedSubAccount {
         view: view(db, sub, pool).await?,
-        owner_id,
+        owner_id: pool.account_id,
         daily_bytes,
     })
 }
@@ -369,9 +368,11 @@ pub async fn list_detailed_sub_accounts(
     let mut conn = cp.store.conn().await?;
     let main_id = caller.account.id;
     let subs = store::owned_accounts(&mut conn, main_id, AccountType::Logs).await?;
+    let plan = store::daily_volume_gb(&mut conn, main_id).await?;
+    let pool = MainVolume::of(main_id, plan, &subs);
     let mut out = Vec::with_capacity(subs.len());
     for sub in subs {
-        out.push(detailed(cp, &mut conn, main_id, sub).await?);
+        out.push(detailed(cp, &mut conn, sub, pool).await?);
     }
     Ok(out)
 }
@@ -385,7 +386,8 @@ pub async fn read_detailed_sub_account(
     let mut conn = cp.store.conn().await?;
     let main_id = caller.account.id;
     let sub = fetch_sub(&mut conn, main_id, id).await?;
-    detailed(cp, &mut conn, main_id, sub).await
+    let pool = pool(&mut conn, main_id).await?;
+    detailed(cp, &mut conn, sub, pool).await
 }
 
 /// Changing `accessible` or `searchable` takes effect on the next request: access is read

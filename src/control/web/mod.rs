@@ -371,8 +371,9 @@ impl Ctx<'_> {
 
     /// The latest expiry a shared token may be given now (`shared_token_max_lifetime_secs`).
     pub fn latest_expiry_ms(&self) -> i64 {
-        self.now_secs()
-            .saturating_mul(1000)
+        self.cp
+            .clock
+            .now_ms()
             .saturating_add(self.cp.shared_tokens.max_lifetime_ms)
     }
 
