@@ -100,6 +100,15 @@ async fn token_ids(cp: &ControlPlane, path: &str, api: &str) -> Vec<(i64, bool)>
         .collect()
 }
 
+/// The sub-account `id` as `GET …/{id}` answers it (`what` names the read if it fails).
+async fn read_sub(cp: &ControlPlane, main: &Account, id: i64, what: &str) -> Value {
+    cp.get(&format!("{SUBS}/{id}"))
+        .token(main.api())
+        .send()
+        .await
+        .expect_ok(what)
+}
+
 /// The newest audit events of the account `api` acts on, as (action, target).
 async fn latest_events(cp: &ControlPlane, api: &str, n: usize) -> Vec<(String, String)> {
     let page = cp

@@ -10,7 +10,7 @@ use crate::common::control::{Backend, ControlPlane};
 use crate::common::eventually;
 use crate::{
     Account, LOGS, SUBS, event, gateway_following, is_secret, latest_events, main_account, now_ms,
-    tied_account,
+    read_sub, tied_account,
 };
 
 crate::on_both_backends!(
@@ -59,15 +59,6 @@ async fn sub_api_token(cp: &ControlPlane, main: &Account, sub: i64) -> String {
         .await
         .expect_ok("API token for the sub-account");
     sub_api["token"].as_str().unwrap().to_string()
-}
-
-/// The sub-account `id` as `GET …/{id}` answers it (`what` names the read if it fails).
-async fn read_sub(cp: &ControlPlane, main: &Account, id: i64, what: &str) -> Value {
-    cp.get(&format!("{SUBS}/{id}"))
-        .token(main.api())
-        .send()
-        .await
-        .expect_ok(what)
 }
 
 async fn a_sub_account_reads_back_as_created(backend: Backend, test: &str) {

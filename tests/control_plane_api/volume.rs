@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::common::control::{Backend, ControlPlane};
-use crate::{Account, SUBS, account, event, latest_events, main_account, tied_account};
+use crate::{Account, SUBS, account, event, latest_events, main_account, read_sub, tied_account};
 
 crate::on_both_backends!(
     the_operator_sets_and_reads_a_main_accounts_volume,
@@ -128,12 +128,7 @@ async fn fixed_and_reserved_volumes_must_fit_the_plan(backend: Backend, test: &s
         .send()
         .await
         .expect_error(400, "volume/OVER_PLAN", "maxDailyGB:");
-    let read = cp
-        .get(&format!("{SUBS}/{fixed}"))
-        .token(main.api())
-        .send()
-        .await
-        .expect_ok("read the fixed account");
+    let read = read_sub(&cp, &main, fixed, "read the fixed account").await;
     assert_eq!(read["maxDailyGB"], 60.0);
     // Lowering one frees volume for another (Logz.io's way of moving volume).
     cp.put(&format!("{SUBS}/{fixed}"))
@@ -207,12 +202,7 @@ async fn flexible_sub_accounts_read_back_the_plan_and_the_pool(backend: Backend,
         json!({"isFlexible": true, "reservedDailyGB": 5}),
     )
     .await;
-    let read = cp
-        .get(&format!("{SUBS}/{sub}"))
-        .token(bare.api())
-        .send()
-        .await
-        .expect_ok("read");
+    let read = read_sub(&cp, &bare, sub, "read").await;
     assert_eq!(read["sharedGB"], Value::Null);
     assert_eq!(read["totalTimeBasedDailyGB"], Value::Null);
     cp.stop().await;
@@ -310,12 +300,7 @@ async fn utilization_intervals_are_the_ones_logzio_offers(backend: Backend, test
                 "frequencyMinutes must be 10, 30 or 60",
             );
     }
-    let read = cp
-        .get(&format!("{SUBS}/{sub}"))
-        .token(main.api())
-        .send()
-        .await
-        .expect_ok("read");
+    let read = read_sub(&cp, &main, sub, "read").await;
     assert_eq!(
         read["utilizationSettings"]["frequencyMinutes"], 60,
         "the refusals changed nothing"
