@@ -409,6 +409,15 @@ async fn only_admins_of_the_account_manage_its_users(backend: Backend, test: &st
     assert_eq!(listed.as_array().map(Vec::len), Some(1));
 }
 
+/// `GET /v1/user-management/recursive` with the main account's API token.
+async fn recursive_users(cp: &ControlPlane, api: &str) -> Value {
+    cp.get("/v1/user-management/recursive")
+        .token(api)
+        .send()
+        .await
+        .expect_ok("recursive")
+}
+
 async fn users_of_sub_accounts_are_listed_recursively(backend: Backend, test: &str) {
     let Some(cp) = ControlPlane::start(backend, test).await else {
         return;
@@ -431,12 +440,7 @@ async fn users_of_sub_accounts_are_listed_recursively(backend: Backend, test: &s
         .send()
         .await
         .expect_ok("create in sub-account");
-    let all = cp
-        .get("/v1/user-management/recursive")
-        .token(&api)
-        .send()
-        .await
-        .expect_ok("recursive");
+    let all = recursive_users(&cp, &api).await;
     let emails: Vec<(&str, i64)> = all
         .as_array()
         .unwrap()
@@ -504,12 +508,7 @@ async fn a_sub_account_made_inaccessible_shows_neither_its_users_nor_its_token(
         .send()
         .await;
     assert_eq!(revoked.status.as_u16(), 204);
-    let all = cp
-        .get("/v1/user-management/recursive")
-        .token(&api)
-        .send()
-        .await
-        .expect_ok("recursive");
+    let all = recursive_users(&cp, &api).await;
     let emails: Vec<&str> = all
         .as_array()
         .unwrap()
@@ -551,11 +550,6 @@ async fn a_sub_account_made_inaccessible_shows_neither_its_users_nor_its_token(
         .await
         .expect_ok("read");
     assert!(read["accountToken"].is_string(), "{read}");
-    let all = cp
-        .get("/v1/user-management/recursive")
-        .token(&api)
-        .send()
-        .await
-        .expect_ok("recursive");
+    let all = recursive_users(&cp, &api).await;
     assert_eq!(all.as_array().map(Vec::len), Some(2));
 }
