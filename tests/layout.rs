@@ -129,23 +129,31 @@ fn paths(code: &str) -> Vec<String> {
         out.extend(expand(statement.split(';').next().unwrap_or_default()));
     }
     // Inline paths (`crate::forward::sinks::kafka::check_options(..)`).
-    let bytes = code.as_bytes();
     for root in ["crate::", "super::", "self::"] {
-        let mut from = 0;
-        while let Some(at) = code[from..].find(root) {
-            let start = from + at;
-            let boundary = start == 0
-                || !(bytes[start - 1].is_ascii_alphanumeric()
-                    || bytes[start - 1] == b'_'
-                    || bytes[start - 1] == b':');
-            let end = code[start..]
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-                .map_or(code.len(), |n| start + n);
-            if boundary {
-                out.push(code[start..end].trim_end_matches(':').to_string());
-            }
-            from = end.max(start + root.len());
+        out.extend(paths_from(code, root));
+    }
+    out
+}
+
+/// Every path in `code` that starts with `root` (`crate::`, `api::`) where a path may
+/// start (not in the middle of another name or path), without a trailing `::`.
+fn paths_from(code: &str, root: &str) -> Vec<String> {
+    let bytes = code.as_bytes();
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(at) = code[from..].find(root) {
+        let start = from + at;
+        let boundary = start == 0
+            || !(bytes[start - 1].is_ascii_alphanumeric()
+                || bytes[start - 1] == b'_'
+                || bytes[start - 1] == b':');
+        let end = code[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
+            .map_or(code.len(), |n| start + n);
+        if boundary {
+            out.push(code[start..end].trim_end_matches(':').to_string());
         }
+        from = end.max(start + root.len());
     }
     out
 }
@@ -169,28 +177,11 @@ fn declared_children(code: &str) -> Vec<String> {
 /// Paths a `mod.rs` names through its children's bare names (`api::routes(..)`,
 /// `use usecases::users::NewUser`), as `self::` paths.
 fn child_paths(code: &str) -> Vec<String> {
-    let children = declared_children(code);
-    let bytes = code.as_bytes();
-    let mut out = Vec::new();
-    for child in &children {
-        let needle = format!("{child}::");
-        let mut from = 0;
-        while let Some(at) = code[from..].find(&needle) {
-            let start = from + at;
-            let boundary = start == 0
-                || !(bytes[start - 1].is_ascii_alphanumeric()
-                    || bytes[start - 1] == b'_'
-                    || bytes[start - 1] == b':');
-            let end = code[start..]
-                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
-                .map_or(code.len(), |n| start + n);
-            if boundary {
-                out.push(format!("self::{}", code[start..end].trim_end_matches(':')));
-            }
-            from = end.max(start + needle.len());
-        }
-    }
-    out
+    declared_children(code)
+        .iter()
+        .flat_map(|child| paths_from(code, &format!("{child}::")))
+        .map(|path| format!("self::{path}"))
+        .collect()
 }
 
 /// The file `path` (named in the file of `module`) points into, if another one. `super`
@@ -313,6 +304,10 @@ fn the_checker_sees_a_cycle_and_group_imports() {
     assert!(found.contains(&"crate::x::Y".to_string()), "{found:?}");
     assert!(found.contains(&"crate::x::z::W".to_string()), "{found:?}");
     assert!(found.contains(&"crate::q::r".to_string()), "{found:?}");
+    assert_eq!(
+        child_paths("pub mod api;\nmod web;\nfn f() { api::routes(); my_api::no(); web::x::Y; }"),
+        ["self::api::routes", "self::web::x::Y"]
+    );
 }
 
 /// The modules under `prefix` (itself included).

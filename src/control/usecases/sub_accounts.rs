@@ -300,16 +300,24 @@ async fn view(
     Ok(SubAccountView { sub, sharing, pool })
 }
 
+/// A main account's sub-accounts and the volume they share, read once for a listing.
+async fn subs_and_pool(
+    db: &mut impl Db,
+    main_id: i64,
+) -> Result<(Vec<OwnedAccount>, MainVolume), Refusal> {
+    let subs = store::owned_accounts(db, main_id, AccountType::Logs).await?;
+    let plan = store::daily_volume_gb(db, main_id).await?;
+    let pool = MainVolume::of(main_id, plan, &subs);
+    Ok((subs, pool))
+}
+
 pub async fn list_sub_accounts(
     cp: &ControlPlane,
     caller: &Caller,
 ) -> Result<Vec<SubAccountView>, Refusal> {
     check_main_caller(caller)?;
     let mut conn = cp.store.conn().await?;
-    let main_id = caller.account.id;
-    let subs = store::owned_accounts(&mut conn, main_id, AccountType::Logs).await?;
-    let plan = store::daily_volume_gb(&mut conn, main_id).await?;
-    let pool = MainVolume::of(main_id, plan, &subs);
+    let (subs, pool) = subs_and_pool(&mut conn, caller.account.id).await?;
     let mut out = Vec::with_capacity(subs.len());
     for sub in subs {
         out.push(view(&mut conn, sub, pool).await?);
@@ -366,10 +374,7 @@ pub async fn list_detailed_sub_accounts(
 ) -> Result<Vec<DetailedSubAccount>, Refusal> {
     check_main_caller(caller)?;
     let mut conn = cp.store.conn().await?;
-    let main_id = caller.account.id;
-    let subs = store::owned_accounts(&mut conn, main_id, AccountType::Logs).await?;
-    let plan = store::daily_volume_gb(&mut conn, main_id).await?;
-    let pool = MainVolume::of(main_id, plan, &subs);
+    let (subs, pool) = subs_and_pool(&mut conn, caller.account.id).await?;
     let mut out = Vec::with_capacity(subs.len());
     for sub in subs {
         out.push(detailed(cp, &mut conn, sub, pool).await?);
