@@ -761,6 +761,17 @@ async fn guesses_sent_together_are_held_to_the_limit(backend: Backend, test: &st
     assert_eq!((checked, limited), (5, 7), "{statuses:?}");
 }
 
+/// A browser behind a proxy that names it `address`, after five wrong passwords for ann.
+async fn guessed_five_times_from<'a>(cp: &'a ControlPlane, address: &str) -> Browser<'a> {
+    let mut stranger = Browser::new(cp);
+    stranger.forwarded_for = Some(address.into());
+    for _ in 0..5 {
+        let page = stranger.login("ann@example.com", "a wrong guess!").await;
+        assert_eq!(page.status, 401, "{}", page.text);
+    }
+    stranger
+}
+
 /// Behind a trusted proxy each person is their forwarded address: a stranger's failures
 /// lock the email out of the stranger's address only. From an untrusted peer the header
 /// is ignored, so it cannot be used to dodge the limit.
@@ -773,17 +784,7 @@ async fn a_stranger_behind_a_trusted_proxy_cannot_lock_an_admin_out(backend: Bac
         return;
     };
     account_with_admin(&cp, "ann@example.com").await;
-    let mut stranger = Browser::new(&cp);
-    stranger.forwarded_for = Some("203.0.113.5".into());
-    for _ in 0..5 {
-        assert_eq!(
-            stranger
-                .login("ann@example.com", "a wrong guess!")
-                .await
-                .status,
-            401
-        );
-    }
+    let mut stranger = guessed_five_times_from(&cp, "203.0.113.5").await;
     assert_eq!(
         stranger.login("ann@example.com", PASSWORD).await.status,
         429
@@ -800,17 +801,7 @@ async fn a_stranger_behind_a_trusted_proxy_cannot_lock_an_admin_out(backend: Bac
         return;
     };
     account_with_admin(&cp, "ann@example.com").await;
-    let mut stranger = Browser::new(&cp);
-    stranger.forwarded_for = Some("203.0.113.5".into());
-    for _ in 0..5 {
-        assert_eq!(
-            stranger
-                .login("ann@example.com", "a wrong guess!")
-                .await
-                .status,
-            401
-        );
-    }
+    guessed_five_times_from(&cp, "203.0.113.5").await;
     let mut other = Browser::new(&cp);
     other.forwarded_for = Some("198.51.100.1".into());
     assert_eq!(
