@@ -245,6 +245,10 @@ try {
   await secretBox.waitFor();
   check((await secretBox.innerText()).includes("won't be shown again"), "the once-only warning");
   await shot("api");
+  // The tab as a phone shows it, for a person to look at.
+  await page.setViewportSize({ width: 375, height: 800 });
+  await shot("api-phone");
+  await page.setViewportSize({ width: 1280, height: 860 });
 
   step("invite a user; the setup link is shown to hand over");
   await page.goto(tab("users"));
