@@ -13,6 +13,7 @@ mod server;
 mod sink;
 mod tail;
 mod tokens;
+mod volume;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -28,6 +29,7 @@ pub use server::{ServerConfig, TlsConfig};
 pub use sink::SinkConfig;
 pub use tail::{TailConfig, TailSource};
 pub use tokens::{TokenSourceKind, TokensConfig};
+pub use volume::{OverCap, VolumeConfig};
 
 /// Everything tollgate reads from its config file.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -39,6 +41,7 @@ pub struct Config {
     pub sink: SinkConfig,
     pub control_plane: ControlPlaneConfig,
     pub tail: TailConfig,
+    pub volume: VolumeConfig,
     pub log: LogConfig,
     /// The file (or an environment override) has a `[control_plane]` section: then
     /// `check-config` checks it as `tollgate control-plane` would, embedded or not.
@@ -128,6 +131,7 @@ impl Config {
         self.forward.validate(&mut warnings)?;
         self.sink.validate()?;
         self.tail.validate(&self.sink)?;
+        self.volume.validate()?;
         if self.control_plane.embedded {
             warnings.extend(self.control_plane.validate_embedded(&self.server)?);
         }
@@ -311,6 +315,8 @@ mod tests {
         ("[control_plane]", "setup_link_ttl_secs"),
         ("[tail]", "max_behind_secs"),
         ("[tail]", "heartbeat_secs"),
+        ("[volume]", "bank_timeout_secs"),
+        ("[volume]", "retry_secs"),
     ];
 
     #[test]

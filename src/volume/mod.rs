@@ -12,6 +12,7 @@
 //! grant when the bank is back).
 
 pub mod bank;
+pub mod policy;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::model::AccountId;
 use bank::{Bank, BankError, Day};
+use policy::Allowance;
 
 /// What to do with an accepted request's records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +37,14 @@ pub enum Verdict {
 /// One account's standing at this gateway on `day`. Atomics only: every request of the
 /// account touches it.
 struct Standing {
-    cap: u64,
+    allowance: Allowance,
+    /// Bytes asked for at a time: smaller for a small allowance, so one gateway's unspent
+    /// lease does not hold a large part of it.
+    lease: i64,
     day: AtomicU32,
+    /// What the allowance had left, fleet-wide, at the last grant: spending further ahead
+    /// of a lease than this (the bank away) is past the cap even if no other gateway sent.
+    remaining: AtomicI64,
     /// Bytes of the lease not spent yet; below 0, spent ahead of a refill.
     left: AtomicI64,
     /// The bank granted less than asked: what is left is the last of the cap.
@@ -48,10 +56,16 @@ struct Standing {
 }
 
 impl Standing {
-    fn new(cap: u64, day: Day) -> Standing {
+    fn new(allowance: Allowance, lease_bytes: i64, day: Day) -> Standing {
+        let lease = match allowance.most() {
+            Some(most) => lease_bytes.min((to_i64(most) / 32).max(MIN_LEASE)),
+            None => lease_bytes,
+        };
         Standing {
-            cap,
+            allowance,
+            lease,
             day: AtomicU32::new(day.0),
+            remaining: AtomicI64::new(allowance.most().map_or(i64::MAX, to_i64)),
             left: AtomicI64::new(0),
             last: AtomicBool::new(false),
             capped: AtomicBool::new(false),
@@ -69,13 +83,22 @@ impl Standing {
             return false;
         }
         self.left.store(0, Ordering::Relaxed);
+        let most = self.allowance.most().map_or(i64::MAX, to_i64);
+        self.remaining.store(most, Ordering::Relaxed);
         self.last.store(false, Ordering::Relaxed);
         self.capped.store(false, Ordering::Relaxed);
         true
     }
 }
 
-/// The accounts with a cap, and the leases this gateway holds for them.
+/// The smallest lease asked for, however small the allowance.
+const MIN_LEASE: i64 = 16 * 1024;
+
+fn to_i64(bytes: u64) -> i64 {
+    i64::try_from(bytes).unwrap_or(i64::MAX)
+}
+
+/// The accounts whose day is counted, and the leases this gateway holds for them.
 pub struct Ledger {
     accounts: ArcSwap<HashMap<AccountId, Arc<Standing>>>,
     lease_bytes: i64,
@@ -91,17 +114,21 @@ impl Ledger {
         }
     }
 
-    /// The accounts whose daily volume is capped, and their caps in bytes. An account
-    /// whose cap did not change keeps its lease; one whose cap changed starts over from
-    /// the bank's count; an account left out is no longer counted here.
-    pub fn set_caps(&self, caps: impl IntoIterator<Item = (AccountId, u64)>, today: Day) {
+    /// The accounts whose day is counted, and what each may be granted. An account whose
+    /// allowance did not change keeps its lease; one whose allowance changed starts over
+    /// from the bank's count; an account left out is no longer counted here.
+    pub fn set_allowances(
+        &self,
+        allowances: impl IntoIterator<Item = (AccountId, Allowance)>,
+        today: Day,
+    ) {
         let current = self.accounts.load();
-        let next: HashMap<AccountId, Arc<Standing>> = caps
+        let next: HashMap<AccountId, Arc<Standing>> = allowances
             .into_iter()
-            .map(|(account, cap)| {
+            .map(|(account, allowance)| {
                 let standing = match current.get(&account) {
-                    Some(s) if s.cap == cap => Arc::clone(s),
-                    _ => Arc::new(Standing::new(cap, today)),
+                    Some(s) if s.allowance == allowance => Arc::clone(s),
+                    _ => Arc::new(Standing::new(allowance, self.lease_bytes, today)),
                 };
                 (account, standing)
             })
@@ -127,15 +154,28 @@ impl Ledger {
         let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
         let before = s.left.fetch_sub(bytes, Ordering::AcqRel);
         let after = before.saturating_sub(bytes);
-        if after <= 0 && s.last.load(Ordering::Acquire) {
+        let past_cap = after <= 0
+            && (s.last.load(Ordering::Acquire)
+                || after.saturating_neg() >= s.remaining.load(Ordering::Acquire));
+        if past_cap {
             s.capped.store(true, Ordering::Relaxed);
             if before <= 0 {
                 return Verdict::Capped;
             }
-        } else if after < self.lease_bytes / 2 {
+        } else if after < s.lease / 2 {
             self.want(s);
         }
         Verdict::Forward
+    }
+
+    /// The accounts this gateway holds capped today.
+    pub fn capped(&self) -> Vec<AccountId> {
+        self.accounts
+            .load()
+            .iter()
+            .filter(|(_, s)| s.capped.load(Ordering::Relaxed))
+            .map(|(&account, _)| account)
+            .collect()
     }
 
     fn want(&self, s: &Standing) {
@@ -155,8 +195,8 @@ impl Ledger {
             }
             let day = Day(s.day.load(Ordering::Acquire));
             let owed = (-s.left.load(Ordering::Acquire)).max(0);
-            let want = u64::try_from(self.lease_bytes.saturating_add(owed)).unwrap_or(0);
-            let grant = match bank.acquire(account, day, want, s.cap).await {
+            let want = u64::try_from(s.lease.saturating_add(owed)).unwrap_or(0);
+            let grant = match bank.acquire(account, day, want, s.allowance).await {
                 Ok(grant) => grant,
                 Err(e) => {
                     s.wanted.store(true, Ordering::Release);
@@ -169,6 +209,10 @@ impl Ledger {
             }
             if grant.granted < want {
                 s.last.store(true, Ordering::Release);
+            }
+            if let Some(most) = s.allowance.most() {
+                let remaining = to_i64(most.saturating_sub(grant.used));
+                s.remaining.store(remaining, Ordering::Release);
             }
             let granted = i64::try_from(grant.granted).unwrap_or(i64::MAX);
             let left = s
@@ -211,6 +255,14 @@ mod tests {
     const ACME: AccountId = AccountId(1);
     const DAY: Day = Day(20_000);
 
+    fn capped(cap: u64) -> Allowance {
+        Allowance {
+            reserved: cap,
+            cap: Some(cap),
+            pool: None,
+        }
+    }
+
     /// Sends `n` requests of `bytes` for `account`, refilling as a background task would
     /// between requests; the bytes forwarded.
     async fn send(ledger: &Ledger, bank: &LocalBank, n: usize, bytes: u64, day: Day) -> u64 {
@@ -227,7 +279,7 @@ mod tests {
     #[tokio::test]
     async fn an_account_is_forwarded_up_to_its_cap_then_capped_until_the_day_turns() {
         let (ledger, bank) = (Ledger::new(100), LocalBank::default());
-        ledger.set_caps([(ACME, 1_000)], DAY);
+        ledger.set_allowances([(ACME, capped(1_000))], DAY);
         ledger.refill(&bank).await.unwrap();
         let forwarded = send(&ledger, &bank, 200, 30, DAY).await;
         assert!(
@@ -239,7 +291,7 @@ mod tests {
         assert_eq!(ledger.charge(ACME, 30, tomorrow), Verdict::Forward);
         ledger.refill(&bank).await.unwrap();
         assert_eq!(
-            bank.used(ACME, tomorrow),
+            bank.used(ACME, tomorrow).await.unwrap(),
             30 + 100,
             "the new day's first request, spent ahead of its lease, and a lease"
         );
@@ -248,9 +300,9 @@ mod tests {
     #[tokio::test]
     async fn accounts_without_a_cap_are_not_counted() {
         let (ledger, bank) = (Ledger::new(100), LocalBank::default());
-        ledger.set_caps([(AccountId(2), 10)], DAY);
+        ledger.set_allowances([(AccountId(2), capped(10))], DAY);
         assert_eq!(send(&ledger, &bank, 10, 1_000, DAY).await, 10_000);
-        assert_eq!(bank.used(ACME, DAY), 0);
+        assert_eq!(bank.used(ACME, DAY).await.unwrap(), 0);
     }
 
     #[tokio::test]
@@ -258,7 +310,7 @@ mod tests {
         let bank = LocalBank::default();
         let gateways = [Ledger::new(100), Ledger::new(100), Ledger::new(100)];
         for ledger in &gateways {
-            ledger.set_caps([(ACME, 2_000)], DAY);
+            ledger.set_allowances([(ACME, capped(2_000))], DAY);
         }
         let mut forwarded = 0;
         for _ in 0..200 {
@@ -288,12 +340,18 @@ mod tests {
                 account: AccountId,
                 day: Day,
                 want: u64,
-                cap: u64,
+                allowance: Allowance,
             ) -> Result<Grant, BankError> {
                 if !self.up.load(Ordering::Relaxed) {
                     return Err(BankError::Unavailable("down".into()));
                 }
-                self.inner.acquire(account, day, want, cap).await
+                self.inner.acquire(account, day, want, allowance).await
+            }
+            async fn used(&self, account: AccountId, day: Day) -> Result<u64, BankError> {
+                self.inner.used(account, day).await
+            }
+            async fn claim(&self, account: AccountId, slot: u64) -> Result<bool, BankError> {
+                self.inner.claim(account, slot).await
             }
         }
         let bank = Flaky {
@@ -301,7 +359,7 @@ mod tests {
             inner: LocalBank::default(),
         };
         let ledger = Ledger::new(100);
-        ledger.set_caps([(ACME, 10_000)], DAY);
+        ledger.set_allowances([(ACME, capped(10_000))], DAY);
         for _ in 0..10 {
             assert_eq!(
                 ledger.charge(ACME, 50, DAY),
@@ -313,7 +371,7 @@ mod tests {
         bank.up.store(true, Ordering::Relaxed);
         ledger.refill(&bank).await.unwrap();
         assert_eq!(
-            bank.inner.used(ACME, DAY),
+            bank.inner.used(ACME, DAY).await.unwrap(),
             500 + 100,
             "the 500 bytes spent meanwhile, and a lease"
         );
@@ -322,11 +380,11 @@ mod tests {
     #[tokio::test]
     async fn a_new_cap_starts_from_the_days_count() {
         let (ledger, bank) = (Ledger::new(100), LocalBank::default());
-        ledger.set_caps([(ACME, 300)], DAY);
+        ledger.set_allowances([(ACME, capped(300))], DAY);
         ledger.refill(&bank).await.unwrap();
         send(&ledger, &bank, 40, 10, DAY).await;
         assert_eq!(ledger.charge(ACME, 10, DAY), Verdict::Capped);
-        ledger.set_caps([(ACME, 600)], DAY);
+        ledger.set_allowances([(ACME, capped(600))], DAY);
         ledger.refill(&bank).await.unwrap();
         let forwarded = send(&ledger, &bank, 40, 10, DAY).await;
         assert!(
