@@ -376,6 +376,7 @@ pub async fn delete_with_contents(
         "DELETE FROM users WHERE account_id = $1",
         "DELETE FROM account_usage WHERE account_id = $1",
         "DELETE FROM account_daily_usage WHERE account_id = $1",
+        "DELETE FROM account_volume_days WHERE account_id = $1",
         "DELETE FROM accounts WHERE id = $1",
     ] {
         sqlx::query(statement)

@@ -20,6 +20,7 @@ mod migrate;
 pub mod shared_tokens;
 pub mod shipping_tokens;
 pub mod users;
+pub mod volume;
 
 use std::path::Path;
 
