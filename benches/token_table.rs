@@ -82,6 +82,7 @@ fn snapshot(n: u64) -> Snapshot {
         version: 1,
         tokens: (0..n).map(|i| entry(i, true)).collect(),
         grants: None,
+        volumes: None,
     }
 }
 

@@ -41,6 +41,7 @@ fn install_table() -> Tokens {
         version: 1,
         tokens,
         grants: None,
+        volumes: None,
     }
     .into_table()
     .expect("generated snapshot is valid");

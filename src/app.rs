@@ -11,9 +11,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::{
     Config, ConfigError, ControlPlaneConfig, ServerConfig, SinkConfig, TailSource, TokenSourceKind,
-    TokensConfig,
+    TokensConfig, VolumeConfig,
 };
 use crate::control::{ControlError, ControlPlane};
 use crate::forward::tap::Tap;
@@ -30,6 +31,9 @@ use crate::tokens::feed::{FeedSource, FollowSettings};
 use crate::tokens::file::FileSource;
 use crate::tokens::miss::{MissCache, MissSettings};
 use crate::tokens::usage::{self, Usage};
+use crate::volume::bank::LocalBank;
+use crate::volume::gate::Gate;
+use crate::volume::utilization;
 
 /// The listeners `run` serves on.
 pub struct Listeners {
@@ -37,6 +41,9 @@ pub struct Listeners {
     pub admin: TcpListener,
     /// The embedded control plane's; `run` binds `control_plane.listen` when it is `None`.
     pub control: Option<TcpListener>,
+    /// What UTC day it is for account volume (and the embedded control plane's "now"):
+    /// the system clock, except in tests that turn the day.
+    pub clock: Clock,
 }
 
 impl Listeners {
@@ -46,6 +53,7 @@ impl Listeners {
             public: TcpListener::bind(config.server.listen).await?,
             admin: TcpListener::bind(config.server.admin_listen).await?,
             control: None,
+            clock: Clock::system(),
         })
     }
 }
@@ -135,9 +143,10 @@ struct Running {
     usage_stop: CancellationToken,
     tokens: TokenSource,
     forward: forward::ForwardTask,
-    /// The admin listener and the token source.
+    /// The admin listener, the token source and the volume bank's task.
     background: CancellationToken,
     admin: JoinHandle<()>,
+    volume: JoinHandle<()>,
     /// The embedded control plane stops last, so the gateway's final usage report lands.
     control_stop: CancellationToken,
     control: Option<JoinHandle<Result<(), ControlError>>>,
@@ -160,15 +169,24 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
                 &config,
                 listeners.control,
                 &listeners.public,
+                listeners.clock.clone(),
                 control_stop.clone(),
             )
             .await?,
         ),
         false => None,
     };
+    let v = &config.volume;
+    let gate = Arc::new(Gate::new(
+        v.lease_bytes,
+        v.over_cap,
+        listeners.clock.clone(),
+        telemetry.volume(),
+    ));
     let tokens = start_token_source(
         &config.tokens,
         &telemetry,
+        Arc::clone(&gate),
         background.clone(),
         usage_stop.clone(),
     )
@@ -186,6 +204,7 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
     let forward_metrics = telemetry.forward(sink.name());
     let (forwarder, forward) = forward::start(&config.forward, sink, forward_metrics, local_tap)?;
     let writable = forwarder.clone();
+    let volume = start_volume(v, Arc::clone(&gate), forwarder.clone(), background.clone());
 
     let s = &config.server;
     let ingest = Arc::new(Ingest::new(
@@ -194,6 +213,8 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
         ingest_limits(&config),
         s.max_concurrent_requests,
         telemetry.ingest(),
+        gate,
+        config.volume.otlp_rate_limit_429,
     ));
     let tls = match &s.tls {
         Some(t) => Some(server::tls::acceptor(&t.cert_path, &t.key_path)?),
@@ -218,24 +239,15 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
         telemetry.tail(),
         public_stop.clone(),
     ));
-    let public = tokio::spawn(server::serve(
+    let public = serve_public(
         listeners.public,
         tls,
-        move |req| {
-            let ingest = Arc::clone(&ingest);
-            let tail = Arc::clone(&tail);
-            async move {
-                if Tail::serves(req.uri().path()) {
-                    tail.serve(&req)
-                } else {
-                    ingest.serve(req).await.map(Either::Left)
-                }
-            }
-        },
+        ingest,
+        tail,
         limits.clone(),
-        telemetry.connections("public"),
+        &telemetry,
         public_stop.clone(),
-    ));
+    );
     let admin = serve_admin(
         listeners.admin,
         telemetry,
@@ -253,6 +265,7 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
         forward,
         background,
         admin,
+        volume,
         control_stop,
         control,
     })
@@ -341,6 +354,7 @@ impl Running {
         self.background.cancel();
         let _ = self.admin.await;
         let _ = self.tokens.follower.await;
+        let _ = self.volume.await;
         self.control_stop.cancel();
         if let Some(task) = self.control {
             match task.await {
@@ -360,6 +374,7 @@ async fn start_embedded_control_plane(
     config: &Config,
     listener: Option<TcpListener>,
     public: &TcpListener,
+    clock: Clock,
     stop: CancellationToken,
 ) -> Result<JoinHandle<Result<(), ControlError>>, AppError> {
     let listener = match listener {
@@ -379,7 +394,7 @@ async fn start_embedded_control_plane(
         };
         cp_config.gateway_url = Some(format!("{scheme}://{addr}"));
     }
-    let cp = ControlPlane::open(&cp_config)
+    let cp = ControlPlane::open_with_clock(&cp_config, clock)
         .await
         .map_err(ControlError::from)?;
     Ok(tokio::spawn(crate::control::serve_with(
@@ -400,9 +415,57 @@ pub struct TokenSource {
 /// Builds the token table from its source (`tokens.source`), loads it (the file, or the
 /// persisted snapshot then the feed), and starts what keeps it current: the file watcher,
 /// or the feed follower and the usage flusher. Tests start a gateway's follower with it.
+/// The public listener: the ingest routes, and the live tails.
+fn serve_public(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    ingest: Arc<Ingest>,
+    tail: Arc<Tail>,
+    limits: ConnLimits,
+    telemetry: &Telemetry,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    tokio::spawn(server::serve(
+        listener,
+        tls,
+        move |req| {
+            let ingest = Arc::clone(&ingest);
+            let tail = Arc::clone(&tail);
+            async move {
+                if Tail::serves(req.uri().path()) {
+                    tail.serve(&req)
+                } else {
+                    ingest.serve(req).await.map(Either::Left)
+                }
+            }
+        },
+        limits,
+        telemetry.connections("public"),
+        stop,
+    ))
+}
+
+/// The volume gate's background work: taking leases from the bank and writing the
+/// utilization records this gateway wins. The bank is Redis when `[volume]` names one,
+/// else this process.
+fn start_volume(
+    v: &VolumeConfig,
+    gate: Arc<Gate>,
+    forwarder: forward::Forwarder,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
+    let bank = Arc::new(LocalBank::default());
+    let leases = Arc::clone(&gate).run(Arc::clone(&bank), v.retry_secs, stop.clone());
+    let records = utilization::run(gate, bank, forwarder, v.utilization_check_secs, stop);
+    tokio::spawn(async move {
+        tokio::join!(leases, records);
+    })
+}
+
 pub async fn start_token_source(
     t: &TokensConfig,
     telemetry: &Telemetry,
+    gate: Arc<Gate>,
     background: CancellationToken,
     usage_stop: CancellationToken,
 ) -> Result<TokenSource, AppError> {
@@ -443,6 +506,7 @@ pub async fn start_token_source(
             let source = FeedSource::new(
                 client.clone(),
                 Arc::clone(&tokens),
+                Arc::clone(&gate),
                 telemetry.token_source(),
                 t.state_dir.clone(),
                 FollowSettings::from_config(t),
@@ -450,6 +514,7 @@ pub async fn start_token_source(
             source.boot().await;
             let flusher = tokio::spawn(usage::run_flusher(
                 usage,
+                gate,
                 client,
                 t.usage_flush_interval_secs,
                 telemetry.usage_flushes(),

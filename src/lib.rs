@@ -20,6 +20,7 @@
 //!   counts, spent from local state on the request path.
 //! - `control`: the control plane: management API and page, use cases, product rules,
 //!   its store, and the token feed gateways follow.
+//! - `clock`: "now" for everything that counts days and expiries, movable by tests.
 //! - `backoff`: the retry pacing the batcher and the token feed share.
 //! - `proto`: wire messages (OTLP, `google.rpc.Status`, remote_write) shared by both.
 //! - `private_files`: state files and directories readable by their owner only.
@@ -28,6 +29,7 @@
 
 pub mod app;
 pub mod backoff;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod forward;

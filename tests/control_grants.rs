@@ -17,10 +17,12 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tollgate::app;
+use tollgate::clock::Clock;
 use tollgate::model::AccountId;
 use tollgate::telemetry::Telemetry;
 use tollgate::tokens::grants::{FilterOp, GrantError};
 use tollgate::tokens::{Digest, Tokens};
+use tollgate::volume::gate::Gate;
 
 use common::control::{Backend, ControlPlane, use_control_plane};
 use common::eventually;
@@ -448,9 +450,17 @@ impl Follower {
         let mut config = common::test_config(state_dir);
         use_control_plane(&mut config, url);
         let stop = CancellationToken::new();
+        let telemetry = Telemetry::new();
+        let gate = Gate::new(
+            config.volume.lease_bytes,
+            config.volume.over_cap,
+            Clock::system(),
+            telemetry.volume(),
+        );
         let source = app::start_token_source(
             &config.tokens,
-            &Telemetry::new(),
+            &telemetry,
+            Arc::new(gate),
             stop.clone(),
             stop.clone(),
         )

@@ -5,11 +5,11 @@
 
 use libfuzzer_sys::fuzz_target;
 use tollgate::tokens::TokenTable;
-use tollgate::tokens::feed::parse_changes;
+use tollgate::tokens::feed::{ParsedChanges, parse_changes};
 use tollgate::tokens::grants::ReadGrants;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok((delta, grants)) = parse_changes(data) else {
+    let Ok(ParsedChanges { delta, grants, .. }) = parse_changes(data) else {
         return;
     };
     let version = delta.version;

@@ -317,6 +317,7 @@ mod tests {
         ("[tail]", "heartbeat_secs"),
         ("[volume]", "bank_timeout_secs"),
         ("[volume]", "retry_secs"),
+        ("[volume]", "utilization_check_secs"),
     ];
 
     #[test]

@@ -16,7 +16,6 @@
 //! This file serves them: the listener, the router from `api` and `web`, shutdown.
 
 pub mod api;
-pub mod clock;
 pub mod logins;
 pub mod plane;
 pub mod refusal;
@@ -31,8 +30,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::clock::Clock;
 use crate::config::ControlPlaneConfig;
-pub use clock::Clock;
 pub use plane::ControlPlane;
 pub use refusal::Refusal;
 use usecases::users::{Invited, NewUser};

@@ -12,9 +12,9 @@ use prometheus::IntGauge;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use super::clock::Clock;
 use super::logins::LoginLimiter;
 use super::store::{self, Store, StoreError};
+use crate::clock::Clock;
 use crate::config::ControlPlaneConfig;
 use crate::telemetry::ControlTelemetry;
 use crate::tokens::wire::Digest;

@@ -57,6 +57,16 @@ pub enum IngestError {
     OverBudget { retry_after: Duration },
     #[error("some lines were rejected")]
     Lines(LineCounts),
+    /// Past the account's rate limit (docs/volume.md); `otlp_429`: the operator chose 429
+    /// for the OTLP routes, where the OTLP spec says 429.
+    #[error("the account is over its rate limit; retry later")]
+    RateLimited {
+        retry_after: Duration,
+        otlp_429: bool,
+    },
+    /// The account reached its daily volume and the operator chose to refuse past it.
+    #[error("the account reached its daily volume; retry after the UTC day turns")]
+    Capped { retry_after: Duration },
 }
 
 /// Per-line outcome counts: the body of the 400 answer, with the Logz.io field names.
@@ -146,9 +156,16 @@ impl IngestError {
             IngestError::Auth(AuthError::Missing | AuthError::Malformed | AuthError::Unknown) => {
                 StatusCode::UNAUTHORIZED
             }
-            IngestError::Submit(_) | IngestError::Shed { .. } | IngestError::OverBudget { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
+            IngestError::RateLimited { otlp_429: true, .. }
+                if matches!(dialect, Dialect::Otlp(_)) =>
+            {
+                StatusCode::TOO_MANY_REQUESTS
             }
+            IngestError::Submit(_)
+            | IngestError::Shed { .. }
+            | IngestError::OverBudget { .. }
+            | IngestError::RateLimited { .. }
+            | IngestError::Capped { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::NotFound => StatusCode::NOT_FOUND,
             IngestError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             IngestError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -167,9 +184,10 @@ impl IngestError {
     fn retry_after(&self) -> Option<Duration> {
         match self {
             IngestError::Submit(e) => Some(e.retry_after()),
-            IngestError::Shed { retry_after } | IngestError::OverBudget { retry_after } => {
-                Some(*retry_after)
-            }
+            IngestError::Shed { retry_after }
+            | IngestError::OverBudget { retry_after }
+            | IngestError::RateLimited { retry_after, .. }
+            | IngestError::Capped { retry_after } => Some(*retry_after),
             IngestError::Auth(AuthError::NotReady) => Some(Duration::from_secs(1)),
             _ => None,
         }
@@ -186,7 +204,7 @@ fn rpc_status(encoding: OtlpEncoding, status: StatusCode, message: &str) -> Vec<
         StatusCode::REQUEST_TIMEOUT => 4,                                  // DEADLINE_EXCEEDED
         StatusCode::NOT_FOUND => 5,                                        // NOT_FOUND
         StatusCode::FORBIDDEN => 7,                                        // PERMISSION_DENIED
-        StatusCode::PAYLOAD_TOO_LARGE => 8,                                // RESOURCE_EXHAUSTED
+        StatusCode::PAYLOAD_TOO_LARGE | StatusCode::TOO_MANY_REQUESTS => 8, // RESOURCE_EXHAUSTED
         StatusCode::METHOD_NOT_ALLOWED => 12,                              // UNIMPLEMENTED
         StatusCode::SERVICE_UNAVAILABLE => 14,                             // UNAVAILABLE
         StatusCode::UNAUTHORIZED => 16,                                    // UNAUTHENTICATED

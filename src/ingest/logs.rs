@@ -28,6 +28,7 @@ use super::request::bearer_token;
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
 use crate::server::body::RequestBody;
+use crate::volume::gate::Admission;
 
 /// The `type` a log gets when the request names none (as the Logz.io listener).
 pub const DEFAULT_TYPE: &str = "http-bulk";
@@ -49,18 +50,30 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
     let lines = split_lines(&body, &params.log_type, cx.limits.max_line_bytes)?;
     let accepted_bytes = lines.payload_bytes();
     let counts = lines.counts;
-    cx.forward
-        .submit(RecordBatch {
-            envelope: Envelope {
-                kind: Kind::Logs,
-                account_id: info.account_id,
-                token_id: info.token_id.clone(),
-                log_type: Some(params.log_type.into()),
-                content_type: ContentType::JsonObject,
-            },
-            payloads: lines.payloads,
-        })
-        .await?;
+    let payloads = match cx.admit(
+        &info,
+        Kind::Logs,
+        accepted_bytes as u64,
+        counts.successful_lines,
+    )? {
+        Admission::Forward { log_size: false } => Some(lines.payloads),
+        Admission::Forward { log_size: true } => Some(with_log_size(lines.payloads)),
+        Admission::Capped => None,
+    };
+    if let Some(payloads) = payloads {
+        cx.forward
+            .submit(RecordBatch {
+                envelope: Envelope {
+                    kind: Kind::Logs,
+                    account_id: info.account_id,
+                    token_id: info.token_id.clone(),
+                    log_type: Some(params.log_type.into()),
+                    content_type: ContentType::JsonObject,
+                },
+                payloads,
+            })
+            .await?;
+    }
     record_rejections(&counts, cx);
     let metrics = cx.metrics.kind(Kind::Logs);
     metrics.records.inc_by(counts.successful_lines);
@@ -120,6 +133,31 @@ impl<'q> Params<'q> {
         };
         Ok(Params { token, log_type })
     }
+}
+
+/// `docSizeSetting`: each log gains `LogSize`, its size in bytes as accepted (before the
+/// field is added), as Logz.io adds it. A log that already has one keeps its own.
+fn with_log_size(payloads: Vec<Bytes>) -> Vec<Bytes> {
+    payloads
+        .into_iter()
+        .map(|log| {
+            let Some(end) = memchr::memrchr(b'}', &log) else {
+                return log;
+            };
+            if memchr::memmem::find(&log, b"\"LogSize\"").is_some() {
+                return log;
+            }
+            let last = log[..end].iter().rev().find(|b| !b.is_ascii_whitespace());
+            let mut sized = BytesMut::with_capacity(log.len() + 24);
+            sized.extend_from_slice(&log[..end]);
+            if last != Some(&b'{') {
+                sized.extend_from_slice(b",");
+            }
+            sized.extend_from_slice(format!("\"LogSize\":{}", log.len()).as_bytes());
+            sized.extend_from_slice(&log[end..]);
+            sized.freeze()
+        })
+        .collect()
 }
 
 /// Counts the rejected lines by reason.

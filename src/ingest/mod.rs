@@ -23,14 +23,15 @@ use http::{Method, Request, Response};
 use tracing::Instrument;
 
 use crate::forward::Forwarder;
-use crate::model::Route;
+use crate::model::{Kind, Route};
 use crate::server::body::RequestBody;
 use crate::telemetry::IngestMetrics;
-use crate::tokens::Tokens;
+use crate::tokens::{TokenInfo, Tokens};
+use crate::volume::gate::{Admission, Gate, Refused};
 pub use body::Limits;
 pub use error::{Body, Dialect, IngestError};
 
-/// What the routes need: the token table, the forward handle, the limits. Nothing else.
+/// What the routes need: the token table, the forward handle, the limits, the volume gate.
 pub struct Ingest {
     tokens: Arc<Tokens>,
     forward: Forwarder,
@@ -40,6 +41,9 @@ pub struct Ingest {
     in_flight: AtomicUsize,
     max_in_flight: usize,
     metrics: IngestMetrics,
+    /// Rate limits, daily volume and `LogSize` per account.
+    gate: Arc<Gate>,
+    otlp_429: bool,
 }
 
 impl Ingest {
@@ -49,6 +53,8 @@ impl Ingest {
         limits: Limits,
         max_concurrent_requests: usize,
         metrics: IngestMetrics,
+        gate: Arc<Gate>,
+        otlp_429: bool,
     ) -> Ingest {
         Ingest {
             tokens,
@@ -57,7 +63,29 @@ impl Ingest {
             in_flight: AtomicUsize::new(0),
             max_in_flight: max_concurrent_requests,
             metrics,
+            gate,
+            otlp_429,
         }
+    }
+
+    /// Asks the gate whether `info`'s account may send `bytes` (`records` records) of
+    /// `kind` now, and what becomes of them.
+    fn admit(
+        &self,
+        info: &TokenInfo,
+        kind: Kind,
+        bytes: u64,
+        records: u64,
+    ) -> Result<Admission, IngestError> {
+        self.gate
+            .admit(info.account_id, kind, bytes, records)
+            .map_err(|refused| match refused {
+                Refused::RateLimited { retry_after } => IngestError::RateLimited {
+                    retry_after,
+                    otlp_429: self.otlp_429,
+                },
+                Refused::Capped { retry_after } => IngestError::Capped { retry_after },
+            })
     }
 
     /// Answers one request. Never fails: every error becomes its response here.

@@ -51,6 +51,7 @@ use crate::proto::otlp::trace::v1::Span;
 use crate::proto::otlp_json::{self, OtlpMessage};
 use crate::proto::otlp_wire::{self, Record};
 use crate::server::body::RequestBody;
+use crate::volume::gate::Admission;
 
 /// The three OTLP signals, one per route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +91,10 @@ async fn export<T: Export>(
     let Prepared { payload, verdict } =
         off_the_runtime_if_large(body.len(), move || prepare::<T>(body, encoding)).await?;
     let payload_bytes = payload.as_ref().map_or(0, Bytes::len);
+    // OTLP logs count toward the daily volume as the bulk route's do; `LogSize` is added
+    // on the bulk route only, whose records are JSON objects.
+    let admission = cx.admit(&info, T::KIND, payload_bytes as u64, verdict.accepted)?;
+    let payload = payload.filter(|_| admission != Admission::Capped);
     if let Some(payload) = payload {
         cx.forward
             .submit(RecordBatch {

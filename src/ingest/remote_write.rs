@@ -43,6 +43,7 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
         let raw = raw.clone();
         off_the_runtime_if_large(raw.len(), move || decode(&raw, max)).await?
     };
+    cx.admit(&info, Kind::Metrics, counts.decoded_bytes, counts.samples)?;
     if counts.series > 0 || counts.metadata > 0 {
         cx.forward
             .submit(RecordBatch {

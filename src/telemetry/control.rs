@@ -23,6 +23,9 @@ pub struct ControlTelemetry {
     /// Page logins by outcome: `ok`, `failed` (unknown email or wrong password),
     /// `limited` (too many failures), `suspended`.
     pub logins: IntCounterVec,
+    /// Accounts' UTC days marked, by `mark`: `capped` (a gateway first held it capped)
+    /// or `soft_limit` (its volume first crossed `softLimitGB`).
+    pub volume_marks: IntCounterVec,
 }
 
 impl Default for ControlTelemetry {
@@ -77,6 +80,13 @@ impl ControlTelemetry {
                 "tollgate_control_logins_total",
                 "Manage Tokens page logins, by outcome (ok, failed, limited, suspended).",
                 &["outcome"],
+            ),
+            volume_marks: counter_vec(
+                &registry,
+                "tollgate_control_volume_days_marked_total",
+                "Accounts' UTC days marked, by mark: capped (a gateway first held the account \
+                 capped that day) or soft_limit (its volume first crossed softLimitGB).",
+                &["mark"],
             ),
             registry,
         }

@@ -26,6 +26,7 @@ mod ingest;
 mod server;
 mod tail;
 mod tokens;
+mod volume;
 
 use prometheus::core::Collector;
 use prometheus::{
@@ -44,6 +45,7 @@ pub use ingest::{IngestMetrics, KindMetrics, RouteMetrics};
 pub use server::{ConnMetrics, DrainMetrics};
 pub use tail::TailMetrics;
 pub use tokens::{MissMetrics, SourceMetrics, TableMetrics, TokenMetrics, UsageMetrics};
+pub use volume::VolumeMetrics;
 
 /// The metrics registry; it hands each part the handles it needs and renders `/metrics`.
 pub struct Telemetry {
@@ -56,6 +58,7 @@ pub struct Telemetry {
     forward: forward::ForwardTelemetry,
     server: server::ServerTelemetry,
     tail: TailMetrics,
+    volume: VolumeMetrics,
 }
 
 impl Default for Telemetry {
@@ -77,6 +80,7 @@ impl Telemetry {
             forward: forward::ForwardTelemetry::register(&registry),
             server: server::ServerTelemetry::register(&registry),
             tail: TailMetrics::register(&registry),
+            volume: VolumeMetrics::register(&registry),
             registry,
         }
     }
@@ -84,6 +88,11 @@ impl Telemetry {
     /// The live tails' handles.
     pub fn tail(&self) -> TailMetrics {
         self.tail.clone()
+    }
+
+    /// Account volume's handles.
+    pub fn volume(&self) -> VolumeMetrics {
+        self.volume.clone()
     }
 
     /// The ingest routes' handles.

@@ -30,16 +30,24 @@ use tokio_util::sync::CancellationToken;
 use super::client::{FeedClient, FeedError};
 use super::grants::{GrantDelta, ReadGrants};
 use super::snapshot::{AccountNames, SnapshotError};
-use super::wire::{Changes, Snapshot};
+use super::wire::{Changes, Snapshot, VolumeChanges};
 use super::{Delta, Digest, TokenTable, Tokens, persist};
 use crate::backoff::Backoff;
 use crate::config::TokensConfig;
 use crate::telemetry::SourceMetrics;
+use crate::volume::gate::Gate;
 
-/// Parses and validates a change-feed answer: the token delta and, when the answer has
-/// grants, theirs. Public for the `feed_changes` fuzz target.
+/// A change-feed answer, validated: the token delta, and the grants' and volume policies'
+/// changes when the answer has them.
+pub struct ParsedChanges {
+    pub delta: Delta,
+    pub grants: Option<GrantDelta>,
+    pub volumes: Option<VolumeChanges>,
+}
+
+/// Parses and validates a change-feed answer. Public for the `feed_changes` fuzz target.
 #[doc(hidden)]
-pub fn parse_changes(body: &[u8]) -> Result<(Delta, Option<GrantDelta>), FeedError> {
+pub fn parse_changes(body: &[u8]) -> Result<ParsedChanges, FeedError> {
     let changes: Changes =
         serde_json::from_slice(body).map_err(|e| FeedError::Body(e.to_string()))?;
     let grants = changes
@@ -65,7 +73,11 @@ pub fn parse_changes(body: &[u8]) -> Result<(Delta, Option<GrantDelta>), FeedErr
         upserts,
         deletes,
     };
-    Ok((delta, grants))
+    Ok(ParsedChanges {
+        delta,
+        grants,
+        volumes: changes.volumes,
+    })
 }
 
 /// The follower's timing knobs, from `[tokens]`.
@@ -108,6 +120,8 @@ struct Serving {
 pub struct FeedSource {
     client: FeedClient,
     tokens: Arc<Tokens>,
+    /// Takes the accounts' volume policies the feed carries.
+    gate: Arc<Gate>,
     metrics: SourceMetrics,
     state_dir: PathBuf,
     settings: FollowSettings,
@@ -117,6 +131,7 @@ impl FeedSource {
     pub fn new(
         client: FeedClient,
         tokens: Arc<Tokens>,
+        gate: Arc<Gate>,
         metrics: SourceMetrics,
         state_dir: PathBuf,
         settings: FollowSettings,
@@ -124,6 +139,7 @@ impl FeedSource {
         FeedSource {
             client,
             tokens,
+            gate,
             metrics,
             state_dir,
             settings,
@@ -245,10 +261,17 @@ impl FeedSource {
 
     async fn fetch_snapshot(&self) -> Result<Step, FeedError> {
         let body = self.client.snapshot().await?;
-        let (table, grants) =
-            tokio::task::spawn_blocking(move || Snapshot::parse(&body)?.into_state())
-                .await
-                .map_err(|e| FeedError::Body(format!("snapshot build panicked: {e}")))??;
+        let (table, grants, volumes) = tokio::task::spawn_blocking(move || {
+            let mut snapshot = Snapshot::parse(&body)?;
+            let volumes = snapshot.volumes.take();
+            snapshot
+                .into_state()
+                .map(|(table, grants)| (table, grants, volumes))
+        })
+        .await
+        .map_err(|e| FeedError::Body(format!("snapshot build panicked: {e}")))??;
+        // A control plane from before volume policies sends none: nothing is limited.
+        self.gate.set_policies(volumes.unwrap_or_default());
         let table = Arc::new(table);
         // A control plane from before read grants sends none: it grants no reads.
         let grants = grants.unwrap_or_else(|| ReadGrants::empty(table.version));
@@ -274,7 +297,11 @@ impl FeedSource {
             .current()
             .expect("a snapshot is installed before changes are polled");
         let body = self.client.changes(since, self.settings.poll_wait).await?;
-        let (delta, grants) = tokio::task::spawn_blocking(move || parse_changes(&body))
+        let ParsedChanges {
+            delta,
+            grants,
+            volumes,
+        } = tokio::task::spawn_blocking(move || parse_changes(&body))
             .await
             .map_err(|e| FeedError::Body(format!("delta parse panicked: {e}")))??;
         if delta.version < since {
@@ -282,6 +309,9 @@ impl FeedSource {
             return Err(FeedError::Gone);
         }
         let version = delta.version;
+        if let Some(volumes) = volumes.filter(|v| !v.is_empty()) {
+            self.gate.apply(volumes);
+        }
         let grants_applied = match grants.filter(|g| !g.is_empty()) {
             Some(grants) => {
                 self.apply_grants(grants).await?;
@@ -389,7 +419,7 @@ mod tests {
                 "account_id": 1001, "account_name": "acme", "kind": "logs", "enabled": false}}],
                 "deletes": ["{digest}"]}}"#
         );
-        let (delta, grants) = parse_changes(good.as_bytes()).unwrap();
+        let ParsedChanges { delta, grants, .. } = parse_changes(good.as_bytes()).unwrap();
         assert!(grants.is_none(), "an answer without grants has none");
         assert_eq!(delta.version, 4);
         assert_eq!(delta.upserts.len(), 1);
@@ -407,7 +437,7 @@ mod tests {
                 "upserts": {{"api_tokens": [{{"digest": "{digest}", "account_id": 7}}]}},
                 "deletes": {{"accounts": [3], "shared_tokens": ["{digest}"]}}}}}}"#
         );
-        let (delta, grants) = parse_changes(with_grants.as_bytes()).unwrap();
+        let ParsedChanges { delta, grants, .. } = parse_changes(with_grants.as_bytes()).unwrap();
         assert!(delta.is_empty());
         let grants = grants.expect("grants");
         assert_eq!(grants.version, 5);

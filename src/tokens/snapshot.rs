@@ -140,6 +140,7 @@ impl Snapshot {
             version: table.version,
             tokens,
             grants: None,
+            volumes: None,
         }
     }
 }

@@ -22,6 +22,7 @@ use super::client::FeedClient;
 use super::wire::{AccountVolume, SharedTokenUse, TokenUse, UsageReport};
 use crate::model::{AccountId, Kind, TokenId};
 use crate::telemetry::UsageMetrics;
+use crate::volume::gate::Gate;
 
 /// Bytes and records accepted for one account and kind since the last flush.
 #[derive(Default)]
@@ -168,6 +169,7 @@ fn epoch_ms(at: SystemTime) -> u64 {
 /// Sends the counts every `interval` until `shutdown`, then once more.
 pub async fn run_flusher(
     usage: Arc<Usage>,
+    gate: Arc<Gate>,
     client: FeedClient,
     interval: Duration,
     metrics: UsageMetrics,
@@ -179,15 +181,20 @@ pub async fn run_flusher(
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tick.tick() => flush(&usage, &client, &metrics).await,
+            _ = tick.tick() => {}
+            // An account just capped: the control plane shows it within a second or so.
+            _ = gate.capped_changed() => {}
         }
+        flush(&usage, &gate, &client, &metrics).await;
     }
-    flush(&usage, &client, &metrics).await;
+    flush(&usage, &gate, &client, &metrics).await;
 }
 
-/// One flush; on failure the counts go back for the next one.
-pub async fn flush(usage: &Usage, client: &FeedClient, metrics: &UsageMetrics) {
-    let report = usage.take();
+/// One flush, with the accounts held capped today; on failure the counts go back for the
+/// next one.
+pub async fn flush(usage: &Usage, gate: &Gate, client: &FeedClient, metrics: &UsageMetrics) {
+    let mut report = usage.take();
+    report.capped = gate.capped();
     if report.is_empty() {
         return;
     }

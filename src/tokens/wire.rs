@@ -8,6 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub use super::digest::Digest;
 pub use crate::model::AccountType;
 use crate::model::{AccountId, Kind, TokenId};
+pub use crate::volume::policy::{Rate, VolumePolicy};
 
 /// A whole token table: a snapshot file, the persisted last-good copy, or
 /// `GET /v1/feed/snapshot` (which the control plane streams in this shape).
@@ -21,6 +22,9 @@ pub struct Snapshot {
     /// grants existed, which load as "no grants" rather than "no read access at all".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grants: Option<Grants>,
+    /// The accounts' volume policies, when the feed was asked for them (`?volume=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<Vec<VolumePolicy>>,
 }
 
 /// One token: exactly one of `token` (plain text, local files only) or `digest`.
@@ -55,6 +59,29 @@ pub struct Changes {
     /// The read grants' changes since `since`, when asked for (`?grants=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grants: Option<GrantChanges>,
+    /// The volume policies' changes since `since`, when asked for (`?volume=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volumes: Option<VolumeChanges>,
+}
+
+/// The volume policies of the plans that changed: every policy of each family in
+/// `families` (main account ids) replaces what the gateway held for that family, and
+/// `deletes` are deleted accounts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VolumeChanges {
+    #[serde(default)]
+    pub families: Vec<AccountId>,
+    #[serde(default)]
+    pub policies: Vec<VolumePolicy>,
+    #[serde(default)]
+    pub deletes: Vec<AccountId>,
+}
+
+impl VolumeChanges {
+    pub fn is_empty(&self) -> bool {
+        self.families.is_empty() && self.deletes.is_empty()
+    }
 }
 
 // === read grants ===
@@ -179,6 +206,9 @@ pub struct UsageReport {
     /// report.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shared_tokens: Vec<SharedTokenUse>,
+    /// The accounts this gateway holds capped today. Left out when empty, as above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capped: Vec<AccountId>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -211,7 +241,10 @@ pub struct AccountVolume {
 
 impl UsageReport {
     pub fn is_empty(&self) -> bool {
-        self.tokens.is_empty() && self.accounts.is_empty() && self.shared_tokens.is_empty()
+        self.tokens.is_empty()
+            && self.accounts.is_empty()
+            && self.shared_tokens.is_empty()
+            && self.capped.is_empty()
     }
 }
 

@@ -12,7 +12,9 @@
 //! grant when the bank is back).
 
 pub mod bank;
+pub mod gate;
 pub mod policy;
+pub mod utilization;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,7 +22,6 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use crate::model::AccountId;
 use bank::{Bank, BankError, Day};
@@ -102,7 +103,10 @@ fn to_i64(bytes: u64) -> i64 {
 pub struct Ledger {
     accounts: ArcSwap<HashMap<AccountId, Arc<Standing>>>,
     lease_bytes: i64,
-    wake: Notify,
+    /// Rung when a lease is wanted; the refill task waits on it.
+    pub(super) wake: Notify,
+    /// Rung when an account becomes capped, so the control plane hears of it soon.
+    pub(super) capped_wake: Notify,
 }
 
 impl Ledger {
@@ -111,6 +115,7 @@ impl Ledger {
             accounts: ArcSwap::from_pointee(HashMap::new()),
             lease_bytes: i64::try_from(lease_bytes.max(1)).unwrap_or(i64::MAX),
             wake: Notify::new(),
+            capped_wake: Notify::new(),
         }
     }
 
@@ -158,7 +163,7 @@ impl Ledger {
             && (s.last.load(Ordering::Acquire)
                 || after.saturating_neg() >= s.remaining.load(Ordering::Acquire));
         if past_cap {
-            s.capped.store(true, Ordering::Relaxed);
+            self.cap(s);
             if before <= 0 {
                 return Verdict::Capped;
             }
@@ -178,17 +183,25 @@ impl Ledger {
             .collect()
     }
 
+    fn cap(&self, s: &Standing) {
+        if !s.capped.swap(true, Ordering::Relaxed) {
+            self.capped_wake.notify_one();
+        }
+    }
+
     fn want(&self, s: &Standing) {
         if !s.wanted.swap(true, Ordering::AcqRel) {
             self.wake.notify_one();
         }
     }
 
-    /// Asks the bank for every lease wanted. An account that spent ahead of its lease
-    /// (a slow or unreachable bank) asks for that much more, so the fleet's count catches
-    /// up. On a bank error the lease stays wanted and the error is returned.
-    pub async fn refill<B: Bank>(&self, bank: &B) -> Result<(), BankError> {
+    /// Asks the bank for every lease wanted; returns how many were asked for. An account
+    /// that spent ahead of its lease (a slow or unreachable bank) asks for that much more,
+    /// so the fleet's count catches up. On a bank error the lease stays wanted and the
+    /// error is returned.
+    pub async fn refill<B: Bank>(&self, bank: &B) -> Result<usize, BankError> {
         let accounts = self.accounts.load_full();
+        let mut asked = 0;
         for (&account, s) in accounts.iter() {
             if !s.wanted.swap(false, Ordering::AcqRel) || s.last.load(Ordering::Acquire) {
                 continue;
@@ -196,6 +209,7 @@ impl Ledger {
             let day = Day(s.day.load(Ordering::Acquire));
             let owed = (-s.left.load(Ordering::Acquire)).max(0);
             let want = u64::try_from(s.lease.saturating_add(owed)).unwrap_or(0);
+            asked += 1;
             let grant = match bank.acquire(account, day, want, s.allowance).await {
                 Ok(grant) => grant,
                 Err(e) => {
@@ -220,30 +234,10 @@ impl Ledger {
                 .fetch_add(granted, Ordering::AcqRel)
                 .saturating_add(granted);
             if left <= 0 && s.last.load(Ordering::Acquire) {
-                s.capped.store(true, Ordering::Relaxed);
+                self.cap(s);
             }
         }
-        Ok(())
-    }
-
-    /// Refills leases as they are wanted until `stop`; a bank error is retried after
-    /// `retry` (the requests go on meanwhile, counted ahead of the lease).
-    pub async fn run<B: Bank>(
-        self: Arc<Self>,
-        bank: Arc<B>,
-        retry: std::time::Duration,
-        stop: CancellationToken,
-    ) {
-        loop {
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(retry) => {}
-                () = stop.cancelled() => return,
-            }
-            if let Err(e) = self.refill(bank.as_ref()).await {
-                tracing::warn!(error = %e, "volume: a lease could not be taken; retrying");
-            }
-        }
+        Ok(asked)
     }
 }
 

@@ -357,6 +357,11 @@ impl ControlPlane {
         format!("http://{}", self.addr)
     }
 
+    /// The control plane's clock, for a test that turns the UTC day on it and a gateway.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
     /// The control plane's "now", in epoch milliseconds (its clock may have been moved).
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()

@@ -48,6 +48,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tollgate::app::{self, Listeners};
+use tollgate::clock::Clock;
 use tollgate::config::Config;
 
 pub const LOGS_TOKEN: &str = "testLogsToken00000000000000001";
@@ -148,6 +149,8 @@ pub struct TestServer {
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<Result<(), app::AppError>>>,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The server's clock: a test turns the UTC day with `clock.advance`.
+    pub clock: Clock,
 }
 
 pub struct Reply {
@@ -199,12 +202,14 @@ impl TestServer {
         let addr = public.local_addr().unwrap();
         let admin_addr = admin.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
+        let clock = Clock::system();
         let task = tokio::spawn(app::run(
             config,
             Listeners {
                 public,
                 admin,
                 control: None,
+                clock: clock.clone(),
             },
             async {
                 let _ = stopped.await;
@@ -218,6 +223,7 @@ impl TestServer {
             stop: Some(stop),
             task: Some(task),
             client: Client::builder(TokioExecutor::new()).build_http(),
+            clock,
         };
         server.wait_started().await;
         server

@@ -43,13 +43,15 @@ const MAX_WAIT_SECS: u64 = 60;
 /// Bytes of JSON per body chunk while streaming a snapshot.
 const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
 
-/// `?grants=true` on the snapshot and the changes: the read grants ride along. Gateways
-/// from before read grants don't ask, and get the shapes they know (their parser refuses
-/// unknown fields).
+/// `?grants=true` on the snapshot and the changes: the read grants ride along;
+/// `?volume=true`: the accounts' volume policies. Gateways from before either don't ask,
+/// and get the shapes they know (their parser refuses unknown fields).
 #[derive(Deserialize)]
 struct SnapshotParams {
     #[serde(default)]
     grants: bool,
+    #[serde(default)]
+    volume: bool,
 }
 
 /// The whole table, streamed: rows go from the store to the socket in 256 KiB chunks, so
@@ -63,8 +65,13 @@ async fn snapshot(
     _: Gateway,
     params: Result<Query<SnapshotParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(params) = params.map_err(|_| bad_request("grants must be true or false"))?;
+    let Query(params) =
+        params.map_err(|_| bad_request("grants and volume must be true or false"))?;
     let snapshot = usecase::snapshot(&cp).await?;
+    let volumes = match params.volume {
+        true => Some(snapshot.volumes().await?),
+        false => None,
+    };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::spawn(async move {
         let version = snapshot.version;
@@ -90,6 +97,10 @@ async fn snapshot(
                 return;
             }
             out.buf.extend_from_slice(b"]}");
+        }
+        if let Some(volumes) = volumes {
+            out.buf.extend_from_slice(b",\"volumes\":");
+            serde_json::to_writer(&mut out.buf, &volumes).expect("policies encode");
         }
         out.buf.push(b'}');
         let _ = out.tx.send(Ok(Bytes::from(out.buf))).await;
@@ -160,9 +171,10 @@ async fn changes(
     _: Gateway,
     RawQuery(query): RawQuery,
 ) -> Result<Json<Changes>, ApiError> {
-    let (since, wait, grants) = changes_params(query.as_deref().unwrap_or(""))?;
+    let params = changes_params(query.as_deref().unwrap_or(""))?;
     let _waiting = Waiting::new(&cp.telemetry.feed_waiting);
-    let changes = usecase::changes(&cp, since, Duration::from_secs(wait), grants).await?;
+    let wait = Duration::from_secs(params.wait);
+    let changes = usecase::changes(&cp, params.since, wait, params.grants, params.volume).await?;
     Ok(Json(changes))
 }
 
@@ -190,11 +202,19 @@ fn bad_request(message: &str) -> Refusal {
     }
 }
 
-fn changes_params(query: &str) -> Result<(i64, u64, bool), Refusal> {
+struct ChangesParams {
+    since: i64,
+    wait: u64,
+    grants: bool,
+    volume: bool,
+}
+
+fn changes_params(query: &str) -> Result<ChangesParams, Refusal> {
     let bad = bad_request;
     let mut since = None;
     let mut wait = 30;
     let mut grants = false;
+    let mut volume = false;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*key {
             "since" => {
@@ -218,10 +238,20 @@ fn changes_params(query: &str) -> Result<(i64, u64, bool), Refusal> {
                     .parse::<bool>()
                     .map_err(|_| bad("grants must be true or false"))?
             }
+            "volume" => {
+                volume = value
+                    .parse::<bool>()
+                    .map_err(|_| bad("volume must be true or false"))?
+            }
             _ => {}
         }
     }
-    Ok((since.ok_or_else(|| bad("since is required"))?, wait, grants))
+    Ok(ChangesParams {
+        since: since.ok_or_else(|| bad("since is required"))?,
+        wait,
+        grants,
+        volume,
+    })
 }
 
 /// One digest, for a gateway's miss cache: 200 with the entry or 404.

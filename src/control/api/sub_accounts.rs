@@ -130,7 +130,8 @@ struct SubAccountModel {
     #[serde(rename = "softLimitGB")]
     soft_limit_gb: Option<f64>,
     snap_search_retention_days: Option<i64>,
-    /// tollgate caps no account's volume.
+    /// A gateway holds the account capped today: its logs are accepted and not forwarded
+    /// until the UTC day turns (docs/volume.md).
     is_capped: bool,
     /// A flexible account's shared pool; `null` for a fixed account (as in Logz.io) or
     /// when the main account has no plan volume.
@@ -177,7 +178,7 @@ impl From<SubAccountView> for SubAccountModel {
             reserved_daily_gb: s.extra.reserved_daily_gb,
             soft_limit_gb: s.extra.soft_limit_gb,
             snap_search_retention_days: s.extra.snap_search_retention_days,
-            is_capped: false,
+            is_capped: v.capped_today,
             shared_gb: v.pool.shared_gb.filter(|_| flexible),
             total_time_based_daily_gb: v.pool.daily_volume_gb.filter(|_| flexible),
             is_owner: false,
@@ -250,8 +251,8 @@ async fn delete_sub_account(
 
 /// Logz.io's detailed sub-account: the relation to its main account, the account, and the
 /// volume tollgate's gateways reported per UTC day. Fields tollgate does not keep
-/// (`esIndexPrefix`, `lastUpdaterUserId`) are `null`; it caps no account, so `isCapped`
-/// is false.
+/// (`esIndexPrefix`, `lastUpdaterUserId`) are `null`; `isCapped` says whether a gateway
+/// holds the account capped today.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DetailedModel {
@@ -359,7 +360,7 @@ impl From<DetailedSubAccount> for DetailedModel {
             },
             doc_size_setting: model.doc_size_setting,
             snap_search_retention_days: model.snap_search_retention_days,
-            is_capped: false,
+            is_capped: model.is_capped,
             soft_limit_gb: model.soft_limit_gb,
             soft_limit: model.soft_limit_gb,
         }

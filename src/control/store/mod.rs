@@ -254,6 +254,8 @@ pub enum Actor {
     ApiToken(i64),
     /// An account user, logged in on the page.
     User(i64),
+    /// The gateways, reporting what they counted (a soft limit crossed).
+    Gateways,
 }
 
 impl Actor {
@@ -263,6 +265,7 @@ impl Actor {
             Actor::Operator => "admin".to_string(),
             Actor::ApiToken(id) => format!("api-token:{id}"),
             Actor::User(id) => format!("user:{id}"),
+            Actor::Gateways => "gateways".to_string(),
         }
     }
 }

@@ -157,6 +157,8 @@ pub async fn set_main_volume(
     volume::check_fits(gb, allocations, "totalTimeBasedDailyGB")?;
     let volume = MainVolume::of(id, gb, &subs);
     store::set_daily_volume_gb(&mut tx, id, gb, cp.clock.now_secs()).await?;
+    let version = feed::next_version(&mut tx).await?;
+    store::republish(&mut tx, id, version).await?;
     audit(
         cp,
         &mut tx,
@@ -167,6 +169,7 @@ pub async fn set_main_volume(
     )
     .await?;
     tx.commit().await?;
+    cp.published(version);
     Ok(volume)
 }
 

@@ -7,15 +7,20 @@ use std::time::Duration;
 
 use futures_util::{Stream, TryStreamExt};
 
-use crate::control::clock::DAY_MS;
+use crate::clock::DAY_MS;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::store::feed as store;
 use crate::control::store::shared_tokens as shared_store;
+use crate::control::store::volume::{self as volume_store, VolumeRow};
+use crate::control::store::{Actor, Tx};
 use crate::control::store::{Store, shipping_tokens};
+use crate::control::usecases::change::audit;
+use crate::control::volume::{Allocation, BYTES_PER_GB, shared_gb};
+use crate::model::{AccountId, Kind};
 use crate::tokens::wire::{
     Changes, Digest, GrantAccount, GrantApiToken, GrantChanges, GrantSharedToken, SnapshotEntry,
-    UsageReport,
+    UsageReport, VolumeChanges, VolumePolicy,
 };
 
 /// Long polls also re-read the store this often, so a change committed by another
@@ -49,6 +54,12 @@ impl Snapshot {
     ) -> impl Stream<Item = Result<GrantSharedToken, Refusal>> + Send + '_ {
         store::grant_shared_tokens(&self.store).map_err(Refusal::from)
     }
+
+    /// Every account's volume policy (one row per log account: small beside the tokens).
+    pub async fn volumes(&self) -> Result<Vec<VolumePolicy>, Refusal> {
+        let rows = volume_store::volume_rows(&mut self.store.conn().await?).await?;
+        Ok(policies(&rows).1)
+    }
 }
 
 /// The snapshot's version, read first, and its rows to stream.
@@ -68,6 +79,7 @@ pub async fn changes(
     since: i64,
     wait: Duration,
     grants: bool,
+    volumes: bool,
 ) -> Result<Changes, Refusal> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut notified = cp.feed.subscribe();
@@ -85,37 +97,130 @@ pub async fn changes(
         if since < version {
             let mut conn = cp.store.conn().await?;
             let (upserts, deletes) = store::changes_since(&mut conn, since).await?;
-            let grants = match grants {
+            // The volume changes name deleted accounts as the grants' deletes do.
+            let grant_changes = match grants || volumes {
                 true => Some(store::grant_changes_since(&mut conn, since).await?),
                 false => None,
+            };
+            let volumes = match (volumes, &grant_changes) {
+                (true, Some(g)) => {
+                    let rows = volume_store::volume_rows_since(&mut conn, since).await?;
+                    let (families, policies) = policies(&rows);
+                    Some(VolumeChanges {
+                        families,
+                        policies,
+                        deletes: g.deletes.accounts.clone(),
+                    })
+                }
+                _ => None,
             };
             return Ok(Changes {
                 version: version_u64(version),
                 upserts,
                 deletes,
-                grants,
+                grants: grant_changes.filter(|_| grants),
+                volumes,
             });
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Ok(no_changes(version, grants));
+            return Ok(no_changes(version, grants, volumes));
         }
         tokio::select! {
             _ = notified.changed() => {}
             _ = tokio::time::sleep(RECHECK.min(deadline - now)) => {}
-            _ = cp.feed.stopping.cancelled() => return Ok(no_changes(version, grants)),
+            _ = cp.feed.stopping.cancelled() => return Ok(no_changes(version, grants, volumes)),
         }
     }
 }
 
 /// Nothing new: the answer to a poll that waited it out (or was cut short by shutdown).
-fn no_changes(version: i64, grants: bool) -> Changes {
+fn no_changes(version: i64, grants: bool, volumes: bool) -> Changes {
     Changes {
         version: version_u64(version),
         upserts: Vec::new(),
         deletes: Vec::new(),
         grants: grants.then(GrantChanges::default),
+        volumes: volumes.then(VolumeChanges::default),
     }
+}
+
+/// The plans (main account ids) among `rows`, grouped by plan as the store orders them,
+/// and the volume policies of their accounts that have something for gateways to enforce
+/// (docs/volume.md, "The model").
+fn policies(rows: &[VolumeRow]) -> (Vec<AccountId>, Vec<VolumePolicy>) {
+    let mut families = Vec::new();
+    let mut policies = Vec::new();
+    for family in rows.chunk_by(|a, b| a.main_id() == b.main_id()) {
+        let main_id = family[0].main_id();
+        families.push(account_id(main_id));
+        let plan_gb = family
+            .iter()
+            .find(|r| r.owner_id.is_none())
+            .and_then(|main| main.max_daily_gb);
+        let subs = family.iter().filter(|r| r.owner_id.is_some());
+        let pool_gb = plan_gb.map(|plan| shared_gb(plan, subs.map(allocation)));
+        policies.extend(
+            family
+                .iter()
+                .map(|r| policy(r, plan_gb, pool_gb))
+                .filter(|p| p.allowance().is_some() || p.doc_size || p.rate.is_some()),
+        );
+    }
+    (families, policies)
+}
+
+fn allocation(r: &VolumeRow) -> Allocation {
+    Allocation::of(
+        r.extra.is_flexible,
+        r.max_daily_gb,
+        r.extra.reserved_daily_gb,
+    )
+}
+
+/// One account's policy in a plan of `plan_gb` whose shared pool is `pool_gb`. A fixed
+/// sub-account without `maxDailyGB` is not limited: gateways never invent a cap of 0.
+fn policy(r: &VolumeRow, plan_gb: Option<f64>, pool_gb: Option<f64>) -> VolumePolicy {
+    let (reserved_gb, cap_gb, pool_gb) = match (r.owner_id, allocation(r)) {
+        (None, _) => (0.0, None, pool_gb),
+        (Some(_), Allocation::Fixed { .. }) => match r.max_daily_gb {
+            Some(gb) => (gb, Some(gb), None),
+            None => (0.0, None, None),
+        },
+        (
+            Some(_),
+            Allocation::Flexible {
+                reserved_gb,
+                cap_gb,
+            },
+        ) => (reserved_gb, cap_gb, pool_gb),
+    };
+    let utilization = &r.extra.utilization_settings;
+    VolumePolicy {
+        account_id: account_id(r.id),
+        account_name: r.name.clone(),
+        main_id: account_id(r.main_id()),
+        reserved_bytes: bytes(reserved_gb),
+        cap_bytes: cap_gb.map(bytes),
+        pool_bytes: pool_gb.map(bytes),
+        plan_bytes: plan_gb.map(bytes),
+        is_flexible: r.owner_id.is_some() && r.extra.is_flexible,
+        doc_size: r.extra.doc_size_setting,
+        utilization_minutes: utilization
+            .frequency_minutes
+            .filter(|_| utilization.utilization_enabled == Some(true))
+            .and_then(|m| u32::try_from(m).ok()),
+        rate: None,
+    }
+}
+
+fn bytes(gb: f64) -> u64 {
+    // Saturating: volumes were checked finite and >= 0 when set.
+    (gb * BYTES_PER_GB).round() as u64
+}
+
+fn account_id(id: i64) -> AccountId {
+    AccountId(u64::try_from(id).unwrap_or(0))
 }
 
 /// One digest, for a gateway's miss cache.
@@ -163,8 +268,60 @@ pub async fn record_usage(cp: &ControlPlane, mut report: UsageReport) -> Result<
         store::add_usage(&mut tx, account_id, a.kind, day_ms, bytes, records).await?;
         let oldest_kept = day_ms - (store::DAILY_USAGE_DAYS - 1) * DAY_MS;
         store::forget_usage_before(&mut tx, account_id, oldest_kept).await?;
+        volume_store::forget_days_before(&mut tx, account_id, oldest_kept).await?;
+        if a.kind == Kind::Logs {
+            check_soft_limit(cp, &mut tx, account_id, day_ms).await?;
+        }
+    }
+    report.capped.sort_unstable();
+    report.capped.dedup();
+    let now_ms = cp.clock.now_ms();
+    for account in &report.capped {
+        let Ok(account_id) = i64::try_from(account.0) else {
+            continue;
+        };
+        if volume_store::mark_capped(&mut tx, account_id, day_ms, now_ms).await? {
+            cp.telemetry
+                .volume_marks
+                .with_label_values(&["capped"])
+                .inc();
+        }
     }
     tx.commit().await?;
+    Ok(())
+}
+
+/// The first report of a UTC day that takes an account past its `softLimitGB` marks the
+/// day and leaves one audit event; nothing is refused or dropped (docs/volume.md).
+async fn check_soft_limit(
+    cp: &ControlPlane,
+    tx: &mut Tx,
+    account_id: i64,
+    day_ms: i64,
+) -> Result<(), Refusal> {
+    let Some(soft_gb) = volume_store::soft_limit_gb(tx, account_id).await? else {
+        return Ok(());
+    };
+    let today = volume_store::log_bytes_on(tx, account_id, day_ms).await?;
+    if (today as f64) < soft_gb * BYTES_PER_GB {
+        return Ok(());
+    }
+    if volume_store::mark_soft_limit(tx, account_id, day_ms, cp.clock.now_ms()).await? {
+        cp.telemetry
+            .volume_marks
+            .with_label_values(&["soft_limit"])
+            .inc();
+        let target = format!("account:{account_id}");
+        audit(
+            cp,
+            tx,
+            account_id,
+            Actor::Gateways,
+            "volume.soft-limit",
+            &target,
+        )
+        .await?;
+    }
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 use super::accounts::{MainVolume, allocation, insert, pool};
 use super::callers::Caller;
 use super::change::Change;
-use crate::control::clock::DAY_MS;
+use crate::clock::DAY_MS;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::{AccountType, checked_name};
@@ -14,6 +14,7 @@ use crate::control::store::accounts::{
     self as store, NewAccount, OwnedAccount, SubAccountSettings, UtilizationSettings,
 };
 use crate::control::store::shipping_tokens::{self as token_store, Removal};
+use crate::control::store::volume as volume_store;
 use crate::control::store::{Db, Tx, feed};
 use crate::control::volume;
 
@@ -277,6 +278,8 @@ pub struct SubAccountView {
     pub sharing: Vec<(i64, String)>,
     /// The plan volume and shared pool a flexible sub-account draws on.
     pub pool: MainVolume,
+    /// A gateway holds it capped today (`isCapped`).
+    pub capped_today: bool,
 }
 
 /// A main account manages a sub-account's settings whether or not it may access it (it
@@ -286,6 +289,7 @@ async fn view(
     db: &mut impl Db,
     mut sub: OwnedAccount,
     pool: MainVolume,
+    today_ms: i64,
 ) -> Result<SubAccountView, Refusal> {
     if !sub.settings.accessible {
         sub.account_token = None;
@@ -297,7 +301,13 @@ async fn view(
             sharing.push((a.id, a.name));
         }
     }
-    Ok(SubAccountView { sub, sharing, pool })
+    let day = volume_store::day_state(db, sub.id, today_ms).await?;
+    Ok(SubAccountView {
+        sub,
+        sharing,
+        pool,
+        capped_today: day.capped_at_ms.is_some(),
+    })
 }
 
 /// A main account's sub-accounts and the volume they share, read once for a listing.
@@ -320,7 +330,7 @@ pub async fn list_sub_accounts(
     let (subs, pool) = subs_and_pool(&mut conn, caller.account.id).await?;
     let mut out = Vec::with_capacity(subs.len());
     for sub in subs {
-        out.push(view(&mut conn, sub, pool).await?);
+        out.push(view(&mut conn, sub, pool, cp.clock.today_utc_ms()).await?);
     }
     Ok(out)
 }
@@ -340,7 +350,7 @@ pub async fn read_sub_account(
     let mut conn = cp.store.conn().await?;
     let sub = fetch_sub(&mut conn, caller.account.id, id).await?;
     let pool = pool(&mut conn, caller.account.id).await?;
-    view(&mut conn, sub, pool).await
+    view(&mut conn, sub, pool, cp.clock.today_utc_ms()).await
 }
 
 /// A sub-account with what its main account needs to manage it: who owns it and the
@@ -362,7 +372,7 @@ async fn detailed(
     let since = cp.clock.today_utc_ms() - (feed::DAILY_USAGE_DAYS - 1) * DAY_MS;
     let daily_bytes = feed::daily_bytes(db, sub.id, since).await?;
     Ok(DetailedSubAccount {
-        view: view(db, sub, pool).await?,
+        view: view(db, sub, pool, cp.clock.today_utc_ms()).await?,
         owner_id: pool.account_id,
         daily_bytes,
     })
@@ -428,7 +438,10 @@ pub async fn update_sub_account(
     let name = new_name.unwrap_or(&current.name);
     store::update_owned_account(&mut change.tx, id, name, &settings, cp.clock.now_secs()).await?;
     let mut version = republish_if_renamed(&mut change.tx, id, &current.name, name).await?;
-    if settings.searchable != current.settings.searchable {
+    // Gateways hold the read grants (`searchable`) and the plan's volume policies.
+    let republish = settings.searchable != current.settings.searchable
+        || volume_policy_changed(&current.settings, &settings);
+    if republish {
         let v = match version {
             Some(v) => v,
             None => feed::next_version(&mut change.tx).await?,
@@ -459,12 +472,28 @@ pub async fn delete_sub_account(
     let mut change = Change::begin(cp, caller).await?;
     fetch_sub(&mut change.tx, change.account.id, id).await?;
     let version = delete_owned(cp, &mut change.tx, id).await?;
+    // Its volume goes back to the plan's pool, which gateways hold with the main account.
+    store::republish(&mut change.tx, change.account.id, version).await?;
     change
         .record("sub-account.delete", &format!("account:{id}"))
         .await?;
     change.commit().await?;
     cp.published(version);
     Ok(())
+}
+
+/// Whether gateways' volume policy of the account (or of its plan's pool) changes.
+fn volume_policy_changed(old: &SubAccountSettings, new: &SubAccountSettings) -> bool {
+    let policy = |s: &SubAccountSettings| {
+        (
+            s.max_daily_gb,
+            s.extra.is_flexible,
+            s.extra.reserved_daily_gb,
+            s.extra.doc_size_setting,
+            s.extra.utilization_settings.clone(),
+        )
+    };
+    policy(old) != policy(new)
 }
 
 /// Gateways carry an account's name with each of its tokens: a rename puts them all in

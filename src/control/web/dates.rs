@@ -2,7 +2,7 @@
 //! `<input type="date">`) and `YYYY-MM-DD HH:MM UTC`. The control plane keeps epoch
 //! seconds (shipping and API tokens) and milliseconds (shared tokens, as Logz.io's API).
 
-use crate::control::clock::DAY_MS;
+use crate::clock::DAY_MS;
 
 /// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's
 /// `civil_from_days`).

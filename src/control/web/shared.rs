@@ -14,7 +14,7 @@ use maud::{Markup, html};
 
 use super::layout::{self, badge, confirm_form, copy_token, csrf_field};
 use super::{Ctx, Fields, Notice, PageState, Tab, Visit, act, dates};
-use crate::control::clock::DAY_MS;
+use crate::clock::DAY_MS;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::store::shared_tokens::{Filter, FiltersOperator, SharedToken};

@@ -1,7 +1,8 @@
-//! "Now", as the control plane sees it. Every rule about time (a trial's end, a shared
-//! token's expiry, created/updated times) reads this one clock, which the control plane is
-//! given when it opens: the system clock in production, one that tests move forward at
-//! will, so a test of what happens after a trial ends does not sleep until it does.
+//! "Now", for every rule about days and expiries: a trial's end, a shared token's expiry,
+//! created/updated times on the control plane, an account's UTC day at the gateway. The
+//! control plane and the gateway are each given this clock when they start: the system
+//! clock in production, one that tests move forward at will, so a test of what happens
+//! after a trial ends or a day turns does not sleep until it does.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
