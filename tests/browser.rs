@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use common::TestServer;
 use common::control::{ControlPlane, skip, use_control_plane};
-use common::page::{Browser, PASSWORD, create_user};
+use common::page::{Browser, PASSWORD};
 use http::Method;
 use serde_json::json;
 
@@ -80,7 +80,9 @@ async fn an_admin_manages_tokens_in_a_real_browser() {
         cp.create_account(json!({"accountName": name, "type": kind, "ownerAccountId": account}))
             .await;
     }
-    let link = create_user(&cp, account, ADMIN_EMAIL, "USER_ROLE_ACCOUNT_ADMIN").await;
+    let (_, link) = cp
+        .create_user(account, ADMIN_EMAIL, "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
     Browser::new(&cp).set_password(&link).await;
 
     let artifacts = root.join("target/browser-artifacts");

@@ -91,32 +91,14 @@ async fn user_add_command_creates_an_admin_with_a_setup_link() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("already exists"));
 }
 
-/// `POST /v1/user-management` as the operator: (user id, setup link).
-async fn create_user(cp: &ControlPlane, account: i64, email: &str, role: &str) -> (i64, String) {
-    let body = cp
-        .post("/v1/user-management")
-        .admin()
-        .json(
-            json!({"username": email, "fullName": "Test User", "accountID": account, "role": role}),
-        )
-        .send()
-        .await
-        .expect_ok("create user");
-    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["id", "setupLink"], "{body}");
-    (
-        body["id"].as_i64().expect("id"),
-        body["setupLink"].as_str().expect("setupLink").to_string(),
-    )
-}
-
 async fn users_are_managed_in_logzio_shapes(backend: Backend, test: &str) {
     let Some(cp) = ControlPlane::start(backend, test).await else {
         return;
     };
     let (account, api, _) = cp.account("acme").await;
-    let (ann, link) =
-        create_user(&cp, account, " Ann@Example.com ", "USER_ROLE_ACCOUNT_ADMIN").await;
+    let (ann, link) = cp
+        .create_user(account, " Ann@Example.com ", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
     let prefix = format!("{}/ui/setup/", cp.url());
     let secret = link
         .strip_prefix(&prefix)
@@ -264,7 +246,9 @@ async fn users_are_managed_in_logzio_shapes(backend: Backend, test: &str) {
         .send()
         .await
         .expect_error(404, "request/NOT_FOUND", &format!("user {bob}"));
-    let (carol, _) = create_user(&cp, account, "carol@example.com", "USER_ROLE_REGULAR").await;
+    let (carol, _) = cp
+        .create_user(account, "carol@example.com", "USER_ROLE_REGULAR")
+        .await;
     assert!(
         carol > bob,
         "ids are never reused: {carol} after deleting {bob}"
@@ -308,8 +292,12 @@ async fn an_account_keeps_an_active_admin(backend: Backend, test: &str) {
         return;
     };
     let (account, api, _) = cp.account("acme").await;
-    let (ann, _) = create_user(&cp, account, "ann@example.com", "USER_ROLE_ACCOUNT_ADMIN").await;
-    let (bob, _) = create_user(&cp, account, "bob@example.com", "USER_ROLE_REGULAR").await;
+    let (ann, _) = cp
+        .create_user(account, "ann@example.com", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
+    let (bob, _) = cp
+        .create_user(account, "bob@example.com", "USER_ROLE_REGULAR")
+        .await;
     let last = "last active admin";
     cp.post(&format!("/v1/user-management/suspend/{ann}"))
         .token(&api)
@@ -358,7 +346,9 @@ async fn only_admins_of_the_account_manage_its_users(backend: Backend, test: &st
     };
     let (acme, acme_api, _) = cp.account("acme").await;
     let (_, other_api, _) = cp.account("other").await;
-    let (ann, _) = create_user(&cp, acme, "ann@example.com", "USER_ROLE_ACCOUNT_ADMIN").await;
+    let (ann, _) = cp
+        .create_user(acme, "ann@example.com", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
     // Another account's API token: its users are "not found", and it can't create here.
     cp.get(&format!("/v1/user-management/{ann}"))
         .token(&other_api)
@@ -423,15 +413,16 @@ async fn users_of_sub_accounts_are_listed_recursively(backend: Backend, test: &s
         return;
     };
     let (main, api, _) = cp.account("main").await;
+    cp.create_user(main, "ann@example.com", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
     let sub: Value = cp
         .post("/v1/account-management/time-based-accounts")
         .token(&api)
-        .json(json!({"accountName": "sub", "email": "ops@example.com", "maxDailyGB": 1, "retentionDays": 5, "searchable": true, "accessible": true}))
+        .json(json!({"accountName": "sub", "email": "ann@example.com", "maxDailyGB": 1, "retentionDays": 5, "searchable": true, "accessible": true}))
         .send()
         .await
         .expect_ok("create sub-account");
     let sub_id = sub["accountId"].as_i64().expect("accountId");
-    create_user(&cp, main, "ann@example.com", "USER_ROLE_ACCOUNT_ADMIN").await;
     // The main account's API token creates users in its sub-account (reach, as X-Account-Id).
     let created = cp
         .post("/v1/user-management")
@@ -484,17 +475,18 @@ async fn a_sub_account_made_inaccessible_shows_neither_its_users_nor_its_token(
         return;
     };
     let (main, api, _) = cp.account("main").await;
+    cp.create_user(main, "ann@example.com", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
     let subs = "/v1/account-management/time-based-accounts";
     let sub_id = cp
         .post(subs)
         .token(&api)
-        .json(json!({"accountName": "sub", "email": "ops@example.com", "maxDailyGB": 1, "retentionDays": 5, "accessible": true}))
+        .json(json!({"accountName": "sub", "email": "ann@example.com", "maxDailyGB": 1, "retentionDays": 5, "accessible": true}))
         .send()
         .await
         .expect_ok("create sub-account")["accountId"]
         .as_i64()
         .unwrap();
-    create_user(&cp, main, "ann@example.com", "USER_ROLE_ACCOUNT_ADMIN").await;
     cp.post("/v1/user-management")
         .token(&api)
         .json(json!({"username": "sub@example.com", "fullName": "Sub", "accountID": sub_id, "role": "USER_ROLE_READONLY"}))

@@ -159,14 +159,7 @@ async fn account_with_admin(cp: &ControlPlane, email: &str) -> (i64, String, i64
 
 /// A user of `account` with `role` who has set `PASSWORD` through its setup link.
 async fn add_user(cp: &ControlPlane, account: i64, email: &str, role: &str) -> i64 {
-    let created = cp
-        .post("/v1/user-management")
-        .admin()
-        .json(json!({"username": email, "fullName": "Someone", "accountID": account, "role": role}))
-        .send()
-        .await
-        .expect_ok("create user");
-    let link = created["setupLink"].as_str().unwrap();
+    let (id, link) = cp.create_user(account, email, role).await;
     let path = link.strip_prefix(&cp.url()).unwrap();
     let mut browser = Browser::new(cp);
     let form = browser.get(path).await;
@@ -176,7 +169,7 @@ async fn add_user(cp: &ControlPlane, account: i64, email: &str, role: &str) -> i
         .post(path, &[("password", PASSWORD), ("confirm", PASSWORD)])
         .await;
     assert_eq!(done.status, 303, "{}", done.text);
-    created["id"].as_i64().unwrap()
+    id
 }
 
 async fn log_tokens(cp: &ControlPlane, api: &str) -> Vec<String> {

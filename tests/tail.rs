@@ -204,6 +204,8 @@ async fn shared(
 async fn an_api_token_reads_its_account_and_searchable_sub_accounts() {
     let cp = ControlPlane::sqlite().await;
     let (main, api, main_token) = cp.account("main").await;
+    cp.create_user(main, "ops@example.com", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
     let sub = cp
         .post("/v1/account-management/time-based-accounts")
         .token(&api)

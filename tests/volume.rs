@@ -35,7 +35,7 @@ async fn plan_with_sub(
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let mut body = json!({"accountName": "eu", "email": "eu@example.com", "retentionDays": 5,
+    let mut body = json!({"accountName": "eu", "retentionDays": 5,
         "searchable": true, "accessible": true, "sharingObjectsAccounts": []});
     body.as_object_mut()
         .unwrap()
@@ -299,7 +299,11 @@ async fn one_utilization_record_is_written_per_interval() {
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let first = records();
-    assert_eq!(first.len(), 1, "one record per interval, however often checked");
+    assert_eq!(
+        first.len(),
+        1,
+        "one record per interval, however often checked"
+    );
     let r = &first[0];
     assert_eq!(r["account_id"], sub_id);
     assert_eq!(r["account_name"], "eu");
@@ -311,5 +315,10 @@ async fn one_utilization_record_is_written_per_interval() {
         records().len() == 2
     })
     .await;
-    assert_eq!(server.metric("tollgate_volume_utilization_records_total").await, 2.0);
+    assert_eq!(
+        server
+            .metric("tollgate_volume_utilization_records_total")
+            .await,
+        2.0
+    );
 }

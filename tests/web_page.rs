@@ -774,8 +774,9 @@ async fn user_id(cp: &ControlPlane, account: i64, email: &str) -> i64 {
 async fn an_admin_of_a_main_account_switches_to_the_accounts_it_reaches() {
     let cp = ControlPlane::sqlite().await;
     let (account, api, _) = cp.account("acme").await;
+    let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
     let sub = |name: &str, accessible: bool| {
-        json!({"accountName": name, "email": "ops@example.com", "retentionDays": 7,
+        json!({"accountName": name, "email": "ann@example.com", "retentionDays": 7,
                "searchable": false, "accessible": accessible, "sharingObjectsAccounts": []})
     };
     let open = cp
@@ -805,7 +806,6 @@ async fn an_admin_of_a_main_account_switches_to_the_accounts_it_reaches() {
         .await["accountId"]
         .as_i64()
         .unwrap();
-    let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
     let page = admin.get(&format!("/ui/accounts/{account}/logs")).await;
     page.shows(&[
         &format!("href=\"/ui/accounts/{open}/logs\""),

@@ -172,10 +172,13 @@ pub fn check_filter_term(what: &str, term: &str) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// The most characters a name may have.
+pub const NAME_CHARS: usize = 256;
+
 /// Every name (accounts, tokens) is 1-256 characters without control characters, trimmed.
 pub fn checked_name(name: &str) -> Result<&str, Refusal> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 256 || name.chars().any(char::is_control) {
+    if name.is_empty() || name.chars().count() > NAME_CHARS || name.chars().any(char::is_control) {
         return Err(Refusal::invalid(
             "name must be 1-256 characters without control characters",
         ));

@@ -406,6 +406,30 @@ impl ControlPlane {
         reply.expect_ok(&format!("create account {body}"))
     }
 
+    /// `POST /v1/user-management` as the operator: a user of `account` with `role`
+    /// (Logz.io's name, e.g. `USER_ROLE_ACCOUNT_ADMIN`), its id and its setup link. A
+    /// sub-account's or metrics account's `email` must be an admin made this way first.
+    pub async fn create_user(&self, account: i64, email: &str, role: &str) -> (i64, String) {
+        let body = json!({"username": email, "fullName": "Test User", "accountID": account,
+                          "role": role});
+        let created = self
+            .post("/v1/user-management")
+            .admin()
+            .json(body)
+            .send()
+            .await
+            .expect_ok("create user");
+        let keys: Vec<&String> = created.as_object().expect("an object").keys().collect();
+        assert_eq!(keys, ["id", "setupLink"], "{created}");
+        (
+            created["id"].as_i64().expect("id"),
+            created["setupLink"]
+                .as_str()
+                .expect("setupLink")
+                .to_string(),
+        )
+    }
+
     /// One call with the header `auth`: the status and the JSON body (`Null` if none).
     pub async fn call(
         &self,

@@ -4,8 +4,6 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
-
 use super::Reply;
 use super::control::ControlPlane;
 
@@ -112,7 +110,7 @@ impl<'a> Browser<'a> {
         email: &str,
         role: &str,
     ) -> Browser<'a> {
-        let link = create_user(cp, account, email, role).await;
+        let (_, link) = cp.create_user(account, email, role).await;
         let mut browser = Browser::new(cp);
         browser.set_password(&link).await;
         browser.sign_in(email, PASSWORD).await;
@@ -207,18 +205,4 @@ fn csrf_in(html: &str) -> Option<String> {
     let at = html.find("name=\"csrf\" value=\"")? + "name=\"csrf\" value=\"".len();
     let end = html[at..].find('"')?;
     Some(html[at..at + end].to_string())
-}
-
-/// `POST /v1/user-management` as the operator; the user's setup link.
-pub async fn create_user(cp: &ControlPlane, account: i64, email: &str, role: &str) -> String {
-    let body = cp
-        .post("/v1/user-management")
-        .admin()
-        .json(
-            json!({"username": email, "fullName": "Test User", "accountID": account, "role": role}),
-        )
-        .send()
-        .await
-        .expect_ok("create user");
-    body["setupLink"].as_str().expect("setupLink").to_string()
 }

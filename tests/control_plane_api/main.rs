@@ -9,6 +9,7 @@ mod common;
 
 mod access;
 mod accounts;
+mod admin_email;
 mod api_tokens;
 mod audit;
 mod feed;

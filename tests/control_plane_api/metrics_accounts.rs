@@ -14,6 +14,7 @@ crate::on_both_backends!(
     a_metrics_account_is_created_with_the_main_accounts_api_token,
     a_metrics_accounts_token_ships_at_once_and_stops_when_it_is_deleted,
     metrics_account_updates_answer_the_account_and_refusals_change_nothing,
+    a_metrics_account_without_a_name_is_named_after_its_main_account,
     a_deleted_sub_account_drops_out_of_a_metrics_accounts_authorized_ids,
     the_operator_manages_metrics_accounts_through_the_main_account,
 );
@@ -24,7 +25,8 @@ const ACCOUNTS: &str = "/v1/account-management/metrics-accounts";
 const OTLP_GAUGE: &str = r#"{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"name":"queue_depth",
 "gauge":{"dataPoints":[{"asInt":"4","timeUnixNano":"1700000000000000000"}]}}]}]}]}"#;
 
-/// A pro main account "acme" with a sub-account, and a metrics account shared with both.
+/// A pro main account "acme" with its admin ops@acme.test, a sub-account, and a metrics
+/// account shared with both.
 struct Acme {
     main: Account,
     sub: i64,
@@ -35,6 +37,8 @@ struct Acme {
 
 async fn acme(cp: &ControlPlane) -> Acme {
     let main = main_account(cp, "acme", "pro").await;
+    cp.create_user(main.id, "ops@acme.test", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
     let sub = cp
         .post(SUBS)
         .token(main.api())
@@ -191,7 +195,6 @@ async fn metrics_account_updates_answer_the_account_and_refusals_change_nothing(
             "email",
         ),
         (json!({"email": "", "accountName": "m"}), "email"),
-        (json!({"email": "ops@acme.test"}), "accountName"),
         (
             json!({"email": "ops@acme.test", "accountName": "m", "planUts": -1}),
             "planUts",
@@ -215,6 +218,42 @@ async fn metrics_account_updates_answer_the_account_and_refusals_change_nothing(
         .await
         .expect_ok("list");
     assert_eq!(list, json!([updated]), "no refused create left an account");
+    cp.stop().await;
+}
+
+/// Logz.io names a metrics account created without `accountName` after its main account,
+/// as its Go client's tests expect.
+async fn a_metrics_account_without_a_name_is_named_after_its_main_account(
+    backend: Backend,
+    test: &str,
+) {
+    let Some(cp) = ControlPlane::start(backend, test).await else {
+        return;
+    };
+    let Acme { main, .. } = acme(&cp).await;
+    let created = cp
+        .post(ACCOUNTS)
+        .token(main.api())
+        .json(json!({"email": "ops@acme.test", "planUts": 100}))
+        .send()
+        .await
+        .expect_ok("create without a name");
+    assert_eq!(created["accountName"], "acme_metrics");
+    let id = created["Id"].as_i64().unwrap();
+    assert_eq!(read(&cp, &main, id).await.expect_ok("read"), created);
+    // A main account's longest name still leaves a name that fits.
+    let long = main_account(&cp, &"x".repeat(256), "pro").await;
+    cp.create_user(long.id, "ops@long.test", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
+    let created = cp
+        .post(ACCOUNTS)
+        .token(long.api())
+        .json(json!({"email": "ops@long.test"}))
+        .send()
+        .await
+        .expect_ok("create under a long-named main account");
+    let name = created["accountName"].as_str().unwrap();
+    assert_eq!(name, format!("{}_metrics", "x".repeat(248)));
     cp.stop().await;
 }
 

@@ -31,8 +31,11 @@ crate::on_both_backends!(
     the_detailed_view_follows_updates_and_refuses_strangers,
 );
 
-/// Creates "acme-eu" under `main` with every setting given: its id and the create answer.
+/// Creates "acme-eu" under `main` with every setting given, its `email` the main account's
+/// admin it makes first: its id and the create answer.
 async fn acme_eu(cp: &ControlPlane, main: &Account) -> (i64, Value) {
+    cp.create_user(main.id, "ops@acme.test", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
     let created = cp
         .post(SUBS)
         .token(main.api())
@@ -396,8 +399,11 @@ async fn optional_numbers_alternate_with_absent_ones(backend: Backend, test: &st
     cp.stop().await;
 }
 
-/// Creates "eu" under `main` with every Logz.io field set, zeros included: its id.
+/// Creates "eu" under `main` with every Logz.io field set, zeros included, its `email` the
+/// main account's admin it makes first: its id.
 async fn eu_with_every_field(cp: &ControlPlane, main: &Account) -> i64 {
+    cp.create_user(main.id, "ops@acme.test", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
     let created = cp
         .post(SUBS)
         .token(main.api())

@@ -36,7 +36,7 @@ async fn volume_of(cp: &ControlPlane, id: i64) -> Value {
 }
 
 async fn create_sub(cp: &ControlPlane, main: &Account, name: &str, volume: Value) -> i64 {
-    let mut body = json!({"accountName": name, "email": "ops@acme.test", "retentionDays": 7});
+    let mut body = json!({"accountName": name, "retentionDays": 7});
     body.as_object_mut()
         .unwrap()
         .extend(volume.as_object().unwrap().clone());
@@ -115,7 +115,7 @@ async fn fixed_and_reserved_volumes_must_fit_the_plan(backend: Backend, test: &s
     // A third account reserving anything does not fit; one reserving nothing does.
     cp.post(SUBS)
         .token(main.api())
-        .json(json!({"accountName": "more", "email": "ops@acme.test", "retentionDays": 7,
+        .json(json!({"accountName": "more", "retentionDays": 7,
                      "isFlexible": true, "reservedDailyGB": 0.5}))
         .send()
         .await

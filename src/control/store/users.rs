@@ -190,6 +190,22 @@ pub async fn active_admins(db: &mut impl Db, account_id: i64) -> Result<i64, Sto
     Ok(row.try_get("n")?)
 }
 
+/// Whether `email` (lower-cased by the caller) is an active admin of the account.
+pub async fn is_active_admin(
+    db: &mut impl Db,
+    account_id: i64,
+    email: &str,
+) -> Result<bool, StoreError> {
+    const SQL: &str = "SELECT 1 AS one FROM users \
+                       WHERE account_id = $1 AND email = $2 AND role = 'admin' AND active = 1";
+    Ok(sqlx::query(SQL)
+        .bind(account_id)
+        .bind(email)
+        .fetch_optional(db.connection())
+        .await?
+        .is_some())
+}
+
 pub struct UserUpdate<'a> {
     pub id: i64,
     pub full_name: &'a str,

@@ -8,19 +8,19 @@ use super::accounts::insert;
 use super::callers::Caller;
 use super::change::Change;
 use super::sub_accounts::{
-    check_main_caller, check_main_or_its_subs, checked_email, delete_owned, main_or_its_subs,
-    republish_if_renamed,
+    check_admin_email, check_main_caller, check_main_or_its_subs, checked_email, delete_owned,
+    main_or_its_subs, republish_if_renamed,
 };
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
-use crate::control::rules::{AccountType, checked_name};
+use crate::control::rules::{AccountType, NAME_CHARS, checked_name};
 use crate::control::store::Db;
 use crate::control::store::accounts::{
     self as store, NewAccount, OwnedAccount, SubAccountSettings,
 };
 
-/// What a create or update gives; `None` leaves a field as it is (a create needs
-/// `account_name` and `email`).
+/// What a create or update gives; `None` leaves a field as it is (a create needs `email`,
+/// and names the account after its main account without `account_name`).
 #[derive(Default)]
 pub struct MetricsAccountFields {
     pub email: Option<String>,
@@ -55,11 +55,10 @@ pub async fn create(
     fields: MetricsAccountFields,
 ) -> Result<OwnedAccount, Refusal> {
     check_main_caller(caller)?;
-    let name = fields
-        .account_name
-        .clone()
-        .ok_or_else(|| Refusal::invalid("accountName is required"))?;
-    let name = checked_name(&name)?.to_string();
+    let given_name = match &fields.account_name {
+        Some(name) => Some(checked_name(name)?.to_string()),
+        None => None,
+    };
     if fields.email.is_none() {
         return Err(Refusal::invalid("email is required"));
     }
@@ -67,6 +66,8 @@ pub async fn create(
     fields.apply(&mut settings)?;
     let mut change = Change::begin(cp, caller).await?;
     let main = change.account.clone();
+    let name = given_name.unwrap_or_else(|| default_name(&main.name));
+    check_admin_email(&mut change.tx, main.id, None, settings.email.as_deref()).await?;
     let ids = &settings.extra.authorized_accounts_ids;
     check_main_or_its_subs(&mut change.tx, main.id, None, ids, "authorizedAccountsIds").await?;
     let new = NewAccount {
@@ -86,6 +87,16 @@ pub async fn create(
     change.commit().await?;
     cp.published(first.version);
     Ok(account)
+}
+
+/// Logz.io names a metrics account created without a name `<main account's name>_metrics`
+/// (shortened to fit the 256 characters a name may have).
+fn default_name(main_name: &str) -> String {
+    const SUFFIX: &str = "_metrics";
+    let keep = NAME_CHARS - SUFFIX.len();
+    let mut name: String = main_name.chars().take(keep).collect();
+    name.push_str(SUFFIX);
+    name
 }
 
 async fn fetch(db: &mut impl Db, main_id: i64, id: i64) -> Result<OwnedAccount, Refusal> {
@@ -142,6 +153,8 @@ pub async fn update(
     let mut settings = current.settings.clone();
     let given = fields.authorized_accounts_ids.is_some();
     fields.apply(&mut settings)?;
+    let (before, after) = (current.settings.email.as_deref(), settings.email.as_deref());
+    check_admin_email(&mut change.tx, main_id, before, after).await?;
     let ids = &mut settings.extra.authorized_accounts_ids;
     if given {
         check_main_or_its_subs(&mut change.tx, main_id, None, ids, "authorizedAccountsIds").await?;

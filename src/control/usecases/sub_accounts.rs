@@ -14,6 +14,7 @@ use crate::control::store::accounts::{
     self as store, NewAccount, OwnedAccount, SubAccountSettings, UtilizationSettings,
 };
 use crate::control::store::shipping_tokens::{self as token_store, Removal};
+use crate::control::store::users as user_store;
 use crate::control::store::volume as volume_store;
 use crate::control::store::{Db, Tx, feed};
 use crate::control::volume;
@@ -119,9 +120,8 @@ impl SubAccountFields {
     }
 }
 
-/// An email address, as Logz.io takes one for a sub-account's or metrics account's admin.
-/// (Logz.io also requires an admin user of the main account: checked once accounts have
-/// users.)
+/// An email address, as Logz.io takes one for a sub-account's or metrics account's admin
+/// (`check_admin_email` then asks the store whether it is one).
 pub(super) fn checked_email(email: String) -> Result<String, Refusal> {
     let (local, domain) = email.split_once('@').unwrap_or_default();
     if local.is_empty()
@@ -134,6 +134,33 @@ pub(super) fn checked_email(email: String) -> Result<String, Refusal> {
         ));
     }
     Ok(email)
+}
+
+/// Logz.io refuses an account whose `email` is not an existing admin user of the main
+/// account: it becomes the new account's admin. Checked when an account is created and
+/// when an update changes the address (`current` is the stored one; a case change is no
+/// change, as users' emails are compared lower-cased), so an update that keeps it goes
+/// through whoever that user is now. One answer for an unknown user, another role, a
+/// suspended admin and another account's admin: the refusal says nothing of who exists.
+pub(super) async fn check_admin_email(
+    tx: &mut Tx,
+    main_id: i64,
+    current: Option<&str>,
+    email: Option<&str>,
+) -> Result<(), Refusal> {
+    let Some(email) = email else {
+        return Ok(());
+    };
+    let lower = email.to_lowercase();
+    if current.is_some_and(|c| c.to_lowercase() == lower)
+        || user_store::is_active_admin(tx, main_id, &lower).await?
+    {
+        return Ok(());
+    }
+    Err(Refusal::Invalid {
+        code: "accounts/EMAIL_NOT_ADMIN",
+        message: format!("email: {email} is not an active admin user of the main account"),
+    })
 }
 
 /// Sub-account and metrics-account calls act on a main account, with its API token or the
@@ -173,6 +200,7 @@ pub async fn create_sub_account(
     fields.apply(&mut settings, Applying::Create)?;
     let mut change = Change::begin(cp, caller).await?;
     let main_id = change.account.id;
+    check_admin_email(&mut change.tx, main_id, None, settings.email.as_deref()).await?;
     check_volume_fits(&mut change.tx, main_id, None, &settings, volume_field).await?;
     check_sharing_accounts(
         &mut change.tx,
@@ -426,6 +454,8 @@ pub async fn update_sub_account(
     let given = fields.sharing_objects_accounts.is_some();
     let volume_field = fields.volume_field();
     fields.apply(&mut settings, Applying::Update)?;
+    let (before, after) = (current.settings.email.as_deref(), settings.email.as_deref());
+    check_admin_email(&mut change.tx, main_id, before, after).await?;
     // Only a change that takes more of the plan can break it: any other update of an
     // account goes through whatever the plan is now.
     if allocation(&settings).reserved_gb() > allocation(&current.settings).reserved_gb() {
