@@ -13,6 +13,7 @@
 
 pub mod bank;
 pub mod policy;
+pub mod redis;
 
 use std::collections::HashMap;
 use std::sync::Arc;
