@@ -346,3 +346,15 @@ async fn a_cluster_bank_keeps_a_plans_counts_in_one_slot() {
     assert!(a.claim(sub, 1).await.unwrap());
     assert!(!b.claim(sub, 1).await.unwrap());
 }
+
+/// `rediss://` is TLS with the system's roots: a certificate no system trusts is refused
+/// (the handshake ran, and rustls found its crypto provider).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bank_speaks_tls_to_rediss_and_checks_the_certificate() {
+    let Some(redis) = common::redis::start_tls("a_bank_speaks_tls_to_rediss") else {
+        return;
+    };
+    let bank = bank(&redis.url).await;
+    let message = unavailable(bank.acquire(AccountId(7), today(), 10, capped(100)).await);
+    assert!(message.contains("UnknownIssuer"), "{message}");
+}

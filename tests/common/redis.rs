@@ -31,7 +31,9 @@ pub struct Redis {
     bin: PathBuf,
     port: u16,
     extra: Vec<String>,
-    /// `redis://127.0.0.1:<port>/`, without credentials.
+    /// Serves TLS only (`rediss://`), with a self-signed certificate for 127.0.0.1.
+    tls: bool,
+    /// `redis://127.0.0.1:<port>/` (`rediss://` with TLS), without credentials.
     pub url: String,
     /// Holds the server's working directory (a cluster node's `nodes.conf`).
     dir: TempDir,
@@ -47,6 +49,15 @@ pub fn start(test: &str) -> Option<Redis> {
 
 /// `start`, with more `redis-server` arguments (`--requirepass`, say).
 pub fn start_with(test: &str, args: &[&str]) -> Option<Redis> {
+    launch(test, args, false)
+}
+
+/// A Redis that speaks TLS only (`rediss://`), with a certificate no system trusts.
+pub fn start_tls(test: &str) -> Option<Redis> {
+    launch(test, &[], true)
+}
+
+fn launch(test: &str, args: &[&str], tls: bool) -> Option<Redis> {
     let Some(bin) = server_bin() else {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("{test}: redis-server is missing (apt-get install redis-server) and CI=true");
@@ -64,10 +75,22 @@ pub fn start_with(test: &str, args: &[&str]) -> Option<Redis> {
         bin,
         port,
         extra: args.iter().map(|a| a.to_string()).collect(),
-        url: format!("redis://127.0.0.1:{port}/"),
+        tls,
+        url: format!(
+            "{}://127.0.0.1:{port}/",
+            if tls { "rediss" } else { "redis" }
+        ),
         dir: tempfile::tempdir().expect("tempdir"),
         _reserved: reserved,
     };
+    if tls {
+        let certified = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()])
+            .expect("a self-signed certificate");
+        let dir = redis.dir.path();
+        std::fs::write(dir.join("cert.pem"), certified.cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), certified.signing_key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("ca.pem"), certified.cert.pem()).unwrap();
+    }
     redis.launch();
     Some(redis)
 }
@@ -105,11 +128,36 @@ pub fn start_cluster(test: &str) -> Option<Redis> {
 
 impl Redis {
     fn launch(&mut self) {
+        let port = self.port.to_string();
+        let listen: &[&str] = if self.tls {
+            &[
+                "--port",
+                "0",
+                "--tls-port",
+                &port,
+                "--tls-auth-clients",
+                "no",
+            ]
+        } else {
+            &["--port", &port]
+        };
         let child = Command::new(&self.bin)
-            .args(["--port", &self.port.to_string()])
+            .args(listen)
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(if self.tls {
+                &[
+                    "--tls-cert-file",
+                    "cert.pem",
+                    "--tls-key-file",
+                    "key.pem",
+                    "--tls-ca-cert-file",
+                    "ca.pem",
+                ][..]
+            } else {
+                &[]
+            })
             .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
