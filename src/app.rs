@@ -31,8 +31,9 @@ use crate::tokens::feed::{FeedSource, FollowSettings};
 use crate::tokens::file::FileSource;
 use crate::tokens::miss::{MissCache, MissSettings};
 use crate::tokens::usage::{self, Usage};
-use crate::volume::bank::LocalBank;
+use crate::volume::bank::{Bank, LocalBank};
 use crate::volume::gate::Gate;
+use crate::volume::redis::RedisBank;
 use crate::volume::utilization;
 
 /// The listeners `run` serves on.
@@ -74,6 +75,8 @@ pub enum AppError {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error("volume: {0}")]
+    Volume(#[from] crate::volume::bank::BankError),
 }
 
 /// Everything `check-config` and `serve` check before starting: the config's own rules,
@@ -204,7 +207,7 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
     let forward_metrics = telemetry.forward(sink.name());
     let (forwarder, forward) = forward::start(&config.forward, sink, forward_metrics, local_tap)?;
     let writable = forwarder.clone();
-    let volume = start_volume(v, Arc::clone(&gate), forwarder.clone(), background.clone());
+    let volume = start_volume(v, Arc::clone(&gate), forwarder.clone(), background.clone()).await?;
 
     let s = &config.server;
     let ingest = Arc::new(Ingest::new(
@@ -446,15 +449,29 @@ fn serve_public(
 }
 
 /// The volume gate's background work: taking leases from the bank and writing the
-/// utilization records this gateway wins. The bank is Redis when `[volume]` names one,
-/// else this process.
-fn start_volume(
+/// utilization records this gateway wins. The bank is Redis when `[volume]` names one
+/// (reached lazily: the gateway starts while Redis is down), else this process.
+async fn start_volume(
     v: &VolumeConfig,
     gate: Arc<Gate>,
     forwarder: forward::Forwarder,
     stop: CancellationToken,
+) -> Result<JoinHandle<()>, AppError> {
+    if v.redis_url.is_none() && v.redis_cluster_nodes.is_empty() {
+        let bank = Arc::new(LocalBank::default());
+        return Ok(spawn_volume(v, bank, gate, forwarder, stop));
+    }
+    let bank = Arc::new(RedisBank::connect(v).await?);
+    Ok(spawn_volume(v, bank, gate, forwarder, stop))
+}
+
+fn spawn_volume<B: Bank>(
+    v: &VolumeConfig,
+    bank: Arc<B>,
+    gate: Arc<Gate>,
+    forwarder: forward::Forwarder,
+    stop: CancellationToken,
 ) -> JoinHandle<()> {
-    let bank = Arc::new(LocalBank::default());
     let leases = Arc::clone(&gate).run(Arc::clone(&bank), v.retry_secs, stop.clone());
     let records = utilization::run(gate, bank, forwarder, v.utilization_check_secs, stop);
     tokio::spawn(async move {

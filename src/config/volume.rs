@@ -11,8 +11,8 @@ use super::{ConfigError, refuse_zero, secs};
 #[serde(deny_unknown_fields, default)]
 pub struct VolumeConfig {
     /// Redis that the gateways of a fleet count in (`redis://host:port/db`,
-    /// `rediss://` for TLS, `redis+sentinel://…`); unset: counted in this process, a
-    /// fleet of one.
+    /// `rediss://` for TLS; no Sentinel: see docs/volume.md); unset: counted in this
+    /// process, a fleet of one.
     pub redis_url: Option<String>,
     /// Redis Cluster nodes, instead of `redis_url`.
     pub redis_cluster_nodes: Vec<String>,

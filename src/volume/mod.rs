@@ -14,6 +14,7 @@
 pub mod bank;
 pub mod gate;
 pub mod policy;
+pub mod redis;
 pub mod utilization;
 
 use std::collections::HashMap;

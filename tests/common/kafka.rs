@@ -51,8 +51,8 @@ pub struct Broker {
 /// The socket is bound with SO_REUSEADDR and never listens: the kernel hands the port to no
 /// other `bind(:0)` or outgoing connection, yet tansu (a tokio listener, SO_REUSEADDR too)
 /// can listen on it. No bind, drop and rebind, so no window in which the kernel gives the
-/// port to another test or process.
-fn reserve_port() -> (TcpSocket, u16) {
+/// port to another test or process. `redis.rs` holds its ports the same way.
+pub fn reserve_port() -> (TcpSocket, u16) {
     let socket = TcpSocket::new_v4().expect("socket");
     socket.set_reuseaddr(true).expect("SO_REUSEADDR");
     socket
