@@ -322,3 +322,52 @@ async fn one_utilization_record_is_written_per_interval() {
         2.0
     );
 }
+
+#[tokio::test]
+async fn crossing_the_soft_limit_leaves_one_audit_event_a_day_and_drops_nothing() {
+    let cp = ControlPlane::sqlite().await;
+    // A soft limit of 50 kB under a volume of 500 MB.
+    let (_, sub_id, sub_token, api) =
+        plan_with_sub(&cp, 1.0, json!({"maxDailyGB": 0.5, "softLimitGB": 0.00005})).await;
+    let server = gateway(&cp, |_| {}).await;
+    send(&server, &sub_token, 10, 100, "eu").await;
+    let soft_limit_events = || async {
+        let page = cp
+            .api(
+                Method::GET,
+                "/v1/audit-events?pageNumber=1&pageSize=100",
+                &api,
+                None,
+            )
+            .await;
+        page["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "volume.soft-limit")
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    wait_until("the soft-limit event", Duration::from_secs(3), || async {
+        soft_limit_events().await.len() == 1
+    })
+    .await;
+    let event = &soft_limit_events().await[0];
+    assert_eq!(event["actor"], "gateways");
+    assert_eq!(event["target"], format!("account:{sub_id}"));
+    send(&server, &sub_token, 10, 100, "more").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(soft_limit_events().await.len(), 1, "one event a day");
+    wait_until("nothing dropped", PROPAGATION, || async {
+        forwarded(&server, "eu") + forwarded(&server, "more") == 2_000
+    })
+    .await;
+    let metrics = cp.metrics().await;
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "tollgate_control_volume_days_marked_total{mark=\"soft_limit\"}"
+        ),
+        1.0
+    );
+}

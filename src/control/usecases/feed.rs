@@ -14,7 +14,7 @@ use crate::control::store::feed as store;
 use crate::control::store::shared_tokens as shared_store;
 use crate::control::store::volume::{self as volume_store, VolumeRow};
 use crate::control::store::{Actor, Tx};
-use crate::control::store::{Store, shipping_tokens};
+use crate::control::store::{Store, accounts, shipping_tokens};
 use crate::control::usecases::change::audit;
 use crate::control::volume::{Allocation, BYTES_PER_GB, shared_gb};
 use crate::model::{AccountId, Kind};
@@ -311,11 +311,15 @@ async fn check_soft_limit(
             .volume_marks
             .with_label_values(&["soft_limit"])
             .inc();
+        // In the main account's trail, where its admins read what happens to their plan.
+        let owner = accounts::get(tx, account_id)
+            .await?
+            .and_then(|a| a.owner_id);
         let target = format!("account:{account_id}");
         audit(
             cp,
             tx,
-            account_id,
+            owner.unwrap_or(account_id),
             Actor::Gateways,
             "volume.soft-limit",
             &target,
