@@ -301,7 +301,7 @@ async fn view(
 }
 
 /// A main account's sub-accounts and the volume they share, read once for a listing.
-async fn subs_and_pool(
+pub(super) async fn subs_and_pool(
     db: &mut impl Db,
     main_id: i64,
 ) -> Result<(Vec<OwnedAccount>, MainVolume), Refusal> {

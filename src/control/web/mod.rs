@@ -17,6 +17,7 @@
 
 mod api_tokens;
 mod assets;
+mod chart;
 mod dates;
 mod form;
 mod layout;
@@ -25,6 +26,7 @@ pub mod session;
 mod shared;
 mod shipping;
 mod users;
+mod volume;
 
 use std::sync::Arc;
 
@@ -157,16 +159,18 @@ pub enum Tab {
     Api,
     Shared,
     Users,
+    Volume,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Logs,
         Tab::Metrics,
         Tab::Traces,
         Tab::Api,
         Tab::Shared,
         Tab::Users,
+        Tab::Volume,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -177,6 +181,7 @@ impl Tab {
             Tab::Api => "api",
             Tab::Shared => "shared",
             Tab::Users => "users",
+            Tab::Volume => "volume",
         }
     }
 
@@ -188,6 +193,7 @@ impl Tab {
             Tab::Api => "API tokens",
             Tab::Shared => "Shared tokens",
             Tab::Users => "Users",
+            Tab::Volume => "Volume",
         }
     }
 
@@ -422,6 +428,7 @@ pub async fn render(
         Tab::Api => api_tokens::content(&ctx, &notice).await,
         Tab::Shared => shared::content(&ctx, &notice).await,
         Tab::Users => users::content(&ctx, &notice).await,
+        Tab::Volume => volume::content(&ctx, &notice).await,
     };
     let (status, notice, content) = match content {
         Ok(markup) => (notice.status(), notice, markup),
