@@ -108,7 +108,8 @@ pub fn routes(cp: Arc<ControlPlane>, settings: PageSettings) -> Router {
         .merge(shipping::routes())
         .merge(api_tokens::routes())
         .merge(shared::routes())
-        .merge(users::routes());
+        .merge(users::routes())
+        .merge(volume::routes());
     // One GET route per tab (a `{tab}` segment would shadow the tabs' own POST routes).
     for tab in Tab::ALL {
         let path = format!("/accounts/{{account}}/{}", tab.slug());
@@ -310,12 +311,19 @@ pub enum Notice {
         email: String,
         link: String,
     },
+    /// A refused edit of item `id`: the tab shows the refusal in that item's form, open
+    /// again with what was typed.
+    Retry {
+        refusal: PageRefusal,
+        id: i64,
+        fields: Fields,
+    },
 }
 
 impl Notice {
     fn status(&self) -> StatusCode {
         match self {
-            Notice::Refused(r) => r.status,
+            Notice::Refused(r) | Notice::Retry { refusal: r, .. } => r.status,
             _ => StatusCode::OK,
         }
     }

@@ -1,19 +1,61 @@
 //! The Volume tab (admins): today's volume of the account, and on a main account of each
 //! of its sub-accounts, against the most it may index a day (docs/volume.md); a chart of
 //! the last 30 UTC days with the same numbers in a table; a banner for a day past the soft
-//! limit or capped.
+//! limit or capped; and on a main account, each sub-account's volume settings to edit.
+//! Edits go through `sub_accounts::update_sub_account`, so the API's rules and refusals
+//! (400 `volume/OVER_PLAN`) apply; a refused edit comes back with its form open, the
+//! refusal in it, and what was typed kept.
 
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::post;
 use maud::{Markup, html};
 
 use super::chart::{self, Day};
-use super::layout::{self, badge};
-use super::{Ctx, Notice};
+use super::layout::{self, badge, csrf_field};
+use super::{
+    Ctx, Fields, Notice, PageRefusal, PageState, Tab, Visit, render, see_other, unreachable_account,
+};
+use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
+use crate::control::store::accounts::SubAccountSettings;
+use crate::control::usecases::callers::Caller;
+use crate::control::usecases::sub_accounts::{self as subs, SubAccountFields};
 use crate::control::usecases::volume_overview::{self as usecase, AccountVolume, Volume};
 use crate::control::volume::{Allocation, BYTES_PER_GB};
 
-pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, Refusal> {
+pub fn routes() -> Router<PageState> {
+    Router::new().route("/accounts/{account}/volume/{id}", post(edit))
+}
+
+/// A refused edit being shown again: its refusal and what was typed, for sub-account `id`.
+struct Retry<'a> {
+    id: i64,
+    refusal: &'a PageRefusal,
+    fields: &'a Fields,
+}
+
+pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> {
     let overview = usecase::overview(ctx.cp, ctx.caller).await?;
+    let retry = match notice {
+        Notice::Retry {
+            refusal,
+            id,
+            fields,
+        } => Some(Retry {
+            id: *id,
+            refusal,
+            fields,
+        }),
+        _ => None,
+    };
+    // A refusal about an account the tab doesn't show (deleted meanwhile) goes on top.
+    let unplaced = retry.as_ref().filter(|r| {
+        !overview.manages_subs || !overview.accounts.iter().any(|a| a.account.id == r.id)
+    });
     Ok(html! {
         div.section-head {
             div {
@@ -25,18 +67,26 @@ pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, Refusal>
                 }
             }
         }
+        @if let Some(r) = unplaced { (layout::refusal(r.refusal)) }
         @for a in &overview.accounts {
-            (card(&overview, a))
+            (card(ctx, &overview, a, retry.as_ref().filter(|r| r.id == a.account.id)))
         }
     })
 }
 
-/// One account: today against its volume, the day's banners, the chart and its numbers.
-fn card(overview: &usecase::VolumeOverview, a: &AccountVolume) -> Markup {
+/// One account: today against its volume, the day's banners, the chart and its numbers,
+/// and (a sub-account on its main account's tab) the settings form.
+fn card(
+    ctx: &Ctx<'_>,
+    overview: &usecase::VolumeOverview,
+    a: &AccountVolume,
+    retry: Option<&Retry>,
+) -> Markup {
     let id = a.account.id;
     let most = a.volume.most_gb().map(|gb| gb * BYTES_PER_GB);
     let today = a.today_bytes(overview.today_ms);
     let days = chart::last_days(overview.today_ms, overview.days, &a.daily_bytes);
+    let editable = overview.manages_subs && a.account.is_sub_account();
     html! {
         section.volume-card id={ "volume-" (id) } aria-labelledby={ "volume-" (id) "-name" } {
             div.card-head {
@@ -61,6 +111,9 @@ fn card(overview: &usecase::VolumeOverview, a: &AccountVolume) -> Markup {
                 }
             }
             (numbers(&a.account.name, &days, most))
+            @if editable && let Some(settings) = &a.settings {
+                (edit_form(ctx, a, settings, retry))
+            }
         }
     }
 }
@@ -190,5 +243,183 @@ fn numbers(name: &str, days: &[Day], most: Option<f64>) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// A sub-account's volume settings, as its main account's admins change them.
+fn edit_form(
+    ctx: &Ctx<'_>,
+    a: &AccountVolume,
+    s: &SubAccountSettings,
+    retry: Option<&Retry>,
+) -> Markup {
+    let id = a.account.id;
+    let field = |name: &str, current: Option<f64>| match retry {
+        Some(r) => r.fields.get(name).to_string(),
+        None => current.map(|gb| gb.to_string()).unwrap_or_default(),
+    };
+    let flexible = match retry {
+        Some(r) => r.fields.get("isFlexible") == "true",
+        None => s.extra.is_flexible,
+    };
+    let input_id = |name: &str| format!("volume-{id}-{name}");
+    let inputs = [
+        (
+            "maxDailyGB",
+            "Max daily GB",
+            field("maxDailyGB", s.max_daily_gb),
+            "Fixed: its daily volume. Flexible: its cap; 0 for none.",
+        ),
+        (
+            "reservedDailyGB",
+            "Reserved daily GB",
+            field("reservedDailyGB", s.extra.reserved_daily_gb),
+            "Flexible: guaranteed to it out of the plan.",
+        ),
+        (
+            "softLimitGB",
+            "Soft limit GB",
+            field("softLimitGB", s.extra.soft_limit_gb),
+            "A warning once a day; 0 for none.",
+        ),
+    ];
+    html! {
+        details.edit-volume open[retry.is_some() || ctx.edit == Some(id)] {
+            summary { "Edit volume settings" }
+            form.volume-form method="post" action=(ctx.action(&format!("volume/{id}")))
+                aria-label={ "Volume settings of " (a.account.name) } {
+                (csrf_field(ctx.csrf()))
+                @if let Some(r) = retry { (layout::refusal(r.refusal)) }
+                fieldset.kind {
+                    legend { "Type" }
+                    label.choice {
+                        input type="radio" name="isFlexible" value="false" checked[!flexible];
+                        "Fixed" span.muted { " — its own daily volume" }
+                    }
+                    label.choice {
+                        input type="radio" name="isFlexible" value="true" checked[flexible];
+                        "Flexible" span.muted { " — reserved, then the shared pool" }
+                    }
+                }
+                div.fields {
+                    @for (i, (name, label, value, hint)) in inputs.iter().enumerate() {
+                        div.field {
+                            label for=(input_id(name)) { (label) }
+                            input id=(input_id(name)) type="number" name=(name) value=(value)
+                                min="0" step="any" inputmode="decimal"
+                                autofocus[i == 0 && retry.is_some()]
+                                aria-describedby={ (input_id(name)) "-hint" };
+                            p.hint id={ (input_id(name)) "-hint" } { (hint) }
+                        }
+                    }
+                }
+                div.buttons {
+                    button.btn.primary type="submit" { "Save" }
+                }
+            }
+        }
+    }
+}
+
+// === actions ===
+
+async fn edit(
+    State(cp): State<Arc<ControlPlane>>,
+    visit: Visit,
+    Path((account, id)): Path<(i64, i64)>,
+    fields: Fields,
+) -> Response {
+    let caller = match visit.session.caller(&cp, account).await {
+        Ok(caller) => caller,
+        Err(e) => return unreachable_account(&cp, &visit, e).await,
+    };
+    match save(&cp, &caller, id, &fields).await {
+        Ok(()) => see_other(&format!("{}#volume-{id}", Tab::Volume.url(account))),
+        Err(e) => {
+            let notice = Notice::Retry {
+                refusal: e.into(),
+                id,
+                fields,
+            };
+            render(&cp, &visit, &caller, Tab::Volume, None, notice).await
+        }
+    }
+}
+
+async fn save(cp: &ControlPlane, caller: &Caller, id: i64, fields: &Fields) -> Result<(), Refusal> {
+    let current = subs::read_sub_account(cp, caller, id).await?.sub.settings;
+    let changes = changes(&current, fields)?;
+    subs::update_sub_account(cp, caller, id, None, changes).await
+}
+
+/// The posted settings, each given to the use case only where it differs from `current`:
+/// a refusal then names a field the person changed, and the others stay as they are. A
+/// blank number is 0 (no cap, no soft limit), as the hints say; a field not posted at all
+/// is left as it is.
+fn changes(current: &SubAccountSettings, fields: &Fields) -> Result<SubAccountFields, Refusal> {
+    let is_flexible = match fields.get("isFlexible") {
+        "true" => true,
+        "false" => false,
+        _ => return Err(Refusal::invalid("isFlexible must be fixed or flexible")),
+    };
+    let changed = |name: &str, now: Option<f64>| -> Result<Option<f64>, Refusal> {
+        let Some(text) = fields.all(name).next().map(str::trim) else {
+            return Ok(None);
+        };
+        let gb = if text.is_empty() {
+            0.0
+        } else {
+            text.parse::<f64>()
+                .map_err(|_| Refusal::invalid(format!("{name} must be a number of GB")))?
+        };
+        Ok((gb != now.unwrap_or(0.0)).then_some(gb))
+    };
+    Ok(SubAccountFields {
+        is_flexible: (is_flexible != current.extra.is_flexible).then_some(is_flexible),
+        max_daily_gb: changed("maxDailyGB", current.max_daily_gb)?,
+        reserved_daily_gb: changed("reservedDailyGB", current.extra.reserved_daily_gb)?,
+        soft_limit_gb: changed("softLimitGB", current.extra.soft_limit_gb)?,
+        ..SubAccountFields::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> SubAccountSettings {
+        let mut s = SubAccountSettings {
+            max_daily_gb: Some(50.0),
+            ..SubAccountSettings::default()
+        };
+        s.extra.is_flexible = true;
+        s.extra.reserved_daily_gb = Some(20.0);
+        s
+    }
+
+    #[test]
+    fn only_changed_settings_reach_the_use_case() {
+        let posted =
+            Fields::parse(b"isFlexible=true&maxDailyGB=50&reservedDailyGB=25.5&softLimitGB=");
+        let c = changes(&settings(), &posted).unwrap();
+        assert_eq!(c.is_flexible, None);
+        assert_eq!(c.max_daily_gb, None, "unchanged");
+        assert_eq!(c.reserved_daily_gb, Some(25.5));
+        assert_eq!(c.soft_limit_gb, None, "blank and none are the same");
+
+        let posted = Fields::parse(b"isFlexible=false&maxDailyGB=&reservedDailyGB=20");
+        let c = changes(&settings(), &posted).unwrap();
+        assert_eq!(c.is_flexible, Some(false));
+        assert_eq!(c.max_daily_gb, Some(0.0), "blank is 0");
+        assert_eq!(c.soft_limit_gb, None, "not posted: left as it is");
+    }
+
+    #[test]
+    fn what_is_not_a_number_is_refused_naming_the_field() {
+        let posted = Fields::parse(b"isFlexible=true&maxDailyGB=lots");
+        let err = changes(&settings(), &posted).err().expect("refused");
+        assert_eq!(err.to_string(), "maxDailyGB must be a number of GB");
+        let posted = Fields::parse(b"maxDailyGB=1");
+        assert!(changes(&settings(), &posted).is_err(), "no type");
     }
 }
