@@ -32,6 +32,7 @@ pub mod crash;
 pub mod kafka;
 pub mod page;
 pub mod process;
+pub mod volume;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
