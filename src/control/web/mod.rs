@@ -516,13 +516,36 @@ pub async fn act(
     tab: Tab,
     change: impl AsyncFnOnce(&Caller) -> Result<(), Refusal>,
 ) -> Response {
+    act_with(
+        cp,
+        visit,
+        account_id,
+        tab,
+        &tab.url(account_id),
+        change,
+        Notice::from,
+    )
+    .await
+}
+
+/// `act`, going to `location` on success, and showing a refusal as the notice `refused`
+/// makes of it.
+pub async fn act_with(
+    cp: &ControlPlane,
+    visit: &Visit,
+    account_id: i64,
+    tab: Tab,
+    location: &str,
+    change: impl AsyncFnOnce(&Caller) -> Result<(), Refusal>,
+    refused: impl FnOnce(Refusal) -> Notice,
+) -> Response {
     let caller = match visit.session.caller(cp, account_id).await {
         Ok(caller) => caller,
         Err(e) => return unreachable_account(cp, visit, e).await,
     };
     match change(&caller).await {
-        Ok(()) => see_other(&tab.url(account_id)),
-        Err(e) => render(cp, visit, &caller, tab, None, e.into()).await,
+        Ok(()) => see_other(location),
+        Err(e) => render(cp, visit, &caller, tab, None, refused(e)).await,
     }
 }
 

@@ -16,9 +16,7 @@ use maud::{Markup, html};
 
 use super::chart::{self, Day};
 use super::layout::{self, badge, csrf_field};
-use super::{
-    Ctx, Fields, Notice, PageRefusal, PageState, Tab, Visit, render, see_other, unreachable_account,
-};
+use super::{Ctx, Fields, Notice, PageRefusal, PageState, Tab, Visit, act_with};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::store::accounts::SubAccountSettings;
@@ -329,21 +327,15 @@ async fn edit(
     Path((account, id)): Path<(i64, i64)>,
     fields: Fields,
 ) -> Response {
-    let caller = match visit.session.caller(&cp, account).await {
-        Ok(caller) => caller,
-        Err(e) => return unreachable_account(&cp, &visit, e).await,
+    // Saved: back to the account's card; refused: its form again, as it was typed.
+    let card = format!("{}#volume-{id}", Tab::Volume.url(account));
+    let save = async |caller: &Caller| save(&cp, caller, id, &fields).await;
+    let retry = |e: Refusal| Notice::Retry {
+        refusal: e.into(),
+        id,
+        fields: fields.clone(),
     };
-    match save(&cp, &caller, id, &fields).await {
-        Ok(()) => see_other(&format!("{}#volume-{id}", Tab::Volume.url(account))),
-        Err(e) => {
-            let notice = Notice::Retry {
-                refusal: e.into(),
-                id,
-                fields,
-            };
-            render(&cp, &visit, &caller, Tab::Volume, None, notice).await
-        }
-    }
+    act_with(&cp, &visit, account, Tab::Volume, &card, save, retry).await
 }
 
 async fn save(cp: &ControlPlane, caller: &Caller, id: i64, fields: &Fields) -> Result<(), Refusal> {
