@@ -7,7 +7,7 @@
 mod common;
 
 use common::control::ControlPlane;
-use common::page::{Browser, PASSWORD, Page, create_user};
+use common::page::{Browser, PASSWORD, Page, create_user, utc_date};
 use common::volume::{
     ADMIN, Acme, DAY_MS, GB, Mark, acme, mark_day, report_usage, sub_account, today_ms,
 };
@@ -21,6 +21,16 @@ async fn admin<'a>(cp: &'a ControlPlane, acme: &Acme) -> Browser<'a> {
     browser.set_password(&link).await;
     browser.sign_in("root@example.com", PASSWORD).await;
     browser
+}
+
+/// Posts sub-account `id`'s volume form on the Volume tab `tab`, `typed` as `name=value`
+/// words (a field left out is not posted).
+async fn post_volume(admin: &mut Browser<'_>, tab: &str, id: i64, typed: &str) -> Page {
+    let fields: Vec<(&str, &str)> = typed
+        .split_whitespace()
+        .map(|field| field.split_once('=').expect("name=value"))
+        .collect();
+    admin.post(&format!("{tab}/{id}"), &fields).await
 }
 
 /// The HTML of `account`'s card on the Volume tab.
@@ -77,8 +87,8 @@ async fn the_tab_shows_each_accounts_day_against_its_volume_with_a_chart() {
             "50 GB",
         ],
     );
-    let today = tollgate_date(today_ms(&cp));
-    let yesterday = tollgate_date(today_ms(&cp) - DAY_MS);
+    let today = utc_date(today_ms(&cp));
+    let yesterday = utc_date(today_ms(&cp) - DAY_MS);
     let fixed = card(&page, acme.fixed);
     assert_shows(
         fixed,
@@ -153,20 +163,6 @@ async fn the_tab_shows_each_accounts_day_against_its_volume_with_a_chart() {
         .lacks(&["/volume\""]);
 }
 
-/// `YYYY-MM-DD` of the UTC day `ms` falls on.
-fn tollgate_date(ms: i64) -> String {
-    let z = ms.div_euclid(DAY_MS) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_day_capped_or_past_its_soft_limit_has_a_banner() {
     let cp = ControlPlane::sqlite().await;
@@ -188,7 +184,7 @@ async fn a_day_capped_or_past_its_soft_limit_has_a_banner() {
             "class=\"banner capped\" role=\"status\"",
             "Capped today",
             "logs are accepted and not forwarded until 00:00 UTC",
-            &format!("{} 14:05 UTC", tollgate_date(today)),
+            &format!("{} 14:05 UTC", utc_date(today)),
         ],
     );
     assert_lacks(capped, &["Soft limit crossed today"]);
@@ -218,17 +214,13 @@ async fn sub_account_volumes_are_edited_under_the_apis_rules() {
     admin.get(&tab).await;
 
     // A fixed account's volume raised, a soft limit set: what the API reads back.
-    let saved = admin
-        .post(
-            &format!("{tab}/{}", acme.fixed),
-            &[
-                ("isFlexible", "false"),
-                ("maxDailyGB", "40"),
-                ("reservedDailyGB", ""),
-                ("softLimitGB", "35.5"),
-            ],
-        )
-        .await;
+    let saved = post_volume(
+        &mut admin,
+        &tab,
+        acme.fixed,
+        "isFlexible=false maxDailyGB=40 reservedDailyGB= softLimitGB=35.5",
+    )
+    .await;
     assert_eq!(saved.status(), 303, "{}", saved.html);
     assert_eq!(saved.location(), format!("{tab}#volume-{}", acme.fixed));
     let fixed = sub_account(&cp, &acme, acme.fixed).await;
@@ -249,17 +241,13 @@ async fn sub_account_volumes_are_edited_under_the_apis_rules() {
 
     // More reserved than the plan has left: the API's refusal, in the account's form,
     // with what was typed kept; nothing changed.
-    let over = admin
-        .post(
-            &format!("{tab}/{}", acme.flexible),
-            &[
-                ("isFlexible", "true"),
-                ("maxDailyGB", "80"),
-                ("reservedDailyGB", "70"),
-                ("softLimitGB", ""),
-            ],
-        )
-        .await;
+    let over = post_volume(
+        &mut admin,
+        &tab,
+        acme.flexible,
+        "isFlexible=true maxDailyGB=80 reservedDailyGB=70 softLimitGB=",
+    )
+    .await;
     over.refused(
         400,
         "volume/OVER_PLAN",
@@ -281,41 +269,36 @@ async fn sub_account_volumes_are_edited_under_the_apis_rules() {
     assert_eq!(flexible["maxDailyGB"], 50.0, "{flexible}");
 
     // Reserved over the cap, and words where a number goes: refused by name too.
-    admin
-        .post(
-            &format!("{tab}/{}", acme.flexible),
-            &[
-                ("isFlexible", "true"),
-                ("maxDailyGB", "50"),
-                ("reservedDailyGB", "60"),
-            ],
-        )
-        .await
-        .refused(
-            400,
-            "request/INVALID",
-            "reservedDailyGB must not be more than maxDailyGB",
-        );
-    admin
-        .post(
-            &format!("{tab}/{}", acme.flexible),
-            &[("isFlexible", "true"), ("maxDailyGB", "lots")],
-        )
-        .await
-        .refused(400, "request/INVALID", "maxDailyGB must be a number of GB")
-        .shows(&["value=\"lots\""]);
+    post_volume(
+        &mut admin,
+        &tab,
+        acme.flexible,
+        "isFlexible=true maxDailyGB=50 reservedDailyGB=60",
+    )
+    .await
+    .refused(
+        400,
+        "request/INVALID",
+        "reservedDailyGB must not be more than maxDailyGB",
+    );
+    post_volume(
+        &mut admin,
+        &tab,
+        acme.flexible,
+        "isFlexible=true maxDailyGB=lots",
+    )
+    .await
+    .refused(400, "request/INVALID", "maxDailyGB must be a number of GB")
+    .shows(&["value=\"lots\""]);
 
     // The flexible account's cap raised: it may take more of the pool.
-    let raised = admin
-        .post(
-            &format!("{tab}/{}", acme.flexible),
-            &[
-                ("isFlexible", "true"),
-                ("maxDailyGB", "60"),
-                ("reservedDailyGB", "20"),
-            ],
-        )
-        .await;
+    let raised = post_volume(
+        &mut admin,
+        &tab,
+        acme.flexible,
+        "isFlexible=true maxDailyGB=60 reservedDailyGB=20",
+    )
+    .await;
     assert_eq!(raised.status(), 303, "{}", raised.html);
     assert_eq!(
         sub_account(&cp, &acme, acme.flexible).await["maxDailyGB"],

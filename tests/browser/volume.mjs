@@ -8,60 +8,16 @@
 //   TOLLGATE_ADMIN_EMAIL / TOLLGATE_ADMIN_PASSWORD   the main account's admin
 //   TOLLGATE_ARTIFACTS     where screenshots go
 // Exits non-zero on the first step that fails, naming it.
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { check, drive, env, step } from "./driver.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) { throw new Error(`${name} is not set`); }
-  return value;
-};
 const PAGE = env("TOLLGATE_PAGE_URL");
 const ACCOUNT = env("TOLLGATE_ACCOUNT_ID");
 const FIXED = env("TOLLGATE_FIXED_ID");
 const FLEXIBLE = env("TOLLGATE_FLEXIBLE_ID");
 const ADMIN_EMAIL = env("TOLLGATE_ADMIN_EMAIL");
 const ADMIN_PASSWORD = env("TOLLGATE_ADMIN_PASSWORD");
-const ARTIFACTS = env("TOLLGATE_ARTIFACTS");
 
-mkdirSync(ARTIFACTS, { recursive: true });
-const profile = mkdtempSync(join(tmpdir(), "tollgate-chromium-"));
-
-function step(name) { console.log(`-- ${name}`); }
-
-function check(condition, message) {
-  if (!condition) { throw new Error(message); }
-}
-
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-  viewport: { width: 1280, height: 860 },
-});
-
-let failed = false;
-try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  const blocked = [];
-  page.on("console", (msg) => {
-    if (msg.type() === "error" && /Content Security Policy/i.test(msg.text())) {
-      blocked.push(msg.text());
-    }
-  });
-  page.setDefaultTimeout(10_000);
-  const shot = async (name) => {
-    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-    writeFileSync(join(ARTIFACTS, `${name}.html`), await page.content());
-  };
-  const submits = async (action) => {
-    await Promise.all([page.waitForNavigation({ waitUntil: "load" }), action()]);
-  };
+await drive({}, async ({ page, shot, submits }) => {
   const tab = `${PAGE}/ui/accounts/${ACCOUNT}/volume`;
   const card = (id) => page.locator(`#volume-${id}`);
   const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -124,17 +80,4 @@ try {
   check(await page.evaluate(() => document.activeElement?.name) === "maxDailyGB", "the form has the focus");
   await card(FLEXIBLE).scrollIntoViewIfNeeded();
   await shot("volume-refused");
-  check(blocked.length === 0, `the CSP blocked nothing the page uses: ${blocked.join("; ")}`);
-  console.log("all steps passed");
-} catch (e) {
-  failed = true;
-  console.error(`FAILED: ${e.stack || e}`);
-  for (const p of context.pages()) {
-    await p.screenshot({ path: join(ARTIFACTS, "failure.png"), fullPage: true }).catch(() => {});
-    console.error(`   at ${p.url()}`);
-  }
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-process.exit(failed ? 1 : 0);
+});
