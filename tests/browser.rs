@@ -3,8 +3,10 @@
 //! following its feed, an admin who signs in, creates, renames, copies, disables and
 //! deletes tokens, ships logs to the gateway with the token copied from the page and sees
 //! it refused once disabled, hits the plan's limit, makes a shared token with a filter,
-//! invites a user who sets a password and sees only shared tokens. Screenshots of each
-//! tab land in `target/browser-artifacts/`.
+//! invites a user who sets a password and sees only shared tokens; and, on a main account
+//! with a month of usage, reads the Volume tab (at 1280 and 375 px), edits a sub-account's
+//! cap and sees an over-plan edit refused. Screenshots of each tab land in
+//! `target/browser-artifacts/`.
 //!
 //! Without node, Chromium or `npm ci` in `tests/browser/` the test prints a SKIPPED banner
 //! and returns; under `CI=true` it fails instead (`.ci/run` installs them).
@@ -18,11 +20,14 @@ use std::time::Duration;
 use common::TestServer;
 use common::control::{ControlPlane, skip, use_control_plane};
 use common::page::{Browser, PASSWORD};
+use common::volume;
 use http::Method;
 use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const ADMIN_EMAIL: &str = "ann@example.com";
+/// The Volume test's admin: its accounts' sub-account email is `ADMIN_EMAIL` already.
+const VOLUME_ADMIN: &str = "root@example.com";
 
 /// What the driver needs, or why it can't run here.
 fn prerequisites(dir: &Path) -> Result<(), String> {
@@ -40,6 +45,44 @@ fn prerequisites(dir: &Path) -> Result<(), String> {
         return Err("playwright-core is not installed (npm ci in tests/browser)".into());
     }
     Ok(())
+}
+
+/// Runs `script` (in `dir`) with `env` and `TOLLGATE_ARTIFACTS`, for at most 180 s; fails
+/// unless it exits 0 after saying "all steps passed".
+async fn drive(dir: &Path, script: &str, env: &[(&str, String)], artifacts: &Path) {
+    let mut driver = tokio::process::Command::new("node")
+        .arg(dir.join(script))
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("TOLLGATE_ARTIFACTS", artifacts)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node");
+    let stdout = driver.stdout.take().expect("piped");
+    let stderr = driver.stderr.take().expect("piped");
+    let read = |mut pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send>| async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut text).await;
+        text
+    };
+    let (out, err, status) = tokio::time::timeout(Duration::from_secs(180), async {
+        tokio::join!(
+            read(Box::new(stdout)),
+            read(Box::new(stderr)),
+            driver.wait()
+        )
+    })
+    .await
+    .expect("the browser run ends within 180 s");
+    eprintln!("{out}{err}");
+    assert!(
+        status.expect("node ran").success(),
+        "the browser run failed (screenshot: {}/failure.png):\n{out}\n{err}",
+        artifacts.display()
+    );
+    assert!(out.contains("all steps passed"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,44 +129,20 @@ async fn an_admin_manages_tokens_in_a_real_browser() {
     Browser::new(&cp).set_password(&link).await;
 
     let artifacts = root.join("target/browser-artifacts");
-    let mut driver = tokio::process::Command::new("node")
-        .arg(driver_dir.join("manage_tokens.mjs"))
-        .current_dir(&driver_dir)
-        .env("TOLLGATE_PAGE_URL", &url)
-        .env("TOLLGATE_GATEWAY_URL", format!("http://{}", gateway.addr))
-        .env("TOLLGATE_ACCOUNT_ID", account.to_string())
-        .env("TOLLGATE_SHIP_TOKEN", &ship_token)
-        .env("TOLLGATE_ADMIN_EMAIL", ADMIN_EMAIL)
-        .env("TOLLGATE_ADMIN_PASSWORD", PASSWORD)
-        .env("TOLLGATE_ARTIFACTS", &artifacts)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start node");
-    let stdout = driver.stdout.take().expect("piped");
-    let stderr = driver.stderr.take().expect("piped");
-    let read = |mut pipe: Box<dyn tokio::io::AsyncRead + Unpin + Send>| async move {
-        let mut text = String::new();
-        let _ = tokio::io::AsyncReadExt::read_to_string(&mut pipe, &mut text).await;
-        text
-    };
-    let (out, err, status) = tokio::time::timeout(Duration::from_secs(180), async {
-        tokio::join!(
-            read(Box::new(stdout)),
-            read(Box::new(stderr)),
-            driver.wait()
-        )
-    })
-    .await
-    .expect("the browser run ends within 180 s");
-    eprintln!("{out}{err}");
-    assert!(
-        status.expect("node ran").success(),
-        "the browser run failed (screenshot: {}/failure.png):\n{out}\n{err}",
-        artifacts.display()
-    );
-    assert!(out.contains("all steps passed"), "{out}");
+    drive(
+        &driver_dir,
+        "manage_tokens.mjs",
+        &[
+            ("TOLLGATE_PAGE_URL", url.clone()),
+            ("TOLLGATE_GATEWAY_URL", format!("http://{}", gateway.addr)),
+            ("TOLLGATE_ACCOUNT_ID", account.to_string()),
+            ("TOLLGATE_SHIP_TOKEN", ship_token.clone()),
+            ("TOLLGATE_ADMIN_EMAIL", ADMIN_EMAIL.to_string()),
+            ("TOLLGATE_ADMIN_PASSWORD", PASSWORD.to_string()),
+        ],
+        &artifacts,
+    )
+    .await;
 
     // What the browser did is what the API sees.
     let found = cp
@@ -171,6 +190,74 @@ async fn an_admin_manages_tokens_in_a_real_browser() {
         "live-tail",
         "live-tail-ended",
     ] {
+        assert!(
+            artifacts.join(format!("{shot}.png")).exists(),
+            "screenshot {shot}.png"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_reads_and_edits_volume_in_a_real_browser() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let driver_dir = root.join("tests/browser");
+    if let Err(why) = prerequisites(&driver_dir) {
+        skip("an_admin_reads_and_edits_volume_in_a_real_browser", &why);
+        return;
+    }
+    let cp = ControlPlane::sqlite().await;
+    let acme = volume::acme(&cp).await;
+    // A month of usage, a day at a time as gateways report it: the fixed account near its
+    // 30 GB and at it today, the flexible one past its 40 GB soft limit on some days.
+    for day in 0..30_u64 {
+        let gb = |base: u64, spread: u64, step: u64| (base + day * step % spread) * volume::GB;
+        let today = day == 29;
+        let fixed = if today {
+            30 * volume::GB
+        } else {
+            gb(17, 12, 7)
+        };
+        let flexible = if today {
+            42 * volume::GB
+        } else {
+            gb(24, 23, 13)
+        };
+        volume::report_usage(&cp, acme.main, gb(6, 9, 5)).await;
+        volume::report_usage(&cp, acme.fixed, fixed).await;
+        volume::report_usage(&cp, acme.flexible, flexible).await;
+        if day < 29 {
+            cp.advance_clock_past(volume::today_ms(&cp) + volume::DAY_MS);
+        }
+    }
+    let today = volume::today_ms(&cp);
+    volume::mark_day(&cp, acme.fixed, today, volume::Mark::Capped).await;
+    volume::mark_day(&cp, acme.flexible, today, volume::Mark::SoftLimit).await;
+    // The admin comes after the clock moved, so the setup link is fresh.
+    let (_, link) = cp.create_user(acme.main, VOLUME_ADMIN, volume::ADMIN).await;
+    Browser::new(&cp).set_password(&link).await;
+
+    let artifacts = root.join("target/browser-artifacts");
+    drive(
+        &driver_dir,
+        "volume.mjs",
+        &[
+            ("TOLLGATE_PAGE_URL", cp.url()),
+            ("TOLLGATE_ACCOUNT_ID", acme.main.to_string()),
+            ("TOLLGATE_FIXED_ID", acme.fixed.to_string()),
+            ("TOLLGATE_FLEXIBLE_ID", acme.flexible.to_string()),
+            ("TOLLGATE_ADMIN_EMAIL", VOLUME_ADMIN.to_string()),
+            ("TOLLGATE_ADMIN_PASSWORD", PASSWORD.to_string()),
+        ],
+        &artifacts,
+    )
+    .await;
+
+    // The cap edited in the browser is what the API reads back; the refused edit changed
+    // nothing.
+    let flexible = volume::sub_account(&cp, &acme, acme.flexible).await;
+    assert_eq!(flexible["maxDailyGB"], 45.0, "{flexible}");
+    assert_eq!(flexible["reservedDailyGB"], 20.0, "{flexible}");
+    for shot in ["volume", "volume-phone", "volume-refused"] {
         assert!(
             artifacts.join(format!("{shot}.png")).exists(),
             "screenshot {shot}.png"

@@ -6,7 +6,7 @@
 mod common;
 
 use common::control::ControlPlane;
-use common::page::{Browser, PASSWORD};
+use common::page::{Browser, PASSWORD, utc_date};
 use http::Method;
 use serde_json::{Value, json};
 
@@ -24,20 +24,6 @@ async fn api_tokens(cp: &ControlPlane, api: &str) -> Vec<Value> {
         )
         .await;
     found["results"].as_array().expect("results").clone()
-}
-
-/// `YYYY-MM-DD` of the UTC day `epoch_ms` falls on (the civil calendar from day numbers).
-fn utc_date(epoch_ms: i64) -> String {
-    let z = epoch_ms.div_euclid(86_400_000) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
 }
 
 fn named<'v>(tokens: &'v [Value], name: &str) -> Option<&'v Value> {

@@ -51,6 +51,23 @@ impl Allocation {
             Allocation::Flexible { reserved_gb, .. } => reserved_gb,
         }
     }
+
+    /// The most the account may index a day: a fixed account its volume; a flexible one
+    /// its reservation and the whole shared pool (`shared_gb`, `None` when the main account
+    /// has no plan volume), no more than its cap. `None`: nothing limits it. The pool is
+    /// shared, so on a given day the others may leave less of it.
+    pub fn most_gb(self, shared_gb: Option<f64>) -> Option<f64> {
+        match self {
+            Allocation::Fixed { daily_gb } => Some(daily_gb),
+            Allocation::Flexible {
+                reserved_gb,
+                cap_gb,
+            } => match (cap_gb, shared_gb.map(|pool| reserved_gb + pool)) {
+                (Some(cap), Some(through_pool)) => Some(cap.min(through_pool)),
+                (cap, through_pool) => cap.or(through_pool),
+            },
+        }
+    }
 }
 
 /// `sharedGB`: the plan's volume less what fixed and reserved volumes take, never below 0.
@@ -156,6 +173,17 @@ mod tests {
             "a fixed account reserves its maxDailyGB only"
         );
         assert_eq!(shared_gb(10.0, accounts), 0.0, "never below 0");
+        // What each may index a day: `us` 20 reserved + 50 pooled, capped at 50; `dev` the
+        // pool; without a plan volume, a flexible account is limited by its cap alone.
+        let most: Vec<_> = accounts.iter().map(|a| a.most_gb(Some(50.0))).collect();
+        assert_eq!(most, [Some(30.0), Some(50.0), Some(50.0)]);
+        assert_eq!(
+            accounts[1].most_gb(Some(10.0)),
+            Some(30.0),
+            "a smaller pool"
+        );
+        assert_eq!(accounts[1].most_gb(None), Some(50.0));
+        assert_eq!(accounts[2].most_gb(None), None);
     }
 
     #[test]

@@ -7,34 +7,17 @@
 //   TOLLGATE_ADMIN_EMAIL / TOLLGATE_ADMIN_PASSWORD
 //   TOLLGATE_ARTIFACTS     where screenshots go
 // Exits non-zero on the first step that fails, naming it.
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
+import { check, drive, env, step } from "./driver.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) { throw new Error(`${name} is not set`); }
-  return value;
-};
 const PAGE = env("TOLLGATE_PAGE_URL");
 const GATEWAY = env("TOLLGATE_GATEWAY_URL");
 const ACCOUNT = env("TOLLGATE_ACCOUNT_ID");
 const ADMIN_EMAIL = env("TOLLGATE_ADMIN_EMAIL");
 const ADMIN_PASSWORD = env("TOLLGATE_ADMIN_PASSWORD");
-const ARTIFACTS = env("TOLLGATE_ARTIFACTS");
 const SHIP_TOKEN = env("TOLLGATE_SHIP_TOKEN");
 const USER_EMAIL = "dan@example.com";
 const USER_PASSWORD = "dan's long enough password";
-
-mkdirSync(ARTIFACTS, { recursive: true });
-const profile = mkdtempSync(join(tmpdir(), "tollgate-chromium-"));
-
-function step(name) { console.log(`-- ${name}`); }
-
-function check(condition, message) {
-  if (!condition) { throw new Error(message); }
-}
 
 /// Polls `probe` until it returns true, for at most `ms`; the time it took.
 async function within(ms, what, probe) {
@@ -55,39 +38,9 @@ async function shipLogs(token) {
   return res.status;
 }
 
-const context = await chromium.launchPersistentContext(profile, {
-  executablePath: "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  ],
-  viewport: { width: 1280, height: 860 },
-  permissions: ["clipboard-read", "clipboard-write"],
-});
-
-let failed = false;
-try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  // The page works within its Content-Security-Policy: anything it blocks is a failure.
-  const blocked = [];
-  page.on("console", (msg) => {
-    if (msg.type() === "error" && /Content Security Policy/i.test(msg.text())) {
-      blocked.push(msg.text());
-    }
-  });
-  page.setDefaultTimeout(10_000);
-  const shot = async (name) => {
-    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
-    writeFileSync(join(ARTIFACTS, `${name}.html`), await page.content());
-  };
+await drive({ permissions: ["clipboard-read", "clipboard-write"] }, async ({ context, page, shot, submits, artifacts }) => {
   const tab = (slug) => `${PAGE}/ui/accounts/${ACCOUNT}/${slug}`;
   const row = (name) => page.locator("tbody tr", { has: page.locator("td.name", { hasText: name }) });
-  // A form posts and the answer (a 303 back to the tab, or the tab with a refusal) loads:
-  // the URL alone can't tell, it is often the same.
-  const submits = async (action) => {
-    await Promise.all([page.waitForNavigation({ waitUntil: "load" }), action()]);
-  };
   const alertText = async () => (await page.locator('[role="alert"]').innerText()).trim();
 
   step("sign in as the admin");
@@ -173,7 +126,7 @@ try {
   await page.locator("details.switcher summary").click();
   const offered = await page.locator("details.switcher li").allInnerTexts();
   check(offered.some((t) => t.includes("acme-traces")) && offered.some((t) => t.includes("acme")), `switcher: ${offered}`);
-  await page.screenshot({ path: join(ARTIFACTS, "switcher.png") });
+  await page.screenshot({ path: join(artifacts, "switcher.png") });
   await page.locator("details.switcher li a", { hasText: "acme-traces" }).click();
   await page.waitForURL(/\/traces$/);
   check((await page.locator(".limit .count").innerText()).includes("1 of 15 enabled"), "the tracing account's tokens");
@@ -225,7 +178,7 @@ try {
   check(await tail.locator("#records li", { hasText: "while paused" }).count() === 0, "held while paused");
   await tail.getByRole("button", { name: "Resume" }).click();
   await tail.locator("#records li", { hasText: "while paused" }).waitFor();
-  await tail.screenshot({ path: join(ARTIFACTS, "live-tail.png") });
+  await tail.screenshot({ path: join(artifacts, "live-tail.png") });
 
   step("deleting the token on the page ends its open tail with a clear message");
   await row("live-demo").getByRole("button", { name: /Delete/ }).click();
@@ -234,7 +187,7 @@ try {
     (await tail.locator("#message").innerText()).includes("its shared token was deleted"));
   console.log(`   the tail ended ${ended} ms after the delete answered`);
   check((await tail.locator("#status").innerText()).includes("Ended"), "the status says ended");
-  await tail.screenshot({ path: join(ARTIFACTS, "live-tail-ended.png") });
+  await tail.screenshot({ path: join(artifacts, "live-tail-ended.png") });
   await tail.close();
 
   step("a new API token is shown once");
@@ -283,17 +236,4 @@ try {
   check((await row("status-page").locator("td.logic").innerText()).includes("env: test"), "with their filter logic");
   check(await page.getByRole("button", { name: /Delete/ }).count() === 0, "and can't delete them");
   await shot("user-shared");
-  check(blocked.length === 0, `the CSP blocked nothing the page uses: ${blocked.join("; ")}`);
-  console.log("all steps passed");
-} catch (e) {
-  failed = true;
-  console.error(`FAILED: ${e.stack || e}`);
-  for (const p of context.pages()) {
-    await p.screenshot({ path: join(ARTIFACTS, "failure.png"), fullPage: true }).catch(() => {});
-    console.error(`   at ${p.url()}`);
-  }
-} finally {
-  await context.close();
-  rmSync(profile, { recursive: true, force: true });
-}
-process.exit(failed ? 1 : 0);
+});

@@ -33,6 +33,7 @@ pub mod kafka;
 pub mod page;
 pub mod process;
 pub mod redis;
+pub mod volume;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

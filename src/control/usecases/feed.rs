@@ -299,7 +299,9 @@ async fn check_soft_limit(
     account_id: i64,
     day_ms: i64,
 ) -> Result<(), Refusal> {
-    let Some(soft_gb) = volume_store::soft_limit_gb(tx, account_id).await? else {
+    // A soft limit of 0 is none, as the page writes it.
+    let soft_gb = volume_store::soft_limit_gb(tx, account_id).await?;
+    let Some(soft_gb) = soft_gb.filter(|gb| *gb > 0.0) else {
         return Ok(());
     };
     let today = volume_store::log_bytes_on(tx, account_id, day_ms).await?;

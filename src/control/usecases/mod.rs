@@ -22,3 +22,4 @@ pub mod shared_tokens;
 pub mod shipping_tokens;
 pub mod sub_accounts;
 pub mod users;
+pub mod volume_overview;

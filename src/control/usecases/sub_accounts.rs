@@ -109,7 +109,12 @@ impl SubAccountFields {
         if let Some(ids) = self.sharing_objects_accounts {
             extra.sharing_objects_accounts = ids;
         }
-        if let (Some(reserved), Some(max)) = (extra.reserved_daily_gb, s.max_daily_gb)
+        // A flexible account's `maxDailyGB` of 0 means no cap (docs/volume.md): nothing
+        // to exceed.
+        let cap = s
+            .max_daily_gb
+            .filter(|max| !extra.is_flexible || *max > 0.0);
+        if let (Some(reserved), Some(max)) = (extra.reserved_daily_gb, cap)
             && reserved > max
         {
             return Err(Refusal::invalid(
@@ -339,7 +344,7 @@ async fn view(
 }
 
 /// A main account's sub-accounts and the volume they share, read once for a listing.
-async fn subs_and_pool(
+pub(super) async fn subs_and_pool(
     db: &mut impl Db,
     main_id: i64,
 ) -> Result<(Vec<OwnedAccount>, MainVolume), Refusal> {

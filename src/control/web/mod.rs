@@ -17,6 +17,7 @@
 
 mod api_tokens;
 mod assets;
+mod chart;
 mod dates;
 mod form;
 mod layout;
@@ -25,6 +26,7 @@ pub mod session;
 mod shared;
 mod shipping;
 mod users;
+mod volume;
 
 use std::sync::Arc;
 
@@ -106,7 +108,8 @@ pub fn routes(cp: Arc<ControlPlane>, settings: PageSettings) -> Router {
         .merge(shipping::routes())
         .merge(api_tokens::routes())
         .merge(shared::routes())
-        .merge(users::routes());
+        .merge(users::routes())
+        .merge(volume::routes());
     // One GET route per tab (a `{tab}` segment would shadow the tabs' own POST routes).
     for tab in Tab::ALL {
         let path = format!("/accounts/{{account}}/{}", tab.slug());
@@ -157,16 +160,18 @@ pub enum Tab {
     Api,
     Shared,
     Users,
+    Volume,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 6] = [
+    pub const ALL: [Tab; 7] = [
         Tab::Logs,
         Tab::Metrics,
         Tab::Traces,
         Tab::Api,
         Tab::Shared,
         Tab::Users,
+        Tab::Volume,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -177,6 +182,7 @@ impl Tab {
             Tab::Api => "api",
             Tab::Shared => "shared",
             Tab::Users => "users",
+            Tab::Volume => "volume",
         }
     }
 
@@ -188,6 +194,7 @@ impl Tab {
             Tab::Api => "API tokens",
             Tab::Shared => "Shared tokens",
             Tab::Users => "Users",
+            Tab::Volume => "Volume",
         }
     }
 
@@ -304,12 +311,19 @@ pub enum Notice {
         email: String,
         link: String,
     },
+    /// A refused edit of item `id`: the tab shows the refusal in that item's form, open
+    /// again with what was typed.
+    Retry {
+        refusal: PageRefusal,
+        id: i64,
+        fields: Fields,
+    },
 }
 
 impl Notice {
     fn status(&self) -> StatusCode {
         match self {
-            Notice::Refused(r) => r.status,
+            Notice::Refused(r) | Notice::Retry { refusal: r, .. } => r.status,
             _ => StatusCode::OK,
         }
     }
@@ -422,6 +436,7 @@ pub async fn render(
         Tab::Api => api_tokens::content(&ctx, &notice).await,
         Tab::Shared => shared::content(&ctx, &notice).await,
         Tab::Users => users::content(&ctx, &notice).await,
+        Tab::Volume => volume::content(&ctx, &notice).await,
     };
     let (status, notice, content) = match content {
         Ok(markup) => (notice.status(), notice, markup),
@@ -501,13 +516,36 @@ pub async fn act(
     tab: Tab,
     change: impl AsyncFnOnce(&Caller) -> Result<(), Refusal>,
 ) -> Response {
+    act_with(
+        cp,
+        visit,
+        account_id,
+        tab,
+        &tab.url(account_id),
+        change,
+        Notice::from,
+    )
+    .await
+}
+
+/// `act`, going to `location` on success, and showing a refusal as the notice `refused`
+/// makes of it.
+pub async fn act_with(
+    cp: &ControlPlane,
+    visit: &Visit,
+    account_id: i64,
+    tab: Tab,
+    location: &str,
+    change: impl AsyncFnOnce(&Caller) -> Result<(), Refusal>,
+    refused: impl FnOnce(Refusal) -> Notice,
+) -> Response {
     let caller = match visit.session.caller(cp, account_id).await {
         Ok(caller) => caller,
         Err(e) => return unreachable_account(cp, visit, e).await,
     };
     match change(&caller).await {
-        Ok(()) => see_other(&tab.url(account_id)),
-        Err(e) => render(cp, visit, &caller, tab, None, e.into()).await,
+        Ok(()) => see_other(location),
+        Err(e) => render(cp, visit, &caller, tab, None, refused(e)).await,
     }
 }
 
