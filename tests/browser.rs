@@ -229,9 +229,9 @@ async fn an_admin_reads_and_edits_volume_in_a_real_browser() {
             cp.advance_clock_past(volume::today_ms(&cp) + volume::DAY_MS);
         }
     }
-    let today = volume::today_ms(&cp);
-    volume::mark_day(&cp, acme.fixed, today, volume::Mark::Capped).await;
-    volume::mark_day(&cp, acme.flexible, today, volume::Mark::SoftLimit).await;
+    // A gateway reports `acme-eu` capped; `acme-us` crossed its 40 GB soft limit today
+    // with the usage reported above.
+    volume::report_capped(&cp, acme.fixed).await;
     // The admin comes after the clock moved, so the setup link is fresh.
     let (_, link) = cp.create_user(acme.main, VOLUME_ADMIN, volume::ADMIN).await;
     Browser::new(&cp).set_password(&link).await;

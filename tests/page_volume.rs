@@ -9,7 +9,8 @@ mod common;
 use common::control::ControlPlane;
 use common::page::{Browser, PASSWORD, Page, utc_date};
 use common::volume::{
-    ADMIN, Acme, DAY_MS, GB, Mark, acme, mark_day, report_usage, sub_account, today_ms,
+    ADMIN, Acme, DAY_MS, GB, Mark, acme, mark_day, report_capped, report_usage, sub_account,
+    today_ms,
 };
 
 const USER: &str = "USER_ROLE_REGULAR";
@@ -168,8 +169,9 @@ async fn a_day_capped_or_past_its_soft_limit_has_a_banner() {
     let cp = ControlPlane::sqlite().await;
     let acme = acme(&cp).await;
     let today = today_ms(&cp);
-    mark_day(&cp, acme.fixed, today, Mark::Capped).await;
-    mark_day(&cp, acme.flexible, today, Mark::SoftLimit).await;
+    report_capped(&cp, acme.fixed).await;
+    // Past its 40 GB soft limit: the report marks the day.
+    report_usage(&cp, acme.flexible, 41 * GB).await;
     // Yesterday's mark is over: the day turned.
     mark_day(&cp, acme.main, today - DAY_MS, Mark::Capped).await;
     let mut admin = admin(&cp, &acme).await;
@@ -184,7 +186,9 @@ async fn a_day_capped_or_past_its_soft_limit_has_a_banner() {
             "class=\"banner capped\" role=\"status\"",
             "Capped today",
             "logs are accepted and not forwarded until 00:00 UTC",
-            &format!("{} 14:05 UTC", utc_date(today)),
+            // When the gateway's report arrived: today, in UTC.
+            &format!("{} ", utc_date(today)),
+            " UTC</time>",
         ],
     );
     assert_lacks(capped, &["Soft limit crossed today"]);

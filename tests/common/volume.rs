@@ -67,6 +67,16 @@ pub async fn report_usage(cp: &ControlPlane, account: i64, bytes: u64) {
         .expect_status(204, "usage report");
 }
 
+/// A gateway's usage report that it holds `account` capped today.
+pub async fn report_capped(cp: &ControlPlane, account: i64) {
+    cp.post("/v1/feed/usage")
+        .feed()
+        .json(json!({ "capped": [account] }))
+        .send()
+        .await
+        .expect_status(204, "usage report");
+}
+
 /// What gateways report about a day beyond its bytes.
 #[derive(Clone, Copy)]
 pub enum Mark {
@@ -75,7 +85,8 @@ pub enum Mark {
 }
 
 /// Marks `account`'s day through the store, as the control plane does when a gateway
-/// reports it (the tests share the control plane's SQLite file).
+/// reports it (the tests share the control plane's SQLite file): for a day already over,
+/// which no report can reach.
 pub async fn mark_day(cp: &ControlPlane, account: i64, day_ms: i64, mark: Mark) {
     let store = Store::open(cp.database_url())
         .await
