@@ -494,6 +494,7 @@ pub async fn start_token_source(
                 t.state_dir.clone(),
                 t.watch_interval_secs,
                 Arc::clone(&tokens),
+                gate,
                 telemetry.token_source(),
             );
             source.boot().await;

@@ -371,3 +371,41 @@ async fn crossing_the_soft_limit_leaves_one_audit_event_a_day_and_drops_nothing(
         1.0
     );
 }
+
+#[tokio::test]
+async fn a_token_files_volume_policies_cap_an_account_without_a_control_plane() {
+    let server = TestServer::start(|_| {}).await;
+    // Account 1001 may send 20 kB a day; 2002 has no policy.
+    let mut file: Value = serde_json::from_str(&tokens_json(2, true)).unwrap();
+    file["volumes"] = json!([{"account_id": 1001, "account_name": "acme", "main_id": 1001,
+        "reserved_bytes": 20000, "cap_bytes": 20000}]);
+    std::fs::write(server.dir.join("tokens.json"), file.to_string()).unwrap();
+    wait_until("the file's policy is loaded", PROPAGATION, || async {
+        server.metric("tollgate_volume_policies").await == 1.0
+    })
+    .await;
+    send(&server, LOGS_TOKEN, 40, 10, "acme").await; // about 1 kB a request
+    send(&server, OTHER_ACCOUNT_TOKEN, 10, 10, "globex").await;
+    wait_until("the other account's logs arrive", PROPAGATION, || async {
+        forwarded(&server, "globex") == 100
+    })
+    .await;
+    let acme = forwarded(&server, "acme");
+    let line = server
+        .metric("tollgate_ingested_bytes_total{kind=\"logs\"}")
+        .await
+        / server
+            .metric("tollgate_ingested_records_total{kind=\"logs\"}")
+            .await;
+    let bytes = acme as f64 * line;
+    assert!(
+        (20_000.0..=20_000.0 + 10.0 * line).contains(&bytes),
+        "20 kB and the request that crossed it: {bytes} bytes"
+    );
+    assert_eq!(
+        server
+            .metric("tollgate_volume_capped_records_total{kind=\"logs\"}")
+            .await,
+        (400 - acme) as f64
+    );
+}

@@ -5,6 +5,9 @@
 //!
 //! A file that does not parse — garbage, or caught half-written — is counted in
 //! `tollgate_token_reloads_total{result="error"}` and the previous table keeps serving.
+//!
+//! The file may carry the accounts' volume policies too (`volumes`, the feed's shape):
+//! caps, `LogSize` and utilization records for a gateway without a control plane.
 
 use std::io;
 use std::path::PathBuf;
@@ -13,9 +16,10 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use super::wire::Snapshot;
+use super::wire::{Snapshot, VolumePolicy};
 use super::{TokenTable, Tokens, persist};
 use crate::telemetry::SourceMetrics;
+use crate::volume::gate::Gate;
 
 /// What identifies one version of the file without reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +34,8 @@ pub struct FileSource {
     state_dir: PathBuf,
     interval: Duration,
     tokens: Arc<Tokens>,
+    /// Takes the file's volume policies.
+    gate: Arc<Gate>,
     metrics: SourceMetrics,
     /// The version of the file last tried, loaded or not: an unchanged bad file is not
     /// re-parsed every interval.
@@ -46,6 +52,7 @@ impl FileSource {
         state_dir: PathBuf,
         interval: Duration,
         tokens: Arc<Tokens>,
+        gate: Arc<Gate>,
         metrics: SourceMetrics,
     ) -> FileSource {
         FileSource {
@@ -53,6 +60,7 @@ impl FileSource {
             state_dir,
             interval,
             tokens,
+            gate,
             metrics,
             last_seen: None,
             last_loaded: None,
@@ -121,8 +129,9 @@ impl FileSource {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || load_table(&path)).await;
         match loaded {
-            Ok(Ok(table)) => {
+            Ok(Ok((table, volumes))) => {
                 let table = Arc::new(table);
+                self.gate.set_policies(volumes.unwrap_or_default());
                 self.metrics
                     .file_loaded(table.version, table.len(), &self.path);
                 self.tokens.install(Arc::clone(&table));
@@ -148,9 +157,11 @@ fn fingerprint(meta: &std::fs::Metadata) -> Fingerprint {
     }
 }
 
-fn load_table(path: &std::path::Path) -> Result<TokenTable, String> {
+/// The file's table and its volume policies, if it has any.
+fn load_table(path: &std::path::Path) -> Result<(TokenTable, Option<Vec<VolumePolicy>>), String> {
     let bytes = std::fs::read(path).map_err(|e: io::Error| e.to_string())?;
-    Snapshot::parse(&bytes)
-        .and_then(Snapshot::into_table)
-        .map_err(|e| e.to_string())
+    let mut snapshot = Snapshot::parse(&bytes).map_err(|e| e.to_string())?;
+    let volumes = snapshot.volumes.take();
+    let table = snapshot.into_table().map_err(|e| e.to_string())?;
+    Ok((table, volumes))
 }
