@@ -238,6 +238,11 @@ pub fn start(
     let (tx, rx) = mpsc::unbounded_channel();
     // Permits are taken per entry as a u32, so the budget is capped at u32::MAX bytes.
     let capacity = u32::try_from(config.queue_max_bytes).unwrap_or(u32::MAX);
+    batcher_metrics.queue_max_bytes.set(i64::from(capacity));
+    if config.ack == Ack::Disk {
+        let max = i64::try_from(config.spool_max_bytes).unwrap_or(i64::MAX);
+        spool_metrics.max_bytes.set(max);
+    }
     let queue = Queue {
         tx,
         budget: Arc::new(Semaphore::new(capacity as usize)),

@@ -24,6 +24,9 @@ pub struct SpoolMetrics {
     pub bytes: IntGauge,
     /// Records spooled and not yet acknowledged by the sink (`spool::Unacked`).
     pub records: IntGauge,
+    /// `forward.spool_max_bytes` (0 with `ack = "memory"`): what an alert compares
+    /// `bytes` with.
+    pub max_bytes: IntGauge,
     /// One group commit (the writer).
     pub fsync: Histogram,
     /// What the reader met on its way through the spool.
@@ -42,6 +45,11 @@ impl SpoolMetrics {
                 registry,
                 "tollgate_spool_records",
                 "Records in the disk spool not yet acknowledged by the sink.",
+            ),
+            max_bytes: gauge(
+                registry,
+                "tollgate_spool_max_bytes",
+                "forward.spool_max_bytes: past it, requests are refused with 503 (0 with ack = memory).",
             ),
             fsync: histogram(
                 registry,
@@ -212,6 +220,8 @@ pub struct BatcherMetrics {
     pub sink: SinkMetrics,
     /// Memory held by records accepted but not yet written by the sink.
     pub queue_bytes: IntGauge,
+    /// `forward.queue_max_bytes`, what `queue_bytes` may reach.
+    pub queue_max_bytes: IntGauge,
 }
 
 /// Everything the forwarding path writes.
@@ -225,6 +235,7 @@ pub struct ForwardMetrics {
 /// are handed out.
 pub(super) struct ForwardTelemetry {
     queue_bytes: IntGauge,
+    queue_max_bytes: IntGauge,
     spool: SpoolMetrics,
     sink_batches: IntCounterVec,
     sink_records: IntCounterVec,
@@ -239,6 +250,11 @@ impl ForwardTelemetry {
                 registry,
                 "tollgate_queue_bytes",
                 "Memory held by records accepted but not yet written by the sink: payload and bookkeeping.",
+            ),
+            queue_max_bytes: gauge(
+                registry,
+                "tollgate_queue_max_bytes",
+                "forward.queue_max_bytes: what tollgate_queue_bytes may reach before requests wait or are refused.",
             ),
             spool: SpoolMetrics::register(registry),
             sink_batches: counter_vec(
@@ -281,6 +297,7 @@ impl ForwardTelemetry {
                     latency: self.sink_latency.with_label_values(&[sink]),
                 },
                 queue_bytes: self.queue_bytes.clone(),
+                queue_max_bytes: self.queue_max_bytes.clone(),
             },
             spool: self.spool(),
         }

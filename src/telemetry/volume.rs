@@ -36,7 +36,7 @@ impl VolumeMetrics {
             "1 while the volume bank (Redis, or this process) answers; 0 during an outage.",
         );
         bank_up.set(1);
-        VolumeMetrics {
+        let metrics = VolumeMetrics {
             capped_records: counter_vec(
                 registry,
                 "tollgate_volume_capped_records_total",
@@ -79,7 +79,21 @@ impl VolumeMetrics {
                 "tollgate_volume_utilization_records_total",
                 "logzio_account_utilization records this gateway wrote.",
             ),
+        };
+        // Every series exists from the start at 0, so rates and alerts work before the
+        // first event.
+        for kind in Kind::ALL {
+            metrics.capped_records.with_label_values(&[kind.as_str()]);
         }
+        for reason in ["rate_limit", "capped"] {
+            metrics.refused.with_label_values(&[reason]);
+        }
+        for op in ["acquire", "used", "claim"] {
+            for outcome in ["ok", "error"] {
+                metrics.bank_calls.with_label_values(&[op, outcome]);
+            }
+        }
+        metrics
     }
 
     pub fn capped(&self, kind: Kind, records: u64, bytes: u64) {
