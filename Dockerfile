@@ -13,6 +13,15 @@
 # Mount a volume on /var/lib/tollgate to keep the control plane's SQLite store, the token
 # snapshot, the spool and the file sink output.
 
+# Build arguments, for building the same runtime stage without a registry (.ci/image):
+#   RUNTIME_BASE  the runtime's base image (default debian:bookworm-slim); CI imports a
+#                 bookworm root made by mmdebstrap as localhost/tollgate-base:bookworm.
+#   BINARY        where the binary comes from: `builder` (default) compiles it below;
+#                 `prebuilt` takes dist/tollgate from the build context instead (the
+#                 binary the tests built), so the compile stage is skipped.
+ARG RUNTIME_BASE=debian:bookworm-slim
+ARG BINARY=builder
+
 FROM rust:1-bookworm AS builder
 WORKDIR /build
 
@@ -34,28 +43,31 @@ COPY src ./src
 RUN rm -rf target/release/.fingerprint/tollgate-* \
     && cargo build --release --locked --bin tollgate
 
-FROM debian:bookworm-slim
+FROM scratch AS prebuilt
+COPY dist/tollgate /build/target/release/tollgate
+
+FROM ${BINARY} AS binary
+
+FROM ${RUNTIME_BASE}
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /var/lib/apt/lists/* /var/cache/apt/*
 RUN groupadd --system --gid 10001 tollgate \
     && useradd --system --uid 10001 --gid tollgate --no-create-home \
         --home-dir /var/lib/tollgate --shell /usr/sbin/nologin tollgate \
     && install -d -o tollgate -g tollgate -m 0750 /var/lib/tollgate
 
-COPY --from=builder /build/target/release/tollgate /usr/local/bin/tollgate
+COPY --from=binary /build/target/release/tollgate /usr/local/bin/tollgate
 COPY config/ /etc/tollgate/
 
-# Listen on every interface inside the container (the config's defaults are loopback),
-# read the config from /etc/tollgate (tokens come from the embedded control plane's feed),
-# and keep all state under the writable /var/lib/tollgate.
+# Listen on every interface inside the container (the config's defaults are loopback)
+# and read the config from /etc/tollgate (tokens come from the embedded control plane's
+# feed). The example configs name their state with relative paths (`data/…`), which land
+# under the working directory, the writable /var/lib/tollgate. Only listen addresses are
+# set here: they suit every config, whatever its sink.
 ENV TOLLGATE_SERVER__LISTEN=0.0.0.0:8070 \
     TOLLGATE_SERVER__ADMIN_LISTEN=0.0.0.0:9464 \
-    TOLLGATE_CONTROL_PLANE__LISTEN=0.0.0.0:8090 \
-    TOLLGATE_CONTROL_PLANE__DATABASE_URL=sqlite:///var/lib/tollgate/control.db \
-    TOLLGATE_TOKENS__STATE_DIR=/var/lib/tollgate \
-    TOLLGATE_FORWARD__SPOOL_DIR=/var/lib/tollgate/spool \
-    TOLLGATE_SINK__PATH=/var/lib/tollgate/out
+    TOLLGATE_CONTROL_PLANE__LISTEN=0.0.0.0:8090
 
 WORKDIR /var/lib/tollgate
 USER tollgate:tollgate
