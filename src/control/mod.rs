@@ -82,6 +82,10 @@ pub async fn serve_with(
     let page = format!("{}{}", cp.page_url(), web::BASE);
     tracing::info!(%addr, %page, "control plane listening");
     let stopping = cp.feed.stopping.clone();
+    let watcher = {
+        let cp = Arc::clone(&cp);
+        tokio::spawn(async move { usecases::feed::watch_versions(&cp).await })
+    };
     let routes = api::routes(Arc::clone(&cp)).nest(
         web::BASE,
         web::routes(Arc::clone(&cp), web::PageSettings::from_config(&config)),
@@ -93,5 +97,6 @@ pub async fn serve_with(
             stopping.cancel();
         })
         .await?;
+    let _ = watcher.await;
     Ok(())
 }

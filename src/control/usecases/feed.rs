@@ -23,8 +23,9 @@ use crate::tokens::wire::{
     UsageReport, VolumeChanges, VolumePolicy,
 };
 
-/// Long polls also re-read the store this often, so a change committed by another
-/// control-plane process on the same PostgreSQL is seen without a notification.
+/// How often a control plane reads the feed's version from the store, so that a change
+/// committed by another control plane on the same PostgreSQL wakes this one's long polls:
+/// one query a second per control plane, however many gateways wait on it.
 const RECHECK: Duration = Duration::from_secs(1);
 
 /// The whole table as of `version`, read row by row so it never sits in memory whole.
@@ -128,8 +129,29 @@ pub async fn changes(
         }
         tokio::select! {
             _ = notified.changed() => {}
-            _ = tokio::time::sleep(RECHECK.min(deadline - now)) => {}
+            _ = tokio::time::sleep(deadline - now) => {}
             _ = cp.feed.stopping.cancelled() => return Ok(no_changes(version, grants, volumes)),
+        }
+    }
+}
+
+/// Reads the feed's version every `RECHECK` until serving stops and wakes the long polls
+/// when another control plane moved it. A failed read is retried at the next tick.
+pub async fn watch_versions(cp: &ControlPlane) {
+    let mut tick = tokio::time::interval(RECHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = cp.feed.stopping.cancelled() => return,
+        }
+        let version = match cp.store.conn().await {
+            Ok(mut conn) => store::current_version(&mut conn).await,
+            Err(e) => Err(e),
+        };
+        match version {
+            Ok(version) => cp.published(version),
+            Err(e) => tracing::debug!(error = %e, "feed: the version could not be read"),
         }
     }
 }
