@@ -325,6 +325,13 @@ impl ControlPlane {
         self.serve().await;
     }
 
+    /// Serves again on the same address and database with changed config.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut ControlPlaneConfig)) {
+        self.halt().await;
+        configure(&mut self.config);
+        self.serve().await;
+    }
+
     /// Serves again on the same address with an empty database.
     pub async fn restart_fresh(&mut self) {
         self.halt().await;
