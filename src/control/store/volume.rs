@@ -236,17 +236,8 @@ pub async fn forget_days_before(
 
 /// The account's `softLimitGB`, if it has one.
 pub async fn soft_limit_gb(db: &mut impl Db, id: i64) -> Result<Option<f64>, StoreError> {
-    let row = sqlx::query("SELECT settings FROM accounts WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.connection())
-        .await?;
-    let Some(r) = row else {
-        return Ok(None);
-    };
-    let json: String = r.try_get("settings")?;
-    let extra: ExtraSettings =
-        serde_json::from_str(&json).map_err(|_| corrupt("accounts.settings", &json))?;
-    Ok(extra.soft_limit_gb)
+    let extra = super::accounts::extra_settings(db, id).await?;
+    Ok(extra.and_then(|e| e.soft_limit_gb))
 }
 
 /// The account's log bytes counted on the day starting at `day_ms`.
