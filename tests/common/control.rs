@@ -33,7 +33,7 @@ use tollgate::config::{Config, ControlPlaneConfig, TokenSourceKind};
 use tollgate::control::{Clock, ControlError};
 
 use super::process::get;
-use super::{Reply, metric_value, wait_until};
+use super::{Reply, TestServer, metric_value, wait_until};
 
 /// The operator's admin secret every test control plane is configured with.
 pub const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef";
@@ -509,6 +509,19 @@ impl ControlPlane {
             Some(json!({"name": name, "enabled": enabled})),
         )
         .await;
+    }
+
+    /// A gateway following this control plane's feed, configured further by `configure`,
+    /// once ready.
+    pub async fn gateway(&self, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let url = self.url();
+        let server = TestServer::start(|c| {
+            use_control_plane(c, &url);
+            configure(c);
+        })
+        .await;
+        server.wait_ready().await;
+        server
     }
 
     /// The control plane's `/metrics` text.
