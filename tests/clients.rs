@@ -6,74 +6,17 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::clients::{client_available, otel_export, otel_sdk_available, succeeds};
 use common::*;
 use tokio::process::Command;
 
-/// `true` when the test may go on; otherwise explains the skip (or fails under CI).
-fn client_available(what: &str, install: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{what} is not installed, and CI=true requires this test to run: {install}");
-    }
-    // Written to stderr directly, not with eprintln!: the test harness captures (and hides)
-    // the macros' output of passing tests, and a skip must be seen.
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n========================================================================\n\
-         SKIPPED: {what} is not installed, so this real-client test did not run.\n\
-         Install it with: {install}\n\
-         (Under CI=true this is a failure, not a skip.)\n\
-         ========================================================================"
-    );
-    false
-}
-
-async fn succeeds(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success())
-}
-
+/// Follows `OTEL_PRELUDE`.
 const OTEL_SCRIPT: &str = r#"
-import json, logging, sys
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
-from opentelemetry.sdk._logs.export import SimpleLogRecordProcessor
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-from opentelemetry.exporter.otlp.proto.http import Compression
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
-from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
-
 base, traces_token, logs_token, metrics_token = sys.argv[1:5]
-resource = Resource.create({"service.name": "python-shop"})
-results = []
-
-def recording(cls):
-    """The real exporter, noting each export's result."""
-    class Recording(cls):
-        def export(self, *args, **kwargs):
-            result = super().export(*args, **kwargs)
-            results.append([cls.__name__, result.name])
-            return result
-    return Recording
-
-def auth(token):
-    return {"Authorization": "Bearer " + token}
 
 traces = TracerProvider(resource=resource)
 traces.add_span_processor(SimpleSpanProcessor(recording(OTLPSpanExporter)(
@@ -87,10 +30,7 @@ traces.shutdown()
 logs = LoggerProvider(resource=resource)
 logs.add_log_record_processor(SimpleLogRecordProcessor(recording(OTLPLogExporter)(
     endpoint=base + "/v1/logs", headers=auth(logs_token))))
-logger = logging.getLogger("shop")
-logger.propagate = False
-logger.setLevel(logging.INFO)
-logger.addHandler(LoggingHandler(level=logging.INFO, logger_provider=logs))
+logger = shop_logger(logs)
 logger.info("order placed")
 logs.shutdown()
 
@@ -108,50 +48,25 @@ with refused.get_tracer("shop").start_as_current_span("refused"):
     pass
 refused.shutdown()
 
-print(json.dumps(results))
 "#;
 
 #[tokio::test]
 async fn opentelemetry_python_sdk_exports_spans_logs_and_metrics_over_otlp_http() {
-    let available = succeeds(
-        "python3",
-        &[
-            "-c",
-            "import opentelemetry.sdk, opentelemetry.exporter.otlp.proto.http",
-        ],
-    )
-    .await;
-    if !client_available(
-        "the OpenTelemetry Python SDK with its OTLP/HTTP exporter",
-        "pip install opentelemetry-sdk opentelemetry-exporter-otlp-proto-http",
-        available,
-    ) {
+    if !otel_sdk_available().await {
         return;
     }
     let server = TestServer::start(|_| {}).await;
-    let script = server.dir.join("export.py");
-    std::fs::write(&script, OTEL_SCRIPT).unwrap();
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        Command::new("python3")
-            .arg(&script)
-            .args([
-                &format!("http://{}", server.addr),
-                TRACES_TOKEN,
-                LOGS_TOKEN,
-                METRICS_TOKEN,
-            ])
-            .kill_on_drop(true)
-            .output(),
+    let (results, stderr) = otel_export(
+        &server.dir,
+        OTEL_SCRIPT,
+        &[
+            &format!("http://{}", server.addr),
+            TRACES_TOKEN,
+            LOGS_TOKEN,
+            METRICS_TOKEN,
+        ],
     )
-    .await
-    .expect("the Python exporter finished within 2 minutes")
-    .expect("python3 ran");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    let results: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
-        .unwrap_or_else(|e| panic!("no results line ({e}): {stdout}\n{stderr}"));
+    .await;
     assert_eq!(
         results,
         serde_json::json!([

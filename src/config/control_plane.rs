@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::secrets::check_secret;
 use super::server::ServerConfig;
@@ -62,6 +62,70 @@ pub struct ControlPlaneConfig {
     /// Logz.io's were before expiries were required. Off: only tokens that already have
     /// none keep having none.
     pub shared_tokens_without_expiry: bool,
+    /// Each plan's rate limit at every gateway (`[control_plane.rate_limits.pro]`); a
+    /// main account's `rateLimit` overrides its plan's. A plan without one is not limited.
+    pub rate_limits: RateLimits,
+}
+
+/// `[control_plane.rate_limits]`: a default rate limit per plan. A running trial has
+/// pro's, as it has pro's other limits; sub-accounts and tied accounts follow their main
+/// account's plan, each with a bucket of its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimits {
+    pub community: Option<RateLimit>,
+    pub pro: Option<RateLimit>,
+    pub enterprise: Option<RateLimit>,
+}
+
+/// Bytes of accepted records per second with a burst, which each gateway enforces on its
+/// own (docs/volume.md, "Rate limits").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// The sustained rate.
+    pub bytes_per_sec: u64,
+    /// The most that passes at once after a quiet spell; default: one second of the rate.
+    #[serde(default)]
+    pub burst_bytes: Option<u64>,
+}
+
+impl RateLimit {
+    pub fn burst(&self) -> u64 {
+        self.burst_bytes.unwrap_or(self.bytes_per_sec)
+    }
+}
+
+/// The largest rate or burst a gateway enforces as given: its limiter counts in 32-bit
+/// units, and would silently hold a larger number at this one.
+pub const MAX_RATE_BYTES: u64 = u32::MAX as u64;
+
+/// Which number of a rate limit is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateField {
+    BytesPerSec,
+    Burst,
+}
+
+/// Why a gateway could not enforce `bytes_per_sec` with `burst_bytes` as given, or `None`.
+/// The config's defaults and the API's overrides are checked alike.
+pub fn rate_limit_problem(bytes_per_sec: u64, burst_bytes: u64) -> Option<(RateField, String)> {
+    let too_large = || format!("must be at most {MAX_RATE_BYTES}");
+    if bytes_per_sec == 0 {
+        Some((RateField::BytesPerSec, "must be > 0".into()))
+    } else if bytes_per_sec > MAX_RATE_BYTES {
+        Some((RateField::BytesPerSec, too_large()))
+    } else if burst_bytes < bytes_per_sec {
+        Some((
+            RateField::Burst,
+            "must be >= the bytes per second: the bucket holds at least one second of the rate"
+                .into(),
+        ))
+    } else if burst_bytes > MAX_RATE_BYTES {
+        Some((RateField::Burst, too_large()))
+    } else {
+        None
+    }
 }
 
 impl Default for ControlPlaneConfig {
@@ -81,6 +145,7 @@ impl Default for ControlPlaneConfig {
             trusted_proxies: Vec::new(),
             shared_token_max_lifetime_secs: Duration::from_secs(365 * 24 * 3600),
             shared_tokens_without_expiry: false,
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -160,6 +225,7 @@ impl ControlPlaneConfig {
                 self.shared_token_max_lifetime_secs.is_zero(),
             ),
         ])?;
+        self.rate_limits.validate()?;
         Ok(warnings)
     }
 
@@ -190,8 +256,32 @@ impl ControlPlaneConfig {
     }
 }
 
+impl RateLimits {
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (plan, limit) in [
+            ("community", self.community),
+            ("pro", self.pro),
+            ("enterprise", self.enterprise),
+        ] {
+            let Some(limit) = limit else { continue };
+            if let Some((field, why)) = rate_limit_problem(limit.bytes_per_sec, limit.burst()) {
+                let key = match field {
+                    RateField::BytesPerSec => "bytes_per_sec",
+                    RateField::Burst => "burst_bytes",
+                };
+                return Err(ConfigError::invalid(
+                    &format!("control_plane.rate_limits.{plan}.{key}"),
+                    why,
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::RateLimit;
     use crate::config::Config;
     use crate::config::tests::no_env;
 
@@ -262,5 +352,86 @@ mod tests {
         );
         let warnings = Config::parse(&text, no_env()).unwrap().validate().unwrap();
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn rate_limits_are_per_plan_default_to_none_and_refusals_name_the_key() {
+        let base = "[control_plane]\nadmin_secret = \"k7Qw2xZp9LmN4vB8rT1yH6sD\"\n\
+                    feed_secret = \"k7Qw2xZp9LmN4vB8rT1yH6sD-feed\"\n";
+        let none = Config::parse(base, no_env()).unwrap();
+        assert_eq!(none.control_plane.rate_limits, Default::default());
+        let text = format!(
+            "{base}[control_plane.rate_limits]\npro = {{ bytes_per_sec = 1000, burst_bytes = 5000 }}\n\
+             [control_plane.rate_limits.community]\nbytes_per_sec = 200\n"
+        );
+        let env = vec![(
+            "TOLLGATE_CONTROL_PLANE__RATE_LIMITS__ENTERPRISE__BYTES_PER_SEC".to_string(),
+            "9000".to_string(),
+        )];
+        let c = Config::parse(&text, env).unwrap();
+        c.control_plane.validate().unwrap();
+        let limits = c.control_plane.rate_limits;
+        assert_eq!(
+            limits.pro,
+            Some(RateLimit {
+                bytes_per_sec: 1000,
+                burst_bytes: Some(5000)
+            })
+        );
+        assert_eq!(
+            limits.community.map(|l| l.burst()),
+            Some(200),
+            "a second's worth"
+        );
+        assert_eq!(limits.enterprise.map(|l| l.bytes_per_sec), Some(9000));
+        for (limit, key) in [
+            ("{ bytes_per_sec = 0 }", "pro.bytes_per_sec: must be > 0"),
+            (
+                "{ bytes_per_sec = 10, burst_bytes = 9 }",
+                "pro.burst_bytes: must be >=",
+            ),
+            (
+                "{ bytes_per_sec = 4294967296 }",
+                "pro.bytes_per_sec: must be at most",
+            ),
+            (
+                "{ bytes_per_sec = 1, burst_bytes = 4294967296 }",
+                "pro.burst_bytes: must be at most",
+            ),
+        ] {
+            let text = format!("{base}[control_plane.rate_limits]\npro = {limit}\n");
+            let err = Config::parse(&text, no_env())
+                .unwrap()
+                .control_plane
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with(&format!("control_plane.rate_limits.{key}")),
+                "{limit}: {err}"
+            );
+        }
+        for (limit, key) in [
+            (
+                "{ bytes_per_sec = -1 }",
+                "control_plane.rate_limits.pro.bytes_per_sec",
+            ),
+            ("{ burst_bytes = 5 }", "control_plane.rate_limits.pro"),
+            (
+                "{ bytes_per_sec = 5, burst = 5 }",
+                "control_plane.rate_limits.pro",
+            ),
+        ] {
+            let text = format!("{base}[control_plane.rate_limits]\npro = {limit}\n");
+            let err = Config::parse(&text, no_env()).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{limit}: {err}");
+        }
+        let err = Config::parse(
+            &format!("{base}[control_plane.rate_limits.trial]\n"),
+            no_env(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("trial"), "{err}");
     }
 }

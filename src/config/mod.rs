@@ -21,7 +21,9 @@ use std::time::Duration;
 use serde::de::Unexpected;
 use serde::{Deserialize, Deserializer};
 
-pub use control_plane::ControlPlaneConfig;
+pub use control_plane::{
+    ControlPlaneConfig, MAX_RATE_BYTES, RateField, RateLimit, RateLimits, rate_limit_problem,
+};
 pub use forward::{Ack, ForwardConfig};
 pub use log::{LogConfig, LogFormat};
 pub use secrets::MIN_SECRET_CHARS;

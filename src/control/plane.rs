@@ -2,8 +2,8 @@
 //! plane: it imports the store and nothing that serves HTTP.
 //!
 //! It holds the store, the clock, the credentials' digests, the feed's version notifier,
-//! how long sessions live, the login limiter, and the control plane's metrics registry
-//! (the API counts its requests there). Page-only settings live with the page
+//! how long sessions live, the login limiter, the plans' default rate limits, and the
+//! control plane's metrics registry (the API counts its requests there). Page-only settings live with the page
 //! (`web::PageSettings`).
 
 use std::sync::{Arc, OnceLock};
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::logins::LoginLimiter;
 use super::store::{self, Store, StoreError};
 use crate::clock::Clock;
-use crate::config::ControlPlaneConfig;
+use crate::config::{ControlPlaneConfig, RateLimits};
 use crate::telemetry::ControlTelemetry;
 use crate::tokens::wire::Digest;
 
@@ -28,6 +28,8 @@ pub struct ControlPlane {
     pub(super) sessions: SessionPolicy,
     pub(super) logins: LoginLimiter,
     pub(super) shared_tokens: SharedTokenPolicy,
+    /// Each plan's default rate limit, which the feed sends for accounts without their own.
+    pub(super) rate_limits: RateLimits,
     /// Where people open the page, for the setup links users are sent: `public_url`,
     /// else the listener's address once bound.
     page_url: PageUrl,
@@ -101,6 +103,10 @@ impl ControlPlane {
             other => other,
         })?;
         let version = store::feed::current_version(&mut conn).await?;
+        drop(conn);
+        let version = publish_rate_limits(&store, &config.rate_limits)
+            .await?
+            .unwrap_or(version);
         let telemetry = ControlTelemetry::new();
         telemetry.feed_version.set(version);
         Ok(Arc::new(ControlPlane {
@@ -127,6 +133,7 @@ impl ControlPlane {
                     .unwrap_or(i64::MAX),
                 without_expiry: config.shared_tokens_without_expiry,
             },
+            rate_limits: config.rate_limits,
             page_url: PageUrl {
                 bound: OnceLock::new(),
                 configured: config.page_url(),
@@ -168,6 +175,21 @@ impl ControlPlane {
             newer
         });
     }
+}
+
+/// Gateways keep the rates the feed last sent them: when the plans' defaults are not the
+/// ones the store recorded, every family goes into the feed again before serving starts.
+/// Every control plane on one store must be started with the same defaults.
+async fn publish_rate_limits(
+    store: &Store,
+    rate_limits: &RateLimits,
+) -> Result<Option<i64>, StoreError> {
+    let json = |limits: &RateLimits| serde_json::to_string(limits).expect("rate limits encode");
+    let mut tx = store.begin().await?;
+    let none = json(&RateLimits::default());
+    let version = store::volume::publish_rate_limits(&mut tx, &json(rate_limits), &none).await?;
+    tx.commit().await?;
+    Ok(version)
 }
 
 /// Sessions and setup links are kept in whole seconds: a fraction counts as a whole one, so

@@ -1,10 +1,14 @@
 //! Daily volume as Logz.io sells it (docs/volume.md): a main account's plan volume; fixed
 //! sub-accounts, whose `maxDailyGB` is reserved out of it; flexible sub-accounts, whose
 //! `reservedDailyGB` is; and the shared pool, what is left, which flexible sub-accounts
-//! and the main account draw on. Pure functions of the settings: the use cases gather
-//! them and ask, as with `rules`.
+//! and the main account draw on; and the rate limit an operator sets on a main account.
+//! Pure functions of the settings: the use cases gather them and ask, as with `rules`.
+
+use serde::{Deserialize, Serialize};
 
 use super::refusal::Refusal;
+use crate::config::{self, RateField};
+use crate::tokens::wire::Rate;
 
 /// Logz.io states volumes in GB and does not say which; tollgate counts 10^9 bytes to a
 /// GB, as storage is sold.
@@ -133,6 +137,54 @@ pub fn check_utilization(enabled: Option<bool>, minutes: Option<i64>) -> Result<
     ))
 }
 
+/// A main account's own rate limit (`rateLimit`), over its plan's default: bytes of
+/// accepted records per second with a burst, enforced by each gateway on its own for the
+/// main account and for each of its sub-accounts and tied accounts. Stored in the main
+/// account's settings as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    pub bytes_per_second: u64,
+    pub burst_bytes: u64,
+}
+
+impl RateLimit {
+    /// `rateLimit` as given; `burstBytes` defaults to one second of the rate. The checks
+    /// are the config's (`config::rate_limit_problem`), the refusal names the field.
+    pub fn checked(bytes_per_second: u64, burst_bytes: Option<u64>) -> Result<Self, Refusal> {
+        let burst_bytes = burst_bytes.unwrap_or(bytes_per_second);
+        match config::rate_limit_problem(bytes_per_second, burst_bytes) {
+            None => Ok(RateLimit {
+                bytes_per_second,
+                burst_bytes,
+            }),
+            Some((field, why)) => {
+                let field = match field {
+                    RateField::BytesPerSec => "rateLimit.bytesPerSecond",
+                    RateField::Burst => "rateLimit.burstBytes",
+                };
+                Err(Refusal::invalid(format!("{field} {why}")))
+            }
+        }
+    }
+
+    /// A plan's default from `[control_plane.rate_limits]`.
+    pub fn of_config(limit: config::RateLimit) -> Self {
+        RateLimit {
+            bytes_per_second: limit.bytes_per_sec,
+            burst_bytes: limit.burst(),
+        }
+    }
+
+    /// As gateways enforce it.
+    pub fn wire(self) -> Rate {
+        Rate {
+            bytes_per_sec: self.bytes_per_second,
+            burst_bytes: self.burst_bytes,
+        }
+    }
+}
+
 /// GB as a message shows them: to the MB.
 fn round(gb: f64) -> f64 {
     (gb * 1000.0).round() / 1000.0
@@ -242,6 +294,38 @@ mod tests {
         for bad in [-1.0, f64::NAN, f64::INFINITY] {
             let err = checked_gb("maxDailyGB", bad).unwrap_err();
             assert!(err.to_string().contains("maxDailyGB"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_rate_limit_bursts_a_second_of_its_rate_unless_told_and_refusals_name_the_field() {
+        assert_eq!(
+            RateLimit::checked(1000, None).unwrap(),
+            RateLimit {
+                bytes_per_second: 1000,
+                burst_bytes: 1000
+            }
+        );
+        assert_eq!(
+            RateLimit::checked(1000, Some(4000)).unwrap().burst_bytes,
+            4000
+        );
+        for (rate, burst, field) in [
+            (0, None, "rateLimit.bytesPerSecond must be > 0"),
+            (
+                1 << 32,
+                None,
+                "rateLimit.bytesPerSecond must be at most 4294967295",
+            ),
+            (
+                1000,
+                Some(999),
+                "rateLimit.burstBytes must be >= the bytes per second",
+            ),
+            (1000, Some(1 << 32), "rateLimit.burstBytes must be at most"),
+        ] {
+            let err = RateLimit::checked(rate, burst).unwrap_err();
+            assert!(err.to_string().starts_with(field), "{err}");
         }
     }
 }

@@ -33,7 +33,7 @@ use tollgate::config::{Config, ControlPlaneConfig, TokenSourceKind};
 use tollgate::control::{Clock, ControlError};
 
 use super::process::get;
-use super::{Reply, metric_value, wait_until};
+use super::{Reply, TestServer, metric_value, wait_until};
 
 /// The operator's admin secret every test control plane is configured with.
 pub const ADMIN_SECRET: &str = "test-admin-secret-0123456789abcdef";
@@ -325,6 +325,13 @@ impl ControlPlane {
         self.serve().await;
     }
 
+    /// Serves again on the same address and database with changed config.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut ControlPlaneConfig)) {
+        self.halt().await;
+        configure(&mut self.config);
+        self.serve().await;
+    }
+
     /// Serves again on the same address with an empty database.
     pub async fn restart_fresh(&mut self) {
         self.halt().await;
@@ -502,6 +509,19 @@ impl ControlPlane {
             Some(json!({"name": name, "enabled": enabled})),
         )
         .await;
+    }
+
+    /// A gateway following this control plane's feed, configured further by `configure`,
+    /// once ready.
+    pub async fn gateway(&self, configure: impl FnOnce(&mut Config)) -> TestServer {
+        let url = self.url();
+        let server = TestServer::start(|c| {
+            use_control_plane(c, &url);
+            configure(c);
+        })
+        .await;
+        server.wait_ready().await;
+        server
     }
 
     /// The control plane's `/metrics` text.

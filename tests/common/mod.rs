@@ -27,6 +27,7 @@ macro_rules! on_both_backends {
     };
 }
 
+pub mod clients;
 pub mod control;
 pub mod crash;
 pub mod kafka;

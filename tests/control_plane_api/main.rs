@@ -16,6 +16,7 @@ mod feed;
 mod framing;
 mod ids;
 mod metrics_accounts;
+mod rate_limits;
 mod shared_tokens;
 mod shipping_tokens;
 mod sub_accounts;

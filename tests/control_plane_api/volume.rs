@@ -58,7 +58,8 @@ async fn the_operator_sets_and_reads_a_main_accounts_volume(backend: Backend, te
     let read = volume_of(&cp, main.id).await;
     assert_eq!(
         read,
-        json!({"accountId": main.id, "totalTimeBasedDailyGB": 100.0, "sharedGB": 100.0})
+        json!({"accountId": main.id, "totalTimeBasedDailyGB": 100.0, "sharedGB": 100.0,
+               "rateLimit": null})
     );
     let set = cp
         .put(&format!("{ADMIN_ACCOUNTS}/{}", main.id))

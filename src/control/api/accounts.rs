@@ -1,7 +1,7 @@
 //! The account API (DESIGN §4): the operator creates main accounts and their tied
 //! metrics, tracing and security accounts (`/v1/admin/accounts`); a caller asks who it is
-//! (`/v2/whoami`); the operator reads and sets a main account's daily volume
-//! (`/v1/admin/accounts/{id}`). Sub-accounts are in `sub_accounts`; rules and changes in
+//! (`/v2/whoami`); the operator reads and sets a main account's daily volume and rate
+//! limit (`/v1/admin/accounts/{id}`). Sub-accounts are in `sub_accounts`; rules and changes in
 //! `usecases::accounts`.
 
 use std::sync::Arc;
@@ -13,11 +13,14 @@ use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::{Id, Operator};
-use super::json::Body;
+use super::json::{Body, present};
 use crate::control::plane::ControlPlane;
 use crate::control::rules::{AccountType, Plan};
-use crate::control::usecases::accounts::{self as usecase, AccountRequest, MainVolume};
+use crate::control::usecases::accounts::{
+    self as usecase, AccountRequest, MainChange, MainSettings,
+};
 use crate::control::usecases::callers::Caller;
+use crate::control::volume::RateLimit;
 
 pub fn routes() -> Router<Arc<ControlPlane>> {
     Router::new()
@@ -25,7 +28,7 @@ pub fn routes() -> Router<Arc<ControlPlane>> {
         .route("/v2/whoami", get(whoami))
         .route(
             "/v1/admin/accounts/{id}",
-            get(read_main_volume).put(set_main_volume),
+            get(read_main_account).put(update_main_account),
         )
 }
 
@@ -45,6 +48,24 @@ struct CreateAccount {
     /// The plan's daily volume in GB; main log accounts only.
     #[serde(default, rename = "totalTimeBasedDailyGB")]
     total_time_based_daily_gb: Option<f64>,
+    /// Over the plan's default; main log accounts only.
+    #[serde(default)]
+    rate_limit: Option<RateLimitInput>,
+}
+
+/// `rateLimit` as sent: `burstBytes` may be left out (one second of the rate).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RateLimitInput {
+    bytes_per_second: u64,
+    #[serde(default)]
+    burst_bytes: Option<u64>,
+}
+
+impl RateLimitInput {
+    fn checked(self) -> Result<RateLimit, ApiError> {
+        Ok(RateLimit::checked(self.bytes_per_second, self.burst_bytes)?)
+    }
 }
 
 #[derive(Serialize)]
@@ -69,6 +90,7 @@ async fn create_account(
         owner_account_id: req.owner_account_id,
         trial_ends_at: req.trial_ends_at,
         daily_volume_gb: req.total_time_based_daily_gb,
+        rate_limit: req.rate_limit.map(RateLimitInput::checked).transpose()?,
     };
     let created = usecase::create_account(&cp, actor, request).await?;
     Ok(Json(CreatedAccount {
@@ -78,10 +100,10 @@ async fn create_account(
     }))
 }
 
-/// A main account's daily volume, as the operator sets and reads it.
+/// A main account's daily volume and rate limit, as the operator sets and reads them.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-struct MainVolumeModel {
+struct MainAccountModel {
     account_id: i64,
     /// The plan's daily volume; `null`: none set.
     #[serde(rename = "totalTimeBasedDailyGB")]
@@ -89,44 +111,61 @@ struct MainVolumeModel {
     /// What the sub-accounts' fixed and reserved volumes leave to share.
     #[serde(rename = "sharedGB")]
     shared_gb: Option<f64>,
+    /// The account's own rate limit; `null`: its plan's default (if any) applies.
+    rate_limit: Option<RateLimit>,
 }
 
-impl From<MainVolume> for MainVolumeModel {
-    fn from(v: MainVolume) -> Self {
-        MainVolumeModel {
-            account_id: v.account_id,
-            total_time_based_daily_gb: v.daily_volume_gb,
-            shared_gb: v.shared_gb,
+impl From<MainSettings> for MainAccountModel {
+    fn from(s: MainSettings) -> Self {
+        MainAccountModel {
+            account_id: s.volume.account_id,
+            total_time_based_daily_gb: s.volume.daily_volume_gb,
+            shared_gb: s.volume.shared_gb,
+            rate_limit: s.rate_limit,
         }
     }
 }
 
+/// Each field may be left out (unchanged) or `null` (cleared).
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetMainVolume {
-    /// `null` clears it.
-    #[serde(rename = "totalTimeBasedDailyGB")]
-    total_time_based_daily_gb: Option<f64>,
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateMainAccount {
+    #[serde(
+        default,
+        rename = "totalTimeBasedDailyGB",
+        deserialize_with = "present"
+    )]
+    total_time_based_daily_gb: Option<Option<f64>>,
+    #[serde(default, deserialize_with = "present")]
+    rate_limit: Option<Option<RateLimitInput>>,
 }
 
-/// `GET /v1/admin/accounts/{id}`: a main account's volume, for the operator.
-async fn read_main_volume(
+/// `GET /v1/admin/accounts/{id}`: a main account's volume and rate limit, for the operator.
+async fn read_main_account(
     State(cp): State<Arc<ControlPlane>>,
     Operator(_): Operator,
     Id(id): Id,
-) -> Result<Json<MainVolumeModel>, ApiError> {
-    Ok(Json(usecase::main_volume_of(&cp, id).await?.into()))
+) -> Result<Json<MainAccountModel>, ApiError> {
+    Ok(Json(usecase::main_settings_of(&cp, id).await?.into()))
 }
 
-/// `PUT /v1/admin/accounts/{id}`: the operator sets a main account's volume.
-async fn set_main_volume(
+/// `PUT /v1/admin/accounts/{id}`: the operator sets a main account's volume, rate limit
+/// or both.
+async fn update_main_account(
     State(cp): State<Arc<ControlPlane>>,
     Operator(actor): Operator,
     Id(id): Id,
-    Body(req): Body<SetMainVolume>,
-) -> Result<Json<MainVolumeModel>, ApiError> {
-    let volume = usecase::set_main_volume(&cp, actor, id, req.total_time_based_daily_gb).await?;
-    Ok(Json(volume.into()))
+    Body(req): Body<UpdateMainAccount>,
+) -> Result<Json<MainAccountModel>, ApiError> {
+    let change = MainChange {
+        daily_volume_gb: req.total_time_based_daily_gb,
+        rate_limit: req
+            .rate_limit
+            .map(|r| r.map(RateLimitInput::checked).transpose())
+            .transpose()?,
+    };
+    let settings = usecase::update_main_account(&cp, actor, id, change).await?;
+    Ok(Json(settings.into()))
 }
 
 #[derive(Serialize)]

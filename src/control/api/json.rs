@@ -76,6 +76,14 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Tells a field left out (`None`, with `#[serde(default)]`) from one sent as `null`
+/// (`Some(None)`): in an update, "unchanged" and "cleared".
+pub fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
+}
+
 /// A boolean given as `true`/`false` or as the strings `"true"`/`"false"`; an empty
 /// string is "not given" (Logz.io's Go client sends `""` for an unset string boolean).
 pub fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {

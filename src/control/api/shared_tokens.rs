@@ -8,11 +8,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
 use super::extract::Id;
-use super::json::{Body, lenient_bool};
+use super::json::{Body, lenient_bool, present};
 use crate::control::plane::ControlPlane;
 use crate::control::store::shared_tokens::{Filter, FiltersOperator, SharedToken};
 use crate::control::usecases::callers::Caller;
@@ -63,11 +63,6 @@ impl From<SharedToken> for SharedTokenModel {
             expiration_date: t.expires_at_ms,
         }
     }
-}
-
-/// Distinguishes an absent field from an explicit `null` (a legacy token's "no expiry").
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<i64>>, D::Error> {
-    Ok(Some(Option::deserialize(d)?))
 }
 
 #[derive(Deserialize)]

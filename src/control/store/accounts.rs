@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::{Db, Ids, StoreError, Tx, corrupt, flag, next_id};
 use crate::control::rules::{self, AccountType, Plan};
+use crate::control::volume::RateLimit;
 
 /// An account with the plan that governs it (its main account's, for tied accounts).
 #[derive(Debug, Clone)]
@@ -123,6 +124,9 @@ pub struct ExtraSettings {
     pub plan_uts: Option<i64>,
     /// Metrics accounts: the log accounts (the main one, its sub-accounts) it is shared with.
     pub authorized_accounts_ids: Vec<i64>,
+    /// Main accounts: the operator's rate limit over the plan's default, for the main
+    /// account and each account it owns.
+    pub rate_limit: Option<RateLimit>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -339,6 +343,40 @@ pub async fn set_daily_volume_gb(
     .bind(id)
     .execute(tx.connection())
     .await?;
+    Ok(())
+}
+
+/// The account's `settings`; `None` when there is no such account.
+pub async fn extra_settings(
+    db: &mut impl Db,
+    id: i64,
+) -> Result<Option<ExtraSettings>, StoreError> {
+    let row = sqlx::query("SELECT settings FROM accounts WHERE id = $1")
+        .bind(id)
+        .fetch_optional(db.connection())
+        .await?;
+    let Some(r) = row else {
+        return Ok(None);
+    };
+    let json: String = r.try_get("settings")?;
+    serde_json::from_str(&json)
+        .map(Some)
+        .map_err(|_| corrupt("accounts.settings", &json))
+}
+
+/// Replaces the account's `settings`.
+pub async fn set_extra_settings(
+    tx: &mut Tx,
+    id: i64,
+    extra: &ExtraSettings,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE accounts SET settings = $1, updated_at = $2 WHERE id = $3")
+        .bind(extra.to_json())
+        .bind(now)
+        .bind(id)
+        .execute(tx.connection())
+        .await?;
     Ok(())
 }
 

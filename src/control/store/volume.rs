@@ -1,22 +1,32 @@
-//! Volume as the fleet sees it: the log accounts' volume settings the feed sends gateways
-//! (whole plans: a sub-account's change moves its main account's pool), and what gateways
-//! reported about an account's UTC day beyond its bytes: capped, and past its soft limit.
-//! Each mark is set once a day; the first report to set it is told so.
+//! Volume as the fleet sees it: the accounts' volume settings and rate limits the feed
+//! sends gateways (whole plans: a sub-account's change moves its main account's pool),
+//! and what gateways reported about an account's UTC day beyond its bytes: capped, and
+//! past its soft limit. Each mark is set once a day; the first report to set it is told so.
 
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use super::accounts::ExtraSettings;
 use super::{Db, StoreError, Tx, corrupt};
+use crate::control::rules::{AccountType, Plan};
+use crate::control::volume::RateLimit;
 
-/// A log account's volume settings. A main account's `max_daily_gb` is its plan's volume.
+/// An account's volume settings, with what it follows of its main account. A main
+/// account's `max_daily_gb` is its plan's volume; tied accounts (metrics, tracing,
+/// security) have no volume, only the rate.
 #[derive(Debug, Clone)]
 pub struct VolumeRow {
     pub id: i64,
     pub name: String,
+    pub account_type: AccountType,
     pub owner_id: Option<i64>,
     pub max_daily_gb: Option<f64>,
     pub extra: ExtraSettings,
+    /// The main account's plan and trial end (epoch seconds).
+    pub plan: Plan,
+    pub trial_ends_at: Option<i64>,
+    /// The main account's own rate limit, over its plan's.
+    pub main_rate_limit: Option<RateLimit>,
 }
 
 impl VolumeRow {
@@ -26,22 +36,54 @@ impl VolumeRow {
     }
 }
 
-const SELECT_VOLUME_ROWS: &str = "SELECT id, name, owner_id, max_daily_gb, settings      FROM accounts WHERE type = 'logs' ORDER BY COALESCE(owner_id, id), id";
+/// Every account with its main account's plan, trial and settings, family by family.
+const SELECT_VOLUME_ROWS: &str = "SELECT a.id, a.name, a.type, a.owner_id, a.max_daily_gb, \
+     a.settings, COALESCE(o.plan, a.plan) AS plan, \
+     CASE WHEN a.owner_id IS NULL THEN a.trial_ends_at ELSE o.trial_ends_at END AS trial_ends_at, \
+     o.settings AS main_settings \
+     FROM accounts a LEFT JOIN accounts o ON o.id = a.owner_id \
+     ORDER BY COALESCE(a.owner_id, a.id), a.id";
 
-const SELECT_VOLUME_ROWS_SINCE: &str = "SELECT id, name, owner_id, max_daily_gb, settings      FROM accounts WHERE type = 'logs' AND COALESCE(owner_id, id) IN      (SELECT COALESCE(owner_id, id) FROM accounts WHERE type = 'logs' AND feed_version > $1)      ORDER BY COALESCE(owner_id, id), id";
+/// The same, for the families one of whose accounts changed since `$1`.
+const SELECT_VOLUME_ROWS_SINCE: &str = "SELECT a.id, a.name, a.type, a.owner_id, \
+     a.max_daily_gb, a.settings, COALESCE(o.plan, a.plan) AS plan, \
+     CASE WHEN a.owner_id IS NULL THEN a.trial_ends_at ELSE o.trial_ends_at END AS trial_ends_at, \
+     o.settings AS main_settings \
+     FROM accounts a LEFT JOIN accounts o ON o.id = a.owner_id \
+     WHERE COALESCE(a.owner_id, a.id) IN \
+     (SELECT COALESCE(owner_id, id) FROM accounts WHERE feed_version > $1) \
+     ORDER BY COALESCE(a.owner_id, a.id), a.id";
 
 fn volume_row(r: &AnyRow) -> Result<VolumeRow, StoreError> {
-    let json: String = r.try_get("settings")?;
+    let settings = |column: &str| -> Result<Option<ExtraSettings>, StoreError> {
+        let json: Option<String> = r.try_get(column)?;
+        json.map(|json| {
+            serde_json::from_str(&json).map_err(|_| corrupt("accounts.settings", &json))
+        })
+        .transpose()
+    };
+    let extra = settings("settings")?.unwrap_or_default();
+    let owner_id: Option<i64> = r.try_get("owner_id")?;
+    let main_rate_limit = match owner_id {
+        None => extra.rate_limit,
+        Some(_) => settings("main_settings")?.and_then(|main| main.rate_limit),
+    };
+    let kind: String = r.try_get("type")?;
+    let plan: String = r.try_get("plan")?;
     Ok(VolumeRow {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
-        owner_id: r.try_get("owner_id")?,
+        account_type: AccountType::parse(&kind).ok_or_else(|| corrupt("accounts.type", &kind))?,
+        owner_id,
         max_daily_gb: r.try_get("max_daily_gb")?,
-        extra: serde_json::from_str(&json).map_err(|_| corrupt("accounts.settings", &json))?,
+        extra,
+        plan: Plan::parse(&plan).ok_or_else(|| corrupt("accounts.plan", &plan))?,
+        trial_ends_at: r.try_get("trial_ends_at")?,
+        main_rate_limit,
     })
 }
 
-/// Every log account's volume settings, plan by plan.
+/// Every account's volume settings, family by family.
 pub async fn volume_rows(db: &mut impl Db) -> Result<Vec<VolumeRow>, StoreError> {
     sqlx::query(SELECT_VOLUME_ROWS)
         .fetch_all(db.connection())
@@ -51,7 +93,7 @@ pub async fn volume_rows(db: &mut impl Db) -> Result<Vec<VolumeRow>, StoreError>
         .collect()
 }
 
-/// The volume settings of every plan one of whose log accounts changed since `since`.
+/// The volume settings of every family one of whose accounts changed since `since`.
 pub async fn volume_rows_since(db: &mut impl Db, since: i64) -> Result<Vec<VolumeRow>, StoreError> {
     sqlx::query(SELECT_VOLUME_ROWS_SINCE)
         .bind(since)
@@ -60,6 +102,33 @@ pub async fn volume_rows_since(db: &mut impl Db, since: i64) -> Result<Vec<Volum
         .iter()
         .map(volume_row)
         .collect()
+}
+
+/// Records `rate_limits` (the plans' default rate limits as JSON; none recorded reads as
+/// `none`) as the ones the feed carries. When they differ from the recorded ones, every
+/// main account's family goes into the feed again at a new version, which is returned.
+pub async fn publish_rate_limits(
+    tx: &mut Tx,
+    rate_limits: &str,
+    none: &str,
+) -> Result<Option<i64>, StoreError> {
+    let row = sqlx::query("SELECT rate_limits FROM feed_state WHERE id = 1")
+        .fetch_one(tx.connection())
+        .await?;
+    let recorded: Option<String> = row.try_get("rate_limits")?;
+    if recorded.as_deref().unwrap_or(none) == rate_limits {
+        return Ok(None);
+    }
+    let version = super::feed::next_version(tx).await?;
+    sqlx::query("UPDATE accounts SET feed_version = $1 WHERE owner_id IS NULL")
+        .bind(version)
+        .execute(tx.connection())
+        .await?;
+    sqlx::query("UPDATE feed_state SET rate_limits = $1 WHERE id = 1")
+        .bind(rate_limits)
+        .execute(tx.connection())
+        .await?;
+    Ok(Some(version))
 }
 
 /// One account's day, as gateways reported it.
@@ -167,17 +236,8 @@ pub async fn forget_days_before(
 
 /// The account's `softLimitGB`, if it has one.
 pub async fn soft_limit_gb(db: &mut impl Db, id: i64) -> Result<Option<f64>, StoreError> {
-    let row = sqlx::query("SELECT settings FROM accounts WHERE id = $1")
-        .bind(id)
-        .fetch_optional(db.connection())
-        .await?;
-    let Some(r) = row else {
-        return Ok(None);
-    };
-    let json: String = r.try_get("settings")?;
-    let extra: ExtraSettings =
-        serde_json::from_str(&json).map_err(|_| corrupt("accounts.settings", &json))?;
-    Ok(extra.soft_limit_gb)
+    let extra = super::accounts::extra_settings(db, id).await?;
+    Ok(extra.and_then(|e| e.soft_limit_gb))
 }
 
 /// The account's log bytes counted on the day starting at `day_ms`.

@@ -13,7 +13,7 @@ use crate::control::store::accounts::{
     self as store, Account, NewAccount, OwnedAccount, SubAccountSettings,
 };
 use crate::control::store::{Actor, Db, Tx, feed};
-use crate::control::volume::{self, Allocation};
+use crate::control::volume::{self, Allocation, RateLimit};
 
 /// A main account or a tied one, as the operator asks for it.
 pub struct AccountRequest<'a> {
@@ -25,6 +25,8 @@ pub struct AccountRequest<'a> {
     pub trial_ends_at: Option<i64>,
     /// The plan's daily volume in GB (`totalTimeBasedDailyGB`); main log accounts only.
     pub daily_volume_gb: Option<f64>,
+    /// The operator's rate limit over the plan's (`rateLimit`); main log accounts only.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// A new account's id and the secrets it starts with.
@@ -61,10 +63,17 @@ pub async fn create_account(
             "plan and trialEndsAt belong to the main account; a tied account follows them",
         ));
     }
-    let settings = SubAccountSettings {
+    let mut settings = SubAccountSettings {
         max_daily_gb: main_volume(owner.is_none(), account_type, req.daily_volume_gb)?,
         ..SubAccountSettings::default()
     };
+    if req.rate_limit.is_some() && (owner.is_some() || account_type != AccountType::Logs) {
+        return Err(Refusal::invalid(
+            "rateLimit belongs to a main log management account; its sub-accounts and tied \
+             accounts follow it, each on its own",
+        ));
+    }
+    settings.extra.rate_limit = req.rate_limit;
     let now = cp.clock.now_secs();
     let plan = req.plan.unwrap_or(Plan::Community);
     let new = NewAccount {
@@ -126,26 +135,53 @@ pub struct MainVolume {
     pub shared_gb: Option<f64>,
 }
 
-/// The main account's volume, as the operator reads it.
-pub async fn main_volume_of(cp: &ControlPlane, id: i64) -> Result<MainVolume, Refusal> {
+/// What the operator reads and sets on a main account: its volume and its own rate limit.
+#[derive(Debug, Clone, Copy)]
+pub struct MainSettings {
+    pub volume: MainVolume,
+    /// `None`: its plan's default applies (if the plan has one).
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// What an operator's update changes: `None` leaves a setting as it is, `Some(None)`
+/// clears it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MainChange {
+    pub daily_volume_gb: Option<Option<f64>>,
+    pub rate_limit: Option<Option<RateLimit>>,
+}
+
+/// The main account's settings, as the operator reads them.
+pub async fn main_settings_of(cp: &ControlPlane, id: i64) -> Result<MainSettings, Refusal> {
     let mut conn = cp.store.conn().await?;
     let account = store::get(&mut conn, id)
         .await?
         .filter(Account::is_main_logs)
         .ok_or_else(|| Refusal::not_found("main account"))?;
-    pool(&mut conn, account.id).await
+    let volume = pool(&mut conn, account.id).await?;
+    let extra = store::extra_settings(&mut conn, account.id).await?;
+    Ok(MainSettings {
+        volume,
+        rate_limit: extra.and_then(|e| e.rate_limit),
+    })
 }
 
-/// The operator sets (or, with `None`, clears) a main account's daily volume; the
-/// sub-accounts' fixed and reserved volumes must still fit in it.
-pub async fn set_main_volume(
+/// The operator sets (or, with `Some(None)`, clears) a main account's daily volume and
+/// its rate limit; the sub-accounts' fixed and reserved volumes must still fit in the
+/// volume. A change puts the whole family into the feed again: every account of it
+/// draws on the volume and follows the rate.
+pub async fn update_main_account(
     cp: &ControlPlane,
     actor: Actor,
     id: i64,
-    gb: Option<f64>,
-) -> Result<MainVolume, Refusal> {
-    let gb = gb
-        .map(|gb| volume::checked_gb("totalTimeBasedDailyGB", gb))
+    change: MainChange,
+) -> Result<MainSettings, Refusal> {
+    let gb = change
+        .daily_volume_gb
+        .map(|gb| {
+            gb.map(|gb| volume::checked_gb("totalTimeBasedDailyGB", gb))
+                .transpose()
+        })
         .transpose()?;
     let mut tx = cp.store.begin().await?;
     store::lock(&mut tx, id)
@@ -153,24 +189,43 @@ pub async fn set_main_volume(
         .filter(Account::is_main_logs)
         .ok_or_else(|| Refusal::not_found("main account"))?;
     let subs = store::owned_accounts(&mut tx, id, AccountType::Logs).await?;
-    let allocations = subs.iter().map(|s| allocation(&s.settings));
-    volume::check_fits(gb, allocations, "totalTimeBasedDailyGB")?;
-    let volume = MainVolume::of(id, gb, &subs);
-    store::set_daily_volume_gb(&mut tx, id, gb, cp.clock.now_secs()).await?;
-    let version = feed::next_version(&mut tx).await?;
-    store::republish(&mut tx, id, version).await?;
-    audit(
-        cp,
-        &mut tx,
-        id,
-        actor,
-        "account.set-volume",
-        &format!("account:{id}"),
-    )
-    .await?;
+    let now = cp.clock.now_secs();
+    let target = format!("account:{id}");
+    let plan_gb = match gb {
+        Some(gb) => {
+            let allocations = subs.iter().map(|s| allocation(&s.settings));
+            volume::check_fits(gb, allocations, "totalTimeBasedDailyGB")?;
+            store::set_daily_volume_gb(&mut tx, id, gb, now).await?;
+            audit(cp, &mut tx, id, actor, "account.set-volume", &target).await?;
+            gb
+        }
+        None => store::daily_volume_gb(&mut tx, id).await?,
+    };
+    let mut extra = store::extra_settings(&mut tx, id)
+        .await?
+        .ok_or_else(|| Refusal::not_found("main account"))?;
+    if let Some(rate_limit) = change.rate_limit {
+        extra.rate_limit = rate_limit;
+        store::set_extra_settings(&mut tx, id, &extra, now).await?;
+        audit(cp, &mut tx, id, actor, "account.set-rate-limit", &target).await?;
+    }
+    let changed = gb.is_some() || change.rate_limit.is_some();
+    let version = match changed {
+        true => {
+            let version = feed::next_version(&mut tx).await?;
+            store::republish(&mut tx, id, version).await?;
+            Some(version)
+        }
+        false => None,
+    };
     tx.commit().await?;
-    cp.published(version);
-    Ok(volume)
+    if let Some(version) = version {
+        cp.published(version);
+    }
+    Ok(MainSettings {
+        volume: MainVolume::of(id, plan_gb, &subs),
+        rate_limit: extra.rate_limit,
+    })
 }
 
 /// What a sub-account's settings take out of the plan.

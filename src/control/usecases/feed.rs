@@ -8,19 +8,21 @@ use std::time::Duration;
 use futures_util::{Stream, TryStreamExt};
 
 use crate::clock::DAY_MS;
+use crate::config::RateLimits;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
+use crate::control::rules::{self, AccountType, Plan};
 use crate::control::store::feed as store;
 use crate::control::store::shared_tokens as shared_store;
 use crate::control::store::volume::{self as volume_store, VolumeRow};
 use crate::control::store::{Actor, Tx};
 use crate::control::store::{Store, accounts, shipping_tokens};
 use crate::control::usecases::change::audit;
-use crate::control::volume::{Allocation, BYTES_PER_GB, shared_gb};
+use crate::control::volume::{Allocation, BYTES_PER_GB, RateLimit, shared_gb};
 use crate::model::{AccountId, Kind};
 use crate::tokens::wire::{
-    Changes, Digest, GrantAccount, GrantApiToken, GrantChanges, GrantSharedToken, SnapshotEntry,
-    UsageReport, VolumeChanges, VolumePolicy,
+    Changes, Digest, GrantAccount, GrantApiToken, GrantChanges, GrantSharedToken, Rate,
+    SnapshotEntry, UsageReport, VolumeChanges, VolumePolicy,
 };
 
 /// How often a control plane reads the feed's version from the store, so that a change
@@ -33,6 +35,7 @@ const RECHECK: Duration = Duration::from_secs(1);
 pub struct Snapshot {
     pub version: u64,
     store: Store,
+    rates: Rates,
 }
 
 impl Snapshot {
@@ -56,10 +59,10 @@ impl Snapshot {
         store::grant_shared_tokens(&self.store).map_err(Refusal::from)
     }
 
-    /// Every account's volume policy (one row per log account: small beside the tokens).
+    /// Every account's volume policy (one row per account: small beside the tokens).
     pub async fn volumes(&self) -> Result<Vec<VolumePolicy>, Refusal> {
         let rows = volume_store::volume_rows(&mut self.store.conn().await?).await?;
-        Ok(policies(&rows).1)
+        Ok(policies(&rows, &self.rates).1)
     }
 }
 
@@ -69,6 +72,7 @@ pub async fn snapshot(cp: &ControlPlane) -> Result<Snapshot, Refusal> {
     Ok(Snapshot {
         version: version_u64(version),
         store: cp.store.clone(),
+        rates: Rates::of(cp),
     })
 }
 
@@ -106,7 +110,7 @@ pub async fn changes(
             let volumes = match (volumes, &grant_changes) {
                 (true, Some(g)) => {
                     let rows = volume_store::volume_rows_since(&mut conn, since).await?;
-                    let (families, policies) = policies(&rows);
+                    let (families, policies) = policies(&rows, &Rates::of(cp));
                     Some(VolumeChanges {
                         families,
                         policies,
@@ -167,10 +171,40 @@ fn no_changes(version: i64, grants: bool, volumes: bool) -> Changes {
     }
 }
 
-/// The plans (main account ids) among `rows`, grouped by plan as the store orders them,
-/// and the volume policies of their accounts that have something for gateways to enforce
-/// (docs/volume.md, "The model").
-fn policies(rows: &[VolumeRow]) -> (Vec<AccountId>, Vec<VolumePolicy>) {
+/// What decides an account's rate: the plans' defaults, and the time a trial is judged at.
+struct Rates {
+    defaults: RateLimits,
+    now_secs: i64,
+}
+
+impl Rates {
+    fn of(cp: &ControlPlane) -> Rates {
+        Rates {
+            defaults: cp.rate_limits,
+            now_secs: cp.clock.now_secs(),
+        }
+    }
+
+    /// The main account's own rate limit, else its plan's default (a running trial has
+    /// pro's). A trial's end reaches gateways with the family's next change.
+    fn of_row(&self, r: &VolumeRow) -> Option<Rate> {
+        let plan = rules::effective_plan(r.plan, r.trial_ends_at, self.now_secs);
+        let default = match plan {
+            Plan::Community => self.defaults.community,
+            Plan::Pro => self.defaults.pro,
+            Plan::Enterprise => self.defaults.enterprise,
+        };
+        r.main_rate_limit
+            .or(default.map(RateLimit::of_config))
+            .map(RateLimit::wire)
+    }
+}
+
+/// The families (main account ids) among `rows`, grouped as the store orders them, and
+/// the volume policies of their accounts that have something for gateways to enforce
+/// (docs/volume.md, "The model" and "Rate limits"). Tied accounts (metrics, tracing,
+/// security) have no volume: only the rate.
+fn policies(rows: &[VolumeRow], rates: &Rates) -> (Vec<AccountId>, Vec<VolumePolicy>) {
     let mut families = Vec::new();
     let mut policies = Vec::new();
     for family in rows.chunk_by(|a, b| a.main_id() == b.main_id()) {
@@ -180,16 +214,38 @@ fn policies(rows: &[VolumeRow]) -> (Vec<AccountId>, Vec<VolumePolicy>) {
             .iter()
             .find(|r| r.owner_id.is_none())
             .and_then(|main| main.max_daily_gb);
-        let subs = family.iter().filter(|r| r.owner_id.is_some());
+        let subs = family
+            .iter()
+            .filter(|r| r.owner_id.is_some() && r.account_type == AccountType::Logs);
         let pool_gb = plan_gb.map(|plan| shared_gb(plan, subs.map(allocation)));
         policies.extend(
             family
                 .iter()
-                .map(|r| policy(r, plan_gb, pool_gb))
+                .map(|r| match r.account_type {
+                    AccountType::Logs => policy(r, plan_gb, pool_gb, rates.of_row(r)),
+                    _ => rate_only(r, rates.of_row(r)),
+                })
                 .filter(|p| p.allowance().is_some() || p.doc_size || p.rate.is_some()),
         );
     }
     (families, policies)
+}
+
+/// A tied account's policy: its main account's rate, in a bucket of its own.
+fn rate_only(r: &VolumeRow, rate: Option<Rate>) -> VolumePolicy {
+    VolumePolicy {
+        account_id: account_id(r.id),
+        account_name: r.name.clone(),
+        main_id: account_id(r.main_id()),
+        reserved_bytes: 0,
+        cap_bytes: None,
+        pool_bytes: None,
+        plan_bytes: None,
+        is_flexible: false,
+        doc_size: false,
+        utilization_minutes: None,
+        rate,
+    }
 }
 
 fn allocation(r: &VolumeRow) -> Allocation {
@@ -200,9 +256,14 @@ fn allocation(r: &VolumeRow) -> Allocation {
     )
 }
 
-/// One account's policy in a plan of `plan_gb` whose shared pool is `pool_gb`. A fixed
+/// One log account's policy in a plan of `plan_gb` whose shared pool is `pool_gb`. A fixed
 /// sub-account without `maxDailyGB` is not limited: gateways never invent a cap of 0.
-fn policy(r: &VolumeRow, plan_gb: Option<f64>, pool_gb: Option<f64>) -> VolumePolicy {
+fn policy(
+    r: &VolumeRow,
+    plan_gb: Option<f64>,
+    pool_gb: Option<f64>,
+    rate: Option<Rate>,
+) -> VolumePolicy {
     let (reserved_gb, cap_gb, pool_gb) = match (r.owner_id, allocation(r)) {
         (None, _) => (0.0, None, pool_gb),
         (Some(_), Allocation::Fixed { .. }) => match r.max_daily_gb {
@@ -232,7 +293,7 @@ fn policy(r: &VolumeRow, plan_gb: Option<f64>, pool_gb: Option<f64>) -> VolumePo
             .frequency_minutes
             .filter(|_| utilization.utilization_enabled == Some(true))
             .and_then(|m| u32::try_from(m).ok()),
-        rate: None,
+        rate,
     }
 }
 
