@@ -400,15 +400,7 @@ async fn log_filters_belong_to_log_accounts(backend: Backend, test: &str) {
         .await
         .expect_error(409, "drop-filters/NOT_LOGS_ACCOUNT", "metrics-management");
     // A sub-account's filters, made with the main account's API token, are its own.
-    let sub = cp
-        .post(crate::SUBS)
-        .token(acme.api())
-        .json(json!({"accountName": "acme-eu", "retentionDays": 7}))
-        .send()
-        .await
-        .expect_ok("sub-account")["accountId"]
-        .as_i64()
-        .unwrap();
+    let sub = crate::sub_account(&cp, &acme, "acme-eu").await;
     let on_sub = cp
         .post(FILTERS)
         .token(acme.api())

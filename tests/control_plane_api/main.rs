@@ -85,6 +85,18 @@ async fn tied_account(cp: &ControlPlane, owner: &Account, kind: &str, name: &str
     .await
 }
 
+/// A sub-account `name` of `main`, made with its API token: its id.
+async fn sub_account(cp: &ControlPlane, main: &Account, name: &str) -> i64 {
+    cp.post(SUBS)
+        .token(main.api())
+        .json(json!({"accountName": name, "retentionDays": 7}))
+        .send()
+        .await
+        .expect_ok("sub-account")["accountId"]
+        .as_i64()
+        .expect("accountId")
+}
+
 /// The shipping tokens under `path` of the account `api` acts on, in the search's default
 /// order: (id, enabled).
 async fn token_ids(cp: &ControlPlane, path: &str, api: &str) -> Vec<(i64, bool)> {

@@ -661,15 +661,7 @@ async fn metrics_filters_reach_the_feed_and_leave_with_their_account(backend: Ba
     assert_eq!(changes["filters"]["upserts"]["metrics"], json!([wire]));
     let v1 = changes["version"].as_u64().unwrap();
     // A log filter of a sub-account, to be deleted with it.
-    let sub = cp
-        .post(crate::SUBS)
-        .token(main.api())
-        .json(json!({"accountName": "acme-eu", "retentionDays": 7}))
-        .send()
-        .await
-        .expect_ok("sub-account")["accountId"]
-        .as_i64()
-        .unwrap();
+    let sub = crate::sub_account(&cp, &main, "acme-eu").await;
     let log_filter = cp
         .post("/v1/drop-filters")
         .token(main.api())

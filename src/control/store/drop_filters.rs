@@ -20,11 +20,81 @@ use crate::tokens::wire::{DropFilterChanges, DropFilterDeletes, DropFilters};
 pub const LOG_FILTERS: &str = "log_drop_filters";
 pub const METRICS_FILTERS: &str = "metrics_drop_filters";
 
-/// Who changed a filter and when (epoch seconds).
-pub struct Stamp<'a> {
+/// Who changed a filter and when (epoch seconds), and the feed version it moves to.
+pub struct Stamp {
     pub at: i64,
-    pub by: &'a str,
+    pub by: String,
     pub feed_version: i64,
+}
+
+/// Which of the two tables a statement about one filter is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Logs,
+    Metrics,
+}
+
+impl Table {
+    /// `(set active, tombstone, delete)` statements, each naming the filter by `$1`.
+    fn statements(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Table::Logs => (
+                "UPDATE log_drop_filters SET active = $2, updated_at = $3, updated_by = $4, \
+                 feed_version = $5 WHERE id = $1",
+                "INSERT INTO feed_tombstones (feed_version, item, collection) \
+                 SELECT $2, CAST(id AS TEXT), 'log_drop_filters' FROM log_drop_filters \
+                 WHERE id = $1",
+                "DELETE FROM log_drop_filters WHERE id = $1",
+            ),
+            Table::Metrics => (
+                "UPDATE metrics_drop_filters SET active = $2, modified_at = $3, \
+                 modified_by = $4, feed_version = $5 WHERE id = $1",
+                "INSERT INTO feed_tombstones (feed_version, item, collection) \
+                 SELECT $2, CAST(id AS TEXT), 'metrics_drop_filters' FROM metrics_drop_filters \
+                 WHERE id = $1",
+                "DELETE FROM metrics_drop_filters WHERE id = $1",
+            ),
+        }
+    }
+}
+
+/// Switches filter `id` on or off.
+pub async fn set_active(
+    tx: &mut Tx,
+    table: Table,
+    id: i64,
+    active: bool,
+    stamp: &Stamp,
+) -> Result<(), StoreError> {
+    sqlx::query(table.statements().0)
+        .bind(id)
+        .bind(i64::from(active))
+        .bind(stamp.at)
+        .bind(stamp.by.as_str())
+        .bind(stamp.feed_version)
+        .execute(tx.connection())
+        .await?;
+    Ok(())
+}
+
+/// Deletes filter `id`, leaving its tombstone at `feed_version`.
+pub async fn delete(
+    tx: &mut Tx,
+    table: Table,
+    id: i64,
+    feed_version: i64,
+) -> Result<(), StoreError> {
+    let (_, tombstone, delete) = table.statements();
+    sqlx::query(tombstone)
+        .bind(id)
+        .bind(feed_version)
+        .execute(tx.connection())
+        .await?;
+    sqlx::query(delete)
+        .bind(id)
+        .execute(tx.connection())
+        .await?;
+    Ok(())
 }
 
 fn feed_id(id: i64, column: &'static str) -> Result<u64, StoreError> {
@@ -77,7 +147,7 @@ pub async fn insert_log(
     tx: &mut Tx,
     account_id: i64,
     rule: &LogRule,
-    stamp: &Stamp<'_>,
+    stamp: &Stamp,
 ) -> Result<i64, StoreError> {
     let id = next_id(tx, Ids::LogDropFilters).await?;
     let conditions =
@@ -94,7 +164,7 @@ pub async fn insert_log(
     .bind(conditions)
     .bind(rule.threshold_gb)
     .bind(stamp.at)
-    .bind(stamp.by)
+    .bind(stamp.by.as_str())
     .bind(stamp.feed_version)
     .execute(tx.connection())
     .await?;
@@ -124,43 +194,6 @@ pub async fn log_filter_of(
     row.map(|r| log_filter(&r)).transpose()
 }
 
-pub async fn set_log_active(
-    tx: &mut Tx,
-    id: i64,
-    active: bool,
-    stamp: &Stamp<'_>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE log_drop_filters SET active = $2, updated_at = $3, updated_by = $4, \
-         feed_version = $5 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(i64::from(active))
-    .bind(stamp.at)
-    .bind(stamp.by)
-    .bind(stamp.feed_version)
-    .execute(tx.connection())
-    .await?;
-    Ok(())
-}
-
-/// Deletes the filter, leaving its tombstone at `feed_version`.
-pub async fn delete_log(tx: &mut Tx, id: i64, feed_version: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO feed_tombstones (feed_version, item, collection) \
-         SELECT $2, CAST(id AS TEXT), 'log_drop_filters' FROM log_drop_filters WHERE id = $1",
-    )
-    .bind(id)
-    .bind(feed_version)
-    .execute(tx.connection())
-    .await?;
-    sqlx::query("DELETE FROM log_drop_filters WHERE id = $1")
-        .bind(id)
-        .execute(tx.connection())
-        .await?;
-    Ok(())
-}
-
 fn log_feed_row(r: &AnyRow) -> Result<LogDropFilter, StoreError> {
     let f = log_filter(r)?;
     Ok(LogDropFilter {
@@ -183,21 +216,32 @@ fn gb_to_bytes(gb: f64) -> u64 {
 pub fn log_feed(
     store: &Store,
 ) -> impl Stream<Item = Result<LogDropFilter, StoreError>> + Send + '_ {
-    sqlx::query(SELECT_LOG_FEED)
-        .fetch(&store.pool)
-        .map(|row| log_feed_row(&row?))
+    rows_as(store, SELECT_LOG_FEED, log_feed_row)
 }
 
-/// The log filters changed since version `since`.
-pub async fn log_feed_since(
+/// Every row of `statement`, as it comes, made into `T` by `row`.
+fn rows_as<'a, T: Send + 'static>(
+    store: &'a Store,
+    statement: &'static str,
+    row: fn(&AnyRow) -> Result<T, StoreError>,
+) -> impl Stream<Item = Result<T, StoreError>> + Send + 'a {
+    sqlx::query(statement)
+        .fetch(&store.pool)
+        .map(move |r| row(&r?))
+}
+
+/// The rows of `statement` (filters changed since `$1`), made into `T` by `row`.
+async fn changed_since<T>(
     db: &mut impl Db,
+    statement: &'static str,
     since: i64,
-) -> Result<Vec<LogDropFilter>, StoreError> {
-    let rows = sqlx::query(SELECT_LOG_FEED_SINCE)
+    row: fn(&AnyRow) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = sqlx::query(statement)
         .bind(since)
         .fetch_all(db.connection())
         .await?;
-    rows.iter().map(log_feed_row).collect()
+    rows.iter().map(row).collect()
 }
 
 // === metrics filters ===
@@ -266,7 +310,7 @@ pub async fn insert_metrics(
     tx: &mut Tx,
     account_id: i64,
     new: &MetricsDefinition<'_>,
-    stamp: &Stamp<'_>,
+    stamp: &Stamp,
 ) -> Result<i64, StoreError> {
     let id = next_id(tx, Ids::MetricsDropFilters).await?;
     sqlx::query(
@@ -281,7 +325,7 @@ pub async fn insert_metrics(
     .bind(new.drop_policy.as_str())
     .bind(serde_json::to_string(new.filter).expect("a filter encodes as JSON"))
     .bind(stamp.at)
-    .bind(stamp.by)
+    .bind(stamp.by.as_str())
     .bind(stamp.feed_version)
     .execute(tx.connection())
     .await?;
@@ -329,7 +373,7 @@ pub async fn update_metrics(
     tx: &mut Tx,
     id: i64,
     new: &MetricsDefinition<'_>,
-    stamp: &Stamp<'_>,
+    stamp: &Stamp,
 ) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE metrics_drop_filters SET name = $2, active = $3, drop_policy = $4, \
@@ -341,48 +385,10 @@ pub async fn update_metrics(
     .bind(new.drop_policy.as_str())
     .bind(serde_json::to_string(new.filter).expect("a filter encodes as JSON"))
     .bind(stamp.at)
-    .bind(stamp.by)
+    .bind(stamp.by.as_str())
     .bind(stamp.feed_version)
     .execute(tx.connection())
     .await?;
-    Ok(())
-}
-
-pub async fn set_metrics_active(
-    tx: &mut Tx,
-    id: i64,
-    active: bool,
-    stamp: &Stamp<'_>,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE metrics_drop_filters SET active = $2, modified_at = $3, modified_by = $4, \
-         feed_version = $5 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(i64::from(active))
-    .bind(stamp.at)
-    .bind(stamp.by)
-    .bind(stamp.feed_version)
-    .execute(tx.connection())
-    .await?;
-    Ok(())
-}
-
-/// Deletes the filter, leaving its tombstone at `feed_version`.
-pub async fn delete_metrics(tx: &mut Tx, id: i64, feed_version: i64) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO feed_tombstones (feed_version, item, collection) \
-         SELECT $2, CAST(id AS TEXT), 'metrics_drop_filters' FROM metrics_drop_filters \
-         WHERE id = $1",
-    )
-    .bind(id)
-    .bind(feed_version)
-    .execute(tx.connection())
-    .await?;
-    sqlx::query("DELETE FROM metrics_drop_filters WHERE id = $1")
-        .bind(id)
-        .execute(tx.connection())
-        .await?;
     Ok(())
 }
 
@@ -401,21 +407,7 @@ fn metrics_feed_row(r: &AnyRow) -> Result<MetricsDropFilter, StoreError> {
 pub fn metrics_feed(
     store: &Store,
 ) -> impl Stream<Item = Result<MetricsDropFilter, StoreError>> + Send + '_ {
-    sqlx::query(SELECT_METRICS_FEED)
-        .fetch(&store.pool)
-        .map(|row| metrics_feed_row(&row?))
-}
-
-/// The metrics filters changed since version `since`.
-pub async fn metrics_feed_since(
-    db: &mut impl Db,
-    since: i64,
-) -> Result<Vec<MetricsDropFilter>, StoreError> {
-    let rows = sqlx::query(SELECT_METRICS_FEED_SINCE)
-        .bind(since)
-        .fetch_all(db.connection())
-        .await?;
-    rows.iter().map(metrics_feed_row).collect()
+    rows_as(store, SELECT_METRICS_FEED, metrics_feed_row)
 }
 
 /// The filters changed and deleted since version `since`: the feed's change answer.
@@ -423,8 +415,8 @@ pub async fn changes_since(db: &mut impl Db, since: i64) -> Result<DropFilterCha
     let (logs, metrics) = deleted_since(db, since).await?;
     Ok(DropFilterChanges {
         upserts: DropFilters {
-            logs: log_feed_since(db, since).await?,
-            metrics: metrics_feed_since(db, since).await?,
+            logs: changed_since(db, SELECT_LOG_FEED_SINCE, since, log_feed_row).await?,
+            metrics: changed_since(db, SELECT_METRICS_FEED_SINCE, since, metrics_feed_row).await?,
         },
         deletes: DropFilterDeletes { logs, metrics },
     })

@@ -11,7 +11,7 @@ use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::AccountType;
 use crate::control::store::accounts::Account;
-use crate::control::store::drop_filters::{self as store, LogFilter, Stamp};
+use crate::control::store::drop_filters::{self as store, LogFilter, Stamp, Table};
 use crate::control::store::{Db, feed};
 use crate::filters::logs::{LogRule, MAX_FILTERS_PER_ACCOUNT};
 
@@ -29,6 +29,15 @@ fn check_logs_account(account: &Account) -> Result<(), Refusal> {
             account.account_type.as_str()
         ),
     ))
+}
+
+/// A change to a filter: now, who makes it, and the feed version it moves to.
+pub(super) async fn stamp(change: &mut Change<'_>) -> Result<Stamp, Refusal> {
+    Ok(Stamp {
+        at: change.cp.clock.now_secs(),
+        by: change.actor.label(),
+        feed_version: feed::next_version(&mut change.tx).await?,
+    })
 }
 
 async fn fetch(db: &mut impl Db, account_id: i64, id: i64) -> Result<LogFilter, Refusal> {
@@ -56,19 +65,13 @@ pub async fn create(
             ),
         });
     }
-    let version = feed::next_version(&mut change.tx).await?;
-    let by = change.actor.label();
-    let stamp = Stamp {
-        at: cp.clock.now_secs(),
-        by: &by,
-        feed_version: version,
-    };
+    let stamp = stamp(&mut change).await?;
     let id = store::insert_log(&mut change.tx, account_id, &rule, &stamp).await?;
     change
         .record("log-drop-filter.create", &format!("log-drop-filter:{id}"))
         .await?;
     change.commit().await?;
-    cp.published(version);
+    cp.published(stamp.feed_version);
     Ok(LogFilter {
         id,
         account_id,
@@ -98,14 +101,8 @@ pub async fn set_active(
     if filter.active == active {
         return Ok(filter);
     }
-    let version = feed::next_version(&mut change.tx).await?;
-    let by = change.actor.label();
-    let stamp = Stamp {
-        at: cp.clock.now_secs(),
-        by: &by,
-        feed_version: version,
-    };
-    store::set_log_active(&mut change.tx, id, active, &stamp).await?;
+    let stamp = stamp(&mut change).await?;
+    store::set_active(&mut change.tx, Table::Logs, id, active, &stamp).await?;
     let action = match active {
         true => "log-drop-filter.activate",
         false => "log-drop-filter.deactivate",
@@ -114,7 +111,7 @@ pub async fn set_active(
         .record(action, &format!("log-drop-filter:{id}"))
         .await?;
     change.commit().await?;
-    cp.published(version);
+    cp.published(stamp.feed_version);
     filter.active = active;
     Ok(filter)
 }
@@ -125,7 +122,7 @@ pub async fn delete(cp: &ControlPlane, caller: &Caller, id: i64) -> Result<LogFi
     let mut change = Change::begin(cp, caller).await?;
     let filter = fetch(&mut change.tx, change.account.id, id).await?;
     let version = feed::next_version(&mut change.tx).await?;
-    store::delete_log(&mut change.tx, id, version).await?;
+    store::delete(&mut change.tx, Table::Logs, id, version).await?;
     feed::prune_tombstones(&mut change.tx, version, cp.feed.retained_versions).await?;
     change
         .record("log-drop-filter.delete", &format!("log-drop-filter:{id}"))

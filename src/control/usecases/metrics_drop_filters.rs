@@ -10,12 +10,13 @@ use std::collections::BTreeSet;
 
 use super::callers::Caller;
 use super::change::{Change, audit};
+use super::log_drop_filters::stamp;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::{AccountType, checked_name};
 use crate::control::store::accounts::{self as account_store, Account};
-use crate::control::store::drop_filters::{self as store, MetricsDefinition, MetricsFilter, Stamp};
-use crate::control::store::{Db, Tx, feed};
+use crate::control::store::drop_filters::{self as store, MetricsDefinition, MetricsFilter, Table};
+use crate::control::store::{Db, feed};
 use crate::filters::metrics::{
     Comparison, DropPolicy, Expression, Filter, MAX_FILTERS_PER_ACCOUNT, METRIC_NAME,
 };
@@ -67,15 +68,24 @@ fn checked_filter_name(name: Option<&str>) -> Result<Option<&str>, Refusal> {
     .transpose()
 }
 
+/// The audit event of a change to filter `id`, in account `trail`'s audit trail.
+async fn record(change: &mut Change<'_>, trail: i64, action: &str, id: i64) -> Result<(), Refusal> {
+    let target = format!("metrics-drop-filter:{id}");
+    audit(
+        change.cp,
+        &mut change.tx,
+        trail,
+        change.actor,
+        action,
+        &target,
+    )
+    .await
+}
+
 async fn fetch(db: &mut impl Db, reach: i64, id: i64) -> Result<MetricsFilter, Refusal> {
     store::metrics_filter_of(db, reach, id)
         .await?
         .ok_or_else(|| Refusal::not_found(&format!("metrics drop filter {id}")))
-}
-
-/// The change's stamp: now, its actor, a new feed version.
-async fn stamp(cp: &ControlPlane, tx: &mut Tx) -> Result<(i64, i64), Refusal> {
-    Ok((cp.clock.now_secs(), feed::next_version(tx).await?))
 }
 
 pub async fn create(
@@ -130,13 +140,7 @@ pub async fn bulk_create(
             });
         }
     }
-    let (now, version) = stamp(cp, &mut change.tx).await?;
-    let by = change.actor.label();
-    let stamp = Stamp {
-        at: now,
-        by: &by,
-        feed_version: version,
-    };
+    let stamp = stamp(&mut change).await?;
     let mut created = Vec::with_capacity(inputs.len());
     for (input, account) in inputs.iter().zip(&targets) {
         let definition = MetricsDefinition {
@@ -146,20 +150,17 @@ pub async fn bulk_create(
             filter: &input.filter,
         };
         let id = store::insert_metrics(&mut change.tx, account.id, &definition, &stamp).await?;
-        let target = format!("metrics-drop-filter:{id}");
-        audit(
-            cp,
-            &mut change.tx,
+        record(
+            &mut change,
             trail(account),
-            change.actor,
             "metrics-drop-filter.create",
-            &target,
+            id,
         )
         .await?;
         created.push(fetch(&mut change.tx, account.id, id).await?);
     }
     change.commit().await?;
-    cp.published(version);
+    cp.published(stamp.feed_version);
     Ok(created)
 }
 
@@ -191,13 +192,7 @@ pub async fn update(
             ),
         });
     }
-    let (now, version) = stamp(cp, &mut change.tx).await?;
-    let by = change.actor.label();
-    let stamp = Stamp {
-        at: now,
-        by: &by,
-        feed_version: version,
-    };
+    let stamp = stamp(&mut change).await?;
     let definition = MetricsDefinition {
         name,
         active: input.active.unwrap_or(current.active),
@@ -206,19 +201,10 @@ pub async fn update(
     };
     store::update_metrics(&mut change.tx, id, &definition, &stamp).await?;
     let account = trail(&change.account);
-    let target = format!("metrics-drop-filter:{id}");
-    audit(
-        cp,
-        &mut change.tx,
-        account,
-        change.actor,
-        "metrics-drop-filter.update",
-        &target,
-    )
-    .await?;
+    record(&mut change, account, "metrics-drop-filter.update", id).await?;
     let updated = fetch(&mut change.tx, change.account.id, id).await?;
     change.commit().await?;
-    cp.published(version);
+    cp.published(stamp.feed_version);
     Ok(updated)
 }
 
@@ -234,24 +220,17 @@ pub async fn set_active(
     if current.active == active {
         return Ok(current);
     }
-    let (now, version) = stamp(cp, &mut change.tx).await?;
-    let by = change.actor.label();
-    let stamp = Stamp {
-        at: now,
-        by: &by,
-        feed_version: version,
-    };
-    store::set_metrics_active(&mut change.tx, id, active, &stamp).await?;
+    let stamp = stamp(&mut change).await?;
+    store::set_active(&mut change.tx, Table::Metrics, id, active, &stamp).await?;
     let action = match active {
         true => "metrics-drop-filter.enable",
         false => "metrics-drop-filter.disable",
     };
     let account = trail(&change.account);
-    let target = format!("metrics-drop-filter:{id}");
-    audit(cp, &mut change.tx, account, change.actor, action, &target).await?;
+    record(&mut change, account, action, id).await?;
     let updated = fetch(&mut change.tx, change.account.id, id).await?;
     change.commit().await?;
-    cp.published(version);
+    cp.published(stamp.feed_version);
     Ok(updated)
 }
 
@@ -275,17 +254,8 @@ pub async fn bulk_delete(cp: &ControlPlane, caller: &Caller, ids: &[i64]) -> Res
     let version = feed::next_version(&mut change.tx).await?;
     let account = trail(&change.account);
     for &id in &ids {
-        store::delete_metrics(&mut change.tx, id, version).await?;
-        let target = format!("metrics-drop-filter:{id}");
-        audit(
-            cp,
-            &mut change.tx,
-            account,
-            change.actor,
-            "metrics-drop-filter.delete",
-            &target,
-        )
-        .await?;
+        store::delete(&mut change.tx, Table::Metrics, id, version).await?;
+        record(&mut change, account, "metrics-drop-filter.delete", id).await?;
     }
     feed::prune_tombstones(&mut change.tx, version, cp.feed.retained_versions).await?;
     change.commit().await?;
