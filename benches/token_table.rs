@@ -83,6 +83,7 @@ fn snapshot(n: u64) -> Snapshot {
         tokens: (0..n).map(|i| entry(i, true)).collect(),
         grants: None,
         volumes: None,
+        filters: None,
     }
 }
 

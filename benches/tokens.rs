@@ -42,6 +42,7 @@ fn install_table() -> Tokens {
         tokens,
         grants: None,
         volumes: None,
+        filters: None,
     }
     .into_table()
     .expect("generated snapshot is valid");

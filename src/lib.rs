@@ -16,6 +16,8 @@
 //! - `tokens`: the token table, its sources, the persisted snapshot, the read grants.
 //! - `forward`: the `submit` → ack seam, the spool, the batcher and the sinks.
 //! - `tail`: the read path: live tails for API and shared tokens.
+//! - `filters`: drop filters' shapes, checks and matching, shared by the control plane
+//!   and the gateway.
 //! - `volume`: what each account may still send today: leases from the fleet's daily
 //!   counts, spent from local state on the request path.
 //! - `control`: the control plane: management API and page, use cases, product rules,
@@ -32,6 +34,7 @@ pub mod backoff;
 pub mod clock;
 pub mod config;
 pub mod control;
+pub mod filters;
 pub mod forward;
 pub mod ingest;
 pub mod model;

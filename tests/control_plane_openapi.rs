@@ -119,6 +119,18 @@ async fn the_document_covers_every_route() {
         "/v1/feed/shared-tokens/resolve",
         "/v1/openapi.json",
         "/v1/admin/accounts/{id}",
+        "/v1/drop-filters",
+        "/v1/drop-filters/search",
+        "/v1/drop-filters/{id}",
+        "/v1/drop-filters/{id}/activate",
+        "/v1/drop-filters/{id}/deactivate",
+        "/v1/metrics-management/drop-filters",
+        "/v1/metrics-management/drop-filters/bulk/create",
+        "/v1/metrics-management/drop-filters/bulk/delete",
+        "/v1/metrics-management/drop-filters/search",
+        "/v1/metrics-management/drop-filters/{id}",
+        "/v1/metrics-management/drop-filters/{id}/enable",
+        "/v1/metrics-management/drop-filters/{id}/disable",
     ] {
         assert!(paths.contains_key(path), "{path} is not documented");
     }
@@ -203,9 +215,10 @@ async fn schemathesis_finds_no_server_error_and_no_nonconformance() {
     let Some(cp) = ControlPlane::start(Backend::Sqlite, TEST).await else {
         return;
     };
-    // A pro account with objects to find: tokens, a sub-account, filters, shared tokens.
-    // The document's path examples name them (shipping token, filter and shared token 1,
-    // sub-account 2), so the examples phase reaches past 404 into the real answers.
+    // A pro account with objects to find: tokens, a sub-account, filters, shared tokens,
+    // a metrics account (3) and drop filters. The document's path examples name them
+    // (shipping token, filter, shared token and drop filters 1, sub-account 2), so the
+    // examples phase reaches past 404 into the real answers.
     let created = cp
         .create_account(json!({"accountName": "fuzzed", "plan": "pro"}))
         .await;
@@ -240,6 +253,25 @@ async fn schemathesis_finds_no_server_error_and_no_nonconformance() {
         .send()
         .await
         .expect_ok("seed shared token");
+    let metrics = cp
+        .create_account(json!({"accountName": "fuzzed-metrics", "type": "metrics",
+            "ownerAccountId": created["accountId"]}))
+        .await;
+    cp.post("/v1/drop-filters")
+        .token(&api)
+        .json(json!({"fieldConditions": [{"fieldName": "level", "value": "debug"}]}))
+        .send()
+        .await
+        .expect_ok("seed log drop filter");
+    cp.post("/v1/metrics-management/drop-filters")
+        .token(&api)
+        .json(
+            json!({"accountId": metrics["accountId"], "filter": {"operator": "AND",
+            "expression": [{"name": "__name__", "value": "up", "comparisonFilter": "EQ"}]}}),
+        )
+        .send()
+        .await
+        .expect_ok("seed metrics drop filter");
 
     // The management API with the account's API token.
     run_schemathesis(

@@ -37,6 +37,12 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::PUT, "/v1/user-management/1"),
     (Method::POST, "/v1/feed/usage"),
     (Method::POST, "/v1/feed/shared-tokens/resolve"),
+    (Method::POST, "/v1/drop-filters"),
+    (Method::POST, "/v1/metrics-management/drop-filters"),
+    (Method::POST, "/v1/metrics-management/drop-filters/bulk/create"),
+    (Method::POST, "/v1/metrics-management/drop-filters/bulk/delete"),
+    (Method::POST, "/v1/metrics-management/drop-filters/search"),
+    (Method::PUT, "/v1/metrics-management/drop-filters/1"),
 ];
 
 struct Fixture {
@@ -70,7 +76,10 @@ fn fixture() -> &'static Fixture {
         };
         let (router, api_token) = runtime.block_on(async {
             let cp: Arc<ControlPlane> = ControlPlane::open(&config).await.expect("open");
-            let router = cp.router();
+            let router = tollgate::control::api::around(
+                tollgate::control::api::routes(Arc::clone(&cp)),
+                Arc::clone(&cp),
+            );
             let (status, body) = call(
                 &router,
                 Method::POST,

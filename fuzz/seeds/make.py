@@ -86,6 +86,20 @@ management = [  # (route index in management_api.rs ROUTES, body)
     (15, {"tokens": [], "accounts": []}),
 ]
 
+drop_logs = {"logType": "nginx", "description": "health checks", "thresholdInGB": 10.5,
+             "fieldConditions": [{"fieldName": "request.path", "value": "/healthz"}, {"fieldName": "status", "value": 200}]}
+drop_metrics = {"operator": "and", "expression": [
+    {"name": "__name__", "value": "http_.*", "comparisonFilter": "REGEX_MATCH"},
+    {"operator": "AND", "expression": [{"name": "code", "value": "5..", "comparisonFilter": "regex_no_match"},
+                                       {"name": "job", "value": "api", "comparisonFilter": "EQ"}]}]}
+eval_filter = {"operator": "AND", "expression": [{"name": "job", "value": "api|w.b", "comparisonFilter": "REGEX_MATCH"}]}
+management += [
+    (17, drop_logs),
+    (18, {"accountId": 1, "name": "drop-http", "dropPolicy": "DROP_BEFORE_STORING", "filter": drop_metrics}),
+    (21, {"filter": {"accountIds": [1], "metricNames": ["up"], "active": "true", "searchTerm": "x"},
+          "pagination": {"pageNumber": 0, "pageSize": 10}}),
+]
+
 SEEDS = {
     "logs_lines": {"lines": logs_body},
     "body_decode": {"gzip": b"\x00" + gzip.compress(logs_body, mtime=0), "deflate": b"\x01" + zlib.compress(logs_body),
@@ -99,6 +113,10 @@ SEEDS = {
     "spool_segment": {"frames": b"\x01" + b"\xff".join(frames), "torn": b"\x07" + b"\xff".join(frames),
                       "raw": b"\x00TGT1\x10\x00\x00\x00garbage-then-magic TGT1"},
     "management_api": {f"route-{i}": bytes([i]) + json.dumps(b).encode() for i, b in management},
+    "drop_filter_bodies": {"logs": b"\x00" + json.dumps(drop_logs).encode(),
+                           "metrics": b"\x01" + json.dumps(drop_metrics).encode()},
+    "metrics_filter_eval": {"series": json.dumps(eval_filter).encode() + b"\xffhttp_requests_total\x00job\x00web\x00code\x00503",
+                            "nested": json.dumps(drop_metrics).encode() + b"\xffhttp_x\x00code\x00200"},
 }
 
 for target, files in SEEDS.items():

@@ -40,6 +40,16 @@ pub enum Refusal {
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A drop filter's field that is wrong (`filters`' checks): 400 naming the field.
+impl From<crate::filters::Invalid> for Refusal {
+    fn from(e: crate::filters::Invalid) -> Refusal {
+        Refusal::Invalid {
+            code: e.code,
+            message: e.to_string(),
+        }
+    }
+}
+
 impl Refusal {
     pub fn invalid(message: impl Into<String>) -> Refusal {
         Refusal::Invalid {

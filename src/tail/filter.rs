@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::filters::field;
 use crate::model::AccountId;
 use crate::tokens::grants::FilterOp;
 
@@ -27,7 +28,7 @@ impl Term {
     }
 
     pub fn matches(&self, record: &Value) -> bool {
-        lookup(record, &self.field).is_some_and(|v| equals(v, &self.value))
+        field(record, &self.field).is_some_and(|v| equals(v, &self.value))
     }
 }
 
@@ -93,17 +94,6 @@ impl Term {
                 .any(|c| c == '"' || c == '\\' || c.is_control())
             && serde_json::from_str::<Value>(&self.value).is_err()
     }
-}
-
-/// The value at `path`: the key itself, else the longest dotted prefix that is a key
-/// (`a.b` before `a`), descending into it with the rest.
-fn lookup<'a>(record: &'a Value, path: &str) -> Option<&'a Value> {
-    let object = record.as_object()?;
-    if let Some(v) = object.get(path) {
-        return Some(v);
-    }
-    path.rmatch_indices('.')
-        .find_map(|(i, _)| lookup(object.get(&path[..i])?, &path[i + 1..]))
 }
 
 /// Exact match: a string equals the text; a number or boolean equals its JSON spelling.

@@ -141,6 +141,7 @@ impl Snapshot {
             tokens,
             grants: None,
             volumes: None,
+            filters: None,
         }
     }
 }

@@ -6,6 +6,8 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use super::digest::Digest;
+pub use crate::filters::logs::LogDropFilter;
+pub use crate::filters::metrics::MetricsDropFilter;
 pub use crate::model::AccountType;
 use crate::model::{AccountId, Kind, TokenId};
 pub use crate::volume::policy::{Rate, VolumePolicy};
@@ -25,6 +27,10 @@ pub struct Snapshot {
     /// The accounts' volume policies, when the feed was asked for them (`?volume=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<Vec<VolumePolicy>>,
+    /// Every drop filter, active or not, when the feed was asked for them
+    /// (`?filters=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<DropFilters>,
 }
 
 /// One token: exactly one of `token` (plain text, local files only) or `digest`.
@@ -62,6 +68,9 @@ pub struct Changes {
     /// The volume policies' changes since `since`, when asked for (`?volume=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volumes: Option<VolumeChanges>,
+    /// The drop filters' changes since `since`, when asked for (`?filters=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filters: Option<DropFilterChanges>,
 }
 
 /// The volume policies of the plans that changed: every policy of each family in
@@ -81,6 +90,49 @@ pub struct VolumeChanges {
 impl VolumeChanges {
     pub fn is_empty(&self) -> bool {
         self.families.is_empty() && self.deletes.is_empty()
+    }
+}
+
+// === drop filters ===
+
+/// The accounts' drop filters (DESIGN §9), each whole: a log filter belongs to the account
+/// whose logs it drops, a metrics filter to a metrics account. Inactive filters ride
+/// along with `active: false`, so switching one off and on is an upsert like any edit.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropFilters {
+    #[serde(default)]
+    pub logs: Vec<LogDropFilter>,
+    #[serde(default)]
+    pub metrics: Vec<MetricsDropFilter>,
+}
+
+/// The drop filters' part of a change answer: filters changed since `since` (whole, as
+/// in a snapshot) and the ids of those deleted, their accounts' deletions included.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropFilterChanges {
+    #[serde(default)]
+    pub upserts: DropFilters,
+    #[serde(default)]
+    pub deletes: DropFilterDeletes,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DropFilterDeletes {
+    /// Ids of deleted log filters.
+    #[serde(default)]
+    pub logs: Vec<u64>,
+    /// Ids of deleted metrics filters.
+    #[serde(default)]
+    pub metrics: Vec<u64>,
+}
+
+impl DropFilterChanges {
+    pub fn is_empty(&self) -> bool {
+        let (u, d) = (&self.upserts, &self.deletes);
+        u.logs.is_empty() && u.metrics.is_empty() && d.logs.is_empty() && d.metrics.is_empty()
     }
 }
 

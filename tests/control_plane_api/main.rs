@@ -15,7 +15,9 @@ mod audit;
 mod feed;
 mod framing;
 mod ids;
+mod log_drop_filters;
 mod metrics_accounts;
+mod metrics_drop_filters;
 mod rate_limits;
 mod shared_tokens;
 mod shipping_tokens;
@@ -82,6 +84,18 @@ async fn tied_account(cp: &ControlPlane, owner: &Account, kind: &str, name: &str
         json!({"accountName": name, "type": kind, "ownerAccountId": owner.id}),
     )
     .await
+}
+
+/// A sub-account `name` of `main`, made with its API token: its id.
+async fn sub_account(cp: &ControlPlane, main: &Account, name: &str) -> i64 {
+    cp.post(SUBS)
+        .token(main.api())
+        .json(json!({"accountName": name, "retentionDays": 7}))
+        .send()
+        .await
+        .expect_ok("sub-account")["accountId"]
+        .as_i64()
+        .expect("accountId")
 }
 
 /// The shipping tokens under `path` of the account `api` acts on, in the search's default

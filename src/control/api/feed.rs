@@ -1,7 +1,8 @@
 //! The feed gateways replicate from (DESIGN §2, §4; protocol in docs/tokens.md, "The feed
 //! protocol"):
 //! a versioned snapshot of shipping-token digests — with `?grants=true`, also the read
-//! grants (accounts' read attributes, API and shared token digests) — a long-polled change
+//! grants (accounts' read attributes, API and shared token digests), with `?volume=true`
+//! the volume policies, with `?filters=true` the drop filters — a long-polled change
 //! list since a version, single-digest lookups for the gateways' miss caches, usage
 //! reports, and shared token resolution (superseded by the grants). Authenticated by the
 //! feed secret; plaintext tokens never leave through here.
@@ -44,14 +45,17 @@ const MAX_WAIT_SECS: u64 = 60;
 const SNAPSHOT_CHUNK_BYTES: usize = 256 * 1024;
 
 /// `?grants=true` on the snapshot and the changes: the read grants ride along;
-/// `?volume=true`: the accounts' volume policies. Gateways from before either don't ask,
-/// and get the shapes they know (their parser refuses unknown fields).
+/// `?volume=true`: the accounts' volume policies; `?filters=true`: the drop filters.
+/// Gateways from before any of them don't ask, and get the shapes they know (their parser
+/// refuses unknown fields).
 #[derive(Deserialize)]
 struct SnapshotParams {
     #[serde(default)]
     grants: bool,
     #[serde(default)]
     volume: bool,
+    #[serde(default)]
+    filters: bool,
 }
 
 /// The whole table, streamed: rows go from the store to the socket in 256 KiB chunks, so
@@ -66,7 +70,7 @@ async fn snapshot(
     params: Result<Query<SnapshotParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(params) =
-        params.map_err(|_| bad_request("grants and volume must be true or false"))?;
+        params.map_err(|_| bad_request("grants, volume and filters must be true or false"))?;
     let snapshot = usecase::snapshot(&cp).await?;
     let volumes = match params.volume {
         true => Some(snapshot.volumes().await?),
@@ -101,6 +105,17 @@ async fn snapshot(
         if let Some(volumes) = volumes {
             out.buf.extend_from_slice(b",\"volumes\":");
             serde_json::to_writer(&mut out.buf, &volumes).expect("policies encode");
+        }
+        if params.filters {
+            out.buf.extend_from_slice(b",\"filters\":{\"logs\":[");
+            if out.array(snapshot.log_filters()).await.is_err() {
+                return;
+            }
+            out.buf.extend_from_slice(b"],\"metrics\":[");
+            if out.array(snapshot.metrics_filters()).await.is_err() {
+                return;
+            }
+            out.buf.extend_from_slice(b"]}");
         }
         out.buf.push(b'}');
         let _ = out.tx.send(Ok(Bytes::from(out.buf))).await;
@@ -174,7 +189,15 @@ async fn changes(
     let params = changes_params(query.as_deref().unwrap_or(""))?;
     let _waiting = Waiting::new(&cp.telemetry.feed_waiting);
     let wait = Duration::from_secs(params.wait);
-    let changes = usecase::changes(&cp, params.since, wait, params.grants, params.volume).await?;
+    let changes = usecase::changes(
+        &cp,
+        params.since,
+        wait,
+        params.grants,
+        params.volume,
+        params.filters,
+    )
+    .await?;
     Ok(Json(changes))
 }
 
@@ -207,6 +230,7 @@ struct ChangesParams {
     wait: u64,
     grants: bool,
     volume: bool,
+    filters: bool,
 }
 
 fn changes_params(query: &str) -> Result<ChangesParams, Refusal> {
@@ -215,6 +239,7 @@ fn changes_params(query: &str) -> Result<ChangesParams, Refusal> {
     let mut wait = 30;
     let mut grants = false;
     let mut volume = false;
+    let mut filters = false;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {
         match &*key {
             "since" => {
@@ -243,6 +268,11 @@ fn changes_params(query: &str) -> Result<ChangesParams, Refusal> {
                     .parse::<bool>()
                     .map_err(|_| bad("volume must be true or false"))?
             }
+            "filters" => {
+                filters = value
+                    .parse::<bool>()
+                    .map_err(|_| bad("filters must be true or false"))?
+            }
             _ => {}
         }
     }
@@ -251,6 +281,7 @@ fn changes_params(query: &str) -> Result<ChangesParams, Refusal> {
         wait,
         grants,
         volume,
+        filters,
     })
 }
 

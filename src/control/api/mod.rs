@@ -10,7 +10,9 @@ pub mod error;
 mod extract;
 mod feed;
 pub mod json;
+mod log_drop_filters;
 mod metrics_accounts;
+mod metrics_drop_filters;
 mod shared_tokens;
 mod shipping_tokens;
 mod sub_accounts;
@@ -40,6 +42,8 @@ pub fn routes(cp: Arc<ControlPlane>) -> Router {
         .merge(shipping_tokens::routes())
         .merge(api_tokens::routes())
         .merge(shared_tokens::routes())
+        .merge(log_drop_filters::routes())
+        .merge(metrics_drop_filters::routes())
         .merge(audit::routes())
         .merge(users::routes())
         .merge(feed::routes())

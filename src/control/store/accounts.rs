@@ -382,7 +382,7 @@ pub async fn set_extra_settings(
 
 /// Deletes an account and everything it holds but its shipping tokens, which go first
 /// through `shipping_tokens::remove` so gateways get their tombstones. The account, its
-/// API tokens and its shared tokens leave theirs at `feed_version`.
+/// API tokens, its shared tokens and its drop filters leave theirs at `feed_version`.
 pub async fn delete_with_contents(
     tx: &mut Tx,
     id: i64,
@@ -393,6 +393,12 @@ pub async fn delete_with_contents(
          SELECT $2, digest, 'api_tokens' FROM api_tokens WHERE account_id = $1",
         "INSERT INTO feed_tombstones (feed_version, item, collection) \
          SELECT $2, digest, 'shared_tokens' FROM shared_tokens WHERE account_id = $1",
+        "INSERT INTO feed_tombstones (feed_version, item, collection) \
+         SELECT $2, CAST(id AS TEXT), 'log_drop_filters' FROM log_drop_filters \
+         WHERE account_id = $1",
+        "INSERT INTO feed_tombstones (feed_version, item, collection) \
+         SELECT $2, CAST(id AS TEXT), 'metrics_drop_filters' FROM metrics_drop_filters \
+         WHERE account_id = $1",
         "INSERT INTO feed_tombstones (feed_version, item, collection) \
          SELECT $2, CAST(id AS TEXT), 'accounts' FROM accounts WHERE id = $1",
     ] {
@@ -415,6 +421,8 @@ pub async fn delete_with_contents(
         "DELETE FROM account_usage WHERE account_id = $1",
         "DELETE FROM account_daily_usage WHERE account_id = $1",
         "DELETE FROM account_volume_days WHERE account_id = $1",
+        "DELETE FROM log_drop_filters WHERE account_id = $1",
+        "DELETE FROM metrics_drop_filters WHERE account_id = $1",
         "DELETE FROM accounts WHERE id = $1",
     ] {
         sqlx::query(statement)

@@ -20,7 +20,8 @@ use crate::tokens::wire::{
 
 /// The `collection` of a shipping token's tombstone. The others are `accounts` (the item
 /// is the account id, in decimal), `api_tokens` and `shared_tokens` (the token's digest),
-/// each written by the statement that deletes the row.
+/// and the drop filters' (`drop_filters`), each written by the statement that deletes the
+/// row.
 const SHIPPING_TOKENS: &str = "shipping_tokens";
 
 /// How many UTC days of volume are kept per account (today included): what the detailed
@@ -402,10 +403,9 @@ pub async fn grant_changes_since(db: &mut impl Db, since: i64) -> Result<GrantCh
     let mut deletes = GrantDeletes::default();
     let tombstones = sqlx::query(
         "SELECT item, collection FROM feed_tombstones WHERE feed_version > $1 \
-         AND collection <> $2",
+         AND collection IN ('accounts', 'api_tokens', 'shared_tokens')",
     )
     .bind(since)
-    .bind(SHIPPING_TOKENS)
     .fetch_all(db.connection())
     .await?;
     for r in &tombstones {

@@ -15,6 +15,7 @@
 pub mod accounts;
 pub mod api_tokens;
 pub mod audit;
+pub mod drop_filters;
 pub mod feed;
 mod migrate;
 pub mod shared_tokens;
@@ -219,6 +220,8 @@ pub enum Ids {
     SharedTokens,
     TokenFilters,
     Users,
+    LogDropFilters,
+    MetricsDropFilters,
 }
 
 impl Ids {
@@ -230,6 +233,8 @@ impl Ids {
             Ids::SharedTokens => "shared_tokens",
             Ids::TokenFilters => "token_filters",
             Ids::Users => "users",
+            Ids::LogDropFilters => "log_drop_filters",
+            Ids::MetricsDropFilters => "metrics_drop_filters",
         }
     }
 }

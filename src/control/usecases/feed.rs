@@ -12,6 +12,7 @@ use crate::config::RateLimits;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::{self, AccountType, Plan};
+use crate::control::store::drop_filters as filter_store;
 use crate::control::store::feed as store;
 use crate::control::store::shared_tokens as shared_store;
 use crate::control::store::volume::{self as volume_store, VolumeRow};
@@ -21,8 +22,9 @@ use crate::control::usecases::change::audit;
 use crate::control::volume::{Allocation, BYTES_PER_GB, RateLimit, shared_gb};
 use crate::model::{AccountId, Kind};
 use crate::tokens::wire::{
-    Changes, Digest, GrantAccount, GrantApiToken, GrantChanges, GrantSharedToken, Rate,
-    SnapshotEntry, UsageReport, VolumeChanges, VolumePolicy,
+    Changes, Digest, DropFilterChanges, GrantAccount, GrantApiToken, GrantChanges,
+    GrantSharedToken, LogDropFilter, MetricsDropFilter, Rate, SnapshotEntry, UsageReport,
+    VolumeChanges, VolumePolicy,
 };
 
 /// How often a control plane reads the feed's version from the store, so that a change
@@ -59,6 +61,16 @@ impl Snapshot {
         store::grant_shared_tokens(&self.store).map_err(Refusal::from)
     }
 
+    pub fn log_filters(&self) -> impl Stream<Item = Result<LogDropFilter, Refusal>> + Send + '_ {
+        filter_store::log_feed(&self.store).map_err(Refusal::from)
+    }
+
+    pub fn metrics_filters(
+        &self,
+    ) -> impl Stream<Item = Result<MetricsDropFilter, Refusal>> + Send + '_ {
+        filter_store::metrics_feed(&self.store).map_err(Refusal::from)
+    }
+
     /// Every account's volume policy (one row per account: small beside the tokens).
     pub async fn volumes(&self) -> Result<Vec<VolumePolicy>, Refusal> {
         let rows = volume_store::volume_rows(&mut self.store.conn().await?).await?;
@@ -76,8 +88,8 @@ pub async fn snapshot(cp: &ControlPlane) -> Result<Snapshot, Refusal> {
     })
 }
 
-/// Upserts and deletes since `since` (with `grants`, the read grants' too), waiting up to
-/// `wait` for one to happen; nothing new when the wait runs out or serving stops. A
+/// Upserts and deletes since `since` (with `grants`, the read grants' too; with
+/// `filters`, the drop filters'), waiting up to `wait` for one to happen; nothing new when the wait runs out or serving stops. A
 /// `since` the feed no longer keeps is gone: the gateway must fetch a snapshot.
 pub async fn changes(
     cp: &ControlPlane,
@@ -85,6 +97,7 @@ pub async fn changes(
     wait: Duration,
     grants: bool,
     volumes: bool,
+    filters: bool,
 ) -> Result<Changes, Refusal> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut notified = cp.feed.subscribe();
@@ -119,22 +132,29 @@ pub async fn changes(
                 }
                 _ => None,
             };
+            let filters = match filters {
+                true => Some(filter_store::changes_since(&mut conn, since).await?),
+                false => None,
+            };
             return Ok(Changes {
                 version: version_u64(version),
                 upserts,
                 deletes,
                 grants: grant_changes.filter(|_| grants),
                 volumes,
+                filters,
             });
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Ok(no_changes(version, grants, volumes));
+            return Ok(no_changes(version, grants, volumes, filters));
         }
         tokio::select! {
             _ = notified.changed() => {}
             _ = tokio::time::sleep(deadline - now) => {}
-            _ = cp.feed.stopping.cancelled() => return Ok(no_changes(version, grants, volumes)),
+            _ = cp.feed.stopping.cancelled() => {
+                return Ok(no_changes(version, grants, volumes, filters));
+            }
         }
     }
 }
@@ -161,13 +181,14 @@ pub async fn watch_versions(cp: &ControlPlane) {
 }
 
 /// Nothing new: the answer to a poll that waited it out (or was cut short by shutdown).
-fn no_changes(version: i64, grants: bool, volumes: bool) -> Changes {
+fn no_changes(version: i64, grants: bool, volumes: bool, filters: bool) -> Changes {
     Changes {
         version: version_u64(version),
         upserts: Vec::new(),
         deletes: Vec::new(),
         grants: grants.then(GrantChanges::default),
         volumes: volumes.then(VolumeChanges::default),
+        filters: filters.then(DropFilterChanges::default),
     }
 }
 

@@ -18,7 +18,7 @@
 mod api_tokens;
 mod assets;
 mod chart;
-mod dates;
+pub mod dates;
 mod form;
 mod layout;
 mod login;
