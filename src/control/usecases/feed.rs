@@ -102,7 +102,14 @@ pub async fn changes(
     let deadline = tokio::time::Instant::now() + wait;
     let mut notified = cp.feed.subscribe();
     loop {
-        let (version, oldest) = store::versions(&mut cp.store.conn().await?).await?;
+        // A gateway at the version this control plane knows waits without a query: a
+        // change here, or one another control plane made (`watch_versions`), wakes it.
+        // So a fleet at rest costs the store nothing per gateway.
+        let known = *notified.borrow_and_update();
+        let (version, oldest) = match since == known {
+            true => (known, i64::MIN),
+            false => store::versions(&mut cp.store.conn().await?).await?,
+        };
         if since < oldest || since > version {
             return Err(Refusal::Gone {
                 code: "feed/VERSION_GONE",
@@ -160,21 +167,33 @@ pub async fn changes(
 }
 
 /// Reads the feed's version every `RECHECK` until serving stops and wakes the long polls
-/// when another control plane moved it. A failed read is retried at the next tick.
+/// when another control plane moved it. It keeps one connection of the pool for this, so
+/// a tick is one query (a connection taken each time would be checked first: another);
+/// after an error it takes a fresh one at the next tick.
 pub async fn watch_versions(cp: &ControlPlane) {
     let mut tick = tokio::time::interval(RECHECK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut held = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = cp.feed.stopping.cancelled() => return,
         }
-        let version = match cp.store.conn().await {
-            Ok(mut conn) => store::current_version(&mut conn).await,
-            Err(e) => Err(e),
+        let mut conn = match held.take() {
+            Some(conn) => conn,
+            None => match cp.store.conn().await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::debug!(error = %e, "feed: no connection to read the version");
+                    continue;
+                }
+            },
         };
-        match version {
-            Ok(version) => cp.published(version),
+        match store::current_version(&mut conn).await {
+            Ok(version) => {
+                cp.published(version);
+                held = Some(conn);
+            }
             Err(e) => tracing::debug!(error = %e, "feed: the version could not be read"),
         }
     }
