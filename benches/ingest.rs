@@ -9,6 +9,7 @@ mod common;
 
 use std::hint::black_box;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,7 +21,8 @@ use flate2::write::GzEncoder;
 use tollgate::forward::sinks::file::encode;
 use tollgate::forward::{ContentType, Envelope};
 use tollgate::ingest::body::{Encoding, decompress};
-use tollgate::ingest::logs::{Lines, split_lines};
+use tollgate::ingest::budget::{DecodeBudget, DecodeHold};
+use tollgate::ingest::logs::{Lines, Splitter, split_lines};
 use tollgate::model::{AccountId, Kind, TokenId};
 
 const BODY_BYTES: usize = 1 << 20;
@@ -101,19 +103,41 @@ fn ndjson_body(own_type: bool) -> Bytes {
     Bytes::from(body)
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
+fn gzip(data: &[u8]) -> Bytes {
     let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
     encoder
         .write_all(data)
         .expect("writing to a Vec cannot fail");
-    encoder.finish().expect("writing to a Vec cannot fail")
+    Bytes::from(encoder.finish().expect("writing to a Vec cannot fail"))
 }
 
 /// Few, long-enough samples: each iteration handles a whole ~1 MiB body.
-/// The bulk path in process: gzip decode, then split + validate + enrich.
-fn gunzip_and_split(gz: &[u8]) -> Lines {
-    let decoded = decompress(gz, Encoding::Gzip, MAX_DECOMPRESSED_BYTES).expect("valid gzip");
-    split_lines(&decoded, LOG_TYPE, MAX_LINE_BYTES).expect("within the lines' budget")
+/// The bulk path in process, as the route runs it: gzip decoded a piece at a time, each
+/// piece split + validated + enriched as it comes.
+fn gunzip_and_split(gz: &Bytes, budget: &Arc<DecodeBudget>) -> Lines {
+    Splitter::new(LOG_TYPE, MAX_LINE_BYTES)
+        .split_compressed(
+            gz.clone(),
+            Encoding::Gzip,
+            MAX_DECOMPRESSED_BYTES,
+            &mut DecodeHold::new(budget),
+        )
+        .expect("valid gzip, within the lines' budget")
+}
+
+fn split(body: &Bytes, budget: &Arc<DecodeBudget>) -> Lines {
+    split_lines(body, LOG_TYPE, MAX_LINE_BYTES, &mut DecodeHold::new(budget))
+        .expect("within the lines' budget")
+}
+
+fn gunzip(gz: &Bytes, budget: &Arc<DecodeBudget>) -> Bytes {
+    decompress(
+        gz.clone(),
+        Encoding::Gzip,
+        MAX_DECOMPRESSED_BYTES,
+        &mut DecodeHold::new(budget),
+    )
+    .expect("valid gzip")
 }
 
 fn configure(group: &mut BenchmarkGroup<'_, WallTime>, bytes: usize) {
@@ -128,55 +152,42 @@ fn bench_bulk_path(c: &mut Criterion) {
     let body = ndjson_body(false);
     let typed_body = ndjson_body(true);
     let gz = gzip(&body);
-    let lines = split_lines(&body, LOG_TYPE, MAX_LINE_BYTES).unwrap();
+    let budget = DecodeBudget::unlimited();
+    let lines = split(&body, &budget);
     assert!(lines.counts.all_accepted(), "{:?}", lines.counts);
-    assert!(
-        split_lines(&typed_body, LOG_TYPE, MAX_LINE_BYTES)
-            .unwrap()
-            .counts
-            .all_accepted()
-    );
-    assert_eq!(
-        decompress(&gz, Encoding::Gzip, MAX_DECOMPRESSED_BYTES).expect("valid gzip"),
-        body
-    );
+    assert!(split(&typed_body, &budget).counts.all_accepted());
+    assert_eq!(gunzip(&gz, &budget), body);
+    assert_eq!(gunzip_and_split(&gz, &budget).payloads, lines.payloads);
 
     // One group per pair of benches, so each group stays under ~15 s on a 2-core machine.
     let mut group = c.benchmark_group("split_lines");
     configure(&mut group, body.len());
     group.bench_function("type_added", |b| {
-        b.iter(|| split_lines(black_box(&body), LOG_TYPE, MAX_LINE_BYTES))
+        b.iter(|| split(black_box(&body), &budget))
     });
     group.throughput(Throughput::Bytes(typed_body.len() as u64));
     group.bench_function("own_type", |b| {
-        b.iter(|| split_lines(black_box(&typed_body), LOG_TYPE, MAX_LINE_BYTES))
+        b.iter(|| split(black_box(&typed_body), &budget))
     });
     group.finish();
 
     // DESIGN §7's bulk-path ceiling: in-process gzip decode + line split of one body.
     let mut group = c.benchmark_group("bulk_path");
     configure(&mut group, body.len());
-    group.bench_function("gunzip", |b| {
-        b.iter(|| decompress(black_box(&gz), Encoding::Gzip, MAX_DECOMPRESSED_BYTES))
-    });
+    group.bench_function("gunzip", |b| b.iter(|| gunzip(black_box(&gz), &budget)));
     group.bench_function("gunzip_and_split", |b| {
-        b.iter(|| gunzip_and_split(black_box(&gz)))
+        b.iter(|| gunzip_and_split(black_box(&gz), &budget))
     });
     // The very body loadtest/run.sh sends in logs-bulk (it writes the file), so the server's
     // MB/s per core can be read against the in-process number for the same bytes.
     match std::fs::read(LOADTEST_BULK_BODY) {
         Ok(gz) => {
-            let decoded = decompress(&gz, Encoding::Gzip, MAX_DECOMPRESSED_BYTES)
-                .expect("loadtest body is valid gzip");
-            assert!(
-                split_lines(&decoded, LOG_TYPE, MAX_LINE_BYTES)
-                    .unwrap()
-                    .counts
-                    .all_accepted()
-            );
+            let gz = Bytes::from(gz);
+            let decoded = gunzip(&gz, &budget);
+            assert!(split(&decoded, &budget).counts.all_accepted());
             group.throughput(Throughput::Bytes(decoded.len() as u64));
             group.bench_function("loadtest_body", |b| {
-                b.iter(|| gunzip_and_split(black_box(&gz)))
+                b.iter(|| gunzip_and_split(black_box(&gz), &budget))
             });
         }
         Err(e) => eprintln!(

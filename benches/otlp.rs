@@ -17,6 +17,7 @@ use common::mix;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
+use tollgate::ingest::budget::{DecodeBudget, DecodeHold};
 use tollgate::ingest::otlp::prepare;
 use tollgate::ingest::remote_write;
 use tollgate::ingest::request::OtlpEncoding;
@@ -170,9 +171,12 @@ fn configure(group: &mut BenchmarkGroup<'_, WallTime>, bytes: usize) {
 }
 
 fn bench_decode(c: &mut Criterion) {
+    let budget = DecodeBudget::unlimited();
+    let hold = || DecodeHold::new(&budget);
     let (traces, spans) = traces_body();
-    let prepared = prepare::<ExportTraceServiceRequest>(traces.clone(), OtlpEncoding::Protobuf)
-        .expect("valid request");
+    let prepared =
+        prepare::<ExportTraceServiceRequest>(traces.clone(), OtlpEncoding::Protobuf, &mut hold())
+            .expect("valid request");
     assert_eq!(prepared.verdict.accepted, spans as u64);
     assert_eq!(prepared.verdict.rejected, 0);
     eprintln!("otlp_traces: {} bytes, {spans} spans", traces.len());
@@ -181,16 +185,21 @@ fn bench_decode(c: &mut Criterion) {
     configure(&mut group, traces.len());
     group.bench_function("decode_and_count", |b| {
         b.iter(|| {
-            prepare::<ExportTraceServiceRequest>(black_box(traces.clone()), OtlpEncoding::Protobuf)
-                .expect("valid request")
-                .verdict
-                .accepted
+            prepare::<ExportTraceServiceRequest>(
+                black_box(traces.clone()),
+                OtlpEncoding::Protobuf,
+                &mut hold(),
+            )
+            .expect("valid request")
+            .verdict
+            .accepted
         })
     });
     group.finish();
 
     let write = write_body();
-    let counts = remote_write::decode(&write, MAX_DECOMPRESSED_BYTES).expect("valid request");
+    let counts =
+        remote_write::decode(&write, MAX_DECOMPRESSED_BYTES, &mut hold()).expect("valid request");
     assert_eq!(counts.series, SERIES as u64);
     eprintln!(
         "remote_write: {} bytes snappy, {} bytes protobuf, {} series",
@@ -202,7 +211,7 @@ fn bench_decode(c: &mut Criterion) {
     configure(&mut group, write.len());
     group.bench_function("decode_and_count", |b| {
         b.iter(|| {
-            remote_write::decode(black_box(&write), MAX_DECOMPRESSED_BYTES)
+            remote_write::decode(black_box(&write), MAX_DECOMPRESSED_BYTES, &mut hold())
                 .expect("valid request")
                 .samples
         })

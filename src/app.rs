@@ -19,6 +19,7 @@ use crate::config::{
 use crate::control::{ControlError, ControlPlane};
 use crate::forward::tap::Tap;
 use crate::forward::{self, sinks::Sink};
+use crate::ingest::budget::DecodeBudget;
 use crate::ingest::{Ingest, Limits};
 use crate::server::body::BodyBudget;
 use crate::server::{self, ConnLimits, admin};
@@ -213,7 +214,7 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
     let ingest = Arc::new(Ingest::new(
         Arc::clone(&tokens.tokens),
         forwarder,
-        ingest_limits(&config),
+        ingest_limits(&config, &telemetry),
         s.max_concurrent_requests,
         telemetry.ingest(),
         gate,
@@ -308,8 +309,8 @@ fn serve_admin(
     ))
 }
 
-/// What the ingest routes allow a request.
-fn ingest_limits(config: &Config) -> Limits {
+/// What the ingest routes allow a request, with the decode budget they share.
+fn ingest_limits(config: &Config, telemetry: &Telemetry) -> Limits {
     let s = &config.server;
     Limits {
         max_body_bytes: s.max_body_bytes,
@@ -317,6 +318,11 @@ fn ingest_limits(config: &Config) -> Limits {
         max_line_bytes: s.max_line_bytes,
         body_read_timeout: s.body_read_timeout_secs,
         retry_after: config.forward.retry_after_secs,
+        decode_budget: Arc::new(DecodeBudget::new(
+            s.max_inflight_decoded_bytes,
+            config.forward.retry_after_secs,
+            telemetry.decode_budget(),
+        )),
     }
 }
 

@@ -4,13 +4,18 @@
 //! as sent, though `serde_json::Value` cannot hold them.)
 #![no_main]
 
+use std::sync::{Arc, LazyLock};
+
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use tollgate::ingest::budget::{DecodeBudget, DecodeHold};
 use tollgate::ingest::logs::{LINES_COST_FACTOR, split_lines};
+
+static BUDGET: LazyLock<Arc<DecodeBudget>> = LazyLock::new(DecodeBudget::unlimited);
 
 fuzz_target!(|data: &[u8]| {
     let body = Bytes::copy_from_slice(data);
-    let Ok(lines) = split_lines(&body, "fuzz", 4096) else {
+    let Ok(lines) = split_lines(&body, "fuzz", 4096, &mut DecodeHold::new(&BUDGET)) else {
         return;
     };
     let counted = lines.counts.successful_lines as usize;

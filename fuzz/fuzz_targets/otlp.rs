@@ -7,14 +7,19 @@
 //! decoded tree gives.
 #![no_main]
 
+use std::sync::{Arc, LazyLock};
+
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
+use tollgate::ingest::budget::{DecodeBudget, DecodeHold};
 use tollgate::ingest::otlp::{Export, Prepared, prepare};
 use tollgate::ingest::request::OtlpEncoding;
 use tollgate::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
 use tollgate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
 use tollgate::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use tollgate::proto::otlp_wire;
+
+static BUDGET: LazyLock<Arc<DecodeBudget>> = LazyLock::new(DecodeBudget::unlimited);
 
 fn check<T: Export>(body: Bytes, encoding: OtlpEncoding) {
     let tree = match encoding {
@@ -28,7 +33,8 @@ fn check<T: Export>(body: Bytes, encoding: OtlpEncoding) {
         let tree = tree.as_ref().expect("a clean walk is a body prost decodes");
         assert_eq!(tree.accepted + tree.rejected, walked.records);
     }
-    let Ok(Prepared { payload, verdict }) = prepare::<T>(body, encoding) else {
+    let hold = || DecodeHold::new(&BUDGET);
+    let Ok(Prepared { payload, verdict }) = prepare::<T>(body, encoding, &mut hold()) else {
         return;
     };
     if let Some(tree) = tree {
@@ -38,7 +44,7 @@ fn check<T: Export>(body: Bytes, encoding: OtlpEncoding) {
         assert_eq!(verdict.accepted, 0, "accepted records are forwarded");
         return;
     };
-    let again = prepare::<T>(payload, encoding).expect("a forwarded payload decodes");
+    let again = prepare::<T>(payload, encoding, &mut hold()).expect("a forwarded payload decodes");
     assert_eq!(again.verdict.accepted, verdict.accepted);
     assert_eq!(
         again.verdict.rejected, 0,

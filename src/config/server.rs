@@ -41,6 +41,11 @@ pub struct ServerConfig {
     /// `Content-Length` takes its length before it is read, one without takes its bytes as
     /// they arrive; past it, 503 (before the body is read, or mid-body).
     pub max_inflight_body_bytes: u64,
+    /// Bytes that requests hold once their body is read, across requests: the body, its
+    /// decompressed form, its lines or decoded structs, each counted before it is
+    /// allocated, beyond each request's first 64 KiB; past it, 503 (413 for a request that
+    /// alone would need more).
+    pub max_inflight_decoded_bytes: u64,
     /// How long shutdown waits for in-flight requests before closing connections.
     #[serde(deserialize_with = "secs")]
     pub shutdown_grace_secs: Duration,
@@ -62,6 +67,7 @@ impl Default for ServerConfig {
             idle_timeout_secs: Duration::from_secs(90),
             max_concurrent_requests: 4096,
             max_inflight_body_bytes: 512 * 1024 * 1024,
+            max_inflight_decoded_bytes: 512 * 1024 * 1024,
             shutdown_grace_secs: Duration::from_secs(30),
             tls: None,
         }
@@ -99,6 +105,10 @@ impl ServerConfig {
                 "server.max_inflight_body_bytes",
                 self.max_inflight_body_bytes == 0,
             ),
+            (
+                "server.max_inflight_decoded_bytes",
+                self.max_inflight_decoded_bytes == 0,
+            ),
         ])?;
         if self.max_decompressed_bytes < self.max_body_bytes {
             return Err(ConfigError::invalid(
@@ -110,6 +120,12 @@ impl ServerConfig {
             return Err(ConfigError::invalid(
                 "server.max_inflight_body_bytes",
                 "must be >= server.max_body_bytes",
+            ));
+        }
+        if self.max_inflight_decoded_bytes < self.max_decompressed_bytes {
+            return Err(ConfigError::invalid(
+                "server.max_inflight_decoded_bytes",
+                "must be >= server.max_decompressed_bytes",
             ));
         }
         if self.max_header_bytes < 8192 {
@@ -157,6 +173,21 @@ mod tests {
         let err = c.validate().unwrap_err();
         assert!(
             err.to_string().starts_with("server.max_line_bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_decode_budget_holds_at_least_one_decompressed_body() {
+        let c = Config::parse(
+            "[server]\nmax_decompressed_bytes = 200000000\nmax_inflight_decoded_bytes = 100000000\n",
+            no_env(),
+        )
+        .unwrap();
+        let err = c.validate().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("server.max_inflight_decoded_bytes"),
             "{err}"
         );
     }

@@ -1,21 +1,36 @@
 //! Reading a request body within its limits: the size is checked against `Content-Length`
 //! before reading, the read itself is capped and timed, and decompression is capped too,
-//! so a gzip bomb costs at most `max_decompressed_bytes` of memory before its 413.
+//! so a gzip bomb costs at most `max_decompressed_bytes` of memory before its 413. What the
+//! body holds once read, and each piece of its decompressed form, is counted in the
+//! request's share of the decode budget (`budget.rs`) before it is allocated.
 
-use std::io::Read;
+use std::io::{Cursor, Read};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use flate2::read::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
+use flate2::bufread::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 use futures_util::FutureExt;
 use http::{HeaderMap, header};
 use http_body_util::{BodyExt, Limited};
 
+use super::budget::{DecodeBudget, DecodeHold};
 use super::error::IngestError;
 use crate::server::body::OverBudget;
 
 /// Decompression of bodies larger than this moves off the async worker threads.
 const INLINE_DECODE_MAX: usize = 64 * 1024;
+
+/// Decompressed output is written this much at a time into the room made for it, so only
+/// what is written is touched.
+const READ_STEP: usize = 256 * 1024;
+
+/// A body decompressed a piece at a time takes pieces of this size (smaller for a body
+/// whose gzip trailer says it is smaller): the size from which jemalloc serves memory out
+/// of an arena it gives back to the OS as soon as it is freed (`oversize_threshold`), so
+/// the pieces of a refused body stop counting in the RSS when they are freed instead of
+/// staying resident for jemalloc's decay time.
+pub const PIECE_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -25,6 +40,8 @@ pub struct Limits {
     pub body_read_timeout: Duration,
     /// The `Retry-After` of a 503 for load: requests or body bytes in flight.
     pub retry_after: Duration,
+    /// What requests hold while they are decoded, across requests.
+    pub decode_budget: Arc<DecodeBudget>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,11 +73,13 @@ impl Encoding {
     }
 }
 
-/// Reads the whole body within `limits` and returns it decompressed.
+/// Reads the whole body within `limits` and returns it decompressed, counting the body and
+/// its decompressed form in `hold`.
 pub async fn read_body<B>(
     headers: &HeaderMap,
     body: B,
     limits: &Limits,
+    hold: &mut DecodeHold<'_>,
 ) -> Result<Bytes, IngestError>
 where
     B: http_body::Body<Data = Bytes>,
@@ -68,11 +87,16 @@ where
 {
     let encoding = Encoding::from_headers(headers)?;
     let raw = read_raw_body(headers, body, limits).await?;
+    hold.grow(raw.len())?;
     if encoding == Encoding::Identity {
         return Ok(raw);
     }
-    let max = limits.max_decompressed_bytes;
-    off_the_runtime_if_large(raw.len(), move || decompress(&raw, encoding, max)).await
+    let (sent, max) = (raw.len(), limits.max_decompressed_bytes);
+    let body =
+        off_the_runtime_if_large(sent, hold, move |hold| decompress(raw, encoding, max, hold))
+            .await?;
+    hold.shrink(sent);
+    Ok(body)
 }
 
 /// Reads the whole body as sent, within `max_body_bytes` and the body timeout, without
@@ -162,47 +186,162 @@ pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
 
 /// Runs CPU-heavy work on a body (decompression, protobuf decoding) inline when the body
 /// is small, and off the async worker threads when it is large, so one 10 MiB request
-/// does not stall every connection sharing its worker.
-pub async fn off_the_runtime_if_large<T, F>(len: usize, work: F) -> Result<T, IngestError>
+/// does not stall every connection sharing its worker. Off the runtime, as many bodies
+/// are decoded at once as there are cores, and the others wait their turn: more would
+/// not decode faster, and each would hold its memory longer (and spread it over more of
+/// the allocator's arenas). The work counts what it holds in `hold`, which it owns while
+/// it runs off the runtime.
+pub async fn off_the_runtime_if_large<T, F>(
+    len: usize,
+    hold: &mut DecodeHold<'_>,
+    work: F,
+) -> Result<T, IngestError>
 where
-    F: FnOnce() -> Result<T, IngestError> + Send + 'static,
+    F: FnOnce(&mut DecodeHold<'_>) -> Result<T, IngestError> + Send + 'static,
     T: Send + 'static,
 {
     if len <= INLINE_DECODE_MAX {
-        work()
-    } else {
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|_| IngestError::BodyRead)?
+        return work(hold);
+    }
+    let budget = Arc::clone(hold.budget());
+    let _turn = budget.turn().await;
+    let mut detached = hold.detach();
+    let (result, detached) = tokio::task::spawn_blocking(move || {
+        let result = work(&mut detached);
+        (result, detached)
+    })
+    .await
+    .map_err(|_| IngestError::BodyRead)?;
+    *hold = detached;
+    result
+}
+
+/// Decompresses `raw` whole, stopping one byte past `max` so a bomb is refused without
+/// being inflated. The output grows a piece at a time, each counted in `hold` first.
+pub fn decompress(
+    raw: Bytes,
+    encoding: Encoding,
+    max: u64,
+    hold: &mut DecodeHold<'_>,
+) -> Result<Bytes, IngestError> {
+    if encoding == Encoding::Identity {
+        return Ok(raw);
+    }
+    let mut inflate = Inflate::new(raw, encoding, max)?;
+    let mut out: Vec<u8> = Vec::new();
+    let limit = inflate.limit();
+    let mut wanted = inflate.size_hint();
+    loop {
+        if out.len() == out.capacity() {
+            let had = out.capacity();
+            let grown = wanted.max(had.saturating_mul(2)).min(limit);
+            hold.grow(grown)?;
+            out.reserve_exact(grown - out.len());
+            hold.shrink(had);
+            wanted = 0;
+        }
+        let room = out.capacity();
+        if inflate.fill(&mut out, room)? {
+            return Ok(Bytes::from(out));
+        }
     }
 }
 
-/// Decompresses `raw`, stopping one byte past `max` so a bomb is refused without being
-/// inflated. `deflate` accepts zlib-wrapped data (RFC 9110) and raw deflate (what some
-/// clients send).
-pub fn decompress(raw: &[u8], encoding: Encoding, max: u64) -> Result<Bytes, IngestError> {
-    let (reader, name): (Box<dyn Read + '_>, _) = match encoding {
-        Encoding::Identity => return Ok(Bytes::copy_from_slice(raw)),
-        Encoding::Gzip => (Box::new(MultiGzDecoder::new(raw)), "gzip"),
-        Encoding::Deflate if looks_like_zlib(raw) => (Box::new(ZlibDecoder::new(raw)), "deflate"),
-        Encoding::Deflate => (Box::new(DeflateDecoder::new(raw)), "deflate"),
-    };
-    let estimate = raw
-        .len()
-        .saturating_mul(4)
-        .min(usize::try_from(max).unwrap_or(usize::MAX));
-    let mut out = Vec::with_capacity(estimate);
-    reader
-        .take(max.saturating_add(1))
-        .read_to_end(&mut out)
-        .map_err(|_| IngestError::BadEncoding { encoding: name })?;
-    if out.len() as u64 > max {
-        return Err(IngestError::TooLarge {
-            what: "decompressed body",
-            limit: max,
-        });
+/// A compressed body being decompressed: at most `max` bytes come out, and one more is an
+/// error (413), so a bomb is never inflated past its cap. `deflate` accepts zlib-wrapped
+/// data (RFC 9110) and raw deflate (what some clients send).
+pub struct Inflate {
+    reader: Box<dyn Read + Send>,
+    name: &'static str,
+    max: u64,
+    out: u64,
+    size_hint: usize,
+}
+
+impl Inflate {
+    /// `encoding` is gzip or deflate (identity reads `raw` as it is). A gzip body whose
+    /// trailer tells a size over `max` is refused before anything is inflated.
+    pub fn new(raw: Bytes, encoding: Encoding, max: u64) -> Result<Inflate, IngestError> {
+        // A gzip stream ends with its size mod 2^32 (of its last member): what most
+        // bodies decompress to, and never more than deflate's 1032:1. Otherwise a guess.
+        let size_hint = match (encoding, raw.len()) {
+            (Encoding::Gzip, n) if n >= 18 => {
+                let trailer: [u8; 4] = raw[n - 4..].try_into().expect("four bytes");
+                usize::try_from(u32::from_le_bytes(trailer))
+                    .unwrap_or(usize::MAX)
+                    .min(n.saturating_mul(1032))
+            }
+            (_, n) => n.saturating_mul(4),
+        };
+        let limit = max.saturating_add(1);
+        let raw = Cursor::new(raw);
+        let (reader, name): (Box<dyn Read + Send>, _) = match encoding {
+            Encoding::Identity => (Box::new(raw.take(limit)), "identity"),
+            Encoding::Gzip => (Box::new(MultiGzDecoder::new(raw).take(limit)), "gzip"),
+            Encoding::Deflate if looks_like_zlib(raw.get_ref()) => {
+                (Box::new(ZlibDecoder::new(raw).take(limit)), "deflate")
+            }
+            Encoding::Deflate => (Box::new(DeflateDecoder::new(raw).take(limit)), "deflate"),
+        };
+        if size_hint as u64 > max && encoding == Encoding::Gzip {
+            return Err(IngestError::TooLarge {
+                what: "decompressed body",
+                limit: max,
+            });
+        }
+        let mut inflate = Inflate {
+            reader,
+            name,
+            max,
+            out: 0,
+            size_hint: 0,
+        };
+        // One more than the body, so its end is seen without a second read.
+        inflate.size_hint = size_hint.saturating_add(1).min(inflate.limit());
+        Ok(inflate)
     }
-    Ok(Bytes::from(out))
+
+    /// What the body probably decompresses to, plus one byte; at most `limit`.
+    pub fn size_hint(&self) -> usize {
+        self.size_hint
+    }
+
+    /// The most output to make room for: `max` and the byte that makes it a 413.
+    pub fn limit(&self) -> usize {
+        usize::try_from(self.max.saturating_add(1)).unwrap_or(usize::MAX)
+    }
+
+    /// Appends decompressed bytes to `out` until it holds `upto` (within its capacity) or
+    /// the body ends: `true` once it has ended.
+    pub fn fill(&mut self, out: &mut Vec<u8>, upto: usize) -> Result<bool, IngestError> {
+        while out.len() < upto {
+            let len = out.len();
+            out.resize(len + (upto - len).min(READ_STEP), 0);
+            let n = self.read(&mut out[len..]);
+            out.truncate(len + n.as_ref().map_or(0, |n| *n));
+            if n? == 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, IngestError> {
+        let n = self
+            .reader
+            .read(buf)
+            .map_err(|_| IngestError::BadEncoding {
+                encoding: self.name,
+            })?;
+        self.out += n as u64;
+        if self.out > self.max {
+            return Err(IngestError::TooLarge {
+                what: "decompressed body",
+                limit: self.max,
+            });
+        }
+        Ok(n)
+    }
 }
 
 /// A zlib stream starts with CMF/FLG: deflate method and a header checksum divisible by 31.
@@ -216,6 +355,7 @@ fn looks_like_zlib(raw: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::budget::tests::budget;
     use flate2::Compression;
     use flate2::write::{DeflateEncoder, GzEncoder, ZlibEncoder};
     use std::io::Write;
@@ -223,6 +363,22 @@ mod tests {
     fn compress<W: Write>(mut w: W, data: &[u8]) -> W {
         w.write_all(data).unwrap();
         w
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        compress(GzEncoder::new(Vec::new(), Compression::best()), data)
+            .finish()
+            .unwrap()
+    }
+
+    fn inflate(raw: &[u8], encoding: Encoding, max: u64) -> Result<Bytes, IngestError> {
+        let budget = DecodeBudget::unlimited();
+        decompress(
+            Bytes::copy_from_slice(raw),
+            encoding,
+            max,
+            &mut DecodeHold::new(&budget),
+        )
     }
 
     #[test]
@@ -237,23 +393,20 @@ mod tests {
         let raw = compress(DeflateEncoder::new(Vec::new(), Compression::fast()), &data)
             .finish()
             .unwrap();
-        assert_eq!(decompress(&gz, Encoding::Gzip, 1 << 20).unwrap(), data);
-        assert_eq!(decompress(&zl, Encoding::Deflate, 1 << 20).unwrap(), data);
-        assert_eq!(decompress(&raw, Encoding::Deflate, 1 << 20).unwrap(), data);
+        assert_eq!(inflate(&gz, Encoding::Gzip, 1 << 20).unwrap(), data);
+        assert_eq!(inflate(&zl, Encoding::Deflate, 1 << 20).unwrap(), data);
+        assert_eq!(inflate(&raw, Encoding::Deflate, 1 << 20).unwrap(), data);
     }
 
     #[test]
     fn decompression_stops_at_the_cap() {
-        let zeros = vec![0u8; 1 << 20];
-        let gz = compress(GzEncoder::new(Vec::new(), Compression::best()), &zeros)
-            .finish()
-            .unwrap();
+        let gz = gzip(&vec![0u8; 1 << 20]);
         assert!(matches!(
-            decompress(&gz, Encoding::Gzip, 1000),
+            inflate(&gz, Encoding::Gzip, 1000),
             Err(IngestError::TooLarge { .. })
         ));
         assert_eq!(
-            decompress(&gz, Encoding::Gzip, 1 << 20).unwrap().len(),
+            inflate(&gz, Encoding::Gzip, 1 << 20).unwrap().len(),
             1 << 20
         );
     }
@@ -261,8 +414,50 @@ mod tests {
     #[test]
     fn garbage_is_bad_encoding() {
         assert!(matches!(
-            decompress(b"not gzip at all", Encoding::Gzip, 1000),
+            inflate(b"not gzip at all", Encoding::Gzip, 1000),
             Err(IngestError::BadEncoding { .. })
         ));
+    }
+
+    #[test]
+    fn gzip_members_and_a_false_size_trailer_still_decode_whole() {
+        // Each member's trailer tells its own size: the last one says 3 bytes of 3 MiB.
+        let mut body = gzip(&vec![b'a'; 3 << 20]);
+        body.extend(gzip(b"end"));
+        let out = inflate(&body, Encoding::Gzip, 4 << 20).unwrap();
+        assert_eq!(out.len(), (3 << 20) + 3);
+        assert!(out.ends_with(b"aend"));
+        // A trailer claiming 4 GiB is only a hint, within what deflate can expand to; the
+        // stream is then found to be lying (gzip checks the size it tells).
+        let mut liar = gzip(b"small");
+        let n = liar.len();
+        liar[n - 4..].copy_from_slice(&u32::MAX.to_le_bytes());
+        let hint = Inflate::new(Bytes::from(liar.clone()), Encoding::Gzip, 1 << 20)
+            .unwrap()
+            .size_hint();
+        assert_eq!(hint, n * 1032 + 1);
+        assert!(matches!(
+            inflate(&liar, Encoding::Gzip, 1 << 20),
+            Err(IngestError::BadEncoding { .. })
+        ));
+    }
+
+    #[test]
+    fn decompressed_bytes_are_taken_from_the_budget_before_they_are_allocated() {
+        let budget = budget(4 << 20);
+        let gz = Bytes::from(gzip(&vec![0u8; 3 << 20]));
+        let mut hold = DecodeHold::new(&budget);
+        let out = decompress(gz.clone(), Encoding::Gzip, 8 << 20, &mut hold).unwrap();
+        assert_eq!(out.len(), 3 << 20);
+        assert!(budget.taken() >= hold.used() - crate::ingest::budget::UNCOUNTED_BYTES);
+        assert!(hold.used() >= 3 << 20, "{}", hold.used());
+        // Another request finds 1 MiB left: it is refused before it holds more.
+        let mut other = DecodeHold::new(&budget);
+        assert!(matches!(
+            decompress(gz, Encoding::Gzip, 8 << 20, &mut other),
+            Err(IngestError::DecodeBusy { .. })
+        ));
+        drop((hold, other));
+        assert_eq!(budget.taken(), 0, "both gave everything back");
     }
 }

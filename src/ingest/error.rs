@@ -55,6 +55,9 @@ pub enum IngestError {
     /// Over `server.max_inflight_body_bytes`, before the body is read or mid-body.
     #[error("too many request body bytes in flight")]
     OverBudget { retry_after: Duration },
+    /// Over `server.max_inflight_decoded_bytes` while the body is decompressed or decoded.
+    #[error("too many request bytes being decoded")]
+    DecodeBusy { retry_after: Duration },
     #[error("some lines were rejected")]
     Lines(LineCounts),
     /// Past the account's rate limit (docs/volume.md); `otlp_429`: the operator chose 429
@@ -164,6 +167,7 @@ impl IngestError {
             IngestError::Submit(_)
             | IngestError::Shed { .. }
             | IngestError::OverBudget { .. }
+            | IngestError::DecodeBusy { .. }
             | IngestError::RateLimited { .. }
             | IngestError::Capped { .. } => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::NotFound => StatusCode::NOT_FOUND,
@@ -186,6 +190,7 @@ impl IngestError {
             IngestError::Submit(e) => Some(e.retry_after()),
             IngestError::Shed { retry_after }
             | IngestError::OverBudget { retry_after }
+            | IngestError::DecodeBusy { retry_after }
             | IngestError::RateLimited { retry_after, .. }
             | IngestError::Capped { retry_after } => Some(*retry_after),
             IngestError::Auth(AuthError::NotReady) => Some(Duration::from_secs(1)),

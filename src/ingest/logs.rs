@@ -11,18 +11,27 @@
 //! The `type` field is added unless the log has one, and the metadata field names
 //! (`_account_id`, `_token_id`, `_kind`, `_type`) are removed from the log: they travel in
 //! the envelope, set after authentication, so a shipper cannot forge them.
+//!
+//! A compressed body is decompressed and split a piece at a time (`PIECE_BYTES`), so a
+//! body whose lines cost too much is refused after its first pieces, not once inflated
+//! whole; lines are slices of the piece they end in, and a piece no accepted line points
+//! into is freed as soon as it is split. What the body and its lines hold is counted in the
+//! decode budget as it is allocated.
 
 use std::borrow::Cow;
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
-use http::{Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Full;
 use serde::de::{self, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 
 use super::Ingest;
-use super::body::read_body;
+use super::body::{
+    Encoding, Inflate, Limits, PIECE_BYTES, off_the_runtime_if_large, read_raw_body,
+};
+use super::budget::DecodeHold;
 use super::error::{Body, IngestError, LineCounts};
 use super::request::bearer_token;
 use crate::forward::{ContentType, Envelope, RecordBatch};
@@ -46,8 +55,16 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
         .or_else(|| bearer_token(&parts.headers));
     let info = cx.tokens.authenticate(token, Kind::Logs).await?;
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
-    let body = read_body(&parts.headers, body, &cx.limits).await?;
-    let lines = split_lines(&body, &params.log_type, cx.limits.max_line_bytes)?;
+    // What the body and its lines hold, until the answer: given back when it drops.
+    let mut hold = DecodeHold::new(&cx.limits.decode_budget);
+    let lines = read_lines(
+        &parts.headers,
+        body,
+        &params.log_type,
+        &cx.limits,
+        &mut hold,
+    )
+    .await?;
     let accepted_bytes = lines.payload_bytes();
     let counts = lines.counts;
     let payloads = match cx.admit(
@@ -57,7 +74,10 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
         counts.successful_lines,
     )? {
         Admission::Forward { log_size: false } => Some(lines.payloads),
-        Admission::Forward { log_size: true } => Some(with_log_size(lines.payloads)),
+        Admission::Forward { log_size: true } => {
+            hold.grow(accepted_bytes + LOG_SIZE_COST * lines.payloads.len())?;
+            Some(with_log_size(lines.payloads))
+        }
         Admission::Capped => None,
     };
     if let Some(payloads) = payloads {
@@ -88,6 +108,30 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
     } else {
         Err(IngestError::Lines(counts))
     }
+}
+
+/// Reads the body and splits it into lines, a compressed body a piece at a time as it is
+/// decompressed; the body and its lines are counted in `hold` as they are allocated.
+async fn read_lines(
+    headers: &HeaderMap,
+    body: RequestBody,
+    log_type: &str,
+    limits: &Limits,
+    hold: &mut DecodeHold<'_>,
+) -> Result<Lines, IngestError> {
+    let encoding = Encoding::from_headers(headers)?;
+    let raw = read_raw_body(headers, body, limits).await?;
+    hold.grow(raw.len())?;
+    let splitter = Splitter::new(log_type, limits.max_line_bytes);
+    if encoding == Encoding::Identity {
+        return splitter.split(&raw, hold);
+    }
+    // Boxed: unboxed, this rarer path's future would set the size of every request's.
+    let max = limits.max_decompressed_bytes;
+    Box::pin(off_the_runtime_if_large(raw.len(), hold, move |hold| {
+        splitter.split_compressed(raw, encoding, max, hold)
+    }))
+    .await
 }
 
 /// The query parameters this route reads; all others are ignored. Borrowed from the
@@ -135,6 +179,9 @@ impl<'q> Params<'q> {
     }
 }
 
+/// What `with_log_size` allocates for a log beyond its bytes.
+const LOG_SIZE_COST: usize = 24;
+
 /// `docSizeSetting`: each log gains `LogSize`, its size in bytes as accepted (before the
 /// field is added), as Logz.io adds it. A log that already has one keeps its own.
 fn with_log_size(payloads: Vec<Bytes>) -> Vec<Bytes> {
@@ -148,7 +195,7 @@ fn with_log_size(payloads: Vec<Bytes>) -> Vec<Bytes> {
                 return log;
             }
             let last = log[..end].iter().rev().find(|b| !b.is_ascii_whitespace());
-            let mut sized = BytesMut::with_capacity(log.len() + 24);
+            let mut sized = BytesMut::with_capacity(log.len() + LOG_SIZE_COST);
             sized.extend_from_slice(&log[..end]);
             if last != Some(&b'{') {
                 sized.extend_from_slice(b",");
@@ -180,34 +227,32 @@ impl Lines {
     }
 }
 
-/// Where an accepted line's bytes live until the rewrite buffer is frozen.
-enum Slice {
-    Body(usize, usize),
-    Rewritten(usize, usize),
-}
-
-/// What one accepted line costs beyond its bytes: its slice while splitting, then its
-/// `Bytes` in the batch.
-const LINE_COST: usize = std::mem::size_of::<Slice>() + std::mem::size_of::<Bytes>();
+/// What one accepted line costs beyond its bytes: its `Bytes` in the batch.
+const LINE_COST: usize = std::mem::size_of::<Bytes>();
 
 /// The lines of a body may cost at most this many times the body in memory (plus
-/// `LINES_COST_FLOOR`): a body of millions of tiny lines (`{}`) is refused rather than
-/// turned into gigabytes of bookkeeping. Lines of ~25 bytes or more never reach it.
+/// `LINES_COST_FLOOR`), counted as they are found against the body up to the line: a body
+/// of millions of tiny lines (`{}`) is refused rather than turned into gigabytes of
+/// bookkeeping, within its first megabyte. Lines of ~10 bytes or more that keep their
+/// bytes as sent never reach it.
 pub const LINES_COST_FACTOR: usize = 4;
 const LINES_COST_FLOOR: usize = 1 << 20;
+
+/// The rewrite buffer is allocated this much at a time at most (more for a longer line).
+const REWRITE_CHUNK: usize = 64 * 1024;
 
 /// A body whose lines would cost more memory than `LINES_COST_FACTOR` allows.
 #[derive(Debug, PartialEq, Eq)]
 pub struct TooManyLines {
-    /// The budget, in bytes.
+    /// The budget, in bytes, at the line that passed it.
     pub limit: usize,
 }
 
 impl From<TooManyLines> for IngestError {
     fn from(e: TooManyLines) -> IngestError {
         IngestError::TooLarge {
-            what: "the memory for this body's lines (56 bytes a line, plus rewrites; at most \
-                   4 times the decompressed body + 1 MiB: send fewer, longer lines)",
+            what: "the memory for this body's lines (32 bytes a line, plus rewrites; at most \
+                   4 times the body up to the line + 1 MiB: send fewer, longer lines)",
             limit: e.limit as u64,
         }
     }
@@ -215,103 +260,273 @@ impl From<TooManyLines> for IngestError {
 
 /// Splits a body into lines and decides each one. Accepted lines kept as sent are slices
 /// of `body`; the few that need rewriting (plain text, missing `type`, reserved fields)
-/// go into one buffer per body. Nothing is allocated per line, and what the lines cost is
-/// counted as they are found (see `LINES_COST_FACTOR`).
+/// are written into a shared buffer and split off it. Nothing is allocated per line, and
+/// what the lines cost is counted as they are found (see `LINES_COST_FACTOR`) and taken
+/// from `hold` before it is allocated.
 pub fn split_lines(
     body: &Bytes,
     log_type: &str,
     max_line_bytes: usize,
-) -> Result<Lines, TooManyLines> {
-    let budget = LINES_COST_FACTOR * body.len() + LINES_COST_FLOOR;
-    let mut counts = LineCounts::default();
-    let mut slices = Vec::new();
-    let mut rewritten = BytesMut::new();
-    let mut type_json = Vec::with_capacity(log_type.len() + 2);
-    serde_json::to_writer(&mut type_json, log_type).expect("writing to a Vec cannot fail");
+    hold: &mut DecodeHold<'_>,
+) -> Result<Lines, IngestError> {
+    Splitter::new(log_type, max_line_bytes).split(body, hold)
+}
 
-    let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
-    for end in ends {
-        let line_start = start;
-        start = end + 1;
-        if end == body.len() && line_start == end && end > 0 {
-            break; // the final newline ends the last line; it makes no empty line
+/// The state of a body being split: the lines accepted so far and what they cost.
+pub struct Splitter {
+    type_json: Vec<u8>,
+    max_line_bytes: usize,
+    counts: LineCounts,
+    payloads: Vec<Bytes>,
+    /// Where rewritten lines are written; each is split off as its own `Bytes`.
+    rewrites: BytesMut,
+    /// What the accepted lines cost: `LINE_COST` each, and the bytes of rewrites.
+    cost: usize,
+    /// Where the piece being split starts in the body.
+    base: usize,
+    /// A line of the current piece was kept as a slice of it.
+    retained: bool,
+    /// Inside a line already longer than `max_line_bytes`: the rest of it, up to its
+    /// newline, is passed over without being kept.
+    skipping: bool,
+    /// The size of the pieces a compressed body is decompressed into.
+    piece_bytes: usize,
+}
+
+impl Splitter {
+    pub fn new(log_type: &str, max_line_bytes: usize) -> Splitter {
+        let mut type_json = Vec::with_capacity(log_type.len() + 2);
+        serde_json::to_writer(&mut type_json, log_type).expect("writing to a Vec cannot fail");
+        Splitter {
+            type_json,
+            max_line_bytes,
+            counts: LineCounts::default(),
+            payloads: Vec::new(),
+            rewrites: BytesMut::new(),
+            cost: 0,
+            base: 0,
+            retained: false,
+            skipping: false,
+            piece_bytes: PIECE_BYTES,
         }
-        let mut line = &body[line_start..end];
+    }
+
+    /// Decompresses into pieces of `bytes` instead (tests and fuzzing cut lines with
+    /// many piece ends).
+    pub fn with_piece_bytes(mut self, bytes: usize) -> Splitter {
+        self.piece_bytes = bytes.max(1);
+        self
+    }
+
+    /// Splits a whole body.
+    pub fn split(mut self, body: &Bytes, hold: &mut DecodeHold<'_>) -> Result<Lines, IngestError> {
+        let tail = self.feed(body, hold)?;
+        self.finish(body, tail, hold)
+    }
+
+    /// Decompresses `raw` a piece at a time and splits each piece as it comes. A line cut
+    /// by the end of a piece is copied to the start of the next; one longer than
+    /// `max_line_bytes` is passed over instead. A piece is counted in `hold` before it is
+    /// allocated, and given back once split if no accepted line points into it.
+    pub fn split_compressed(
+        mut self,
+        raw: Bytes,
+        encoding: Encoding,
+        max: u64,
+        hold: &mut DecodeHold<'_>,
+    ) -> Result<Lines, IngestError> {
+        let mut inflate = Inflate::new(raw, encoding, max)?;
+        let mut step = inflate.size_hint().min(self.piece_bytes);
+        // What the pieces so far decompressed to; the piece before, and whether lines
+        // point into it; where its cut line starts.
+        let mut inflated = 0;
+        let mut before: Option<(Bytes, bool)> = None;
+        let mut tail = 0;
+        loop {
+            let carried = before.as_ref().map_or(&[][..], |(piece, _)| &piece[tail..]);
+            let size = carried.len() + step;
+            hold.grow(size)?;
+            let mut buf = Vec::with_capacity(size);
+            buf.extend_from_slice(carried);
+            let ended = inflate.fill(&mut buf, size)?;
+            self.base = inflated - carried.len();
+            inflated = self.base + buf.len();
+            if let Some((piece, false)) = before.take() {
+                hold.shrink(piece.len());
+            }
+            let piece = Bytes::from(buf);
+            self.retained = false;
+            tail = self.feed(&piece, hold)?;
+            if ended {
+                return self.finish(&piece, tail, hold);
+            }
+            if piece.len() - tail > self.max_line_bytes + 1 {
+                // Longer than any line kept, whatever ends it (`\r\n` included).
+                self.skipping = true;
+                tail = piece.len();
+            }
+            before = Some((piece, self.retained));
+            step = self.piece_bytes;
+        }
+    }
+
+    /// Splits the lines `piece` ends; where its last, unfinished line starts.
+    fn feed(&mut self, piece: &Bytes, hold: &mut DecodeHold<'_>) -> Result<usize, IngestError> {
+        let mut start = 0;
+        if self.skipping {
+            let Some(end) = memchr::memchr(b'\n', piece) else {
+                return Ok(piece.len());
+            };
+            self.skipping = false;
+            self.counts.oversized_lines += 1;
+            start = end + 1;
+        }
+        let first = start;
+        for end in memchr::memchr_iter(b'\n', &piece[first..]).map(|i| first + i) {
+            let line_start = std::mem::replace(&mut start, end + 1);
+            self.line(piece, line_start, end, hold)?;
+        }
+        Ok(start)
+    }
+
+    /// Splits the body's last line, `piece[tail..]`, and hands over the lines.
+    fn finish(
+        mut self,
+        piece: &Bytes,
+        tail: usize,
+        hold: &mut DecodeHold<'_>,
+    ) -> Result<Lines, IngestError> {
+        if self.skipping {
+            self.counts.oversized_lines += 1;
+        } else if tail < piece.len() || self.base + piece.len() == 0 {
+            // A final newline ends the last line and makes no empty line; an empty body
+            // is one empty line.
+            self.line(piece, tail, piece.len(), hold)?;
+        }
+        Ok(Lines {
+            payloads: self.payloads,
+            counts: self.counts,
+        })
+    }
+
+    /// Decides the line `piece[start..end]` (without its newline).
+    fn line(
+        &mut self,
+        piece: &Bytes,
+        start: usize,
+        end: usize,
+        hold: &mut DecodeHold<'_>,
+    ) -> Result<(), IngestError> {
+        let mut line = &piece[start..end];
         if let [head @ .., b'\r'] = line {
             line = head;
         }
-        if line.len() > max_line_bytes {
-            counts.oversized_lines += 1;
-            continue;
+        if line.len() > self.max_line_bytes {
+            self.counts.oversized_lines += 1;
+            return Ok(());
         }
         let trimmed = line.trim_ascii();
         if trimmed.is_empty() {
-            counts.empty_log_lines += 1;
-            continue;
+            self.counts.empty_log_lines += 1;
+            return Ok(());
         }
-        let offset = line_start + (trimmed.as_ptr() as usize - line.as_ptr() as usize);
-        if trimmed[0] == b'{' {
+        let offset = start + (trimmed.as_ptr() as usize - line.as_ptr() as usize);
+        // Rewrites of the rest of the piece may need about twice its bytes.
+        let ahead = 2 * (piece.len() - start);
+        let type_json = &self.type_json[..];
+        let payload = if trimmed[0] == b'{' {
             // UTF-8 first: serde_json does not check the bytes of strings it skips.
             let Some(keys) = std::str::from_utf8(trimmed)
                 .ok()
                 .and_then(|text| serde_json::from_str::<TopLevelKeys>(text).ok())
             else {
-                counts.malformed_lines += 1;
-                continue;
+                self.counts.malformed_lines += 1;
+                return Ok(());
             };
             if keys.has_reserved {
-                let from = rewritten.len();
-                if rewrite_without_reserved(trimmed, keys.has_type, &type_json, &mut rewritten)
-                    .is_err()
-                {
-                    rewritten.truncate(from);
-                    counts.malformed_lines += 1;
-                    continue;
+                let out = rewrite_room(&mut self.rewrites, 2 * trimmed.len() + 64, ahead, hold)?;
+                if rewrite_without_reserved(trimmed, keys.has_type, type_json, out).is_err() {
+                    out.clear();
+                    self.counts.malformed_lines += 1;
+                    return Ok(());
                 }
-                slices.push(Slice::Rewritten(from, rewritten.len()));
+                out.split().freeze()
             } else if keys.has_type {
-                slices.push(Slice::Body(offset, offset + trimmed.len()));
+                // Kept as sent: a slice of the body, costing no bytes of its own.
+                self.retained = true;
+                self.cost += LINE_COST;
+                return self.push(piece.slice(offset..offset + trimmed.len()), end, hold);
             } else {
-                // One allocation for this line's pieces, not one for each.
-                rewritten.reserve(trimmed.len() + type_json.len() + 16);
-                let from = rewritten.len();
-                rewritten.extend_from_slice(b"{\"type\":");
-                rewritten.extend_from_slice(&type_json);
+                let need = trimmed.len() + type_json.len() + 16;
+                let out = rewrite_room(&mut self.rewrites, need, ahead, hold)?;
+                out.extend_from_slice(b"{\"type\":");
+                out.extend_from_slice(type_json);
                 let rest = &trimmed[1..];
                 if !rest.trim_ascii_start().starts_with(b"}") {
-                    rewritten.extend_from_slice(b",");
+                    out.extend_from_slice(b",");
                 }
-                rewritten.extend_from_slice(rest);
-                slices.push(Slice::Rewritten(from, rewritten.len()));
+                out.extend_from_slice(rest);
+                out.split().freeze()
             }
         } else {
-            rewritten.reserve(trimmed.len() + type_json.len() + 32);
-            let from = rewritten.len();
-            rewritten.extend_from_slice(b"{\"message\":");
+            let need = trimmed.len() + type_json.len() + 32;
+            let out = rewrite_room(&mut self.rewrites, need, ahead, hold)?;
+            out.extend_from_slice(b"{\"message\":");
             let text = String::from_utf8_lossy(trimmed);
-            serde_json::to_writer(WriteBytes(&mut rewritten), &*text)
+            serde_json::to_writer(WriteBytes(out), &*text)
                 .expect("writing to a buffer cannot fail");
-            rewritten.extend_from_slice(b",\"type\":");
-            rewritten.extend_from_slice(&type_json);
-            rewritten.extend_from_slice(b"}");
-            slices.push(Slice::Rewritten(from, rewritten.len()));
-        }
-        counts.successful_lines += 1;
-        if slices.len() * LINE_COST + rewritten.len() > budget {
-            return Err(TooManyLines { limit: budget });
-        }
+            out.extend_from_slice(b",\"type\":");
+            out.extend_from_slice(type_json);
+            out.extend_from_slice(b"}");
+            out.split().freeze()
+        };
+        self.cost += LINE_COST + payload.len();
+        self.push(payload, end, hold)
     }
 
-    let rewritten = rewritten.freeze();
-    let payloads = slices
-        .into_iter()
-        .map(|s| match s {
-            Slice::Body(a, b) => body.slice(a..b),
-            Slice::Rewritten(a, b) => rewritten.slice(a..b),
-        })
-        .collect();
-    Ok(Lines { payloads, counts })
+    /// Adds an accepted line ending at `end` of the current piece, checking what the
+    /// lines cost so far (`LINES_COST_FACTOR`).
+    fn push(
+        &mut self,
+        payload: Bytes,
+        end: usize,
+        hold: &mut DecodeHold<'_>,
+    ) -> Result<(), IngestError> {
+        if self.payloads.len() == self.payloads.capacity() {
+            let had = self.payloads.capacity();
+            let grown = (2 * had).max(8);
+            hold.grow(grown * LINE_COST)?;
+            if had == 0 {
+                self.payloads = Vec::with_capacity(grown);
+            } else {
+                self.payloads.reserve_exact(grown - had);
+                hold.shrink(had * LINE_COST);
+            }
+        }
+        self.payloads.push(payload);
+        self.counts.successful_lines += 1;
+        let limit = LINES_COST_FACTOR * (self.base + end) + LINES_COST_FLOOR;
+        if self.cost > limit {
+            return Err(TooManyLines { limit }.into());
+        }
+        Ok(())
+    }
+}
+
+/// The rewrite buffer with room for `need` more bytes: a new one, counted in `hold`, when
+/// the one in use is short; `ahead` guesses how much more the body will rewrite.
+fn rewrite_room<'b>(
+    rewrites: &'b mut BytesMut,
+    need: usize,
+    ahead: usize,
+    hold: &mut DecodeHold<'_>,
+) -> Result<&'b mut BytesMut, IngestError> {
+    if rewrites.capacity() - rewrites.len() < need {
+        let size = need.max(ahead.min(REWRITE_CHUNK));
+        hold.grow(size)?;
+        *rewrites = BytesMut::with_capacity(size);
+    }
+    Ok(rewrites)
 }
 
 /// Slow path for a log that carries tollgate's metadata field names: parse it, drop them,
@@ -414,9 +629,61 @@ impl<'de> Deserialize<'de> for Key {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::budget::DecodeBudget;
+    use crate::ingest::budget::tests::budget;
+    use flate2::Compression;
+    use flate2::write::GzEncoder;
+    use std::io::Write;
+
+    fn split_body(
+        body: &Bytes,
+        log_type: &str,
+        max_line_bytes: usize,
+    ) -> Result<Lines, IngestError> {
+        let budget = DecodeBudget::unlimited();
+        split_lines(
+            body,
+            log_type,
+            max_line_bytes,
+            &mut DecodeHold::new(&budget),
+        )
+    }
 
     fn split(body: &'static [u8]) -> Lines {
-        split_lines(&Bytes::from_static(body), "nginx", 100).unwrap()
+        split_body(&Bytes::from_static(body), "nginx", 100).unwrap()
+    }
+
+    fn gzip(data: &[u8]) -> Bytes {
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        gz.write_all(data).unwrap();
+        Bytes::from(gz.finish().unwrap())
+    }
+
+    fn split_gzip(
+        body: &[u8],
+        max_line_bytes: usize,
+        hold: &mut DecodeHold<'_>,
+    ) -> Result<Lines, IngestError> {
+        Splitter::new("t", max_line_bytes).split_compressed(
+            gzip(body),
+            Encoding::Gzip,
+            1 << 30,
+            hold,
+        )
+    }
+
+    /// The same in pieces of `piece_bytes`, with a budget nothing exceeds.
+    fn split_gzip_in_pieces(body: &[u8], max_line_bytes: usize, piece_bytes: usize) -> Lines {
+        let budget = DecodeBudget::unlimited();
+        Splitter::new("t", max_line_bytes)
+            .with_piece_bytes(piece_bytes)
+            .split_compressed(
+                gzip(body),
+                Encoding::Gzip,
+                1 << 30,
+                &mut DecodeHold::new(&budget),
+            )
+            .unwrap()
     }
 
     fn objects(lines: &Lines) -> Vec<serde_json::Value> {
@@ -428,25 +695,115 @@ mod tests {
     }
 
     #[test]
-    fn millions_of_tiny_lines_are_refused_before_they_cost_more_than_the_budget() {
+    fn millions_of_tiny_lines_are_refused_after_their_first_megabytes() {
         let tiny = Bytes::from("{}\n".repeat(1_000_000));
-        let budget = LINES_COST_FACTOR * tiny.len() + LINES_COST_FLOOR;
-        assert_eq!(
-            split_lines(&tiny, "t", 100).err(),
-            Some(TooManyLines { limit: budget })
-        );
+        let Err(IngestError::TooLarge { limit, .. }) = split_body(&tiny, "t", 100) else {
+            panic!("a body of a million `{{}}` lines is refused");
+        };
+        // Counted against the body up to each line: refused within its first 100 KB.
+        assert!(limit < (LINES_COST_FLOOR + 400_000) as u64, "{limit}");
         // The same number of ordinary lines is fine, and so is a small body of tiny ones.
         let line = format!("{{\"message\":\"{}\",\"type\":\"t\"}}\n", "x".repeat(60));
         let ordinary = Bytes::from(line.repeat(1_000_000));
         assert_eq!(
-            split_lines(&ordinary, "t", 100).unwrap().payloads.len(),
+            split_body(&ordinary, "t", 100).unwrap().payloads.len(),
             1_000_000
         );
         let small = Bytes::from("{}\n".repeat(10_000));
-        assert_eq!(
-            split_lines(&small, "t", 100).unwrap().payloads.len(),
-            10_000
+        assert_eq!(split_body(&small, "t", 100).unwrap().payloads.len(), 10_000);
+    }
+
+    #[test]
+    fn a_compressed_body_splits_as_the_same_body_sent_plain() {
+        // Lines of every kind, some longer than a piece, cut anywhere by the pieces' ends.
+        let mut body = Vec::new();
+        for i in 0..4000usize {
+            match i % 9 {
+                0 => body.extend(format!("{{\"type\":\"own\",\"i\":{i}}}\n").bytes()),
+                1 => body.extend(format!("plain {i}\r\n").bytes()),
+                2 => body.extend(format!("{{\"_kind\":\"x\",\"i\":{i}}}\n").bytes()),
+                3 => body.extend(b"\n   \n"),
+                4 => body.extend(format!("{{broken {i}\n").bytes()),
+                5 => {
+                    body.extend(format!("{{\"long\":\"{}\"}}\n", "y".repeat(i * 37 % 900)).bytes())
+                }
+                6 if i / 9 % 50 == 0 => {
+                    body.extend(format!("{}\n", "z".repeat(300_001 + i)).bytes())
+                }
+                7 if i / 9 % 70 == 0 => body.extend(format!("{}\r\n", "w".repeat(300_000)).bytes()),
+                _ => body.extend(format!("{{\"i\":{i}}}\n").bytes()),
+            }
+        }
+        for (ending, piece_bytes) in [(&b""[..], 4096), (b"last line", 65_536), (b"\n", 1 << 20)] {
+            let mut body = body.clone();
+            body.extend(ending);
+            let plain = split_body(&Bytes::from(body.clone()), "t", 300_000).unwrap();
+            let gz = split_gzip_in_pieces(&body, 300_000, piece_bytes);
+            assert_eq!(gz.counts, plain.counts);
+            assert_eq!(gz.payloads, plain.payloads);
+            assert!(plain.counts.oversized_lines >= 8, "{:?}", plain.counts);
+        }
+        for body in [&b""[..], b"\n", b"x", b"\r\n", b"a\r", b"\r\n\r\n"] {
+            let plain = split_body(&Bytes::copy_from_slice(body), "t", 100).unwrap();
+            for piece_bytes in [1, 2, 3] {
+                let gz = split_gzip_in_pieces(body, 100, piece_bytes);
+                assert_eq!(gz.counts, plain.counts, "{body:?}");
+                assert_eq!(gz.payloads, plain.payloads, "{body:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn pieces_no_line_points_into_are_given_back_as_the_body_is_split() {
+        // 40 MiB in one line, passed over: never more than two pieces at once.
+        let budget = budget(1 << 30);
+        let mut hold = DecodeHold::new(&budget);
+        let lines = split_gzip(&vec![b'a'; 40 << 20], 1000, &mut hold).unwrap();
+        assert_eq!(lines.counts.oversized_lines, 1);
+        assert!(
+            hold.used() <= 2 * PIECE_BYTES as u64 + 2000,
+            "{}",
+            hold.used()
         );
+        // Lines that keep their bytes keep their pieces: all of it is counted.
+        let line = "{\"type\":\"t\",\"message\":\"0123456789012345678901234567890\"}\n";
+        let body = line.repeat((8 << 20) / line.len());
+        let mut hold = DecodeHold::new(&budget);
+        let lines = split_gzip(body.as_bytes(), 1000, &mut hold).unwrap();
+        let counted = body.len() + LINE_COST * lines.payloads.len();
+        assert!(
+            hold.used() as usize >= counted,
+            "{} < {counted}",
+            hold.used()
+        );
+        assert!(budget.taken() + crate::ingest::budget::UNCOUNTED_BYTES >= hold.used());
+    }
+
+    #[test]
+    fn a_body_that_cannot_get_the_budget_is_refused_and_gives_back_what_it_took() {
+        let budget = budget(16 << 20);
+        let mut other = DecodeHold::new(&budget);
+        other.grow(10 << 20).unwrap();
+        let line = "{\"type\":\"t\",\"message\":\"0123456789012345678901234567890\"}\n";
+        let body = line.repeat((8 << 20) / line.len());
+        let mut hold = DecodeHold::new(&budget);
+        assert!(matches!(
+            split_gzip(body.as_bytes(), 1000, &mut hold),
+            Err(IngestError::DecodeBusy { .. })
+        ));
+        drop(hold);
+        assert_eq!(
+            budget.taken(),
+            (10 << 20) - crate::ingest::budget::UNCOUNTED_BYTES
+        );
+        // Alone, more than the whole budget: 413.
+        let mut hold = DecodeHold::new(&budget);
+        let body = line.repeat((20 << 20) / line.len());
+        drop(other);
+        assert!(matches!(
+            split_gzip(body.as_bytes(), 1000, &mut hold),
+            Err(IngestError::TooLarge { limit, .. }) if limit == 16 << 20
+        ));
     }
 
     #[test]
@@ -467,7 +824,7 @@ mod tests {
             b"{\"a\":1}\nplain\n",
             b"{\"a\":1}\r\nplain\r\n",
         ] {
-            let lines = split_lines(&Bytes::copy_from_slice(body), "t", 100).unwrap();
+            let lines = split_body(&Bytes::copy_from_slice(body), "t", 100).unwrap();
             assert_eq!(lines.counts.successful_lines, 2, "{body:?}");
             assert!(lines.counts.all_accepted(), "{body:?}");
         }
@@ -478,7 +835,7 @@ mod tests {
         let long = format!("{{\"x\":\"{}\"}}", "y".repeat(200));
         let body =
             format!("{{\"a\":1}}\nplain text\n{{broken\n\n   \n{long}\n{{\"type\":\"own\"}}\n");
-        let lines = split_lines(&Bytes::from(body), "nginx", 100).unwrap();
+        let lines = split_body(&Bytes::from(body), "nginx", 100).unwrap();
         assert_eq!(
             lines.counts,
             LineCounts {
@@ -499,7 +856,7 @@ mod tests {
     #[test]
     fn lines_with_type_are_slices_of_the_body_not_copies() {
         let body = Bytes::from_static(b"{\"type\":\"x\",\"a\":1}\n");
-        let lines = split_lines(&body, "t", 100).unwrap();
+        let lines = split_body(&body, "t", 100).unwrap();
         assert_eq!(lines.payloads[0].as_ptr(), body.as_ptr());
     }
 
@@ -546,7 +903,7 @@ mod tests {
             nest(100_000),
             nest(10)
         );
-        let lines = split_lines(&Bytes::from(body), "t", 1 << 20).unwrap();
+        let lines = split_body(&Bytes::from(body), "t", 1 << 20).unwrap();
         // Valid JSON is accepted however deep; the rewrite path refuses what it cannot parse.
         assert_eq!(lines.counts.successful_lines, 2);
         assert_eq!(lines.counts.malformed_lines, 1);

@@ -1,6 +1,7 @@
 //! The ingest routes: the service the public listener runs. It sheds load before any body
 //! is read (requests in flight, and a declared body's bytes against the body budget), dispatches on `(method, path)`, turns every error into its one HTTP answer
-//! (`error.rs`), and counts each request by route and status.
+//! (`error.rs`), and counts each request by route and status. Once read, what a body and
+//! its decoded form hold is taken from the decode budget (`budget.rs`).
 //!
 //! | route | file |
 //! |---|---|
@@ -9,6 +10,7 @@
 //! | `POST /api/v1/write` (Prometheus remote_write 1.0) | `remote_write.rs` |
 
 pub mod body;
+pub mod budget;
 pub mod error;
 pub mod logs;
 pub mod otlp;

@@ -31,6 +31,7 @@ use prost::Message;
 
 use super::Ingest;
 use super::body::{off_the_runtime_if_large, read_body};
+use super::budget::DecodeHold;
 use super::error::{Body, IngestError};
 use super::request::{OtlpEncoding, bearer_token};
 use crate::forward::{ContentType, Envelope, RecordBatch};
@@ -87,9 +88,14 @@ async fn export<T: Export>(
         .await?;
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
     let (parts, body) = req.into_parts();
-    let body = read_body(&parts.headers, body, &cx.limits).await?;
+    // What the body and its decoded form hold, until the answer: given back when it drops.
+    let mut hold = DecodeHold::new(&cx.limits.decode_budget);
+    let body = read_body(&parts.headers, body, &cx.limits, &mut hold).await?;
     let Prepared { payload, verdict } =
-        off_the_runtime_if_large(body.len(), move || prepare::<T>(body, encoding)).await?;
+        off_the_runtime_if_large(body.len(), &mut hold, move |hold| {
+            prepare::<T>(body, encoding, hold)
+        })
+        .await?;
     let payload_bytes = payload.as_ref().map_or(0, Bytes::len);
     // OTLP logs count toward the daily volume as the bulk route's do; `LogSize` is added
     // on the bulk route only, whose records are JSON objects.
@@ -166,14 +172,22 @@ pub struct Prepared {
 /// Checks `body` and drops the records that break a rule. Protobuf is first walked on the
 /// wire (`otlp_wire`): when prost would decode it and every record passes — nearly always —
 /// it is forwarded as it came without being decoded. Otherwise it is decoded, and
-/// re-encoded only if records were dropped.
-pub fn prepare<T: Export>(body: Bytes, encoding: OtlpEncoding) -> Result<Prepared, IngestError> {
+/// re-encoded only if records were dropped. What decoding and re-encoding hold is counted
+/// in `hold` first, as the walk (or the count of JSON containers) costs it.
+pub fn prepare<T: Export>(
+    body: Bytes,
+    encoding: OtlpEncoding,
+    hold: &mut DecodeHold<'_>,
+) -> Result<Prepared, IngestError> {
     let budget = DECODED_FACTOR * body.len() + DECODED_FLOOR;
     let (cost, walked) = match encoding {
         OtlpEncoding::Protobuf => {
-            let walked = otlp_wire::walk::<T>(&body, |r| record_error(&r).is_none());
-            // A body that does not walk is left to prost to name the error.
-            (walked.map_or(0, |w| w.cost), walked)
+            // A body that does not walk is left to prost to name the error, after
+            // decoding what comes before the break: that part's cost counts.
+            match otlp_wire::walk_or_cost::<T>(&body, |r| record_error(&r).is_none()) {
+                Ok(walked) => (walked.cost, Some(walked)),
+                Err(cost_before_break) => (cost_before_break, None),
+            }
         }
         OtlpEncoding::Json => (
             otlp_json::json_containers(&body) * JSON_CONTAINER_COST,
@@ -195,6 +209,7 @@ pub fn prepare<T: Export>(body: Bytes, encoding: OtlpEncoding) -> Result<Prepare
         let payload = (walked.records > 0).then_some(body);
         return Ok(Prepared { payload, verdict });
     }
+    hold.grow(cost)?;
     let mut export = decode::<T>(&body, encoding)?;
     let verdict = export.retain_valid();
     let payload = if verdict.accepted == 0 {
@@ -202,6 +217,8 @@ pub fn prepare<T: Export>(body: Bytes, encoding: OtlpEncoding) -> Result<Prepare
     } else if verdict.rejected == 0 {
         Some(body)
     } else {
+        // Fewer records than the body: re-encoded, they take about as much.
+        hold.grow(body.len())?;
         Some(Bytes::from(match encoding {
             OtlpEncoding::Protobuf => export.encode_to_vec(),
             OtlpEncoding::Json => {
@@ -211,6 +228,8 @@ pub fn prepare<T: Export>(body: Bytes, encoding: OtlpEncoding) -> Result<Prepare
             }
         }))
     };
+    drop(export);
+    hold.shrink(cost);
     Ok(Prepared { payload, verdict })
 }
 
@@ -472,10 +491,18 @@ fn data_points(metric: &Metric) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::budget::DecodeBudget;
+    use crate::ingest::budget::tests::budget;
     use crate::proto::otlp::metrics::v1::{
         Gauge, Histogram, HistogramDataPoint, NumberDataPoint, ResourceMetrics, ScopeMetrics,
     };
     use crate::proto::otlp::trace::v1::{ResourceSpans, ScopeSpans};
+
+    /// `prepare` with a budget nothing exceeds.
+    fn prepare<T: Export>(body: Bytes, encoding: OtlpEncoding) -> Result<Prepared, IngestError> {
+        let budget = DecodeBudget::unlimited();
+        super::prepare::<T>(body, encoding, &mut DecodeHold::new(&budget))
+    }
 
     fn span(trace_id: Vec<u8>, span_id: Vec<u8>, name: &str) -> Span {
         Span {
@@ -571,6 +598,47 @@ mod tests {
         assert_eq!(s["spanId"], "eee19b7ec3c1b174");
         assert_eq!(s["kind"], 2);
         assert_eq!(s["startTimeUnixNano"], "1544712660000000000");
+    }
+
+    #[test]
+    fn a_body_broken_after_millions_of_empty_messages_is_refused_before_prost_decodes_them() {
+        // One empty `ResourceSpans` every two bytes, then a key with no value: prost would
+        // build every one of them before it finds the break.
+        let mut body = [0x0a, 0x00].repeat(1 << 20);
+        body.push(0x0a);
+        assert!(matches!(
+            prepare::<ExportTraceServiceRequest>(Bytes::from(body), OtlpEncoding::Protobuf),
+            Err(IngestError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn the_decoded_form_is_taken_from_the_budget_and_given_back() {
+        let spans = (0..2000)
+            .map(|i| span(vec![1; 16], if i == 0 { vec![] } else { vec![2; 8] }, "s"))
+            .collect();
+        let body = Bytes::from(traces(spans).encode_to_vec());
+        let budget = budget(1 << 20);
+        let mut hold = DecodeHold::new(&budget);
+        let p = super::prepare::<ExportTraceServiceRequest>(
+            body.clone(),
+            OtlpEncoding::Protobuf,
+            &mut hold,
+        )
+        .unwrap();
+        assert_eq!(p.verdict.rejected, 1);
+        // The tree is gone; the re-encoded payload is still held.
+        assert_eq!(hold.used(), body.len() as u64);
+        // With the budget taken by another request, decoding waits for it: 503.
+        let mut other = DecodeHold::new(&budget);
+        other.grow(1 << 20).unwrap();
+        let mut hold = DecodeHold::new(&budget);
+        hold.grow(crate::ingest::budget::UNCOUNTED_BYTES as usize)
+            .unwrap();
+        assert!(matches!(
+            super::prepare::<ExportTraceServiceRequest>(body, OtlpEncoding::Protobuf, &mut hold),
+            Err(IngestError::DecodeBusy { .. })
+        ));
     }
 
     #[test]

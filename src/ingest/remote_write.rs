@@ -22,11 +22,12 @@ use prost::encoding::{DecodeContext, WireType, decode_key, decode_varint, skip_f
 
 use super::Ingest;
 use super::body::{off_the_runtime_if_large, read_raw_body};
+use super::budget::DecodeHold;
 use super::error::{Body, IngestError};
 use super::request::bearer_token;
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::Kind;
-use crate::proto::prometheus::{Label, MetricMetadata, TimeSeries};
+use crate::proto::prometheus::{Exemplar, Histogram, Label, MetricMetadata, TimeSeries};
 use crate::server::body::RequestBody;
 
 pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
@@ -38,10 +39,13 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
     let (parts, body) = req.into_parts();
     let raw = read_raw_body(&parts.headers, body, &cx.limits).await?;
+    // What the body and its decoded form hold, until the answer: given back when it drops.
+    let mut hold = DecodeHold::new(&cx.limits.decode_budget);
+    hold.grow(raw.len())?;
     let max = cx.limits.max_decompressed_bytes;
     let counts = {
         let raw = raw.clone();
-        off_the_runtime_if_large(raw.len(), move || decode(&raw, max)).await?
+        off_the_runtime_if_large(raw.len(), &mut hold, move |hold| decode(&raw, max, hold)).await?
     };
     cx.admit(&info, Kind::Metrics, counts.decoded_bytes, counts.samples)?;
     if counts.series > 0 || counts.metadata > 0 {
@@ -118,12 +122,33 @@ fn check_headers(headers: &HeaderMap) -> Result<(), IngestError> {
     Ok(())
 }
 
+/// What decoding a series can hold per byte of it, at most: an empty native histogram is
+/// two bytes on the wire and a `Histogram` in memory, and the `Vec` it lands in may hold
+/// up to twice what it uses (a label is two bytes and two `Bytes`, an exemplar two bytes
+/// and less).
+const SERIES_COST_FACTOR: usize = max(
+    std::mem::size_of::<Histogram>(),
+    max(
+        std::mem::size_of::<Label>(),
+        std::mem::size_of::<Exemplar>(),
+    ),
+);
+
+const fn max(a: usize, b: usize) -> usize {
+    if a > b { a } else { b }
+}
+
 /// Snappy-decodes (refusing, before allocating, a declared length over `max_decompressed`),
 /// then decodes and checks the `WriteRequest` one series at a time: a request never
 /// holds more than its decompressed bytes and one decoded series, however many tiny
 /// series it packs (a 2 MB body of one-label series would otherwise become gigabytes of
-/// structs before the first check).
-pub fn decode(raw: &[u8], max_decompressed: u64) -> Result<WriteCounts, IngestError> {
+/// structs before the first check). Both are counted in `hold` before they are allocated:
+/// a series as the most its bytes can become (`SERIES_COST_FACTOR`).
+pub fn decode(
+    raw: &[u8],
+    max_decompressed: u64,
+    hold: &mut DecodeHold<'_>,
+) -> Result<WriteCounts, IngestError> {
     let not_snappy = |_| IngestError::BadPayload("body is not snappy block-compressed".into());
     let len = snap::raw::decompress_len(raw).map_err(not_snappy)?;
     if len as u64 > max_decompressed {
@@ -132,11 +157,20 @@ pub fn decode(raw: &[u8], max_decompressed: u64) -> Result<WriteCounts, IngestEr
             limit: max_decompressed,
         });
     }
+    hold.grow(len)?;
     let decoded = Bytes::from(
         snap::raw::Decoder::new()
             .decompress_vec(raw)
             .map_err(not_snappy)?,
     );
+    let counts = decode_series(decoded, hold);
+    hold.shrink(len);
+    counts
+}
+
+/// Decodes and checks `decoded` one series at a time, holding room in `hold` for the
+/// largest series so far.
+fn decode_series(decoded: Bytes, hold: &mut DecodeHold<'_>) -> Result<WriteCounts, IngestError> {
     let not_protobuf = |e: prost::DecodeError| {
         IngestError::BadPayload(format!("body is not a protobuf WriteRequest: {e}"))
     };
@@ -147,6 +181,7 @@ pub fn decode(raw: &[u8], max_decompressed: u64) -> Result<WriteCounts, IngestEr
     // `WriteRequest` field by field; decoding from `Bytes` makes every label a slice of
     // `decoded`, not a copy.
     let mut buf = decoded;
+    let mut series_room = 0;
     while !buf.is_empty() {
         let (number, wire_type) = decode_key(&mut buf).map_err(not_protobuf)?;
         if wire_type != WireType::LengthDelimited || !matches!(number, 1 | 3) {
@@ -166,6 +201,11 @@ pub fn decode(raw: &[u8], max_decompressed: u64) -> Result<WriteCounts, IngestEr
             counts.metadata += 1;
             continue;
         }
+        let cost = field.len().saturating_mul(SERIES_COST_FACTOR);
+        if cost > series_room {
+            hold.grow(cost - series_room)?;
+            series_room = cost;
+        }
         let series = TimeSeries::decode(field).map_err(not_protobuf)?;
         if let Some(why) = series_error(&series) {
             return Err(IngestError::BadPayload(format!(
@@ -176,6 +216,7 @@ pub fn decode(raw: &[u8], max_decompressed: u64) -> Result<WriteCounts, IngestEr
         counts.series += 1;
         counts.samples += (series.samples.len() + series.histograms.len()) as u64;
     }
+    hold.shrink(series_room);
     Ok(counts)
 }
 
@@ -215,8 +256,44 @@ fn series_error(series: &TimeSeries) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::budget::DecodeBudget;
+    use crate::ingest::budget::tests::budget;
     use crate::proto::prometheus::Sample;
     use crate::proto::prometheus::WriteRequest;
+
+    /// `decode` with a budget nothing exceeds.
+    fn decode(raw: &[u8], max_decompressed: u64) -> Result<WriteCounts, IngestError> {
+        let budget = DecodeBudget::unlimited();
+        super::decode(raw, max_decompressed, &mut DecodeHold::new(&budget))
+    }
+
+    #[test]
+    fn a_series_of_empty_histograms_is_counted_as_what_it_becomes_before_it_is_decoded() {
+        // One series: a label, then 100,000 empty native histograms (two bytes each,
+        // hundreds once decoded).
+        let mut series = vec![0x0a, 0x05, 0x0a, 0x01, b'a', 0x12, 0x00];
+        series.extend([0x22, 0x00].repeat(100_000));
+        let mut body = vec![0x0a];
+        prost::encoding::encode_varint(series.len() as u64, &mut body);
+        body.extend(series);
+        let raw = snap::raw::Encoder::new().compress_vec(&body).unwrap();
+        let small = budget(16 << 20);
+        let mut hold = DecodeHold::new(&small);
+        assert!(matches!(
+            super::decode(&raw, 1 << 20, &mut hold),
+            Err(IngestError::TooLarge { limit, .. }) if limit == 16 << 20
+        ));
+        // Within a budget that has room for it, it is decoded (and has no `__name__`).
+        let budget = budget(256 << 20);
+        let mut hold = DecodeHold::new(&budget);
+        assert!(matches!(
+            super::decode(&raw, 1 << 20, &mut hold),
+            Err(IngestError::BadPayload(_))
+        ));
+        assert!(budget.taken() > 16 << 20);
+        drop(hold);
+        assert_eq!(budget.taken(), 0);
+    }
 
     fn label(name: &str, value: &str) -> Label {
         Label::new(name, value)

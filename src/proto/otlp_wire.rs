@@ -62,6 +62,15 @@ const SURE_DEPTH: usize = 64;
 /// on (a broken key, length or varint, a group, nesting past prost's limit): there is no
 /// cost to count, and prost names the error.
 pub fn walk<M: OtlpMessage>(wire: &[u8], passes: impl FnMut(Record<'_>) -> bool) -> Option<Walked> {
+    walk_or_cost::<M>(wire, passes).ok()
+}
+
+/// `walk`, telling for a body that does not walk what the part before the break costs:
+/// prost decodes that much before it finds the error.
+pub fn walk_or_cost<M: OtlpMessage>(
+    wire: &[u8],
+    passes: impl FnMut(Record<'_>) -> bool,
+) -> Result<Walked, usize> {
     let root = schema().index(M::FULL_NAME);
     let mut walk = Walk {
         plans: &PLANS,
@@ -70,12 +79,14 @@ pub fn walk<M: OtlpMessage>(wire: &[u8], passes: impl FnMut(Record<'_>) -> bool)
         clean: true,
         passes,
     };
-    walk.message(root, wire, 0).ok()?;
-    Some(Walked {
-        cost: walk.cost,
-        records: walk.records,
-        clean: walk.clean,
-    })
+    match walk.message(root, wire, 0) {
+        Ok(_) => Ok(Walked {
+            cost: walk.cost,
+            records: walk.records,
+            clean: walk.clean,
+        }),
+        Err(_) => Err(walk.cost),
+    }
 }
 
 /// The part a message type plays for the rules, with the numbers of the fields they read

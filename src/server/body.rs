@@ -124,8 +124,18 @@ impl BodyBudget {
         }
     }
 
+    /// Bytes taken now.
+    pub fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Acquire)
+    }
+
+    /// The most that may be taken at once.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
     /// Takes `bytes` if the budget has them.
-    fn try_take(&self, bytes: u64) -> bool {
+    pub(crate) fn try_take(&self, bytes: u64) -> bool {
         let taken = self
             .taken
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
@@ -138,7 +148,7 @@ impl BodyBudget {
         taken
     }
 
-    fn give_back(&self, bytes: u64) {
+    pub(crate) fn give_back(&self, bytes: u64) {
         self.taken.fetch_sub(bytes, Ordering::AcqRel);
         self.gauge.sub(i64::try_from(bytes).unwrap_or(i64::MAX));
     }

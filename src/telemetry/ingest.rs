@@ -1,13 +1,17 @@
-//! The ingest routes' metrics: requests by route and code, records by kind. They are
-//! written on the request path, so each series is resolved when it is built and a request
-//! touches atomics only (a status code outside `CODES` would take the label lock).
+//! The ingest routes' metrics: requests by route and code, records by kind, and the decode
+//! budget's bytes and refusals. They are written on the request path, so each series is
+//! resolved when it is built and a request touches atomics only (a status code outside
+//! `CODES` would take the label lock).
 
 use std::time::Duration;
 
-use prometheus::{Histogram, IntCounter, IntCounterVec, Registry};
+use prometheus::{Histogram, IntCounter, IntCounterVec, IntGauge, Registry};
 
-use super::{counter_vec, histogram_vec};
+use super::{counter_vec, gauge, histogram_vec};
 use crate::model::{Kind, RejectReason, Route};
+
+/// Where the decode budget's events happen, as a `tracing` target.
+const BUDGET: &str = "tollgate::ingest::budget";
 
 /// Status codes the ingest routes answer; each gets a pre-resolved counter per route.
 const CODES: [u16; 14] = [
@@ -125,5 +129,50 @@ impl IngestMetrics {
 
     pub fn kind(&self, kind: Kind) -> &KindMetrics {
         &self.kinds[kind.index()]
+    }
+}
+
+/// The decode budget's handles (`server.max_inflight_decoded_bytes`): the bytes taken from
+/// it now, and the requests it refused, by reason.
+#[derive(Clone)]
+pub struct DecodeMetrics {
+    /// `tollgate_inflight_decoded_bytes`.
+    pub taken: IntGauge,
+    busy: IntCounter,
+    too_large: IntCounter,
+}
+
+impl DecodeMetrics {
+    pub(super) fn register(registry: &Registry) -> DecodeMetrics {
+        let refused = counter_vec(
+            registry,
+            "tollgate_decode_refused_total",
+            "Requests refused by the decode budget, by reason: busy (the budget was taken \
+             by other requests: 503), too_large (more than the whole budget: 413).",
+            &["reason"],
+        );
+        DecodeMetrics {
+            taken: gauge(
+                registry,
+                "tollgate_inflight_decoded_bytes",
+                "Bytes that requests being decoded hold beyond their first 64 KiB each \
+                 (bodies, decompressed bodies, decoded forms), against \
+                 server.max_inflight_decoded_bytes.",
+            ),
+            busy: refused.with_label_values(&["busy"]),
+            too_large: refused.with_label_values(&["too_large"]),
+        }
+    }
+
+    /// A request could not take more of the budget: other requests hold it.
+    pub fn refused_busy(&self, wanted: u64) {
+        self.busy.inc();
+        tracing::debug!(target: BUDGET, wanted, "decode budget taken: 503");
+    }
+
+    /// A request needs more than the whole budget: it could never be decoded.
+    pub fn refused_too_large(&self, wanted: u64) {
+        self.too_large.inc();
+        tracing::debug!(target: BUDGET, wanted, "request needs more than the decode budget: 413");
     }
 }

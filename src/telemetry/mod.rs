@@ -41,7 +41,7 @@ pub use forward::{
     BatchFate, BatcherMetrics, DeadLetterMetrics, ForwardMetrics, SinkMetrics, SpoolMetrics,
     SpoolReadMetrics,
 };
-pub use ingest::{IngestMetrics, KindMetrics, RouteMetrics};
+pub use ingest::{DecodeMetrics, IngestMetrics, KindMetrics, RouteMetrics};
 pub use server::{ConnMetrics, DrainMetrics};
 pub use tail::TailMetrics;
 pub use tokens::{MissMetrics, SourceMetrics, TableMetrics, TokenMetrics, UsageMetrics};
@@ -51,6 +51,7 @@ pub use volume::VolumeMetrics;
 pub struct Telemetry {
     registry: Registry,
     ingest: IngestMetrics,
+    decode: DecodeMetrics,
     tokens: TokenMetrics,
     source: SourceMetrics,
     misses: MissMetrics,
@@ -73,6 +74,7 @@ impl Telemetry {
         let table = TableMetrics::register(&registry);
         Telemetry {
             ingest: IngestMetrics::register(&registry),
+            decode: DecodeMetrics::register(&registry),
             tokens: TokenMetrics::register(&registry, table.clone()),
             source: SourceMetrics::register(&registry, table),
             misses: MissMetrics::register(&registry),
@@ -98,6 +100,11 @@ impl Telemetry {
     /// The ingest routes' handles.
     pub fn ingest(&self) -> IngestMetrics {
         self.ingest.clone()
+    }
+
+    /// The decode budget's handles.
+    pub fn decode_budget(&self) -> DecodeMetrics {
+        self.decode.clone()
     }
 
     /// The token table's handles.
