@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::control::{ADMIN_SECRET, ControlPlane, use_control_plane};
+use common::control::ControlPlane;
 use common::*;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -17,57 +17,16 @@ use serde_json::{Value, json};
 const PROPAGATION: Duration = Duration::from_secs(2);
 const DAY: Duration = Duration::from_secs(86_400);
 
-/// A main account with a plan volume and a sub-account created with `sub` settings:
+/// A main account with a plan volume and a sub-account `eu` created with `sub` settings:
 /// (main's shipping token, the sub-account's id, its shipping token, the API token).
 async fn plan_with_sub(
     cp: &ControlPlane,
     plan_gb: f64,
     sub: Value,
 ) -> (String, i64, String, String) {
-    let (main_id, api, main_token) = cp.account("acme").await;
-    let admin = format!("Bearer {ADMIN_SECRET}");
-    let (status, body) = cp
-        .call(
-            Method::PUT,
-            &format!("/v1/admin/accounts/{main_id}"),
-            ("authorization", &admin),
-            Some(json!({ "totalTimeBasedDailyGB": plan_gb })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    let mut body = json!({"accountName": "eu", "retentionDays": 5,
-        "searchable": true, "accessible": true, "sharingObjectsAccounts": []});
-    body.as_object_mut()
-        .unwrap()
-        .extend(sub.as_object().unwrap().clone());
-    let created = cp
-        .api(
-            Method::POST,
-            "/v1/account-management/time-based-accounts",
-            &api,
-            Some(body),
-        )
-        .await;
-    let sub_id = created["accountId"].as_i64().expect("accountId");
-    let sub_token = created["accountToken"]
-        .as_str()
-        .expect("accountToken")
-        .to_string();
+    let (_, api, main_token) = volume::plan(cp, plan_gb).await;
+    let (sub_id, sub_token) = volume::sub(cp, &api, "eu", sub).await;
     (main_token, sub_id, sub_token, api)
-}
-
-async fn gateway(
-    cp: &ControlPlane,
-    configure: impl FnOnce(&mut tollgate::config::Config),
-) -> TestServer {
-    let url = cp.url();
-    let server = TestServer::start(|c| {
-        use_control_plane(c, &url);
-        configure(c);
-    })
-    .await;
-    server.wait_ready().await;
-    server
 }
 
 /// `n` logs of one size (about 100 bytes each), tagged with `tag`.
@@ -101,7 +60,7 @@ async fn a_capped_account_is_accepted_not_forwarded_until_the_day_turns() {
     // 200 kB a day: about 2,000 logs of ~100 bytes.
     let (main_token, sub_id, sub_token, api) =
         plan_with_sub(&cp, 1.0, json!({"maxDailyGB": 0.0002})).await;
-    let server = gateway(&cp, |_| {}).await;
+    let server = cp.gateway(|_| {}).await;
     wait_until("the policy reaches the gateway", PROPAGATION, || async {
         server.metric("tollgate_volume_policies").await >= 2.0
     })
@@ -171,10 +130,11 @@ async fn a_capped_account_is_accepted_not_forwarded_until_the_day_turns() {
 async fn refusing_past_the_cap_answers_503_until_the_day_ends() {
     let cp = ControlPlane::sqlite().await;
     let (_, _, sub_token, _) = plan_with_sub(&cp, 1.0, json!({"maxDailyGB": 0.00005})).await;
-    let server = gateway(&cp, |c| {
-        c.volume.over_cap = tollgate::config::OverCap::Refuse;
-    })
-    .await;
+    let server = cp
+        .gateway(|c| {
+            c.volume.over_cap = tollgate::config::OverCap::Refuse;
+        })
+        .await;
     wait_until("the policy reaches the gateway", PROPAGATION, || async {
         server.metric("tollgate_volume_policies").await >= 1.0
     })
@@ -218,7 +178,7 @@ async fn log_size_is_added_exactly_when_doc_size_setting_is_on() {
     let cp = ControlPlane::sqlite().await;
     let (main_token, sub_id, sub_token, api) =
         plan_with_sub(&cp, 1.0, json!({"maxDailyGB": 0.5, "docSizeSetting": true})).await;
-    let server = gateway(&cp, |_| {}).await;
+    let server = cp.gateway(|_| {}).await;
     wait_until("the policy reaches the gateway", PROPAGATION, || async {
         server.metric("tollgate_volume_policies").await >= 1.0
     })
@@ -281,10 +241,11 @@ async fn one_utilization_record_is_written_per_interval() {
             {"utilizationEnabled": true, "frequencyMinutes": 10}}),
     )
     .await;
-    let server = gateway(&cp, |c| {
-        c.volume.utilization_check_secs = Duration::from_millis(50);
-    })
-    .await;
+    let server = cp
+        .gateway(|c| {
+            c.volume.utilization_check_secs = Duration::from_millis(50);
+        })
+        .await;
     send(&server, &sub_token, 1, 10, "eu").await;
     let records = || {
         server
@@ -329,7 +290,7 @@ async fn crossing_the_soft_limit_leaves_one_audit_event_a_day_and_drops_nothing(
     // A soft limit of 50 kB under a volume of 500 MB.
     let (_, sub_id, sub_token, api) =
         plan_with_sub(&cp, 1.0, json!({"maxDailyGB": 0.5, "softLimitGB": 0.00005})).await;
-    let server = gateway(&cp, |_| {}).await;
+    let server = cp.gateway(|_| {}).await;
     send(&server, &sub_token, 10, 100, "eu").await;
     let soft_limit_events = || async {
         let page = cp

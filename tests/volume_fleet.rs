@@ -9,10 +9,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::control::{ADMIN_SECRET, ControlPlane, use_control_plane};
+use common::control::{ControlPlane, use_control_plane};
+use common::volume::{plan, sub};
 use common::*;
 use http::{Method, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const PROPAGATION: Duration = Duration::from_secs(2);
 const DAY: Duration = Duration::from_secs(86_400);
@@ -20,46 +21,6 @@ const DAY: Duration = Duration::from_secs(86_400);
 const LINES: usize = 100;
 /// The largest lease a gateway takes (`volume.lease_bytes`).
 const LEASE: u64 = 32 * 1024;
-
-/// A main account (`acme`) with a plan volume of `plan_gb`: (its id, API token, shipping token).
-async fn plan(cp: &ControlPlane, plan_gb: f64) -> (i64, String, String) {
-    let (main_id, api, token) = cp.account("acme").await;
-    let admin = format!("Bearer {ADMIN_SECRET}");
-    let (status, body) = cp
-        .call(
-            Method::PUT,
-            &format!("/v1/admin/accounts/{main_id}"),
-            ("authorization", &admin),
-            Some(json!({ "totalTimeBasedDailyGB": plan_gb })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    (main_id, api, token)
-}
-
-/// A sub-account of the plan `api` manages, with volume `settings`: (id, shipping token).
-async fn sub(cp: &ControlPlane, api: &str, name: &str, settings: Value) -> (i64, String) {
-    let mut body = json!({"accountName": name, "retentionDays": 5, "searchable": true,
-        "accessible": true, "sharingObjectsAccounts": []});
-    body.as_object_mut()
-        .unwrap()
-        .extend(settings.as_object().unwrap().clone());
-    let created = cp
-        .api(
-            Method::POST,
-            "/v1/account-management/time-based-accounts",
-            api,
-            Some(body),
-        )
-        .await;
-    (
-        created["accountId"].as_i64().expect("accountId"),
-        created["accountToken"]
-            .as_str()
-            .expect("accountToken")
-            .to_string(),
-    )
-}
 
 /// `n` gateways following `cp` and counting in `redis_url`, each ready and holding
 /// `policies` volume policies.

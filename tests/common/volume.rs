@@ -114,3 +114,40 @@ pub async fn sub_account(cp: &ControlPlane, acme: &Acme, id: i64) -> Value {
         .await
         .expect_ok("read the sub-account")
 }
+
+/// A pro main account (`acme`) whose plan volume the operator sets to `plan_gb`:
+/// (its id, API token, first shipping token).
+pub async fn plan(cp: &ControlPlane, plan_gb: f64) -> (i64, String, String) {
+    let (main_id, api, token) = cp.account("acme").await;
+    cp.put(&format!("/v1/admin/accounts/{main_id}"))
+        .admin()
+        .json(json!({ "totalTimeBasedDailyGB": plan_gb }))
+        .send()
+        .await
+        .expect_ok("plan volume");
+    (main_id, api, token)
+}
+
+/// A sub-account named `name` of the plan `api` manages, created with the volume
+/// `settings` over plain defaults: (its id, its shipping token).
+pub async fn sub(cp: &ControlPlane, api: &str, name: &str, settings: Value) -> (i64, String) {
+    let mut body = json!({"accountName": name, "retentionDays": 5, "searchable": true,
+        "accessible": true, "sharingObjectsAccounts": []});
+    body.as_object_mut()
+        .unwrap()
+        .extend(settings.as_object().unwrap().clone());
+    let created = cp
+        .post(SUBS)
+        .token(api)
+        .json(body)
+        .send()
+        .await
+        .expect_ok("sub-account");
+    (
+        created["accountId"].as_i64().expect("accountId"),
+        created["accountToken"]
+            .as_str()
+            .expect("accountToken")
+            .to_string(),
+    )
+}
