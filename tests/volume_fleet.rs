@@ -284,7 +284,16 @@ async fn redis_killed_under_load_costs_no_5xx_and_loses_nothing_acknowledged() {
             == sent
     })
     .await;
-    // The counts catch up: what the gateways spent during the outage reaches Redis.
+    // Every gateway reaches Redis again, and the counts catch up: what the gateways spent
+    // during the outage reaches it.
+    wait_until(
+        "every gateway reaches Redis again",
+        Duration::from_secs(5),
+        || async {
+            metric_sum(&gateways, "tollgate_volume_bank_up").await == gateways.len() as f64
+        },
+    )
+    .await;
     let line = line_bytes(&gateways[0]).await;
     let key = |g: u64| format!("tg:{{{g}}}:used:{g}:{}", cp.now_ms() / 86_400_000);
     wait_until(
@@ -297,7 +306,6 @@ async fn redis_killed_under_load_costs_no_5xx_and_loses_nothing_acknowledged() {
     )
     .await;
     for g in &gateways {
-        assert_eq!(g.metric("tollgate_volume_bank_up").await, 1.0);
         assert!(
             g.metric("tollgate_volume_bank_calls_total{op=\"acquire\",outcome=\"error\"}")
                 .await
