@@ -32,6 +32,7 @@ use crate::tokens::feed::{FeedSource, FollowSettings};
 use crate::tokens::file::FileSource;
 use crate::tokens::miss::{MissCache, MissSettings};
 use crate::tokens::usage::{self, Usage};
+use crate::filters::held::HeldFilters;
 use crate::volume::bank::{Bank, LocalBank};
 use crate::volume::gate::Gate;
 use crate::volume::redis::RedisBank;
@@ -187,10 +188,12 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
         listeners.clock.clone(),
         telemetry.volume(),
     ));
+    let filters = Arc::new(HeldFilters::new(listeners.clock.clone()));
     let tokens = start_token_source(
         &config.tokens,
         &telemetry,
         Arc::clone(&gate),
+        Arc::clone(&filters),
         background.clone(),
         usage_stop.clone(),
     )
@@ -218,6 +221,7 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
         s.max_concurrent_requests,
         telemetry.ingest(),
         gate,
+        filters,
         config.volume.otlp_rate_limit_429,
     ));
     let tls = match &s.tls {
@@ -489,6 +493,7 @@ pub async fn start_token_source(
     t: &TokensConfig,
     telemetry: &Telemetry,
     gate: Arc<Gate>,
+    filters: Arc<HeldFilters>,
     background: CancellationToken,
     usage_stop: CancellationToken,
 ) -> Result<TokenSource, AppError> {
@@ -531,6 +536,7 @@ pub async fn start_token_source(
                 client.clone(),
                 Arc::clone(&tokens),
                 Arc::clone(&gate),
+                filters,
                 telemetry.token_source(),
                 t.state_dir.clone(),
                 FollowSettings::from_config(t),

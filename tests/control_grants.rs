@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tollgate::app;
 use tollgate::clock::Clock;
+use tollgate::filters::held::HeldFilters;
 use tollgate::model::AccountId;
 use tollgate::telemetry::Telemetry;
 use tollgate::tokens::grants::{FilterOp, GrantError};
@@ -461,6 +462,7 @@ impl Follower {
             &config.tokens,
             &telemetry,
             Arc::new(gate),
+            Arc::new(HeldFilters::new(Clock::system())),
             stop.clone(),
             stop.clone(),
         )

@@ -7,6 +7,7 @@
 //! nor the request path, so both can use it: the control plane checks and stores filters,
 //! gateways evaluate them.
 
+pub mod held;
 pub mod logs;
 pub mod metrics;
 

@@ -37,6 +37,7 @@ use super::request::bearer_token;
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
 use crate::server::body::RequestBody;
+use crate::tokens::TokenInfo;
 use crate::volume::gate::Admission;
 
 /// The `type` a log gets when the request names none (as the Logz.io listener).
@@ -57,7 +58,7 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
     // What the body and its lines hold, until the answer: given back when it drops.
     let mut hold = DecodeHold::new(&cx.limits.decode_budget);
-    let lines = read_lines(
+    let mut lines = read_lines(
         &parts.headers,
         body,
         &params.log_type,
@@ -65,14 +66,11 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
         &mut hold,
     )
     .await?;
+    let dropped = drop_filtered(cx, &info, &params.log_type, &mut lines.payloads);
     let accepted_bytes = lines.payload_bytes();
     let counts = lines.counts;
-    let payloads = match cx.admit(
-        &info,
-        Kind::Logs,
-        accepted_bytes as u64,
-        counts.successful_lines,
-    )? {
+    let kept = counts.successful_lines - dropped;
+    let payloads = match cx.admit(&info, Kind::Logs, accepted_bytes as u64, kept)? {
         Admission::Forward { log_size: false } => Some(lines.payloads),
         Admission::Forward { log_size: true } => {
             hold.grow(accepted_bytes + LOG_SIZE_COST * lines.payloads.len())?;
@@ -80,7 +78,7 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
         }
         Admission::Capped => None,
     };
-    if let Some(payloads) = payloads {
+    if let Some(payloads) = payloads.filter(|p| !p.is_empty()) {
         cx.forward
             .submit(RecordBatch {
                 envelope: Envelope {
@@ -96,10 +94,11 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
     }
     record_rejections(&counts, cx);
     let metrics = cx.metrics.kind(Kind::Logs);
-    metrics.records.inc_by(counts.successful_lines);
+    metrics.records.inc_by(kept);
     metrics.bytes.inc_by(accepted_bytes as u64);
-    cx.tokens
-        .record_usage(&info, accepted_bytes as u64, counts.successful_lines);
+    metrics.dropped_by_filter.inc_by(dropped);
+    // Dropped logs are not in the account's volume (DESIGN §9).
+    cx.tokens.record_usage(&info, accepted_bytes as u64, kept);
     if counts.all_accepted() {
         Ok(Response::builder()
             .status(StatusCode::OK)
@@ -205,6 +204,23 @@ fn with_log_size(payloads: Vec<Bytes>) -> Vec<Bytes> {
             sized.freeze()
         })
         .collect()
+}
+
+/// Removes the logs an active drop filter of the account drops (the request still
+/// answers as accepted); returns how many. Logs are parsed again only for an account
+/// with an active filter.
+fn drop_filtered(cx: &Ingest, info: &TokenInfo, log_type: &str, payloads: &mut Vec<Bytes>) -> u64 {
+    let Some(filters) = cx.filters.for_account(info.account_id) else {
+        return 0;
+    };
+    let before = payloads.len();
+    payloads.retain(|log| {
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(log) else {
+            return true;
+        };
+        !filters.drops(log_type, &value, log.len() as u64)
+    });
+    (before - payloads.len()) as u64
 }
 
 /// Counts the rejected lines by reason.

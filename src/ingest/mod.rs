@@ -24,6 +24,7 @@ use std::time::Instant;
 use http::{Method, Request, Response};
 use tracing::Instrument;
 
+use crate::filters::held::HeldFilters;
 use crate::forward::Forwarder;
 use crate::model::{Kind, Route};
 use crate::server::body::RequestBody;
@@ -45,6 +46,8 @@ pub struct Ingest {
     metrics: IngestMetrics,
     /// Rate limits, daily volume and `LogSize` per account.
     gate: Arc<Gate>,
+    /// The accounts' drop filters.
+    filters: Arc<HeldFilters>,
     otlp_429: bool,
 }
 
@@ -56,6 +59,7 @@ impl Ingest {
         max_concurrent_requests: usize,
         metrics: IngestMetrics,
         gate: Arc<Gate>,
+        filters: Arc<HeldFilters>,
         otlp_429: bool,
     ) -> Ingest {
         Ingest {
@@ -66,6 +70,7 @@ impl Ingest {
             max_in_flight: max_concurrent_requests,
             metrics,
             gate,
+            filters,
             otlp_429,
         }
     }

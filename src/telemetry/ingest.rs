@@ -47,6 +47,8 @@ pub struct KindMetrics {
     pub bytes: IntCounter,
     pub records: IntCounter,
     rejected: [IntCounter; RejectReason::ALL.len()],
+    /// Records an account's drop filter dropped before the spool.
+    pub dropped_by_filter: IntCounter,
 }
 
 impl KindMetrics {
@@ -111,6 +113,13 @@ impl IngestMetrics {
             "Records refused inside an otherwise accepted request, by kind and reason.",
             &["kind", "reason"],
         );
+        let dropped = counter_vec(
+            registry,
+            "tollgate_dropped_records_total",
+            "Records accepted and dropped before the spool, by kind and reason (drop_filter: \
+             an account's drop filter).",
+            &["kind", "reason"],
+        );
         let kinds = Kind::ALL
             .iter()
             .map(|&k| KindMetrics {
@@ -118,6 +127,7 @@ impl IngestMetrics {
                 records: records.with_label_values(&[k.as_str()]),
                 rejected: RejectReason::ALL
                     .map(|r| rejected.with_label_values(&[k.as_str(), r.as_str()])),
+                dropped_by_filter: dropped.with_label_values(&[k.as_str(), "drop_filter"]),
             })
             .collect();
         IngestMetrics { routes, kinds }

@@ -124,13 +124,13 @@ impl FeedClient {
             .map_err(|_| FeedError::Timeout(timeout))?
     }
 
-    /// `GET /v1/feed/snapshot?grants=true&volume=true` (the raw answer: parsing 1,000,000 tokens
+    /// `GET /v1/feed/snapshot?grants=true&volume=true&filters=true` (the raw answer: parsing 1,000,000 tokens
     /// belongs on a blocking thread).
     pub async fn snapshot(&self) -> Result<Bytes, FeedError> {
         let (status, body) = self
             .call(
                 Method::GET,
-                "/v1/feed/snapshot?grants=true&volume=true",
+                "/v1/feed/snapshot?grants=true&volume=true&filters=true",
                 None,
                 self.timeout,
             )
@@ -139,11 +139,11 @@ impl FeedClient {
         Ok(body)
     }
 
-    /// `GET /v1/feed/changes?since=V&wait=S&grants=true&volume=true`: the raw answer, or
+    /// `GET /v1/feed/changes?since=V&wait=S&grants=true&volume=true&filters=true`: the raw answer, or
     /// `Gone` on 410.
     pub(super) async fn changes(&self, since: u64, wait: Duration) -> Result<Bytes, FeedError> {
         let path = format!(
-            "/v1/feed/changes?since={since}&wait={}&grants=true&volume=true",
+            "/v1/feed/changes?since={since}&wait={}&grants=true&volume=true&filters=true",
             wait.as_secs()
         );
         let (status, body) = self

@@ -30,11 +30,12 @@ use tokio_util::sync::CancellationToken;
 use super::client::{FeedClient, FeedError};
 use super::grants::{GrantDelta, ReadGrants};
 use super::snapshot::{AccountNames, SnapshotError};
-use super::wire::{Changes, Snapshot, VolumeChanges};
+use super::wire::{Changes, DropFilterChanges, Snapshot, VolumeChanges};
 use super::{Delta, Digest, TokenTable, Tokens, persist};
 use crate::backoff::Backoff;
 use crate::config::TokensConfig;
 use crate::telemetry::SourceMetrics;
+use crate::filters::held::HeldFilters;
 use crate::volume::gate::Gate;
 
 /// A change-feed answer, validated: the token delta, and the grants' and volume policies'
@@ -43,6 +44,7 @@ pub struct ParsedChanges {
     pub delta: Delta,
     pub grants: Option<GrantDelta>,
     pub volumes: Option<VolumeChanges>,
+    pub filters: Option<DropFilterChanges>,
 }
 
 /// Parses and validates a change-feed answer. Public for the `feed_changes` fuzz target.
@@ -77,6 +79,7 @@ pub fn parse_changes(body: &[u8]) -> Result<ParsedChanges, FeedError> {
         delta,
         grants,
         volumes: changes.volumes,
+        filters: changes.filters,
     })
 }
 
@@ -122,6 +125,8 @@ pub struct FeedSource {
     tokens: Arc<Tokens>,
     /// Takes the accounts' volume policies the feed carries.
     gate: Arc<Gate>,
+    /// Takes the accounts' drop filters the feed carries.
+    filters: Arc<HeldFilters>,
     metrics: SourceMetrics,
     state_dir: PathBuf,
     settings: FollowSettings,
@@ -132,6 +137,7 @@ impl FeedSource {
         client: FeedClient,
         tokens: Arc<Tokens>,
         gate: Arc<Gate>,
+        filters: Arc<HeldFilters>,
         metrics: SourceMetrics,
         state_dir: PathBuf,
         settings: FollowSettings,
@@ -140,6 +146,7 @@ impl FeedSource {
             client,
             tokens,
             gate,
+            filters,
             metrics,
             state_dir,
             settings,
@@ -261,17 +268,20 @@ impl FeedSource {
 
     async fn fetch_snapshot(&self) -> Result<Step, FeedError> {
         let body = self.client.snapshot().await?;
-        let (table, grants, volumes) = tokio::task::spawn_blocking(move || {
+        let (table, grants, (volumes, filters)) = tokio::task::spawn_blocking(move || {
             let mut snapshot = Snapshot::parse(&body)?;
             let volumes = snapshot.volumes.take();
+            let filters = snapshot.filters.take();
             snapshot
                 .into_state()
-                .map(|(table, grants)| (table, grants, volumes))
+                .map(|(table, grants)| (table, grants, (volumes, filters)))
         })
         .await
         .map_err(|e| FeedError::Body(format!("snapshot build panicked: {e}")))??;
-        // A control plane from before volume policies sends none: nothing is limited.
+        // A control plane from before volume policies or drop filters sends none:
+        // nothing is limited or dropped.
         self.gate.set_policies(volumes.unwrap_or_default());
+        self.filters.set(filters.unwrap_or_default().logs);
         let table = Arc::new(table);
         // A control plane from before read grants sends none: it grants no reads.
         let grants = grants.unwrap_or_else(|| ReadGrants::empty(table.version));
@@ -301,6 +311,7 @@ impl FeedSource {
             delta,
             grants,
             volumes,
+            filters,
         } = tokio::task::spawn_blocking(move || parse_changes(&body))
             .await
             .map_err(|e| FeedError::Body(format!("delta parse panicked: {e}")))??;
@@ -311,6 +322,9 @@ impl FeedSource {
         let version = delta.version;
         if let Some(volumes) = volumes.filter(|v| !v.is_empty()) {
             self.gate.apply(volumes);
+        }
+        if let Some(f) = filters.filter(|f| !f.upserts.logs.is_empty() || !f.deletes.logs.is_empty()) {
+            self.filters.apply(f.upserts.logs, &f.deletes.logs);
         }
         let grants_applied = match grants.filter(|g| !g.is_empty()) {
             Some(grants) => {
