@@ -17,10 +17,11 @@ use crate::config::{
     TokensConfig, VolumeConfig,
 };
 use crate::control::{ControlError, ControlPlane};
+use crate::filters::held::HeldFilters;
 use crate::forward::tap::Tap;
 use crate::forward::{self, sinks::Sink};
 use crate::ingest::budget::DecodeBudget;
-use crate::ingest::{Ingest, Limits};
+use crate::ingest::{AccountRules, Ingest, Limits};
 use crate::server::body::BodyBudget;
 use crate::server::{self, ConnLimits, admin};
 use crate::tail::Tail;
@@ -32,7 +33,6 @@ use crate::tokens::feed::{FeedSource, FollowSettings};
 use crate::tokens::file::FileSource;
 use crate::tokens::miss::{MissCache, MissSettings};
 use crate::tokens::usage::{self, Usage};
-use crate::filters::held::HeldFilters;
 use crate::volume::bank::{Bank, LocalBank};
 use crate::volume::gate::Gate;
 use crate::volume::redis::RedisBank;
@@ -220,9 +220,11 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
         ingest_limits(&config, &telemetry),
         s.max_concurrent_requests,
         telemetry.ingest(),
-        gate,
-        filters,
-        config.volume.otlp_rate_limit_429,
+        AccountRules {
+            filters,
+            gate,
+            otlp_429: config.volume.otlp_rate_limit_429,
+        },
     ));
     let tls = match &s.tls {
         Some(t) => Some(server::tls::acceptor(&t.cert_path, &t.key_path)?),

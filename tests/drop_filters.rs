@@ -30,7 +30,9 @@ fn forwarded(server: &TestServer, tag: &str) -> usize {
 }
 
 async fn create(cp: &ControlPlane, api: &str, body: Value) -> String {
-    let f = cp.api(Method::POST, "/v1/drop-filters", api, Some(body)).await;
+    let f = cp
+        .api(Method::POST, "/v1/drop-filters", api, Some(body))
+        .await;
     f["id"].as_str().expect("a string id").to_string()
 }
 
@@ -47,16 +49,34 @@ async fn a_filter_drops_the_matching_logs_at_the_gateway_until_it_is_deactivated
     .await;
     // Within the propagation bound the debug logs of type nginx stop reaching the sink.
     wait_until("the filter reaches the gateway", PROPAGATION, || async {
-        let r = server.post_logs(Some(&token), "type=nginx", logs(1, "debug", "probe")).await;
+        let r = server
+            .post_logs(Some(&token), "type=nginx", logs(1, "debug", "probe"))
+            .await;
         assert_eq!(r.status, StatusCode::OK);
-        server.metric("tollgate_dropped_records_total{kind=\"logs\",reason=\"drop_filter\"}").await >= 1.0
+        server
+            .metric("tollgate_dropped_records_total{kind=\"logs\",reason=\"drop_filter\"}")
+            .await
+            >= 1.0
     })
     .await;
-    let before = server.metric("tollgate_dropped_records_total{kind=\"logs\",reason=\"drop_filter\"}").await;
-    let reply = server.post_logs(Some(&token), "type=nginx", logs(20, "debug", "dropped")).await;
-    assert_eq!(reply.status, StatusCode::OK, "a dropped log is answered as accepted");
-    for (query, level, tag) in [("type=nginx", "info", "info"), ("type=apache", "debug", "apache")] {
-        let r = server.post_logs(Some(&token), query, logs(20, level, tag)).await;
+    let before = server
+        .metric("tollgate_dropped_records_total{kind=\"logs\",reason=\"drop_filter\"}")
+        .await;
+    let reply = server
+        .post_logs(Some(&token), "type=nginx", logs(20, "debug", "dropped"))
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "a dropped log is answered as accepted"
+    );
+    for (query, level, tag) in [
+        ("type=nginx", "info", "info"),
+        ("type=apache", "debug", "apache"),
+    ] {
+        let r = server
+            .post_logs(Some(&token), query, logs(20, level, tag))
+            .await;
         assert_eq!(r.status, StatusCode::OK);
     }
     wait_until("the other logs arrive", PROPAGATION, || async {
@@ -65,14 +85,24 @@ async fn a_filter_drops_the_matching_logs_at_the_gateway_until_it_is_deactivated
     .await;
     assert_eq!(forwarded(&server, "dropped"), 0);
     assert_eq!(
-        server.metric("tollgate_dropped_records_total{kind=\"logs\",reason=\"drop_filter\"}").await - before,
+        server
+            .metric("tollgate_dropped_records_total{kind=\"logs\",reason=\"drop_filter\"}")
+            .await
+            - before,
         20.0
     );
 
-    cp.api(Method::POST, &format!("/v1/drop-filters/{id}/deactivate"), &api, None)
-        .await;
+    cp.api(
+        Method::POST,
+        &format!("/v1/drop-filters/{id}/deactivate"),
+        &api,
+        None,
+    )
+    .await;
     wait_until("deactivated, the logs pass again", PROPAGATION, || async {
-        server.post_logs(Some(&token), "type=nginx", logs(1, "debug", "again")).await;
+        server
+            .post_logs(Some(&token), "type=nginx", logs(1, "debug", "again"))
+            .await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         forwarded(&server, "again") >= 1
     })
@@ -94,10 +124,14 @@ async fn a_threshold_lets_the_days_first_matching_bytes_through() {
     .await;
     // Nothing shows a threshold's filter before it drops: wait out the propagation bound.
     tokio::time::sleep(PROPAGATION + Duration::from_millis(200)).await;
-    server.post_logs(Some(&token), "", logs(100, "debug", "counted")).await;
-    wait_until("the logs under the threshold arrive", PROPAGATION, || async {
-        forwarded(&server, "counted") > 0
-    })
+    server
+        .post_logs(Some(&token), "", logs(100, "debug", "counted"))
+        .await;
+    wait_until(
+        "the logs under the threshold arrive",
+        PROPAGATION,
+        || async { forwarded(&server, "counted") > 0 },
+    )
     .await;
     let passed = forwarded(&server, "counted");
     let line = logs(1, "debug", "counted").len() - 1 + "\"type\":\"http-bulk\",".len();

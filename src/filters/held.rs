@@ -156,14 +156,23 @@ mod tests {
         let f = held.for_account(AccountId(7)).expect("an active filter");
         let debug = json!({"level": "debug"});
         let passed = (0..5).filter(|_| !f.drops("nginx", &debug, 100)).count();
-        assert_eq!(passed, 3, "100, 200 and 300 bytes: the third starts under 250");
+        assert_eq!(
+            passed, 3,
+            "100, 200 and 300 bytes: the third starts under 250"
+        );
         assert!(!f.drops("apache", &debug, 100), "another type");
-        assert!(!f.drops("nginx", &json!({"level": "info"}), 100), "another value");
+        assert!(
+            !f.drops("nginx", &json!({"level": "info"}), 100),
+            "another value"
+        );
         held.apply(vec![filter(1, true, 250)], &[]);
         let f = held.for_account(AccountId(7)).unwrap();
         assert!(f.drops("nginx", &debug, 1), "the day's count is kept");
         held.apply(vec![filter(1, false, 0)], &[]);
-        assert!(held.for_account(AccountId(7)).is_none(), "inactive drops nothing");
+        assert!(
+            held.for_account(AccountId(7)).is_none(),
+            "inactive drops nothing"
+        );
         held.apply(vec![], &[1]);
         assert!(held.logs.load().is_empty());
     }

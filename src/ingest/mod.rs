@@ -34,7 +34,18 @@ use crate::volume::gate::{Admission, Gate, Refused};
 pub use body::Limits;
 pub use error::{Body, Dialect, IngestError};
 
-/// What the routes need: the token table, the forward handle, the limits, the volume gate.
+/// What an account may send, as the routes ask it (DESIGN §9): its drop filters, then its
+/// rate limit and daily volume.
+pub struct AccountRules {
+    pub filters: Arc<HeldFilters>,
+    /// Rate limits, daily volume and `LogSize` per account.
+    pub gate: Arc<Gate>,
+    /// Answer a rate limit with 429 on the OTLP routes instead of 503.
+    pub otlp_429: bool,
+}
+
+/// What the routes need: the token table, the forward handle, the limits, the accounts'
+/// rules.
 pub struct Ingest {
     tokens: Arc<Tokens>,
     forward: Forwarder,
@@ -44,11 +55,7 @@ pub struct Ingest {
     in_flight: AtomicUsize,
     max_in_flight: usize,
     metrics: IngestMetrics,
-    /// Rate limits, daily volume and `LogSize` per account.
-    gate: Arc<Gate>,
-    /// The accounts' drop filters.
-    filters: Arc<HeldFilters>,
-    otlp_429: bool,
+    rules: AccountRules,
 }
 
 impl Ingest {
@@ -58,9 +65,7 @@ impl Ingest {
         limits: Limits,
         max_concurrent_requests: usize,
         metrics: IngestMetrics,
-        gate: Arc<Gate>,
-        filters: Arc<HeldFilters>,
-        otlp_429: bool,
+        rules: AccountRules,
     ) -> Ingest {
         Ingest {
             tokens,
@@ -69,9 +74,7 @@ impl Ingest {
             in_flight: AtomicUsize::new(0),
             max_in_flight: max_concurrent_requests,
             metrics,
-            gate,
-            filters,
-            otlp_429,
+            rules,
         }
     }
 
@@ -84,12 +87,13 @@ impl Ingest {
         bytes: u64,
         records: u64,
     ) -> Result<Admission, IngestError> {
-        self.gate
+        self.rules
+            .gate
             .admit(info.account_id, kind, bytes, records)
             .map_err(|refused| match refused {
                 Refused::RateLimited { retry_after } => IngestError::RateLimited {
                     retry_after,
-                    otlp_429: self.otlp_429,
+                    otlp_429: self.rules.otlp_429,
                 },
                 Refused::Capped { retry_after } => IngestError::Capped { retry_after },
             })

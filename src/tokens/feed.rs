@@ -34,8 +34,8 @@ use super::wire::{Changes, DropFilterChanges, Snapshot, VolumeChanges};
 use super::{Delta, Digest, TokenTable, Tokens, persist};
 use crate::backoff::Backoff;
 use crate::config::TokensConfig;
-use crate::telemetry::SourceMetrics;
 use crate::filters::held::HeldFilters;
+use crate::telemetry::SourceMetrics;
 use crate::volume::gate::Gate;
 
 /// A change-feed answer, validated: the token delta, and the grants' and volume policies'
@@ -323,7 +323,9 @@ impl FeedSource {
         if let Some(volumes) = volumes.filter(|v| !v.is_empty()) {
             self.gate.apply(volumes);
         }
-        if let Some(f) = filters.filter(|f| !f.upserts.logs.is_empty() || !f.deletes.logs.is_empty()) {
+        if let Some(f) =
+            filters.filter(|f| !f.upserts.logs.is_empty() || !f.deletes.logs.is_empty())
+        {
             self.filters.apply(f.upserts.logs, &f.deletes.logs);
         }
         let grants_applied = match grants.filter(|g| !g.is_empty()) {
