@@ -198,7 +198,11 @@ async fn plan_rules_are_shown_inline_in_their_own_words() {
     let mut admin = Browser::signed_in(&cp, account, "cat@example.com", ADMIN).await;
     let tab = format!("/ui/accounts/{account}/logs");
     let page = admin.get(&tab).await;
-    page.shows(&["1 of 1 enabled", "the community plan allows 1"]);
+    page.shows(&[
+        "1 of 1 enabled",
+        "the community plan allows 1",
+        "The one token the plan allows is enabled: disable it before adding another.",
+    ]);
 
     admin
         .post(&format!("{tab}/tokens"), &[("name", "second")])

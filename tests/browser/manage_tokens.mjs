@@ -127,6 +127,11 @@ await drive({ permissions: ["clipboard-read", "clipboard-write"] }, async ({ con
   const offered = await page.locator("details.switcher li").allInnerTexts();
   check(offered.some((t) => t.includes("acme-traces")) && offered.some((t) => t.includes("acme")), `switcher: ${offered}`);
   await page.screenshot({ path: join(artifacts, "switcher.png") });
+  await page.keyboard.press("Escape");
+  check(!(await page.locator("details.switcher").evaluate((d) => d.open)), "Escape closes the switcher");
+  check(await page.locator("details.switcher summary").evaluate((s) => s === document.activeElement),
+    "the focus is back on the switcher's button");
+  await page.locator("details.switcher summary").click();
   await page.locator("details.switcher li a", { hasText: "acme-traces" }).click();
   await page.waitForURL(/\/traces$/);
   check((await page.locator(".limit .count").innerText()).includes("1 of 15 enabled"), "the tracing account's tokens");

@@ -95,8 +95,13 @@ pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Mark
             button.btn.primary type="submit" { "+ New " (noun(kind)) " shipping token" }
             @if at_limit {
                 p.hint.warn {
-                    "All " (limits.max_allowed) " tokens the plan allows are enabled: "
-                    "disable one before adding another."
+                    @if limits.max_allowed == 1 {
+                        "The one token the plan allows is enabled: disable it before adding "
+                        "another."
+                    } @else {
+                        "All " (limits.max_allowed) " tokens the plan allows are enabled: "
+                        "disable one before adding another."
+                    }
                 }
             } @else {
                 p.hint { "New tokens are enabled." }

@@ -124,6 +124,14 @@
 
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") { return; }
+    // The account switcher closes, and the focus goes back to its button.
+    var menu = document.querySelector("details.switcher[open]");
+    if (menu) {
+      event.preventDefault();
+      menu.open = false;
+      menu.querySelector("summary").focus();
+      return;
+    }
     var form = event.target.closest && event.target.closest("form.rename, form.inline-edit");
     if (!form) { return; }
     var row = form.closest("tr");
