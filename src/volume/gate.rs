@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use governor::clock::{Clock as _, DefaultClock};
+use governor::clock::Clock as _;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio_util::sync::CancellationToken;
 
@@ -131,7 +131,7 @@ impl Gate {
             };
             if let Err(not_until) = outcome {
                 self.metrics.refused("rate_limit");
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let wait = not_until.wait_time_from(limiter.clock().now());
                 return Err(Refused::RateLimited {
                     retry_after: wait.max(Duration::from_secs(1)),
                 });
