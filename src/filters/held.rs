@@ -43,78 +43,86 @@ struct Held {
     count: Arc<DayCount>,
 }
 
-/// Every log filter of every account, by account; inactive filters are held (their counts
-/// go on) and never drop.
+/// The filters held: every log filter (inactive ones too: a filter switched off and on
+/// within a day keeps its count), and each account's active ones, ready for a request.
+#[derive(Default)]
+struct State {
+    all: Vec<LogDropFilter>,
+    counts: HashMap<u64, Arc<DayCount>>,
+    active: HashMap<AccountId, Arc<[Held]>>,
+}
+
+/// Every log filter of every account, as the feed sends them.
 pub struct HeldFilters {
-    logs: ArcSwap<HashMap<AccountId, Vec<Arc<Held>>>>,
+    state: ArcSwap<State>,
     clock: Clock,
 }
 
 impl HeldFilters {
     pub fn new(clock: Clock) -> HeldFilters {
         HeldFilters {
-            logs: ArcSwap::from_pointee(HashMap::new()),
+            state: ArcSwap::from_pointee(State::default()),
             clock,
         }
     }
 
     /// Every log filter, from a snapshot: replaces all.
     pub fn set(&self, logs: Vec<LogDropFilter>) {
-        self.install(logs, |_| false);
+        self.install(logs);
     }
 
     /// A change: `upserts` replace the filters of their ids, `deleted` ids go.
     pub fn apply(&self, upserts: Vec<LogDropFilter>, deleted: &[u64]) {
-        let upserted: Vec<u64> = upserts.iter().map(|f| f.id).collect();
-        let kept = self
-            .logs
-            .load()
-            .values()
-            .flatten()
-            .map(|h| h.filter.clone())
-            .collect::<Vec<_>>();
+        let current = self.state.load();
         let mut all = upserts;
-        all.extend(kept.into_iter().filter(|f| !upserted.contains(&f.id)));
-        self.install(all, |id| deleted.contains(&id));
+        let replaced: Vec<u64> = all.iter().map(|f| f.id).collect();
+        all.extend(
+            current
+                .all
+                .iter()
+                .filter(|f| !replaced.contains(&f.id) && !deleted.contains(&f.id))
+                .cloned(),
+        );
+        self.install(all);
     }
 
-    fn install(&self, filters: Vec<LogDropFilter>, gone: impl Fn(u64) -> bool) {
-        let counts: HashMap<u64, Arc<DayCount>> = self
-            .logs
-            .load()
-            .values()
-            .flatten()
-            .map(|h| (h.filter.id, Arc::clone(&h.count)))
+    fn install(&self, all: Vec<LogDropFilter>) {
+        let current = self.state.load();
+        let counts: HashMap<u64, Arc<DayCount>> = all
+            .iter()
+            .map(|f| (f.id, current.counts.get(&f.id).cloned().unwrap_or_default()))
             .collect();
-        let mut next: HashMap<AccountId, Vec<Arc<Held>>> = HashMap::new();
-        for filter in filters.into_iter().filter(|f| !gone(f.id)) {
-            let count = counts.get(&filter.id).cloned().unwrap_or_default();
-            next.entry(filter.account_id)
-                .or_default()
-                .push(Arc::new(Held { filter, count }));
+        let mut active: HashMap<AccountId, Vec<Held>> = HashMap::new();
+        for filter in all.iter().filter(|f| f.active) {
+            let count = Arc::clone(&counts[&filter.id]);
+            active.entry(filter.account_id).or_default().push(Held {
+                filter: filter.clone(),
+                count,
+            });
         }
-        next.retain(|_, held| held.iter().any(|h| h.filter.active));
-        self.logs.store(Arc::new(next));
+        let active = active.into_iter().map(|(a, h)| (a, h.into())).collect();
+        self.state.store(Arc::new(State {
+            all,
+            counts,
+            active,
+        }));
     }
 
     /// The account's active log filters, if it has any: what the logs route asks first.
     pub fn for_account(&self, account: AccountId) -> Option<AccountFilters> {
-        let logs = self.logs.load();
-        if logs.is_empty() {
+        let state = self.state.load();
+        if state.active.is_empty() {
             return None;
         }
-        let held = logs.get(&account)?;
+        let held = Arc::clone(state.active.get(&account)?);
         let day = u32::try_from(self.clock.now_ms().div_euclid(DAY_MS)).unwrap_or(0);
-        Some(AccountFilters {
-            held: held.iter().filter(|h| h.filter.active).cloned().collect(),
-            day,
-        })
+        Some(AccountFilters { held, day })
     }
 }
 
 /// One account's active log filters, for one request.
 pub struct AccountFilters {
-    held: Vec<Arc<Held>>,
+    held: Arc<[Held]>,
     day: u32,
 }
 
@@ -174,6 +182,6 @@ mod tests {
             "inactive drops nothing"
         );
         held.apply(vec![], &[1]);
-        assert!(held.logs.load().is_empty());
+        assert!(held.state.load().all.is_empty());
     }
 }
