@@ -211,7 +211,14 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
     let forward_metrics = telemetry.forward(sink.name());
     let (forwarder, forward) = forward::start(&config.forward, sink, forward_metrics, local_tap)?;
     let writable = forwarder.clone();
-    let volume = start_volume(v, Arc::clone(&gate), forwarder.clone(), background.clone()).await?;
+    let volume = start_volume(
+        v,
+        Arc::clone(&gate),
+        Arc::clone(&filters),
+        forwarder.clone(),
+        background.clone(),
+    )
+    .await?;
 
     let s = &config.server;
     let ingest = Arc::new(Ingest::new(
@@ -460,34 +467,41 @@ fn serve_public(
     ))
 }
 
-/// The volume gate's background work: taking leases from the bank and writing the
-/// utilization records this gateway wins. The bank is Redis when `[volume]` names one
-/// (reached lazily: the gateway starts while Redis is down), else this process.
+/// The volume gate's background work: taking leases from the bank, writing the
+/// utilization records this gateway wins, and counting the drop filters' thresholds
+/// fleet-wide. The bank is Redis when `[volume]` names one (reached lazily: the gateway
+/// starts while Redis is down), else this process.
 async fn start_volume(
     v: &VolumeConfig,
     gate: Arc<Gate>,
+    filters: Arc<HeldFilters>,
     forwarder: forward::Forwarder,
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>, AppError> {
     if v.redis_url.is_none() && v.redis_cluster_nodes.is_empty() {
         let bank = Arc::new(LocalBank::default());
-        return Ok(spawn_volume(v, bank, gate, forwarder, stop));
+        return Ok(spawn_volume(v, bank, gate, filters, forwarder, stop));
     }
     let bank = Arc::new(RedisBank::connect(v).await?);
-    Ok(spawn_volume(v, bank, gate, forwarder, stop))
+    Ok(spawn_volume(v, bank, gate, filters, forwarder, stop))
 }
+
+/// How often a gateway adds what its drop filters let through to the fleet's counts.
+const THRESHOLD_SYNC: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn spawn_volume<B: Bank>(
     v: &VolumeConfig,
     bank: Arc<B>,
     gate: Arc<Gate>,
+    filters: Arc<HeldFilters>,
     forwarder: forward::Forwarder,
     stop: CancellationToken,
 ) -> JoinHandle<()> {
     let leases = Arc::clone(&gate).run(Arc::clone(&bank), v.retry_secs, stop.clone());
+    let thresholds = filters.run(Arc::clone(&bank), THRESHOLD_SYNC, stop.clone());
     let records = utilization::run(gate, bank, forwarder, v.utilization_check_secs, stop);
     tokio::spawn(async move {
-        tokio::join!(leases, records);
+        tokio::join!(leases, thresholds, records);
     })
 }
 
@@ -538,7 +552,7 @@ pub async fn start_token_source(
                 client.clone(),
                 Arc::clone(&tokens),
                 Arc::clone(&gate),
-                filters,
+                Arc::clone(&filters),
                 telemetry.token_source(),
                 t.state_dir.clone(),
                 FollowSettings::from_config(t),
@@ -547,6 +561,7 @@ pub async fn start_token_source(
             let flusher = tokio::spawn(usage::run_flusher(
                 usage,
                 gate,
+                filters,
                 client,
                 t.usage_flush_interval_secs,
                 telemetry.usage_flushes(),

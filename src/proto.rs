@@ -15,6 +15,7 @@
 /// and `otlp::{logs,metrics,trace,common,resource}::v1` (the data).
 pub use opentelemetry_proto::tonic as otlp;
 
+pub mod otlp_flat;
 pub mod otlp_json;
 pub mod otlp_wire;
 

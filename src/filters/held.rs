@@ -1,58 +1,122 @@
-//! The drop filters a gateway holds, as the feed sends them, and what each has let through
-//! today. Only the logs route asks (log filters); an account without an active filter
-//! costs one empty-map check or one lookup.
+//! The drop filters a gateway holds, as the feed sends them: each account's active log and
+//! metrics filters ready for a request, what each dropped since the last usage report, and
+//! what each log filter with a threshold let through today. An account without an active
+//! filter costs one empty-map check or one lookup.
 //!
-//! A filter with a threshold lets matching logs through until they total its bytes in the
-//! UTC day, then drops the rest of the day's. The count is this gateway's: a fleet of N
-//! gateways lets up to N × the threshold through before every gateway drops.
+//! A log filter with a threshold lets matching logs through until they total its bytes in
+//! the UTC day, fleet-wide, then drops the rest of the day's. Each gateway counts what it
+//! let through and adds it to the fleet's count in the volume bank every second
+//! (`sync`); between two syncs it knows the fleet's count as of the last one plus its own
+//! since, so a fleet of N gateways lets at most about N × one second's matching traffic
+//! through past the threshold.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use tokio_util::sync::CancellationToken;
 
 use super::logs::LogDropFilter;
+use super::metrics::{CompiledFilter, Labels, MetricsDropFilter};
 use crate::clock::{Clock, DAY_MS};
-use crate::model::AccountId;
+use crate::model::{AccountId, Kind};
+use crate::volume::bank::{Bank, Day};
 
-/// What a log filter let through on one UTC day.
+/// What one drop filter dropped at a gateway since its last usage report (the report's
+/// `dropped`; the control plane sums them per day for the page).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterDrops {
+    /// `logs`: a log filter; `metrics`: a metrics filter.
+    pub kind: Kind,
+    pub filter_id: u64,
+    pub records: u64,
+    pub bytes: u64,
+}
+
+/// What a filter dropped since the last report.
 #[derive(Default)]
-struct DayCount {
-    day: AtomicU32,
+struct Dropped {
+    records: AtomicU64,
     bytes: AtomicU64,
 }
 
-impl DayCount {
-    /// Adds `bytes` matched on `day`; returns whether they are over `threshold`.
+impl Dropped {
+    fn add(&self, records: u64, bytes: u64) {
+        self.records.fetch_add(records, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+/// What a log filter let through on one UTC day: the fleet's count as of the last sync and
+/// this gateway's since.
+#[derive(Default)]
+struct Passed {
+    day: AtomicU32,
+    fleet: AtomicU64,
+    here: AtomicU64,
+}
+
+impl Passed {
+    /// Whether a matching log of `bytes` on `day` is dropped by `threshold`: once the
+    /// day's count has reached it. A log that passes is counted.
     fn over(&self, day: u32, bytes: u64, threshold: u64) -> bool {
         if threshold == 0 {
             return true;
         }
-        if self.day.swap(day, Ordering::AcqRel) != day {
-            self.bytes.store(0, Ordering::Release);
+        self.turn(day);
+        let passed = self.fleet.load(Ordering::Acquire) + self.here.load(Ordering::Acquire);
+        if passed >= threshold {
+            return true;
         }
-        let before = self.bytes.fetch_add(bytes, Ordering::AcqRel);
-        before >= threshold
+        self.here.fetch_add(bytes, Ordering::AcqRel);
+        false
+    }
+
+    /// Starts the count again when `day` is a new one.
+    fn turn(&self, day: u32) {
+        if self.day.swap(day, Ordering::AcqRel) != day {
+            self.fleet.store(0, Ordering::Release);
+            self.here.store(0, Ordering::Release);
+        }
     }
 }
 
-struct Held {
-    filter: LogDropFilter,
-    count: Arc<DayCount>,
+/// A log filter's counts, kept across changes to it (a filter switched off and on within a
+/// day keeps what it let through).
+#[derive(Default)]
+struct LogCounts {
+    passed: Passed,
+    dropped: Dropped,
 }
 
-/// The filters held: every log filter (inactive ones too: a filter switched off and on
-/// within a day keeps its count), and each account's active ones, ready for a request.
+struct HeldLog {
+    filter: LogDropFilter,
+    counts: Arc<LogCounts>,
+}
+
+struct HeldMetrics {
+    compiled: CompiledFilter,
+    dropped: Arc<Dropped>,
+}
+
+/// The filters held: every filter (inactive ones too), their counts, and each account's
+/// active ones, ready for a request.
 #[derive(Default)]
 struct State {
-    all: Vec<LogDropFilter>,
-    counts: HashMap<u64, Arc<DayCount>>,
-    active: HashMap<AccountId, Arc<[Held]>>,
+    logs: Vec<LogDropFilter>,
+    metrics: Vec<MetricsDropFilter>,
+    log_counts: HashMap<u64, Arc<LogCounts>>,
+    metrics_dropped: HashMap<u64, Arc<Dropped>>,
+    active_logs: HashMap<AccountId, Arc<[HeldLog]>>,
+    active_metrics: HashMap<AccountId, Arc<[HeldMetrics]>>,
 }
 
-/// Every log filter of every account, as the feed sends them.
+/// Every drop filter of every account, as the feed sends them.
 pub struct HeldFilters {
     state: ArcSwap<State>,
     clock: Clock,
@@ -66,74 +130,261 @@ impl HeldFilters {
         }
     }
 
-    /// Every log filter, from a snapshot: replaces all.
-    pub fn set(&self, logs: Vec<LogDropFilter>) {
-        self.install(logs);
+    /// Every filter, from a snapshot: replaces all.
+    pub fn set(&self, logs: Vec<LogDropFilter>, metrics: Vec<MetricsDropFilter>) {
+        self.install(logs, metrics);
     }
 
-    /// A change: `upserts` replace the filters of their ids, `deleted` ids go.
-    pub fn apply(&self, upserts: Vec<LogDropFilter>, deleted: &[u64]) {
+    /// A change: upserts replace the filters of their ids, deleted ids go.
+    pub fn apply(
+        &self,
+        logs: Vec<LogDropFilter>,
+        deleted_logs: &[u64],
+        metrics: Vec<MetricsDropFilter>,
+        deleted_metrics: &[u64],
+    ) {
         let current = self.state.load();
-        let mut all = upserts;
-        let replaced: Vec<u64> = all.iter().map(|f| f.id).collect();
-        all.extend(
-            current
-                .all
-                .iter()
-                .filter(|f| !replaced.contains(&f.id) && !deleted.contains(&f.id))
-                .cloned(),
-        );
-        self.install(all);
+        let logs = merged(logs, &current.logs, deleted_logs, |f| f.id);
+        let metrics = merged(metrics, &current.metrics, deleted_metrics, |f| f.id);
+        self.install(logs, metrics);
     }
 
-    fn install(&self, all: Vec<LogDropFilter>) {
+    fn install(&self, logs: Vec<LogDropFilter>, metrics: Vec<MetricsDropFilter>) {
         let current = self.state.load();
-        let counts: HashMap<u64, Arc<DayCount>> = all
+        let log_counts: HashMap<u64, Arc<LogCounts>> = logs
             .iter()
-            .map(|f| (f.id, current.counts.get(&f.id).cloned().unwrap_or_default()))
+            .map(|f| (f.id, kept(&current.log_counts, f.id)))
             .collect();
-        let mut active: HashMap<AccountId, Vec<Held>> = HashMap::new();
-        for filter in all.iter().filter(|f| f.active) {
-            let count = Arc::clone(&counts[&filter.id]);
-            active.entry(filter.account_id).or_default().push(Held {
-                filter: filter.clone(),
-                count,
-            });
+        let metrics_dropped: HashMap<u64, Arc<Dropped>> = metrics
+            .iter()
+            .map(|f| (f.id, kept(&current.metrics_dropped, f.id)))
+            .collect();
+        let mut active_logs: HashMap<AccountId, Vec<HeldLog>> = HashMap::new();
+        for filter in logs.iter().filter(|f| f.active) {
+            active_logs
+                .entry(filter.account_id)
+                .or_default()
+                .push(HeldLog {
+                    counts: Arc::clone(&log_counts[&filter.id]),
+                    filter: filter.clone(),
+                });
         }
-        let active = active.into_iter().map(|(a, h)| (a, h.into())).collect();
+        let mut active_metrics: HashMap<AccountId, Vec<HeldMetrics>> = HashMap::new();
+        for filter in metrics.iter().filter(|f| f.active) {
+            // The control plane compiled it when it took it; one that does not compile
+            // here (a newer syntax) drops nothing rather than everything.
+            let Ok(compiled) = filter.filter.compile() else {
+                tracing::warn!(filter = filter.id, "a metrics drop filter does not compile");
+                continue;
+            };
+            active_metrics
+                .entry(filter.account_id)
+                .or_default()
+                .push(HeldMetrics {
+                    compiled,
+                    dropped: Arc::clone(&metrics_dropped[&filter.id]),
+                });
+        }
         self.state.store(Arc::new(State {
-            all,
-            counts,
-            active,
+            logs,
+            metrics,
+            log_counts,
+            metrics_dropped,
+            active_logs: active_logs
+                .into_iter()
+                .map(|(a, h)| (a, h.into()))
+                .collect(),
+            active_metrics: active_metrics
+                .into_iter()
+                .map(|(a, h)| (a, h.into()))
+                .collect(),
         }));
     }
 
-    /// The account's active log filters, if it has any: what the logs route asks first.
-    pub fn for_account(&self, account: AccountId) -> Option<AccountFilters> {
+    /// The account's active log filters, if it has any: what a logs route asks first.
+    pub fn logs_of(&self, account: AccountId) -> Option<LogFilters> {
         let state = self.state.load();
-        if state.active.is_empty() {
+        if state.active_logs.is_empty() {
             return None;
         }
-        let held = Arc::clone(state.active.get(&account)?);
-        let day = u32::try_from(self.clock.now_ms().div_euclid(DAY_MS)).unwrap_or(0);
-        Some(AccountFilters { held, day })
+        let held = Arc::clone(state.active_logs.get(&account)?);
+        Some(LogFilters {
+            held,
+            day: self.today(),
+        })
+    }
+
+    /// The account's enabled metrics filters, if it has any.
+    pub fn metrics_of(&self, account: AccountId) -> Option<MetricsFilters> {
+        let state = self.state.load();
+        if state.active_metrics.is_empty() {
+            return None;
+        }
+        let held = Arc::clone(state.active_metrics.get(&account)?);
+        Some(MetricsFilters { held })
+    }
+
+    fn today(&self) -> u32 {
+        u32::try_from(self.clock.now_ms().div_euclid(DAY_MS)).unwrap_or(0)
+    }
+
+    /// What each filter dropped since the last call (counts restart from zero).
+    pub fn take_dropped(&self) -> Vec<FilterDrops> {
+        let state = self.state.load();
+        let take = |kind: Kind, filter_id: u64, d: &Dropped| {
+            let records = d.records.swap(0, Ordering::Relaxed);
+            let bytes = d.bytes.swap(0, Ordering::Relaxed);
+            (records > 0 || bytes > 0).then_some(FilterDrops {
+                kind,
+                filter_id,
+                records,
+                bytes,
+            })
+        };
+        let logs = state
+            .log_counts
+            .iter()
+            .filter_map(|(id, c)| take(Kind::Logs, *id, &c.dropped));
+        let metrics = state
+            .metrics_dropped
+            .iter()
+            .filter_map(|(id, d)| take(Kind::Metrics, *id, d));
+        logs.chain(metrics).collect()
+    }
+
+    /// Puts back what a failed report took (a filter deleted since is forgotten).
+    pub fn restore_dropped(&self, dropped: Vec<FilterDrops>) {
+        let state = self.state.load();
+        for d in dropped {
+            let counter = match d.kind {
+                Kind::Logs => state.log_counts.get(&d.filter_id).map(|c| &c.dropped),
+                Kind::Metrics => state.metrics_dropped.get(&d.filter_id).map(|d| &**d),
+                Kind::Traces => None,
+            };
+            if let Some(counter) = counter {
+                counter.add(d.records, d.bytes);
+            }
+        }
+    }
+
+    /// Adds what each active log filter with a threshold let through here to the fleet's
+    /// count in `bank`, and takes the fleet's count back. On failure what was let through
+    /// here is kept for the next sync.
+    pub async fn sync<B: Bank>(&self, bank: &B) {
+        let state = self.state.load_full();
+        let day = self.today();
+        let thresholds = state
+            .active_logs
+            .values()
+            .flat_map(|held| held.iter())
+            .filter(|h| h.filter.threshold_bytes > 0);
+        for held in thresholds {
+            let passed = &held.counts.passed;
+            passed.turn(day);
+            let here = passed.here.swap(0, Ordering::AcqRel);
+            match bank.tally(held.filter.id, Day(day), here).await {
+                Ok(total) if passed.day.load(Ordering::Acquire) == day => {
+                    passed.fleet.store(total, Ordering::Release);
+                }
+                Ok(_) => {} // the day turned meanwhile: the new day starts from zero
+                Err(e) => {
+                    passed.here.fetch_add(here, Ordering::AcqRel);
+                    tracing::debug!("drop filter thresholds not synced: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// `sync` every `every` until `stop`.
+    pub async fn run<B: Bank>(
+        self: Arc<Self>,
+        bank: Arc<B>,
+        every: Duration,
+        stop: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => self.sync(&*bank).await,
+            }
+        }
     }
 }
 
+/// `upserts`, then the filters of `current` neither replaced nor deleted.
+fn merged<F: Clone>(upserts: Vec<F>, current: &[F], deleted: &[u64], id: fn(&F) -> u64) -> Vec<F> {
+    let replaced: Vec<u64> = upserts.iter().map(id).collect();
+    let mut all = upserts;
+    all.extend(
+        current
+            .iter()
+            .filter(|f| !replaced.contains(&id(f)) && !deleted.contains(&id(f)))
+            .cloned(),
+    );
+    all
+}
+
+/// The counts `id` had, or new ones.
+fn kept<C: Default>(counts: &HashMap<u64, Arc<C>>, id: u64) -> Arc<C> {
+    counts.get(&id).cloned().unwrap_or_default()
+}
+
 /// One account's active log filters, for one request.
-pub struct AccountFilters {
-    held: Arc<[Held]>,
+pub struct LogFilters {
+    held: Arc<[HeldLog]>,
     day: u32,
 }
 
-impl AccountFilters {
+impl LogFilters {
     /// Whether a log of `bytes` bytes and type `log_type` is dropped: the first filter it
-    /// matches decides, by its threshold.
+    /// matches decides, by its threshold. A dropped log is counted for its filter.
     pub fn drops(&self, log_type: &str, log: &Value, bytes: u64) -> bool {
-        self.held
+        let Some(held) = self
+            .held
             .iter()
             .find(|h| h.filter.matches(Some(log_type), log))
-            .is_some_and(|h| h.count.over(self.day, bytes, h.filter.threshold_bytes))
+        else {
+            return false;
+        };
+        let dropped = held
+            .counts
+            .passed
+            .over(self.day, bytes, held.filter.threshold_bytes);
+        if dropped {
+            held.counts.dropped.add(1, bytes);
+        }
+        dropped
+    }
+}
+
+/// One metrics account's enabled filters, for one request.
+pub struct MetricsFilters {
+    held: Arc<[HeldMetrics]>,
+}
+
+impl MetricsFilters {
+    /// Whether a series (or an OTLP metric's data point) named `metric_name` with `labels`
+    /// is dropped; a dropped one is counted for the first filter it matches, as `points`
+    /// records of `bytes`.
+    pub fn drops<L: Labels + ?Sized>(
+        &self,
+        metric_name: &str,
+        labels: &L,
+        points: u64,
+        bytes: u64,
+    ) -> bool {
+        let Some(held) = self
+            .held
+            .iter()
+            .find(|h| h.compiled.matches(metric_name, labels))
+        else {
+            return false;
+        };
+        held.dropped.add(points, bytes);
+        true
     }
 }
 
@@ -141,6 +392,10 @@ impl AccountFilters {
 mod tests {
     use super::*;
     use crate::filters::logs::{ConditionValue, FieldCondition};
+    use crate::filters::metrics::{
+        Comparison, Condition, DropPolicy, Expression, Filter, Operator,
+    };
+    use crate::volume::bank::LocalBank;
     use serde_json::json;
 
     fn filter(id: u64, active: bool, threshold_bytes: u64) -> LogDropFilter {
@@ -157,31 +412,118 @@ mod tests {
         }
     }
 
+    fn metrics_filter(id: u64, active: bool, pattern: &str) -> MetricsDropFilter {
+        MetricsDropFilter {
+            id,
+            account_id: AccountId(8),
+            active,
+            drop_policy: DropPolicy::BeforeProcessing,
+            filter: Filter {
+                operator: Operator::And,
+                expression: vec![Expression::Condition(Condition {
+                    name: "__name__".into(),
+                    value: pattern.into(),
+                    comparison_filter: Comparison::RegexMatch,
+                })],
+            },
+        }
+    }
+
     #[test]
     fn matching_logs_are_dropped_past_the_threshold_and_counts_survive_a_change() {
         let held = HeldFilters::new(Clock::system());
-        held.set(vec![filter(1, true, 250)]);
-        let f = held.for_account(AccountId(7)).expect("an active filter");
+        held.set(vec![filter(1, true, 250)], vec![]);
+        let f = held.logs_of(AccountId(7)).expect("an active filter");
         let debug = json!({"level": "debug"});
         let passed = (0..5).filter(|_| !f.drops("nginx", &debug, 100)).count();
-        assert_eq!(
-            passed, 3,
-            "100, 200 and 300 bytes: the third starts under 250"
-        );
+        assert_eq!(passed, 3, "0, 100 and 200 bytes before: under 250");
         assert!(!f.drops("apache", &debug, 100), "another type");
         assert!(
             !f.drops("nginx", &json!({"level": "info"}), 100),
             "another value"
         );
-        held.apply(vec![filter(1, true, 250)], &[]);
-        let f = held.for_account(AccountId(7)).unwrap();
+        held.apply(vec![filter(1, true, 250)], &[], vec![], &[]);
+        let f = held.logs_of(AccountId(7)).unwrap();
         assert!(f.drops("nginx", &debug, 1), "the day's count is kept");
-        held.apply(vec![filter(1, false, 0)], &[]);
+        let dropped = held.take_dropped();
+        assert_eq!(
+            dropped,
+            vec![FilterDrops {
+                kind: Kind::Logs,
+                filter_id: 1,
+                records: 3,
+                bytes: 201
+            }]
+        );
+        assert!(held.take_dropped().is_empty(), "taken");
+        held.restore_dropped(dropped.clone());
+        assert_eq!(
+            held.take_dropped(),
+            dropped,
+            "a failed report puts them back"
+        );
+        held.apply(vec![filter(1, false, 0)], &[], vec![], &[]);
         assert!(
-            held.for_account(AccountId(7)).is_none(),
+            held.logs_of(AccountId(7)).is_none(),
             "inactive drops nothing"
         );
-        held.apply(vec![], &[1]);
-        assert!(held.state.load().all.is_empty());
+        held.apply(vec![], &[1], vec![], &[]);
+        assert!(held.state.load().logs.is_empty());
+    }
+
+    #[tokio::test]
+    async fn thresholds_are_counted_across_gateways_through_the_bank() {
+        let bank = LocalBank::default();
+        let (a, b) = (
+            HeldFilters::new(Clock::system()),
+            HeldFilters::new(Clock::system()),
+        );
+        for g in [&a, &b] {
+            g.set(vec![filter(1, true, 1_000)], vec![]);
+        }
+        let debug = json!({"level": "debug"});
+        let (fa, fb) = (
+            a.logs_of(AccountId(7)).unwrap(),
+            b.logs_of(AccountId(7)).unwrap(),
+        );
+        assert!(!fa.drops("nginx", &debug, 600));
+        assert!(
+            !fb.drops("nginx", &debug, 600),
+            "b does not know of a's yet"
+        );
+        a.sync(&bank).await;
+        b.sync(&bank).await;
+        assert!(fb.drops("nginx", &debug, 1), "1,200 let through fleet-wide");
+        a.sync(&bank).await;
+        assert!(fa.drops("nginx", &debug, 1), "a learns the fleet's count");
+    }
+
+    #[test]
+    fn metrics_filters_drop_matching_series_and_count_them() {
+        let held = HeldFilters::new(Clock::system());
+        held.set(
+            vec![],
+            vec![
+                metrics_filter(4, true, "cpu_.*"),
+                metrics_filter(5, false, ".*"),
+            ],
+        );
+        assert!(held.metrics_of(AccountId(9)).is_none(), "another account");
+        let f = held.metrics_of(AccountId(8)).expect("an enabled filter");
+        let labels: &[(&str, &str)] = &[("job", "node")];
+        assert!(f.drops("cpu_seconds", labels, 3, 120));
+        assert!(
+            !f.drops("memory_bytes", labels, 1, 40),
+            "the disabled one drops nothing"
+        );
+        assert_eq!(
+            held.take_dropped(),
+            vec![FilterDrops {
+                kind: Kind::Metrics,
+                filter_id: 4,
+                records: 3,
+                bytes: 120
+            }]
+        );
     }
 }

@@ -210,7 +210,7 @@ fn with_log_size(payloads: Vec<Bytes>) -> Vec<Bytes> {
 /// answers as accepted); returns how many. Logs are parsed again only for an account
 /// with an active filter.
 fn drop_filtered(cx: &Ingest, info: &TokenInfo, log_type: &str, payloads: &mut Vec<Bytes>) -> u64 {
-    let Some(filters) = cx.rules.filters.for_account(info.account_id) else {
+    let Some(filters) = cx.rules.filters.logs_of(info.account_id) else {
         return 0;
     };
     let before = payloads.len();

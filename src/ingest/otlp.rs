@@ -28,12 +28,15 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;
 use prost::Message;
+use serde_json::Value;
 
 use super::Ingest;
 use super::body::{off_the_runtime_if_large, read_body};
 use super::budget::DecodeHold;
 use super::error::{Body, IngestError};
 use super::request::{OtlpEncoding, bearer_token};
+use crate::filters::held::{LogFilters, MetricsFilters};
+use crate::filters::metrics::Labels;
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
 use crate::proto::otlp::collector::logs::v1::{
@@ -45,10 +48,12 @@ use crate::proto::otlp::collector::metrics::v1::{
 use crate::proto::otlp::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use crate::proto::otlp::common::v1::{KeyValue, any_value};
 use crate::proto::otlp::logs::v1::LogRecord;
 use crate::proto::otlp::metrics::v1::Metric;
 use crate::proto::otlp::metrics::v1::metric::Data;
 use crate::proto::otlp::trace::v1::Span;
+use crate::proto::otlp_flat;
 use crate::proto::otlp_json::{self, OtlpMessage};
 use crate::proto::otlp_wire::{self, Record};
 use crate::server::body::RequestBody;
@@ -91,11 +96,23 @@ async fn export<T: Export>(
     // What the body and its decoded form hold, until the answer: given back when it drops.
     let mut hold = DecodeHold::new(&cx.limits.decode_budget);
     let body = read_body(&parts.headers, body, &cx.limits, &mut hold).await?;
-    let Prepared { payload, verdict } =
-        off_the_runtime_if_large(body.len(), &mut hold, move |hold| {
-            prepare::<T>(body, encoding, hold)
-        })
-        .await?;
+    let drops = match T::KIND {
+        Kind::Logs => cx.rules.filters.logs_of(info.account_id).map(Drops::Logs),
+        Kind::Metrics => cx
+            .rules
+            .filters
+            .metrics_of(info.account_id)
+            .map(Drops::Metrics),
+        Kind::Traces => None,
+    };
+    let Prepared {
+        payload,
+        verdict,
+        dropped,
+    } = off_the_runtime_if_large(body.len(), &mut hold, move |hold| {
+        prepare_filtered::<T>(body, encoding, hold, drops.as_ref())
+    })
+    .await?;
     let payload_bytes = payload.as_ref().map_or(0, Bytes::len);
     // OTLP logs count toward the daily volume as the bulk route's do; `LogSize` is added
     // on the bulk route only, whose records are JSON objects.
@@ -119,6 +136,8 @@ async fn export<T: Export>(
     metrics.records.inc_by(verdict.accepted);
     metrics.bytes.inc_by(payload_bytes as u64);
     metrics.rejected(RejectReason::Invalid, verdict.rejected);
+    metrics.dropped_by_filter.inc_by(dropped);
+    // Dropped records are not in the account's volume (DESIGN §9).
     cx.tokens
         .record_usage(&info, payload_bytes as u64, verdict.accepted);
     Ok(export_response::<T>(encoding, &verdict))
@@ -161,12 +180,20 @@ impl Verdict {
     }
 }
 
-/// A decoded and checked request: what to forward (nothing when no record was accepted)
-/// and the verdict.
+/// A decoded and checked request: what to forward (nothing when no record was accepted),
+/// the verdict, and how many valid records drop filters dropped (not in `verdict`: the
+/// answer reports them as accepted).
 #[derive(Debug)]
 pub struct Prepared {
     pub payload: Option<Bytes>,
     pub verdict: Verdict,
+    pub dropped: u64,
+}
+
+/// An account's drop filters for the signal of its request.
+pub enum Drops {
+    Logs(LogFilters),
+    Metrics(MetricsFilters),
 }
 
 /// Checks `body` and drops the records that break a rule. Protobuf is first walked on the
@@ -178,6 +205,17 @@ pub fn prepare<T: Export>(
     body: Bytes,
     encoding: OtlpEncoding,
     hold: &mut DecodeHold<'_>,
+) -> Result<Prepared, IngestError> {
+    prepare_filtered::<T>(body, encoding, hold, None)
+}
+
+/// `prepare`, then dropping the records `drops` drop: a request of an account with drop
+/// filters is always decoded, and re-encoded when a record was dropped.
+pub fn prepare_filtered<T: Export>(
+    body: Bytes,
+    encoding: OtlpEncoding,
+    hold: &mut DecodeHold<'_>,
+    drops: Option<&Drops>,
 ) -> Result<Prepared, IngestError> {
     let budget = DECODED_FACTOR * body.len() + DECODED_FLOOR;
     let (cost, walked) = match encoding {
@@ -201,20 +239,26 @@ pub fn prepare<T: Export>(
             limit: budget as u64,
         });
     }
-    if let Some(walked) = walked.filter(|w| w.clean) {
+    if let Some(walked) = walked.filter(|w| w.clean && drops.is_none()) {
         let verdict = Verdict {
             accepted: walked.records,
             ..Verdict::default()
         };
         let payload = (walked.records > 0).then_some(body);
-        return Ok(Prepared { payload, verdict });
+        return Ok(Prepared {
+            payload,
+            verdict,
+            dropped: 0,
+        });
     }
     hold.grow(cost)?;
     let mut export = decode::<T>(&body, encoding)?;
-    let verdict = export.retain_valid();
+    let mut verdict = export.retain_valid();
+    let dropped = drops.map_or(0, |d| export.drop_filtered(d));
+    verdict.accepted -= dropped;
     let payload = if verdict.accepted == 0 {
         None
-    } else if verdict.rejected == 0 {
+    } else if verdict.rejected == 0 && dropped == 0 {
         Some(body)
     } else {
         // Fewer records than the body: re-encoded, they take about as much.
@@ -230,7 +274,11 @@ pub fn prepare<T: Export>(
     };
     drop(export);
     hold.shrink(cost);
-    Ok(Prepared { payload, verdict })
+    Ok(Prepared {
+        payload,
+        verdict,
+        dropped,
+    })
 }
 
 /// A request's decoded form may take at most this many times its (decompressed) body in
@@ -297,6 +345,10 @@ pub trait Export: OtlpMessage + Send + 'static {
     const REJECTED_KEY: &'static str;
     /// Drops the records that break a rule (and containers left empty); counts both.
     fn retain_valid(&mut self) -> Verdict;
+    /// Drops the records `drops` drop (and containers left empty); returns how many.
+    fn drop_filtered(&mut self, _drops: &Drops) -> u64 {
+        0
+    }
     /// The protobuf response carrying a partial success.
     fn partial_success(rejected: i64, error_message: String) -> Vec<u8>;
 }
@@ -348,6 +400,27 @@ impl Export for ExportLogsServiceRequest {
         verdict
     }
 
+    fn drop_filtered(&mut self, drops: &Drops) -> u64 {
+        let Drops::Logs(filters) = drops else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for resource in &mut self.resource_logs {
+            let fields = otlp_flat::attributes(resource.resource.as_ref());
+            for scope in &mut resource.scope_logs {
+                scope.log_records.retain(|r| {
+                    let record = Value::Object(otlp_flat::log_record(&fields, r));
+                    let drop = filters.drops(otlp_flat::LOG_TYPE, &record, r.encoded_len() as u64);
+                    dropped += u64::from(drop);
+                    !drop
+                });
+            }
+            resource.scope_logs.retain(|s| !s.log_records.is_empty());
+        }
+        self.resource_logs.retain(|r| !r.scope_logs.is_empty());
+        dropped
+    }
+
     fn partial_success(rejected_log_records: i64, error_message: String) -> Vec<u8> {
         ExportLogsServiceResponse {
             partial_success: Some(ExportLogsPartialSuccess {
@@ -378,6 +451,31 @@ impl Export for ExportMetricsServiceRequest {
         self.resource_metrics
             .retain(|r| !r.scope_metrics.is_empty());
         verdict
+    }
+
+    fn drop_filtered(&mut self, drops: &Drops) -> u64 {
+        let Drops::Metrics(filters) = drops else {
+            return 0;
+        };
+        let mut dropped = 0;
+        for resource in &mut self.resource_metrics {
+            let attributes = resource
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
+            for scope in &mut resource.scope_metrics {
+                scope.metrics.retain_mut(|m| {
+                    let points = data_points(m);
+                    dropped += drop_points(m, attributes, filters);
+                    points == 0 || data_points(m) > 0
+                });
+            }
+            resource.scope_metrics.retain(|s| !s.metrics.is_empty());
+        }
+        self.resource_metrics
+            .retain(|r| !r.scope_metrics.is_empty());
+        dropped
     }
 
     fn partial_success(rejected_data_points: i64, error_message: String) -> Vec<u8> {
@@ -467,6 +565,62 @@ fn retain_valid_points(metric: &mut Metric, verdict: &mut Verdict) -> bool {
         _ => {
             verdict.judge_many(points, None);
             true
+        }
+    }
+}
+
+/// Drops the data points of `metric` that `filters` drop, matching the metric's name and
+/// each point's attributes (then its resource's) as labels; returns how many.
+fn drop_points(metric: &mut Metric, resource: &[KeyValue], filters: &MetricsFilters) -> u64 {
+    let name = metric.name.as_str();
+    let mut dropped = 0;
+    let mut keep = |attributes: &[KeyValue], bytes: usize| {
+        let labels = PointLabels {
+            point: attributes,
+            resource,
+        };
+        let drop = filters.drops(name, &labels, 1, bytes as u64);
+        dropped += u64::from(drop);
+        !drop
+    };
+    match &mut metric.data {
+        Some(Data::Gauge(g)) => g
+            .data_points
+            .retain(|p| keep(&p.attributes, p.encoded_len())),
+        Some(Data::Sum(s)) => s
+            .data_points
+            .retain(|p| keep(&p.attributes, p.encoded_len())),
+        Some(Data::Histogram(h)) => h
+            .data_points
+            .retain(|p| keep(&p.attributes, p.encoded_len())),
+        Some(Data::ExponentialHistogram(e)) => e
+            .data_points
+            .retain(|p| keep(&p.attributes, p.encoded_len())),
+        Some(Data::Summary(s)) => s
+            .data_points
+            .retain(|p| keep(&p.attributes, p.encoded_len())),
+        None => {}
+    }
+    dropped
+}
+
+/// A data point's labels as drop filters read them: its attributes, then its resource's.
+struct PointLabels<'a> {
+    point: &'a [KeyValue],
+    resource: &'a [KeyValue],
+}
+
+impl Labels for PointLabels<'_> {
+    fn label(&self, name: &str) -> Option<&str> {
+        let kv = self
+            .point
+            .iter()
+            .chain(self.resource)
+            .find(|kv| kv.key == name)?;
+        match kv.value.as_ref()?.value.as_ref()? {
+            any_value::Value::StringValue(s) => Some(s),
+            // Labels are strings: only string attributes are matched.
+            _ => None,
         }
     }
 }

@@ -14,6 +14,8 @@
 //! - Success is 204 with an empty body, as Prometheus's own receiver answers. The body is
 //!   forwarded as sent (still snappy-compressed): one payload per request.
 
+use std::ops::Range;
+
 use bytes::Bytes;
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -25,6 +27,8 @@ use super::body::{off_the_runtime_if_large, read_raw_body};
 use super::budget::DecodeHold;
 use super::error::{Body, IngestError};
 use super::request::bearer_token;
+use crate::filters::held::MetricsFilters;
+use crate::filters::metrics::{Labels, METRIC_NAME};
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::Kind;
 use crate::proto::prometheus::{Exemplar, Histogram, Label, MetricMetadata, TimeSeries};
@@ -43,9 +47,13 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
     let mut hold = DecodeHold::new(&cx.limits.decode_budget);
     hold.grow(raw.len())?;
     let max = cx.limits.max_decompressed_bytes;
-    let counts = {
+    let filters = cx.rules.filters.metrics_of(info.account_id);
+    let Filtered { counts, kept } = {
         let raw = raw.clone();
-        off_the_runtime_if_large(raw.len(), &mut hold, move |hold| decode(&raw, max, hold)).await?
+        off_the_runtime_if_large(raw.len(), &mut hold, move |hold| {
+            decode_filtered(&raw, max, hold, filters.as_ref())
+        })
+        .await?
     };
     cx.admit(&info, Kind::Metrics, counts.decoded_bytes, counts.samples)?;
     if counts.series > 0 || counts.metadata > 0 {
@@ -58,13 +66,15 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
                     log_type: None,
                     content_type: ContentType::RemoteWriteSnappy,
                 },
-                payloads: vec![raw],
+                payloads: vec![kept.unwrap_or(raw)],
             })
             .await?;
     }
     let metrics = cx.metrics.kind(Kind::Metrics);
     metrics.records.inc_by(counts.samples);
     metrics.bytes.inc_by(counts.decoded_bytes);
+    metrics.dropped_by_filter.inc_by(counts.dropped_samples);
+    // Dropped series are not in the account's volume (DESIGN §9).
     cx.tokens
         .record_usage(&info, counts.decoded_bytes, counts.samples);
     Ok(Response::builder()
@@ -73,15 +83,33 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
         .expect("static response is valid"))
 }
 
-/// What one request carried. `samples` counts float samples and native histogram samples:
-/// the records of `tollgate_ingested_records_total{kind="metrics"}` on this route.
+/// What one request carried, less what drop filters dropped. `samples` counts float
+/// samples and native histogram samples: the records of
+/// `tollgate_ingested_records_total{kind="metrics"}` on this route.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteCounts {
     pub series: u64,
     pub samples: u64,
     pub metadata: u64,
-    /// The protobuf size after snappy decoding.
+    /// The protobuf size after snappy decoding (and after dropping).
     pub decoded_bytes: u64,
+    /// Samples of the series a drop filter dropped.
+    pub dropped_samples: u64,
+}
+
+/// A decoded request: its counts, and the payload to forward in place of the body when a
+/// drop filter dropped series from it.
+pub struct Filtered {
+    pub counts: WriteCounts,
+    pub kept: Option<Bytes>,
+}
+
+/// A remote_write series' labels, for drop filters: checked UTF-8 by then.
+impl Labels for [Label] {
+    fn label(&self, name: &str) -> Option<&str> {
+        let label = self.iter().find(|l| l.name == name.as_bytes())?;
+        std::str::from_utf8(&label.value).ok()
+    }
 }
 
 /// `Content-Encoding: snappy` (required), `Content-Type: application/x-protobuf` (when
@@ -149,6 +177,18 @@ pub fn decode(
     max_decompressed: u64,
     hold: &mut DecodeHold<'_>,
 ) -> Result<WriteCounts, IngestError> {
+    decode_filtered(raw, max_decompressed, hold, None).map(|f| f.counts)
+}
+
+/// `decode`, dropping the series that `filters` drop: the payload to forward is then the
+/// request without them, compressed again. A `WriteRequest` is a sequence of fields, so
+/// leaving a series' bytes out leaves a valid request.
+pub fn decode_filtered(
+    raw: &[u8],
+    max_decompressed: u64,
+    hold: &mut DecodeHold<'_>,
+    filters: Option<&MetricsFilters>,
+) -> Result<Filtered, IngestError> {
     let not_snappy = |_| IngestError::BadPayload("body is not snappy block-compressed".into());
     let len = snap::raw::decompress_len(raw).map_err(not_snappy)?;
     if len as u64 > max_decompressed {
@@ -163,14 +203,34 @@ pub fn decode(
             .decompress_vec(raw)
             .map_err(not_snappy)?,
     );
-    let counts = decode_series(decoded, hold);
+    let (counts, dropped) = decode_series(decoded.clone(), hold, filters)?;
+    let kept = if dropped.is_empty() {
+        None
+    } else {
+        let mut kept = Vec::with_capacity(counts.decoded_bytes as usize);
+        let mut at = 0;
+        for range in dropped {
+            kept.extend_from_slice(&decoded[at..range.start]);
+            at = range.end;
+        }
+        kept.extend_from_slice(&decoded[at..]);
+        let compressed = snap::raw::Encoder::new()
+            .compress_vec(&kept)
+            .expect("a buffer within snappy's limits compresses");
+        Some(Bytes::from(compressed))
+    };
     hold.shrink(len);
-    counts
+    Ok(Filtered { counts, kept })
 }
 
 /// Decodes and checks `decoded` one series at a time, holding room in `hold` for the
-/// largest series so far.
-fn decode_series(decoded: Bytes, hold: &mut DecodeHold<'_>) -> Result<WriteCounts, IngestError> {
+/// largest series so far; returns the counts and the byte ranges of the series `filters`
+/// drop, in order.
+fn decode_series(
+    decoded: Bytes,
+    hold: &mut DecodeHold<'_>,
+    filters: Option<&MetricsFilters>,
+) -> Result<(WriteCounts, Vec<Range<usize>>), IngestError> {
     let not_protobuf = |e: prost::DecodeError| {
         IngestError::BadPayload(format!("body is not a protobuf WriteRequest: {e}"))
     };
@@ -180,9 +240,12 @@ fn decode_series(decoded: Bytes, hold: &mut DecodeHold<'_>) -> Result<WriteCount
     };
     // `WriteRequest` field by field; decoding from `Bytes` makes every label a slice of
     // `decoded`, not a copy.
+    let total = decoded.len();
     let mut buf = decoded;
     let mut series_room = 0;
+    let mut dropped = Vec::new();
     while !buf.is_empty() {
+        let start = total - buf.len();
         let (number, wire_type) = decode_key(&mut buf).map_err(not_protobuf)?;
         if wire_type != WireType::LengthDelimited || !matches!(number, 1 | 3) {
             skip_field(wire_type, number, &mut buf, DecodeContext::default())
@@ -213,11 +276,22 @@ fn decode_series(decoded: Bytes, hold: &mut DecodeHold<'_>) -> Result<WriteCount
                 counts.series
             )));
         }
+        let samples = (series.samples.len() + series.histograms.len()) as u64;
+        if let Some(filters) = filters {
+            let name = series.labels.label(METRIC_NAME).unwrap_or("");
+            let end = total - buf.len();
+            if filters.drops(name, &series.labels[..], samples, (end - start) as u64) {
+                dropped.push(start..end);
+                counts.dropped_samples += samples;
+                counts.decoded_bytes -= (end - start) as u64;
+                continue;
+            }
+        }
         counts.series += 1;
-        counts.samples += (series.samples.len() + series.histograms.len()) as u64;
+        counts.samples += samples;
     }
     hold.shrink(series_room);
-    Ok(counts)
+    Ok((counts, dropped))
 }
 
 fn series_error(series: &TimeSeries) -> Option<&'static str> {

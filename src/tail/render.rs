@@ -1,18 +1,17 @@
 //! A tapped batch as the records a tail shows: JSON objects with `_account_id`, `_type` and
 //! `_kind`. A Logz.io log is its own object. An OTLP log record becomes one flat object
-//! (its resource's and its own attributes by key, `message`, `severity`, times), so the
-//! same `field: value` terms match both. Traces and metrics are shown a request at a time
+//! (`proto::otlp_flat`), so the same `field: value` terms match both. Traces and metrics are shown a request at a time
 //! as OTLP/JSON, matched against the attributes of the request's resources.
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde_json::{Map, Value, json};
 
 use crate::forward::{ContentType, RecordBatch};
 use crate::model::Kind;
+use crate::proto::otlp::collector::logs::v1::ExportLogsServiceRequest;
+use crate::proto::otlp::collector::metrics::v1::ExportMetricsServiceRequest;
+use crate::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
+use crate::proto::otlp::resource::v1::Resource;
+use crate::proto::otlp_flat::{self, attributes};
 use crate::proto::otlp_json::{self, OtlpMessage};
 
 /// One record to show, and what its terms are matched against.
@@ -65,20 +64,8 @@ pub fn events(batch: &RecordBatch) -> Vec<Event> {
                     let resource = attributes(resource_logs.resource.as_ref());
                     for scope in &resource_logs.scope_logs {
                         for log in &scope.log_records {
-                            let mut object = resource.clone();
-                            for kv in &log.attributes {
-                                insert(&mut object, kv);
-                            }
-                            if let Some(body) = &log.body {
-                                object.insert("message".into(), any(body));
-                            }
-                            if !log.severity_text.is_empty() {
-                                object.insert("severity".into(), json!(log.severity_text));
-                            }
-                            if log.time_unix_nano != 0 {
-                                object.insert("timeUnixNano".into(), json!(log.time_unix_nano));
-                            }
-                            stamp(&mut object, "otlp");
+                            let mut object = otlp_flat::log_record(&resource, log);
+                            stamp(&mut object, otlp_flat::LOG_TYPE);
                             out.push(Event {
                                 record: Value::Object(object),
                                 match_on: None,
@@ -139,49 +126,6 @@ fn decode<T: OtlpMessage>(payload: &[u8], content_type: ContentType) -> Option<T
         ContentType::OtlpProtobuf => T::decode(payload).ok(),
         ContentType::OtlpJson => otlp_json::decode(payload).ok(),
         _ => None,
-    }
-}
-
-fn attributes(resource: Option<&Resource>) -> Map<String, Value> {
-    let mut object = Map::new();
-    for kv in resource
-        .map(|r| r.attributes.as_slice())
-        .unwrap_or_default()
-    {
-        insert(&mut object, kv);
-    }
-    object
-}
-
-fn insert(object: &mut Map<String, Value>, kv: &KeyValue) {
-    if let Some(value) = &kv.value {
-        object.insert(kv.key.clone(), any(value));
-    }
-}
-
-/// An OTLP value as plain JSON: strings, numbers and booleans as themselves.
-fn any(value: &AnyValue) -> Value {
-    match &value.value {
-        Some(any_value::Value::StringValue(s)) => json!(s),
-        Some(any_value::Value::BoolValue(b)) => json!(b),
-        Some(any_value::Value::IntValue(i)) => json!(i),
-        // JSON has no NaN or infinity: those are strings, as in OTLP/JSON.
-        Some(any_value::Value::DoubleValue(d)) if d.is_nan() => json!("NaN"),
-        Some(any_value::Value::DoubleValue(d)) if d.is_infinite() => {
-            json!(if *d > 0.0 { "Infinity" } else { "-Infinity" })
-        }
-        Some(any_value::Value::DoubleValue(d)) => json!(d),
-        Some(any_value::Value::ArrayValue(a)) => Value::Array(a.values.iter().map(any).collect()),
-        Some(any_value::Value::KvlistValue(kv)) => {
-            let mut object = Map::new();
-            for item in &kv.values {
-                insert(&mut object, item);
-            }
-            Value::Object(object)
-        }
-        Some(any_value::Value::BytesValue(b)) => json!(hex::encode(b)),
-        // An index into a profiles string table, meaningless without that table.
-        Some(any_value::Value::StringValueStrindex(_)) | None => Value::Null,
     }
 }
 

@@ -281,7 +281,8 @@ impl FeedSource {
         // A control plane from before volume policies or drop filters sends none:
         // nothing is limited or dropped.
         self.gate.set_policies(volumes.unwrap_or_default());
-        self.filters.set(filters.unwrap_or_default().logs);
+        let filters = filters.unwrap_or_default();
+        self.filters.set(filters.logs, filters.metrics);
         let table = Arc::new(table);
         // A control plane from before read grants sends none: it grants no reads.
         let grants = grants.unwrap_or_else(|| ReadGrants::empty(table.version));
@@ -323,10 +324,14 @@ impl FeedSource {
         if let Some(volumes) = volumes.filter(|v| !v.is_empty()) {
             self.gate.apply(volumes);
         }
-        if let Some(f) =
-            filters.filter(|f| !f.upserts.logs.is_empty() || !f.deletes.logs.is_empty())
-        {
-            self.filters.apply(f.upserts.logs, &f.deletes.logs);
+        if let Some(f) = filters.filter(|f| !f.is_empty()) {
+            let (upserts, deletes) = (f.upserts, f.deletes);
+            self.filters.apply(
+                upserts.logs,
+                &deletes.logs,
+                upserts.metrics,
+                &deletes.metrics,
+            );
         }
         let grants_applied = match grants.filter(|g| !g.is_empty()) {
             Some(grants) => {

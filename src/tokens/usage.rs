@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::TokenInfo;
 use super::client::FeedClient;
 use super::wire::{AccountVolume, SharedTokenUse, TokenUse, UsageReport};
+use crate::filters::held::HeldFilters;
 use crate::model::{AccountId, Kind, TokenId};
 use crate::telemetry::UsageMetrics;
 use crate::volume::gate::Gate;
@@ -170,6 +171,7 @@ fn epoch_ms(at: SystemTime) -> u64 {
 pub async fn run_flusher(
     usage: Arc<Usage>,
     gate: Arc<Gate>,
+    filters: Arc<HeldFilters>,
     client: FeedClient,
     interval: Duration,
     metrics: UsageMetrics,
@@ -185,16 +187,23 @@ pub async fn run_flusher(
             // An account just capped: the control plane shows it within a second or so.
             _ = gate.capped_changed() => {}
         }
-        flush(&usage, &gate, &client, &metrics).await;
+        flush(&usage, &gate, &filters, &client, &metrics).await;
     }
-    flush(&usage, &gate, &client, &metrics).await;
+    flush(&usage, &gate, &filters, &client, &metrics).await;
 }
 
-/// One flush, with the accounts held capped today; on failure the counts go back for the
-/// next one.
-pub async fn flush(usage: &Usage, gate: &Gate, client: &FeedClient, metrics: &UsageMetrics) {
+/// One flush, with the accounts held capped today and what the drop filters dropped; on
+/// failure the counts go back for the next one.
+pub async fn flush(
+    usage: &Usage,
+    gate: &Gate,
+    filters: &HeldFilters,
+    client: &FeedClient,
+    metrics: &UsageMetrics,
+) {
     let mut report = usage.take();
     report.capped = gate.capped();
+    report.dropped = filters.take_dropped();
     if report.is_empty() {
         return;
     }
@@ -207,6 +216,7 @@ pub async fn flush(usage: &Usage, gate: &Gate, client: &FeedClient, metrics: &Us
         ),
         Err(e) => {
             metrics.usage_not_sent(&e);
+            filters.restore_dropped(std::mem::take(&mut report.dropped));
             usage.restore(report);
         }
     }

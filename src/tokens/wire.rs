@@ -6,6 +6,7 @@
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use super::digest::Digest;
+pub use crate::filters::held::FilterDrops;
 pub use crate::filters::logs::LogDropFilter;
 pub use crate::filters::metrics::MetricsDropFilter;
 pub use crate::model::AccountType;
@@ -261,6 +262,9 @@ pub struct UsageReport {
     /// The accounts this gateway holds capped today. Left out when empty, as above.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub capped: Vec<AccountId>,
+    /// What each drop filter dropped since the last report. Left out when empty, as above.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<FilterDrops>,
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -297,6 +301,7 @@ impl UsageReport {
             && self.accounts.is_empty()
             && self.shared_tokens.is_empty()
             && self.capped.is_empty()
+            && self.dropped.is_empty()
     }
 }
 

@@ -64,6 +64,15 @@ pub trait Bank: Send + Sync + 'static {
         account: AccountId,
         slot: u64,
     ) -> impl Future<Output = Result<bool, BankError>> + Send;
+
+    /// Adds `bytes` to what log drop filter `filter` let through on `day`, fleet-wide;
+    /// returns the new total (its threshold is counted against it).
+    fn tally(
+        &self,
+        filter: u64,
+        day: Day,
+        bytes: u64,
+    ) -> impl Future<Output = Result<u64, BankError>> + Send;
 }
 
 #[derive(Default)]
@@ -72,6 +81,7 @@ struct Counts {
     /// Keyed by the main account whose pool it is.
     pool_used: HashMap<(AccountId, Day), u64>,
     claimed: HashSet<(AccountId, u64)>,
+    tallies: HashMap<(u64, Day), u64>,
 }
 
 /// The counts in this process: one gateway's whole fleet. Only background tasks call it,
@@ -132,6 +142,14 @@ impl Bank for LocalBank {
         // Slots only move forward: an account's older slots are never claimed again.
         counts.claimed.retain(|(a, s)| *a != account || *s >= slot);
         Ok(counts.claimed.insert((account, slot)))
+    }
+
+    async fn tally(&self, filter: u64, day: Day, bytes: u64) -> Result<u64, BankError> {
+        let mut counts = self.counts();
+        counts.tallies.retain(|(_, d), _| *d >= day);
+        let total = counts.tallies.entry((filter, day)).or_default();
+        *total = total.saturating_add(bytes);
+        Ok(*total)
     }
 }
 

@@ -348,6 +348,9 @@ mod tests {
             async fn claim(&self, account: AccountId, slot: u64) -> Result<bool, BankError> {
                 self.inner.claim(account, slot).await
             }
+            async fn tally(&self, filter: u64, day: Day, bytes: u64) -> Result<u64, BankError> {
+                self.inner.tally(filter, day, bytes).await
+            }
         }
         let bank = Flaky {
             up: AtomicBool::new(false),

@@ -259,6 +259,26 @@ impl Bank for RedisBank {
             .await?;
         Ok(set.is_some())
     }
+
+    async fn tally(&self, filter: u64, day: Day, bytes: u64) -> Result<u64, BankError> {
+        let key = tally_key(filter, day);
+        let (total,): (u64,) = self
+            .call("tally", async |c| {
+                redis::pipe()
+                    .atomic()
+                    .cmd("INCRBY")
+                    .arg(&key)
+                    .arg(signed(bytes))
+                    .cmd("EXPIREAT")
+                    .arg(&key)
+                    .arg(expire_at(day))
+                    .ignore()
+                    .query_async(c)
+                    .await
+            })
+            .await?;
+        Ok(total)
+    }
 }
 
 /// Whose hash tag an account's count carries: its pool's main account, so the script
@@ -281,6 +301,11 @@ fn pool_key(main: AccountId, day: Day) -> String {
 /// do, so it carries the account's own tag.
 fn claim_key(account: AccountId, slot: u64) -> String {
     format!("tg:{{{account}}}:claim:{account}:{slot}")
+}
+
+/// What log drop filter `filter` let through on `day`. One key alone, tagged by itself.
+fn tally_key(filter: u64, day: Day) -> String {
+    format!("tg:{{f{filter}}}:passed:{}", day.0)
 }
 
 /// When `day`'s counts expire: `KEEP_DAYS` after its end, in unix seconds.

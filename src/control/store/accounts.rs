@@ -421,6 +421,10 @@ pub async fn delete_with_contents(
         "DELETE FROM account_usage WHERE account_id = $1",
         "DELETE FROM account_daily_usage WHERE account_id = $1",
         "DELETE FROM account_volume_days WHERE account_id = $1",
+        "DELETE FROM drop_filter_days WHERE kind = 'logs' AND filter_id IN \
+         (SELECT id FROM log_drop_filters WHERE account_id = $1)",
+        "DELETE FROM drop_filter_days WHERE kind = 'metrics' AND filter_id IN \
+         (SELECT id FROM metrics_drop_filters WHERE account_id = $1)",
         "DELETE FROM log_drop_filters WHERE account_id = $1",
         "DELETE FROM metrics_drop_filters WHERE account_id = $1",
         "DELETE FROM accounts WHERE id = $1",

@@ -6,6 +6,8 @@
 //! leaves a tombstone whose item is the id in decimal (collections `LOG_FILTERS` and
 //! `METRICS_FILTERS`; an account's deletion writes them in `accounts`).
 
+use std::collections::HashMap;
+
 use futures_util::{Stream, StreamExt};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -35,6 +37,14 @@ pub enum Table {
 }
 
 impl Table {
+    /// The filter's kind in `drop_filter_days`.
+    fn kind(self) -> &'static str {
+        match self {
+            Table::Logs => "logs",
+            Table::Metrics => "metrics",
+        }
+    }
+
     /// `(set active, tombstone, delete)` statements, each naming the filter by `$1`.
     fn statements(self) -> (&'static str, &'static str, &'static str) {
         match self {
@@ -94,7 +104,102 @@ pub async fn delete(
         .bind(id)
         .execute(tx.connection())
         .await?;
+    sqlx::query("DELETE FROM drop_filter_days WHERE kind = $1 AND filter_id = $2")
+        .bind(table.kind())
+        .bind(id)
+        .execute(tx.connection())
+        .await?;
     Ok(())
+}
+
+/// What one filter dropped on one day, as gateways report it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dropped {
+    pub records: i64,
+    pub bytes: i64,
+}
+
+/// Adds what a gateway dropped with filter `id` on the UTC day at `day_ms` (ignored when
+/// the filter is gone), and forgets the filter's earlier days: only today is shown.
+pub async fn add_dropped(
+    tx: &mut Tx,
+    table: Table,
+    id: i64,
+    day_ms: i64,
+    dropped: Dropped,
+) -> Result<(), StoreError> {
+    let insert = match table {
+        Table::Logs => ADD_DROPPED_LOGS,
+        Table::Metrics => ADD_DROPPED_METRICS,
+    };
+    sqlx::query(insert)
+        .bind(table.kind())
+        .bind(id)
+        .bind(day_ms)
+        .bind(dropped.records)
+        .bind(dropped.bytes)
+        .execute(tx.connection())
+        .await?;
+    sqlx::query("DELETE FROM drop_filter_days WHERE kind = $1 AND filter_id = $2 AND day < $3")
+        .bind(table.kind())
+        .bind(id)
+        .bind(day_ms)
+        .execute(tx.connection())
+        .await?;
+    Ok(())
+}
+
+/// Saturating sums: a counter at its ceiling stays there.
+const ADD_DROPPED_LOGS: &str = "INSERT INTO drop_filter_days (kind, filter_id, day, records, \
+     bytes) SELECT $1, id, $3, $4, $5 FROM log_drop_filters WHERE id = $2 \
+     ON CONFLICT (kind, filter_id, day) DO UPDATE SET \
+     records = CASE WHEN drop_filter_days.records > 9223372036854775807 - excluded.records \
+     THEN 9223372036854775807 ELSE drop_filter_days.records + excluded.records END, \
+     bytes = CASE WHEN drop_filter_days.bytes > 9223372036854775807 - excluded.bytes \
+     THEN 9223372036854775807 ELSE drop_filter_days.bytes + excluded.bytes END";
+const ADD_DROPPED_METRICS: &str = "INSERT INTO drop_filter_days (kind, filter_id, day, \
+     records, bytes) SELECT $1, id, $3, $4, $5 FROM metrics_drop_filters WHERE id = $2 \
+     ON CONFLICT (kind, filter_id, day) DO UPDATE SET \
+     records = CASE WHEN drop_filter_days.records > 9223372036854775807 - excluded.records \
+     THEN 9223372036854775807 ELSE drop_filter_days.records + excluded.records END, \
+     bytes = CASE WHEN drop_filter_days.bytes > 9223372036854775807 - excluded.bytes \
+     THEN 9223372036854775807 ELSE drop_filter_days.bytes + excluded.bytes END";
+
+/// What each of `account_id`'s filters in `table` dropped on the UTC day at `day_ms`, by
+/// filter id; a filter that dropped nothing is absent.
+pub async fn dropped_on(
+    db: &mut impl Db,
+    table: Table,
+    account_id: i64,
+    day_ms: i64,
+) -> Result<HashMap<i64, Dropped>, StoreError> {
+    let select = match table {
+        Table::Logs => {
+            "SELECT d.filter_id, d.records, d.bytes FROM drop_filter_days d \
+             JOIN log_drop_filters f ON f.id = d.filter_id \
+             WHERE d.kind = $1 AND f.account_id = $2 AND d.day = $3"
+        }
+        Table::Metrics => {
+            "SELECT d.filter_id, d.records, d.bytes FROM drop_filter_days d \
+             JOIN metrics_drop_filters f ON f.id = d.filter_id \
+             WHERE d.kind = $1 AND f.account_id = $2 AND d.day = $3"
+        }
+    };
+    let rows = sqlx::query(select)
+        .bind(table.kind())
+        .bind(account_id)
+        .bind(day_ms)
+        .fetch_all(db.connection())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let dropped = Dropped {
+                records: r.try_get("records")?,
+                bytes: r.try_get("bytes")?,
+            };
+            Ok((r.try_get("filter_id")?, dropped))
+        })
+        .collect()
 }
 
 fn feed_id(id: i64, column: &'static str) -> Result<u64, StoreError> {

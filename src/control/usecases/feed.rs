@@ -12,7 +12,7 @@ use crate::config::RateLimits;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::{self, AccountType, Plan};
-use crate::control::store::drop_filters as filter_store;
+use crate::control::store::drop_filters::{self as filter_store, Dropped, Table};
 use crate::control::store::feed as store;
 use crate::control::store::shared_tokens as shared_store;
 use crate::control::store::volume::{self as volume_store, VolumeRow};
@@ -409,6 +409,24 @@ pub async fn record_usage(cp: &ControlPlane, mut report: UsageReport) -> Result<
                 .with_label_values(&["capped"])
                 .inc();
         }
+    }
+    report
+        .dropped
+        .sort_by_key(|d| (d.kind.index(), d.filter_id));
+    for d in &report.dropped {
+        let table = match d.kind {
+            Kind::Logs => Table::Logs,
+            Kind::Metrics => Table::Metrics,
+            Kind::Traces => continue, // no filter drops traces
+        };
+        let Ok(id) = i64::try_from(d.filter_id) else {
+            continue;
+        };
+        let dropped = Dropped {
+            records: i64::try_from(d.records).unwrap_or(i64::MAX),
+            bytes: i64::try_from(d.bytes).unwrap_or(i64::MAX),
+        };
+        filter_store::add_dropped(&mut tx, table, id, day_ms, dropped).await?;
     }
     tx.commit().await?;
     Ok(())
