@@ -3,6 +3,9 @@
 //!   plus the per-span checks and counts (`ingest::otlp::prepare`, what the route runs).
 //! - `remote_write/decode_and_count`: snappy decode, protobuf decode and the per-series
 //!   checks and counts of a 10,000-series `WriteRequest` (`ingest::remote_write::decode`).
+//! - `remote_write/decode_100_regex_filters`: the same with the account's 100 enabled
+//!   metrics drop filters, each a `__name__` regular expression no series matches
+//!   (`remote_write::decode_filtered`): what an account with filters pays.
 //!
 //! Inputs are built once, deterministically, outside the timed loops. Throughput is the
 //! body as received (protobuf for OTLP, snappy-compressed for remote_write).
@@ -17,10 +20,14 @@ use common::mix;
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
+use tollgate::clock::Clock;
+use tollgate::filters::held::{HeldFilters, MetricsFilters};
+use tollgate::filters::metrics::MetricsDropFilter;
 use tollgate::ingest::budget::{DecodeBudget, DecodeHold};
 use tollgate::ingest::otlp::prepare;
 use tollgate::ingest::remote_write;
 use tollgate::ingest::request::OtlpEncoding;
+use tollgate::model::AccountId;
 use tollgate::proto::otlp::collector::trace::v1::ExportTraceServiceRequest;
 use tollgate::proto::otlp::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use tollgate::proto::otlp::resource::v1::Resource;
@@ -216,7 +223,48 @@ fn bench_decode(c: &mut Criterion) {
                 .samples
         })
     });
+    let filters = regex_filters(100);
+    let filtered =
+        remote_write::decode_filtered(&write, MAX_DECOMPRESSED_BYTES, &mut hold(), Some(&filters))
+            .expect("valid request");
+    assert_eq!(
+        filtered.counts.series, SERIES as u64,
+        "no series is dropped"
+    );
+    group.bench_function("decode_100_regex_filters", |b| {
+        b.iter(|| {
+            remote_write::decode_filtered(
+                black_box(&write),
+                MAX_DECOMPRESSED_BYTES,
+                &mut hold(),
+                Some(&filters),
+            )
+            .expect("valid request")
+            .counts
+            .samples
+        })
+    });
     group.finish();
+}
+
+/// `n` enabled metrics filters of one account, each a `__name__` pattern that shares the
+/// series' prefix and matches none of them.
+fn regex_filters(n: usize) -> MetricsFilters {
+    let filters: Vec<MetricsDropFilter> = (0..n)
+        .map(|i| {
+            serde_json::from_value(serde_json::json!({
+                "id": i + 1, "account_id": 1, "active": true,
+                "drop_policy": "DROP_BEFORE_PROCESSING",
+                "filter": {"operator": "AND", "expression": [
+                    {"name": "__name__", "value": format!("(node|process)_[a-z]+_{i}_.*"),
+                     "comparisonFilter": "REGEX_MATCH"}]}
+            }))
+            .expect("a filter in the feed's shape")
+        })
+        .collect();
+    let held = HeldFilters::new(Clock::system());
+    held.set(vec![], filters);
+    held.metrics_of(AccountId(1)).expect("enabled filters")
 }
 
 criterion_group!(benches, bench_decode);

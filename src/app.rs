@@ -522,6 +522,7 @@ pub async fn start_token_source(
                 t.watch_interval_secs,
                 Arc::clone(&tokens),
                 gate,
+                filters,
                 telemetry.token_source(),
             );
             source.boot().await;

@@ -10,18 +10,20 @@
 //! since, so a fleet of N gateways lets at most about N × one second's matching traffic
 //! through past the threshold.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use foldhash::HashMap;
+use regex::{RegexSet, RegexSetBuilder};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use super::logs::LogDropFilter;
-use super::metrics::{CompiledFilter, Labels, MetricsDropFilter};
+use super::logs::{Fields, LogDropFilter, ScalarKey};
+use super::metrics::{
+    Comparison, CompiledFilter, Condition, Expression, Labels, METRIC_NAME, MetricsDropFilter,
+};
 use crate::clock::{Clock, DAY_MS};
 use crate::model::{AccountId, Kind};
 use crate::volume::bank::{Bank, Day};
@@ -99,9 +101,192 @@ struct HeldLog {
     counts: Arc<LogCounts>,
 }
 
+/// One account's active log filters, indexed by their first condition so that a log is
+/// looked up once per distinct first field instead of being tried against every filter.
+struct AccountLogs {
+    held: Vec<HeldLog>,
+    /// The top-level keys the conditions read (each field name and its dotted prefixes)
+    /// and `type`: all a line's check needs to keep of it.
+    keys: Vec<Box<str>>,
+    first: Vec<FirstConditions>,
+    /// Filters without conditions (the API refuses them; a token file may hold them).
+    unconditional: Vec<usize>,
+}
+
+/// The filters whose first condition reads `field`, by the value it wants.
+struct FirstConditions {
+    field: Box<str>,
+    texts: HashMap<Box<str>, Vec<usize>>,
+    numbers: HashMap<u64, Vec<usize>>,
+}
+
+impl AccountLogs {
+    fn new(held: Vec<HeldLog>) -> AccountLogs {
+        let mut keys: Vec<Box<str>> = vec!["type".into()];
+        let mut first: Vec<FirstConditions> = Vec::new();
+        let mut unconditional = Vec::new();
+        for (i, h) in held.iter().enumerate() {
+            for c in &h.filter.field_conditions {
+                let name = c.field_name.as_str();
+                let prefixes = name.match_indices('.').map(|(at, _)| &name[..at]);
+                for key in prefixes.chain([name]) {
+                    if !keys.iter().any(|k| &**k == key) {
+                        keys.push(key.into());
+                    }
+                }
+            }
+            let Some(c) = h.filter.field_conditions.first() else {
+                unconditional.push(i);
+                continue;
+            };
+            let group = match first.iter().position(|g| *g.field == *c.field_name) {
+                Some(g) => &mut first[g],
+                None => {
+                    first.push(FirstConditions {
+                        field: c.field_name.as_str().into(),
+                        texts: HashMap::default(),
+                        numbers: HashMap::default(),
+                    });
+                    first.last_mut().expect("just pushed")
+                }
+            };
+            match c.value.key() {
+                ScalarKey::Text(t) => group.texts.entry(t.into()).or_default().push(i),
+                ScalarKey::Number(n) => group.numbers.entry(n).or_default().push(i),
+            }
+        }
+        AccountLogs {
+            held,
+            keys,
+            first,
+            unconditional,
+        }
+    }
+
+    /// The first filter (in the account's order) that `log` of type `log_type` meets.
+    fn first_match<F: Fields + ?Sized>(&self, log_type: &str, log: &F) -> Option<&HeldLog> {
+        let meets = |i: &usize| self.held[*i].filter.matches(Some(log_type), log);
+        let mut best = self.unconditional.iter().copied().find(|i| meets(i));
+        for group in &self.first {
+            let value = log.scalar(&group.field);
+            let candidates = match value.key() {
+                Some(ScalarKey::Text(t)) => group.texts.get(t),
+                Some(ScalarKey::Number(n)) => group.numbers.get(&n),
+                None => None,
+            };
+            let found = candidates.and_then(|c| c.iter().copied().find(|i| meets(i)));
+            best = match (best, found) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        best.map(|i| &self.held[i])
+    }
+}
+
 struct HeldMetrics {
+    /// The filter's `__name__` condition, when it has one at the top: what indexes it.
+    name: Option<Condition>,
     compiled: CompiledFilter,
     dropped: Arc<Dropped>,
+}
+
+/// One metrics account's enabled filters, indexed by their `__name__` condition: a series
+/// is looked up by its name once (a map for `EQ`, one set of all the `REGEX_MATCH`
+/// patterns) instead of being tried against every filter.
+struct AccountMetrics {
+    held: Vec<HeldMetrics>,
+    by_name: HashMap<Box<str>, Vec<usize>>,
+    /// The patterns, anchored, and the filter each one is.
+    patterns: Option<(RegexSet, Vec<usize>)>,
+    /// Filters with neither: tried on every series.
+    always: Vec<usize>,
+}
+
+/// How large the compiled set of an account's name patterns may grow; past it (not with
+/// 1,000 ordinary patterns) the filters are tried one by one instead.
+const PATTERN_SET_SIZE_LIMIT: usize = 64 << 20;
+
+impl AccountMetrics {
+    fn new(held: Vec<HeldMetrics>) -> AccountMetrics {
+        let mut by_name: HashMap<Box<str>, Vec<usize>> = HashMap::default();
+        let (mut patterns, mut patterned) = (Vec::new(), Vec::new());
+        let mut always = Vec::new();
+        for (i, h) in held.iter().enumerate() {
+            match &h.name {
+                Some(c) if c.comparison_filter == Comparison::Eq => {
+                    by_name.entry(c.value.as_str().into()).or_default().push(i);
+                }
+                Some(c) => {
+                    patterns.push(format!("^(?:{})$", c.value));
+                    patterned.push(i);
+                }
+                None => always.push(i),
+            }
+        }
+        let set = match patterns.is_empty() {
+            true => None,
+            false => RegexSetBuilder::new(&patterns)
+                .size_limit(PATTERN_SET_SIZE_LIMIT)
+                .build()
+                .ok(),
+        };
+        let patterns = match set {
+            Some(set) => Some((set, patterned)),
+            None => {
+                always.extend(patterned);
+                always.sort_unstable();
+                None
+            }
+        };
+        AccountMetrics {
+            held,
+            by_name,
+            patterns,
+            always,
+        }
+    }
+
+    /// The first filter (in the account's order) a series meets.
+    fn first_match<L: Labels + ?Sized>(&self, name: &str, labels: &L) -> Option<&HeldMetrics> {
+        let meets = |i: &usize| self.held[*i].compiled.matches(name, labels);
+        let mut best = self.always.iter().copied().find(|i| meets(i));
+        let mut consider = |found: Option<usize>| {
+            best = match (best, found) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        };
+        consider(
+            self.by_name
+                .get(name)
+                .and_then(|c| c.iter().copied().find(|i| meets(i))),
+        );
+        if let Some((set, filters)) = &self.patterns
+            && set.is_match(name)
+        {
+            consider(
+                set.matches(name)
+                    .iter()
+                    .map(|p| filters[p])
+                    .find(|i| meets(i)),
+            );
+        }
+        best.map(|i| &self.held[i])
+    }
+}
+
+/// A filter's top-level `__name__` condition that selects series (`EQ` or `REGEX_MATCH`).
+fn name_condition(filter: &MetricsDropFilter) -> Option<Condition> {
+    filter.filter.expression.iter().find_map(|e| match e {
+        Expression::Condition(c)
+            if c.name == METRIC_NAME
+                && matches!(c.comparison_filter, Comparison::Eq | Comparison::RegexMatch) =>
+        {
+            Some(c.clone())
+        }
+        _ => None,
+    })
 }
 
 /// The filters held: every filter (inactive ones too), their counts, and each account's
@@ -112,8 +297,8 @@ struct State {
     metrics: Vec<MetricsDropFilter>,
     log_counts: HashMap<u64, Arc<LogCounts>>,
     metrics_dropped: HashMap<u64, Arc<Dropped>>,
-    active_logs: HashMap<AccountId, Arc<[HeldLog]>>,
-    active_metrics: HashMap<AccountId, Arc<[HeldMetrics]>>,
+    active_logs: HashMap<AccountId, Arc<AccountLogs>>,
+    active_metrics: HashMap<AccountId, Arc<AccountMetrics>>,
 }
 
 /// Every drop filter of every account, as the feed sends them.
@@ -159,7 +344,7 @@ impl HeldFilters {
             .iter()
             .map(|f| (f.id, kept(&current.metrics_dropped, f.id)))
             .collect();
-        let mut active_logs: HashMap<AccountId, Vec<HeldLog>> = HashMap::new();
+        let mut active_logs: HashMap<AccountId, Vec<HeldLog>> = HashMap::default();
         for filter in logs.iter().filter(|f| f.active) {
             active_logs
                 .entry(filter.account_id)
@@ -169,7 +354,7 @@ impl HeldFilters {
                     filter: filter.clone(),
                 });
         }
-        let mut active_metrics: HashMap<AccountId, Vec<HeldMetrics>> = HashMap::new();
+        let mut active_metrics: HashMap<AccountId, Vec<HeldMetrics>> = HashMap::default();
         for filter in metrics.iter().filter(|f| f.active) {
             // The control plane compiled it when it took it; one that does not compile
             // here (a newer syntax) drops nothing rather than everything.
@@ -181,6 +366,7 @@ impl HeldFilters {
                 .entry(filter.account_id)
                 .or_default()
                 .push(HeldMetrics {
+                    name: name_condition(filter),
                     compiled,
                     dropped: Arc::clone(&metrics_dropped[&filter.id]),
                 });
@@ -192,11 +378,11 @@ impl HeldFilters {
             metrics_dropped,
             active_logs: active_logs
                 .into_iter()
-                .map(|(a, h)| (a, h.into()))
+                .map(|(a, h)| (a, Arc::new(AccountLogs::new(h))))
                 .collect(),
             active_metrics: active_metrics
                 .into_iter()
-                .map(|(a, h)| (a, h.into()))
+                .map(|(a, h)| (a, Arc::new(AccountMetrics::new(h))))
                 .collect(),
         }));
     }
@@ -276,7 +462,7 @@ impl HeldFilters {
         let thresholds = state
             .active_logs
             .values()
-            .flat_map(|held| held.iter())
+            .flat_map(|account| account.held.iter())
             .filter(|h| h.filter.threshold_bytes > 0);
         for held in thresholds {
             let passed = &held.counts.passed;
@@ -334,19 +520,21 @@ fn kept<C: Default>(counts: &HashMap<u64, Arc<C>>, id: u64) -> Arc<C> {
 
 /// One account's active log filters, for one request.
 pub struct LogFilters {
-    held: Arc<[HeldLog]>,
+    held: Arc<AccountLogs>,
     day: u32,
 }
 
 impl LogFilters {
+    /// The top-level keys of a log the filters read, `type` first: a line's check keeps
+    /// their values for `drops`.
+    pub fn keys(&self) -> &[Box<str>] {
+        &self.held.keys
+    }
+
     /// Whether a log of `bytes` bytes and type `log_type` is dropped: the first filter it
     /// matches decides, by its threshold. A dropped log is counted for its filter.
-    pub fn drops(&self, log_type: &str, log: &Value, bytes: u64) -> bool {
-        let Some(held) = self
-            .held
-            .iter()
-            .find(|h| h.filter.matches(Some(log_type), log))
-        else {
+    pub fn drops<F: Fields + ?Sized>(&self, log_type: &str, log: &F, bytes: u64) -> bool {
+        let Some(held) = self.held.first_match(log_type, log) else {
             return false;
         };
         let dropped = held
@@ -362,7 +550,7 @@ impl LogFilters {
 
 /// One metrics account's enabled filters, for one request.
 pub struct MetricsFilters {
-    held: Arc<[HeldMetrics]>,
+    held: Arc<AccountMetrics>,
 }
 
 impl MetricsFilters {
@@ -376,11 +564,7 @@ impl MetricsFilters {
         points: u64,
         bytes: u64,
     ) -> bool {
-        let Some(held) = self
-            .held
-            .iter()
-            .find(|h| h.compiled.matches(metric_name, labels))
-        else {
+        let Some(held) = self.held.first_match(metric_name, labels) else {
             return false;
         };
         held.dropped.add(points, bytes);
@@ -392,9 +576,8 @@ impl MetricsFilters {
 mod tests {
     use super::*;
     use crate::filters::logs::{ConditionValue, FieldCondition};
-    use crate::filters::metrics::{
-        Comparison, Condition, DropPolicy, Expression, Filter, Operator,
-    };
+    use crate::filters::metrics::{Comparison, Condition, Expression};
+    use crate::filters::metrics::{DropPolicy, Filter, Operator};
     use crate::volume::bank::LocalBank;
     use serde_json::json;
 
@@ -496,6 +679,61 @@ mod tests {
         assert!(fb.drops("nginx", &debug, 1), "1,200 let through fleet-wide");
         a.sync(&bank).await;
         assert!(fa.drops("nginx", &debug, 1), "a learns the fleet's count");
+    }
+
+    #[test]
+    fn the_first_filter_a_series_meets_counts_it_whatever_indexes_it() {
+        let condition = |name: &str, value: &str, comparison| {
+            Expression::Condition(Condition {
+                name: name.into(),
+                value: value.into(),
+                comparison_filter: comparison,
+            })
+        };
+        let with = |id, expression| MetricsDropFilter {
+            id,
+            account_id: AccountId(8),
+            active: true,
+            drop_policy: DropPolicy::BeforeProcessing,
+            filter: Filter {
+                operator: Operator::And,
+                expression,
+            },
+        };
+        let held = HeldFilters::new(Clock::system());
+        held.set(
+            vec![],
+            vec![
+                with(
+                    1,
+                    vec![
+                        condition("job", "a", Comparison::Eq),
+                        condition("__name__", "cpu", Comparison::Eq),
+                    ],
+                ),
+                with(
+                    2,
+                    vec![condition("__name__", "c.*", Comparison::RegexMatch)],
+                ),
+                with(3, vec![condition("job", "b", Comparison::Eq)]),
+            ],
+        );
+        let f = held.metrics_of(AccountId(8)).unwrap();
+        let job = |j: &'static str| [("job", j)];
+        assert!(f.drops("cpu", &job("a")[..], 1, 1), "by its name: 1");
+        assert!(
+            f.drops("cpu", &job("b")[..], 2, 2),
+            "by its pattern: 2, before 3"
+        );
+        assert!(
+            f.drops("mem", &job("b")[..], 4, 4),
+            "tried on every series: 3"
+        );
+        assert!(!f.drops("mem", &job("c")[..], 8, 8));
+        let mut dropped = held.take_dropped();
+        dropped.sort_by_key(|d| d.filter_id);
+        let records: Vec<(u64, u64)> = dropped.iter().map(|d| (d.filter_id, d.records)).collect();
+        assert_eq!(records, [(1, 1), (2, 2), (3, 4)]);
     }
 
     #[test]

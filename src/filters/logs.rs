@@ -10,6 +10,8 @@
 //! matches the same string, case-sensitively. Objects, arrays, booleans and `null` in a log
 //! match no condition.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Number, Value};
 
@@ -37,12 +39,76 @@ pub enum ConditionValue {
 
 impl ConditionValue {
     /// Whether a log's value equals this one.
-    pub fn matches(&self, value: &Value) -> bool {
+    pub fn matches(&self, value: &Scalar<'_>) -> bool {
         match (self, value) {
-            (ConditionValue::Text(want), Value::String(got)) => want == got,
-            (ConditionValue::Number(want), Value::Number(got)) => same_number(want, got),
+            (ConditionValue::Text(want), Scalar::Text(got)) => want == got,
+            (ConditionValue::Number(want), Scalar::Number(got)) => same_number(want, got),
             _ => false,
         }
+    }
+
+    /// What `Scalar::key` gives an equal value, for an index of conditions.
+    pub fn key(&self) -> ScalarKey<'_> {
+        match self {
+            ConditionValue::Text(t) => ScalarKey::Text(t),
+            ConditionValue::Number(n) => ScalarKey::Number(number_key(n)),
+        }
+    }
+}
+
+/// A log's field as a condition reads it: a string, a number, or anything else (an
+/// object, an array, a boolean, `null`, or no such field), which no condition matches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar<'a> {
+    Text(Cow<'a, str>),
+    Number(Number),
+    Other,
+}
+
+impl Scalar<'_> {
+    /// Equal values have equal keys (numbers by their double, so `200` and `2e2` alike);
+    /// unequal values may share one (integers past 2^53), so a key only finds candidates.
+    pub fn key(&self) -> Option<ScalarKey<'_>> {
+        match self {
+            Scalar::Text(t) => Some(ScalarKey::Text(t)),
+            Scalar::Number(n) => Some(ScalarKey::Number(number_key(n))),
+            Scalar::Other => None,
+        }
+    }
+}
+
+/// A scalar's index key (`Scalar::key`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScalarKey<'a> {
+    Text(&'a str),
+    /// The bits of the value as a double, `-0` as `0`.
+    Number(u64),
+}
+
+fn number_key(n: &Number) -> u64 {
+    let x = n.as_f64().unwrap_or(f64::NAN);
+    if x == 0.0 { 0 } else { x.to_bits() }
+}
+
+/// A log's fields, however the gateway holds the log: parsed (`Value`), or as the raw
+/// values of a few top-level keys read while the line was checked.
+pub trait Fields {
+    /// The field `name` (a dotted name as `filters::field` reads it).
+    fn scalar(&self, name: &str) -> Scalar<'_>;
+}
+
+impl Fields for Value {
+    fn scalar(&self, name: &str) -> Scalar<'_> {
+        scalar_of(field(self, name))
+    }
+}
+
+/// A JSON value as a condition reads it.
+pub fn scalar_of(value: Option<&Value>) -> Scalar<'_> {
+    match value {
+        Some(Value::String(s)) => Scalar::Text(Cow::Borrowed(s)),
+        Some(Value::Number(n)) => Scalar::Number(n.clone()),
+        _ => Scalar::Other,
     }
 }
 
@@ -71,8 +137,8 @@ pub struct FieldCondition {
 }
 
 impl FieldCondition {
-    pub fn matches(&self, record: &Value) -> bool {
-        field(record, &self.field_name).is_some_and(|v| self.value.matches(v))
+    pub fn matches<F: Fields + ?Sized>(&self, record: &F) -> bool {
+        self.value.matches(&record.scalar(&self.field_name))
     }
 }
 
@@ -101,7 +167,7 @@ impl LogDropFilter {
     /// Whether a log of type `log_type` meets the filter: its type (when the filter names
     /// one) and every condition. Says nothing of `active` or the threshold: the gateway
     /// decides those with its counts.
-    pub fn matches(&self, log_type: Option<&str>, record: &Value) -> bool {
+    pub fn matches<F: Fields + ?Sized>(&self, log_type: Option<&str>, record: &F) -> bool {
         if let Some(want) = &self.log_type
             && log_type != Some(want.as_str())
         {

@@ -24,8 +24,9 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Full;
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Deserializer};
+use serde::Deserializer;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde_json::value::RawValue;
 
 use super::Ingest;
 use super::body::{
@@ -34,10 +35,12 @@ use super::body::{
 use super::budget::DecodeHold;
 use super::error::{Body, IngestError, LineCounts};
 use super::request::bearer_token;
+use crate::filters;
+use crate::filters::held::LogFilters;
+use crate::filters::logs::{Fields, Scalar, scalar_of};
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
 use crate::server::body::RequestBody;
-use crate::tokens::TokenInfo;
 use crate::volume::gate::Admission;
 
 /// The `type` a log gets when the request names none (as the Logz.io listener).
@@ -58,15 +61,17 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
     // What the body and its lines hold, until the answer: given back when it drops.
     let mut hold = DecodeHold::new(&cx.limits.decode_budget);
-    let mut lines = read_lines(
+    let filters = cx.rules.filters.logs_of(info.account_id);
+    let lines = read_lines(
         &parts.headers,
         body,
         &params.log_type,
+        filters,
         &cx.limits,
         &mut hold,
     )
     .await?;
-    let dropped = drop_filtered(cx, &info, &params.log_type, &mut lines.payloads);
+    let dropped = lines.dropped;
     let accepted_bytes = lines.payload_bytes();
     let counts = lines.counts;
     let kept = counts.successful_lines - dropped;
@@ -115,13 +120,14 @@ async fn read_lines(
     headers: &HeaderMap,
     body: RequestBody,
     log_type: &str,
+    filters: Option<LogFilters>,
     limits: &Limits,
     hold: &mut DecodeHold<'_>,
 ) -> Result<Lines, IngestError> {
     let encoding = Encoding::from_headers(headers)?;
     let raw = read_raw_body(headers, body, limits).await?;
     hold.grow(raw.len())?;
-    let splitter = Splitter::new(log_type, limits.max_line_bytes);
+    let splitter = Splitter::new(log_type, limits.max_line_bytes).with_filters(filters);
     if encoding == Encoding::Identity {
         return splitter.split(&raw, hold);
     }
@@ -206,23 +212,6 @@ fn with_log_size(payloads: Vec<Bytes>) -> Vec<Bytes> {
         .collect()
 }
 
-/// Removes the logs an active drop filter of the account drops (the request still
-/// answers as accepted); returns how many. Logs are parsed again only for an account
-/// with an active filter.
-fn drop_filtered(cx: &Ingest, info: &TokenInfo, log_type: &str, payloads: &mut Vec<Bytes>) -> u64 {
-    let Some(filters) = cx.rules.filters.logs_of(info.account_id) else {
-        return 0;
-    };
-    let before = payloads.len();
-    payloads.retain(|log| {
-        let Ok(value) = serde_json::from_slice::<serde_json::Value>(log) else {
-            return true;
-        };
-        !filters.drops(log_type, &value, log.len() as u64)
-    });
-    (before - payloads.len()) as u64
-}
-
 /// Counts the rejected lines by reason.
 fn record_rejections(counts: &LineCounts, cx: &Ingest) {
     let m = cx.metrics.kind(Kind::Logs);
@@ -231,10 +220,12 @@ fn record_rejections(counts: &LineCounts, cx: &Ingest) {
     m.rejected(RejectReason::Empty, counts.empty_log_lines);
 }
 
-/// The accepted lines of one body, as JSON objects, and the counts of all lines.
+/// The accepted lines of one body, as JSON objects, and the counts of all lines. Lines a
+/// drop filter dropped count as successful and are not in `payloads`.
 pub struct Lines {
     pub payloads: Vec<Bytes>,
     pub counts: LineCounts,
+    pub dropped: u64,
 }
 
 impl Lines {
@@ -290,7 +281,11 @@ pub fn split_lines(
 
 /// The state of a body being split: the lines accepted so far and what they cost.
 pub struct Splitter {
+    log_type: String,
     type_json: Vec<u8>,
+    /// The account's active drop filters, if any: a line they drop is not kept.
+    filters: Option<LogFilters>,
+    dropped: u64,
     max_line_bytes: usize,
     counts: LineCounts,
     payloads: Vec<Bytes>,
@@ -314,7 +309,10 @@ impl Splitter {
         let mut type_json = Vec::with_capacity(log_type.len() + 2);
         serde_json::to_writer(&mut type_json, log_type).expect("writing to a Vec cannot fail");
         Splitter {
+            log_type: log_type.to_owned(),
             type_json,
+            filters: None,
+            dropped: 0,
             max_line_bytes,
             counts: LineCounts::default(),
             payloads: Vec::new(),
@@ -325,6 +323,12 @@ impl Splitter {
             skipping: false,
             piece_bytes: PIECE_BYTES,
         }
+    }
+
+    /// Drops the lines `filters` drop (DESIGN §9), deciding on what the line's check read.
+    pub fn with_filters(mut self, filters: Option<LogFilters>) -> Splitter {
+        self.filters = filters;
+        self
     }
 
     /// Decompresses into pieces of `bytes` instead (tests and fuzzing cut lines with
@@ -422,6 +426,7 @@ impl Splitter {
         Ok(Lines {
             payloads: self.payloads,
             counts: self.counts,
+            dropped: self.dropped,
         })
     }
 
@@ -451,14 +456,36 @@ impl Splitter {
         let ahead = 2 * (piece.len() - start);
         let type_json = &self.type_json[..];
         let payload = if trimmed[0] == b'{' {
+            let wanted = self.filters.as_ref().map_or(&[][..], LogFilters::keys);
             // UTF-8 first: serde_json does not check the bytes of strings it skips.
-            let Some(keys) = std::str::from_utf8(trimmed)
-                .ok()
-                .and_then(|text| serde_json::from_str::<TopLevelKeys>(text).ok())
-            else {
+            let Some(keys) = std::str::from_utf8(trimmed).ok().and_then(|text| {
+                let mut de = serde_json::Deserializer::from_str(text);
+                let keys = Scan { wanted }.deserialize(&mut de).ok()?;
+                de.end().ok().map(|()| keys)
+            }) else {
                 self.counts.malformed_lines += 1;
                 return Ok(());
             };
+            if let Some(filters) = &self.filters {
+                let fields = Captured {
+                    wanted,
+                    values: &keys.captured,
+                };
+                let log_type = match fields.scalar("type") {
+                    Scalar::Text(t) => t,
+                    _ => Cow::Borrowed(self.log_type.as_str()),
+                };
+                let added = if keys.has_type {
+                    0
+                } else {
+                    type_json.len() + 8
+                };
+                if filters.drops(&log_type, &fields, (trimmed.len() + added) as u64) {
+                    self.dropped += 1;
+                    self.counts.successful_lines += 1;
+                    return Ok(());
+                }
+            }
             if keys.has_reserved {
                 let out = rewrite_room(&mut self.rewrites, 2 * trimmed.len() + 64, ahead, hold)?;
                 if rewrite_without_reserved(trimmed, keys.has_type, type_json, out).is_err() {
@@ -485,10 +512,19 @@ impl Splitter {
                 out.split().freeze()
             }
         } else {
+            let text = String::from_utf8_lossy(trimmed);
+            if let Some(filters) = &self.filters {
+                let log = serde_json::json!({"message": text, "type": self.log_type});
+                let bytes = (trimmed.len() + type_json.len() + 24) as u64;
+                if filters.drops(&self.log_type, &log, bytes) {
+                    self.dropped += 1;
+                    self.counts.successful_lines += 1;
+                    return Ok(());
+                }
+            }
             let need = trimmed.len() + type_json.len() + 32;
             let out = rewrite_room(&mut self.rewrites, need, ahead, hold)?;
             out.extend_from_slice(b"{\"message\":");
-            let text = String::from_utf8_lossy(trimmed);
             serde_json::to_writer(WriteBytes(out), &*text)
                 .expect("writing to a buffer cannot fail");
             out.extend_from_slice(b",\"type\":");
@@ -578,37 +614,59 @@ impl std::io::Write for WriteBytes<'_> {
     }
 }
 
-/// Validates a JSON object without building it, noting the top-level keys that matter.
+/// Validates a JSON object without building it, noting the top-level keys that matter and
+/// keeping the raw values of the `wanted` ones (borrowed from the line).
 #[derive(Default)]
-struct TopLevelKeys {
+struct TopLevelKeys<'de> {
     has_type: bool,
     has_reserved: bool,
+    /// `(index in wanted, value)`.
+    captured: Vec<(usize, &'de RawValue)>,
 }
 
-impl<'de> Deserialize<'de> for TopLevelKeys {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(TopLevelKeysVisitor)
+/// Reads a line as `TopLevelKeys`, keeping the values of `wanted` (a drop filter's keys,
+/// `type` first; empty without filters, when nothing is kept or allocated).
+struct Scan<'w> {
+    wanted: &'w [Box<str>],
+}
+
+impl<'de> DeserializeSeed<'de> for Scan<'_> {
+    type Value = TopLevelKeys<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TopLevelKeys<'de>, D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-struct TopLevelKeysVisitor;
-
-impl<'de> Visitor<'de> for TopLevelKeysVisitor {
-    type Value = TopLevelKeys;
+impl<'de> Visitor<'de> for Scan<'_> {
+    type Value = TopLevelKeys<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevelKeys, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevelKeys<'de>, A::Error> {
         let mut keys = TopLevelKeys::default();
-        while let Some(key) = map.next_key::<Key>()? {
-            match key {
-                Key::Type => keys.has_type = true,
-                Key::Reserved => keys.has_reserved = true,
-                Key::Other => {}
+        let wanted = self.wanted;
+        while let Some(key) = map.next_key_seed(KeySeed { wanted })? {
+            let keep = match key {
+                Key::Type => {
+                    keys.has_type = true;
+                    (!wanted.is_empty()).then_some(0)
+                }
+                Key::Reserved => {
+                    keys.has_reserved = true;
+                    None
+                }
+                Key::Wanted(i) => Some(i),
+                Key::Other => None,
+            };
+            match keep {
+                Some(i) => keys.captured.push((i, map.next_value::<&'de RawValue>()?)),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
             }
-            map.next_value::<IgnoredAny>()?;
         }
         Ok(keys)
     }
@@ -617,28 +675,92 @@ impl<'de> Visitor<'de> for TopLevelKeysVisitor {
 enum Key {
     Type,
     Reserved,
+    /// A key a drop filter reads: its index in the wanted keys.
+    Wanted(usize),
     Other,
 }
 
-impl<'de> Deserialize<'de> for Key {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl Visitor<'_> for KeyVisitor {
-            type Value = Key;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a field name")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-                Ok(if v == "type" {
-                    Key::Type
-                } else if RESERVED_FIELDS.contains(&v) {
-                    Key::Reserved
-                } else {
-                    Key::Other
-                })
+struct KeySeed<'w> {
+    wanted: &'w [Box<str>],
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Key;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for KeySeed<'_> {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(if v == "type" {
+            Key::Type
+        } else if RESERVED_FIELDS.contains(&v) {
+            Key::Reserved
+        } else if let Some(i) = self.wanted.iter().position(|w| **w == *v) {
+            Key::Wanted(i)
+        } else {
+            Key::Other
+        })
+    }
+}
+
+/// A line's fields as its check kept them: the raw values of the wanted top-level keys.
+/// A dotted name the line has as a key is read as it is; else its longest dotted prefix
+/// that is a key is parsed and descended into (`filters::field`'s reading).
+struct Captured<'a> {
+    wanted: &'a [Box<str>],
+    values: &'a [(usize, &'a RawValue)],
+}
+
+impl Captured<'_> {
+    fn raw(&self, name: &str) -> Option<&RawValue> {
+        self.values
+            .iter()
+            .find(|(i, _)| *self.wanted[*i] == *name)
+            .map(|(_, raw)| *raw)
+    }
+}
+
+impl Fields for Captured<'_> {
+    fn scalar(&self, name: &str) -> Scalar<'_> {
+        if let Some(raw) = self.raw(name) {
+            return raw_scalar(raw);
+        }
+        for (at, _) in name.rmatch_indices('.') {
+            if let Some(raw) = self.raw(&name[..at]) {
+                let Ok(value) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
+                    return Scalar::Other;
+                };
+                return match scalar_of(filters::field(&value, &name[at + 1..])) {
+                    Scalar::Text(t) => Scalar::Text(Cow::Owned(t.into_owned())),
+                    Scalar::Number(n) => Scalar::Number(n),
+                    Scalar::Other => Scalar::Other,
+                };
             }
         }
-        d.deserialize_str(KeyVisitor)
+        Scalar::Other
+    }
+}
+
+/// A raw JSON value as a condition reads it; a string without escapes is borrowed.
+fn raw_scalar(raw: &RawValue) -> Scalar<'_> {
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'"') if !text.contains('\\') => Scalar::Text(Cow::Borrowed(&text[1..text.len() - 1])),
+        Some(b'"') => serde_json::from_str::<String>(text)
+            .map_or(Scalar::Other, |s| Scalar::Text(Cow::Owned(s))),
+        Some(b'-' | b'0'..=b'9') => {
+            serde_json::from_str::<serde_json::Number>(text).map_or(Scalar::Other, Scalar::Number)
+        }
+        _ => Scalar::Other,
     }
 }
 
@@ -727,6 +849,76 @@ mod tests {
         );
         let small = Bytes::from("{}\n".repeat(10_000));
         assert_eq!(split_body(&small, "t", 100).unwrap().payloads.len(), 10_000);
+    }
+
+    #[test]
+    fn drop_filters_read_what_the_line_check_kept() {
+        use crate::clock::Clock;
+        use crate::filters::held::HeldFilters;
+        use crate::filters::logs::{ConditionValue, FieldCondition, LogDropFilter};
+        use crate::model::AccountId;
+        let filter =
+            |id, log_type: Option<&str>, conditions: &[(&str, ConditionValue)]| LogDropFilter {
+                id,
+                account_id: AccountId(1),
+                active: true,
+                log_type: log_type.map(str::to_owned),
+                field_conditions: conditions
+                    .iter()
+                    .map(|(name, value)| FieldCondition {
+                        field_name: (*name).to_owned(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+                threshold_bytes: 0,
+            };
+        let text = |t: &str| ConditionValue::Text(t.to_owned());
+        let number = |n: &str| ConditionValue::Number(n.parse().unwrap());
+        let held = HeldFilters::new(Clock::system());
+        held.set(
+            vec![
+                filter(1, None, &[("status", number("200")), ("env", text("prod"))]),
+                filter(2, Some("nginx"), &[("kubernetes.pod.name", text("web-1"))]),
+                filter(3, None, &[("message", text("health check"))]),
+                filter(4, Some("own"), &[("level", text("debug"))]),
+            ],
+            vec![],
+        );
+        let body = Bytes::from_static(
+            br#"{"status":200,"env":"prod","n":1}
+{"status":2e2,"env":"prod","n":2}
+{"status":"200","env":"prod","n":3}
+{"status":200,"env":"dev","n":4}
+{"kubernetes":{"pod":{"name":"web-1"}},"n":5}
+{"kubernetes.pod.name":"web-1","n":6}
+{"kubernetes":{"pod.name":"web-1"},"n":7}
+{"kubernetes":{"pod":{"name":"web-2"}},"n":8}
+health check
+{"message":"health check","n":9}
+{"type":"own","level":"debug","n":10}
+{"level":"debug","n":11}
+{"_kind":"x","status":200,"env":"prod","n":12}
+"#,
+        );
+        let budget = DecodeBudget::unlimited();
+        let lines = Splitter::new("nginx", 1000)
+            .with_filters(held.logs_of(AccountId(1)))
+            .split(&body, &mut DecodeHold::new(&budget))
+            .unwrap();
+        let kept: Vec<u64> = objects(&lines)
+            .iter()
+            .map(|o| o["n"].as_u64().unwrap())
+            .collect();
+        assert_eq!(
+            kept,
+            [3, 4, 8, 11],
+            "a string is not a number; other values pass"
+        );
+        assert_eq!(lines.dropped, 9);
+        assert_eq!(
+            lines.counts.successful_lines, 13,
+            "dropped lines are answered as accepted"
+        );
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! A file that does not parse — garbage, or caught half-written — is counted in
 //! `tollgate_token_reloads_total{result="error"}` and the previous table keeps serving.
 //!
-//! The file may carry the accounts' volume policies too (`volumes`, the feed's shape):
-//! caps, `LogSize` and utilization records for a gateway without a control plane.
+//! The file may carry the accounts' volume policies and drop filters too (`volumes`,
+//! `filters`, the feed's shapes): caps, `LogSize`, utilization records and drop filters
+//! for a gateway without a control plane.
 
 use std::io;
 use std::path::PathBuf;
@@ -16,8 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
-use super::wire::{Snapshot, VolumePolicy};
+use super::wire::{DropFilters, Snapshot, VolumePolicy};
 use super::{TokenTable, Tokens, persist};
+use crate::filters::held::HeldFilters;
 use crate::telemetry::SourceMetrics;
 use crate::volume::gate::Gate;
 
@@ -36,6 +38,8 @@ pub struct FileSource {
     tokens: Arc<Tokens>,
     /// Takes the file's volume policies.
     gate: Arc<Gate>,
+    /// Takes the file's drop filters.
+    filters: Arc<HeldFilters>,
     metrics: SourceMetrics,
     /// The version of the file last tried, loaded or not: an unchanged bad file is not
     /// re-parsed every interval.
@@ -53,6 +57,7 @@ impl FileSource {
         interval: Duration,
         tokens: Arc<Tokens>,
         gate: Arc<Gate>,
+        filters: Arc<HeldFilters>,
         metrics: SourceMetrics,
     ) -> FileSource {
         FileSource {
@@ -61,6 +66,7 @@ impl FileSource {
             interval,
             tokens,
             gate,
+            filters,
             metrics,
             last_seen: None,
             last_loaded: None,
@@ -129,9 +135,11 @@ impl FileSource {
         let path = self.path.clone();
         let loaded = tokio::task::spawn_blocking(move || load_table(&path)).await;
         match loaded {
-            Ok(Ok((table, volumes))) => {
+            Ok(Ok((table, volumes, filters))) => {
                 let table = Arc::new(table);
                 self.gate.set_policies(volumes.unwrap_or_default());
+                let filters = filters.unwrap_or_default();
+                self.filters.set(filters.logs, filters.metrics);
                 self.metrics
                     .file_loaded(table.version, table.len(), &self.path);
                 self.tokens.install(Arc::clone(&table));
@@ -157,11 +165,14 @@ fn fingerprint(meta: &std::fs::Metadata) -> Fingerprint {
     }
 }
 
-/// The file's table and its volume policies, if it has any.
-fn load_table(path: &std::path::Path) -> Result<(TokenTable, Option<Vec<VolumePolicy>>), String> {
+/// What a token file holds: the table, and the volume policies and drop filters if any.
+type Loaded = (TokenTable, Option<Vec<VolumePolicy>>, Option<DropFilters>);
+
+fn load_table(path: &std::path::Path) -> Result<Loaded, String> {
     let bytes = std::fs::read(path).map_err(|e: io::Error| e.to_string())?;
     let mut snapshot = Snapshot::parse(&bytes).map_err(|e| e.to_string())?;
     let volumes = snapshot.volumes.take();
+    let filters = snapshot.filters.take();
     let table = snapshot.into_table().map_err(|e| e.to_string())?;
-    Ok((table, volumes))
+    Ok((table, volumes, filters))
 }
