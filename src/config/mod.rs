@@ -30,7 +30,7 @@ pub use secrets::MIN_SECRET_CHARS;
 pub use server::{ServerConfig, TlsConfig};
 pub use sink::SinkConfig;
 pub use tail::{TailConfig, TailSource};
-pub use tokens::{TokenSourceKind, TokensConfig};
+pub use tokens::{TokenSourceKind, TokensConfig, base_urls};
 pub use volume::{OverCap, VolumeConfig};
 
 /// Everything tollgate reads from its config file.

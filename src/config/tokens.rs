@@ -19,7 +19,9 @@ pub struct TokensConfig {
     /// File source: how often the file is checked for a change.
     #[serde(deserialize_with = "secs")]
     pub watch_interval_secs: Duration,
-    /// Control-plane source: the control plane's base URL (`http://host:port`).
+    /// Control-plane source: the control plane's base URL (`http://host:port`), or the
+    /// base URLs of several control planes on one store, separated by commas: the gateway
+    /// follows one and moves to the next when it is unavailable.
     pub url: Option<String>,
     /// Control-plane source: the secret presented on `/v1/feed/*`. Never logged.
     pub feed_secret: Option<String>,
@@ -89,6 +91,11 @@ impl Default for TokensConfig {
     }
 }
 
+/// The base URLs `tokens.url` names: one, or several separated by commas.
+pub fn base_urls(url: &str) -> impl Iterator<Item = &str> {
+    url.split(',').map(str::trim).filter(|u| !u.is_empty())
+}
+
 impl TokensConfig {
     /// A file source needs its path; the control-plane source its URL, secret and timings.
     pub(super) fn validate(&self, warnings: &mut Warnings) -> Result<(), ConfigError> {
@@ -108,18 +115,22 @@ impl TokensConfig {
 
     /// The keys `source = "control_plane"` needs, checked only for that source.
     fn validate_control_plane(&self, warnings: &mut Warnings) -> Result<(), ConfigError> {
-        let url_ok = self.url.as_deref().is_some_and(|url| {
+        let base_ok = |url: &str| {
             url.parse::<http::Uri>().ok().is_some_and(|u| {
                 matches!(u.scheme_str(), Some("http" | "https"))
                     && u.host().is_some()
                     && u.query().is_none()
             })
-        });
+        };
+        let url_ok = self
+            .url
+            .as_deref()
+            .is_some_and(|url| base_urls(url).next().is_some() && base_urls(url).all(base_ok));
         if !url_ok {
             return Err(ConfigError::invalid(
                 "tokens.url",
                 "is required when tokens.source = \"control_plane\": an http:// or https:// \
-                 base URL such as \"http://127.0.0.1:8090\"",
+                 base URL such as \"http://127.0.0.1:8090\", or several separated by commas",
             ));
         }
         let secret_ok = self.feed_secret.as_deref().is_some_and(|s| {
@@ -132,13 +143,15 @@ impl TokensConfig {
             ));
         }
         let url = self.url.as_deref().unwrap_or_default();
-        let host = url.parse::<http::Uri>().ok();
-        let host = host.as_ref().and_then(http::Uri::host).unwrap_or_default();
-        let exposed = !is_loopback_host(host.trim_start_matches('[').trim_end_matches(']'));
+        let exposed = base_urls(url).find(|base| {
+            let host = base.parse::<http::Uri>().ok();
+            let host = host.as_ref().and_then(http::Uri::host).unwrap_or_default();
+            !is_loopback_host(host.trim_start_matches('[').trim_end_matches(']'))
+        });
         check_secret(
             "tokens.feed_secret",
             self.feed_secret.as_deref().unwrap_or_default(),
-            exposed.then(|| format!("tokens.url ({url}) is not a loopback address")),
+            exposed.map(|base| format!("tokens.url ({base}) is not a loopback address")),
             warnings,
         )?;
         if self.poll_wait_secs > Duration::from_secs(60) {
@@ -199,6 +212,7 @@ pub enum TokenSourceKind {
 
 #[cfg(test)]
 mod tests {
+    use super::base_urls;
     use crate::config::Config;
     use crate::config::tests::no_env;
 
@@ -265,5 +279,37 @@ mod tests {
         let c = Config::parse(&format!("{ok}miss_lookups_per_sec = 0\n"), no_env()).unwrap();
         let err = c.validate().unwrap_err().to_string();
         assert!(err.starts_with("tokens.miss_lookups_per_sec"), "{err}");
+    }
+
+    #[test]
+    fn several_control_planes_are_named_by_commas_and_each_is_checked() {
+        let urls = |url: &str| {
+            let toml = format!(
+                "[tokens]\nsource = \"control_plane\"\nurl = \"{url}\"\n\
+                 feed_secret = \"a-long-enough-secret-for-the-feed-0001\"\n"
+            );
+            Config::parse(&toml, no_env()).unwrap().validate()
+        };
+        assert!(urls("http://127.0.0.1:8090, http://127.0.0.1:8091").is_ok());
+        for bad in [
+            "http://127.0.0.1:8090,ftp://x",
+            ",",
+            "http://127.0.0.1:8090,x",
+        ] {
+            let err = urls(bad).unwrap_err().to_string();
+            assert!(err.starts_with("tokens.url"), "{bad}: {err}");
+        }
+        assert_eq!(
+            base_urls(" http://a ,,http://b").collect::<Vec<_>>(),
+            ["http://a", "http://b"]
+        );
+        // One control plane off loopback is enough for a weak secret to be refused.
+        let weak = "[tokens]\nsource = \"control_plane\"\n\
+                    url = \"http://127.0.0.1:1,http://10.0.0.5:1\"\nfeed_secret = \"s3cret\"\n";
+        let err = Config::parse(weak, no_env())
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("(http://10.0.0.5:1)"), "{err}");
     }
 }

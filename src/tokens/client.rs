@@ -5,8 +5,15 @@
 //! names the `errorCode`; what an answer means is its caller's business. Parsing a
 //! snapshot or a delta is left to the caller too: at 1,000,000 tokens it belongs on a
 //! blocking thread.
+//!
+//! `tokens.url` may name several control planes of one store (comma-separated): calls go
+//! to one of them, and when it cannot be reached, does not answer in time or answers 502,
+//! 503 or 504, the next call goes to the next one. All clones move together, and the
+//! callers' own backoff paces the tries. Control planes on one store serve the same
+//! versions, so a follower simply goes on.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -21,6 +28,7 @@ use serde::Deserialize;
 use super::Digest;
 use super::snapshot::SnapshotError;
 use super::wire::SnapshotEntry;
+use crate::config::base_urls;
 
 /// Largest feed answer read (a 1,000,000-token snapshot is ~200 MB of JSON).
 const MAX_FEED_BODY_BYTES: usize = 1 << 30;
@@ -51,8 +59,9 @@ pub enum FeedError {
 #[derive(Clone)]
 pub struct FeedClient {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    /// The base URL without a trailing slash.
-    base: String,
+    /// The control planes' base URLs without a trailing slash, and which one is in use.
+    bases: Arc<[String]>,
+    current: Arc<AtomicUsize>,
     authorization: HeaderValue,
     timeout: Duration,
 }
@@ -65,7 +74,8 @@ struct ErrorBody {
 }
 
 impl FeedClient {
-    /// `url` and `secret` were checked by `Config::validate`.
+    /// `url` (one base URL, or several separated by commas) and `secret` were checked by
+    /// `Config::validate`.
     pub fn new(url: &str, secret: &str, timeout: Duration) -> Result<FeedClient, FeedError> {
         let mut authorization = HeaderValue::try_from(format!("Bearer {secret}"))
             .map_err(|_| FeedError::Connect("tokens.feed_secret is not a valid header".into()))?;
@@ -78,7 +88,10 @@ impl FeedClient {
             .build();
         Ok(FeedClient {
             client: Client::builder(TokioExecutor::new()).build(connector),
-            base: url.trim_end_matches('/').to_string(),
+            bases: base_urls(url)
+                .map(|u| u.trim_end_matches('/').to_string())
+                .collect(),
+            current: Arc::new(AtomicUsize::new(0)),
             authorization,
             timeout,
         })
@@ -92,7 +105,44 @@ impl FeedClient {
         body: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<(StatusCode, Bytes), FeedError> {
-        let uri: Uri = format!("{}{}", self.base, path_and_query)
+        let at = self.current.load(Ordering::Relaxed) % self.bases.len().max(1);
+        let base = self.bases.get(at).map_or("", String::as_str);
+        let answer = self
+            .call_one(base, method, path_and_query, body, timeout)
+            .await;
+        let unavailable = match &answer {
+            Err(FeedError::Connect(_) | FeedError::Timeout(_)) => true,
+            Ok((status, _)) => matches!(status.as_u16(), 502..=504),
+            Err(_) => false,
+        };
+        if unavailable && self.bases.len() > 1 {
+            let next = (at + 1) % self.bases.len();
+            if self
+                .current
+                .compare_exchange(at, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                tracing::warn!(
+                    from = at + 1,
+                    to = next + 1,
+                    of = self.bases.len(),
+                    "control plane unavailable: the next call goes to the next one in tokens.url"
+                );
+            }
+        }
+        answer
+    }
+
+    /// Sends one request to the control plane at `base`.
+    async fn call_one(
+        &self,
+        base: &str,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Bytes), FeedError> {
+        let uri: Uri = format!("{base}{path_and_query}")
             .parse()
             .map_err(|_| FeedError::Connect("tokens.url does not form a valid URL".into()))?;
         let mut req = Request::builder()

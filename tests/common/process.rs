@@ -62,9 +62,14 @@ pub fn write_config(dir: &Path, server_extra: &str, sections: &str) -> PathBuf {
 /// Starts `tollgate serve` in `dir` and waits for both listening lines.
 pub fn spawn(dir: &Path, server_extra: &str, sections: &str, rust_log: &str) -> Process {
     let config = write_config(dir, server_extra, sections);
+    spawn_with(dir, &config, rust_log)
+}
+
+/// Starts `tollgate serve --config config` in `dir` and waits for both listening lines.
+pub fn spawn_with(dir: &Path, config: &Path, rust_log: &str) -> Process {
     let mut child = Command::new(env!("CARGO_BIN_EXE_tollgate"))
         .args(["serve", "--config"])
-        .arg(&config)
+        .arg(config)
         .env("RUST_LOG", rust_log)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
