@@ -117,7 +117,11 @@ async fn every_metric_the_rules_and_dashboard_name_is_exported() {
     let cp = ControlPlane::sqlite().await;
     let (_, _, token) = cp.account("acme").await;
     let url = cp.url();
-    let server = TestServer::start(|c| use_control_plane(c, &url)).await;
+    let server = TestServer::start(|c| {
+        use_control_plane(c, &url);
+        c.tokens.usage_flush_interval_secs = std::time::Duration::from_millis(100);
+    })
+    .await;
     server.wait_ready().await;
     assert_eq!(
         server
@@ -130,6 +134,21 @@ async fn every_metric_the_rules_and_dashboard_name_is_exported() {
         .post_logs(Some(UNKNOWN_TOKEN), "", "{\"a\":1}\n")
         .await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    // The top accounts appear once a usage report has been recorded: the one log's bytes.
+    wait_until(
+        "the top accounts are read",
+        std::time::Duration::from_secs(5),
+        || async {
+            let text = cp.metrics().await;
+            text.lines().any(|l| {
+                l.starts_with("tollgate_control_top_account_bytes_today{")
+                    && l.contains("account_name=\"acme\"")
+                    && l.contains("kind=\"logs\"")
+                    && metric_value(&text, l.rsplit_once(' ').unwrap().0) > 0.0
+            })
+        },
+    )
+    .await;
     let mut have = exported(&String::from_utf8_lossy(
         &server.get_admin("/metrics").await.body,
     ));

@@ -4,9 +4,11 @@
 
 use std::time::Duration;
 
-use prometheus::{HistogramVec, IntCounterVec, IntGauge, Registry};
+use std::sync::atomic::AtomicI64;
 
-use super::{counter_vec, encode, gauge, histogram_vec};
+use prometheus::{HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Registry};
+
+use super::{counter_vec, encode, gauge, gauge_vec, histogram_vec};
 
 /// The control plane's registry and the handles its API, feed and page write.
 pub struct ControlTelemetry {
@@ -26,7 +28,16 @@ pub struct ControlTelemetry {
     /// Accounts' UTC days marked, by `mark`: `capped` (a gateway first held it capped)
     /// or `soft_limit` (its volume first crossed `softLimitGB`).
     pub volume_marks: IntCounterVec,
+    /// Today's bytes of the accounts that sent the most (`TOP_ACCOUNTS`), by account and
+    /// kind: what the fleet dashboard's "top accounts" panel shows. Bounded, so no label
+    /// grows with the number of accounts.
+    pub top_accounts: IntGaugeVec,
+    /// When `top_accounts` was last read from the store (epoch ms).
+    pub top_accounts_read_ms: AtomicI64,
 }
+
+/// How many accounts `top_accounts` holds.
+pub const TOP_ACCOUNTS: i64 = 20;
 
 impl Default for ControlTelemetry {
     fn default() -> Self {
@@ -88,6 +99,14 @@ impl ControlTelemetry {
                  capped that day) or soft_limit (its volume first crossed softLimitGB).",
                 &["mark"],
             ),
+            top_accounts: gauge_vec(
+                &registry,
+                "tollgate_control_top_account_bytes_today",
+                "Today's (UTC) bytes of the 20 accounts that sent the most of a kind, fleet-wide \
+                 as gateways report them, by account_id, account_name and kind.",
+                &["account_id", "account_name", "kind"],
+            ),
+            top_accounts_read_ms: AtomicI64::new(i64::MIN),
             registry,
         }
     }

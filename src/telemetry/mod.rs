@@ -36,7 +36,7 @@ use prometheus::{
 
 use crate::config::{LogConfig, LogFormat};
 
-pub use control::ControlTelemetry;
+pub use control::{ControlTelemetry, TOP_ACCOUNTS};
 pub use forward::{
     BatchFate, BatcherMetrics, DeadLetterMetrics, ForwardMetrics, SinkMetrics, SpoolMetrics,
     SpoolReadMetrics,

@@ -255,3 +255,40 @@ pub async fn log_bytes_on(db: &mut impl Db, id: i64, day_ms: i64) -> Result<i64,
         None => 0,
     })
 }
+
+/// One account's bytes of one kind on a day, for the operators' top accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountDay {
+    pub account_id: i64,
+    pub account_name: String,
+    pub kind: String,
+    pub bytes: i64,
+}
+
+/// The `limit` accounts that sent the most bytes of any kind on the day at `day_ms`, most
+/// first.
+pub async fn top_accounts_on(
+    db: &mut impl Db,
+    day_ms: i64,
+    limit: i64,
+) -> Result<Vec<AccountDay>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT u.account_id, a.name, u.kind, u.bytes FROM account_daily_usage u \
+         JOIN accounts a ON a.id = u.account_id WHERE u.day = $1 \
+         ORDER BY u.bytes DESC, u.account_id LIMIT $2",
+    )
+    .bind(day_ms)
+    .bind(limit)
+    .fetch_all(db.connection())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AccountDay {
+                account_id: r.try_get("account_id")?,
+                account_name: r.try_get("name")?,
+                kind: r.try_get("kind")?,
+                bytes: r.try_get("bytes")?,
+            })
+        })
+        .collect()
+}

@@ -3,6 +3,7 @@
 //! a miss cache, and their usage reports. The caller has shown the feed secret
 //! (`callers::gateway`); the wire shapes are `tokens::wire`'s.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::{Stream, TryStreamExt};
@@ -16,11 +17,12 @@ use crate::control::store::drop_filters::{self as filter_store, Dropped, Table};
 use crate::control::store::feed as store;
 use crate::control::store::shared_tokens as shared_store;
 use crate::control::store::volume::{self as volume_store, VolumeRow};
-use crate::control::store::{Actor, Tx};
+use crate::control::store::{Actor, StoreError, Tx};
 use crate::control::store::{Store, accounts, shipping_tokens};
 use crate::control::usecases::change::audit;
 use crate::control::volume::{Allocation, BYTES_PER_GB, RateLimit, shared_gb};
 use crate::model::{AccountId, Kind};
+use crate::telemetry::TOP_ACCOUNTS;
 use crate::tokens::wire::{
     Changes, Digest, DropFilterChanges, GrantAccount, GrantApiToken, GrantChanges,
     GrantSharedToken, LogDropFilter, MetricsDropFilter, Rate, SnapshotEntry, UsageReport,
@@ -429,6 +431,40 @@ pub async fn record_usage(cp: &ControlPlane, mut report: UsageReport) -> Result<
         filter_store::add_dropped(&mut tx, table, id, day_ms, dropped).await?;
     }
     tx.commit().await?;
+    // The report is recorded: a failure to read the top accounts must not make the
+    // gateway send it again.
+    if let Err(e) = read_top_accounts(cp, day_ms).await {
+        tracing::warn!(error = %e, "top accounts not read");
+    }
+    Ok(())
+}
+
+/// How often the top accounts are read again while reports come in: one query per control
+/// plane every few seconds, however many gateways report.
+const TOP_ACCOUNTS_EVERY_MS: i64 = 5_000;
+
+/// Reads today's top accounts into their gauge, unless that was done less than
+/// `TOP_ACCOUNTS_EVERY_MS` ago.
+async fn read_top_accounts(cp: &ControlPlane, day_ms: i64) -> Result<(), StoreError> {
+    let now = cp.clock.now_ms();
+    let read = &cp.telemetry.top_accounts_read_ms;
+    let last = read.load(Ordering::Relaxed);
+    if now.saturating_sub(last) < TOP_ACCOUNTS_EVERY_MS
+        || read
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+    {
+        return Ok(());
+    }
+    let mut conn = cp.store.conn().await?;
+    let top = volume_store::top_accounts_on(&mut conn, day_ms, TOP_ACCOUNTS).await?;
+    let gauge = &cp.telemetry.top_accounts;
+    gauge.reset();
+    for a in top {
+        gauge
+            .with_label_values(&[&a.account_id.to_string(), &a.account_name, &a.kind])
+            .set(a.bytes);
+    }
     Ok(())
 }
 
