@@ -102,7 +102,7 @@ impl ControlTelemetry {
             top_accounts: gauge_vec(
                 &registry,
                 "tollgate_control_top_account_bytes_today",
-                "Today's (UTC) bytes of the 20 accounts that sent the most of a kind, fleet-wide \
+                "Today's (UTC) bytes of the 20 (account, kind) pairs that sent the most, fleet-wide \
                  as gateways report them, by account_id, account_name and kind.",
                 &["account_id", "account_name", "kind"],
             ),
