@@ -168,19 +168,14 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
     let background = CancellationToken::new();
     let usage_stop = CancellationToken::new();
     let control_stop = CancellationToken::new();
-    let control = match config.control_plane.embedded {
-        true => Some(
-            start_embedded_control_plane(
-                &config,
-                listeners.control,
-                &listeners.public,
-                listeners.clock.clone(),
-                control_stop.clone(),
-            )
-            .await?,
-        ),
-        false => None,
-    };
+    let control = start_embedded_control_plane(
+        &config,
+        listeners.control,
+        &listeners.public,
+        listeners.clock.clone(),
+        control_stop.clone(),
+    )
+    .await?;
     let v = &config.volume;
     let gate = Arc::new(Gate::new(
         v.lease_bytes,
@@ -211,14 +206,7 @@ async fn start(config: Config, listeners: Listeners) -> Result<Running, AppError
     let forward_metrics = telemetry.forward(sink.name());
     let (forwarder, forward) = forward::start(&config.forward, sink, forward_metrics, local_tap)?;
     let writable = forwarder.clone();
-    let volume = start_volume(
-        v,
-        Arc::clone(&gate),
-        Arc::clone(&filters),
-        forwarder.clone(),
-        background.clone(),
-    )
-    .await?;
+    let volume = start_volume(v, &gate, &filters, forwarder.clone(), background.clone()).await?;
 
     let s = &config.server;
     let ingest = Arc::new(Ingest::new(
@@ -389,8 +377,8 @@ impl Running {
     }
 }
 
-/// Opens the embedded control plane's store and serves it on its listener (bound here
-/// from `control_plane.listen` when the caller bound none). Live-tail links on its page
+/// With `control_plane.embedded`, opens the embedded control plane's store and serves it
+/// on its listener (bound here from `control_plane.listen` when the caller bound none). Live-tail links on its page
 /// point at this gateway: loopback when the gateway listens on every address.
 async fn start_embedded_control_plane(
     config: &Config,
@@ -398,7 +386,10 @@ async fn start_embedded_control_plane(
     public: &TcpListener,
     clock: Clock,
     stop: CancellationToken,
-) -> Result<JoinHandle<Result<(), ControlError>>, AppError> {
+) -> Result<Option<JoinHandle<Result<(), ControlError>>>, AppError> {
+    if !config.control_plane.embedded {
+        return Ok(None);
+    }
     let listener = match listener {
         Some(l) => l,
         None => TcpListener::bind(config.control_plane.listen).await?,
@@ -419,9 +410,9 @@ async fn start_embedded_control_plane(
     let cp = ControlPlane::open_with_clock(&cp_config, clock)
         .await
         .map_err(ControlError::from)?;
-    Ok(tokio::spawn(crate::control::serve_with(
+    Ok(Some(tokio::spawn(crate::control::serve_with(
         cp, cp_config, listener, stop,
-    )))
+    ))))
 }
 
 /// The gateway's token table and the tasks that keep it current.
@@ -473,11 +464,12 @@ fn serve_public(
 /// starts while Redis is down), else this process.
 async fn start_volume(
     v: &VolumeConfig,
-    gate: Arc<Gate>,
-    filters: Arc<HeldFilters>,
+    gate: &Arc<Gate>,
+    filters: &Arc<HeldFilters>,
     forwarder: forward::Forwarder,
     stop: CancellationToken,
 ) -> Result<JoinHandle<()>, AppError> {
+    let (gate, filters) = (Arc::clone(gate), Arc::clone(filters));
     if v.redis_url.is_none() && v.redis_cluster_nodes.is_empty() {
         let bank = Arc::new(LocalBank::default());
         return Ok(spawn_volume(v, bank, gate, filters, forwarder, stop));

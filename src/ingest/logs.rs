@@ -19,14 +19,10 @@
 //! decode budget as it is allocated.
 
 use std::borrow::Cow;
-use std::fmt;
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Full;
-use serde::Deserializer;
-use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
-use serde_json::value::RawValue;
 
 use super::Ingest;
 use super::body::{
@@ -34,10 +30,10 @@ use super::body::{
 };
 use super::budget::DecodeHold;
 use super::error::{Body, IngestError, LineCounts};
+use super::json_line::{self, Captured, RESERVED_FIELDS};
 use super::request::bearer_token;
-use crate::filters;
 use crate::filters::held::LogFilters;
-use crate::filters::logs::{Fields, Scalar, scalar_of};
+use crate::filters::logs::{Fields, Scalar};
 use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
 use crate::server::body::RequestBody;
@@ -47,8 +43,6 @@ use crate::volume::gate::Admission;
 pub const DEFAULT_TYPE: &str = "http-bulk";
 /// Longest `type` accepted; a longer one is a 400 (it would be copied into every log).
 pub const MAX_TYPE_BYTES: usize = 256;
-/// Fields tollgate owns; a client-sent field of one of these names is dropped.
-const RESERVED_FIELDS: [&str; 4] = ["_account_id", "_token_id", "_kind", "_type"];
 
 pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
     let (parts, body) = req.into_parts();
@@ -458,11 +452,10 @@ impl Splitter {
         let payload = if trimmed[0] == b'{' {
             let wanted = self.filters.as_ref().map_or(&[][..], LogFilters::keys);
             // UTF-8 first: serde_json does not check the bytes of strings it skips.
-            let Some(keys) = std::str::from_utf8(trimmed).ok().and_then(|text| {
-                let mut de = serde_json::Deserializer::from_str(text);
-                let keys = Scan { wanted }.deserialize(&mut de).ok()?;
-                de.end().ok().map(|()| keys)
-            }) else {
+            let Some(keys) = std::str::from_utf8(trimmed)
+                .ok()
+                .and_then(|text| json_line::scan(text, wanted))
+            else {
                 self.counts.malformed_lines += 1;
                 return Ok(());
             };
@@ -611,156 +604,6 @@ impl std::io::Write for WriteBytes<'_> {
     }
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
-    }
-}
-
-/// Validates a JSON object without building it, noting the top-level keys that matter and
-/// keeping the raw values of the `wanted` ones (borrowed from the line).
-#[derive(Default)]
-struct TopLevelKeys<'de> {
-    has_type: bool,
-    has_reserved: bool,
-    /// `(index in wanted, value)`.
-    captured: Vec<(usize, &'de RawValue)>,
-}
-
-/// Reads a line as `TopLevelKeys`, keeping the values of `wanted` (a drop filter's keys,
-/// `type` first; empty without filters, when nothing is kept or allocated).
-struct Scan<'w> {
-    wanted: &'w [Box<str>],
-}
-
-impl<'de> DeserializeSeed<'de> for Scan<'_> {
-    type Value = TopLevelKeys<'de>;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<TopLevelKeys<'de>, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Scan<'_> {
-    type Value = TopLevelKeys<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<TopLevelKeys<'de>, A::Error> {
-        let mut keys = TopLevelKeys::default();
-        let wanted = self.wanted;
-        while let Some(key) = map.next_key_seed(KeySeed { wanted })? {
-            let keep = match key {
-                Key::Type => {
-                    keys.has_type = true;
-                    (!wanted.is_empty()).then_some(0)
-                }
-                Key::Reserved => {
-                    keys.has_reserved = true;
-                    None
-                }
-                Key::Wanted(i) => Some(i),
-                Key::Other => None,
-            };
-            match keep {
-                Some(i) => keys.captured.push((i, map.next_value::<&'de RawValue>()?)),
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(keys)
-    }
-}
-
-enum Key {
-    Type,
-    Reserved,
-    /// A key a drop filter reads: its index in the wanted keys.
-    Wanted(usize),
-    Other,
-}
-
-struct KeySeed<'w> {
-    wanted: &'w [Box<str>],
-}
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
-    type Value = Key;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl Visitor<'_> for KeySeed<'_> {
-    type Value = Key;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a field name")
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-        Ok(if v == "type" {
-            Key::Type
-        } else if RESERVED_FIELDS.contains(&v) {
-            Key::Reserved
-        } else if let Some(i) = self.wanted.iter().position(|w| **w == *v) {
-            Key::Wanted(i)
-        } else {
-            Key::Other
-        })
-    }
-}
-
-/// A line's fields as its check kept them: the raw values of the wanted top-level keys.
-/// A dotted name the line has as a key is read as it is; else its longest dotted prefix
-/// that is a key is parsed and descended into (`filters::field`'s reading).
-struct Captured<'a> {
-    wanted: &'a [Box<str>],
-    values: &'a [(usize, &'a RawValue)],
-}
-
-impl Captured<'_> {
-    fn raw(&self, name: &str) -> Option<&RawValue> {
-        self.values
-            .iter()
-            .find(|(i, _)| *self.wanted[*i] == *name)
-            .map(|(_, raw)| *raw)
-    }
-}
-
-impl Fields for Captured<'_> {
-    fn scalar(&self, name: &str) -> Scalar<'_> {
-        if let Some(raw) = self.raw(name) {
-            return raw_scalar(raw);
-        }
-        for (at, _) in name.rmatch_indices('.') {
-            if let Some(raw) = self.raw(&name[..at]) {
-                let Ok(value) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
-                    return Scalar::Other;
-                };
-                return match scalar_of(filters::field(&value, &name[at + 1..])) {
-                    Scalar::Text(t) => Scalar::Text(Cow::Owned(t.into_owned())),
-                    Scalar::Number(n) => Scalar::Number(n),
-                    Scalar::Other => Scalar::Other,
-                };
-            }
-        }
-        Scalar::Other
-    }
-}
-
-/// A raw JSON value as a condition reads it; a string without escapes is borrowed.
-fn raw_scalar(raw: &RawValue) -> Scalar<'_> {
-    let text = raw.get();
-    match text.as_bytes().first() {
-        Some(b'"') if !text.contains('\\') => Scalar::Text(Cow::Borrowed(&text[1..text.len() - 1])),
-        Some(b'"') => serde_json::from_str::<String>(text)
-            .map_or(Scalar::Other, |s| Scalar::Text(Cow::Owned(s))),
-        Some(b'-' | b'0'..=b'9') => {
-            serde_json::from_str::<serde_json::Number>(text).map_or(Scalar::Other, Scalar::Number)
-        }
-        _ => Scalar::Other,
     }
 }
 
