@@ -690,3 +690,45 @@ async fn real_shippers_through_two_gateways() {
     }
     let _ = prom.kill().await;
 }
+
+/// The filters (and volume policies) a gateway holds are persisted with its table: a
+/// gateway restarted while its control plane is away still drops what it dropped.
+#[tokio::test]
+async fn a_gateway_restarted_without_its_control_plane_keeps_its_filters() {
+    let mut cp = ControlPlane::sqlite().await;
+    let url = cp.url();
+    let (_, api, token) = cp.account("acme").await;
+    let server = cp.gateway(|_| {}).await;
+    create(
+        &cp,
+        &api,
+        json!({"fieldConditions": [{"fieldName": "level", "value": "debug"}]}),
+    )
+    .await;
+    wait_until("the filter reaches the gateway", PROPAGATION, || async {
+        server
+            .post_logs(Some(&token), "", logs(1, "debug", "probe"))
+            .await;
+        server.metric(DROPPED_LOGS).await >= 1.0
+    })
+    .await;
+    // The persister writes within its interval after a change; shutting down writes too.
+    let dir = server.shutdown().await;
+    let persisted = std::fs::read_to_string(dir.path().join("state/tokens.snapshot.json")).unwrap();
+    assert!(persisted.contains("\"fieldName\":\"level\""), "{persisted}");
+    cp.go_down().await;
+    let server = TestServer::start_in(dir, |c| common::control::use_control_plane(c, &url)).await;
+    server.wait_ready().await;
+    server
+        .post_logs(Some(&token), "", logs(5, "debug", "after"))
+        .await;
+    server
+        .post_logs(Some(&token), "", logs(5, "info", "after-info"))
+        .await;
+    wait_until("the other logs arrive", PROPAGATION, || async {
+        forwarded(&server, "after-info") == 5
+    })
+    .await;
+    assert_eq!(forwarded(&server, "after "), 0, "still dropped");
+    assert_eq!(server.metric(DROPPED_LOGS).await, 5.0);
+}

@@ -387,6 +387,13 @@ impl HeldFilters {
         }));
     }
 
+    /// Every filter held, in the feed's snapshot shape (what a gateway persists with its
+    /// table).
+    pub fn all(&self) -> (Vec<LogDropFilter>, Vec<MetricsDropFilter>) {
+        let state = self.state.load();
+        (state.logs.clone(), state.metrics.clone())
+    }
+
     /// The account's active log filters, if it has any: what a logs route asks first.
     pub fn logs_of(&self, account: AccountId) -> Option<LogFilters> {
         let state = self.state.load();

@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 use super::client::{FeedClient, FeedError};
 use super::grants::{GrantDelta, ReadGrants};
 use super::snapshot::{AccountNames, SnapshotError};
-use super::wire::{Changes, DropFilterChanges, Snapshot, VolumeChanges};
+use super::wire::{Changes, DropFilterChanges, DropFilters, Snapshot, VolumeChanges};
 use super::{Delta, Digest, TokenTable, Tokens, persist};
 use crate::backoff::Backoff;
 use crate::config::TokensConfig;
@@ -112,11 +112,12 @@ enum Step {
     Unchanged(u64),
 }
 
-/// What the persister writes: the serving table and grants, together.
+/// What the persister writes: the serving table, grants and accounts' rules, together.
 #[derive(Clone)]
 struct Serving {
     table: Arc<TokenTable>,
     grants: Arc<ReadGrants>,
+    rules: Arc<persist::Rules>,
 }
 
 /// The follower: keeps `tokens` in step with the control plane until shutdown.
@@ -167,7 +168,11 @@ impl FeedSource {
         .await;
         match loaded {
             Ok(Ok(Some((persisted, modified)))) => {
-                let persist::Persisted { table, grants } = persisted;
+                let persist::Persisted {
+                    table,
+                    grants,
+                    rules,
+                } = persisted;
                 tracing::info!(
                     version = table.version,
                     tokens = table.len(),
@@ -179,6 +184,10 @@ impl FeedSource {
                     .install_as_of(Arc::new(table), modified.unwrap_or(SystemTime::UNIX_EPOCH));
                 if let Some(grants) = grants {
                     self.tokens.install_grants(Arc::new(grants));
+                }
+                if let Some(rules) = rules {
+                    self.gate.set_policies(rules.volumes);
+                    self.filters.set(rules.filters.logs, rules.filters.metrics);
                 }
             }
             Ok(Ok(None)) => {}
@@ -260,9 +269,14 @@ impl FeedSource {
 
     /// What is serving now, for the persister.
     fn serving(&self) -> Option<Serving> {
+        let (logs, metrics) = self.filters.all();
         Some(Serving {
             table: self.tokens.current()?,
             grants: self.tokens.grants(),
+            rules: Arc::new(persist::Rules {
+                volumes: self.gate.policies(),
+                filters: DropFilters { logs, metrics },
+            }),
         })
     }
 
@@ -321,8 +335,10 @@ impl FeedSource {
             return Err(FeedError::Gone);
         }
         let version = delta.version;
+        let mut rules_changed = false;
         if let Some(volumes) = volumes.filter(|v| !v.is_empty()) {
             self.gate.apply(volumes);
+            rules_changed = true;
         }
         if let Some(f) = filters.filter(|f| !f.is_empty()) {
             let (upserts, deletes) = (f.upserts, f.deletes);
@@ -332,6 +348,7 @@ impl FeedSource {
                 upserts.metrics,
                 &deletes.metrics,
             );
+            rules_changed = true;
         }
         let grants_applied = match grants.filter(|g| !g.is_empty()) {
             Some(grants) => {
@@ -342,7 +359,8 @@ impl FeedSource {
         };
         if delta.is_empty() {
             self.metrics.table.fresh(current.len(), version);
-            return Ok(if grants_applied {
+            // Changed grants or rules are persisted like a changed table.
+            return Ok(if grants_applied || rules_changed {
                 Step::Installed(version)
             } else {
                 Step::Unchanged(version)
@@ -422,10 +440,15 @@ async fn persist_loop(
 }
 
 async fn save(state_dir: &std::path::Path, serving: Option<Serving>) {
-    let Some(Serving { table, grants }) = serving else {
+    let Some(Serving {
+        table,
+        grants,
+        rules,
+    }) = serving
+    else {
         return;
     };
-    persist::save_in_background(state_dir.to_path_buf(), table, Some(grants)).await;
+    persist::save_in_background(state_dir.to_path_buf(), table, Some(grants), Some(rules)).await;
 }
 
 #[cfg(test)]
@@ -486,6 +509,7 @@ mod tests {
             Some(Serving {
                 table: Arc::new(TokenTable::with_capacity(v, 0)),
                 grants: Arc::new(ReadGrants::default()),
+                rules: Arc::new(persist::Rules::default()),
             })
         };
         let persisted = || persist::load(dir.path()).unwrap().map(|t| t.table.version);

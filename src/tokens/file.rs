@@ -144,7 +144,7 @@ impl FileSource {
                     .file_loaded(table.version, table.len(), &self.path);
                 self.tokens.install(Arc::clone(&table));
                 self.last_loaded = current;
-                persist::save_in_background(self.state_dir.clone(), table, None).await;
+                persist::save_in_background(self.state_dir.clone(), table, None, None).await;
             }
             Ok(Err(message)) => self.reload_failed(&message),
             Err(e) => self.reload_failed(&e.to_string()),

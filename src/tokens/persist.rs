@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::TokenTable;
 use super::grants::ReadGrants;
 use super::snapshot::SnapshotError;
-use super::wire::Snapshot;
+use super::wire::{DropFilters, Snapshot, VolumePolicy};
 use crate::private_files;
 use crate::thread_priority::{TO_LOWEST, lower_this_threads_priority};
 
@@ -37,6 +37,17 @@ pub struct Persisted {
     /// `None` when the file holds no grants (the `file` source, or a file written before
     /// grants existed).
     pub grants: Option<ReadGrants>,
+    /// The accounts' volume policies and drop filters the gateway held, `None` in a file
+    /// written before they were persisted.
+    pub rules: Option<Rules>,
+}
+
+/// The accounts' rules a control-plane gateway holds beside its table, persisted with it
+/// so that a gateway restarted while its control plane is away still enforces them.
+#[derive(Default)]
+pub struct Rules {
+    pub volumes: Vec<VolumePolicy>,
+    pub filters: DropFilters,
 }
 
 /// `save` on a thread of its own at the lowest CPU priority (nice 19), resolving when it
@@ -48,13 +59,14 @@ pub async fn save_in_background(
     state_dir: PathBuf,
     table: Arc<TokenTable>,
     grants: Option<Arc<ReadGrants>>,
+    rules: Option<Arc<Rules>>,
 ) {
     let (done, result) = tokio::sync::oneshot::channel();
     let started = std::thread::Builder::new()
         .name("tollgate-persist".into())
         .spawn(move || {
             lower_this_threads_priority(TO_LOWEST, "tollgate-persist");
-            let saved = save(&state_dir, &table, grants.as_deref());
+            let saved = save(&state_dir, &table, grants.as_deref(), rules.as_deref());
             let _ = done.send(saved.map_err(|e| e.to_string()));
         });
     let outcome = match started {
@@ -68,13 +80,14 @@ pub async fn save_in_background(
     }
 }
 
-/// Persists the digest-only form of `table` (and of `grants`, when the source has them)
-/// under `state_dir`. Blocking: call it through `save_in_background`, never on the
-/// request path.
+/// Persists the digest-only form of `table` (and `grants` and `rules`, when the source
+/// has them) under `state_dir`. Blocking: call it through `save_in_background`, never on
+/// the request path.
 pub fn save(
     state_dir: &Path,
     table: &TokenTable,
     grants: Option<&ReadGrants>,
+    rules: Option<&Rules>,
 ) -> Result<(), PersistError> {
     let path = path_in(state_dir);
     let io_err = |source| PersistError::Io {
@@ -83,8 +96,12 @@ pub fn save(
     };
     private_files::create_dir_all(state_dir).map_err(io_err)?;
     let tmp = state_dir.join(format!("{FILE_NAME}.tmp"));
-    let bytes = serde_json::to_vec(&Snapshot::from_state(table, grants))
-        .expect("a snapshot always serializes");
+    let mut snapshot = Snapshot::from_state(table, grants);
+    if let Some(rules) = rules {
+        snapshot.volumes = Some(rules.volumes.clone());
+        snapshot.filters = Some(rules.filters.clone());
+    }
+    let bytes = serde_json::to_vec(&snapshot).expect("a snapshot always serializes");
     let mut f = private_files::open_options()
         .write(true)
         .create(true)
@@ -109,9 +126,23 @@ pub fn load(state_dir: &Path) -> Result<Option<Persisted>, PersistError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(PersistError::Io { path, source }),
     };
-    Snapshot::parse(&bytes)
-        .and_then(Snapshot::into_state)
-        .map(|(table, grants)| Some(Persisted { table, grants }))
+    let parsed = Snapshot::parse(&bytes).and_then(|mut snapshot| {
+        let rules = match (snapshot.volumes.take(), snapshot.filters.take()) {
+            (None, None) => None,
+            (volumes, filters) => Some(Rules {
+                volumes: volumes.unwrap_or_default(),
+                filters: filters.unwrap_or_default(),
+            }),
+        };
+        let (table, grants) = snapshot.into_state()?;
+        Ok(Persisted {
+            table,
+            grants,
+            rules,
+        })
+    });
+    parsed
+        .map(Some)
         .map_err(|source| PersistError::Snapshot { path, source })
 }
 
@@ -129,7 +160,7 @@ mod tests {
             .unwrap()
             .into_table()
             .unwrap();
-        save(dir.path(), &table, None).unwrap();
+        save(dir.path(), &table, None, None).unwrap();
         let loaded = load(dir.path()).unwrap().unwrap();
         assert_eq!(loaded.table.version, 9);
         assert_eq!(loaded.table.len(), 1);
@@ -159,7 +190,7 @@ mod tests {
             .unwrap()
             .into_table()
             .unwrap();
-        save(&state_dir, &table, None).unwrap();
+        save(&state_dir, &table, None, None).unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&state_dir), 0o700);
         assert_eq!(mode(&path_in(&state_dir)), 0o600);
@@ -183,7 +214,7 @@ mod tests {
         let mut grants = grants.expect("grants");
         // Grants moved on without a token change: the newer version is persisted.
         grants.version = 6;
-        save(dir.path(), &table, Some(&grants)).unwrap();
+        save(dir.path(), &table, Some(&grants), None).unwrap();
         let loaded = load(dir.path()).unwrap().unwrap();
         assert_eq!(loaded.table.version, 6);
         let grants = loaded.grants.expect("grants come back");

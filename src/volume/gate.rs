@@ -166,6 +166,18 @@ impl Gate {
         Duration::from_millis(u64::try_from(left).unwrap_or(0)).max(Duration::from_secs(1))
     }
 
+    /// Every account's policy as held now (what a gateway persists with its table).
+    pub fn policies(&self) -> Vec<VolumePolicy> {
+        let mut policies: Vec<VolumePolicy> = self
+            .accounts
+            .load()
+            .values()
+            .map(|r| r.policy.clone())
+            .collect();
+        policies.sort_by_key(|p| p.account_id);
+        policies
+    }
+
     /// Every account's policy, from a snapshot: replaces all.
     pub fn set_policies(&self, policies: Vec<VolumePolicy>) {
         let current = self.accounts.load();
