@@ -189,6 +189,8 @@ async fn an_admin_manages_tokens_in_a_real_browser() {
         "user-shared",
         "live-tail",
         "live-tail-ended",
+        "drop-filters",
+        "drop-filters-metrics",
     ] {
         assert!(
             artifacts.join(format!("{shot}.png")).exists(),

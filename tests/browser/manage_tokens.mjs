@@ -195,6 +195,54 @@ await drive({ permissions: ["clipboard-read", "clipboard-write"] }, async ({ con
   await tail.screenshot({ path: join(artifacts, "live-tail-ended.png") });
   await tail.close();
 
+  step("a log drop filter: made on the page, said and focused, switched off, deleted after a confirmation");
+  await page.goto(tab("drop-filters"));
+  await page.getByLabel("Log type").fill("nginx");
+  await page.getByLabel("Field 1", { exact: true }).fill("status");
+  await page.getByLabel("Value 1", { exact: true }).fill("500");
+  await page.getByLabel("Field 2", { exact: true }).fill("env");
+  await page.getByLabel("Value 2", { exact: true }).fill("test");
+  await submits(() => page.getByRole("button", { name: "Add log drop filter" }).click());
+  const made = page.locator("#flash");
+  check((await made.innerText()).includes("Log drop filter “status = 500 AND env = \"test\"” on logs of type nginx created"),
+        `the tab says what was made: ${await made.innerText()}`);
+  const filterRow = page.locator("table.drop-filters tbody tr").first();
+  await page.locator("#announce", { hasText: "created" }).waitFor();
+  check(await filterRow.evaluate((r) => r === document.activeElement), "the focus is on the new filter's row");
+  check((await filterRow.innerText()).includes("nothing"), "nothing dropped yet today");
+  await shot("drop-filters");
+  await submits(() => filterRow.getByRole("switch").click());
+  check(await filterRow.getByRole("switch").getAttribute("aria-checked") === "false", "deactivated");
+  check((await page.locator("#flash").innerText()).includes("deactivated"), "the tab says it");
+  await filterRow.getByRole("button", { name: /Delete/ }).click();
+  const dropConfirm = page.locator("dialog#confirm");
+  await dropConfirm.waitFor();
+  check((await dropConfirm.innerText()).includes("These logs stop being dropped"), "the confirmation says what stops being dropped");
+  await submits(() => dropConfirm.getByRole("button", { name: "Delete" }).click());
+  check((await page.locator("#flash").innerText()).includes("deleted"), "deleted, and said");
+  check(await page.locator("#flash").evaluate((f) => f === document.activeElement), "the focus is on the message");
+
+  step("a metrics drop filter on the tied metrics account, from the main account's tab");
+  await page.getByRole("link", { name: /acme-metrics's metrics drop filters/ }).click();
+  await page.waitForURL(/\/drop-filters$/);
+  await page.getByLabel("Name").fill("dev histograms");
+  await page.getByLabel("Label 1", { exact: true }).fill("__name__");
+  await page.getByLabel("Comparison 1", { exact: true }).selectOption("REGEX_MATCH");
+  await page.getByLabel("Value 1", { exact: true }).fill("(unclosed");
+  await submits(() => page.getByRole("button", { name: "Add metrics drop filter" }).click());
+  const regexRefused = (await page.locator("form#new-metrics-drop-filter [role=alert]").innerText()).trim();
+  check(regexRefused.includes("is not a valid regular expression") && regexRefused.includes("drop-filters/INVALID_REGEX"),
+        `the API's refusal, in the form: ${regexRefused}`);
+  check(await page.getByLabel("Value 1", { exact: true }).inputValue() === "(unclosed", "what was typed is kept");
+  check(await page.evaluate(() => document.activeElement?.name) === "name", "the refused form has the focus");
+  await page.getByLabel("Value 1", { exact: true }).fill(".*_bucket");
+  await page.getByLabel("Label 2", { exact: true }).fill("env");
+  await page.getByLabel("Value 2", { exact: true }).fill("dev");
+  await submits(() => page.getByRole("button", { name: "Add metrics drop filter" }).click());
+  check((await page.locator("table.drop-filters").innerText()).includes('__name__ =~ ".*_bucket" AND env = "dev"'),
+        "the expression, as label matchers");
+  await shot("drop-filters-metrics");
+
   step("a new API token is shown once");
   await page.goto(tab("api"));
   await page.getByLabel("Name", { exact: true }).fill("terraform");

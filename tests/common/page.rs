@@ -83,6 +83,22 @@ impl Page {
             &escape(message),
         ])
     }
+
+    /// Asserts the page says what the POST that led here did, in its flash.
+    pub fn told(&self, message: &str) -> &Page {
+        self.shows(&["id=\"flash\"", &escape(message)])
+    }
+
+    /// Asserts a refusal the POST that led here got, shown on the page its redirect landed
+    /// on: its message, its code, and the status the API would have answered.
+    pub fn refusal_shown(&self, status: u16, code: &str, message: &str) -> &Page {
+        self.shows(&[
+            "role=\"alert\"",
+            &format!("data-code=\"{code}\""),
+            &format!("Refused ({status})"),
+            &escape(message),
+        ])
+    }
 }
 
 /// Text as maud writes it into HTML.
@@ -171,6 +187,19 @@ impl<'a> Browser<'a> {
             .header("cookie", self.cookie_header())
             .raw_body("application/x-www-form-urlencoded", body);
         self.keep(call.send().await)
+    }
+
+    /// POSTs a form as `post` does, asserts the answer is a 303 back into the page, and
+    /// follows it: the page the person lands on.
+    pub async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let answer = self.post(path, fields).await;
+        assert_eq!(answer.status(), 303, "POST {path}: {}", answer.html);
+        let location = answer.location().to_string();
+        assert!(
+            location.starts_with("/ui"),
+            "POST {path} went to {location}"
+        );
+        self.get(&location).await
     }
 
     fn cookie_header(&self) -> String {

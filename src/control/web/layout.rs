@@ -74,13 +74,51 @@ pub fn page(frame: &Frame, notice: &Notice, content: Markup) -> Markup {
                     }
                 }
                 section.panel {
-                    @if let Notice::Refused(r) = notice { (refusal(r)) }
+                    (notice_box(notice, &content))
                     (content)
                 }
             }
+            // Filled by the script after load with what the last change did: a live region
+            // announces a change, not what a page is loaded with.
+            p #announce .sr-only role="status" aria-live="polite"
+                data-say=[announcement(notice)] {}
             (confirm_dialog())
         },
     )
+}
+
+/// What the POST that led here did, at the top of the tab. The script moves the focus to
+/// the element `data-focus` names (the row changed, the form refused), else to the box.
+fn notice_box(notice: &Notice, content: &Markup) -> Markup {
+    match notice {
+        Notice::Done { message, focus } => html! {
+            div #flash .alert.ok tabindex="-1" data-focus=[focus] {
+                p.message { (message) }
+            }
+        },
+        Notice::Refused(r) => html! {
+            div #flash tabindex="-1" { (refusal(r)) }
+        },
+        // The tab shows the refusal in the form; one that is no longer there, here.
+        Notice::Retry {
+            refusal: r, form, ..
+        } => {
+            if content.0.contains(&format!("id=\"{form}\"")) {
+                html! { div #flash hidden data-focus=(form) {} }
+            } else {
+                html! { div #flash tabindex="-1" { (refusal(r)) } }
+            }
+        }
+        Notice::None | Notice::ApiToken { .. } | Notice::Invited { .. } => html! {},
+    }
+}
+
+/// What the live region says once the page has loaded.
+fn announcement(notice: &Notice) -> Option<&str> {
+    match notice {
+        Notice::Done { message, .. } => Some(message),
+        _ => None,
+    }
 }
 
 /// "Acme — main log management account · pro plan · account 12".

@@ -19,6 +19,8 @@ mod api_tokens;
 mod assets;
 mod chart;
 pub mod dates;
+mod drop_filters;
+mod flash;
 mod form;
 mod layout;
 mod login;
@@ -48,6 +50,7 @@ use super::usecases::accounts as account_usecases;
 use super::usecases::callers::Caller;
 use crate::config::ControlPlaneConfig;
 use crate::model::Kind;
+pub use flash::Flash;
 pub use form::Fields;
 use session::{Csrf, Session};
 
@@ -109,7 +112,8 @@ pub fn routes(cp: Arc<ControlPlane>, settings: PageSettings) -> Router {
         .merge(api_tokens::routes())
         .merge(shared::routes())
         .merge(users::routes())
-        .merge(volume::routes());
+        .merge(volume::routes())
+        .merge(drop_filters::routes());
     // One GET route per tab (a `{tab}` segment would shadow the tabs' own POST routes).
     for tab in Tab::ALL {
         let path = format!("/accounts/{{account}}/{}", tab.slug());
@@ -161,10 +165,11 @@ pub enum Tab {
     Shared,
     Users,
     Volume,
+    DropFilters,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 7] = [
+    pub const ALL: [Tab; 8] = [
         Tab::Logs,
         Tab::Metrics,
         Tab::Traces,
@@ -172,6 +177,7 @@ impl Tab {
         Tab::Shared,
         Tab::Users,
         Tab::Volume,
+        Tab::DropFilters,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -183,6 +189,7 @@ impl Tab {
             Tab::Shared => "shared",
             Tab::Users => "users",
             Tab::Volume => "volume",
+            Tab::DropFilters => "drop-filters",
         }
     }
 
@@ -195,6 +202,7 @@ impl Tab {
             Tab::Shared => "Shared tokens",
             Tab::Users => "Users",
             Tab::Volume => "Volume",
+            Tab::DropFilters => "Drop filters",
         }
     }
 
@@ -232,12 +240,13 @@ async fn home(session: Session) -> Redirect {
     Redirect::to(&tab.url(session.home.id))
 }
 
-/// A signed-in visit: the session, the CSRF token every form of the answer embeds, and
-/// the page's settings.
+/// A signed-in visit: the session, the CSRF token every form of the answer embeds, the
+/// page's settings, and what the POST that led here did.
 pub struct Visit {
     pub session: Session,
     pub csrf: String,
     pub settings: Arc<PageSettings>,
+    pub flash: Option<Flash>,
 }
 
 impl FromRequestParts<PageState> for Visit {
@@ -255,6 +264,7 @@ impl FromRequestParts<PageState> for Visit {
             session,
             csrf: csrf_of(parts),
             settings: Arc::clone(&state.settings),
+            flash: parts.extensions.get::<Flash>().cloned(),
         })
     }
 }
@@ -273,7 +283,7 @@ pub fn csrf_of(parts: &Parts) -> String {
 #[derive(Debug, Clone)]
 pub struct PageRefusal {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: String,
     pub message: String,
     /// When to try again (too many failed logins), for `Retry-After`.
     pub retry_after_secs: Option<u64>,
@@ -289,17 +299,22 @@ impl From<Refusal> for PageRefusal {
         };
         PageRefusal {
             status: error::status(&e),
-            code: e.code(),
+            code: e.code().to_string(),
             message: e.to_string(),
             retry_after_secs,
         }
     }
 }
 
-/// What a tab shows besides its content: nothing, a refusal, or a secret made by the POST
-/// being answered.
+/// What a tab shows besides its content: nothing, what a change did, a refusal, or a
+/// secret made by the POST that led here.
 pub enum Notice {
     None,
+    /// A change made: what it did, and the id of the element it concerns.
+    Done {
+        message: String,
+        focus: Option<String>,
+    },
     Refused(PageRefusal),
     /// A new API token: its secret, shown this once.
     ApiToken {
@@ -311,11 +326,11 @@ pub enum Notice {
         email: String,
         link: String,
     },
-    /// A refused edit of item `id`: the tab shows the refusal in that item's form, open
-    /// again with what was typed.
+    /// A refused form (`form` is its id): the tab shows the refusal in it, open again
+    /// with what was typed.
     Retry {
         refusal: PageRefusal,
-        id: i64,
+        form: String,
         fields: Fields,
     },
 }
@@ -337,6 +352,49 @@ impl Notice {
 impl From<Refusal> for Notice {
     fn from(e: Refusal) -> Notice {
         Notice::Refused(e.into())
+    }
+}
+
+impl From<Flash> for Notice {
+    fn from(flash: Flash) -> Notice {
+        let Some(refused) = flash.refused.clone() else {
+            return match flash.secret {
+                Some(flash::Secret::ApiToken { name, token }) => Notice::ApiToken { name, token },
+                Some(flash::Secret::SetupLink { email, link }) => Notice::Invited { email, link },
+                None => Notice::Done {
+                    message: flash.message,
+                    focus: flash.focus,
+                },
+            };
+        };
+        let refusal = PageRefusal {
+            status: StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST),
+            code: refused.code,
+            message: flash.message.clone(),
+            retry_after_secs: None,
+        };
+        match flash.form.clone() {
+            Some(form) => Notice::Retry {
+                refusal,
+                form,
+                fields: flash.typed_fields(),
+            },
+            None => Notice::Refused(refusal),
+        }
+    }
+}
+
+impl Notice {
+    /// What was typed into form `form` when it was refused, and the refusal.
+    pub fn retry_of(&self, form: &str) -> Option<(&PageRefusal, &Fields)> {
+        match self {
+            Notice::Retry {
+                refusal,
+                form: f,
+                fields,
+            } if f == form => Some((refusal, fields)),
+            _ => None,
+        }
     }
 }
 
@@ -408,7 +466,8 @@ async fn show_tab(
         Ok(caller) => caller,
         Err(e) => return unreachable_account(&cp, &visit, e).await,
     };
-    render(&cp, &visit, &caller, tab, query.edit, Notice::None).await
+    let notice = visit.flash.clone().map_or(Notice::None, Notice::from);
+    render(&cp, &visit, &caller, tab, query.edit, notice).await
 }
 
 /// Renders `tab` of the caller's account with `notice`; the status is the refusal's, if
@@ -437,8 +496,11 @@ pub async fn render(
         Tab::Shared => shared::content(&ctx, &notice).await,
         Tab::Users => users::content(&ctx, &notice).await,
         Tab::Volume => volume::content(&ctx, &notice).await,
+        Tab::DropFilters => drop_filters::content(&ctx, &notice).await,
     };
     let (status, notice, content) = match content {
+        // A flashed refusal's page is the redirect's: it answers 200 like any tab.
+        Ok(markup) if visit.flash.is_some() => (StatusCode::OK, notice, markup),
         Ok(markup) => (notice.status(), notice, markup),
         Err(e) => {
             let refusal = PageRefusal::from(e);
@@ -552,4 +614,42 @@ pub async fn act_with(
 /// 303 to `location`: the browser follows with a GET (Post/Redirect/Get).
 pub fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
+}
+
+/// What a change did, as the page tells it: a sentence, and the id of the element it
+/// changed (the focus goes there; `None`: to the sentence, as after a deletion).
+pub struct Done {
+    pub message: String,
+    pub focus: Option<String>,
+}
+
+impl Done {
+    pub fn new(message: impl Into<String>, focus: Option<String>) -> Done {
+        Done {
+            message: message.into(),
+            focus,
+        }
+    }
+}
+
+/// Runs one change on account `account_id` as the session's user and answers 303 back to
+/// `tab`, refused or not, with a flash saying what happened. A refusal of what was typed
+/// into `form` (its id and what it posted) brings that form back as it was.
+pub async fn act_and_tell(
+    cp: &ControlPlane,
+    visit: &Visit,
+    account_id: i64,
+    tab: Tab,
+    form: Option<(&str, &Fields)>,
+    change: impl AsyncFnOnce(&Caller) -> Result<Done, Refusal>,
+) -> Response {
+    let outcome = match visit.session.caller(cp, account_id).await {
+        Ok(caller) => change(&caller).await,
+        Err(e) => Err(e),
+    };
+    let location = tab.url(account_id);
+    match outcome {
+        Ok(done) => Flash::done(done.message, done.focus).redirect(&location),
+        Err(e) => Flash::refused(&PageRefusal::from(e), form).redirect(&location),
+    }
 }

@@ -23,6 +23,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use ipnet::IpNet;
 
+use super::flash::{self, Flash};
 use super::{PageSettings, PageState};
 use crate::control::api::error::ApiError;
 use crate::control::plane::ControlPlane;
@@ -104,6 +105,13 @@ pub async fn layer(State(page): State<PageState>, mut req: Request, next: Next) 
             (token.clone(), Some(token))
         }
     };
+    // What the POST that led here did, if this browser's session (or pre-session) signed it.
+    let had_flash = cookie(req.headers(), flash::COOKIE).is_some();
+    let flash = cookie(req.headers(), flash::COOKIE).and_then(|v| Flash::open(v, &expected));
+    if let Some(flash) = flash {
+        req.extensions_mut().insert(flash);
+    }
+    let is_get = req.method() == Method::GET;
     if changes_state(req.method()) {
         let (parts, body) = req.into_parts();
         let bytes = match to_bytes(body, MAX_FORM_BYTES).await {
@@ -131,11 +139,25 @@ pub async fn layer(State(page): State<PageState>, mut req: Request, next: Next) 
         }
         req = Request::from_parts(parts, Body::from(bytes));
     }
-    req.extensions_mut().insert(Csrf(expected));
+    req.extensions_mut().insert(Csrf(expected.clone()));
     if let Some(s) = session {
         req.extensions_mut().insert(s);
     }
     let mut response = next.run(req).await;
+    if let Some(flash) = response.extensions_mut().remove::<Flash>() {
+        // Sealed with this request's key: the next request of this session opens it.
+        let sealed = flash.seal(&expected);
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&settings, flash::COOKIE, &sealed, Some(flash::MAX_AGE_SECS)),
+        );
+    } else if had_flash && is_get && is_page(&response) {
+        // Shown (or not ours to show): a reload shows the page without it.
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(&settings, flash::COOKIE, "", Some(0)),
+        );
+    }
     if let Some(token) = new_cookie {
         response.headers_mut().append(
             header::SET_COOKIE,
@@ -165,6 +187,15 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAdd
         .rev()
         .find(|ip| !is_trusted(ip))
         .unwrap_or(peer)
+}
+
+/// An HTML page (not an asset, not a redirect): what shows a flash.
+fn is_page(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
 }
 
 /// A browser's form post (it accepts HTML); scripts get the JSON refusal.
@@ -210,7 +241,7 @@ fn set_cookie(
     if settings.secure_cookies {
         cookie.push_str("; Secure");
     }
-    HeaderValue::try_from(cookie).expect("cookie values are [A-Za-z0-9]")
+    HeaderValue::try_from(cookie).expect("cookie values are [A-Za-z0-9_.-]")
 }
 
 /// A session's CSRF token: derived from its secret, so it needs no storage, can't be

@@ -4,6 +4,40 @@
 "use strict";
 
 (function () {
+  // === what the last change did ===
+  // The tab a change leads back to says what it did (#flash); the focus moves to what it
+  // concerns (the row changed, the form refused), so the keyboard carries on from there,
+  // and the live region reads the sentence out.
+  function focusOn(target) {
+    if (target.tagName === "FORM") {
+      var details = target.closest("details");
+      if (details) { details.open = true; }
+      var field = target.querySelector("input:not([type=hidden]):not([disabled]), select, textarea");
+      if (field) { target = field; }
+    }
+    if (!target.matches("a[href], button, input, select, textarea, [tabindex]")) {
+      target.setAttribute("tabindex", "-1");
+    }
+    target.focus({ preventScroll: true });
+    target.scrollIntoView({ block: "center" });
+  }
+
+  function showFlash() {
+    var flash = document.getElementById("flash");
+    if (!flash) { return; }
+    var id = flash.getAttribute("data-focus");
+    var target = (id && document.getElementById(id)) || (flash.hidden ? null : flash);
+    if (target) { focusOn(target); }
+    var live = document.getElementById("announce");
+    var say = live && live.getAttribute("data-say");
+    if (say) { setTimeout(function () { live.textContent = say; }, 100); }
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", showFlash);
+  } else {
+    showFlash();
+  }
+
   // === copy to the clipboard ===
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {
