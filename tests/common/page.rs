@@ -8,6 +8,8 @@ use super::Reply;
 use super::control::ControlPlane;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// What a browser accepts for a page, so the page answers as it answers browsers.
+const ACCEPT: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
 
 pub struct Browser<'a> {
     cp: &'a ControlPlane,
@@ -161,7 +163,11 @@ impl<'a> Browser<'a> {
     }
 
     pub async fn get(&mut self, path: &str) -> Page {
-        let call = self.cp.get(path).header("cookie", self.cookie_header());
+        let call = self
+            .cp
+            .get(path)
+            .header("cookie", self.cookie_header())
+            .header("accept", ACCEPT);
         self.keep(call.send().await)
     }
 
@@ -185,6 +191,7 @@ impl<'a> Browser<'a> {
             .cp
             .post(path)
             .header("cookie", self.cookie_header())
+            .header("accept", ACCEPT)
             .raw_body("application/x-www-form-urlencoded", body);
         self.keep(call.send().await)
     }
@@ -199,7 +206,9 @@ impl<'a> Browser<'a> {
             location.starts_with("/ui"),
             "POST {path} went to {location}"
         );
-        self.get(&location).await
+        // The fragment (the element the page focuses) stays in the browser.
+        self.get(location.split('#').next().unwrap_or_default())
+            .await
     }
 
     fn cookie_header(&self) -> String {

@@ -18,7 +18,7 @@ use maud::{Markup, html};
 use serde_json::{Number, Value};
 
 use super::layout::{self, confirm_form, csrf_field};
-use super::{Ctx, Done, Fields, Notice, PageRefusal, PageState, Tab, Visit, act_and_tell, chart};
+use super::{Ctx, Done, Fields, Notice, PageRefusal, PageState, Tab, Visit, act, chart};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::AccountType;
@@ -392,7 +392,7 @@ async fn create_log(
     fields: Fields,
 ) -> Response {
     let form = Some((NEW_LOG, &fields));
-    act_and_tell(
+    act(
         &cp,
         &visit,
         account,
@@ -419,7 +419,7 @@ async fn set_log_active(
     Path((account, id)): Path<(i64, i64)>,
     fields: Fields,
 ) -> Response {
-    act_and_tell(
+    act(
         &cp,
         &visit,
         account,
@@ -447,7 +447,7 @@ async fn delete_log(
     visit: Visit,
     Path((account, id)): Path<(i64, i64)>,
 ) -> Response {
-    act_and_tell(
+    act(
         &cp,
         &visit,
         account,
@@ -684,7 +684,7 @@ async fn create_metrics(
     fields: Fields,
 ) -> Response {
     let form = Some((NEW_METRICS, &fields));
-    act_and_tell(
+    act(
         &cp,
         &visit,
         account,
@@ -711,7 +711,7 @@ async fn set_metrics_active(
     Path((account, id)): Path<(i64, i64)>,
     fields: Fields,
 ) -> Response {
-    act_and_tell(
+    act(
         &cp,
         &visit,
         account,
@@ -739,7 +739,7 @@ async fn delete_metrics(
     visit: Visit,
     Path((account, id)): Path<(i64, i64)>,
 ) -> Response {
-    act_and_tell(
+    act(
         &cp,
         &visit,
         account,

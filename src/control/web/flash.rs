@@ -65,8 +65,17 @@ pub struct Refused {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Secret {
-    ApiToken { name: String, token: String },
-    SetupLink { email: String, link: String },
+    ApiToken {
+        name: String,
+        token: String,
+    },
+    SetupLink {
+        email: String,
+        link: String,
+        /// A new link for a user who lost theirs, rather than an invitation.
+        #[serde(default)]
+        reissued: bool,
+    },
 }
 
 impl Flash {

@@ -114,10 +114,16 @@ fn notice_box(notice: &Notice, content: &Markup) -> Markup {
 }
 
 /// What the live region says once the page has loaded.
-fn announcement(notice: &Notice) -> Option<&str> {
+fn announcement(notice: &Notice) -> Option<String> {
     match notice {
-        Notice::Done { message, .. } => Some(message),
-        _ => None,
+        Notice::Done { message, .. } => Some(message.clone()),
+        Notice::ApiToken { name, .. } => Some(format!(
+            "API token “{name}” created. Copy it now: it won't be shown again."
+        )),
+        Notice::Invited { email, .. } => Some(format!(
+            "A setup link for {email} is shown once: hand it over now."
+        )),
+        Notice::None | Notice::Refused(_) | Notice::Retry { .. } => None,
     }
 }
 

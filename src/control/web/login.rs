@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::layout::{self, csrf_field};
 use super::session::{self, ClientIp, Session};
-use super::{BASE, Fields, PageRefusal, PageSettings, PageState, Visit, csrf_of, see_other};
+use super::{BASE, Fields, Flash, PageRefusal, PageSettings, PageState, Visit, csrf_of, see_other};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::usecases::sessions as usecase;
@@ -32,6 +32,14 @@ struct LoginQuery {
     /// Set after a password was set through a setup link.
     #[serde(default)]
     ready: Option<String>,
+    /// The tab to go back to once signed in (a form was posted after the session ended).
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// `next` if it is one of the page's tabs: never another site, never anything else.
+fn safe_next(next: Option<&str>) -> Option<&str> {
+    next.filter(|n| super::tab_of(n).as_deref() == Some(*n))
 }
 
 /// A page outside the account frame: the brand and one card.
@@ -49,18 +57,35 @@ fn card_page(title: &str, body: Markup) -> Markup {
     )
 }
 
-fn login_form(csrf: &str, email: &str, refusal: Option<&PageRefusal>, ready: bool) -> Markup {
+/// What the sign-in page says above its form.
+enum Said<'a> {
+    Nothing,
+    /// A password was just set.
+    Ready,
+    /// Why the person is here (signed out while a form was open).
+    Told(&'a str),
+    Refused(&'a PageRefusal),
+}
+
+fn login_form(csrf: &str, email: &str, said: Said, next: Option<&str>) -> Markup {
     card_page(
         "Sign in",
         html! {
             h1 { "Sign in" }
             p.muted { "Manage your account's tokens." }
-            @if ready {
-                div.alert.ok role="status" { p { "Your password is set. Sign in with it." } }
+            @match said {
+                Said::Nothing => {}
+                Said::Ready => {
+                    div #flash .alert.ok role="status" { p { "Your password is set. Sign in with it." } }
+                }
+                Said::Told(message) => {
+                    div #flash .alert.info role="status" { p { (message) } }
+                }
+                Said::Refused(r) => { (layout::refusal(r)) }
             }
-            @if let Some(r) = refusal { (layout::refusal(r)) }
             form.stacked method="post" action={ (BASE) "/login" } {
                 (csrf_field(csrf))
+                @if let Some(next) = next { input type="hidden" name="next" value=(next); }
                 div.field {
                     label for="email" { "Email" }
                     input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
@@ -76,11 +101,18 @@ fn login_form(csrf: &str, email: &str, refusal: Option<&PageRefusal>, ready: boo
 }
 
 async fn page(session: Option<Session>, Query(q): Query<LoginQuery>, req: Request) -> Response {
+    let next = safe_next(q.next.as_deref());
     if session.is_some() {
-        return see_other(BASE);
+        return see_other(next.unwrap_or(BASE));
     }
     let (parts, _) = req.into_parts();
-    login_form(&csrf_of(&parts), "", None, q.ready.is_some()).into_response()
+    let flash = parts.extensions.get::<Flash>();
+    let said = match (flash, q.ready.is_some()) {
+        (Some(flash), _) => Said::Told(&flash.message),
+        (None, true) => Said::Ready,
+        (None, false) => Said::Nothing,
+    };
+    login_form(&csrf_of(&parts), "", said, next).into_response()
 }
 
 async fn submit(
@@ -99,10 +131,11 @@ async fn submit(
         Err(rejection) => return rejection,
     };
     let email = fields.get("email").trim();
+    let next = safe_next(fields.opt("next"));
     match usecase::login(&cp, email, fields.get("password"), client).await {
         Ok(logged_in) => {
             let cookie = session::login_cookie(&settings, &logged_in.session_secret);
-            let mut response = see_other(BASE);
+            let mut response = see_other(next.unwrap_or(BASE));
             response.headers_mut().insert(header::SET_COOKIE, cookie);
             response
         }
@@ -110,7 +143,7 @@ async fn submit(
             let refusal = PageRefusal::from(e);
             let mut response = (
                 refusal.status,
-                login_form(&csrf, email, Some(&refusal), false),
+                login_form(&csrf, email, Said::Refused(&refusal), next),
             )
                 .into_response();
             if let Some(secs) = refusal.retry_after_secs {
@@ -240,20 +273,35 @@ fn no_store(response: &mut Response) {
     );
 }
 
-/// A form posted after its session ended (signed out, expired, suspended): 401, as a page.
-pub fn session_ended() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        card_page(
-            "Signed out",
-            html! {
-                h1 { "You are signed out" }
-                p { "Your session has ended, so nothing was changed. Sign in and try again." }
-                div.buttons { a.btn.primary.wide href={ (BASE) "/login" } { "Sign in" } }
-            },
-        ),
+/// A form posted after its session ended (signed out, idle, suspended): nothing was
+/// changed; the sign-in page says so and leads back to the form's tab.
+pub fn signed_out(posted_to: &str) -> Response {
+    let location = match super::tab_of(posted_to) {
+        Some(tab) => format!("{BASE}/login?next={tab}"),
+        None => format!("{BASE}/login"),
+    };
+    Flash::done(
+        "You were signed out, so nothing was changed. Sign in to go back to where you were.",
+        None,
     )
-        .into_response()
+    .redirect(&location)
+}
+
+/// A form whose CSRF token is not this browser's (a stale copy, another site's): 403, as a
+/// page a person can act on.
+pub fn form_expired(refusal: &Refusal) -> Markup {
+    card_page(
+        "Form expired",
+        html! {
+            h1 { "This form has expired" }
+            div.alert.error role="alert" data-code=(refusal.code()) {
+                p.message { (refusal) }
+                p.code { "Refused (403) · " code { (refusal.code()) } }
+            }
+            p { "Nothing was changed." }
+            div.buttons { a.btn.primary.wide href=(BASE) { "Back to Manage tokens" } }
+        },
+    )
 }
 
 /// Any other path under the page: 404, as a page.

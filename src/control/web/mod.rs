@@ -121,6 +121,7 @@ pub fn routes(cp: Arc<ControlPlane>, settings: PageSettings) -> Router {
     }
     router
         .fallback(login::not_found)
+        .method_not_allowed_fallback(form_address)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             session::layer,
@@ -255,10 +256,10 @@ impl FromRequestParts<PageState> for Visit {
     async fn from_request_parts(parts: &mut Parts, state: &PageState) -> Result<Visit, Response> {
         let session = match Session::from_request_parts(parts, state).await {
             Ok(session) => session,
-            // A GET goes to the login page; a form posted after the session ended is told
-            // so as a page (still 401), not as the API's JSON.
+            // A GET goes to the login page; a form posted after the session ended goes
+            // there too, told so, to come back to its tab once signed in.
             Err(rejection) if parts.method == Method::GET => return Err(rejection),
-            Err(_) => return Err(login::session_ended()),
+            Err(_) => return Err(login::signed_out(parts.uri.path())),
         };
         Ok(Visit {
             session,
@@ -321,10 +322,12 @@ pub enum Notice {
         name: String,
         token: String,
     },
-    /// An invited user and the one-time link that sets their password.
+    /// An invited user (or one given a new link) and the one-time link that sets their
+    /// password.
     Invited {
         email: String,
         link: String,
+        reissued: bool,
     },
     /// A refused form (`form` is its id): the tab shows the refusal in it, open again
     /// with what was typed.
@@ -336,13 +339,6 @@ pub enum Notice {
 }
 
 impl Notice {
-    fn status(&self) -> StatusCode {
-        match self {
-            Notice::Refused(r) | Notice::Retry { refusal: r, .. } => r.status,
-            _ => StatusCode::OK,
-        }
-    }
-
     /// A secret in the page: not to be kept by any cache.
     fn holds_secret(&self) -> bool {
         matches!(self, Notice::ApiToken { .. } | Notice::Invited { .. })
@@ -360,7 +356,15 @@ impl From<Flash> for Notice {
         let Some(refused) = flash.refused.clone() else {
             return match flash.secret {
                 Some(flash::Secret::ApiToken { name, token }) => Notice::ApiToken { name, token },
-                Some(flash::Secret::SetupLink { email, link }) => Notice::Invited { email, link },
+                Some(flash::Secret::SetupLink {
+                    email,
+                    link,
+                    reissued,
+                }) => Notice::Invited {
+                    email,
+                    link,
+                    reissued,
+                },
                 None => Notice::Done {
                     message: flash.message,
                     focus: flash.focus,
@@ -470,9 +474,10 @@ async fn show_tab(
     render(&cp, &visit, &caller, tab, query.edit, notice).await
 }
 
-/// Renders `tab` of the caller's account with `notice`; the status is the refusal's, if
-/// any (a tab whose own read is refused shows that refusal instead of its content).
-pub async fn render(
+/// Renders `tab` of the caller's account with `notice` (what the POST that led here did).
+/// A tab whose own read is refused shows that refusal, with its status, instead of its
+/// content; a refused change is the redirect's page and answers 200 like any tab.
+async fn render(
     cp: &ControlPlane,
     visit: &Visit,
     caller: &Caller,
@@ -499,9 +504,7 @@ pub async fn render(
         Tab::DropFilters => drop_filters::content(&ctx, &notice).await,
     };
     let (status, notice, content) = match content {
-        // A flashed refusal's page is the redirect's: it answers 200 like any tab.
-        Ok(markup) if visit.flash.is_some() => (StatusCode::OK, notice, markup),
-        Ok(markup) => (notice.status(), notice, markup),
+        Ok(markup) => (StatusCode::OK, notice, markup),
         Err(e) => {
             let refusal = PageRefusal::from(e);
             (refusal.status, Notice::Refused(refusal), maud::html! {})
@@ -521,6 +524,33 @@ pub async fn render(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// The tab a page address belongs to (`/ui/accounts/3/logs/tokens/7/rename` →
+/// `/ui/accounts/3/logs`), with or without the page's base.
+pub fn tab_of(path: &str) -> Option<String> {
+    let path = path.strip_prefix(BASE).unwrap_or(path);
+    let mut parts = path.trim_start_matches('/').split('/');
+    let (Some("accounts"), Some(account), Some(slug)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let account: i64 = account.parse().ok()?;
+    let tab = Tab::ALL.into_iter().find(|t| t.slug() == slug)?;
+    Some(tab.url(account))
+}
+
+/// A GET of an address only forms post to (typed, or kept by a browser): the tab the form
+/// is on, not an error.
+async fn form_address(method: Method, uri: axum::http::Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::invalid("this address takes the page's forms only").to_string(),
+        )
+            .into_response();
+    }
+    see_other(&tab_of(uri.path()).unwrap_or_else(|| BASE.to_string()))
 }
 
 /// The accounts the header's switcher offers: the session's home, and for an admin of a
@@ -569,58 +599,18 @@ pub async fn unreachable_account(cp: &ControlPlane, visit: &Visit, e: Refusal) -
         .into_response()
 }
 
-/// Runs one change on account `account_id` as the session's user: on success, back to
-/// `tab` (303); refused, `tab` again with the refusal inline and its status.
-pub async fn act(
-    cp: &ControlPlane,
-    visit: &Visit,
-    account_id: i64,
-    tab: Tab,
-    change: impl AsyncFnOnce(&Caller) -> Result<(), Refusal>,
-) -> Response {
-    act_with(
-        cp,
-        visit,
-        account_id,
-        tab,
-        &tab.url(account_id),
-        change,
-        Notice::from,
-    )
-    .await
-}
-
-/// `act`, going to `location` on success, and showing a refusal as the notice `refused`
-/// makes of it.
-pub async fn act_with(
-    cp: &ControlPlane,
-    visit: &Visit,
-    account_id: i64,
-    tab: Tab,
-    location: &str,
-    change: impl AsyncFnOnce(&Caller) -> Result<(), Refusal>,
-    refused: impl FnOnce(Refusal) -> Notice,
-) -> Response {
-    let caller = match visit.session.caller(cp, account_id).await {
-        Ok(caller) => caller,
-        Err(e) => return unreachable_account(cp, visit, e).await,
-    };
-    match change(&caller).await {
-        Ok(()) => see_other(location),
-        Err(e) => render(cp, visit, &caller, tab, None, refused(e)).await,
-    }
-}
-
 /// 303 to `location`: the browser follows with a GET (Post/Redirect/Get).
 pub fn see_other(location: &str) -> Response {
     Redirect::to(location).into_response()
 }
 
-/// What a change did, as the page tells it: a sentence, and the id of the element it
-/// changed (the focus goes there; `None`: to the sentence, as after a deletion).
+/// What a change did, as the page tells it: a sentence, the id of the element it changed
+/// (the focus goes there; `None`: to the sentence, as after a deletion), and a secret it
+/// made, to show once.
 pub struct Done {
     pub message: String,
     pub focus: Option<String>,
+    pub secret: Option<flash::Secret>,
 }
 
 impl Done {
@@ -628,14 +618,23 @@ impl Done {
         Done {
             message: message.into(),
             focus,
+            secret: None,
         }
+    }
+
+    /// A change that made a secret: the page the redirect lands on shows it once.
+    pub fn with_secret(mut self, secret: flash::Secret) -> Done {
+        self.secret = Some(secret);
+        self
     }
 }
 
 /// Runs one change on account `account_id` as the session's user and answers 303 back to
-/// `tab`, refused or not, with a flash saying what happened. A refusal of what was typed
-/// into `form` (its id and what it posted) brings that form back as it was.
-pub async fn act_and_tell(
+/// `tab`, refused or not, with a flash saying what happened (Post/Redirect/Get: a reload
+/// never sends the form again). A refusal of what was typed into `form` (its id and what
+/// it posted) brings that form back as it was. After a change the address ends with the
+/// id of the row it changed, so a browser without script scrolls there too.
+pub async fn act(
     cp: &ControlPlane,
     visit: &Visit,
     account_id: i64,
@@ -647,9 +646,18 @@ pub async fn act_and_tell(
         Ok(caller) => change(&caller).await,
         Err(e) => Err(e),
     };
-    let location = tab.url(account_id);
-    match outcome {
-        Ok(done) => Flash::done(done.message, done.focus).redirect(&location),
-        Err(e) => Flash::refused(&PageRefusal::from(e), form).redirect(&location),
-    }
+    let flash = match outcome {
+        Ok(done) => Flash {
+            secret: done.secret,
+            ..Flash::done(done.message, done.focus)
+        },
+        Err(e) => Flash::refused(&PageRefusal::from(e), form),
+    };
+    // Not a refused form's id: a browser's scroll to a fragment that names an element it
+    // can't focus takes the focus away from the form's field.
+    let location = match &flash.focus {
+        Some(id) => format!("{}#{id}", tab.url(account_id)),
+        None => tab.url(account_id),
+    };
+    flash.redirect(&location)
 }

@@ -13,7 +13,7 @@ use axum::{Extension, Router};
 use maud::{Markup, html};
 
 use super::layout::{self, badge, confirm_form, copy_token, csrf_field};
-use super::{Ctx, Fields, Notice, PageState, Tab, Visit, act, dates};
+use super::{Ctx, Done, Fields, Notice, PageRefusal, PageState, Tab, Visit, act, dates};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules;
@@ -50,7 +50,15 @@ fn noun(kind: Kind) -> &'static str {
 /// The most tokens one tab lists (the plan allows 15 enabled; disabled ones add up).
 const MAX_LISTED: i64 = 1000;
 
-pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Markup, Refusal> {
+/// The id of the create form, which a refusal brings back as it was typed.
+const NEW_TOKEN: &str = "new-token";
+
+/// The id of token `id`'s rename form.
+fn rename_form(id: i64) -> String {
+    format!("token-{id}-rename")
+}
+
+pub async fn content(ctx: &Ctx<'_>, kind: Kind, notice: &Notice) -> Result<Markup, Refusal> {
     if ctx.account().account_type.shipping_kind() != kind {
         return Ok(elsewhere(ctx, kind));
     }
@@ -87,10 +95,13 @@ pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Mark
                 span.muted { "the " (plan.as_str()) " plan allows " (limits.max_allowed) }
             }
         }
-        form.create method="post" action=(ctx.action(&format!("{}/tokens", Tab::of_kind(kind).slug()))) {
+        form.create id=(NEW_TOKEN) method="post" action=(ctx.action(&format!("{}/tokens", Tab::of_kind(kind).slug()))) {
             (csrf_field(ctx.csrf()))
+            @let retry = notice.retry_of(NEW_TOKEN);
+            @if let Some((refusal, _)) = retry { (layout::refusal(refusal)) }
             label for="new-token-name" { "Name" }
             input #new-token-name type="text" name="name" required maxlength="256"
+                value=[retry.map(|(_, f)| f.get("name"))]
                 placeholder="e.g. kubernetes-prod" autocomplete="off";
             button.btn.primary type="submit" { "+ New " (noun(kind)) " shipping token" }
             @if at_limit {
@@ -124,7 +135,8 @@ pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Mark
                     tbody {
                         @for t in &tokens {
                             (row(ctx, kind, t, Some(t.id) == default_id,
-                                 t.enabled.then_some(()).and(last_enabled.as_deref()), &people))
+                                 t.enabled.then_some(()).and(last_enabled.as_deref()), &people,
+                                 notice.retry_of(&rename_form(t.id))))
                         }
                     }
                 }
@@ -145,9 +157,10 @@ fn row(
     default: bool,
     locked: Option<&str>,
     people: &[User],
+    retry: Option<(&PageRefusal, &Fields)>,
 ) -> Markup {
     let base = format!("{}/tokens/{}", Tab::of_kind(kind).slug(), t.id);
-    let editing = ctx.edit == Some(t.id);
+    let editing = ctx.edit == Some(t.id) || retry.is_some();
     let row_id = format!("token-{}", t.id);
     let what = format!("{} shipping token “{}”", noun(kind), t.name);
     html! {
@@ -157,10 +170,12 @@ fn row(
                     span.token-name { (t.name) }
                     @if default { " " (badge("info", "Default")) }
                 }
-                form.rename method="post" action=(ctx.action(&format!("{base}/rename"))) hidden[!editing] {
+                form.rename id=(rename_form(t.id)) method="post" action=(ctx.action(&format!("{base}/rename"))) hidden[!editing] {
                     (csrf_field(ctx.csrf()))
+                    @if let Some((refusal, _)) = retry { (layout::refusal(refusal)) }
                     label.sr-only for={ "rename-" (t.id) } { "New name for " (what) }
-                    input id={ "rename-" (t.id) } type="text" name="name" value=(t.name)
+                    input id={ "rename-" (t.id) } type="text" name="name"
+                        value=(retry.map_or(t.name.as_str(), |(_, f)| f.get("name")))
                         required maxlength="256" autocomplete="off";
                     button.btn.primary.small type="submit" { "Save" }
                     a.btn.ghost.small href=(Tab::of_kind(kind).url(ctx.account().id)) data-edit-cancel { "Cancel" }
@@ -280,6 +295,15 @@ fn capitalized(word: &str) -> String {
 
 // === actions ===
 
+/// "log shipping token “k8s”": a token as the page's sentences name it.
+fn named(kind: Kind, name: &str) -> String {
+    format!("{} shipping token “{name}”", noun(kind))
+}
+
+fn row_id(id: i64) -> Option<String> {
+    Some(format!("token-{id}"))
+}
+
 async fn create(
     State(cp): State<Arc<ControlPlane>>,
     Extension(kind): Extension<Kind>,
@@ -287,10 +311,19 @@ async fn create(
     Path(account): Path<i64>,
     fields: Fields,
 ) -> Response {
-    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
-        usecase::create(&cp, caller, kind, fields.get("name"), None).await?;
-        Ok(())
-    })
+    let form = Some((NEW_TOKEN, &fields));
+    act(
+        &cp,
+        &visit,
+        account,
+        Tab::of_kind(kind),
+        form,
+        async |caller| {
+            let t = usecase::create(&cp, caller, kind, fields.get("name"), None).await?;
+            let message = format!("{} created and enabled", capitalized(&named(kind, &t.name)));
+            Ok(Done::new(message, row_id(t.id)))
+        },
+    )
     .await
 }
 
@@ -301,10 +334,25 @@ async fn rename(
     Path((account, id)): Path<(i64, i64)>,
     fields: Fields,
 ) -> Response {
-    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
-        usecase::update(&cp, caller, kind, id, Some(fields.get("name")), None).await?;
-        Ok(())
-    })
+    let form = rename_form(id);
+    let form = Some((form.as_str(), &fields));
+    act(
+        &cp,
+        &visit,
+        account,
+        Tab::of_kind(kind),
+        form,
+        async |caller| {
+            let before = usecase::read(&cp, caller, kind, id).await?;
+            let t = usecase::update(&cp, caller, kind, id, Some(fields.get("name")), None).await?;
+            let message = format!(
+                "{} renamed “{}”",
+                capitalized(&named(kind, &before.name)),
+                t.name
+            );
+            Ok(Done::new(message, row_id(id)))
+        },
+    )
     .await
 }
 
@@ -315,15 +363,32 @@ async fn set_enabled(
     Path((account, id)): Path<(i64, i64)>,
     fields: Fields,
 ) -> Response {
-    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
-        let enabled = match fields.get("enabled") {
-            "true" => true,
-            "false" => false,
-            _ => return Err(Refusal::invalid("enabled must be true or false")),
-        };
-        usecase::update(&cp, caller, kind, id, None, Some(enabled)).await?;
-        Ok(())
-    })
+    act(
+        &cp,
+        &visit,
+        account,
+        Tab::of_kind(kind),
+        None,
+        async |caller| {
+            let enabled = match fields.get("enabled") {
+                "true" => true,
+                "false" => false,
+                _ => return Err(Refusal::invalid("enabled must be true or false")),
+            };
+            let t = usecase::update(&cp, caller, kind, id, None, Some(enabled)).await?;
+            let message = match enabled {
+                true => format!(
+                    "{} enabled: shippers may send with it",
+                    capitalized(&named(kind, &t.name))
+                ),
+                false => format!(
+                    "{} disabled: shippers that send with it are refused",
+                    capitalized(&named(kind, &t.name))
+                ),
+            };
+            Ok(Done::new(message, row_id(id)))
+        },
+    )
     .await
 }
 
@@ -333,9 +398,21 @@ async fn delete(
     visit: Visit,
     Path((account, id)): Path<(i64, i64)>,
 ) -> Response {
-    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
-        usecase::delete(&cp, caller, kind, id).await
-    })
+    act(
+        &cp,
+        &visit,
+        account,
+        Tab::of_kind(kind),
+        None,
+        async |caller| {
+            let t = usecase::read(&cp, caller, kind, id).await?;
+            usecase::delete(&cp, caller, kind, id).await?;
+            Ok(Done::new(
+                format!("{} deleted", capitalized(&named(kind, &t.name))),
+                None,
+            ))
+        },
+    )
     .await
 }
 

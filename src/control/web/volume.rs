@@ -16,7 +16,7 @@ use maud::{Markup, html};
 
 use super::chart::{self, Day};
 use super::layout::{self, badge, csrf_field};
-use super::{Ctx, Fields, Notice, PageRefusal, PageState, Tab, Visit, act_with};
+use super::{Ctx, Done, Fields, Notice, PageRefusal, PageState, Tab, Visit, act};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::store::accounts::SubAccountSettings;
@@ -337,20 +337,29 @@ async fn edit(
     fields: Fields,
 ) -> Response {
     // Saved: back to the account's card; refused: its form again, as it was typed.
-    let card = format!("{}#volume-{id}", Tab::Volume.url(account));
-    let save = async |caller: &Caller| save(&cp, caller, id, &fields).await;
-    let retry = |e: Refusal| Notice::Retry {
-        refusal: e.into(),
-        form: settings_form(id),
-        fields: fields.clone(),
-    };
-    act_with(&cp, &visit, account, Tab::Volume, &card, save, retry).await
+    let form = settings_form(id);
+    let form = Some((form.as_str(), &fields));
+    act(&cp, &visit, account, Tab::Volume, form, async |caller| {
+        let name = save(&cp, caller, id, &fields).await?;
+        Ok(Done::new(
+            format!("Volume settings of {name} saved"),
+            Some(format!("volume-{id}")),
+        ))
+    })
+    .await
 }
 
-async fn save(cp: &ControlPlane, caller: &Caller, id: i64, fields: &Fields) -> Result<(), Refusal> {
-    let current = subs::read_sub_account(cp, caller, id).await?.sub.settings;
-    let changes = changes(&current, fields)?;
-    subs::update_sub_account(cp, caller, id, None, changes).await
+/// Saves the posted settings; the sub-account's name, for the page to say.
+async fn save(
+    cp: &ControlPlane,
+    caller: &Caller,
+    id: i64,
+    fields: &Fields,
+) -> Result<String, Refusal> {
+    let current = subs::read_sub_account(cp, caller, id).await?.sub;
+    let changes = changes(&current.settings, fields)?;
+    subs::update_sub_account(cp, caller, id, None, changes).await?;
+    Ok(current.name)
 }
 
 /// The posted settings, each given to the use case only where it differs from `current`:

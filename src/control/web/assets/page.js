@@ -12,7 +12,8 @@
     if (target.tagName === "FORM") {
       var details = target.closest("details");
       if (details) { details.open = true; }
-      var field = target.querySelector("input:not([type=hidden]):not([disabled]), select, textarea");
+      var field = target.querySelector("[autofocus]") ||
+        target.querySelector("input:not([type=hidden]):not([disabled]), select, textarea");
       if (field) { target = field; }
     }
     if (!target.matches("a[href], button, input, select, textarea, [tabindex]")) {
