@@ -196,8 +196,8 @@ async fn a_day_capped_or_past_its_soft_limit_has_a_banner() {
             "Capped today",
             "logs are accepted and not forwarded until 00:00 UTC",
             // When the gateway's report arrived: today, in UTC.
-            &format!("{} ", utc_date(today)),
-            " UTC</time>",
+            &format!("<span>{}</span> <span>", utc_date(today)),
+            " UTC</span></time>",
         ],
     );
     assert_lacks(capped, &["Soft limit crossed today"]);

@@ -8,7 +8,7 @@
 //   TOLLGATE_ARTIFACTS     where screenshots go
 // Exits non-zero on the first step that fails, naming it.
 import { join } from "node:path";
-import { check, drive, env, step } from "./driver.mjs";
+import { accessible, check, drive, env, step } from "./driver.mjs";
 
 const PAGE = env("TOLLGATE_PAGE_URL");
 const GATEWAY = env("TOLLGATE_GATEWAY_URL");
@@ -161,7 +161,7 @@ await drive({ permissions: ["clipboard-read", "clipboard-write"] }, async ({ con
   await submits(() => page.locator("details.add").getByRole("button", { name: "Add", exact: true }).click());
   const [tail] = await Promise.all([
     context.waitForEvent("page"),
-    row("live-demo").getByRole("link", { name: /Open the live tail/ }).click(),
+    row("live-demo").getByRole("link", { name: /Open live tail/ }).click(),
   ]);
   tail.setDefaultTimeout(10_000);
   check(tail.url().startsWith(`${GATEWAY}/tail#token=`), `the gateway's page, the token in the fragment: ${tail.url()}`);
@@ -183,6 +183,11 @@ await drive({ permissions: ["clipboard-read", "clipboard-write"] }, async ({ con
   check(await tail.locator("#records li", { hasText: "while paused" }).count() === 0, "held while paused");
   await tail.getByRole("button", { name: "Resume" }).click();
   await tail.locator("#records li", { hasText: "while paused" }).waitFor();
+  check((await tail.locator("#account").innerText()) === "acme (account " + ACCOUNT + ")",
+    `the account by its name: ${await tail.locator("#account").innerText()}`);
+  check(/^\d{4}-\d\d-\d\d \d\d:\d\d UTC \(in (\d+ days|1 day|\d+ h)\)$/.test(await tail.locator("#expires").innerText()),
+    `the expiry in UTC, counted as the main page counts it: ${await tail.locator("#expires").innerText()}`);
+  await accessible(tail, "the live-tail page");
   await tail.screenshot({ path: join(artifacts, "live-tail.png") });
 
   step("deleting the token on the page ends its open tail with a clear message");
@@ -192,6 +197,7 @@ await drive({ permissions: ["clipboard-read", "clipboard-write"] }, async ({ con
     (await tail.locator("#message").innerText()).includes("its shared token was deleted"));
   console.log(`   the tail ended ${ended} ms after the delete answered`);
   check((await tail.locator("#status").innerText()).includes("Ended"), "the status says ended");
+  await accessible(tail, "the live-tail page, ended");
   await tail.screenshot({ path: join(artifacts, "live-tail-ended.png") });
   await tail.close();
 

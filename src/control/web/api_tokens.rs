@@ -102,7 +102,7 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
 fn table(ctx: &Ctx<'_>, tokens: &[ApiToken], people: &[User]) -> Markup {
     html! {
     div.table-wrap {
-        table {
+        table.api-tokens.cards {
             caption.sr-only { "API tokens" }
             thead { tr {
                 th scope="col" { "Name" }
@@ -119,11 +119,11 @@ fn table(ctx: &Ctx<'_>, tokens: &[ApiToken], people: &[User]) -> Markup {
                                 " " span.muted.suffix title="The token's last characters" { "…" (suffix) }
                             }
                         }
-                        td.created {
+                        td.created data-label="Created" {
                             (layout::time(t.created_at * 1000)) br;
                             span.muted { "by " (layout::who(&t.created_by, people)) }
                         }
-                        td.last-used {
+                        td.last-used data-label="Last used" {
                             @match t.last_used {
                                 Some(s) => {
                                     (layout::time(s * 1000)) br;

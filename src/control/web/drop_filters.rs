@@ -168,7 +168,7 @@ async fn log_section(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
             p.empty { "No log drop filters: every log is kept." }
         } @else {
             div.table-wrap {
-                table.drop-filters {
+                table.drop-filters.cards {
                     caption.sr-only { "Log drop filters" }
                     thead { tr {
                         th scope="col" { "Drops" }
@@ -282,15 +282,15 @@ fn log_row(ctx: &Ctx<'_>, f: &LogFilter, dropped: Option<&Dropped>) -> Markup {
                     }
                 }
             }
-            td.threshold {
+            td.threshold data-label="Threshold" {
                 @if f.rule.threshold_gb > 0.0 {
                     "after " (chart::gb_of(f.rule.threshold_gb)) " a day"
                 } @else {
                     span.muted { "none: all dropped" }
                 }
             }
-            td.dropped { (dropped_today(dropped, "log", "logs")) }
-            td.enabled {
+            td.dropped data-label="Dropped today" { (dropped_today(dropped, "log", "logs")) }
+            td.enabled data-label="Active" {
                 (switch(ctx, &format!("{base}/active"), f.active, "Active", &what))
             }
             td.actions {
@@ -497,7 +497,7 @@ async fn metrics_section(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refus
             p.empty { "No metrics drop filters: every data point is kept." }
         } @else {
             div.table-wrap {
-                table.drop-filters {
+                table.drop-filters.cards {
                     caption.sr-only { "Metrics drop filters" }
                     thead { tr {
                         th scope="col" { "Drops" }
@@ -589,14 +589,14 @@ fn metrics_row(ctx: &Ctx<'_>, f: &MetricsFilter, dropped: Option<&Dropped>) -> M
                 @if let Some(name) = &f.name { div.name { (name) } }
                 code.expression { (expression(&f.filter)) }
             }
-            td.policy {
+            td.policy data-label="Policy" {
                 @match f.drop_policy {
                     DropPolicy::BeforeProcessing => "before processing",
                     DropPolicy::BeforeStoring => "before storing",
                 }
             }
-            td.dropped { (dropped_today(dropped, "data point", "data points")) }
-            td.enabled {
+            td.dropped data-label="Dropped today" { (dropped_today(dropped, "data point", "data points")) }
+            td.enabled data-label="Enabled" {
                 (switch(ctx, &format!("{base}/active"), f.active, "Enabled", &what))
             }
             td.actions {

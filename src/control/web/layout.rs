@@ -29,6 +29,7 @@ pub fn document(title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="same-origin";
                 title { (title) " · tollgate" }
+                link rel="icon" href=(assets::icon_url()) type="image/svg+xml";
                 link rel="stylesheet" href=(assets::css_url());
                 script src=(assets::js_url()) defer {}
             }
@@ -163,8 +164,9 @@ fn switcher(frame: &Frame) -> Markup {
     html! {
         @if frame.reach.len() > 1 {
             details.switcher {
-                summary aria-label="Switch account" {
+                summary {
                     span.muted { "Account" } " " strong { (current.name) }
+                    span.sr-only { ": switch account" }
                 }
                 ul role="list" {
                     @for a in frame.reach {
@@ -210,8 +212,8 @@ pub fn csrf_field(token: &str) -> Markup {
 pub fn copy_token(secret: &str, what: &str) -> Markup {
     html! {
         span.copy-wrap {
-            button.token type="button" data-copy=(secret)
-                aria-label={ "Copy " (what) } title="Click to copy" {
+            button.token type="button" data-copy=(secret) title="Click to copy" {
+                span.sr-only { "Copy " (what) ": " }
                 code { (secret) }
                 (copy_icon())
             }
@@ -267,7 +269,10 @@ fn confirm_dialog() -> Markup {
 
 /// A `<time>` with the instant for machines and the UTC date and time for people.
 pub fn time(ms: i64) -> Markup {
-    html! { time datetime=(dates::iso(ms)) { (dates::date_time(ms)) } }
+    let text = dates::date_time(ms);
+    // Date and time of day each stay whole; a narrow column breaks between them.
+    let (day, at) = text.split_once(' ').unwrap_or((&text, ""));
+    html! { time datetime=(dates::iso(ms)) { span { (day) } " " span { (at) } } }
 }
 
 /// A short labelled badge: `kind` is one of the CSS variants (ok, warn, muted, info).

@@ -18,6 +18,7 @@ use super::session::{self, ClientIp, Session};
 use super::{BASE, Fields, Flash, PageRefusal, PageSettings, PageState, Visit, csrf_of, see_other};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
+use crate::control::rules;
 use crate::control::usecases::sessions as usecase;
 
 pub fn routes() -> Router<PageState> {
@@ -180,7 +181,13 @@ fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&PageRefusa
                 input type="email" name="username" value=(email) autocomplete="username" hidden;
                 div.field {
                     label for="password" { "Password" }
-                    input #password type="password" name="password" required autocomplete="new-password" autofocus;
+                    input #password type="password" name="password" required autocomplete="new-password" autofocus
+                        minlength=(rules::PASSWORD_CHARS.start()) maxlength=(rules::PASSWORD_CHARS.end())
+                        aria-describedby="password-rule";
+                    p.hint #password-rule {
+                        (rules::PASSWORD_CHARS.start()) " to " (rules::PASSWORD_CHARS.end())
+                        " characters; a few words you remember are a good password."
+                    }
                 }
                 div.field {
                     label for="confirm" { "Confirm password" }

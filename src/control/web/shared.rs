@@ -88,7 +88,7 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
             p.empty { "No shared tokens yet." }
         } @else {
             div.table-wrap {
-                table.shared {
+                table.shared.cards {
                     caption.sr-only { "Shared tokens" }
                     thead { tr {
                         th scope="col" { "Name" }
@@ -185,9 +185,9 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
     let what = format!("shared token “{}”", t.name);
     html! {
         tr id=(row_id) {
-            td.name { (t.name) }
-            td.token { (copy_token(&t.token, &what)) }
-            td.logic {
+            td.name { span.clamp title=(t.name) { (t.name) } }
+            td.token data-label="Token" { (copy_token(&t.token, &what)) }
+            td.logic data-label="Filter logic" {
                 @if t.filters.is_empty() {
                     (badge("warn", "No filter"))
                     span.warn-text { " Reads all of the account's logs: attach a token filter." }
@@ -195,7 +195,7 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
                     code { (logic(t, filters)) }
                 }
             }
-            td {
+            td.last-used data-label="Last used" {
                 @match t.last_used_ms {
                     Some(ms) => {
                         (layout::time(ms)) br; span.muted { (dates::ago(ms, now_ms)) }
@@ -203,7 +203,7 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
                     None => span.muted { "Never" },
                 }
             }
-            td.expires {
+            td.expires data-label="Expires" {
                 @match t.expires_at_ms {
                     None => {
                         (badge("warn", "Never expires"))
@@ -218,11 +218,11 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
                 }
             }
             @if let Some(gateway) = ctx.gateway_url() {
-                td.tail {
+                td.tail data-label="Live tail" {
                     @if t.expires_at_ms.is_some_and(|ms| ms <= now_ms) {
                         span.muted { "Expired" }
                     } @else {
-                        (live_tail(gateway, t, &what))
+                        (live_tail(gateway, t, &what, &ctx.account().name))
                     }
                 }
             }
@@ -247,15 +247,17 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
 /// The sharing link of a token's live tail: the gateway's page, the token in the URL's
 /// fragment (which browsers never send to a server). Anyone with it reads what the token
 /// grants, without logging in.
-fn live_tail(gateway: &str, t: &SharedToken, what: &str) -> Markup {
-    let link = format!("{gateway}/tail#token={}", t.token);
+fn live_tail(gateway: &str, t: &SharedToken, what: &str, account: &str) -> Markup {
+    // The account's name rides along for the page to show; the token decides what it reads.
+    let name: String = form_urlencoded::byte_serialize(account.as_bytes()).collect();
+    let link = format!("{gateway}/tail#token={}&account={name}", t.token);
     html! {
         span.copy-wrap {
             a.btn.ghost.small href=(link) target="_blank" rel="noopener noreferrer"
-                aria-label={ "Open the live tail of " (what) } { "Open live tail" }
+                aria-label={ "Open live tail of " (what) } { "Open live tail" }
             " "
             button.btn.ghost.small type="button" data-copy=(link)
-                aria-label={ "Copy the live-tail link of " (what) } { "Copy link" }
+                aria-label={ "Copy link to the live tail of " (what) } { "Copy link" }
             span.copied role="status" aria-live="polite" {}
         }
     }
@@ -364,7 +366,7 @@ fn filters_section(
             p.empty { "No token filters yet." }
         } @else {
             div.table-wrap {
-                table.filters {
+                table.filters.cards {
                     caption.sr-only { "Token filters" }
                     thead { tr {
                         th scope="col" { "Description" }
@@ -379,11 +381,11 @@ fn filters_section(
                                 .map(|t| format!("“{}”", t.name))
                                 .collect();
                             tr id={ "filter-" (f.id) } {
-                                td { @if f.description.is_empty() { span.muted { "—" } } @else { (f.description) } }
-                                td { code { (f.field) ": " (f.value) } }
-                                td {
+                                td.name { @if f.description.is_empty() { span.muted { "—" } } @else { (f.description) } }
+                                td.filter data-label="Filter" { code { (f.field) ": " (f.value) } }
+                                td.used-by data-label="Used by" {
                                     @if users.is_empty() { span.muted { "No token" } }
-                                    @else { (users.join(", ")) }
+                                    @else { span.clamp title=(users.join(", ")) { (users.join(", ")) } }
                                 }
                                 td.actions {
                                     (confirm_form(

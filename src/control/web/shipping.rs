@@ -31,6 +31,7 @@ pub fn routes() -> Router<PageState> {
             .route(&base, post(create))
             .route(&format!("{base}/{{id}}/rename"), post(rename))
             .route(&format!("{base}/{{id}}/enabled"), post(set_enabled))
+            .route(&format!("{base}/{{id}}/rotate"), post(rotate))
             .route(&format!("{base}/{{id}}/delete"), post(delete))
             .layer(Extension(kind));
         router = router.merge(routes);
@@ -59,6 +60,8 @@ fn rename_form(id: i64) -> String {
 }
 
 pub async fn content(ctx: &Ctx<'_>, kind: Kind, notice: &Notice) -> Result<Markup, Refusal> {
+    // Shipping tokens are admins' business, on every shipping tab.
+    ctx.caller.require_admin()?;
     if ctx.account().account_type.shipping_kind() != kind {
         return Ok(elsewhere(ctx, kind));
     }
@@ -107,8 +110,8 @@ pub async fn content(ctx: &Ctx<'_>, kind: Kind, notice: &Notice) -> Result<Marku
             @if at_limit {
                 p.hint.warn {
                     @if limits.max_allowed == 1 {
-                        "The one token the plan allows is enabled: disable it before adding "
-                        "another."
+                        "The one token the plan allows is enabled: rotate it to replace it with "
+                        "a new one, or disable it before adding another."
                     } @else {
                         "All " (limits.max_allowed) " tokens the plan allows are enabled: "
                         "disable one before adding another."
@@ -122,7 +125,7 @@ pub async fn content(ctx: &Ctx<'_>, kind: Kind, notice: &Notice) -> Result<Marku
             p.empty { "No " (noun(kind)) " shipping tokens yet." }
         } @else {
             div.table-wrap {
-                table.tokens {
+                table.tokens.cards {
                     caption.sr-only { (title) }
                     thead { tr {
                         th scope="col" { "Name" }
@@ -167,7 +170,7 @@ fn row(
         tr id=(row_id) .disabled[!t.enabled] {
             td.name {
                 div.view hidden[editing] {
-                    span.token-name { (t.name) }
+                    span.token-name.clamp title=(t.name) { (t.name) }
                     @if default { " " (badge("info", "Default")) }
                 }
                 form.rename id=(rename_form(t.id)) method="post" action=(ctx.action(&format!("{base}/rename"))) hidden[!editing] {
@@ -181,13 +184,13 @@ fn row(
                     a.btn.ghost.small href=(Tab::of_kind(kind).url(ctx.account().id)) data-edit-cancel { "Cancel" }
                 }
             }
-            td.token { (copy_token(&t.token, &what)) }
-            td.created {
+            td.token data-label="Token" { (copy_token(&t.token, &what)) }
+            td.created data-label="Created" {
                 (layout::time(t.created_at * 1000))
                 br;
                 span.muted { "by " (layout::who(&t.created_by, people)) }
             }
-            td.last-used {
+            td.last-used data-label="Last used" {
                 @match t.last_used {
                     Some(s) => {
                         (layout::time(s * 1000)) br;
@@ -196,7 +199,7 @@ fn row(
                     None => span.muted { "Never" },
                 }
             }
-            td.enabled {
+            td.enabled data-label="Enabled" {
                 form method="post" action=(ctx.action(&format!("{base}/enabled"))) {
                     (csrf_field(ctx.csrf()))
                     input type="hidden" name="enabled" value=(if t.enabled { "false" } else { "true" });
@@ -212,6 +215,12 @@ fn row(
             td.actions {
                 a.btn.ghost.small href={ "?edit=" (t.id) "#" (row_id) } data-edit=(row_id)
                     aria-label={ "Rename " (what) } { "Rename" }
+                form.inline method="post" action=(ctx.action(&format!("{base}/rotate")))
+                    data-confirm={ "Rotate the " (what) " (…" (last_chars(&t.token)) ")? A new token named “" (t.name) "” replaces it at once: shippers still sending with …" (last_chars(&t.token)) " are refused from then on. Update them with the new token, which this tab shows next." }
+                    data-confirm-button="Rotate" {
+                    (csrf_field(ctx.csrf()))
+                    button.btn.ghost.small type="submit" aria-label={ "Rotate " (what) } { "Rotate" }
+                }
                 @if let Some(reason) = locked {
                     button.btn.danger.small type="button" disabled title=(reason)
                         aria-label={ "Delete " (what) " (not possible: " (reason) ")" } { "Delete" }
@@ -392,6 +401,38 @@ async fn set_enabled(
     .await
 }
 
+/// The end of a token, to tell two tokens apart in a sentence.
+fn last_chars(token: &str) -> &str {
+    let at = token.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+    &token[at..]
+}
+
+async fn rotate(
+    State(cp): State<Arc<ControlPlane>>,
+    Extension(kind): Extension<Kind>,
+    visit: Visit,
+    Path((account, id)): Path<(i64, i64)>,
+) -> Response {
+    act(
+        &cp,
+        &visit,
+        account,
+        Tab::of_kind(kind),
+        None,
+        async |caller| {
+            let (new, old) = usecase::rotate(&cp, caller, kind, id).await?;
+            let message = format!(
+                "{} rotated: the new token ends …{}; shippers still sending with …{} are refused",
+                capitalized(&named(kind, &new.name)),
+                last_chars(&new.token),
+                last_chars(&old.token),
+            );
+            Ok(Done::new(message, row_id(new.id)))
+        },
+    )
+    .await
+}
+
 async fn delete(
     State(cp): State<Arc<ControlPlane>>,
     Extension(kind): Extension<Kind>,
@@ -419,6 +460,12 @@ async fn delete(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_is_told_by_its_last_characters() {
+        assert_eq!(last_chars("3JuDa3sOPicz1E4UzZY84DjA7VihPge7"), "Pge7");
+        assert_eq!(last_chars("ab"), "ab");
+    }
 
     #[test]
     fn kinds_are_capitalized() {

@@ -98,7 +98,7 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
             }
         }
         div.table-wrap {
-            table.users {
+            table.users.cards {
                 caption.sr-only { "Users" }
                 thead { tr {
                     th scope="col" { "Email" }
@@ -123,8 +123,8 @@ fn row(ctx: &Ctx<'_>, u: &User, is_me: bool) -> Markup {
                 (u.email)
                 @if is_me { " " (badge("muted", "you")) }
             }
-            td.full-name { @if u.full_name.is_empty() { span.muted { "—" } } @else { (u.full_name) } }
-            td {
+            td.full-name data-label="Name" { @if u.full_name.is_empty() { span.muted { "—" } } @else { (u.full_name) } }
+            td.role data-label="Role" {
                 form.inline method="post" action=(ctx.action(&format!("{base}/role"))) {
                     (csrf_field(ctx.csrf()))
                     label.sr-only for={ "role-" (u.id) } { "Role of " (u.email) }
@@ -136,7 +136,7 @@ fn row(ctx: &Ctx<'_>, u: &User, is_me: bool) -> Markup {
                     button.btn.ghost.small type="submit" aria-label={ "Save the role of " (u.email) } { "Save" }
                 }
             }
-            td.status {
+            td.status data-label="Status" {
                 @if !u.active { (badge("muted", "Suspended")) }
                 @else if !u.has_password { (badge("info", "Invited")) }
                 @else { (badge("ok", "Active")) }

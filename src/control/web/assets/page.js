@@ -23,6 +23,14 @@
     target.scrollIntoView({ block: "center" });
   }
 
+  // The current tab stays in view in the tab bar, which scrolls sideways on a phone.
+  function showCurrentTab() {
+    var current = document.querySelector(".tabs [aria-current=page]");
+    if (current && current.parentElement.scrollWidth > current.parentElement.clientWidth) {
+      current.parentElement.scrollLeft = current.offsetLeft - current.parentElement.offsetLeft - 16;
+    }
+  }
+
   function showFlash() {
     var flash = document.getElementById("flash");
     if (!flash) { return; }
@@ -33,10 +41,14 @@
     var say = live && live.getAttribute("data-say");
     if (say) { setTimeout(function () { live.textContent = say; }, 100); }
   }
-  if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", showFlash);
-  } else {
+  function onLoad() {
+    showCurrentTab();
     showFlash();
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", onLoad);
+  } else {
+    onLoad();
   }
 
   // === copy to the clipboard ===
