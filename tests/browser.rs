@@ -430,14 +430,7 @@ async fn every_tab_reads_well_for_every_role_at_1280_and_375_px() {
 
     // The community account's token was rotated on the page: the old one is gone, a new
     // one has its name.
-    let tokens = cp
-        .post("/v1/log-shipping/tokens/search")
-        .admin()
-        .account(small_id)
-        .json(json!({}))
-        .send()
-        .await
-        .expect_ok("search");
+    let tokens = cp.log_tokens_of(small_id).await;
     let results = tokens["results"].as_array().unwrap();
     assert_eq!(results.len(), 1, "{tokens}");
     assert_eq!(results[0]["name"], "default");

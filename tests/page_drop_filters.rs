@@ -29,6 +29,16 @@ async fn log_filters(cp: &ControlPlane, api: &str) -> Vec<Value> {
     found.as_array().expect("an array").clone()
 }
 
+/// A metrics account tied to main account `main`.
+async fn metrics_account(cp: &ControlPlane, main: i64) -> i64 {
+    let created = cp
+        .create_account(
+            json!({"accountName": "acme-metrics", "type": "metrics", "ownerAccountId": main}),
+        )
+        .await;
+    created["accountId"].as_i64().expect("accountId")
+}
+
 /// What gateways report a filter dropped, on the control plane's today.
 async fn report_dropped(cp: &ControlPlane, kind: &str, id: i64, records: u64, bytes: u64) {
     cp.post("/v1/feed/usage")
@@ -155,13 +165,7 @@ async fn metrics_filters_are_managed_on_the_metrics_account_from_its_main_accoun
         return;
     };
     let (account, api, _) = cp.account("acme").await;
-    let metrics = cp
-        .create_account(
-            json!({"accountName": "acme-metrics", "type": "metrics", "ownerAccountId": account}),
-        )
-        .await["accountId"]
-        .as_i64()
-        .unwrap();
+    let metrics = metrics_account(&cp, account).await;
     let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
     // The main account's tab leads to its metrics account's filters.
     let tab = format!("/ui/accounts/{metrics}/drop-filters");
@@ -264,13 +268,7 @@ async fn refusals_come_back_to_the_tab_with_what_was_typed(backend: Backend, tes
         return;
     };
     let (account, api, _) = cp.account("acme").await;
-    let metrics = cp
-        .create_account(
-            json!({"accountName": "acme-metrics", "type": "metrics", "ownerAccountId": account}),
-        )
-        .await["accountId"]
-        .as_i64()
-        .unwrap();
+    let metrics = metrics_account(&cp, account).await;
     let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
     let tab = format!("/ui/accounts/{account}/drop-filters");
     admin.get(&tab).await;

@@ -254,14 +254,7 @@ async fn plan_rules_are_shown_inline_in_their_own_words() {
         // Still the tab, with its table: the refusal is in the form.
         .shows(&["Log shipping tokens", "1 of 1 enabled", "value=\"second\""]);
 
-    let search = cp
-        .post("/v1/log-shipping/tokens/search")
-        .admin()
-        .account(account)
-        .json(json!({}))
-        .send()
-        .await
-        .expect_ok("search");
+    let search = cp.log_tokens_of(account).await;
     assert_eq!(search["total"], 1, "nothing was created: {search}");
     let only = search["results"][0]["id"].as_i64().unwrap();
 
@@ -286,14 +279,7 @@ async fn plan_rules_are_shown_inline_in_their_own_words() {
     let rotated = admin
         .submit(&format!("{tab}/tokens/{only}/rotate"), &[])
         .await;
-    let search = cp
-        .post("/v1/log-shipping/tokens/search")
-        .admin()
-        .account(account)
-        .json(json!({}))
-        .send()
-        .await
-        .expect_ok("search");
+    let search = cp.log_tokens_of(account).await;
     assert_eq!(search["total"], 1, "one token still: {search}");
     let new = &search["results"][0];
     assert_eq!(
@@ -873,7 +859,7 @@ async fn an_invited_user_sets_a_password_and_signs_in() {
         )
         .await;
     assert_eq!((back.status(), back.location()), (303, logs.as_str()));
-    assert_eq!(api_tokens_named(&cp, account, "late").await, 0);
+    assert_eq!(log_tokens_named(&cp, account, "late").await, 0);
     // Logged out here, a form of another session's page is refused as expired, as a page.
     admin.get(&logs).await;
     admin.post("/ui/logout", &[]).await;
@@ -896,16 +882,8 @@ fn copied(page: &common::page::Page) -> String {
     page.html[at..at + page.html[at..].find('"').unwrap()].to_string()
 }
 
-async fn api_tokens_named(cp: &ControlPlane, account: i64, name: &str) -> usize {
-    let found = cp
-        .post("/v1/log-shipping/tokens/search")
-        .admin()
-        .account(account)
-        .json(json!({}))
-        .send()
-        .await
-        .expect_ok("search");
-    found["results"]
+async fn log_tokens_named(cp: &ControlPlane, account: i64, name: &str) -> usize {
+    cp.log_tokens_of(account).await["results"]
         .as_array()
         .unwrap()
         .iter()

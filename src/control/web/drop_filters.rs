@@ -10,10 +10,10 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::post;
+use axum::{Extension, Router};
 use maud::{Markup, html};
 use serde_json::{Number, Value};
 
@@ -36,28 +36,65 @@ use crate::filters::metrics::{
 };
 
 pub fn routes() -> Router<PageState> {
-    Router::new()
+    let mut router = Router::new()
         .route("/accounts/{account}/drop-filters/logs", post(create_log))
-        .route(
-            "/accounts/{account}/drop-filters/logs/{id}/active",
-            post(set_log_active),
-        )
-        .route(
-            "/accounts/{account}/drop-filters/logs/{id}/delete",
-            post(delete_log),
-        )
         .route(
             "/accounts/{account}/drop-filters/metrics",
             post(create_metrics),
-        )
-        .route(
-            "/accounts/{account}/drop-filters/metrics/{id}/active",
-            post(set_metrics_active),
-        )
-        .route(
-            "/accounts/{account}/drop-filters/metrics/{id}/delete",
-            post(delete_metrics),
-        )
+        );
+    for which in [Which::Logs, Which::Metrics] {
+        let base = format!("/accounts/{{account}}/drop-filters/{}/{{id}}", which.slug());
+        let routes = Router::new()
+            .route(&format!("{base}/active"), post(set_active))
+            .route(&format!("{base}/delete"), post(delete))
+            .layer(Extension(which));
+        router = router.merge(routes);
+    }
+    router
+}
+
+/// Which of the two kinds of filter a switch or a delete is for.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    Logs,
+    Metrics,
+}
+
+impl Which {
+    fn slug(self) -> &'static str {
+        match self {
+            Which::Logs => "logs",
+            Which::Metrics => "metrics",
+        }
+    }
+
+    fn row_id(self, id: i64) -> String {
+        match self {
+            Which::Logs => log_row_id(id),
+            Which::Metrics => metrics_row_id(id),
+        }
+    }
+
+    /// "Log drop filter “…” deactivated: matching logs are kept".
+    fn switched(self, what: &str, on: bool) -> String {
+        let (noun, records, done) = match (self, on) {
+            (Which::Logs, true) => ("Log", "logs", "activated"),
+            (Which::Logs, false) => ("Log", "logs", "deactivated"),
+            (Which::Metrics, true) => ("Metrics", "data points", "enabled"),
+            (Which::Metrics, false) => ("Metrics", "data points", "disabled"),
+        };
+        let fate = if on { "dropped" } else { "kept" };
+        format!("{noun} drop filter {what} {done}: matching {records} are {fate}")
+    }
+
+    fn deleted(self, what: &str) -> String {
+        match self {
+            Which::Logs => format!("Log drop filter {what} deleted: those logs are kept"),
+            Which::Metrics => {
+                format!("Metrics drop filter {what} deleted: those data points are kept")
+            }
+        }
+    }
 }
 
 /// The ids of the two create forms, which a refusal brings back as they were typed.
@@ -167,23 +204,9 @@ async fn log_section(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
         @if filters.is_empty() {
             p.empty { "No log drop filters: every log is kept." }
         } @else {
-            div.table-wrap {
-                table.drop-filters.cards {
-                    caption.sr-only { "Log drop filters" }
-                    thead { tr {
-                        th scope="col" { "Drops" }
-                        th scope="col" { "Threshold" }
-                        th scope="col" { "Dropped today" }
-                        th scope="col" { "Active" }
-                        th scope="col" { span.sr-only { "Actions" } }
-                    } }
-                    tbody {
-                        @for f in &filters {
-                            (log_row(ctx, f, dropped.get(&f.id)))
-                        }
-                    }
-                }
-            }
+            (table("Log drop filters", ["Threshold", "Active"], html! {
+                @for f in &filters { (log_row(ctx, f, dropped.get(&f.id))) }
+            }))
         }
     })
 }
@@ -413,60 +436,6 @@ async fn create_log(
     .await
 }
 
-async fn set_log_active(
-    State(cp): State<Arc<ControlPlane>>,
-    visit: Visit,
-    Path((account, id)): Path<(i64, i64)>,
-    fields: Fields,
-) -> Response {
-    act(
-        &cp,
-        &visit,
-        account,
-        Tab::DropFilters,
-        None,
-        async |caller| {
-            let active = on_or_off(&fields, "active")?;
-            let f = logs::set_active(&cp, caller, id, active).await?;
-            let what = log_filter_words(&f);
-            Ok(Done::new(
-                if active {
-                    format!("Log drop filter {what} activated: matching logs are dropped")
-                } else {
-                    format!("Log drop filter {what} deactivated: matching logs are kept")
-                },
-                Some(log_row_id(id)),
-            ))
-        },
-    )
-    .await
-}
-
-async fn delete_log(
-    State(cp): State<Arc<ControlPlane>>,
-    visit: Visit,
-    Path((account, id)): Path<(i64, i64)>,
-) -> Response {
-    act(
-        &cp,
-        &visit,
-        account,
-        Tab::DropFilters,
-        None,
-        async |caller| {
-            let f = logs::delete(&cp, caller, id).await?;
-            Ok(Done::new(
-                format!(
-                    "Log drop filter {} deleted: those logs are kept",
-                    log_filter_words(&f)
-                ),
-                None,
-            ))
-        },
-    )
-    .await
-}
-
 // === metrics filters ===
 
 async fn metrics_section(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> {
@@ -496,23 +465,9 @@ async fn metrics_section(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refus
         @if filters.is_empty() {
             p.empty { "No metrics drop filters: every data point is kept." }
         } @else {
-            div.table-wrap {
-                table.drop-filters.cards {
-                    caption.sr-only { "Metrics drop filters" }
-                    thead { tr {
-                        th scope="col" { "Drops" }
-                        th scope="col" { "Policy" }
-                        th scope="col" { "Dropped today" }
-                        th scope="col" { "Enabled" }
-                        th scope="col" { span.sr-only { "Actions" } }
-                    } }
-                    tbody {
-                        @for f in &filters {
-                            (metrics_row(ctx, f, dropped.get(&f.id)))
-                        }
-                    }
-                }
-            }
+            (table("Metrics drop filters", ["Policy", "Enabled"], html! {
+                @for f in &filters { (metrics_row(ctx, f, dropped.get(&f.id))) }
+            }))
         }
     })
 }
@@ -705,8 +660,13 @@ async fn create_metrics(
     .await
 }
 
-async fn set_metrics_active(
+// === shared by both ===
+
+/// Switches a filter on or off: a log filter is activated or deactivated, a metrics
+/// filter enabled or disabled.
+async fn set_active(
     State(cp): State<Arc<ControlPlane>>,
+    Extension(which): Extension<Which>,
     visit: Visit,
     Path((account, id)): Path<(i64, i64)>,
     fields: Fields,
@@ -719,23 +679,24 @@ async fn set_metrics_active(
         None,
         async |caller| {
             let active = on_or_off(&fields, "active")?;
-            let f = metrics::set_active(&cp, caller, id, active).await?;
-            let what = metrics_filter_words(&f);
+            let what = match which {
+                Which::Logs => log_filter_words(&logs::set_active(&cp, caller, id, active).await?),
+                Which::Metrics => {
+                    metrics_filter_words(&metrics::set_active(&cp, caller, id, active).await?)
+                }
+            };
             Ok(Done::new(
-                if active {
-                    format!("Metrics drop filter {what} enabled: matching data points are dropped")
-                } else {
-                    format!("Metrics drop filter {what} disabled: matching data points are kept")
-                },
-                Some(metrics_row_id(id)),
+                which.switched(&what, active),
+                Some(which.row_id(id)),
             ))
         },
     )
     .await
 }
 
-async fn delete_metrics(
+async fn delete(
     State(cp): State<Arc<ControlPlane>>,
+    Extension(which): Extension<Which>,
     visit: Visit,
     Path((account, id)): Path<(i64, i64)>,
 ) -> Response {
@@ -746,21 +707,39 @@ async fn delete_metrics(
         Tab::DropFilters,
         None,
         async |caller| {
-            let f = metrics::read(&cp, caller, id).await?;
-            metrics::delete(&cp, caller, id).await?;
-            Ok(Done::new(
-                format!(
-                    "Metrics drop filter {} deleted: those data points are kept",
+            let what = match which {
+                Which::Logs => log_filter_words(&logs::delete(&cp, caller, id).await?),
+                Which::Metrics => {
+                    let f = metrics::read(&cp, caller, id).await?;
+                    metrics::delete(&cp, caller, id).await?;
                     metrics_filter_words(&f)
-                ),
-                None,
-            ))
+                }
+            };
+            Ok(Done::new(which.deleted(&what), None))
         },
     )
     .await
 }
 
-// === shared by both ===
+/// A list of filters: what each drops, `columns[0]` (threshold or policy), what it dropped
+/// today, `columns[1]` (its state) and its actions.
+fn table(caption: &str, columns: [&str; 2], rows: Markup) -> Markup {
+    html! {
+        div.table-wrap {
+            table.drop-filters.cards {
+                caption.sr-only { (caption) }
+                thead { tr {
+                    th scope="col" { "Drops" }
+                    th scope="col" { (columns[0]) }
+                    th scope="col" { "Dropped today" }
+                    th scope="col" { (columns[1]) }
+                    th scope="col" { span.sr-only { "Actions" } }
+                } }
+                tbody { (rows) }
+            }
+        }
+    }
+}
 
 /// What a filter dropped today, in records and bytes.
 fn dropped_today(dropped: Option<&Dropped>, one: &str, many: &str) -> Markup {
