@@ -1,18 +1,20 @@
 //! The Manage Tokens page (DESIGN §4 "Users and the Manage Tokens page"): server-rendered
 //! HTML (maud) over the same use-case functions as the management API, so a product rule
-//! lives in one place and the page only shows what it answers. Plain forms post and are
-//! answered with a redirect back to their tab (Post/Redirect/Get); a refusal re-renders
-//! the tab with the rule's message inline and the refusal's status. A little JavaScript
-//! enhances (copy to the clipboard, confirmation dialogs, editing in place) and is never
-//! needed to act.
+//! lives in one place and the page only shows what it answers. Plain forms post and every
+//! POST is answered with a 303 back to its tab, refused or not (Post/Redirect/Get: a reload
+//! never sends a form again); what it did travels in the `flash` cookie and is shown once,
+//! the focus on what changed or on the refused form with what was typed. A little
+//! JavaScript enhances (copy to the clipboard, confirmation dialogs, editing in place,
+//! moving the focus) and is never needed to act.
 //!
 //! Each handler reads top to bottom: session → the caller for the account (the same reach
 //! as the API's `X-Account-Id`) → one use case → a template. The page hides what a role
-//! can't use; the use cases decide. Secrets (a new API token, a setup link) are rendered
-//! in the answer to the POST that made them, never put in a URL.
+//! can't use; the use cases decide. Secrets (a new API token, a setup link) go from the POST
+//! that made them to the next page in the flash, never in a URL.
 //!
-//! `session` (the cookie, the CSRF check) wraps every route here; what the other files
-//! hold: `layout` (the frame, shared widgets), `assets` (CSS and JS, embedded), `login`
+//! `session` (the cookie, the CSRF check, sealing and opening the flash) wraps every route
+//! here; what the other files hold: `layout` (the frame, shared widgets), `assets` (CSS,
+//! JS and the icon, embedded), `flash` (what a POST did, for the page after it), `login`
 //! (sign in, set a password, sign out), one file per tab.
 
 mod api_tokens;
@@ -343,11 +345,17 @@ impl Notice {
     fn holds_secret(&self) -> bool {
         matches!(self, Notice::ApiToken { .. } | Notice::Invited { .. })
     }
-}
 
-impl From<Refusal> for Notice {
-    fn from(e: Refusal) -> Notice {
-        Notice::Refused(e.into())
+    /// What was typed into form `form` when it was refused, and the refusal.
+    pub fn retry_of(&self, form: &str) -> Option<(&PageRefusal, &Fields)> {
+        match self {
+            Notice::Retry {
+                refusal,
+                form: f,
+                fields,
+            } if f == form => Some((refusal, fields)),
+            _ => None,
+        }
     }
 }
 
@@ -384,20 +392,6 @@ impl From<Flash> for Notice {
                 fields: flash.typed_fields(),
             },
             None => Notice::Refused(refusal),
-        }
-    }
-}
-
-impl Notice {
-    /// What was typed into form `form` when it was refused, and the refusal.
-    pub fn retry_of(&self, form: &str) -> Option<(&PageRefusal, &Fields)> {
-        match self {
-            Notice::Retry {
-                refusal,
-                form: f,
-                fields,
-            } if f == form => Some((refusal, fields)),
-            _ => None,
         }
     }
 }
