@@ -1,5 +1,5 @@
-//! The API tokens tab: the account's API tokens, a new one's secret shown once (in the
-//! answer to the POST that made it), and deletion. Which accounts may have API tokens is
+//! The API tokens tab: the account's API tokens, a new one's secret shown once (on the
+//! page the POST that made it leads to), and deletion. Which accounts may have API tokens is
 //! the rule's (`rules::check_may_create_api_token`): the tab shows its sentence instead of
 //! the form where it refuses — a community account, or a metrics or tracing account
 //! (managed with its main account's tokens).

@@ -1,7 +1,7 @@
 //! The Log / Metrics / Tracing shipping tabs: an account's shipping tokens of one kind
-//! with the plan's limit, and create, rename, enable/disable and delete — each through
-//! `usecases::shipping_tokens`, whose refusals (the plan's limit, the last enabled token,
-//! a duplicate name) come back inline. An account holds the tokens of its type's kind
+//! with the plan's limit, and create, rename, enable/disable, rotate and delete — each
+//! through `usecases::shipping_tokens`, whose refusals (the plan's limit, the last enabled
+//! token, a duplicate name) come back on the tab. An account holds the tokens of its type's kind
 //! only: on another kind's tab, the page says where those tokens live.
 
 use std::sync::Arc;

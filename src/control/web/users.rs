@@ -1,6 +1,7 @@
 //! The Users tab (admins): the account's users with their role and state, inviting one
-//! (the one-time setup link is shown in the answer to the POST, to hand over), changing a
-//! role, suspending and deleting — each through `usecases::users`.
+//! (the one-time setup link is shown once, on the page the POST leads to, to hand over),
+//! changing a role, suspending, a new setup link for a user who lost theirs, and deleting —
+//! each through `usecases::users`.
 
 use std::sync::Arc;
 
