@@ -20,7 +20,7 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::{Fields, PageRefusal, see_other};
+use super::{BASE, Fields, PageRefusal, see_other};
 
 pub const COOKIE: &str = "tollgate_flash";
 /// How long a flash waits for the page it is meant for (the redirect is followed at once).
@@ -149,6 +149,20 @@ impl Flash {
     pub fn typed_fields(&self) -> Fields {
         Fields::from_pairs(self.typed.clone())
     }
+}
+
+/// A form posted after its session ended (signed out, idle, suspended): nothing was
+/// changed; the sign-in page says so and leads back to the form's tab.
+pub fn signed_out(posted_to: &str) -> Response {
+    let location = match super::tab_of(posted_to) {
+        Some(tab) => format!("{BASE}/login?next={tab}"),
+        None => format!("{BASE}/login"),
+    };
+    Flash::done(
+        "You were signed out, so nothing was changed. Sign in to go back to where you were.",
+        None,
+    )
+    .redirect(&location)
 }
 
 /// What of a posted form is worth showing again.

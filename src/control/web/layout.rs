@@ -5,6 +5,7 @@
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::{BASE, Notice, PageRefusal, Tab, Visit, assets, dates};
+use crate::control::refusal::Refusal;
 use crate::control::rules::AccountType;
 use crate::control::store::accounts::Account;
 use crate::control::store::users::User;
@@ -36,6 +37,38 @@ pub fn document(title: &str, body: Markup) -> Markup {
             body { (body) }
         }
     }
+}
+
+/// A page outside the account frame: the brand and one card.
+pub fn card_page(title: &str, body: Markup) -> Markup {
+    document(
+        title,
+        html! {
+            main #main.center {
+                div.card {
+                    p.brand.big { span.logo aria-hidden="true" { "◆" } "tollgate" }
+                    (body)
+                }
+            }
+        },
+    )
+}
+
+/// A form whose CSRF token is not this browser's (a stale copy, another site's): 403, as a
+/// page a person can act on.
+pub fn form_expired(refusal: &Refusal) -> Markup {
+    card_page(
+        "Form expired",
+        html! {
+            h1 { "This form has expired" }
+            div.alert.error role="alert" data-code=(refusal.code()) {
+                p.message { (refusal) }
+                p.code { "Refused (403) · " code { (refusal.code()) } }
+            }
+            p { "Nothing was changed." }
+            div.buttons { a.btn.primary.wide href=(BASE) { "Back to Manage tokens" } }
+        },
+    )
 }
 
 /// A signed-in page: header, title, tabs, the notice, then `content`.

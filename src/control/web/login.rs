@@ -43,21 +43,6 @@ fn safe_next(next: Option<&str>) -> Option<&str> {
     next.filter(|n| super::tab_of(n).as_deref() == Some(*n))
 }
 
-/// A page outside the account frame: the brand and one card.
-fn card_page(title: &str, body: Markup) -> Markup {
-    layout::document(
-        title,
-        html! {
-            main #main.center {
-                div.card {
-                    p.brand.big { span.logo aria-hidden="true" { "◆" } "tollgate" }
-                    (body)
-                }
-            }
-        },
-    )
-}
-
 /// What the sign-in page says above its form.
 enum Said<'a> {
     Nothing,
@@ -69,7 +54,7 @@ enum Said<'a> {
 }
 
 fn login_form(csrf: &str, email: &str, said: Said, next: Option<&str>) -> Markup {
-    card_page(
+    layout::card_page(
         "Sign in",
         html! {
             h1 { "Sign in" }
@@ -170,7 +155,7 @@ async fn logout(State(cp): State<Arc<ControlPlane>>, visit: Visit) -> Response {
 }
 
 fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&PageRefusal>) -> Markup {
-    card_page(
+    layout::card_page(
         "Set a password",
         html! {
             h1 { "Set a password" }
@@ -203,7 +188,7 @@ fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&PageRefusa
 fn dead_link(refusal: &PageRefusal) -> Response {
     (
         refusal.status,
-        card_page(
+        layout::card_page(
             "Set a password",
             html! {
                 h1 { "Set a password" }
@@ -280,42 +265,11 @@ fn no_store(response: &mut Response) {
     );
 }
 
-/// A form posted after its session ended (signed out, idle, suspended): nothing was
-/// changed; the sign-in page says so and leads back to the form's tab.
-pub fn signed_out(posted_to: &str) -> Response {
-    let location = match super::tab_of(posted_to) {
-        Some(tab) => format!("{BASE}/login?next={tab}"),
-        None => format!("{BASE}/login"),
-    };
-    Flash::done(
-        "You were signed out, so nothing was changed. Sign in to go back to where you were.",
-        None,
-    )
-    .redirect(&location)
-}
-
-/// A form whose CSRF token is not this browser's (a stale copy, another site's): 403, as a
-/// page a person can act on.
-pub fn form_expired(refusal: &Refusal) -> Markup {
-    card_page(
-        "Form expired",
-        html! {
-            h1 { "This form has expired" }
-            div.alert.error role="alert" data-code=(refusal.code()) {
-                p.message { (refusal) }
-                p.code { "Refused (403) · " code { (refusal.code()) } }
-            }
-            p { "Nothing was changed." }
-            div.buttons { a.btn.primary.wide href=(BASE) { "Back to Manage tokens" } }
-        },
-    )
-}
-
 /// Any other path under the page: 404, as a page.
 pub async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        card_page(
+        layout::card_page(
             "Not found",
             html! {
                 h1 { "Page not found" }

@@ -261,7 +261,7 @@ impl FromRequestParts<PageState> for Visit {
             // A GET goes to the login page; a form posted after the session ended goes
             // there too, told so, to come back to its tab once signed in.
             Err(rejection) if parts.method == Method::GET => return Err(rejection),
-            Err(_) => return Err(login::signed_out(parts.uri.path())),
+            Err(_) => return Err(flash::signed_out(parts.uri.path())),
         };
         Ok(Visit {
             session,

@@ -139,13 +139,13 @@ pub async fn layer(State(page): State<PageState>, mut req: Request, next: Next) 
             }
             let mut response = if stale_session {
                 // A form left open past its session: sign in again, and back to where it was.
-                let mut response = super::login::signed_out(parts.uri.path());
+                let mut response = flash::signed_out(parts.uri.path());
                 response
                     .headers_mut()
                     .append(header::SET_COOKIE, logout_cookie(&settings));
                 response
             } else {
-                (StatusCode::FORBIDDEN, super::login::form_expired(&refusal)).into_response()
+                (StatusCode::FORBIDDEN, super::layout::form_expired(&refusal)).into_response()
             };
             finish(&mut response, &settings, &expected, new_cookie, false);
             return response;
