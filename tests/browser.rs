@@ -5,8 +5,10 @@
 //! it refused once disabled, hits the plan's limit, makes a shared token with a filter,
 //! invites a user who sets a password and sees only shared tokens; and, on a main account
 //! with a month of usage, reads the Volume tab (at 1280 and 375 px), edits a sub-account's
-//! cap and sees an over-plan edit refused. Screenshots of each tab land in
-//! `target/browser-artifacts/`.
+//! cap and sees an over-plan edit refused; and tours every tab as each role at 1280 and
+//! 375 px with the longest names allowed, where axe-core finds no violation and nothing
+//! overflows, a reload or Back after a POST makes nothing twice, and a community account
+//! rotates its only token. Screenshots of each tab land in `target/browser-artifacts/`.
 //!
 //! Without node, Chromium or `npm ci` in `tests/browser/` the test prints a SKIPPED banner
 //! and returns; under `CI=true` it fails instead (`.ci/run` installs them).
@@ -41,8 +43,12 @@ fn prerequisites(dir: &Path) -> Result<(), String> {
     if !Path::new(CHROMIUM).exists() {
         return Err(format!("{CHROMIUM} is missing (apt-get install chromium)"));
     }
-    if !dir.join("node_modules/playwright-core").exists() {
-        return Err("playwright-core is not installed (npm ci in tests/browser)".into());
+    for package in ["playwright-core", "axe-core"] {
+        if !dir.join("node_modules").join(package).exists() {
+            return Err(format!(
+                "{package} is not installed (npm ci in tests/browser)"
+            ));
+        }
     }
     Ok(())
 }
@@ -189,6 +195,8 @@ async fn an_admin_manages_tokens_in_a_real_browser() {
         "user-shared",
         "live-tail",
         "live-tail-ended",
+        "drop-filters",
+        "drop-filters-metrics",
     ] {
         assert!(
             artifacts.join(format!("{shot}.png")).exists(),
@@ -262,5 +270,182 @@ async fn an_admin_reads_and_edits_volume_in_a_real_browser() {
             artifacts.join(format!("{shot}.png")).exists(),
             "screenshot {shot}.png"
         );
+    }
+}
+
+/// A name as long as names may be (256 characters), without a space to break it at.
+fn longest_name() -> String {
+    "very-long-name-".repeat(18).chars().take(256).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_tab_reads_well_for_every_role_at_1280_and_375_px() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let driver_dir = root.join("tests/browser");
+    if let Err(why) = prerequisites(&driver_dir) {
+        skip(
+            "every_tab_reads_well_for_every_role_at_1280_and_375_px",
+            &why,
+        );
+        return;
+    }
+    let cp = ControlPlane::sqlite_with(|c| {
+        c.gateway_url = Some("https://listener.example.com".to_string());
+        c.shared_tokens_without_expiry = true;
+    })
+    .await;
+    let long = longest_name();
+    // A main account with a daily volume, two sub-accounts and a day of usage; tokens,
+    // filters and users of every kind, the longest name in each table.
+    let acme = volume::acme(&cp).await;
+    let api = acme.api.clone();
+    volume::report_usage(&cp, acme.main, 12 * volume::GB).await;
+    volume::report_usage(&cp, acme.fixed, 30 * volume::GB).await;
+    volume::report_capped(&cp, acme.fixed).await;
+    cp.create_token(&api, &long).await;
+    cp.create_token(&api, "k8s-prod").await;
+    let (old, _) = cp.create_token(&api, "retired").await;
+    cp.set_enabled(&api, old, "retired", false).await;
+    for name in ["terraform", "terraform", long.as_str()] {
+        cp.api(
+            Method::POST,
+            "/v1/api-tokens",
+            &api,
+            Some(json!({"name": name})),
+        )
+        .await;
+    }
+    let mut filters = Vec::new();
+    for (field, value) in [
+        ("kubernetes.namespace", "payments-production"),
+        ("env", "test"),
+    ] {
+        let f = cp
+            .api(
+                Method::POST,
+                "/v1/shared-tokens/filters",
+                &api,
+                Some(json!({"description": "scope", "field": field, "value": value})),
+            )
+            .await;
+        filters.push(f["id"].clone());
+    }
+    let week = cp.now_ms() + 7 * 86_400_000;
+    for body in [
+        json!({"tokenName": "status-page", "filters": filters, "expirationDate": week}),
+        json!({"tokenName": long, "filters": [filters[0]], "expirationDate": week}),
+        json!({"tokenName": "wide-open", "filters": [], "expirationDate": week}),
+        json!({"tokenName": "old", "filters": [], "expirationDate": null, "legacy": true}),
+    ] {
+        cp.api(Method::POST, "/v1/shared-tokens", &api, Some(body))
+            .await;
+    }
+    let log_filter = cp
+        .api(
+            Method::POST,
+            "/v1/drop-filters",
+            &api,
+            Some(
+                json!({"logType": "nginx", "description": long, "thresholdInGB": 2.5,
+                        "fieldConditions": [{"fieldName": "status", "value": 200},
+                                            {"fieldName": "kubernetes.pod", "value": long}]}),
+            ),
+        )
+        .await;
+    let metrics = cp
+        .create_account(json!({"accountName": "acme-metrics", "type": "metrics",
+                               "ownerAccountId": acme.main}))
+        .await["accountId"]
+        .as_i64()
+        .unwrap();
+    cp.create_account(
+        json!({"accountName": "acme-traces", "type": "tracing", "ownerAccountId": acme.main}),
+    )
+    .await;
+    cp.api(
+        Method::POST,
+        "/v1/metrics-management/drop-filters",
+        &api,
+        Some(
+            json!({"accountId": metrics, "name": "debug histograms", "filter": {
+            "operator": "AND", "expression": [
+                {"name": "__name__", "value": ".*_bucket", "comparisonFilter": "REGEX_MATCH"},
+                {"name": "env", "value": "dev", "comparisonFilter": "EQ"}]}}),
+        ),
+    )
+    .await;
+    cp.post("/v1/feed/usage")
+        .feed()
+        .json(
+            json!({"dropped": [{"kind": "logs", "filter_id": log_filter["id"].as_str()
+            .unwrap().parse::<u64>().unwrap(), "records": 1234, "bytes": 567_000}]}),
+        )
+        .send()
+        .await
+        .expect_status(204, "usage report");
+    for (email, role) in [
+        (VOLUME_ADMIN, "USER_ROLE_ACCOUNT_ADMIN"),
+        ("bob@example.com", "USER_ROLE_REGULAR"),
+        ("rob@example.com", "USER_ROLE_READONLY"),
+    ] {
+        let (_, link) = cp.create_user(acme.main, email, role).await;
+        Browser::new(&cp).set_password(&link).await;
+    }
+    // Invited, and suspended.
+    cp.create_user(acme.main, "new@example.com", "USER_ROLE_REGULAR")
+        .await;
+    let (gone, _) = cp
+        .create_user(acme.main, "left@example.com", "USER_ROLE_REGULAR")
+        .await;
+    cp.post(&format!("/v1/user-management/suspend/{gone}"))
+        .token(&api)
+        .send()
+        .await;
+    // A community account: one token, to rotate.
+    let small = cp
+        .create_account(json!({"accountName": "small", "plan": "community"}))
+        .await;
+    let small_id = small["accountId"].as_i64().unwrap();
+    let small_token = small["accountToken"].as_str().unwrap().to_string();
+    let (_, link) = cp
+        .create_user(small_id, "cat@example.com", "USER_ROLE_ACCOUNT_ADMIN")
+        .await;
+    Browser::new(&cp).set_password(&link).await;
+
+    let artifacts = root.join("target/browser-artifacts");
+    drive(
+        &driver_dir,
+        "tour.mjs",
+        &[
+            ("TOLLGATE_PAGE_URL", cp.url()),
+            ("TOLLGATE_ACCOUNT_ID", acme.main.to_string()),
+            ("TOLLGATE_METRICS_ID", metrics.to_string()),
+            ("TOLLGATE_COMMUNITY_ID", small_id.to_string()),
+            ("TOLLGATE_LONG_NAME", long.clone()),
+            ("TOLLGATE_PASSWORD", PASSWORD.to_string()),
+        ],
+        &artifacts,
+    )
+    .await;
+
+    // The community account's token was rotated on the page: the old one is gone, a new
+    // one has its name.
+    let tokens = cp.log_tokens_of(small_id).await;
+    let results = tokens["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{tokens}");
+    assert_eq!(results[0]["name"], "default");
+    assert_eq!(results[0]["enabled"], true);
+    assert_ne!(results[0]["token"], small_token.as_str(), "a new token");
+    for tab in [
+        "login",
+        "admin-logs",
+        "admin-shared",
+        "admin-drop-filters",
+        "user-shared",
+    ] {
+        for width in ["", "-phone"] {
+            let shot = format!("tour-{tab}{width}.png");
+            assert!(artifacts.join(&shot).exists(), "screenshot {shot}");
+        }
     }
 }

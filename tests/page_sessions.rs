@@ -442,7 +442,7 @@ async fn only_admins_change_anything_whatever_they_send(backend: Backend, test: 
         );
         let shared = browser.get(&format!("/ui/accounts/{account}/shared")).await;
         assert_eq!(shared.status, 200, "{email}: {}", shared.text);
-        // Admin pages and crafted admin forms: 403, and nothing changes.
+        // Admin pages: 403; crafted admin forms: refused, and nothing changes.
         for tab in ["logs", "api", "users"] {
             let page = browser.get(&format!("/ui/accounts/{account}/{tab}")).await;
             assert_eq!(page.status, 403, "{email} {tab}: {}", page.text);
@@ -474,8 +474,11 @@ async fn only_admins_change_anything_whatever_they_send(backend: Backend, test: 
                 ],
             ),
         ] {
+            // Refused like any change: back to the tab (a 303), which says why.
             let page = browser.post(&path, &fields).await;
-            assert_eq!(page.status, 403, "{email} POST {path}: {}", page.text);
+            assert_eq!(page.status, 303, "{email} POST {path}: {}", page.text);
+            let tab = page.location.unwrap_or_default();
+            let page = browser.get(tab.split('#').next().unwrap()).await;
             assert!(
                 page.text.contains("ADMIN_ROLE_REQUIRED"),
                 "{email} POST {path}: {}",

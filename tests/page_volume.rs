@@ -34,6 +34,15 @@ async fn post_volume(admin: &mut Browser<'_>, tab: &str, id: i64, typed: &str) -
     admin.post(&format!("{tab}/{id}"), &fields).await
 }
 
+/// `post_volume`, and the tab its answer (a 303) leads to.
+async fn submit_volume(admin: &mut Browser<'_>, tab: &str, id: i64, typed: &str) -> Page {
+    let fields: Vec<(&str, &str)> = typed
+        .split_whitespace()
+        .map(|field| field.split_once('=').expect("name=value"))
+        .collect();
+    admin.submit(&format!("{tab}/{id}"), &fields).await
+}
+
 /// The HTML of `account`'s card on the Volume tab.
 fn card(page: &Page, account: i64) -> &str {
     let html = &page.html;
@@ -187,8 +196,8 @@ async fn a_day_capped_or_past_its_soft_limit_has_a_banner() {
             "Capped today",
             "logs are accepted and not forwarded until 00:00 UTC",
             // When the gateway's report arrived: today, in UTC.
-            &format!("{} ", utc_date(today)),
-            " UTC</time>",
+            &format!("<span>{}</span> <span>", utc_date(today)),
+            " UTC</span></time>",
         ],
     );
     assert_lacks(capped, &["Soft limit crossed today"]);
@@ -232,6 +241,7 @@ async fn sub_account_volumes_are_edited_under_the_apis_rules() {
     assert_eq!(fixed["softLimitGB"], 35.5, "{fixed}");
     assert_eq!(fixed["isFlexible"], false);
     let page = admin.get(&tab).await;
+    page.told("Volume settings of acme-eu saved");
     assert_shows(
         card(&page, acme.fixed),
         &[
@@ -245,14 +255,14 @@ async fn sub_account_volumes_are_edited_under_the_apis_rules() {
 
     // More reserved than the plan has left: the API's refusal, in the account's form,
     // with what was typed kept; nothing changed.
-    let over = post_volume(
+    let over = submit_volume(
         &mut admin,
         &tab,
         acme.flexible,
         "isFlexible=true maxDailyGB=80 reservedDailyGB=70 softLimitGB=",
     )
     .await;
-    over.refused(
+    over.refusal_shown(
         400,
         "volume/OVER_PLAN",
         "reservedDailyGB: the sub-accounts' fixed and reserved volumes would take 110 GB of \
@@ -273,26 +283,26 @@ async fn sub_account_volumes_are_edited_under_the_apis_rules() {
     assert_eq!(flexible["maxDailyGB"], 50.0, "{flexible}");
 
     // Reserved over the cap, and words where a number goes: refused by name too.
-    post_volume(
+    submit_volume(
         &mut admin,
         &tab,
         acme.flexible,
         "isFlexible=true maxDailyGB=50 reservedDailyGB=60",
     )
     .await
-    .refused(
+    .refusal_shown(
         400,
         "request/INVALID",
         "reservedDailyGB must not be more than maxDailyGB",
     );
-    post_volume(
+    submit_volume(
         &mut admin,
         &tab,
         acme.flexible,
         "isFlexible=true maxDailyGB=lots",
     )
     .await
-    .refused(400, "request/INVALID", "maxDailyGB must be a number of GB")
+    .refusal_shown(400, "request/INVALID", "maxDailyGB must be a number of GB")
     .shows(&["value=\"lots\""]);
 
     // The flexible account's cap raised: it may take more of the pool.

@@ -123,6 +123,16 @@ async fn assets_are_embedded_and_cached() {
     assert!(js.header("content-type").starts_with("text/javascript"));
     assert!(js.html.contains("data-confirm"));
     assert_eq!(browser.get("/ui/assets/nope.js").await.status(), 404);
+    // An icon of its own: browsers need not ask for a /favicon.ico that isn't there.
+    let icon_at = login
+        .html
+        .find("rel=\"icon\" href=\"")
+        .expect("an icon link")
+        + 17;
+    let icon_url = &login.html[icon_at..icon_at + login.html[icon_at..].find('"').unwrap()];
+    let icon = browser.get(icon_url).await;
+    assert_eq!(icon.status(), 200, "{icon_url}");
+    assert_eq!(icon.header("content-type"), "image/svg+xml");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,55 +147,83 @@ async fn shipping_tokens_made_on_the_page_are_what_the_api_returns() {
         .post(&format!("{tab}/tokens"), &[("name", "k8s-prod")])
         .await;
     assert_eq!(created.status(), 303, "{}", created.html);
-    assert_eq!(created.location(), tab);
     let tokens = api_tokens(&cp, &api).await;
     let token = named(&tokens, "k8s-prod").expect("created on the page");
     assert_eq!(token["enabled"], true, "enabled by default");
     let id = token["id"].as_i64().unwrap();
+    // Back to the tab, at the new token's row.
+    assert_eq!(created.location(), format!("{tab}#token-{id}"));
     assert!(
         token["createdBy"].as_str().unwrap().starts_with("user:"),
         "{token}"
     );
-    admin.get(&tab).await.shows(&[
-        "k8s-prod",
-        token["token"].as_str().unwrap(),
-        "2 of 15 enabled",
-    ]);
+    admin
+        .get(&tab)
+        .await
+        .told("Log shipping token “k8s-prod” created and enabled")
+        .shows(&[
+            "k8s-prod",
+            token["token"].as_str().unwrap(),
+            "2 of 15 enabled",
+            &format!("data-focus=\"token-{id}\""),
+        ]);
+    // Said once: a reload shows the tab without it, and made nothing more.
+    admin.get(&tab).await.lacks(&["id=\"flash\""]);
+    assert_eq!(api_tokens(&cp, &api).await.len(), 2);
 
-    let renamed = admin
-        .post(
+    admin
+        .submit(
             &format!("{tab}/tokens/{id}/rename"),
             &[("name", "k8s-production")],
         )
-        .await;
-    assert_eq!(renamed.status(), 303);
+        .await
+        .told("Log shipping token “k8s-prod” renamed “k8s-production”");
     assert!(named(&api_tokens(&cp, &api).await, "k8s-production").is_some());
 
-    let disabled = admin
-        .post(
+    admin
+        .submit(
             &format!("{tab}/tokens/{id}/enabled"),
             &[("enabled", "false")],
         )
-        .await;
-    assert_eq!(disabled.status(), 303);
+        .await
+        .told("Log shipping token “k8s-production” disabled")
+        .shows(&["1 of 15 enabled"]);
     let tokens = api_tokens(&cp, &api).await;
     assert_eq!(named(&tokens, "k8s-production").unwrap()["enabled"], false);
-    admin.get(&tab).await.shows(&["1 of 15 enabled"]);
 
-    // Another token of the same name is refused by the API's rule, shown inline.
+    // Another token of the same name is refused by the API's rule, shown in the form with
+    // the name typed kept.
     admin
-        .post(&format!("{tab}/tokens"), &[("name", "k8s-production")])
+        .submit(&format!("{tab}/tokens"), &[("name", "k8s-production")])
         .await
-        .refused(
+        .refusal_shown(
             409,
             "tokens/DUPLICATE_NAME",
-            "this account already has a logs shipping token named \"k8s-production\"",
-        );
+            "this account already has a log shipping token named “k8s-production”",
+        )
+        .shows(&[
+            "data-focus=\"new-token\"",
+            "name=\"name\" required maxlength=\"256\" value=\"k8s-production\"",
+        ]);
+    // So is a rename to a taken name: the row's form opens again with it.
+    admin
+        .submit(&format!("{tab}/tokens/{id}/rename"), &[("name", "default")])
+        .await
+        .refusal_shown(409, "tokens/DUPLICATE_NAME", "named “default”")
+        .shows(&[
+            &format!("data-focus=\"token-{id}-rename\""),
+            "value=\"default\"",
+        ]);
 
-    let deleted = admin.post(&format!("{tab}/tokens/{id}/delete"), &[]).await;
-    assert_eq!(deleted.status(), 303);
+    admin
+        .submit(&format!("{tab}/tokens/{id}/delete"), &[])
+        .await
+        .told("Log shipping token “k8s-production” deleted")
+        .lacks(&["title=\"k8s-production\""]);
     assert!(named(&api_tokens(&cp, &api).await, "k8s-production").is_none());
-    admin.get(&tab).await.lacks(&["k8s-production"]);
+    // Typed in the address bar, a form's address leads to its tab.
+    let typed = admin.get(&format!("{tab}/tokens/{id}/rename")).await;
+    assert_eq!((typed.status(), typed.location()), (303, tab.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,46 +239,64 @@ async fn plan_rules_are_shown_inline_in_their_own_words() {
     page.shows(&[
         "1 of 1 enabled",
         "the community plan allows 1",
-        "The one token the plan allows is enabled: disable it before adding another.",
+        "The one token the plan allows is enabled: rotate it to replace it with a new one, or \
+         disable it before adding another.",
     ]);
 
     admin
-        .post(&format!("{tab}/tokens"), &[("name", "second")])
+        .submit(&format!("{tab}/tokens"), &[("name", "second")])
         .await
-        .refused(
+        .refusal_shown(
             409,
             "tokens/ENABLED_LIMIT",
             "the community plan allows 1 enabled shipping token; disable one first",
         )
-        // Still the tab, with its table: the refusal is inline.
-        .shows(&["Log shipping tokens", "1 of 1 enabled"]);
+        // Still the tab, with its table: the refusal is in the form.
+        .shows(&["Log shipping tokens", "1 of 1 enabled", "value=\"second\""]);
 
-    let search = cp
-        .post("/v1/log-shipping/tokens/search")
-        .admin()
-        .account(account)
-        .json(json!({}))
-        .send()
-        .await
-        .expect_ok("search");
+    let search = cp.log_tokens_of(account).await;
     assert_eq!(search["total"], 1, "nothing was created: {search}");
     let only = search["results"][0]["id"].as_i64().unwrap();
 
     admin
-        .post(
+        .submit(
             &format!("{tab}/tokens/{only}/enabled"),
             &[("enabled", "false")],
         )
         .await
-        .refused(
+        .refusal_shown(
             409,
             "tokens/LAST_ENABLED",
             "every account must keep at least one enabled shipping token; this is the last one",
         );
     admin
-        .post(&format!("{tab}/tokens/{only}/delete"), &[])
+        .submit(&format!("{tab}/tokens/{only}/delete"), &[])
         .await
-        .refused(409, "tokens/LAST_ENABLED", "this is the last one");
+        .refusal_shown(409, "tokens/LAST_ENABLED", "this is the last one");
+
+    // But it can be rotated: a new token of the same name replaces it in one step.
+    let old = search["results"][0]["token"].as_str().unwrap().to_string();
+    let rotated = admin
+        .submit(&format!("{tab}/tokens/{only}/rotate"), &[])
+        .await;
+    let search = cp.log_tokens_of(account).await;
+    assert_eq!(search["total"], 1, "one token still: {search}");
+    let new = &search["results"][0];
+    assert_eq!(
+        (new["name"].as_str(), new["enabled"].as_bool()),
+        (Some("default"), Some(true))
+    );
+    let token = new["token"].as_str().unwrap();
+    assert_ne!(token, old);
+    rotated
+        .told(&format!(
+            "Log shipping token “default” rotated: the new token ends …{}; shippers still \
+             sending with …{} are refused",
+            &token[28..],
+            &old[28..]
+        ))
+        .shows(&[token])
+        .lacks(&[&old]);
 
     // A community account has no API tokens, and the tab says why.
     admin
@@ -249,12 +305,12 @@ async fn plan_rules_are_shown_inline_in_their_own_words() {
         .shows(&["API tokens are available on pro and enterprise plans and during a trial."])
         .lacks(&["+ New API token"]);
     admin
-        .post(
+        .submit(
             &format!("/ui/accounts/{account}/api/tokens"),
             &[("name", "ci")],
         )
         .await
-        .refused(
+        .refusal_shown(
             409,
             "api-tokens/PLAN",
             "API tokens are available on pro and enterprise plans and during a trial",
@@ -262,20 +318,21 @@ async fn plan_rules_are_shown_inline_in_their_own_words() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_api_token_secret_is_shown_once_in_the_answer_to_its_post() {
+async fn an_api_token_secret_is_shown_once_on_the_page_its_post_leads_to() {
     let cp = ControlPlane::sqlite().await;
     let (account, _, _) = cp.account("acme").await;
     let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
     let tab = format!("/ui/accounts/{account}/api");
     admin.get(&tab).await;
-    let created = admin
+    let answer = admin
         .post(&format!("{tab}/tokens"), &[("name", "terraform")])
         .await;
-    assert_eq!(
-        created.status(),
-        200,
-        "the secret is in this answer, not a redirect"
+    assert_eq!(answer.status(), 303, "{}", answer.html);
+    assert!(
+        !answer.html.contains("data-copy") && !answer.location().contains("token="),
+        "the secret is neither in the answer nor in its address"
     );
+    let created = admin.get(&tab).await;
     assert_eq!(created.header("cache-control"), "no-store");
     created.shows(&["API token “terraform” created", "won't be shown again"]);
     let at = created.html.find("data-copy=\"").unwrap() + "data-copy=\"".len();
@@ -283,6 +340,7 @@ async fn an_api_token_secret_is_shown_once_in_the_answer_to_its_post() {
     let whoami = cp.get("/v2/whoami").token(secret).send().await;
     assert_eq!(whoami.expect_ok("whoami")["accountName"], "acme");
 
+    // A reload shows the tab without it, and makes no second token.
     let later = admin.get(&tab).await;
     later.shows(&["terraform"]).lacks(&[secret]);
     // Two tokens of one name are told apart by their last characters, and by who made them.
@@ -304,8 +362,15 @@ async fn an_api_token_secret_is_shown_once_in_the_answer_to_its_post() {
         .as_i64()
         .unwrap();
     later.shows(&["Integrations that use it stop working"]);
-    let deleted = admin.post(&format!("{tab}/tokens/{id}/delete"), &[]).await;
-    assert_eq!(deleted.status(), 303);
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "the default token and this one"
+    );
+    admin
+        .submit(&format!("{tab}/tokens/{id}/delete"), &[])
+        .await
+        .told("API token “terraform” deleted");
     assert_eq!(cp.get("/v2/whoami").token(secret).send().await.status, 401);
 }
 
@@ -319,20 +384,21 @@ async fn shared_tokens_and_filters_are_managed_with_the_best_practices_shown() {
 
     // A filter value is validated as the API validates it.
     admin
-        .post(
+        .submit(
             &format!("/ui/accounts/{account}/shared/filters"),
             &[("description", "any"), ("field", "env"), ("value", "te*t")],
         )
         .await
-        .refused(400, "filters/INVALID_TERM", "wildcards are not supported");
+        .refusal_shown(400, "filters/INVALID_TERM", "wildcards are not supported")
+        .shows(&["value=\"te*t\"", "value=\"any\""]);
     for (field, value) in [("env", "test"), ("region", "eu")] {
-        let made = admin
-            .post(
+        admin
+            .submit(
                 &format!("/ui/accounts/{account}/shared/filters"),
                 &[("description", "scope"), ("field", field), ("value", value)],
             )
-            .await;
-        assert_eq!(made.status(), 303, "{}", made.html);
+            .await
+            .told(&format!("Token filter “{field}: {value}” added"));
     }
     let filters = cp
         .api(Method::GET, "/v1/shared-tokens/filters", &api, None)
@@ -346,8 +412,8 @@ async fn shared_tokens_and_filters_are_managed_with_the_best_practices_shown() {
 
     // Within the year a shared token may live.
     let expires = utc_date(cp.now_ms() + 200 * 86_400_000);
-    let made = admin
-        .post(
+    admin
+        .submit(
             &format!("{tab}/tokens"),
             &[
                 ("name", "status-page"),
@@ -357,12 +423,15 @@ async fn shared_tokens_and_filters_are_managed_with_the_best_practices_shown() {
                 ("operator", "AND"),
             ],
         )
-        .await;
-    assert_eq!(made.status(), 303, "{}", made.html);
+        .await
+        .told("Shared token “status-page” created");
     // One without a filter, and a legacy one without an expiry (only the API makes those).
     admin
-        .post(&format!("{tab}/tokens"), &[("name", "wide-open")])
-        .await;
+        .submit(&format!("{tab}/tokens"), &[("name", "wide-open")])
+        .await
+        .told(
+            "Shared token “wide-open” created: without a filter it reads all of the account's logs",
+        );
     cp.api(
         Method::POST,
         "/v1/shared-tokens",
@@ -406,37 +475,48 @@ async fn shared_tokens_and_filters_are_managed_with_the_best_practices_shown() {
     // Edit: OR, one filter, another date.
     let later = utc_date(cp.now_ms() + 300 * 86_400_000);
     let id = status_page["id"].as_i64().unwrap();
-    let edited = admin
-        .post(
+    admin
+        .submit(
             &format!("{tab}/tokens/{id}/edit"),
             &[("expires", &later), ("filter", &ids[1]), ("operator", "OR")],
         )
-        .await;
-    assert_eq!(edited.status(), 303, "{}", edited.html);
+        .await
+        .told("Shared token “status-page” saved");
     let token = cp
         .api(Method::GET, &format!("/v1/shared-tokens/{id}"), &api, None)
         .await;
     assert_eq!(token["filtersOperator"], "OR");
     assert_eq!(token["filters"].as_array().unwrap().len(), 1);
     admin.get(&tab).await.shows(&[&later, "region: eu"]);
+    // A refused edit comes back open, with the date typed.
     admin
-        .post(
+        .submit(
             &format!("{tab}/tokens/{id}/edit"),
-            &[("expires", "2001-01-01")],
+            &[("expires", "2001-01-01"), ("filter", &ids[1])],
         )
         .await
-        .refused(400, "shared-tokens/EXPIRY_IN_PAST", "must be in the future");
+        .refusal_shown(
+            400,
+            "shared-tokens/EXPIRY_IN_PAST",
+            "the expiration date (expirationDate) must be in the future",
+        )
+        .shows(&[
+            &format!("data-focus=\"edit-shared-{id}\""),
+            "value=\"2001-01-01\"",
+        ]);
 
     let filter_id = &ids[1];
-    let gone = admin
-        .post(
+    admin
+        .submit(
             &format!("/ui/accounts/{account}/shared/filters/{filter_id}/delete"),
             &[],
         )
-        .await;
-    assert_eq!(gone.status(), 303);
-    let deleted = admin.post(&format!("{tab}/tokens/{id}/delete"), &[]).await;
-    assert_eq!(deleted.status(), 303);
+        .await
+        .told("Token filter “region: eu” deleted");
+    admin
+        .submit(&format!("{tab}/tokens/{id}/delete"), &[])
+        .await
+        .told("Shared token “status-page” deleted");
     assert_eq!(
         cp.get(&format!("/v1/shared-tokens/{id}"))
             .token(&api)
@@ -492,22 +572,22 @@ async fn a_user_sees_only_shared_tokens_and_is_refused_admin_posts() {
             "only the account's admins may do this",
         );
     let before = api_tokens(&cp, &api).await.len();
-    user.post(
+    user.submit(
         &format!("/ui/accounts/{account}/logs/tokens"),
         &[("name", "mine")],
     )
     .await
-    .refused(
+    .refusal_shown(
         403,
         "auth/ADMIN_ROLE_REQUIRED",
         "only the account's admins may do this",
     );
-    user.post(
+    user.submit(
         &format!("/ui/accounts/{account}/shared/tokens"),
         &[("name", "mine")],
     )
     .await
-    .refused(
+    .refusal_shown(
         403,
         "auth/ADMIN_ROLE_REQUIRED",
         "only the account's admins may do this",
@@ -540,7 +620,7 @@ async fn each_shared_token_offers_its_live_tail_link_to_every_role() {
     let tab = format!("/ui/accounts/{account}/shared");
     let link = |token: &Value| {
         format!(
-            "href=\"https://listener.example.com/tail#token={}\"",
+            "href=\"https://listener.example.com/tail#token={}&amp;account=acme\"",
             token["token"].as_str().unwrap()
         )
     };
@@ -632,8 +712,25 @@ async fn an_invited_user_sets_a_password_and_signs_in() {
     let mut admin = Browser::signed_in(&cp, account, "ann@example.com", ADMIN).await;
     let tab = format!("/ui/accounts/{account}/users");
     admin.get(&tab).await;
+    // A refused invitation keeps what was typed.
+    admin
+        .submit(
+            &format!("/ui/accounts/{account}/users/invite"),
+            &[
+                ("email", "not an email"),
+                ("full_name", "Dan"),
+                ("role", "read-only"),
+            ],
+        )
+        .await
+        .shows(&[
+            "role=\"alert\"",
+            "value=\"not an email\"",
+            "value=\"Dan\"",
+            "<option value=\"read-only\" selected>",
+        ]);
     let invited = admin
-        .post(
+        .submit(
             &format!("/ui/accounts/{account}/users/invite"),
             &[
                 ("email", "dan@example.com"),
@@ -642,11 +739,10 @@ async fn an_invited_user_sets_a_password_and_signs_in() {
             ],
         )
         .await;
-    assert_eq!(invited.status(), 200, "{}", invited.html);
     assert_eq!(invited.header("cache-control"), "no-store");
     invited.shows(&["Invitation for dan@example.com", "/ui/setup/"]);
-    let at = invited.html.find("data-copy=\"").unwrap() + "data-copy=\"".len();
-    let link = invited.html[at..at + invited.html[at..].find('"').unwrap()].to_string();
+    let link = copied(&invited);
+    admin.get(&tab).await.lacks(&[&link]);
 
     let mut dan = Browser::new(&cp);
     let path = &link[link.find("/ui/").unwrap()..];
@@ -688,10 +784,10 @@ async fn an_invited_user_sets_a_password_and_signs_in() {
     let users = admin.get(&tab).await;
     users.shows(&["dan@example.com", "Suspend"]);
     let dan_id = user_id(&cp, account, "dan@example.com").await;
-    let suspended = admin
-        .post(&format!("{tab}/{dan_id}/active"), &[("active", "false")])
-        .await;
-    assert_eq!(suspended.status(), 303);
+    admin
+        .submit(&format!("{tab}/{dan_id}/active"), &[("active", "false")])
+        .await
+        .told("dan@example.com suspended");
     assert_eq!(
         dan.get(&format!("/ui/accounts/{account}/shared"))
             .await
@@ -705,41 +801,94 @@ async fn an_invited_user_sets_a_password_and_signs_in() {
     );
     admin.get(&tab).await.shows(&["Suspended", "Unsuspend"]);
 
-    let promoted = admin
-        .post(&format!("{tab}/{dan_id}/role"), &[("role", "read-only")])
-        .await;
-    assert_eq!(promoted.status(), 303);
-    // The last admin keeps the role: the rule's refusal, inline.
+    admin
+        .submit(&format!("{tab}/{dan_id}/role"), &[("role", "read-only")])
+        .await
+        .told("dan@example.com is now read-only");
+    // The last admin keeps the role: the rule's refusal, on the tab.
     let ann_id = user_id(&cp, account, "ann@example.com").await;
     admin
-        .post(&format!("{tab}/{ann_id}/role"), &[("role", "user")])
+        .submit(&format!("{tab}/{ann_id}/role"), &[("role", "user")])
         .await
-        .refused(
+        .refusal_shown(
             409,
             "users/LAST_ADMIN",
             "this is the account's last active admin",
         );
-    let deleted = admin.post(&format!("{tab}/{dan_id}/delete"), &[]).await;
-    assert_eq!(deleted.status(), 303);
+    // A lost setup link: a new one from the tab, shown once; the old one stops working.
+    admin
+        .submit(&format!("{tab}/{dan_id}/active"), &[("active", "true")])
+        .await;
+    let reissued = admin
+        .submit(&format!("{tab}/{dan_id}/setup-link"), &[])
+        .await;
+    reissued.shows(&["New setup link for dan@example.com"]);
+    let new_link = copied(&reissued);
+    assert_ne!(new_link, link);
+    let mut dan = Browser::new(&cp);
+    dan.set_password(&new_link).await;
+    admin
+        .submit(&format!("{tab}/{dan_id}/delete"), &[])
+        .await
+        .told("User dan@example.com deleted");
     admin.get(&tab).await.lacks(&["dan@example.com"]);
 
-    // Log out ends the session; a form posted after it is told so, as a page.
-    let out = admin.post("/ui/logout", &[]).await;
-    assert_eq!(out.location(), "/ui/login");
-    assert!(!admin.has_session());
-    assert_eq!(admin.get(&tab).await.location(), "/ui/login");
-    admin.get("/ui/login").await;
+    // A form left open until the session ended (idle for an hour): nothing changes, the
+    // sign-in page says so, and signing in again leads back to the form's tab.
+    let logs = format!("/ui/accounts/{account}/logs");
+    assert_eq!(admin.get(&logs).await.status(), 200);
+    cp.advance_clock_past(cp.now_ms() + 3_600_000);
     let late = admin
+        .post(&format!("{logs}/tokens"), &[("name", "late")])
+        .await;
+    assert_eq!(late.status(), 303, "{}", late.html);
+    assert_eq!(late.location(), format!("/ui/login?next={logs}"));
+    assert!(!admin.has_session(), "the dead session's cookie is gone");
+    admin.get(late.location()).await.shows(&[
+        "You were signed out, so nothing was changed",
+        &format!("name=\"next\" value=\"{logs}\""),
+    ]);
+    let back = admin
         .post(
-            &format!("/ui/accounts/{account}/logs/tokens"),
-            &[("name", "late")],
+            "/ui/login",
+            &[
+                ("email", "ann@example.com"),
+                ("password", PASSWORD),
+                ("next", &logs),
+            ],
         )
         .await;
-    assert_eq!(late.status(), 401);
-    late.shows(&["You are signed out", "nothing was changed"]);
+    assert_eq!((back.status(), back.location()), (303, logs.as_str()));
+    assert_eq!(log_tokens_named(&cp, account, "late").await, 0);
+    // Logged out here, a form of another session's page is refused as expired, as a page.
+    admin.get(&logs).await;
+    admin.post("/ui/logout", &[]).await;
+    let stale = admin
+        .post(&format!("{logs}/tokens"), &[("name", "late")])
+        .await;
+    assert_eq!(stale.status(), 403);
+    stale.shows(&["This form has expired", "auth/CSRF", "Nothing was changed."]);
+    // A form's address typed in the address bar leads to its tab, not an error.
+    let typed = admin.get(&format!("{logs}/tokens")).await;
+    assert_eq!((typed.status(), typed.location()), (303, logs.as_str()));
     let lost = admin.get("/ui/accounts/1/nowhere").await;
     assert_eq!(lost.status(), 404);
     lost.shows(&["Page not found"]);
+}
+
+/// The secret a page shows once (in its copy button).
+fn copied(page: &common::page::Page) -> String {
+    let at = page.html.find("data-copy=\"").expect("a secret") + "data-copy=\"".len();
+    page.html[at..at + page.html[at..].find('"').unwrap()].to_string()
+}
+
+async fn log_tokens_named(cp: &ControlPlane, account: i64, name: &str) -> usize {
+    cp.log_tokens_of(account).await["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] == name)
+        .count()
 }
 
 async fn user_id(cp: &ControlPlane, account: i64, email: &str) -> i64 {
@@ -828,7 +977,7 @@ async fn an_admin_of_a_main_account_switches_to_the_accounts_it_reaches() {
     sub_admin
         .get(&format!("/ui/accounts/{open}/logs"))
         .await
-        .lacks(&["Switch account", "acme-traces"]);
+        .lacks(&["switch account", "acme-traces"]);
     sub_admin
         .get(&format!("/ui/accounts/{account}/logs"))
         .await

@@ -92,8 +92,12 @@ pub fn check_name_free(kind: Kind, name: &str, taken_by_another: bool) -> Result
         return Err(Refusal::rule(
             "tokens/DUPLICATE_NAME",
             format!(
-                "this account already has a {} shipping token named {name:?}",
-                kind.as_str()
+                "this account already has a {} shipping token named “{name}”",
+                match kind {
+                    Kind::Logs => "log",
+                    Kind::Metrics => "metrics",
+                    Kind::Traces => "tracing",
+                }
             ),
         ));
     }
@@ -275,7 +279,10 @@ mod tests {
                 ..
             }
         ));
-        assert!(err.to_string().contains("\"ci\""), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "this account already has a log shipping token named “ci”"
+        );
     }
 
     #[test]

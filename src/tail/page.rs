@@ -14,6 +14,7 @@ pub const PATH: &str = "/tail";
 const INDEX: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/tail.js");
 const STYLE: &str = include_str!("page/tail.css");
+const ICON: &str = include_str!("page/favicon.svg");
 
 /// Only this origin's script and style, no frames, no forms, no referrer: the page shows
 /// other people's logs.
@@ -32,6 +33,7 @@ pub fn file(path: &str) -> Option<Response<TailBody>> {
         "" | "/" => (INDEX, "text/html; charset=utf-8"),
         "/tail.js" => (SCRIPT, "text/javascript; charset=utf-8"),
         "/tail.css" => (STYLE, "text/css; charset=utf-8"),
+        "/favicon.svg" => (ICON, "image/svg+xml"),
         _ => return None,
     };
     let mut response = Response::new(Either::Left(Full::new(Bytes::from_static(body.as_bytes()))));

@@ -1,10 +1,13 @@
 // What every browser script shares: its environment, Debian's Chromium in a throwaway
 // profile, named steps and checks, screenshots, the Content-Security-Policy watch, and on a
 // failure a screenshot of each open page and a non-zero exit naming the step.
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
+
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
 export const env = (name) => {
   const value = process.env[name];
@@ -16,6 +19,27 @@ export function step(name) { console.log(`-- ${name}`); }
 
 export function check(condition, message) {
   if (!condition) { throw new Error(message); }
+}
+
+/// Runs axe-core (pinned in package.json) on `page` as it is and fails naming each
+/// violation, its rule and where. The page's Content-Security-Policy allows only its own
+/// scripts, so axe is evaluated through the DevTools protocol rather than added as a
+/// <script> (which the policy would block, and the CSP watch would count as a failure).
+export async function accessible(page, what) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) {
+    await page.evaluate(AXE);
+  }
+  const found = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return result.violations.map((v) =>
+      `${v.id} (${v.impact}): ${v.help}\n      ${v.nodes.slice(0, 4).map((n) => n.target.join(" ")).join("\n      ")}`);
+  });
+  check(found.length === 0, `axe found ${found.length} violation(s) on ${what}:\n   ${found.join("\n   ")}`);
+}
+
+/// Whether the page is wider than the window (something pushed off to the side).
+export async function overflow(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
 }
 
 /// Runs `body({ context, page, shot, submits })` in headless Chromium at 1280 × 860 with

@@ -8,7 +8,7 @@
 //   TOLLGATE_ARTIFACTS     where screenshots go
 // Exits non-zero on the first step that fails, naming it.
 import { join } from "node:path";
-import { check, drive, env, step } from "./driver.mjs";
+import { accessible, check, drive, env, step } from "./driver.mjs";
 
 const PAGE = env("TOLLGATE_PAGE_URL");
 const GATEWAY = env("TOLLGATE_GATEWAY_URL");
@@ -161,7 +161,7 @@ await drive({ permissions: ["clipboard-read", "clipboard-write"] }, async ({ con
   await submits(() => page.locator("details.add").getByRole("button", { name: "Add", exact: true }).click());
   const [tail] = await Promise.all([
     context.waitForEvent("page"),
-    row("live-demo").getByRole("link", { name: /Open the live tail/ }).click(),
+    row("live-demo").getByRole("link", { name: /Open live tail/ }).click(),
   ]);
   tail.setDefaultTimeout(10_000);
   check(tail.url().startsWith(`${GATEWAY}/tail#token=`), `the gateway's page, the token in the fragment: ${tail.url()}`);
@@ -183,6 +183,11 @@ await drive({ permissions: ["clipboard-read", "clipboard-write"] }, async ({ con
   check(await tail.locator("#records li", { hasText: "while paused" }).count() === 0, "held while paused");
   await tail.getByRole("button", { name: "Resume" }).click();
   await tail.locator("#records li", { hasText: "while paused" }).waitFor();
+  check((await tail.locator("#account").innerText()) === "acme (account " + ACCOUNT + ")",
+    `the account by its name: ${await tail.locator("#account").innerText()}`);
+  check(/^\d{4}-\d\d-\d\d \d\d:\d\d UTC \(in (\d+ days|1 day|\d+ h)\)$/.test(await tail.locator("#expires").innerText()),
+    `the expiry in UTC, counted as the main page counts it: ${await tail.locator("#expires").innerText()}`);
+  await accessible(tail, "the live-tail page");
   await tail.screenshot({ path: join(artifacts, "live-tail.png") });
 
   step("deleting the token on the page ends its open tail with a clear message");
@@ -192,8 +197,58 @@ await drive({ permissions: ["clipboard-read", "clipboard-write"] }, async ({ con
     (await tail.locator("#message").innerText()).includes("its shared token was deleted"));
   console.log(`   the tail ended ${ended} ms after the delete answered`);
   check((await tail.locator("#status").innerText()).includes("Ended"), "the status says ended");
+  await accessible(tail, "the live-tail page, ended");
   await tail.screenshot({ path: join(artifacts, "live-tail-ended.png") });
   await tail.close();
+
+  step("a log drop filter: made on the page, said and focused, switched off, deleted after a confirmation");
+  await page.goto(tab("drop-filters"));
+  await page.getByLabel("Log type").fill("nginx");
+  await page.getByLabel("Field 1", { exact: true }).fill("status");
+  await page.getByLabel("Value 1", { exact: true }).fill("500");
+  await page.getByLabel("Field 2", { exact: true }).fill("env");
+  await page.getByLabel("Value 2", { exact: true }).fill("test");
+  await submits(() => page.getByRole("button", { name: "Add log drop filter" }).click());
+  const made = page.locator("#flash");
+  check((await made.innerText()).includes("Log drop filter “status = 500 AND env = \"test\"” on logs of type nginx created"),
+        `the tab says what was made: ${await made.innerText()}`);
+  const filterRow = page.locator("table.drop-filters tbody tr").first();
+  await page.locator("#announce", { hasText: "created" }).waitFor();
+  check(await filterRow.evaluate((r) => r === document.activeElement), "the focus is on the new filter's row");
+  check((await filterRow.innerText()).includes("nothing"), "nothing dropped yet today");
+  await shot("drop-filters");
+  await submits(() => filterRow.getByRole("switch").click());
+  check(await filterRow.getByRole("switch").getAttribute("aria-checked") === "false", "deactivated");
+  check((await page.locator("#flash").innerText()).includes("deactivated"), "the tab says it");
+  await filterRow.getByRole("button", { name: /Delete/ }).click();
+  const dropConfirm = page.locator("dialog#confirm");
+  await dropConfirm.waitFor();
+  check((await dropConfirm.innerText()).includes("These logs stop being dropped"), "the confirmation says what stops being dropped");
+  await submits(() => dropConfirm.getByRole("button", { name: "Delete" }).click());
+  check((await page.locator("#flash").innerText()).includes("deleted"), "deleted, and said");
+  check(await page.locator("#flash").evaluate((f) => f === document.activeElement), "the focus is on the message");
+
+  step("a metrics drop filter on the tied metrics account, from the main account's tab");
+  await page.getByRole("link", { name: /acme-metrics's metrics drop filters/ }).click();
+  await page.waitForURL(/\/drop-filters$/);
+  await page.getByLabel("Name").fill("dev histograms");
+  await page.getByLabel("Label 1", { exact: true }).fill("__name__");
+  await page.getByLabel("Comparison 1", { exact: true }).selectOption("REGEX_MATCH");
+  await page.getByLabel("Value 1", { exact: true }).fill("(unclosed");
+  await submits(() => page.getByRole("button", { name: "Add metrics drop filter" }).click());
+  const regexRefused = (await page.locator("form#new-metrics-drop-filter [role=alert]").innerText()).trim();
+  check(regexRefused.includes("is not a valid regular expression") && regexRefused.includes("drop-filters/INVALID_REGEX"),
+        `the API's refusal, in the form: ${regexRefused}`);
+  check(await page.getByLabel("Value 1", { exact: true }).inputValue() === "(unclosed", "what was typed is kept");
+  const focused = await page.evaluate(() => document.activeElement?.outerHTML.slice(0, 120));
+  check(focused.includes(`name="name"`), `the refused form has the focus: ${focused}`);
+  await page.getByLabel("Value 1", { exact: true }).fill(".*_bucket");
+  await page.getByLabel("Label 2", { exact: true }).fill("env");
+  await page.getByLabel("Value 2", { exact: true }).fill("dev");
+  await submits(() => page.getByRole("button", { name: "Add metrics drop filter" }).click());
+  check((await page.locator("table.drop-filters").innerText()).includes('__name__ =~ ".*_bucket" AND env = "dev"'),
+        "the expression, as label matchers");
+  await shot("drop-filters-metrics");
 
   step("a new API token is shown once");
   await page.goto(tab("api"));

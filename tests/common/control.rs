@@ -501,6 +501,18 @@ impl ControlPlane {
         )
     }
 
+    /// Account `account`'s log shipping tokens as the operator searches them: `{total,
+    /// results}`.
+    pub async fn log_tokens_of(&self, account: i64) -> Value {
+        self.post("/v1/log-shipping/tokens/search")
+            .admin()
+            .account(account)
+            .json(json!({}))
+            .send()
+            .await
+            .expect_ok("log shipping tokens")
+    }
+
     pub async fn set_enabled(&self, api: &str, id: i64, name: &str, enabled: bool) {
         self.api(
             Method::PUT,

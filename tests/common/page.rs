@@ -8,6 +8,8 @@ use super::Reply;
 use super::control::ControlPlane;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// What a browser accepts for a page, so the page answers as it answers browsers.
+const ACCEPT: &str = "text/html,application/xhtml+xml,*/*;q=0.8";
 
 pub struct Browser<'a> {
     cp: &'a ControlPlane,
@@ -83,6 +85,22 @@ impl Page {
             &escape(message),
         ])
     }
+
+    /// Asserts the page says what the POST that led here did, in its flash.
+    pub fn told(&self, message: &str) -> &Page {
+        self.shows(&["id=\"flash\"", &escape(message)])
+    }
+
+    /// Asserts a refusal the POST that led here got, shown on the page its redirect landed
+    /// on: its message, its code, and the status the API would have answered.
+    pub fn refusal_shown(&self, status: u16, code: &str, message: &str) -> &Page {
+        self.shows(&[
+            "role=\"alert\"",
+            &format!("data-code=\"{code}\""),
+            &format!("Refused ({status})"),
+            &escape(message),
+        ])
+    }
 }
 
 /// Text as maud writes it into HTML.
@@ -145,7 +163,11 @@ impl<'a> Browser<'a> {
     }
 
     pub async fn get(&mut self, path: &str) -> Page {
-        let call = self.cp.get(path).header("cookie", self.cookie_header());
+        let call = self
+            .cp
+            .get(path)
+            .header("cookie", self.cookie_header())
+            .header("accept", ACCEPT);
         self.keep(call.send().await)
     }
 
@@ -169,8 +191,24 @@ impl<'a> Browser<'a> {
             .cp
             .post(path)
             .header("cookie", self.cookie_header())
+            .header("accept", ACCEPT)
             .raw_body("application/x-www-form-urlencoded", body);
         self.keep(call.send().await)
+    }
+
+    /// POSTs a form as `post` does, asserts the answer is a 303 back into the page, and
+    /// follows it: the page the person lands on.
+    pub async fn submit(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        let answer = self.post(path, fields).await;
+        assert_eq!(answer.status(), 303, "POST {path}: {}", answer.html);
+        let location = answer.location().to_string();
+        assert!(
+            location.starts_with("/ui"),
+            "POST {path} went to {location}"
+        );
+        // The fragment (the element the page focuses) stays in the browser.
+        self.get(location.split('#').next().unwrap_or_default())
+            .await
     }
 
     fn cookie_header(&self) -> String {

@@ -431,7 +431,7 @@ async fn shipping_token_names_are_unique_per_account_and_kind(backend: Backend, 
         create(acme.api(), name).await.expect_error(
             409,
             "tokens/DUPLICATE_NAME",
-            "already has a logs shipping token named \"ci\"",
+            "already has a log shipping token named “ci”",
         );
     }
     // Another account, another case: different names.
@@ -447,7 +447,7 @@ async fn shipping_token_names_are_unique_per_account_and_kind(backend: Backend, 
         .json(json!({"name": "ci"}))
         .send()
         .await
-        .expect_error(409, "tokens/DUPLICATE_NAME", "named \"ci\"");
+        .expect_error(409, "tokens/DUPLICATE_NAME", "named “ci”");
     let kept = cp
         .put(&format!("{LOGS}/{}", ci["id"]))
         .token(acme.api())
@@ -491,7 +491,7 @@ async fn shipping_token_names_are_unique_per_account_and_kind(backend: Backend, 
     create_metrics().await.expect_error(
         409,
         "tokens/DUPLICATE_NAME",
-        "already has a metrics shipping token named \"ci\"",
+        "already has a metrics shipping token named “ci”",
     );
     cp.stop().await;
 }

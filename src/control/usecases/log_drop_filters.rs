@@ -5,13 +5,15 @@
 //! update: Terraform re-creates it). Every change records an audit event and moves the
 //! feed, so gateways see it within the propagation bound.
 
+use std::collections::HashMap;
+
 use super::callers::Caller;
 use super::change::Change;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::AccountType;
 use crate::control::store::accounts::Account;
-use crate::control::store::drop_filters::{self as store, LogFilter, Stamp, Table};
+use crate::control::store::drop_filters::{self as store, Dropped, LogFilter, Stamp, Table};
 use crate::control::store::{Db, feed};
 use crate::filters::logs::{LogRule, MAX_FILTERS_PER_ACCOUNT};
 
@@ -86,6 +88,19 @@ pub async fn list(cp: &ControlPlane, caller: &Caller) -> Result<Vec<LogFilter>, 
     check_logs_account(&caller.account)?;
     let mut conn = cp.store.conn().await?;
     Ok(store::log_filters(&mut conn, caller.account.id).await?)
+}
+
+/// What each of the account's filters dropped today (UTC), by filter id, as gateways
+/// reported it; a filter that dropped nothing is absent.
+pub async fn dropped_today(
+    cp: &ControlPlane,
+    caller: &Caller,
+) -> Result<HashMap<i64, Dropped>, Refusal> {
+    caller.require_admin()?;
+    check_logs_account(&caller.account)?;
+    let mut conn = cp.store.conn().await?;
+    let today = cp.clock.today_utc_ms();
+    Ok(store::dropped_on(&mut conn, Table::Logs, caller.account.id, today).await?)
 }
 
 /// Activates or deactivates the filter; asking for the state it is in changes nothing and

@@ -6,7 +6,7 @@
 //! metrics accounts the caller reaches, and any other id is 404. Every change records an
 //! audit event in the main account's trail and moves the feed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use super::callers::Caller;
 use super::change::{Change, audit};
@@ -15,7 +15,9 @@ use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules::{AccountType, checked_name};
 use crate::control::store::accounts::{self as account_store, Account};
-use crate::control::store::drop_filters::{self as store, MetricsDefinition, MetricsFilter, Table};
+use crate::control::store::drop_filters::{
+    self as store, Dropped, MetricsDefinition, MetricsFilter, Table,
+};
 use crate::control::store::{Db, feed};
 use crate::filters::metrics::{
     Comparison, DropPolicy, Expression, Filter, MAX_FILTERS_PER_ACCOUNT, METRIC_NAME,
@@ -261,6 +263,18 @@ pub async fn bulk_delete(cp: &ControlPlane, caller: &Caller, ids: &[i64]) -> Res
     change.commit().await?;
     cp.published(version);
     Ok(())
+}
+
+/// What each filter of the metrics account the caller acts on dropped today (UTC), by
+/// filter id, as gateways reported it; a filter that dropped nothing is absent.
+pub async fn dropped_today(
+    cp: &ControlPlane,
+    caller: &Caller,
+) -> Result<HashMap<i64, Dropped>, Refusal> {
+    caller.require_admin()?;
+    let mut conn = cp.store.conn().await?;
+    let today = cp.clock.today_utc_ms();
+    Ok(store::dropped_on(&mut conn, Table::Metrics, caller.account.id, today).await?)
 }
 
 /// What a search keeps; every part given must hold.

@@ -48,7 +48,7 @@ fn check_expiry(
         }),
         Some(ms) if ms <= now => Err(Refusal::Invalid {
             code: "shared-tokens/EXPIRY_IN_PAST",
-            message: "expirationDate must be in the future (epoch milliseconds)".into(),
+            message: "the expiration date (expirationDate) must be in the future".into(),
         }),
         Some(ms) if ms > latest => Err(Refusal::Invalid {
             code: "shared-tokens/EXPIRY_TOO_FAR",

@@ -207,6 +207,50 @@ pub async fn delete(
     Ok(())
 }
 
+/// Replaces token `id` with a new token of the same name and state, in one change: from
+/// then on shippers that send with the old one are refused. Any plan may, the community
+/// plan's one token included, since the number of enabled tokens does not change. Answers
+/// the new token and the old one.
+pub async fn rotate(
+    cp: &ControlPlane,
+    caller: &Caller,
+    kind: Kind,
+    id: i64,
+) -> Result<(ShippingToken, ShippingToken), Refusal> {
+    check_kind(&caller.account, kind)?;
+    let mut change = Change::begin(cp, caller).await?;
+    let old = fetch(&mut change.tx, change.account.id, kind, id).await?;
+    let gone = feed::next_version(&mut change.tx).await?;
+    store::remove(&mut change.tx, Removal::Token(id), gone).await?;
+    feed::prune_tombstones(&mut change.tx, gone, cp.feed.retained_versions).await?;
+    let created = insert(
+        cp,
+        &mut change.tx,
+        change.account.id,
+        kind,
+        &old.name,
+        old.enabled,
+        caller.actor,
+    )
+    .await?;
+    change
+        .record(
+            &format!("{}.rotate", noun(kind)),
+            &format!("{}:{id}", noun(kind)),
+        )
+        .await?;
+    change
+        .record(
+            &format!("{}.create", noun(kind)),
+            &format!("{}:{}", noun(kind), created.id),
+        )
+        .await?;
+    let new = fetch(&mut change.tx, change.account.id, kind, created.id).await?;
+    change.commit().await?;
+    cp.published(created.version);
+    Ok((new, old))
+}
+
 /// A page of the account's tokens of `kind`, optionally only enabled or disabled ones.
 pub async fn search(
     cp: &ControlPlane,

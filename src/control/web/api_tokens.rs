@@ -1,5 +1,5 @@
-//! The API tokens tab: the account's API tokens, a new one's secret shown once (in the
-//! answer to the POST that made it), and deletion. Which accounts may have API tokens is
+//! The API tokens tab: the account's API tokens, a new one's secret shown once (on the
+//! page the POST that made it leads to), and deletion. Which accounts may have API tokens is
 //! the rule's (`rules::check_may_create_api_token`): the tab shows its sentence instead of
 //! the form where it refuses — a community account, or a metrics or tracing account
 //! (managed with its main account's tokens).
@@ -12,8 +12,9 @@ use axum::response::Response;
 use axum::routing::post;
 use maud::{Markup, html};
 
+use super::flash::Secret;
 use super::layout::{self, confirm_form, copy_token, csrf_field};
-use super::{Ctx, Fields, Notice, PageState, Tab, Visit, act, dates, render};
+use super::{Ctx, Done, Fields, Notice, PageState, Tab, Visit, act, dates};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules;
@@ -27,6 +28,9 @@ pub fn routes() -> Router<PageState> {
         .route("/accounts/{account}/api/tokens", post(create))
         .route("/accounts/{account}/api/tokens/{id}/delete", post(delete))
 }
+
+/// The id of the create form, which a refusal brings back as it was typed.
+const NEW_API_TOKEN: &str = "new-api-token";
 
 pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> {
     let account = ctx.account();
@@ -52,7 +56,7 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
             }
         }
         @if let Notice::ApiToken { name, token } = notice {
-            div.callout.secret role="status" {
+            div #flash .callout.secret tabindex="-1" {
                 h3 { "API token “" (name) "” created" }
                 p { (copy_token(token, &format!("API token “{name}”"))) }
                 p.warn {
@@ -74,10 +78,13 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
                 }
             }
         } @else {
-            form.create method="post" action=(ctx.action("api/tokens")) {
+            form.create id=(NEW_API_TOKEN) method="post" action=(ctx.action("api/tokens")) {
                 (csrf_field(ctx.csrf()))
+                @let retry = notice.retry_of(NEW_API_TOKEN);
+                @if let Some((refusal, _)) = retry { (layout::refusal(refusal)) }
                 label for="new-api-token-name" { "Name" }
                 input #new-api-token-name type="text" name="name" required maxlength="256"
+                    value=[retry.map(|(_, f)| f.get("name"))]
                     placeholder="e.g. terraform" autocomplete="off";
                 button.btn.primary type="submit" { "+ New API token" }
             }
@@ -95,7 +102,7 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
 fn table(ctx: &Ctx<'_>, tokens: &[ApiToken], people: &[User]) -> Markup {
     html! {
     div.table-wrap {
-        table {
+        table.api-tokens.cards {
             caption.sr-only { "API tokens" }
             thead { tr {
                 th scope="col" { "Name" }
@@ -112,11 +119,11 @@ fn table(ctx: &Ctx<'_>, tokens: &[ApiToken], people: &[User]) -> Markup {
                                 " " span.muted.suffix title="The token's last characters" { "…" (suffix) }
                             }
                         }
-                        td.created {
+                        td.created data-label="Created" {
                             (layout::time(t.created_at * 1000)) br;
                             span.muted { "by " (layout::who(&t.created_by, people)) }
                         }
-                        td.last-used {
+                        td.last-used data-label="Last used" {
                             @match t.last_used {
                                 Some(s) => {
                                     (layout::time(s * 1000)) br;
@@ -156,25 +163,27 @@ fn sentence(message: &str) -> String {
     out
 }
 
+/// Creates a token and goes back to the tab, which shows its secret this once: the
+/// secret rides in the flash, never in a URL, and a reload shows the tab without it.
 async fn create(
     State(cp): State<Arc<ControlPlane>>,
     visit: Visit,
     Path(account): Path<i64>,
     fields: Fields,
 ) -> Response {
-    let caller = match visit.session.caller(&cp, account).await {
-        Ok(caller) => caller,
-        Err(e) => return super::unreachable_account(&cp, &visit, e).await,
-    };
-    // The secret goes in this answer, never in a redirect's URL.
-    let notice = match usecase::create(&cp, &caller, fields.get("name")).await {
-        Ok(created) => Notice::ApiToken {
+    let form = Some((NEW_API_TOKEN, &fields));
+    act(&cp, &visit, account, Tab::Api, form, async |caller| {
+        let created = usecase::create(&cp, caller, fields.get("name")).await?;
+        let done = Done::new(
+            format!("API token “{}” created", created.name),
+            Some(format!("api-token-{}", created.id)),
+        );
+        Ok(done.with_secret(Secret::ApiToken {
             name: created.name,
             token: created.token,
-        },
-        Err(e) => e.into(),
-    };
-    render(&cp, &visit, &caller, Tab::Api, None, notice).await
+        }))
+    })
+    .await
 }
 
 async fn delete(
@@ -182,8 +191,20 @@ async fn delete(
     visit: Visit,
     Path((account, id)): Path<(i64, i64)>,
 ) -> Response {
-    act(&cp, &visit, account, Tab::Api, async |caller| {
-        usecase::delete(&cp, caller, id).await
+    act(&cp, &visit, account, Tab::Api, None, async |caller| {
+        let name = usecase::list(&cp, caller)
+            .await?
+            .into_iter()
+            .find(|t| t.id == id)
+            .map(|t| t.name);
+        usecase::delete(&cp, caller, id).await?;
+        let message = match name {
+            Some(name) => {
+                format!("API token “{name}” deleted: integrations that use it are refused")
+            }
+            None => "API token deleted".to_string(),
+        };
+        Ok(Done::new(message, None))
     })
     .await
 }

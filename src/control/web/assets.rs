@@ -15,6 +15,8 @@ use crate::control::refusal::Refusal;
 
 const CSS: &str = include_str!("assets/page.css");
 const JS: &str = include_str!("assets/page.js");
+/// The brand's diamond: the tab's icon (without one, browsers ask for `/favicon.ico`).
+const ICON: &str = include_str!("assets/favicon.svg");
 
 pub fn routes() -> Router<PageState> {
     Router::new().route("/assets/{file}", get(serve))
@@ -22,6 +24,7 @@ pub fn routes() -> Router<PageState> {
 
 static CSS_URL: LazyLock<String> = LazyLock::new(|| versioned("page.css", CSS));
 static JS_URL: LazyLock<String> = LazyLock::new(|| versioned("page.js", JS));
+static ICON_URL: LazyLock<String> = LazyLock::new(|| versioned("favicon.svg", ICON));
 
 fn versioned(file: &str, content: &str) -> String {
     format!(
@@ -38,10 +41,15 @@ pub fn js_url() -> &'static str {
     &JS_URL
 }
 
+pub fn icon_url() -> &'static str {
+    &ICON_URL
+}
+
 async fn serve(Path(file): Path<String>) -> Response {
     let (content_type, body) = match file.as_str() {
         "page.css" => ("text/css; charset=utf-8", CSS),
         "page.js" => ("text/javascript; charset=utf-8", JS),
+        "favicon.svg" => ("image/svg+xml", ICON),
         _ => return Refusal::NotFound(format!("no asset {file}")).into_response(),
     };
     (

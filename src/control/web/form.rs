@@ -18,6 +18,15 @@ impl Fields {
         )
     }
 
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Fields {
+        Fields(pairs)
+    }
+
+    /// Every field as posted, in order.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The first value of `name`, `""` when absent (an empty field and a missing one are
     /// the same to a person).
     pub fn get(&self, name: &str) -> &str {

@@ -5,6 +5,7 @@
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::{BASE, Notice, PageRefusal, Tab, Visit, assets, dates};
+use crate::control::refusal::Refusal;
 use crate::control::rules::AccountType;
 use crate::control::store::accounts::Account;
 use crate::control::store::users::User;
@@ -29,12 +30,45 @@ pub fn document(title: &str, body: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="referrer" content="same-origin";
                 title { (title) " · tollgate" }
+                link rel="icon" href=(assets::icon_url()) type="image/svg+xml";
                 link rel="stylesheet" href=(assets::css_url());
                 script src=(assets::js_url()) defer {}
             }
             body { (body) }
         }
     }
+}
+
+/// A page outside the account frame: the brand and one card.
+pub fn card_page(title: &str, body: Markup) -> Markup {
+    document(
+        title,
+        html! {
+            main #main.center {
+                div.card {
+                    p.brand.big { span.logo aria-hidden="true" { "◆" } "tollgate" }
+                    (body)
+                }
+            }
+        },
+    )
+}
+
+/// A form whose CSRF token is not this browser's (a stale copy, another site's): 403, as a
+/// page a person can act on.
+pub fn form_expired(refusal: &Refusal) -> Markup {
+    card_page(
+        "Form expired",
+        html! {
+            h1 { "This form has expired" }
+            div.alert.error role="alert" data-code=(refusal.code()) {
+                p.message { (refusal) }
+                p.code { "Refused (403) · " code { (refusal.code()) } }
+            }
+            p { "Nothing was changed." }
+            div.buttons { a.btn.primary.wide href=(BASE) { "Back to Manage tokens" } }
+        },
+    )
 }
 
 /// A signed-in page: header, title, tabs, the notice, then `content`.
@@ -74,13 +108,57 @@ pub fn page(frame: &Frame, notice: &Notice, content: Markup) -> Markup {
                     }
                 }
                 section.panel {
-                    @if let Notice::Refused(r) = notice { (refusal(r)) }
+                    (notice_box(notice, &content))
                     (content)
                 }
             }
+            // Filled by the script after load with what the last change did: a live region
+            // announces a change, not what a page is loaded with.
+            p #announce .sr-only role="status" aria-live="polite"
+                data-say=[announcement(notice)] {}
             (confirm_dialog())
         },
     )
+}
+
+/// What the POST that led here did, at the top of the tab. The script moves the focus to
+/// the element `data-focus` names (the row changed, the form refused), else to the box.
+fn notice_box(notice: &Notice, content: &Markup) -> Markup {
+    match notice {
+        Notice::Done { message, focus } => html! {
+            div #flash .alert.ok tabindex="-1" data-focus=[focus] {
+                p.message { (message) }
+            }
+        },
+        Notice::Refused(r) => html! {
+            div #flash tabindex="-1" { (refusal(r)) }
+        },
+        // The tab shows the refusal in the form; one that is no longer there, here.
+        Notice::Retry {
+            refusal: r, form, ..
+        } => {
+            if content.0.contains(&format!("id=\"{form}\"")) {
+                html! { div #flash hidden data-focus=(form) {} }
+            } else {
+                html! { div #flash tabindex="-1" { (refusal(r)) } }
+            }
+        }
+        Notice::None | Notice::ApiToken { .. } | Notice::Invited { .. } => html! {},
+    }
+}
+
+/// What the live region says once the page has loaded.
+fn announcement(notice: &Notice) -> Option<String> {
+    match notice {
+        Notice::Done { message, .. } => Some(message.clone()),
+        Notice::ApiToken { name, .. } => Some(format!(
+            "API token “{name}” created. Copy it now: it won't be shown again."
+        )),
+        Notice::Invited { email, .. } => Some(format!(
+            "A setup link for {email} is shown once: hand it over now."
+        )),
+        Notice::None | Notice::Refused(_) | Notice::Retry { .. } => None,
+    }
 }
 
 /// "Acme — main log management account · pro plan · account 12".
@@ -119,8 +197,9 @@ fn switcher(frame: &Frame) -> Markup {
     html! {
         @if frame.reach.len() > 1 {
             details.switcher {
-                summary aria-label="Switch account" {
+                summary {
                     span.muted { "Account" } " " strong { (current.name) }
+                    span.sr-only { ": switch account" }
                 }
                 ul role="list" {
                     @for a in frame.reach {
@@ -166,8 +245,8 @@ pub fn csrf_field(token: &str) -> Markup {
 pub fn copy_token(secret: &str, what: &str) -> Markup {
     html! {
         span.copy-wrap {
-            button.token type="button" data-copy=(secret)
-                aria-label={ "Copy " (what) } title="Click to copy" {
+            button.token type="button" data-copy=(secret) title="Click to copy" {
+                span.sr-only { "Copy " (what) ": " }
                 code { (secret) }
                 (copy_icon())
             }
@@ -223,7 +302,10 @@ fn confirm_dialog() -> Markup {
 
 /// A `<time>` with the instant for machines and the UTC date and time for people.
 pub fn time(ms: i64) -> Markup {
-    html! { time datetime=(dates::iso(ms)) { (dates::date_time(ms)) } }
+    let text = dates::date_time(ms);
+    // Date and time of day each stay whole; a narrow column breaks between them.
+    let (day, at) = text.split_once(' ').unwrap_or((&text, ""));
+    html! { time datetime=(dates::iso(ms)) { span { (day) } " " span { (at) } } }
 }
 
 /// A short labelled badge: `kind` is one of the CSS variants (ok, warn, muted, info).

@@ -15,9 +15,10 @@ use serde::Deserialize;
 
 use super::layout::{self, csrf_field};
 use super::session::{self, ClientIp, Session};
-use super::{BASE, Fields, PageRefusal, PageSettings, PageState, Visit, csrf_of, see_other};
+use super::{BASE, Fields, Flash, PageRefusal, PageSettings, PageState, Visit, csrf_of, see_other};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
+use crate::control::rules;
 use crate::control::usecases::sessions as usecase;
 
 pub fn routes() -> Router<PageState> {
@@ -32,35 +33,45 @@ struct LoginQuery {
     /// Set after a password was set through a setup link.
     #[serde(default)]
     ready: Option<String>,
+    /// The tab to go back to once signed in (a form was posted after the session ended).
+    #[serde(default)]
+    next: Option<String>,
 }
 
-/// A page outside the account frame: the brand and one card.
-fn card_page(title: &str, body: Markup) -> Markup {
-    layout::document(
-        title,
-        html! {
-            main #main.center {
-                div.card {
-                    p.brand.big { span.logo aria-hidden="true" { "◆" } "tollgate" }
-                    (body)
-                }
-            }
-        },
-    )
+/// `next` if it is one of the page's tabs: never another site, never anything else.
+fn safe_next(next: Option<&str>) -> Option<&str> {
+    next.filter(|n| super::tab_of(n).as_deref() == Some(*n))
 }
 
-fn login_form(csrf: &str, email: &str, refusal: Option<&PageRefusal>, ready: bool) -> Markup {
-    card_page(
+/// What the sign-in page says above its form.
+enum Said<'a> {
+    Nothing,
+    /// A password was just set.
+    Ready,
+    /// Why the person is here (signed out while a form was open).
+    Told(&'a str),
+    Refused(&'a PageRefusal),
+}
+
+fn login_form(csrf: &str, email: &str, said: Said, next: Option<&str>) -> Markup {
+    layout::card_page(
         "Sign in",
         html! {
             h1 { "Sign in" }
             p.muted { "Manage your account's tokens." }
-            @if ready {
-                div.alert.ok role="status" { p { "Your password is set. Sign in with it." } }
+            @match said {
+                Said::Nothing => {}
+                Said::Ready => {
+                    div #flash .alert.ok role="status" { p { "Your password is set. Sign in with it." } }
+                }
+                Said::Told(message) => {
+                    div #flash .alert.info role="status" { p { (message) } }
+                }
+                Said::Refused(r) => { (layout::refusal(r)) }
             }
-            @if let Some(r) = refusal { (layout::refusal(r)) }
             form.stacked method="post" action={ (BASE) "/login" } {
                 (csrf_field(csrf))
+                @if let Some(next) = next { input type="hidden" name="next" value=(next); }
                 div.field {
                     label for="email" { "Email" }
                     input #email type="email" name="email" value=(email) required autocomplete="username" autofocus;
@@ -76,11 +87,18 @@ fn login_form(csrf: &str, email: &str, refusal: Option<&PageRefusal>, ready: boo
 }
 
 async fn page(session: Option<Session>, Query(q): Query<LoginQuery>, req: Request) -> Response {
+    let next = safe_next(q.next.as_deref());
     if session.is_some() {
-        return see_other(BASE);
+        return see_other(next.unwrap_or(BASE));
     }
     let (parts, _) = req.into_parts();
-    login_form(&csrf_of(&parts), "", None, q.ready.is_some()).into_response()
+    let flash = parts.extensions.get::<Flash>();
+    let said = match (flash, q.ready.is_some()) {
+        (Some(flash), _) => Said::Told(&flash.message),
+        (None, true) => Said::Ready,
+        (None, false) => Said::Nothing,
+    };
+    login_form(&csrf_of(&parts), "", said, next).into_response()
 }
 
 async fn submit(
@@ -99,10 +117,11 @@ async fn submit(
         Err(rejection) => return rejection,
     };
     let email = fields.get("email").trim();
+    let next = safe_next(fields.opt("next"));
     match usecase::login(&cp, email, fields.get("password"), client).await {
         Ok(logged_in) => {
             let cookie = session::login_cookie(&settings, &logged_in.session_secret);
-            let mut response = see_other(BASE);
+            let mut response = see_other(next.unwrap_or(BASE));
             response.headers_mut().insert(header::SET_COOKIE, cookie);
             response
         }
@@ -110,7 +129,7 @@ async fn submit(
             let refusal = PageRefusal::from(e);
             let mut response = (
                 refusal.status,
-                login_form(&csrf, email, Some(&refusal), false),
+                login_form(&csrf, email, Said::Refused(&refusal), next),
             )
                 .into_response();
             if let Some(secs) = refusal.retry_after_secs {
@@ -136,7 +155,7 @@ async fn logout(State(cp): State<Arc<ControlPlane>>, visit: Visit) -> Response {
 }
 
 fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&PageRefusal>) -> Markup {
-    card_page(
+    layout::card_page(
         "Set a password",
         html! {
             h1 { "Set a password" }
@@ -147,7 +166,13 @@ fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&PageRefusa
                 input type="email" name="username" value=(email) autocomplete="username" hidden;
                 div.field {
                     label for="password" { "Password" }
-                    input #password type="password" name="password" required autocomplete="new-password" autofocus;
+                    input #password type="password" name="password" required autocomplete="new-password" autofocus
+                        minlength=(rules::PASSWORD_CHARS.start()) maxlength=(rules::PASSWORD_CHARS.end())
+                        aria-describedby="password-rule";
+                    p.hint #password-rule {
+                        (rules::PASSWORD_CHARS.start()) " to " (rules::PASSWORD_CHARS.end())
+                        " characters; a few words you remember are a good password."
+                    }
                 }
                 div.field {
                     label for="confirm" { "Confirm password" }
@@ -163,7 +188,7 @@ fn setup_form(csrf: &str, secret: &str, email: &str, refusal: Option<&PageRefusa
 fn dead_link(refusal: &PageRefusal) -> Response {
     (
         refusal.status,
-        card_page(
+        layout::card_page(
             "Set a password",
             html! {
                 h1 { "Set a password" }
@@ -240,27 +265,11 @@ fn no_store(response: &mut Response) {
     );
 }
 
-/// A form posted after its session ended (signed out, expired, suspended): 401, as a page.
-pub fn session_ended() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        card_page(
-            "Signed out",
-            html! {
-                h1 { "You are signed out" }
-                p { "Your session has ended, so nothing was changed. Sign in and try again." }
-                div.buttons { a.btn.primary.wide href={ (BASE) "/login" } { "Sign in" } }
-            },
-        ),
-    )
-        .into_response()
-}
-
 /// Any other path under the page: 404, as a page.
 pub async fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
-        card_page(
+        layout::card_page(
             "Not found",
             html! {
                 h1 { "Page not found" }

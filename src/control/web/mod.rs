@@ -1,24 +1,28 @@
 //! The Manage Tokens page (DESIGN §4 "Users and the Manage Tokens page"): server-rendered
 //! HTML (maud) over the same use-case functions as the management API, so a product rule
-//! lives in one place and the page only shows what it answers. Plain forms post and are
-//! answered with a redirect back to their tab (Post/Redirect/Get); a refusal re-renders
-//! the tab with the rule's message inline and the refusal's status. A little JavaScript
-//! enhances (copy to the clipboard, confirmation dialogs, editing in place) and is never
-//! needed to act.
+//! lives in one place and the page only shows what it answers. Plain forms post and every
+//! POST is answered with a 303 back to its tab, refused or not (Post/Redirect/Get: a reload
+//! never sends a form again); what it did travels in the `flash` cookie and is shown once,
+//! the focus on what changed or on the refused form with what was typed. A little
+//! JavaScript enhances (copy to the clipboard, confirmation dialogs, editing in place,
+//! moving the focus) and is never needed to act.
 //!
 //! Each handler reads top to bottom: session → the caller for the account (the same reach
 //! as the API's `X-Account-Id`) → one use case → a template. The page hides what a role
-//! can't use; the use cases decide. Secrets (a new API token, a setup link) are rendered
-//! in the answer to the POST that made them, never put in a URL.
+//! can't use; the use cases decide. Secrets (a new API token, a setup link) go from the POST
+//! that made them to the next page in the flash, never in a URL.
 //!
-//! `session` (the cookie, the CSRF check) wraps every route here; what the other files
-//! hold: `layout` (the frame, shared widgets), `assets` (CSS and JS, embedded), `login`
+//! `session` (the cookie, the CSRF check, sealing and opening the flash) wraps every route
+//! here; what the other files hold: `layout` (the frame, shared widgets), `assets` (CSS,
+//! JS and the icon, embedded), `flash` (what a POST did, for the page after it), `login`
 //! (sign in, set a password, sign out), one file per tab.
 
 mod api_tokens;
 mod assets;
 mod chart;
 pub mod dates;
+mod drop_filters;
+mod flash;
 mod form;
 mod layout;
 mod login;
@@ -48,6 +52,7 @@ use super::usecases::accounts as account_usecases;
 use super::usecases::callers::Caller;
 use crate::config::ControlPlaneConfig;
 use crate::model::Kind;
+pub use flash::Flash;
 pub use form::Fields;
 use session::{Csrf, Session};
 
@@ -109,7 +114,8 @@ pub fn routes(cp: Arc<ControlPlane>, settings: PageSettings) -> Router {
         .merge(api_tokens::routes())
         .merge(shared::routes())
         .merge(users::routes())
-        .merge(volume::routes());
+        .merge(volume::routes())
+        .merge(drop_filters::routes());
     // One GET route per tab (a `{tab}` segment would shadow the tabs' own POST routes).
     for tab in Tab::ALL {
         let path = format!("/accounts/{{account}}/{}", tab.slug());
@@ -117,6 +123,7 @@ pub fn routes(cp: Arc<ControlPlane>, settings: PageSettings) -> Router {
     }
     router
         .fallback(login::not_found)
+        .method_not_allowed_fallback(form_address)
         .layer(middleware::from_fn_with_state(
             state.clone(),
             session::layer,
@@ -161,10 +168,11 @@ pub enum Tab {
     Shared,
     Users,
     Volume,
+    DropFilters,
 }
 
 impl Tab {
-    pub const ALL: [Tab; 7] = [
+    pub const ALL: [Tab; 8] = [
         Tab::Logs,
         Tab::Metrics,
         Tab::Traces,
@@ -172,6 +180,7 @@ impl Tab {
         Tab::Shared,
         Tab::Users,
         Tab::Volume,
+        Tab::DropFilters,
     ];
 
     pub fn slug(self) -> &'static str {
@@ -183,6 +192,7 @@ impl Tab {
             Tab::Shared => "shared",
             Tab::Users => "users",
             Tab::Volume => "volume",
+            Tab::DropFilters => "drop-filters",
         }
     }
 
@@ -195,6 +205,7 @@ impl Tab {
             Tab::Shared => "Shared tokens",
             Tab::Users => "Users",
             Tab::Volume => "Volume",
+            Tab::DropFilters => "Drop filters",
         }
     }
 
@@ -232,12 +243,13 @@ async fn home(session: Session) -> Redirect {
     Redirect::to(&tab.url(session.home.id))
 }
 
-/// A signed-in visit: the session, the CSRF token every form of the answer embeds, and
-/// the page's settings.
+/// A signed-in visit: the session, the CSRF token every form of the answer embeds, the
+/// page's settings, and what the POST that led here did.
 pub struct Visit {
     pub session: Session,
     pub csrf: String,
     pub settings: Arc<PageSettings>,
+    pub flash: Option<Flash>,
 }
 
 impl FromRequestParts<PageState> for Visit {
@@ -246,15 +258,16 @@ impl FromRequestParts<PageState> for Visit {
     async fn from_request_parts(parts: &mut Parts, state: &PageState) -> Result<Visit, Response> {
         let session = match Session::from_request_parts(parts, state).await {
             Ok(session) => session,
-            // A GET goes to the login page; a form posted after the session ended is told
-            // so as a page (still 401), not as the API's JSON.
+            // A GET goes to the login page; a form posted after the session ended goes
+            // there too, told so, to come back to its tab once signed in.
             Err(rejection) if parts.method == Method::GET => return Err(rejection),
-            Err(_) => return Err(login::session_ended()),
+            Err(_) => return Err(flash::signed_out(parts.uri.path())),
         };
         Ok(Visit {
             session,
             csrf: csrf_of(parts),
             settings: Arc::clone(&state.settings),
+            flash: parts.extensions.get::<Flash>().cloned(),
         })
     }
 }
@@ -273,7 +286,7 @@ pub fn csrf_of(parts: &Parts) -> String {
 #[derive(Debug, Clone)]
 pub struct PageRefusal {
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: String,
     pub message: String,
     /// When to try again (too many failed logins), for `Retry-After`.
     pub retry_after_secs: Option<u64>,
@@ -289,54 +302,97 @@ impl From<Refusal> for PageRefusal {
         };
         PageRefusal {
             status: error::status(&e),
-            code: e.code(),
+            code: e.code().to_string(),
             message: e.to_string(),
             retry_after_secs,
         }
     }
 }
 
-/// What a tab shows besides its content: nothing, a refusal, or a secret made by the POST
-/// being answered.
+/// What a tab shows besides its content: nothing, what a change did, a refusal, or a
+/// secret made by the POST that led here.
 pub enum Notice {
     None,
+    /// A change made: what it did, and the id of the element it concerns.
+    Done {
+        message: String,
+        focus: Option<String>,
+    },
     Refused(PageRefusal),
     /// A new API token: its secret, shown this once.
     ApiToken {
         name: String,
         token: String,
     },
-    /// An invited user and the one-time link that sets their password.
+    /// An invited user (or one given a new link) and the one-time link that sets their
+    /// password.
     Invited {
         email: String,
         link: String,
+        reissued: bool,
     },
-    /// A refused edit of item `id`: the tab shows the refusal in that item's form, open
-    /// again with what was typed.
+    /// A refused form (`form` is its id): the tab shows the refusal in it, open again
+    /// with what was typed.
     Retry {
         refusal: PageRefusal,
-        id: i64,
+        form: String,
         fields: Fields,
     },
 }
 
 impl Notice {
-    fn status(&self) -> StatusCode {
-        match self {
-            Notice::Refused(r) | Notice::Retry { refusal: r, .. } => r.status,
-            _ => StatusCode::OK,
-        }
-    }
-
     /// A secret in the page: not to be kept by any cache.
     fn holds_secret(&self) -> bool {
         matches!(self, Notice::ApiToken { .. } | Notice::Invited { .. })
     }
+
+    /// What was typed into form `form` when it was refused, and the refusal.
+    pub fn retry_of(&self, form: &str) -> Option<(&PageRefusal, &Fields)> {
+        match self {
+            Notice::Retry {
+                refusal,
+                form: f,
+                fields,
+            } if f == form => Some((refusal, fields)),
+            _ => None,
+        }
+    }
 }
 
-impl From<Refusal> for Notice {
-    fn from(e: Refusal) -> Notice {
-        Notice::Refused(e.into())
+impl From<Flash> for Notice {
+    fn from(flash: Flash) -> Notice {
+        let Some(refused) = flash.refused.clone() else {
+            return match flash.secret {
+                Some(flash::Secret::ApiToken { name, token }) => Notice::ApiToken { name, token },
+                Some(flash::Secret::SetupLink {
+                    email,
+                    link,
+                    reissued,
+                }) => Notice::Invited {
+                    email,
+                    link,
+                    reissued,
+                },
+                None => Notice::Done {
+                    message: flash.message,
+                    focus: flash.focus,
+                },
+            };
+        };
+        let refusal = PageRefusal {
+            status: StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST),
+            code: refused.code,
+            message: flash.message.clone(),
+            retry_after_secs: None,
+        };
+        match flash.form.clone() {
+            Some(form) => Notice::Retry {
+                refusal,
+                form,
+                fields: flash.typed_fields(),
+            },
+            None => Notice::Refused(refusal),
+        }
     }
 }
 
@@ -408,12 +464,14 @@ async fn show_tab(
         Ok(caller) => caller,
         Err(e) => return unreachable_account(&cp, &visit, e).await,
     };
-    render(&cp, &visit, &caller, tab, query.edit, Notice::None).await
+    let notice = visit.flash.clone().map_or(Notice::None, Notice::from);
+    render(&cp, &visit, &caller, tab, query.edit, notice).await
 }
 
-/// Renders `tab` of the caller's account with `notice`; the status is the refusal's, if
-/// any (a tab whose own read is refused shows that refusal instead of its content).
-pub async fn render(
+/// Renders `tab` of the caller's account with `notice` (what the POST that led here did).
+/// A tab whose own read is refused shows that refusal, with its status, instead of its
+/// content; a refused change is the redirect's page and answers 200 like any tab.
+async fn render(
     cp: &ControlPlane,
     visit: &Visit,
     caller: &Caller,
@@ -437,9 +495,10 @@ pub async fn render(
         Tab::Shared => shared::content(&ctx, &notice).await,
         Tab::Users => users::content(&ctx, &notice).await,
         Tab::Volume => volume::content(&ctx, &notice).await,
+        Tab::DropFilters => drop_filters::content(&ctx, &notice).await,
     };
     let (status, notice, content) = match content {
-        Ok(markup) => (notice.status(), notice, markup),
+        Ok(markup) => (StatusCode::OK, notice, markup),
         Err(e) => {
             let refusal = PageRefusal::from(e);
             (refusal.status, Notice::Refused(refusal), maud::html! {})
@@ -459,6 +518,33 @@ pub async fn render(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     response
+}
+
+/// The tab a page address belongs to (`/ui/accounts/3/logs/tokens/7/rename` →
+/// `/ui/accounts/3/logs`), with or without the page's base.
+pub fn tab_of(path: &str) -> Option<String> {
+    let path = path.strip_prefix(BASE).unwrap_or(path);
+    let mut parts = path.trim_start_matches('/').split('/');
+    let (Some("accounts"), Some(account), Some(slug)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let account: i64 = account.parse().ok()?;
+    let tab = Tab::ALL.into_iter().find(|t| t.slug() == slug)?;
+    Some(tab.url(account))
+}
+
+/// A GET of an address only forms post to (typed, or kept by a browser): the tab the form
+/// is on, not an error.
+async fn form_address(method: Method, uri: axum::http::Uri) -> Response {
+    if method != Method::GET && method != Method::HEAD {
+        return (
+            StatusCode::METHOD_NOT_ALLOWED,
+            Refusal::invalid("this address takes the page's forms only").to_string(),
+        )
+            .into_response();
+    }
+    see_other(&tab_of(uri.path()).unwrap_or_else(|| BASE.to_string()))
 }
 
 /// The accounts the header's switcher offers: the session's home, and for an admin of a
@@ -507,49 +593,65 @@ pub async fn unreachable_account(cp: &ControlPlane, visit: &Visit, e: Refusal) -
         .into_response()
 }
 
-/// Runs one change on account `account_id` as the session's user: on success, back to
-/// `tab` (303); refused, `tab` again with the refusal inline and its status.
+/// 303 to `location`: the browser follows with a GET (Post/Redirect/Get).
+pub fn see_other(location: &str) -> Response {
+    Redirect::to(location).into_response()
+}
+
+/// What a change did, as the page tells it: a sentence, the id of the element it changed
+/// (the focus goes there; `None`: to the sentence, as after a deletion), and a secret it
+/// made, to show once.
+pub struct Done {
+    pub message: String,
+    pub focus: Option<String>,
+    pub secret: Option<flash::Secret>,
+}
+
+impl Done {
+    pub fn new(message: impl Into<String>, focus: Option<String>) -> Done {
+        Done {
+            message: message.into(),
+            focus,
+            secret: None,
+        }
+    }
+
+    /// A change that made a secret: the page the redirect lands on shows it once.
+    pub fn with_secret(mut self, secret: flash::Secret) -> Done {
+        self.secret = Some(secret);
+        self
+    }
+}
+
+/// Runs one change on account `account_id` as the session's user and answers 303 back to
+/// `tab`, refused or not, with a flash saying what happened (Post/Redirect/Get: a reload
+/// never sends the form again). A refusal of what was typed into `form` (its id and what
+/// it posted) brings that form back as it was. After a change the address ends with the
+/// id of the row it changed, so a browser without script scrolls there too.
 pub async fn act(
     cp: &ControlPlane,
     visit: &Visit,
     account_id: i64,
     tab: Tab,
-    change: impl AsyncFnOnce(&Caller) -> Result<(), Refusal>,
+    form: Option<(&str, &Fields)>,
+    change: impl AsyncFnOnce(&Caller) -> Result<Done, Refusal>,
 ) -> Response {
-    act_with(
-        cp,
-        visit,
-        account_id,
-        tab,
-        &tab.url(account_id),
-        change,
-        Notice::from,
-    )
-    .await
-}
-
-/// `act`, going to `location` on success, and showing a refusal as the notice `refused`
-/// makes of it.
-pub async fn act_with(
-    cp: &ControlPlane,
-    visit: &Visit,
-    account_id: i64,
-    tab: Tab,
-    location: &str,
-    change: impl AsyncFnOnce(&Caller) -> Result<(), Refusal>,
-    refused: impl FnOnce(Refusal) -> Notice,
-) -> Response {
-    let caller = match visit.session.caller(cp, account_id).await {
-        Ok(caller) => caller,
-        Err(e) => return unreachable_account(cp, visit, e).await,
+    let outcome = match visit.session.caller(cp, account_id).await {
+        Ok(caller) => change(&caller).await,
+        Err(e) => Err(e),
     };
-    match change(&caller).await {
-        Ok(()) => see_other(location),
-        Err(e) => render(cp, visit, &caller, tab, None, refused(e)).await,
-    }
-}
-
-/// 303 to `location`: the browser follows with a GET (Post/Redirect/Get).
-pub fn see_other(location: &str) -> Response {
-    Redirect::to(location).into_response()
+    let flash = match outcome {
+        Ok(done) => Flash {
+            secret: done.secret,
+            ..Flash::done(done.message, done.focus)
+        },
+        Err(e) => Flash::refused(&PageRefusal::from(e), form),
+    };
+    // Not a refused form's id: a browser's scroll to a fragment that names an element it
+    // can't focus takes the focus away from the form's field.
+    let location = match &flash.focus {
+        Some(id) => format!("{}#{id}", tab.url(account_id)),
+        None => tab.url(account_id),
+    };
+    flash.redirect(&location)
 }

@@ -20,9 +20,10 @@ use axum::extract::{
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use ipnet::IpNet;
 
+use super::flash::{self, Flash};
 use super::{PageSettings, PageState};
 use crate::control::api::error::ApiError;
 use crate::control::plane::ControlPlane;
@@ -93,6 +94,9 @@ pub async fn layer(State(page): State<PageState>, mut req: Request, next: Next) 
         },
         None => None,
     };
+    // A session cookie that no longer names a session: signed out (idle, aged, logged out
+    // elsewhere, suspended) while a page was open.
+    let stale_session = session.is_none() && cookie(req.headers(), SESSION_COOKIE).is_some();
     let pre_session = cookie(req.headers(), CSRF_COOKIE)
         .filter(|v| is_secret(v))
         .map(str::to_owned);
@@ -104,6 +108,13 @@ pub async fn layer(State(page): State<PageState>, mut req: Request, next: Next) 
             (token.clone(), Some(token))
         }
     };
+    // What the POST that led here did, if this browser's session (or pre-session) signed it.
+    let had_flash = cookie(req.headers(), flash::COOKIE).is_some();
+    let flash = cookie(req.headers(), flash::COOKIE).and_then(|v| Flash::open(v, &expected));
+    if let Some(flash) = flash {
+        req.extensions_mut().insert(flash);
+    }
+    let is_get = req.method() == Method::GET;
     if changes_state(req.method()) {
         let (parts, body) = req.into_parts();
         let bytes = match to_bytes(body, MAX_FORM_BYTES).await {
@@ -123,26 +134,63 @@ pub async fn layer(State(page): State<PageState>, mut req: Request, next: Next) 
                 "auth/CSRF",
                 "this form has expired or did not come from this page: reload it and try again",
             );
-            if wants_html(&parts.headers) {
-                // A form left open past its session: a page a person can act on.
-                return (StatusCode::FORBIDDEN, Html(stale_form_page(&refusal))).into_response();
+            if !wants_html(&parts.headers) {
+                return refusal.into_response();
             }
-            return refusal.into_response();
+            let mut response = if stale_session {
+                // A form left open past its session: sign in again, and back to where it was.
+                let mut response = flash::signed_out(parts.uri.path());
+                response
+                    .headers_mut()
+                    .append(header::SET_COOKIE, logout_cookie(&settings));
+                response
+            } else {
+                (StatusCode::FORBIDDEN, super::layout::form_expired(&refusal)).into_response()
+            };
+            finish(&mut response, &settings, &expected, new_cookie, false);
+            return response;
         }
         req = Request::from_parts(parts, Body::from(bytes));
     }
-    req.extensions_mut().insert(Csrf(expected));
+    req.extensions_mut().insert(Csrf(expected.clone()));
     if let Some(s) = session {
         req.extensions_mut().insert(s);
     }
     let mut response = next.run(req).await;
-    if let Some(token) = new_cookie {
+    let shown = had_flash && is_get && is_page(&response);
+    finish(&mut response, &settings, &expected, new_cookie, shown);
+    response
+}
+
+/// The cookies an answer sets on its way out: the flash a handler left (sealed with this
+/// request's key, which the next request of the same session or pre-session holds too),
+/// or the end of one the page has shown (`shown`: a reload shows the page without it);
+/// and a new pre-session CSRF cookie.
+fn finish(
+    response: &mut Response,
+    settings: &PageSettings,
+    key: &str,
+    new_csrf: Option<String>,
+    shown: bool,
+) {
+    if let Some(flash) = response.extensions_mut().remove::<Flash>() {
+        let sealed = flash.seal(key);
         response.headers_mut().append(
             header::SET_COOKIE,
-            set_cookie(&settings, CSRF_COOKIE, &token, None),
+            set_cookie(settings, flash::COOKIE, &sealed, Some(flash::MAX_AGE_SECS)),
+        );
+    } else if shown {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(settings, flash::COOKIE, "", Some(0)),
         );
     }
-    response
+    if let Some(token) = new_csrf {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            set_cookie(settings, CSRF_COOKIE, &token, None),
+        );
+    }
 }
 
 /// The client a request comes from: the connection's peer, or, when the peer is a trusted
@@ -167,24 +215,21 @@ fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAdd
         .unwrap_or(peer)
 }
 
+/// An HTML page (not an asset, not a redirect): what shows a flash.
+fn is_page(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
+}
+
 /// A browser's form post (it accepts HTML); scripts get the JSON refusal.
 fn wants_html(headers: &HeaderMap) -> bool {
     headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("text/html"))
-}
-
-fn stale_form_page(refusal: &Refusal) -> String {
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Form expired \
-         · tollgate</title><link rel=\"stylesheet\" href=\"{}\"></head><body><main>\
-         <h1>This form has expired</h1><p>{}</p><p><small>Refused (403) · {}</small></p>\
-         <p><a href=\"/ui\">Back to Manage Tokens</a></p></main></body></html>",
-        super::assets::css_url(),
-        refusal,
-        refusal.code()
-    )
 }
 
 /// The `Set-Cookie` value that starts a session.
@@ -210,7 +255,7 @@ fn set_cookie(
     if settings.secure_cookies {
         cookie.push_str("; Secure");
     }
-    HeaderValue::try_from(cookie).expect("cookie values are [A-Za-z0-9]")
+    HeaderValue::try_from(cookie).expect("cookie values are [A-Za-z0-9_.-]")
 }
 
 /// A session's CSRF token: derived from its secret, so it needs no storage, can't be

@@ -13,7 +13,7 @@ use axum::routing::post;
 use maud::{Markup, html};
 
 use super::layout::{self, badge, confirm_form, copy_token, csrf_field};
-use super::{Ctx, Fields, Notice, PageState, Tab, Visit, act, dates};
+use super::{Ctx, Done, Fields, Notice, PageRefusal, PageState, Tab, Visit, act, dates};
 use crate::clock::DAY_MS;
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
@@ -39,7 +39,31 @@ pub fn routes() -> Router<PageState> {
 /// documentation's default).
 const DEFAULT_DAYS: i64 = 7;
 
-pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, Refusal> {
+/// The ids of the forms a refusal brings back as they were typed.
+const NEW_SHARED: &str = "new-shared";
+const NEW_FILTER: &str = "new-filter";
+
+fn edit_form(id: i64) -> String {
+    format!("edit-shared-{id}")
+}
+
+/// A refused form's refusal and what was typed into it.
+type Retry<'a> = Option<(&'a PageRefusal, &'a Fields)>;
+
+/// The filters a refused form had ticked, and how it combined them.
+fn typed_choice(fields: &Fields) -> (Vec<i64>, FiltersOperator) {
+    let chosen = fields
+        .all("filter")
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let operator = match fields.get("operator") {
+        "OR" => FiltersOperator::Or,
+        _ => FiltersOperator::And,
+    };
+    (chosen, operator)
+}
+
+pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> {
     let tokens = usecase::list(ctx.cp, ctx.caller).await?;
     let admin = ctx.is_admin();
     // Admins manage every filter; other roles see those the tokens carry.
@@ -59,12 +83,12 @@ pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, Refusal>
                 }
             }
         }
-        @if admin { (create_form(ctx, &filters, now_ms)) }
+        @if admin { (create_form(ctx, &filters, now_ms, notice.retry_of(NEW_SHARED))) }
         @if tokens.is_empty() {
             p.empty { "No shared tokens yet." }
         } @else {
             div.table-wrap {
-                table.shared {
+                table.shared.cards {
                     caption.sr-only { "Shared tokens" }
                     thead { tr {
                         th scope="col" { "Name" }
@@ -78,35 +102,41 @@ pub async fn content(ctx: &Ctx<'_>, _notice: &Notice) -> Result<Markup, Refusal>
                     tbody {
                         @for t in &tokens {
                             (row(ctx, t, &filters, now_ms))
-                            @if admin { (edit_row(ctx, t, &filters)) }
+                            @if admin { (edit_row(ctx, t, &filters, notice.retry_of(&edit_form(t.id)))) }
                         }
                     }
                 }
             }
         }
-        @if admin { (filters_section(ctx, &filters, &tokens)) }
+        @if admin { (filters_section(ctx, &filters, &tokens, notice.retry_of(NEW_FILTER))) }
     })
 }
 
-fn create_form(ctx: &Ctx<'_>, filters: &[Filter], now_ms: i64) -> Markup {
+fn create_form(ctx: &Ctx<'_>, filters: &[Filter], now_ms: i64, retry: Retry) -> Markup {
     let default_expiry = dates::date(now_ms + DEFAULT_DAYS * DAY_MS);
+    let (chosen, operator) =
+        retry.map_or((Vec::new(), FiltersOperator::And), |(_, f)| typed_choice(f));
     html! {
-        details.add open[filters.is_empty()] {
+        details.add open[filters.is_empty() || retry.is_some()] {
             summary.btn.primary { "+ Add shared token" }
-            form.stacked method="post" action=(ctx.action("shared/tokens")) {
+            form.stacked id=(NEW_SHARED) method="post" action=(ctx.action("shared/tokens")) {
                 (csrf_field(ctx.csrf()))
+                @if let Some((refusal, _)) = retry { (layout::refusal(refusal)) }
                 div.field {
                     label for="shared-name" { "Token name" }
                     input #shared-name type="text" name="name" required maxlength="256"
+                        value=[retry.map(|(_, f)| f.get("name"))]
                         placeholder="e.g. status-page" autocomplete="off";
                 }
                 div.field {
                     label for="shared-expires" { "Expiration date" }
-                    input #shared-expires type="date" name="expires" value=(default_expiry) required
-                        min=(dates::date(now_ms)) max=(dates::date(ctx.latest_expiry_ms()));
-                    p.hint { "Works through the end of that day (UTC). 7 days unless you pick another." }
+                    input #shared-expires type="date" name="expires" required
+                        value=(retry.map_or(default_expiry.as_str(), |(_, f)| f.get("expires")))
+                        min=(dates::date(now_ms)) max=(dates::date(ctx.latest_expiry_ms()))
+                        aria-describedby="shared-expires-hint";
+                    p.hint #shared-expires-hint { "Works through the end of that day (UTC). 7 days unless you pick another." }
                 }
-                (filter_picker("new", filters, &[], FiltersOperator::And))
+                (filter_picker("new", filters, &chosen, operator))
                 div.buttons { button.btn.primary type="submit" { "Add" } }
             }
         }
@@ -155,9 +185,9 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
     let what = format!("shared token “{}”", t.name);
     html! {
         tr id=(row_id) {
-            td.name { (t.name) }
-            td.token { (copy_token(&t.token, &what)) }
-            td.logic {
+            td.name { span.clamp title=(t.name) { (t.name) } }
+            td.token data-label="Token" { (copy_token(&t.token, &what)) }
+            td.logic data-label="Filter logic" {
                 @if t.filters.is_empty() {
                     (badge("warn", "No filter"))
                     span.warn-text { " Reads all of the account's logs: attach a token filter." }
@@ -165,7 +195,7 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
                     code { (logic(t, filters)) }
                 }
             }
-            td {
+            td.last-used data-label="Last used" {
                 @match t.last_used_ms {
                     Some(ms) => {
                         (layout::time(ms)) br; span.muted { (dates::ago(ms, now_ms)) }
@@ -173,7 +203,7 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
                     None => span.muted { "Never" },
                 }
             }
-            td.expires {
+            td.expires data-label="Expires" {
                 @match t.expires_at_ms {
                     None => {
                         (badge("warn", "Never expires"))
@@ -188,11 +218,11 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
                 }
             }
             @if let Some(gateway) = ctx.gateway_url() {
-                td.tail {
+                td.tail data-label="Live tail" {
                     @if t.expires_at_ms.is_some_and(|ms| ms <= now_ms) {
                         span.muted { "Expired" }
                     } @else {
-                        (live_tail(gateway, t, &what))
+                        (live_tail(gateway, t, &what, &ctx.account().name))
                     }
                 }
             }
@@ -217,24 +247,34 @@ fn row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], now_ms: i64) -> Marku
 /// The sharing link of a token's live tail: the gateway's page, the token in the URL's
 /// fragment (which browsers never send to a server). Anyone with it reads what the token
 /// grants, without logging in.
-fn live_tail(gateway: &str, t: &SharedToken, what: &str) -> Markup {
-    let link = format!("{gateway}/tail#token={}", t.token);
+fn live_tail(gateway: &str, t: &SharedToken, what: &str, account: &str) -> Markup {
+    // The account's name rides along for the page to show; the token decides what it reads.
+    let name: String = form_urlencoded::byte_serialize(account.as_bytes()).collect();
+    let link = format!("{gateway}/tail#token={}&account={name}", t.token);
     html! {
         span.copy-wrap {
             a.btn.ghost.small href=(link) target="_blank" rel="noopener noreferrer"
-                aria-label={ "Open the live tail of " (what) } { "Open live tail" }
+                aria-label={ "Open live tail of " (what) } { "Open live tail" }
             " "
             button.btn.ghost.small type="button" data-copy=(link)
-                aria-label={ "Copy the live-tail link of " (what) } { "Copy link" }
+                aria-label={ "Copy link to the live tail of " (what) } { "Copy link" }
             span.copied role="status" aria-live="polite" {}
         }
     }
 }
 
-/// The row under a token's with its edit form, open with `?edit=<id>` or by the script.
-fn edit_row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter]) -> Markup {
-    let editing = ctx.edit == Some(t.id);
-    let form_id = format!("edit-shared-{}", t.id);
+/// The row under a token's with its edit form, open with `?edit=<id>`, by the script, or
+/// after a refused edit (with what was typed).
+fn edit_row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter], retry: Retry) -> Markup {
+    let editing = ctx.edit == Some(t.id) || retry.is_some();
+    let form_id = edit_form(t.id);
+    let (chosen, operator) = retry.map_or((t.filters.clone(), t.filters_operator), |(_, f)| {
+        typed_choice(f)
+    });
+    let expires = match retry {
+        Some((_, f)) => Some(f.get("expires").to_string()),
+        None => t.expires_at_ms.map(dates::date),
+    };
     // Name, token, logic, last used, expires, (live tail,) actions.
     let columns = if ctx.gateway_url().is_some() { 7 } else { 6 };
     html! {
@@ -244,16 +284,17 @@ fn edit_row(ctx: &Ctx<'_>, t: &SharedToken, filters: &[Filter]) -> Markup {
                     action=(ctx.action(&format!("shared/tokens/{}/edit", t.id))) {
                     (csrf_field(ctx.csrf()))
                     h3 { "Edit “" (t.name) "”" }
+                    @if let Some((refusal, _)) = retry { (layout::refusal(refusal)) }
                     div.field {
                         label for={ (form_id) "-expires" } { "Expiration date" }
                         input id={ (form_id) "-expires" } type="date" name="expires"
-                            value=[t.expires_at_ms.map(dates::date)]
+                            value=[expires]
                             max=(dates::date(ctx.latest_expiry_ms()));
                         @if t.expires_at_ms.is_none() {
                             p.hint { "Empty keeps this legacy token without an expiry." }
                         }
                     }
-                    (filter_picker(&t.id.to_string(), filters, &t.filters, t.filters_operator))
+                    (filter_picker(&t.id.to_string(), filters, &chosen, operator))
                     div.buttons {
                         button.btn.primary type="submit" { "Save" }
                         a.btn.ghost href=(Tab::Shared.url(ctx.account().id)) data-edit-cancel { "Cancel" }
@@ -279,7 +320,13 @@ fn logic(t: &SharedToken, filters: &[Filter]) -> String {
         .join(&joiner)
 }
 
-fn filters_section(ctx: &Ctx<'_>, filters: &[Filter], tokens: &[SharedToken]) -> Markup {
+fn filters_section(
+    ctx: &Ctx<'_>,
+    filters: &[Filter],
+    tokens: &[SharedToken],
+    retry: Retry,
+) -> Markup {
+    let typed = |name: &str| retry.map(|(_, f)| f.get(name).to_string());
     html! {
         div.section-head.sub {
             div {
@@ -290,22 +337,26 @@ fn filters_section(ctx: &Ctx<'_>, filters: &[Filter], tokens: &[SharedToken]) ->
                 }
             }
         }
-        form.create.filter method="post" action=(ctx.action("shared/filters")) {
+        form.create.filter id=(NEW_FILTER) method="post" action=(ctx.action("shared/filters")) {
             (csrf_field(ctx.csrf()))
+            @if let Some((refusal, _)) = retry { (layout::refusal(refusal)) }
             div.field {
                 label for="filter-description" { "Description" }
                 input #filter-description type="text" name="description" maxlength="256"
+                    value=[typed("description")]
                     placeholder="e.g. test environment" autocomplete="off";
             }
             div.field {
                 label for="filter-field" { "Field" }
                 input #filter-field type="text" name="field" required maxlength="256"
+                    value=[typed("field")]
                     pattern="[a-zA-Z0-9_@.\\-]+" placeholder="env" autocomplete="off"
                     title="Letters, digits and _ @ . - only";
             }
             div.field {
                 label for="filter-value" { "Value" }
                 input #filter-value type="text" name="value" required maxlength="256"
+                    value=[typed("value")]
                     pattern="[a-zA-Z0-9_@.\\-]+" placeholder="test" autocomplete="off"
                     title="Letters, digits and _ @ . - only (an exact value)";
             }
@@ -315,7 +366,7 @@ fn filters_section(ctx: &Ctx<'_>, filters: &[Filter], tokens: &[SharedToken]) ->
             p.empty { "No token filters yet." }
         } @else {
             div.table-wrap {
-                table.filters {
+                table.filters.cards {
                     caption.sr-only { "Token filters" }
                     thead { tr {
                         th scope="col" { "Description" }
@@ -330,11 +381,11 @@ fn filters_section(ctx: &Ctx<'_>, filters: &[Filter], tokens: &[SharedToken]) ->
                                 .map(|t| format!("“{}”", t.name))
                                 .collect();
                             tr id={ "filter-" (f.id) } {
-                                td { @if f.description.is_empty() { span.muted { "—" } } @else { (f.description) } }
-                                td { code { (f.field) ": " (f.value) } }
-                                td {
+                                td.name { @if f.description.is_empty() { span.muted { "—" } } @else { (f.description) } }
+                                td.filter data-label="Filter" { code { (f.field) ": " (f.value) } }
+                                td.used-by data-label="Used by" {
                                     @if users.is_empty() { span.muted { "No token" } }
-                                    @else { (users.join(", ")) }
+                                    @else { span.clamp title=(users.join(", ")) { (users.join(", ")) } }
                                 }
                                 td.actions {
                                     (confirm_form(
@@ -397,7 +448,8 @@ async fn create(
     Path(account): Path<i64>,
     fields: Fields,
 ) -> Response {
-    act(&cp, &visit, account, Tab::Shared, async |caller| {
+    let form = Some((NEW_SHARED, &fields));
+    act(&cp, &visit, account, Tab::Shared, form, async |caller| {
         let filters = chosen_filters(&fields)?;
         let new = NewShared {
             name: fields.get("name"),
@@ -407,8 +459,16 @@ async fn create(
             expiration: expiry(&fields)?.map(Some),
             legacy: false,
         };
-        usecase::create(&cp, caller, new).await?;
-        Ok(())
+        let t = usecase::create(&cp, caller, new).await?;
+        let warning = if t.filters.is_empty() {
+            ": without a filter it reads all of the account's logs"
+        } else {
+            ""
+        };
+        Ok(Done::new(
+            format!("Shared token “{}” created{warning}", t.name),
+            Some(format!("shared-{}", t.id)),
+        ))
     })
     .await
 }
@@ -419,15 +479,20 @@ async fn edit(
     Path((account, id)): Path<(i64, i64)>,
     fields: Fields,
 ) -> Response {
-    act(&cp, &visit, account, Tab::Shared, async |caller| {
+    let form = edit_form(id);
+    let form = Some((form.as_str(), &fields));
+    act(&cp, &visit, account, Tab::Shared, form, async |caller| {
         let change = SharedChange {
             filters: Some(chosen_filters(&fields)?),
             filters_operator: operator(&fields)?,
             // Empty keeps the current expiry (a legacy token's none included).
             expiration: expiry(&fields)?.map(Some),
         };
-        usecase::update(&cp, caller, id, change).await?;
-        Ok(())
+        let t = usecase::update(&cp, caller, id, change).await?;
+        Ok(Done::new(
+            format!("Shared token “{}” saved", t.name),
+            Some(format!("shared-{id}")),
+        ))
     })
     .await
 }
@@ -437,8 +502,16 @@ async fn delete(
     visit: Visit,
     Path((account, id)): Path<(i64, i64)>,
 ) -> Response {
-    act(&cp, &visit, account, Tab::Shared, async |caller| {
-        usecase::delete(&cp, caller, id).await
+    act(&cp, &visit, account, Tab::Shared, None, async |caller| {
+        let t = usecase::read(&cp, caller, id).await?;
+        usecase::delete(&cp, caller, id).await?;
+        Ok(Done::new(
+            format!(
+                "Shared token “{}” deleted: links shared with it stop working",
+                t.name
+            ),
+            None,
+        ))
     })
     .await
 }
@@ -449,14 +522,18 @@ async fn create_filter(
     Path(account): Path<i64>,
     fields: Fields,
 ) -> Response {
-    act(&cp, &visit, account, Tab::Shared, async |caller| {
+    let form = Some((NEW_FILTER, &fields));
+    act(&cp, &visit, account, Tab::Shared, form, async |caller| {
         let (description, field, value) = (
             fields.get("description").trim(),
             fields.get("field").trim(),
             fields.get("value").trim(),
         );
-        usecase::create_filter(&cp, caller, description, field, value).await?;
-        Ok(())
+        let f = usecase::create_filter(&cp, caller, description, field, value).await?;
+        Ok(Done::new(
+            format!("Token filter “{}: {}” added", f.field, f.value),
+            Some(format!("filter-{}", f.id)),
+        ))
     })
     .await
 }
@@ -466,8 +543,13 @@ async fn delete_filter(
     visit: Visit,
     Path((account, id)): Path<(i64, i64)>,
 ) -> Response {
-    act(&cp, &visit, account, Tab::Shared, async |caller| {
-        usecase::delete_filter(&cp, caller, id).await
+    act(&cp, &visit, account, Tab::Shared, None, async |caller| {
+        let f = usecase::read_filter(&cp, caller, id).await?;
+        usecase::delete_filter(&cp, caller, id).await?;
+        Ok(Done::new(
+            format!("Token filter “{}: {}” deleted", f.field, f.value),
+            None,
+        ))
     })
     .await
 }

@@ -1,7 +1,7 @@
 //! The Log / Metrics / Tracing shipping tabs: an account's shipping tokens of one kind
-//! with the plan's limit, and create, rename, enable/disable and delete — each through
-//! `usecases::shipping_tokens`, whose refusals (the plan's limit, the last enabled token,
-//! a duplicate name) come back inline. An account holds the tokens of its type's kind
+//! with the plan's limit, and create, rename, enable/disable, rotate and delete — each
+//! through `usecases::shipping_tokens`, whose refusals (the plan's limit, the last enabled
+//! token, a duplicate name) come back on the tab. An account holds the tokens of its type's kind
 //! only: on another kind's tab, the page says where those tokens live.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use axum::{Extension, Router};
 use maud::{Markup, html};
 
 use super::layout::{self, badge, confirm_form, copy_token, csrf_field};
-use super::{Ctx, Fields, Notice, PageState, Tab, Visit, act, dates};
+use super::{Ctx, Done, Fields, Notice, PageRefusal, PageState, Tab, Visit, act, dates};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::rules;
@@ -31,6 +31,7 @@ pub fn routes() -> Router<PageState> {
             .route(&base, post(create))
             .route(&format!("{base}/{{id}}/rename"), post(rename))
             .route(&format!("{base}/{{id}}/enabled"), post(set_enabled))
+            .route(&format!("{base}/{{id}}/rotate"), post(rotate))
             .route(&format!("{base}/{{id}}/delete"), post(delete))
             .layer(Extension(kind));
         router = router.merge(routes);
@@ -50,7 +51,17 @@ fn noun(kind: Kind) -> &'static str {
 /// The most tokens one tab lists (the plan allows 15 enabled; disabled ones add up).
 const MAX_LISTED: i64 = 1000;
 
-pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Markup, Refusal> {
+/// The id of the create form, which a refusal brings back as it was typed.
+const NEW_TOKEN: &str = "new-token";
+
+/// The id of token `id`'s rename form.
+fn rename_form(id: i64) -> String {
+    format!("token-{id}-rename")
+}
+
+pub async fn content(ctx: &Ctx<'_>, kind: Kind, notice: &Notice) -> Result<Markup, Refusal> {
+    // Shipping tokens are admins' business, on every shipping tab.
+    ctx.caller.require_admin()?;
     if ctx.account().account_type.shipping_kind() != kind {
         return Ok(elsewhere(ctx, kind));
     }
@@ -87,17 +98,20 @@ pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Mark
                 span.muted { "the " (plan.as_str()) " plan allows " (limits.max_allowed) }
             }
         }
-        form.create method="post" action=(ctx.action(&format!("{}/tokens", Tab::of_kind(kind).slug()))) {
+        form.create id=(NEW_TOKEN) method="post" action=(ctx.action(&format!("{}/tokens", Tab::of_kind(kind).slug()))) {
             (csrf_field(ctx.csrf()))
+            @let retry = notice.retry_of(NEW_TOKEN);
+            @if let Some((refusal, _)) = retry { (layout::refusal(refusal)) }
             label for="new-token-name" { "Name" }
             input #new-token-name type="text" name="name" required maxlength="256"
+                value=[retry.map(|(_, f)| f.get("name"))]
                 placeholder="e.g. kubernetes-prod" autocomplete="off";
             button.btn.primary type="submit" { "+ New " (noun(kind)) " shipping token" }
             @if at_limit {
                 p.hint.warn {
                     @if limits.max_allowed == 1 {
-                        "The one token the plan allows is enabled: disable it before adding "
-                        "another."
+                        "The one token the plan allows is enabled: rotate it to replace it with "
+                        "a new one, or disable it before adding another."
                     } @else {
                         "All " (limits.max_allowed) " tokens the plan allows are enabled: "
                         "disable one before adding another."
@@ -111,7 +125,7 @@ pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Mark
             p.empty { "No " (noun(kind)) " shipping tokens yet." }
         } @else {
             div.table-wrap {
-                table.tokens {
+                table.tokens.cards {
                     caption.sr-only { (title) }
                     thead { tr {
                         th scope="col" { "Name" }
@@ -124,7 +138,8 @@ pub async fn content(ctx: &Ctx<'_>, kind: Kind, _notice: &Notice) -> Result<Mark
                     tbody {
                         @for t in &tokens {
                             (row(ctx, kind, t, Some(t.id) == default_id,
-                                 t.enabled.then_some(()).and(last_enabled.as_deref()), &people))
+                                 t.enabled.then_some(()).and(last_enabled.as_deref()), &people,
+                                 notice.retry_of(&rename_form(t.id))))
                         }
                     }
                 }
@@ -145,34 +160,37 @@ fn row(
     default: bool,
     locked: Option<&str>,
     people: &[User],
+    retry: Option<(&PageRefusal, &Fields)>,
 ) -> Markup {
     let base = format!("{}/tokens/{}", Tab::of_kind(kind).slug(), t.id);
-    let editing = ctx.edit == Some(t.id);
+    let editing = ctx.edit == Some(t.id) || retry.is_some();
     let row_id = format!("token-{}", t.id);
     let what = format!("{} shipping token “{}”", noun(kind), t.name);
     html! {
         tr id=(row_id) .disabled[!t.enabled] {
             td.name {
                 div.view hidden[editing] {
-                    span.token-name { (t.name) }
+                    span.token-name.clamp title=(t.name) { (t.name) }
                     @if default { " " (badge("info", "Default")) }
                 }
-                form.rename method="post" action=(ctx.action(&format!("{base}/rename"))) hidden[!editing] {
+                form.rename id=(rename_form(t.id)) method="post" action=(ctx.action(&format!("{base}/rename"))) hidden[!editing] {
                     (csrf_field(ctx.csrf()))
+                    @if let Some((refusal, _)) = retry { (layout::refusal(refusal)) }
                     label.sr-only for={ "rename-" (t.id) } { "New name for " (what) }
-                    input id={ "rename-" (t.id) } type="text" name="name" value=(t.name)
+                    input id={ "rename-" (t.id) } type="text" name="name"
+                        value=(retry.map_or(t.name.as_str(), |(_, f)| f.get("name")))
                         required maxlength="256" autocomplete="off";
                     button.btn.primary.small type="submit" { "Save" }
                     a.btn.ghost.small href=(Tab::of_kind(kind).url(ctx.account().id)) data-edit-cancel { "Cancel" }
                 }
             }
-            td.token { (copy_token(&t.token, &what)) }
-            td.created {
+            td.token data-label="Token" { (copy_token(&t.token, &what)) }
+            td.created data-label="Created" {
                 (layout::time(t.created_at * 1000))
                 br;
                 span.muted { "by " (layout::who(&t.created_by, people)) }
             }
-            td.last-used {
+            td.last-used data-label="Last used" {
                 @match t.last_used {
                     Some(s) => {
                         (layout::time(s * 1000)) br;
@@ -181,7 +199,7 @@ fn row(
                     None => span.muted { "Never" },
                 }
             }
-            td.enabled {
+            td.enabled data-label="Enabled" {
                 form method="post" action=(ctx.action(&format!("{base}/enabled"))) {
                     (csrf_field(ctx.csrf()))
                     input type="hidden" name="enabled" value=(if t.enabled { "false" } else { "true" });
@@ -197,6 +215,12 @@ fn row(
             td.actions {
                 a.btn.ghost.small href={ "?edit=" (t.id) "#" (row_id) } data-edit=(row_id)
                     aria-label={ "Rename " (what) } { "Rename" }
+                form.inline method="post" action=(ctx.action(&format!("{base}/rotate")))
+                    data-confirm={ "Rotate the " (what) " (…" (last_chars(&t.token)) ")? A new token named “" (t.name) "” replaces it at once: shippers still sending with …" (last_chars(&t.token)) " are refused from then on. Update them with the new token, which this tab shows next." }
+                    data-confirm-button="Rotate" {
+                    (csrf_field(ctx.csrf()))
+                    button.btn.ghost.small type="submit" aria-label={ "Rotate " (what) } { "Rotate" }
+                }
                 @if let Some(reason) = locked {
                     button.btn.danger.small type="button" disabled title=(reason)
                         aria-label={ "Delete " (what) " (not possible: " (reason) ")" } { "Delete" }
@@ -280,6 +304,15 @@ fn capitalized(word: &str) -> String {
 
 // === actions ===
 
+/// "log shipping token “k8s”": a token as the page's sentences name it.
+fn named(kind: Kind, name: &str) -> String {
+    format!("{} shipping token “{name}”", noun(kind))
+}
+
+fn row_id(id: i64) -> Option<String> {
+    Some(format!("token-{id}"))
+}
+
 async fn create(
     State(cp): State<Arc<ControlPlane>>,
     Extension(kind): Extension<Kind>,
@@ -287,10 +320,19 @@ async fn create(
     Path(account): Path<i64>,
     fields: Fields,
 ) -> Response {
-    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
-        usecase::create(&cp, caller, kind, fields.get("name"), None).await?;
-        Ok(())
-    })
+    let form = Some((NEW_TOKEN, &fields));
+    act(
+        &cp,
+        &visit,
+        account,
+        Tab::of_kind(kind),
+        form,
+        async |caller| {
+            let t = usecase::create(&cp, caller, kind, fields.get("name"), None).await?;
+            let message = format!("{} created and enabled", capitalized(&named(kind, &t.name)));
+            Ok(Done::new(message, row_id(t.id)))
+        },
+    )
     .await
 }
 
@@ -301,10 +343,25 @@ async fn rename(
     Path((account, id)): Path<(i64, i64)>,
     fields: Fields,
 ) -> Response {
-    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
-        usecase::update(&cp, caller, kind, id, Some(fields.get("name")), None).await?;
-        Ok(())
-    })
+    let form = rename_form(id);
+    let form = Some((form.as_str(), &fields));
+    act(
+        &cp,
+        &visit,
+        account,
+        Tab::of_kind(kind),
+        form,
+        async |caller| {
+            let before = usecase::read(&cp, caller, kind, id).await?;
+            let t = usecase::update(&cp, caller, kind, id, Some(fields.get("name")), None).await?;
+            let message = format!(
+                "{} renamed “{}”",
+                capitalized(&named(kind, &before.name)),
+                t.name
+            );
+            Ok(Done::new(message, row_id(id)))
+        },
+    )
     .await
 }
 
@@ -315,15 +372,64 @@ async fn set_enabled(
     Path((account, id)): Path<(i64, i64)>,
     fields: Fields,
 ) -> Response {
-    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
-        let enabled = match fields.get("enabled") {
-            "true" => true,
-            "false" => false,
-            _ => return Err(Refusal::invalid("enabled must be true or false")),
-        };
-        usecase::update(&cp, caller, kind, id, None, Some(enabled)).await?;
-        Ok(())
-    })
+    act(
+        &cp,
+        &visit,
+        account,
+        Tab::of_kind(kind),
+        None,
+        async |caller| {
+            let enabled = match fields.get("enabled") {
+                "true" => true,
+                "false" => false,
+                _ => return Err(Refusal::invalid("enabled must be true or false")),
+            };
+            let t = usecase::update(&cp, caller, kind, id, None, Some(enabled)).await?;
+            let message = match enabled {
+                true => format!(
+                    "{} enabled: shippers may send with it",
+                    capitalized(&named(kind, &t.name))
+                ),
+                false => format!(
+                    "{} disabled: shippers that send with it are refused",
+                    capitalized(&named(kind, &t.name))
+                ),
+            };
+            Ok(Done::new(message, row_id(id)))
+        },
+    )
+    .await
+}
+
+/// The end of a token, to tell two tokens apart in a sentence.
+fn last_chars(token: &str) -> &str {
+    let at = token.char_indices().rev().nth(3).map_or(0, |(i, _)| i);
+    &token[at..]
+}
+
+async fn rotate(
+    State(cp): State<Arc<ControlPlane>>,
+    Extension(kind): Extension<Kind>,
+    visit: Visit,
+    Path((account, id)): Path<(i64, i64)>,
+) -> Response {
+    act(
+        &cp,
+        &visit,
+        account,
+        Tab::of_kind(kind),
+        None,
+        async |caller| {
+            let (new, old) = usecase::rotate(&cp, caller, kind, id).await?;
+            let message = format!(
+                "{} rotated: the new token ends …{}; shippers still sending with …{} are refused",
+                capitalized(&named(kind, &new.name)),
+                last_chars(&new.token),
+                last_chars(&old.token),
+            );
+            Ok(Done::new(message, row_id(new.id)))
+        },
+    )
     .await
 }
 
@@ -333,15 +439,33 @@ async fn delete(
     visit: Visit,
     Path((account, id)): Path<(i64, i64)>,
 ) -> Response {
-    act(&cp, &visit, account, Tab::of_kind(kind), async |caller| {
-        usecase::delete(&cp, caller, kind, id).await
-    })
+    act(
+        &cp,
+        &visit,
+        account,
+        Tab::of_kind(kind),
+        None,
+        async |caller| {
+            let t = usecase::read(&cp, caller, kind, id).await?;
+            usecase::delete(&cp, caller, kind, id).await?;
+            Ok(Done::new(
+                format!("{} deleted", capitalized(&named(kind, &t.name))),
+                None,
+            ))
+        },
+    )
     .await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_token_is_told_by_its_last_characters() {
+        assert_eq!(last_chars("3JuDa3sOPicz1E4UzZY84DjA7VihPge7"), "Pge7");
+        assert_eq!(last_chars("ab"), "ab");
+    }
 
     #[test]
     fn kinds_are_capitalized() {

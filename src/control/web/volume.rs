@@ -16,7 +16,7 @@ use maud::{Markup, html};
 
 use super::chart::{self, Day};
 use super::layout::{self, badge, csrf_field};
-use super::{Ctx, Fields, Notice, PageRefusal, PageState, Tab, Visit, act_with};
+use super::{Ctx, Done, Fields, Notice, PageRefusal, PageState, Tab, Visit, act};
 use crate::control::plane::ControlPlane;
 use crate::control::refusal::Refusal;
 use crate::control::store::accounts::SubAccountSettings;
@@ -29,11 +29,16 @@ pub fn routes() -> Router<PageState> {
     Router::new().route("/accounts/{account}/volume/{id}", post(edit))
 }
 
-/// A refused edit being shown again: its refusal and what was typed, for sub-account `id`.
+/// A refused edit being shown again: its refusal and what was typed into form `form`.
 struct Retry<'a> {
-    id: i64,
+    form: &'a str,
     refusal: &'a PageRefusal,
     fields: &'a Fields,
+}
+
+/// The id of sub-account `id`'s settings form.
+fn settings_form(id: i64) -> String {
+    format!("volume-{id}-settings")
 }
 
 pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> {
@@ -41,10 +46,10 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
     let retry = match notice {
         Notice::Retry {
             refusal,
-            id,
+            form,
             fields,
         } => Some(Retry {
-            id: *id,
+            form,
             refusal,
             fields,
         }),
@@ -52,7 +57,11 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
     };
     // A refusal about an account the tab doesn't show (deleted meanwhile) goes on top.
     let unplaced = retry.as_ref().filter(|r| {
-        !overview.manages_subs || !overview.accounts.iter().any(|a| a.account.id == r.id)
+        !overview.manages_subs
+            || !overview
+                .accounts
+                .iter()
+                .any(|a| settings_form(a.account.id) == r.form)
     });
     Ok(html! {
         div.section-head {
@@ -67,7 +76,7 @@ pub async fn content(ctx: &Ctx<'_>, notice: &Notice) -> Result<Markup, Refusal> 
         }
         @if let Some(r) = unplaced { (layout::refusal(r.refusal)) }
         @for a in &overview.accounts {
-            (card(ctx, &overview, a, retry.as_ref().filter(|r| r.id == a.account.id)))
+            (card(ctx, &overview, a, retry.as_ref().filter(|r| r.form == settings_form(a.account.id))))
         }
     })
 }
@@ -284,7 +293,7 @@ fn edit_form(
     html! {
         details.edit-volume open[retry.is_some() || ctx.edit == Some(id)] {
             summary { "Edit volume settings" }
-            form.volume-form method="post" action=(ctx.action(&format!("volume/{id}")))
+            form.volume-form id=(settings_form(id)) method="post" action=(ctx.action(&format!("volume/{id}")))
                 aria-label={ "Volume settings of " (a.account.name) } {
                 (csrf_field(ctx.csrf()))
                 @if let Some(r) = retry { (layout::refusal(r.refusal)) }
@@ -328,20 +337,29 @@ async fn edit(
     fields: Fields,
 ) -> Response {
     // Saved: back to the account's card; refused: its form again, as it was typed.
-    let card = format!("{}#volume-{id}", Tab::Volume.url(account));
-    let save = async |caller: &Caller| save(&cp, caller, id, &fields).await;
-    let retry = |e: Refusal| Notice::Retry {
-        refusal: e.into(),
-        id,
-        fields: fields.clone(),
-    };
-    act_with(&cp, &visit, account, Tab::Volume, &card, save, retry).await
+    let form = settings_form(id);
+    let form = Some((form.as_str(), &fields));
+    act(&cp, &visit, account, Tab::Volume, form, async |caller| {
+        let name = save(&cp, caller, id, &fields).await?;
+        Ok(Done::new(
+            format!("Volume settings of {name} saved"),
+            Some(format!("volume-{id}")),
+        ))
+    })
+    .await
 }
 
-async fn save(cp: &ControlPlane, caller: &Caller, id: i64, fields: &Fields) -> Result<(), Refusal> {
-    let current = subs::read_sub_account(cp, caller, id).await?.sub.settings;
-    let changes = changes(&current, fields)?;
-    subs::update_sub_account(cp, caller, id, None, changes).await
+/// Saves the posted settings; the sub-account's name, for the page to say.
+async fn save(
+    cp: &ControlPlane,
+    caller: &Caller,
+    id: i64,
+    fields: &Fields,
+) -> Result<String, Refusal> {
+    let current = subs::read_sub_account(cp, caller, id).await?.sub;
+    let changes = changes(&current.settings, fields)?;
+    subs::update_sub_account(cp, caller, id, None, changes).await?;
+    Ok(current.name)
 }
 
 /// The posted settings, each given to the use case only where it differs from `current`:

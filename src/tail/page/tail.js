@@ -8,7 +8,11 @@
   const $ = (id) => document.getElementById(id);
   /// Records kept on the page (and held while paused): the oldest go first.
   const MAX_KEPT = 1000;
-  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  const link = new URLSearchParams(location.hash.slice(1));
+  const token = link.get("token");
+  /// The account's name, as the Manage Tokens page put it in the link (a label: what the
+  /// page shows is the gateway's to decide, by the token).
+  const accountName = link.get("account");
   const list = $("records");
   let paused = false;
   let held = [];
@@ -35,15 +39,25 @@
     $("counts").textContent = parts.join(" · ");
   };
 
+  /// Times in UTC, as the Manage Tokens page writes them: "2026-12-06 15:32 UTC".
+  const two = (n) => String(n).padStart(2, "0");
+  const utcTime = (d) => `${two(d.getUTCHours())}:${two(d.getUTCMinutes())}`;
+  const utcDate = (d) => `${d.getUTCFullYear()}-${two(d.getUTCMonth() + 1)}-${two(d.getUTCDate())}`;
+  const utc = (ms) => { const d = new Date(ms); return `${utcDate(d)} ${utcTime(d)} UTC`; };
+
+  /// How far off `ms` is, counted as the Manage Tokens page counts it: whole days ("in 30
+  /// days" until the 31st day starts), hours and minutes within the last day.
   const inWords = (ms) => {
-    const minutes = Math.round(Math.abs(ms) / 60000);
-    const text = minutes < 60 ? `${minutes} min`
-      : minutes < 2880 ? `${Math.round(minutes / 60)} h` : `${Math.round(minutes / 1440)} days`;
-    return ms >= 0 ? `in ${text}` : `${text} ago`;
+    if (ms <= 0) { return "expired"; }
+    const minutes = Math.floor(ms / 60000);
+    const days = Math.floor(minutes / 1440);
+    if (days >= 1) { return days === 1 ? "in 1 day" : `in ${days} days`; }
+    return minutes >= 60 ? `in ${Math.floor(minutes / 60)} h` : `in ${minutes} min`;
   };
 
   const showScope = (scope) => {
-    $("account").textContent = scope.accountIds.join(", ");
+    const ids = scope.accountIds.join(", ");
+    $("account").textContent = accountName ? `${accountName} (account ${ids})` : `Account ${ids}`;
     const filters = $("filters");
     filters.replaceChildren();
     if (!scope.filters.length) {
@@ -61,7 +75,7 @@
       filters.append(code);
     });
     $("expires").textContent = scope.expiresAt
-      ? `${new Date(scope.expiresAt).toLocaleString()} (${inWords(scope.expiresAt - Date.now())})`
+      ? `${utc(scope.expiresAt)} (${inWords(scope.expiresAt - Date.now())})`
       : "Never";
   };
 
@@ -69,7 +83,9 @@
     const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
     const li = document.createElement("li");
     const time = document.createElement("time");
-    time.textContent = new Date().toLocaleTimeString();
+    const now = new Date();
+    time.dateTime = now.toISOString();
+    time.textContent = `${utcTime(now)}:${two(now.getUTCSeconds())}`;
     const text = document.createElement("span");
     text.textContent = JSON.stringify(record);
     li.append(time, text);

@@ -4,6 +4,53 @@
 "use strict";
 
 (function () {
+  // === what the last change did ===
+  // The tab a change leads back to says what it did (#flash); the focus moves to what it
+  // concerns (the row changed, the form refused), so the keyboard carries on from there,
+  // and the live region reads the sentence out.
+  function focusOn(target) {
+    if (target.tagName === "FORM") {
+      var details = target.closest("details");
+      if (details) { details.open = true; }
+      var field = target.querySelector("[autofocus]") ||
+        target.querySelector("input:not([type=hidden]):not([disabled]), select, textarea");
+      if (field) { target = field; }
+    }
+    if (!target.matches("a[href], button, input, select, textarea, [tabindex]")) {
+      target.setAttribute("tabindex", "-1");
+    }
+    target.focus({ preventScroll: true });
+    target.scrollIntoView({ block: "center" });
+  }
+
+  // The current tab stays in view in the tab bar, which scrolls sideways on a phone.
+  function showCurrentTab() {
+    var current = document.querySelector(".tabs [aria-current=page]");
+    if (current && current.parentElement.scrollWidth > current.parentElement.clientWidth) {
+      current.parentElement.scrollLeft = current.offsetLeft - current.parentElement.offsetLeft - 16;
+    }
+  }
+
+  function showFlash() {
+    var flash = document.getElementById("flash");
+    if (!flash) { return; }
+    var id = flash.getAttribute("data-focus");
+    var target = (id && document.getElementById(id)) || (flash.hidden ? null : flash);
+    if (target) { focusOn(target); }
+    var live = document.getElementById("announce");
+    var say = live && live.getAttribute("data-say");
+    if (say) { setTimeout(function () { live.textContent = say; }, 100); }
+  }
+  function onLoad() {
+    showCurrentTab();
+    showFlash();
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", onLoad);
+  } else {
+    onLoad();
+  }
+
   // === copy to the clipboard ===
   function copyText(text) {
     if (navigator.clipboard && window.isSecureContext) {
