@@ -7,12 +7,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::clients::{client_available, otel_export, otel_sdk_available, succeeds};
 use common::*;
-use tokio::process::Command;
 
 /// Follows `OTEL_PRELUDE`.
 const OTEL_SCRIPT: &str = r#"
@@ -173,20 +171,7 @@ async fn prometheus_remote_writes_what_it_scrapes() {
         &server.admin.to_string(),
         &server.addr.to_string(),
     );
-    let log = std::fs::File::create(server.dir.join("prometheus.log")).unwrap();
-    let mut prometheus = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            server.dir.join("tsdb").display()
-        ))
-        // Prometheus needs a listen address of its own; nothing here talks to it, so port 0.
-        .arg("--web.listen-address=127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("prometheus starts");
+    let mut prometheus = common::clients::prometheus(&server.dir, &config);
 
     let arrived = tokio::time::timeout(Duration::from_secs(120), async {
         loop {

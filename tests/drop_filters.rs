@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::clients::{client_available, python, succeeds};
@@ -16,7 +15,6 @@ use common::*;
 use http::{Method, StatusCode};
 use prost::Message;
 use serde_json::{Value, json};
-use tokio::process::Command;
 use tollgate::proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 
 const PROPAGATION: Duration = Duration::from_secs(2);
@@ -573,19 +571,7 @@ async fn real_shippers_through_two_gateways() {
         &targets,
         &metrics_token,
     );
-    let log = std::fs::File::create(gateways[0].dir.join("prometheus.log")).unwrap();
-    let mut prom = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            gateways[0].dir.join("tsdb").display()
-        ))
-        .arg("--web.listen-address=127.0.0.1:0")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("prometheus starts");
+    let mut prom = common::clients::prometheus(&gateways[0].dir, &config);
     for g in &gateways {
         wait_until(
             "Prometheus writes to the gateway",

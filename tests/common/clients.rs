@@ -137,3 +137,22 @@ pub async fn otel_export(dir: &Path, script: &str, args: &[&str]) -> (serde_json
         .unwrap_or_else(|e| panic!("no results line ({e}): {stdout}\n{stderr}"));
     (results, stderr)
 }
+
+/// Starts Prometheus (Debian's) on `config`, keeping its data under `dir/tsdb` and its log
+/// in `dir/prometheus.log`; killed when the handle drops.
+pub fn prometheus(dir: &Path, config: &Path) -> tokio::process::Child {
+    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+    Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        // Prometheus needs a listen address of its own; nothing here talks to it, so port 0.
+        .arg("--web.listen-address=127.0.0.1:0")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("prometheus starts")
+}
