@@ -225,4 +225,32 @@ mod tests {
                 .contains(api)
         );
     }
+
+    #[test]
+    fn the_accounts_rules_are_persisted_with_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let table = Snapshot::parse(br#"{"version": 3, "tokens": []}"#)
+            .unwrap()
+            .into_table()
+            .unwrap();
+        let rules = Rules {
+            volumes: vec![
+                serde_json::from_value(serde_json::json!({"account_id": 7,
+                    "account_name": "acme", "main_id": 7, "reserved_bytes": 0,
+                    "cap_bytes": 1000, "plan_bytes": 1000}))
+                .unwrap(),
+            ],
+            filters: serde_json::from_value(serde_json::json!({"logs": [{"id": 1,
+                "account_id": 7, "active": true,
+                "field_conditions": [{"fieldName": "level", "value": "debug"}]}]}))
+            .unwrap(),
+        };
+        save(dir.path(), &table, None, Some(&rules)).unwrap();
+        let loaded = load(dir.path()).unwrap().unwrap().rules.expect("rules");
+        assert_eq!(loaded.volumes, rules.volumes);
+        assert_eq!(loaded.filters, rules.filters);
+        // A file from before rules were persisted loads without them.
+        save(dir.path(), &table, None, None).unwrap();
+        assert!(load(dir.path()).unwrap().unwrap().rules.is_none());
+    }
 }
