@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use common::control::{ADMIN_SECRET, Backend, ControlPlane, FEED_SECRET};
 use common::kafka::{self, Broker};
-use common::process::{Process, get, spawn_with};
+use common::process::{Process, get, send, spawn_with};
 use common::*;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -190,15 +190,15 @@ async fn load(
     }
 }
 
+/// POSTs `body` to the logs route of the gateway at `addr` with `token`: the status.
 async fn post_logs(addr: &str, token: &str, body: String) -> StatusCode {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let req = Request::post(format!("http://{addr}/?token={token}&type=fleet"))
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    client
-        .request(req)
-        .await
-        .map_or(StatusCode::BAD_GATEWAY, |r| r.status())
+    send(
+        format!("http://{addr}/?token={token}&type=fleet"),
+        &[],
+        body,
+    )
+    .await
+    .0
 }
 
 /// How long until every gateway answers `token` with `want`, each timed on its own.
