@@ -17,6 +17,7 @@ use http_body_util::{BodyExt, Limited};
 use super::budget::{DecodeBudget, DecodeHold};
 use super::error::IngestError;
 use crate::server::body::OverBudget;
+use crate::server::find_header;
 
 /// Decompression of bodies larger than this moves off the async worker threads.
 const INLINE_DECODE_MAX: usize = 64 * 1024;
@@ -54,7 +55,7 @@ pub enum Encoding {
 impl Encoding {
     /// Reads `Content-Encoding`; anything but gzip, deflate or identity is a 415.
     pub fn from_headers(headers: &HeaderMap) -> Result<Encoding, IngestError> {
-        let Some(value) = headers.get(header::CONTENT_ENCODING) else {
+        let Some(value) = find_header(headers, &header::CONTENT_ENCODING) else {
             return Ok(Encoding::Identity);
         };
         let value = value
@@ -118,8 +119,7 @@ where
         return Err(too_large);
     }
     let cap = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
-    let deadline = tokio::time::Instant::now() + limits.body_read_timeout;
-    collect(Limited::new(body, cap), deadline)
+    collect(Limited::new(body, cap), limits.body_read_timeout)
         .await
         .map_err(|e| match e {
             None => IngestError::BodyTimeout(limits.body_read_timeout),
@@ -131,12 +131,12 @@ where
         })
 }
 
-/// The body's bytes, by `deadline` (`Err(None)` past it). Frames already received are
-/// taken without arming a timer. A body of one frame (most small requests) is copied once:
+/// The body's bytes, within `timeout` of the first wait (`Err(None)` past it). Frames
+/// already received are taken without arming a timer or reading the clock. A body of one frame (most small requests) is copied once:
 /// as it came it is a slice of the connection's read buffer, and kept that way (an OTLP
 /// request is forwarded as sent) it would hold the whole buffer, 8 KiB or more, while it
 /// waits for the sink, and make the connection allocate a new buffer for its next read.
-async fn collect<B>(body: B, deadline: tokio::time::Instant) -> Result<Bytes, Option<BoxError>>
+async fn collect<B>(body: B, timeout: Duration) -> Result<Bytes, Option<BoxError>>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -144,12 +144,17 @@ where
     let mut body = std::pin::pin!(body);
     let mut first: Option<Bytes> = None;
     let mut joined = BytesMut::new();
+    let mut deadline = None;
     loop {
         let frame = match body.as_mut().frame().now_or_never() {
             Some(frame) => frame,
-            None => tokio::time::timeout_at(deadline, body.as_mut().frame())
-                .await
-                .map_err(|_| None)?,
+            None => {
+                let deadline =
+                    *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
+                tokio::time::timeout_at(deadline, body.as_mut().frame())
+                    .await
+                    .map_err(|_| None)?
+            }
         };
         let Some(frame) = frame else { break };
         let Ok(data) = frame.map_err(|e| Some(e.into()))?.into_data() else {
@@ -178,8 +183,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body's `Content-Length`, when it has a valid one.
 pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
+    find_header(headers, &header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
 }

@@ -156,8 +156,7 @@ impl<'q> Params<'q> {
             }
         } else {
             // Nothing to decode (the common case): the same pairs, borrowed as they are.
-            for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            for (key, value) in plain_pairs(query) {
                 take(key, Cow::Borrowed(value));
             }
         }
@@ -167,7 +166,7 @@ impl<'q> Params<'q> {
             Some(t) if t.len() > MAX_TYPE_BYTES => {
                 return Err(IngestError::BadParameter("type is longer than 256 bytes"));
             }
-            Some(t) if t.chars().any(char::is_control) => {
+            Some(t) if has_control(&t) => {
                 return Err(IngestError::BadParameter(
                     "type contains control characters",
                 ));
@@ -175,6 +174,28 @@ impl<'q> Params<'q> {
             Some(t) => t,
         };
         Ok(Params { token, log_type })
+    }
+}
+
+/// The `key=value` pairs of a query with nothing to percent-decode, as
+/// `form_urlencoded::parse` finds them (empty pairs skipped, a pair without `=` has an
+/// empty value), split on bytes: `&` and `=` are ASCII, so every piece is a `str`.
+fn plain_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split_terminator(|c| c == '&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.bytes().position(|b| b == b'=') {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, ""),
+        })
+}
+
+/// Whether `text` has a control character (C0, DEL or C1), byte by byte when it is ASCII.
+fn has_control(text: &str) -> bool {
+    if text.is_ascii() {
+        text.bytes().any(|b| b.is_ascii_control())
+    } else {
+        text.chars().any(char::is_control)
     }
 }
 

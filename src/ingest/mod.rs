@@ -126,7 +126,10 @@ impl Ingest {
             None => Err(IngestError::Shed { retry_after }),
             Some(_in_flight) => match req.body_mut().reserve(declared) {
                 Err(_) => Err(IngestError::OverBudget { retry_after }),
-                Ok(()) => self.dispatch(route, req).instrument(span.clone()).await,
+                // Instrumented only when the span is on: the wrapper is a move of the
+                // whole request future, paid by every request otherwise.
+                Ok(()) if span.is_disabled() => self.dispatch(route, req).await,
+                Ok(()) => Box::pin(self.dispatch(route, req).instrument(span.clone())).await,
             },
         };
         let response = result.unwrap_or_else(|e| e.response(dialect));

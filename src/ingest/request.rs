@@ -4,10 +4,14 @@
 
 use http::{HeaderMap, header};
 
+use crate::server::find_header;
+
 /// `Authorization: Bearer T`: the only token carrier of OTLP and remote_write, and the
 /// alternative to `?token=` on the logs route.
 pub fn bearer_token(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let value = find_header(headers, &header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -22,7 +26,7 @@ pub enum OtlpEncoding {
 impl OtlpEncoding {
     /// Reads `Content-Type` (parameters such as `charset` are ignored); `None` is a 415.
     pub fn from_headers(headers: &HeaderMap) -> Option<OtlpEncoding> {
-        let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+        let value = find_header(headers, &header::CONTENT_TYPE)?.to_str().ok()?;
         let media_type = value.split(';').next().unwrap_or("").trim();
         if media_type.eq_ignore_ascii_case("application/x-protobuf") {
             Some(OtlpEncoding::Protobuf)

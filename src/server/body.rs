@@ -93,8 +93,7 @@ impl RequestBody {
         linger: Linger,
         budget: Arc<BodyBudget>,
     ) -> Self {
-        let expects_continue = headers
-            .get(header::EXPECT)
+        let expects_continue = super::find_header(headers, &header::EXPECT)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
         let lingers = version <= Version::HTTP_11 && !expects_continue;
         RequestBody {

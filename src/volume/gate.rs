@@ -3,7 +3,7 @@
 //! rate limiter per account, the ledger's leases), with no lock and no await. An account
 //! without a policy costs one empty-map check.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +84,7 @@ pub struct Gate {
 impl Gate {
     pub fn new(lease_bytes: u64, over_cap: OverCap, clock: Clock, metrics: VolumeMetrics) -> Gate {
         Gate {
-            accounts: ArcSwap::from_pointee(HashMap::new()),
+            accounts: ArcSwap::from_pointee(HashMap::default()),
             ledger: Arc::new(Ledger::new(lease_bytes)),
             clock,
             over_cap,

@@ -17,7 +17,7 @@ pub mod policy;
 pub mod redis;
 pub mod utilization;
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 
@@ -113,7 +113,7 @@ pub struct Ledger {
 impl Ledger {
     pub fn new(lease_bytes: u64) -> Ledger {
         Ledger {
-            accounts: ArcSwap::from_pointee(HashMap::new()),
+            accounts: ArcSwap::from_pointee(HashMap::default()),
             lease_bytes: i64::try_from(lease_bytes.max(1)).unwrap_or(i64::MAX),
             wake: Notify::new(),
             capped_wake: Notify::new(),
