@@ -181,13 +181,23 @@ impl<'q> Params<'q> {
 /// `form_urlencoded::parse` finds them (empty pairs skipped, a pair without `=` has an
 /// empty value), split on bytes: `&` and `=` are ASCII, so every piece is a `str`.
 fn plain_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    query
-        .split_terminator(|c| c == '&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.bytes().position(|b| b == b'=') {
-            Some(at) => (&pair[..at], &pair[at + 1..]),
-            None => (pair, ""),
-        })
+    let mut rest = query;
+    std::iter::from_fn(move || {
+        loop {
+            if rest.is_empty() {
+                return None;
+            }
+            let end = rest.bytes().position(|b| b == b'&').unwrap_or(rest.len());
+            let pair = &rest[..end];
+            rest = rest.get(end + 1..).unwrap_or("");
+            if !pair.is_empty() {
+                return Some(match pair.bytes().position(|b| b == b'=') {
+                    Some(at) => (&pair[..at], &pair[at + 1..]),
+                    None => (pair, ""),
+                });
+            }
+        }
+    })
 }
 
 /// Whether `text` has a control character (C0, DEL or C1), byte by byte when it is ASCII.
@@ -636,6 +646,44 @@ mod tests {
     use flate2::Compression;
     use flate2::write::GzEncoder;
     use std::io::Write;
+
+    #[test]
+    fn plain_pairs_are_the_pairs_form_urlencoded_finds() {
+        for query in [
+            "",
+            "&",
+            "&&token=abc&&",
+            "token=abc&type=x",
+            "token&type=",
+            "=v&k==w&type=a=b",
+            "tÿpe=é&token=ü",
+        ] {
+            let plain: Vec<(&str, &str)> = plain_pairs(query).collect();
+            let parsed: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            let parsed: Vec<(&str, &str)> = parsed
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            assert_eq!(plain, parsed, "{query:?}");
+        }
+    }
+
+    #[test]
+    fn a_type_with_a_control_character_is_refused_ascii_or_not() {
+        for (query, refused) in [
+            ("type=a%01b", true),
+            ("type=a%7Fb", true),
+            ("type=%C2%85x", true),
+            ("type=caf%C3%A9", false),
+            ("type=a-b_c", false),
+        ] {
+            assert_eq!(Params::from_query(Some(query)).is_err(), refused, "{query}");
+        }
+        assert!(has_control("é\u{9f}"));
+        assert!(!has_control("é-ok"));
+    }
 
     fn split_body(
         body: &Bytes,
