@@ -38,6 +38,7 @@ pub mod filters;
 pub mod forward;
 pub mod ingest;
 pub mod model;
+pub mod on_wake;
 pub mod private_files;
 pub mod proto;
 pub mod server;

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +21,7 @@ use super::spool::{Cursor, SpooledEntry, Unacked};
 use crate::backoff::Backoff;
 use crate::config::ForwardConfig;
 use crate::model::Kind;
+use crate::on_wake::OnWake;
 use crate::telemetry::{BatchFate, BatcherMetrics, SinkMetrics};
 use prometheus::IntGauge;
 
@@ -156,14 +157,29 @@ impl Batcher {
         // Everything queued since the last wake-up is taken at once: under load one pass of
         // this loop (and its timer and cancellation futures) serves many requests, not one.
         let mut inbox = Vec::with_capacity(INBOX_BATCH);
+        // Both are polled only when they fire (`OnWake`): the inbox wakes this task for
+        // every few requests. The timer is moved, not made again, when the oldest pending
+        // record changes.
+        let mut stop = OnWake::new(shutdown.cancelled_owned());
+        let mut aged = OnWake::new(tokio::time::sleep_until(Instant::now()));
+        let mut armed = None;
         loop {
             let deadline = self.next_deadline();
+            if let Some(at) = deadline.filter(|&at| armed != Some(at)) {
+                aged.change(|sleep| sleep.reset(at));
+                armed = Some(at);
+            }
             tokio::select! {
-                _ = shutdown.cancelled(), if !self.closing => {
+                biased;
+                _ = &mut stop, if !self.closing => {
                     // Refuse new records (submit answers 503) but keep draining.
                     self.closing = true;
                     self.budget.close();
                     self.rx.close();
+                }
+                _ = &mut aged, if deadline.is_some() => {
+                    armed = None;
+                    self.flush_aged().await;
                 }
                 received = self.rx.recv_many(&mut inbox, INBOX_BATCH) => {
                     if received == 0 {
@@ -172,9 +188,6 @@ impl Batcher {
                     for q in inbox.drain(..) {
                         self.push(q).await;
                     }
-                }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    self.flush_aged().await;
                 }
             }
         }
@@ -226,15 +239,31 @@ impl Batcher {
     /// Writes one kind's pending records, retrying a failing sink with backoff. The
     /// records' queue budget is released when this returns.
     async fn flush_kind(&mut self, kind: Kind) {
-        let pending = std::mem::take(&mut self.pending[kind.index()]);
-        if pending.items.is_empty() {
+        let slot = &mut self.pending[kind.index()];
+        if slot.items.is_empty() {
             return;
         }
-        let (parts, mut permits): (Vec<_>, Vec<_>) = pending
-            .items
-            .into_iter()
-            .map(|q| (q.batch, q.permit))
-            .unzip();
+        // The next batch starts with this one's room: grown from empty, a batch of
+        // thousands of requests would be copied a dozen times on the way.
+        let room = slot.items.capacity();
+        let pending = std::mem::replace(
+            slot,
+            Pending {
+                items: Vec::with_capacity(room),
+                ..Pending::default()
+            },
+        );
+        // One permit a release slice (`merge`d), not one a request: each release locks
+        // the semaphore.
+        let mut parts = Vec::with_capacity(pending.items.len());
+        let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
+        for (i, q) in pending.items.into_iter().enumerate() {
+            parts.push(q.batch);
+            match permits.last_mut() {
+                Some(slice) if i % RELEASE_SLICE != 0 => slice.merge(q.permit),
+                _ => permits.push(q.permit),
+            }
+        }
         let batch = Arc::new(Batch { kind, parts });
         let records = batch.records();
         let mut backoff = Backoff::new(RETRY_FIRST, RETRY_CAP);
@@ -290,7 +319,7 @@ impl Batcher {
         let mut parts = Arc::try_unwrap(batch).map(|b| b.parts).unwrap_or_default();
         loop {
             parts.truncate(parts.len().saturating_sub(RELEASE_SLICE));
-            permits.truncate(permits.len().saturating_sub(RELEASE_SLICE));
+            permits.pop();
             if parts.is_empty() && permits.is_empty() {
                 break;
             }

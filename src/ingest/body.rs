@@ -90,8 +90,10 @@ where
     let raw = read_raw_body(headers, body, limits).await?;
     hold.grow(raw.len())?;
     if encoding == Encoding::Identity {
-        return Ok(raw);
+        return Ok(raw.into_owned());
     }
+    // Decompressed as it came: only what it decompresses to is kept.
+    let raw = raw.shared;
     let (sent, max) = (raw.len(), limits.max_decompressed_bytes);
     let body =
         off_the_runtime_if_large(sent, hold, move |hold| decompress(raw, encoding, max, hold))
@@ -100,13 +102,44 @@ where
     Ok(body)
 }
 
+/// A body as read. One that came in one frame (most small requests) is a slice of the
+/// connection's read buffer: kept that way (an OTLP request is forwarded as sent) it
+/// would hold the whole buffer, 8 KiB or more, while it waits for the sink, and make the
+/// connection allocate a new buffer for its next read. So what is kept is copied first
+/// (`into_owned`), and what is only read (decompressed, split into lines that are
+/// rewritten) is not.
+pub struct RawBody {
+    pub shared: Bytes,
+    /// `shared` is a slice of the connection's read buffer.
+    pub borrowed: bool,
+}
+
+impl RawBody {
+    /// The body, owning its bytes.
+    pub fn into_owned(self) -> Bytes {
+        if self.borrowed {
+            Bytes::copy_from_slice(&self.shared)
+        } else {
+            self.shared
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shared.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shared.is_empty()
+    }
+}
+
 /// Reads the whole body as sent, within `max_body_bytes` and the body timeout, without
 /// looking at `Content-Encoding` (remote_write decodes its own snappy).
 pub async fn read_raw_body<B>(
     headers: &HeaderMap,
     body: B,
     limits: &Limits,
-) -> Result<Bytes, IngestError>
+) -> Result<RawBody, IngestError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -132,11 +165,9 @@ where
 }
 
 /// The body's bytes, within `timeout` of the first wait (`Err(None)` past it). Frames
-/// already received are taken without arming a timer or reading the clock. A body of one frame (most small requests) is copied once:
-/// as it came it is a slice of the connection's read buffer, and kept that way (an OTLP
-/// request is forwarded as sent) it would hold the whole buffer, 8 KiB or more, while it
-/// waits for the sink, and make the connection allocate a new buffer for its next read.
-async fn collect<B>(body: B, timeout: Duration) -> Result<Bytes, Option<BoxError>>
+/// already received are taken without arming a timer or reading the clock. A body of one
+/// frame is handed on as it came (`RawBody`).
+async fn collect<B>(body: B, timeout: Duration) -> Result<RawBody, Option<BoxError>>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
@@ -174,8 +205,14 @@ where
         }
     }
     Ok(match first {
-        Some(only) => Bytes::copy_from_slice(&only),
-        None => joined.freeze(),
+        Some(only) => RawBody {
+            shared: only,
+            borrowed: true,
+        },
+        None => RawBody {
+            shared: joined.freeze(),
+            borrowed: false,
+        },
     })
 }
 

@@ -5,7 +5,7 @@
 //!
 //! | route | file |
 //! |---|---|
-//! | `POST /?token=T&type=X` (Logz.io bulk) | `logs.rs` |
+//! | `POST /?token=T&type=X` (Logz.io bulk) | `logs/` |
 //! | `POST /v1/logs`, `/v1/metrics`, `/v1/traces` (OTLP/HTTP) | `otlp.rs` |
 //! | `POST /api/v1/write` (Prometheus remote_write 1.0) | `remote_write.rs` |
 

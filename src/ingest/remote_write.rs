@@ -42,7 +42,9 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
         .await?;
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
     let (parts, body) = req.into_parts();
-    let raw = read_raw_body(&parts.headers, body, &cx.limits).await?;
+    let raw = read_raw_body(&parts.headers, body, &cx.limits)
+        .await?
+        .into_owned();
     // What the body and its decoded form hold, until the answer: given back when it drops.
     let mut hold = DecodeHold::new(&cx.limits.decode_budget);
     hold.grow(raw.len())?;

@@ -46,7 +46,7 @@ pub struct RequestBody {
     /// `None` only once `drop` has taken it.
     inner: Option<Incoming>,
     /// `None` when the rest of the body is not to be drained.
-    linger: Option<Linger>,
+    linger: Option<Arc<Linger>>,
     budget: Budgeted,
 }
 
@@ -73,14 +73,14 @@ struct Budgeted {
     received: u64,
 }
 
-/// How a dropped body's rest is drained, and what must live as long as the drain.
+/// How a dropped body's rest is drained: one per connection, shared by its requests.
 pub struct Linger {
     pub within: Duration,
     /// Counts a body read and discarded to its end, or cut: over `LINGER_MAX_BYTES` or
     /// `within`, the connection is closed.
     pub drains: DrainMetrics,
-    /// Kept until the drain ends: the connection's busy mark.
-    pub hold: Box<dyn Send + Sync>,
+    /// Marks the connection busy; the mark is kept until the drain ends.
+    pub busy: Box<dyn Fn() -> Box<dyn Send + Sync> + Send + Sync>,
 }
 
 impl RequestBody {
@@ -90,7 +90,7 @@ impl RequestBody {
         inner: Incoming,
         version: Version,
         headers: &HeaderMap,
-        linger: Linger,
+        linger: &Arc<Linger>,
         budget: Arc<BodyBudget>,
     ) -> Self {
         let expects_continue = super::find_header(headers, &header::EXPECT)
@@ -98,7 +98,7 @@ impl RequestBody {
         let lingers = version <= Version::HTTP_11 && !expects_continue;
         RequestBody {
             inner: Some(inner),
-            linger: lingers.then_some(linger),
+            linger: lingers.then(|| Arc::clone(linger)),
             budget: Budgeted {
                 budget,
                 held: 0,
@@ -235,7 +235,11 @@ impl Drop for RequestBody {
             return;
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(linger.drain(inner));
+            let busy = (linger.busy)();
+            runtime.spawn(async move {
+                linger.drain(inner).await;
+                drop(busy);
+            });
         }
     }
 }
@@ -243,7 +247,7 @@ impl Drop for RequestBody {
 impl Linger {
     /// Reads and discards `body` to its end, within the bounds. Dropping a body short of
     /// its end makes hyper close the connection once the answer is written.
-    async fn drain(self, mut body: Incoming) {
+    async fn drain(&self, mut body: Incoming) {
         // What is left of a `Content-Length` body: done once that much is read, without
         // waiting for the end of stream (which a client that closes after reading the
         // answer may turn into an error).

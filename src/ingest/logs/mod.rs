@@ -18,6 +18,8 @@
 //! into is freed as soon as it is split. What the body and its lines hold is counted in the
 //! decode budget as it is allocated.
 
+mod query;
+
 use std::borrow::Cow;
 
 use bytes::{Bytes, BytesMut};
@@ -26,7 +28,7 @@ use http_body_util::Full;
 
 use super::Ingest;
 use super::body::{
-    Encoding, Inflate, Limits, PIECE_BYTES, off_the_runtime_if_large, read_raw_body,
+    Encoding, Inflate, Limits, PIECE_BYTES, RawBody, off_the_runtime_if_large, read_raw_body,
 };
 use super::budget::DecodeHold;
 use super::error::{Body, IngestError, LineCounts};
@@ -38,11 +40,8 @@ use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
 use crate::server::body::RequestBody;
 use crate::volume::gate::Admission;
-
-/// The `type` a log gets when the request names none (as the Logz.io listener).
-pub const DEFAULT_TYPE: &str = "http-bulk";
-/// Longest `type` accepted; a longer one is a 400 (it would be copied into every log).
-pub const MAX_TYPE_BYTES: usize = 256;
+use query::Params;
+pub use query::{DEFAULT_TYPE, MAX_TYPE_BYTES};
 
 pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
     let (parts, body) = req.into_parts();
@@ -123,90 +122,19 @@ async fn read_lines(
     hold.grow(raw.len())?;
     let splitter = Splitter::new(log_type, limits.max_line_bytes).with_filters(filters);
     if encoding == Encoding::Identity {
-        return splitter.split(&raw, hold);
+        let mut lines = splitter.split(&raw.shared, hold)?;
+        if raw.borrowed {
+            lines.own_slices_of(raw);
+        }
+        return Ok(lines);
     }
+    let raw = raw.shared;
     // Boxed: unboxed, this rarer path's future would set the size of every request's.
     let max = limits.max_decompressed_bytes;
     Box::pin(off_the_runtime_if_large(raw.len(), hold, move |hold| {
         splitter.split_compressed(raw, encoding, max, hold)
     }))
     .await
-}
-
-/// The query parameters this route reads; all others are ignored. Borrowed from the
-/// query unless percent-decoding changed them.
-struct Params<'q> {
-    token: Option<Cow<'q, str>>,
-    log_type: Cow<'q, str>,
-}
-
-impl<'q> Params<'q> {
-    fn from_query(query: Option<&'q str>) -> Result<Params<'q>, IngestError> {
-        let mut token = None;
-        let mut log_type = None;
-        let mut take = |key: &str, value: Cow<'q, str>| match key {
-            "token" if token.is_none() => token = Some(value),
-            "type" if log_type.is_none() => log_type = Some(value),
-            _ => {}
-        };
-        let query = query.unwrap_or("");
-        if memchr::memchr2(b'%', b'+', query.as_bytes()).is_some() {
-            for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-                take(&key, value);
-            }
-        } else {
-            // Nothing to decode (the common case): the same pairs, borrowed as they are.
-            for (key, value) in plain_pairs(query) {
-                take(key, Cow::Borrowed(value));
-            }
-        }
-        let log_type = match log_type {
-            None => Cow::Borrowed(DEFAULT_TYPE),
-            Some(t) if t.is_empty() => Cow::Borrowed(DEFAULT_TYPE),
-            Some(t) if t.len() > MAX_TYPE_BYTES => {
-                return Err(IngestError::BadParameter("type is longer than 256 bytes"));
-            }
-            Some(t) if has_control(&t) => {
-                return Err(IngestError::BadParameter(
-                    "type contains control characters",
-                ));
-            }
-            Some(t) => t,
-        };
-        Ok(Params { token, log_type })
-    }
-}
-
-/// The `key=value` pairs of a query with nothing to percent-decode, as
-/// `form_urlencoded::parse` finds them (empty pairs skipped, a pair without `=` has an
-/// empty value), split on bytes: `&` and `=` are ASCII, so every piece is a `str`.
-fn plain_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
-    let mut rest = query;
-    std::iter::from_fn(move || {
-        loop {
-            if rest.is_empty() {
-                return None;
-            }
-            let end = rest.bytes().position(|b| b == b'&').unwrap_or(rest.len());
-            let pair = &rest[..end];
-            rest = rest.get(end + 1..).unwrap_or("");
-            if !pair.is_empty() {
-                return Some(match pair.bytes().position(|b| b == b'=') {
-                    Some(at) => (&pair[..at], &pair[at + 1..]),
-                    None => (pair, ""),
-                });
-            }
-        }
-    })
-}
-
-/// Whether `text` has a control character (C0, DEL or C1), byte by byte when it is ASCII.
-fn has_control(text: &str) -> bool {
-    if text.is_ascii() {
-        text.bytes().any(|b| b.is_ascii_control())
-    } else {
-        text.chars().any(char::is_control)
-    }
 }
 
 /// What `with_log_size` allocates for a log beyond its bytes.
@@ -256,6 +184,22 @@ pub struct Lines {
 impl Lines {
     pub fn payload_bytes(&self) -> usize {
         self.payloads.iter().map(Bytes::len).sum()
+    }
+
+    /// Lines kept as slices of `body` are moved to one copy of it, so they no longer hold
+    /// the buffer `body` is a slice of (`RawBody`). Rewritten lines own their bytes already;
+    /// a body whose lines all were rewritten is not copied.
+    fn own_slices_of(&mut self, body: RawBody) {
+        let body = body.shared;
+        let range = body.as_ptr_range();
+        let mut copy: Option<Bytes> = None;
+        for payload in &mut self.payloads {
+            if range.contains(&payload.as_ptr()) {
+                let copy = copy.get_or_insert_with(|| Bytes::copy_from_slice(&body));
+                let start = payload.as_ptr() as usize - body.as_ptr() as usize;
+                *payload = copy.slice(start..start + payload.len());
+            }
+        }
     }
 }
 
@@ -648,41 +592,23 @@ mod tests {
     use std::io::Write;
 
     #[test]
-    fn plain_pairs_are_the_pairs_form_urlencoded_finds() {
-        for query in [
-            "",
-            "&",
-            "&&token=abc&&",
-            "token=abc&type=x",
-            "token&type=",
-            "=v&k==w&type=a=b",
-            "tÿpe=é&token=ü",
-        ] {
-            let plain: Vec<(&str, &str)> = plain_pairs(query).collect();
-            let parsed: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-            let parsed: Vec<(&str, &str)> = parsed
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            assert_eq!(plain, parsed, "{query:?}");
+    fn lines_kept_as_sent_stop_holding_a_borrowed_body() {
+        let buffer = Bytes::from(
+            b"GET {\"type\":\"a\",\"n\":1}\nplain\n{\"type\":\"b\"}\n{\"n\":2} tail".to_vec(),
+        );
+        let body = buffer.slice(4..buffer.len() - 5);
+        let mut lines = split_body(&body, "t", 1000).unwrap();
+        let before: Vec<Bytes> = lines.payloads.clone();
+        lines.own_slices_of(RawBody {
+            shared: body,
+            borrowed: true,
+        });
+        assert_eq!(lines.payloads, before);
+        let held = buffer.as_ptr_range();
+        for payload in &lines.payloads {
+            assert!(!held.contains(&payload.as_ptr()), "{payload:?}");
         }
-    }
-
-    #[test]
-    fn a_type_with_a_control_character_is_refused_ascii_or_not() {
-        for (query, refused) in [
-            ("type=a%01b", true),
-            ("type=a%7Fb", true),
-            ("type=%C2%85x", true),
-            ("type=caf%C3%A9", false),
-            ("type=a-b_c", false),
-        ] {
-            assert_eq!(Params::from_query(Some(query)).is_err(), refused, "{query}");
-        }
-        assert!(has_control("é\u{9f}"));
-        assert!(!has_control("é-ok"));
+        assert_eq!(&lines.payloads[0][..], br#"{"type":"a","n":1}"#);
     }
 
     fn split_body(
@@ -1029,49 +955,5 @@ health check
         assert_eq!(lines.counts.malformed_lines, 1);
         let rewritten: serde_json::Value = serde_json::from_slice(&lines.payloads[1]).unwrap();
         assert!(rewritten.get("_kind").is_none());
-    }
-
-    #[test]
-    fn params_default_and_bound_the_type() {
-        assert_eq!(Params::from_query(None).unwrap().log_type, DEFAULT_TYPE);
-        assert_eq!(
-            Params::from_query(Some("type=")).unwrap().log_type,
-            DEFAULT_TYPE
-        );
-        let p = Params::from_query(Some("token=abc%2Bdef&type=nginx&type=other")).unwrap();
-        assert_eq!(p.token.as_deref(), Some("abc+def"));
-        assert_eq!(p.log_type, "nginx");
-        let long = format!("type={}", "x".repeat(10_000));
-        assert!(Params::from_query(Some(&long)).is_err());
-    }
-
-    #[test]
-    fn a_query_with_nothing_to_decode_reads_as_form_urlencoded_reads_it() {
-        for query in [
-            "token=abc&type=nginx",
-            "&&token=abc&&type=x&",
-            "token&type=y",
-            "type=a=b&token=t=u",
-            "token=&type=",
-            "x=1&token=t&token=u&type=v&type=w",
-            "TOKEN=a&Type=b",
-        ] {
-            let (mut token, mut log_type) = (None, None);
-            for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-                match &*key {
-                    "token" if token.is_none() => token = Some(value.into_owned()),
-                    "type" if log_type.is_none() => log_type = Some(value.into_owned()),
-                    _ => {}
-                }
-            }
-            let params = Params::from_query(Some(query)).unwrap();
-            assert_eq!(params.token.as_deref(), token.as_deref(), "{query}");
-            let log_type = log_type.filter(|t| !t.is_empty());
-            assert_eq!(
-                params.log_type,
-                log_type.as_deref().unwrap_or(DEFAULT_TYPE),
-                "{query}"
-            );
-        }
     }
 }

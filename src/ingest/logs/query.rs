@@ -1,0 +1,105 @@
+//! The logs route's query: `token` and `type`, the first of each (as the Logz.io
+//! listener reads them), borrowed from the query unless percent-decoding changed them.
+
+use std::borrow::Cow;
+
+use crate::ingest::error::IngestError;
+
+/// The `type` a log gets when the request names none (as the Logz.io listener).
+pub const DEFAULT_TYPE: &str = "http-bulk";
+/// Longest `type` accepted; a longer one is a 400 (it would be copied into every log).
+pub const MAX_TYPE_BYTES: usize = 256;
+
+/// The query parameters this route reads; all others are ignored. Borrowed from the
+/// query unless percent-decoding changed them.
+pub(super) struct Params<'q> {
+    pub token: Option<Cow<'q, str>>,
+    pub log_type: Cow<'q, str>,
+}
+
+impl<'q> Params<'q> {
+    pub fn from_query(query: Option<&'q str>) -> Result<Params<'q>, IngestError> {
+        let mut token = None;
+        let mut log_type = None;
+        let mut take = |key: &str, value: Cow<'q, str>| match key {
+            "token" if token.is_none() => token = Some(value),
+            "type" if log_type.is_none() => log_type = Some(value),
+            _ => {}
+        };
+        let query = query.unwrap_or("");
+        if memchr::memchr2(b'%', b'+', query.as_bytes()).is_some() {
+            for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+                take(&key, value);
+            }
+        } else {
+            // Nothing to decode (the common case): the same pairs, borrowed as they are.
+            for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                take(key, Cow::Borrowed(value));
+            }
+        }
+        let log_type = match log_type {
+            None => Cow::Borrowed(DEFAULT_TYPE),
+            Some(t) if t.is_empty() => Cow::Borrowed(DEFAULT_TYPE),
+            Some(t) if t.len() > MAX_TYPE_BYTES => {
+                return Err(IngestError::BadParameter("type is longer than 256 bytes"));
+            }
+            Some(t) if t.chars().any(char::is_control) => {
+                return Err(IngestError::BadParameter(
+                    "type contains control characters",
+                ));
+            }
+            Some(t) => t,
+        };
+        Ok(Params { token, log_type })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_default_and_bound_the_type() {
+        assert_eq!(Params::from_query(None).unwrap().log_type, DEFAULT_TYPE);
+        assert_eq!(
+            Params::from_query(Some("type=")).unwrap().log_type,
+            DEFAULT_TYPE
+        );
+        let p = Params::from_query(Some("token=abc%2Bdef&type=nginx&type=other")).unwrap();
+        assert_eq!(p.token.as_deref(), Some("abc+def"));
+        assert_eq!(p.log_type, "nginx");
+        let long = format!("type={}", "x".repeat(10_000));
+        assert!(Params::from_query(Some(&long)).is_err());
+    }
+
+    #[test]
+    fn a_query_with_nothing_to_decode_reads_as_form_urlencoded_reads_it() {
+        for query in [
+            "token=abc&type=nginx",
+            "&&token=abc&&type=x&",
+            "token&type=y",
+            "type=a=b&token=t=u",
+            "token=&type=",
+            "x=1&token=t&token=u&type=v&type=w",
+            "TOKEN=a&Type=b",
+        ] {
+            let (mut token, mut log_type) = (None, None);
+            for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+                match &*key {
+                    "token" if token.is_none() => token = Some(value.into_owned()),
+                    "type" if log_type.is_none() => log_type = Some(value.into_owned()),
+                    _ => {}
+                }
+            }
+            let params = Params::from_query(Some(query)).unwrap();
+            assert_eq!(params.token.as_deref(), token.as_deref(), "{query}");
+            let log_type = log_type.filter(|t| !t.is_empty());
+            assert_eq!(
+                params.log_type,
+                log_type.as_deref().unwrap_or(DEFAULT_TYPE),
+                "{query}"
+            );
+        }
+    }
+}
