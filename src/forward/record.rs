@@ -2,6 +2,8 @@
 //! `forward` knows no tokens; ingest copies what a record needs into the envelope after
 //! authentication.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::model::{AccountId, Kind, TokenId};
@@ -14,7 +16,7 @@ pub struct Envelope {
     pub account_id: AccountId,
     pub token_id: TokenId,
     /// The Logz.io `type` of a logs request (`?type=`), `None` for other kinds.
-    pub log_type: Option<Box<str>>,
+    pub log_type: Option<Arc<str>>,
     pub content_type: ContentType,
 }
 

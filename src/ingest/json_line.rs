@@ -108,14 +108,15 @@ impl Visitor<'_> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
-        Ok(if v == "type" {
-            Key::Type
-        } else if RESERVED_FIELDS.contains(&v) {
-            Key::Reserved
-        } else if let Some(i) = self.wanted.iter().position(|w| **w == *v) {
-            Key::Wanted(i)
-        } else {
-            Key::Other
+        // By length and first byte before comparing: most keys are neither.
+        let b = v.as_bytes();
+        Ok(match (b.len(), b.first()) {
+            (4, Some(b't')) if b == b"type" => Key::Type,
+            (5 | 9 | 11, Some(b'_')) if RESERVED_FIELDS.contains(&v) => Key::Reserved,
+            _ => match self.wanted.iter().position(|w| **w == *v) {
+                Some(i) => Key::Wanted(i),
+                None => Key::Other,
+            },
         })
     }
 }

@@ -22,7 +22,7 @@ mod query;
 
 use std::borrow::Cow;
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::Full;
 
@@ -40,8 +40,8 @@ use crate::forward::{ContentType, Envelope, RecordBatch};
 use crate::model::{Kind, RejectReason};
 use crate::server::body::RequestBody;
 use crate::volume::gate::Admission;
-use query::Params;
 pub use query::{DEFAULT_TYPE, MAX_TYPE_BYTES};
+use query::{LogType, Params};
 
 pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
     let (parts, body) = req.into_parts();
@@ -55,10 +55,11 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
     // What the body and its lines hold, until the answer: given back when it drops.
     let mut hold = DecodeHold::new(&cx.limits.decode_budget);
     let filters = cx.rules.filters.logs_of(info.account_id);
+    let log_type = LogType::of(&params.log_type);
     let lines = read_lines(
         &parts.headers,
         body,
-        &params.log_type,
+        log_type.clone(),
         filters,
         &cx.limits,
         &mut hold,
@@ -83,7 +84,7 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
                     kind: Kind::Logs,
                     account_id: info.account_id,
                     token_id: info.token_id.clone(),
-                    log_type: Some(params.log_type.into()),
+                    log_type: Some(log_type.name),
                     content_type: ContentType::JsonObject,
                 },
                 payloads,
@@ -112,7 +113,7 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
 async fn read_lines(
     headers: &HeaderMap,
     body: RequestBody,
-    log_type: &str,
+    log_type: LogType,
     filters: Option<LogFilters>,
     limits: &Limits,
     hold: &mut DecodeHold<'_>,
@@ -120,7 +121,7 @@ async fn read_lines(
     let encoding = Encoding::from_headers(headers)?;
     let raw = read_raw_body(headers, body, limits).await?;
     hold.grow(raw.len())?;
-    let splitter = Splitter::new(log_type, limits.max_line_bytes).with_filters(filters);
+    let splitter = Splitter::of_type(log_type, limits.max_line_bytes).with_filters(filters);
     if encoding == Encoding::Identity {
         let mut lines = splitter.split(&raw.shared, hold)?;
         if raw.borrowed {
@@ -250,8 +251,7 @@ pub fn split_lines(
 
 /// The state of a body being split: the lines accepted so far and what they cost.
 pub struct Splitter {
-    log_type: String,
-    type_json: Vec<u8>,
+    log_type: LogType,
     /// The account's active drop filters, if any: a line they drop is not kept.
     filters: Option<LogFilters>,
     dropped: u64,
@@ -275,11 +275,12 @@ pub struct Splitter {
 
 impl Splitter {
     pub fn new(log_type: &str, max_line_bytes: usize) -> Splitter {
-        let mut type_json = Vec::with_capacity(log_type.len() + 2);
-        serde_json::to_writer(&mut type_json, log_type).expect("writing to a Vec cannot fail");
+        Splitter::of_type(LogType::of(log_type), max_line_bytes)
+    }
+
+    fn of_type(log_type: LogType, max_line_bytes: usize) -> Splitter {
         Splitter {
-            log_type: log_type.to_owned(),
-            type_json,
+            log_type,
             filters: None,
             dropped: 0,
             max_line_bytes,
@@ -423,11 +424,11 @@ impl Splitter {
         let offset = start + (trimmed.as_ptr() as usize - line.as_ptr() as usize);
         // Rewrites of the rest of the piece may need about twice its bytes.
         let ahead = 2 * (piece.len() - start);
-        let type_json = &self.type_json[..];
+        let type_json = &self.log_type.json[..];
         let payload = if trimmed[0] == b'{' {
             let wanted = self.filters.as_ref().map_or(&[][..], LogFilters::keys);
             // UTF-8 first: serde_json does not check the bytes of strings it skips.
-            let Some(keys) = std::str::from_utf8(trimmed)
+            let Some(keys) = simdutf8::basic::from_utf8(trimmed)
                 .ok()
                 .and_then(|text| json_line::scan(text, wanted))
             else {
@@ -441,7 +442,7 @@ impl Splitter {
                 };
                 let log_type = match fields.scalar("type") {
                     Scalar::Text(t) => t,
-                    _ => Cow::Borrowed(self.log_type.as_str()),
+                    _ => Cow::Borrowed(&*self.log_type.name),
                 };
                 let added = if keys.has_type {
                     0
@@ -468,23 +469,28 @@ impl Splitter {
                 self.cost += LINE_COST;
                 return self.push(piece.slice(offset..offset + trimmed.len()), end, hold);
             } else {
-                let need = trimmed.len() + type_json.len() + 16;
-                let out = rewrite_room(&mut self.rewrites, need, ahead, hold)?;
-                out.extend_from_slice(b"{\"type\":");
-                out.extend_from_slice(type_json);
-                let rest = &trimmed[1..];
-                if !rest.trim_ascii_start().starts_with(b"}") {
-                    out.extend_from_slice(b",");
+                let typed = WithType::new(trimmed, type_json);
+                if end + 1 >= piece.len() {
+                    // The piece's last line (a one-line body's only one) gets a buffer of
+                    // its own, of its exact size: it becomes a `Bytes` without allocating
+                    // the reference count a split of the shared buffer needs.
+                    hold.grow(typed.len())?;
+                    let mut out = Vec::with_capacity(typed.len());
+                    typed.write(&mut out);
+                    Bytes::from(out)
+                } else {
+                    let need = typed.len();
+                    let out = rewrite_room(&mut self.rewrites, need, ahead, hold)?;
+                    typed.write(out);
+                    out.split().freeze()
                 }
-                out.extend_from_slice(rest);
-                out.split().freeze()
             }
         } else {
             let text = String::from_utf8_lossy(trimmed);
             if let Some(filters) = &self.filters {
-                let log = serde_json::json!({"message": text, "type": self.log_type});
+                let log = serde_json::json!({"message": text, "type": &*self.log_type.name});
                 let bytes = (trimmed.len() + type_json.len() + 24) as u64;
-                if filters.drops(&self.log_type, &log, bytes) {
+                if filters.drops(&self.log_type.name, &log, bytes) {
                     self.dropped += 1;
                     self.counts.successful_lines += 1;
                     return Ok(());
@@ -530,6 +536,41 @@ impl Splitter {
             return Err(TooManyLines { limit }.into());
         }
         Ok(())
+    }
+}
+
+/// A JSON object line with `"type"` added first: `{"type":T,` and the rest of it.
+struct WithType<'a> {
+    /// The line after its `{`.
+    rest: &'a [u8],
+    type_json: &'a [u8],
+    /// The object has other fields.
+    comma: bool,
+}
+
+impl<'a> WithType<'a> {
+    const KEY: &'static [u8] = b"{\"type\":";
+
+    fn new(line: &'a [u8], type_json: &'a [u8]) -> WithType<'a> {
+        let rest = &line[1..];
+        WithType {
+            rest,
+            type_json,
+            comma: !rest.trim_ascii_start().starts_with(b"}"),
+        }
+    }
+
+    fn len(&self) -> usize {
+        Self::KEY.len() + self.type_json.len() + usize::from(self.comma) + self.rest.len()
+    }
+
+    fn write(&self, out: &mut impl BufMut) {
+        out.put_slice(Self::KEY);
+        out.put_slice(self.type_json);
+        if self.comma {
+            out.put_u8(b',');
+        }
+        out.put_slice(self.rest);
     }
 }
 
@@ -914,6 +955,23 @@ health check
         assert!(obj.get("_token_id").is_none());
         assert_eq!(obj["msg"], "hi");
         assert_eq!(obj["type"], "nginx");
+    }
+
+    #[test]
+    fn every_reserved_field_is_dropped_and_only_those() {
+        for field in RESERVED_FIELDS {
+            let body = format!("{{\"{field}\":1,\"{field}x\":2,\"a\":3}}\n");
+            let lines = split_body(&Bytes::from(body), "nginx", 100).unwrap();
+            let obj = &objects(&lines)[0];
+            assert!(obj.get(field).is_none(), "{field}");
+            assert_eq!(obj[format!("{field}x")], 2, "{field}");
+        }
+        let obj = &objects(&split(b"{\"_typ\":1,\"typ\":2,\"types\":3}\n"))[0];
+        assert_eq!(obj["type"], "nginx");
+        assert_eq!(
+            (&obj["_typ"], &obj["typ"], &obj["types"]),
+            (&1.into(), &2.into(), &3.into())
+        );
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! listener reads them), borrowed from the query unless percent-decoding changed them.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use crate::ingest::error::IngestError;
 
@@ -55,6 +57,37 @@ impl<'q> Params<'q> {
     }
 }
 
+/// A log type as the route stamps it on logs: its name (the envelope's) and the name as
+/// a JSON string (added to logs that lack one). A gateway's requests name a few types
+/// over and over, so each worker thread keeps the last one it made: a request of the
+/// same type shares it instead of allocating its own.
+#[derive(Clone)]
+pub struct LogType {
+    pub name: Arc<str>,
+    pub json: Arc<[u8]>,
+}
+
+impl LogType {
+    pub fn of(name: &str) -> LogType {
+        thread_local! {
+            static LAST: RefCell<Option<LogType>> = const { RefCell::new(None) };
+        }
+        LAST.with_borrow_mut(|last| match last {
+            Some(kept) if *kept.name == *name => kept.clone(),
+            _ => last.insert(LogType::new(name)).clone(),
+        })
+    }
+
+    fn new(name: &str) -> LogType {
+        let mut json = Vec::with_capacity(name.len() + 2);
+        serde_json::to_writer(&mut json, name).expect("writing to a Vec cannot fail");
+        LogType {
+            name: name.into(),
+            json: json.into(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +134,19 @@ mod tests {
                 "{query}"
             );
         }
+    }
+
+    #[test]
+    fn a_log_type_is_shared_by_requests_of_the_same_type() {
+        let a = LogType::of("nginx");
+        let b = LogType::of("nginx");
+        assert!(Arc::ptr_eq(&a.name, &b.name) && Arc::ptr_eq(&a.json, &b.json));
+        let c = LogType::of("ngin\"x");
+        assert_eq!(&*c.name, "ngin\"x");
+        assert_eq!(&*c.json, br#""ngin\"x""#);
+        // Only the last type is kept: the first is made again, equal.
+        let again = LogType::of("nginx");
+        assert!(!Arc::ptr_eq(&a.name, &again.name));
+        assert_eq!(&*again.json, br#""nginx""#);
     }
 }
