@@ -87,7 +87,7 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let encoding = Encoding::from_headers(headers)?;
-    let raw = read_raw_body(headers, body, limits).await?;
+    let raw = read_raw_body(body, limits).await?;
     hold.grow(raw.len())?;
     if encoding == Encoding::Identity {
         return Ok(raw.into_owned());
@@ -135,11 +135,7 @@ impl RawBody {
 
 /// Reads the whole body as sent, within `max_body_bytes` and the body timeout, without
 /// looking at `Content-Encoding` (remote_write decodes its own snappy).
-pub async fn read_raw_body<B>(
-    headers: &HeaderMap,
-    body: B,
-    limits: &Limits,
-) -> Result<RawBody, IngestError>
+pub async fn read_raw_body<B>(body: B, limits: &Limits) -> Result<RawBody, IngestError>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -148,7 +144,8 @@ where
         what: "body",
         limit: limits.max_body_bytes,
     };
-    if declared_length(headers).is_some_and(|n| n > limits.max_body_bytes) {
+    // A declared `Content-Length` over the limit is refused before anything is read.
+    if body.size_hint().lower() > limits.max_body_bytes {
         return Err(too_large);
     }
     let cap = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
@@ -217,13 +214,6 @@ where
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body's `Content-Length`, when it has a valid one.
-pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    find_header(headers, &header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
 
 /// Runs CPU-heavy work on a body (decompression, protobuf decoding) inline when the body
 /// is small, and off the async worker threads when it is large, so one 10 MiB request

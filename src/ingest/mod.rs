@@ -118,8 +118,10 @@ impl Ingest {
             token_id = tracing::field::Empty
         );
         let retry_after = self.limits.retry_after;
-        // A body over `max_body_bytes` is left to its 413; it is never read.
-        let declared = body::declared_length(req.headers())
+        // The declared `Content-Length`, as hyper read it. A body over `max_body_bytes` is
+        // left to its 413; it is never read.
+        let declared = http_body::Body::size_hint(req.body())
+            .exact()
             .filter(|&n| n <= self.limits.max_body_bytes)
             .unwrap_or(0);
         let result = match InFlight::enter(&self.in_flight, self.max_in_flight) {

@@ -41,8 +41,7 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
         .authenticate(bearer_token(req.headers()), Kind::Metrics)
         .await?;
     tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
-    let (parts, body) = req.into_parts();
-    let raw = read_raw_body(&parts.headers, body, &cx.limits)
+    let raw = read_raw_body(req.into_body(), &cx.limits)
         .await?
         .into_owned();
     // What the body and its decoded form hold, until the answer: given back when it drops.

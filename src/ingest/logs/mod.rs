@@ -119,7 +119,7 @@ async fn read_lines(
     hold: &mut DecodeHold<'_>,
 ) -> Result<Lines, IngestError> {
     let encoding = Encoding::from_headers(headers)?;
-    let raw = read_raw_body(headers, body, limits).await?;
+    let raw = read_raw_body(body, limits).await?;
     hold.grow(raw.len())?;
     let splitter = Splitter::of_type(log_type, limits.max_line_bytes).with_filters(filters);
     if encoding == Encoding::Identity {
