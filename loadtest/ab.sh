@@ -6,6 +6,9 @@
 # spread rather than as a difference. Loopback only.
 #   loadtest/ab.sh CONNS SECS BINARY...      e.g. ACK=disk loadtest/ab.sh 256 8 old/tollgate new/tollgate
 # ACK=disk (or downstream) sets forward.ack; the spool goes to a fresh temporary directory.
+# A BINARY named `ceiling` (target/release/examples/ceiling, the bare hyper server) is
+# started on the same address, so tollgate's latency is read against hyper's in one run.
+# Each line gives the rate, the CPU a request and wrk's p50 and p99.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . loadtest/lib.sh
@@ -18,19 +21,23 @@ trap '[ -n "$pid" ] && kill "$pid" 2>/dev/null || true' EXIT
 for round in 1 2 3; do
   for bin in "$@"; do
     dir=$(mktemp -d)
-    TOLLGATE_FORWARD__ACK=${ACK:-memory} TOLLGATE_FORWARD__SPOOL_DIR="$dir/spool" \
-      TOLLGATE_TOKENS__STATE_DIR="$dir" taskset -c 0 "$bin" serve --config config/bench.toml \
-      >"$dir/server.log" 2>&1 &
+    if [ "$(basename "$bin")" = ceiling ]; then
+      taskset -c 0 "$bin" 127.0.0.1:8070 >"$dir/server.log" 2>&1 &
+    else
+      TOLLGATE_FORWARD__ACK=${ACK:-memory} TOLLGATE_FORWARD__SPOOL_DIR="$dir/spool" \
+        TOLLGATE_TOKENS__STATE_DIR="$dir" taskset -c 0 "$bin" serve --config config/bench.toml \
+        >"$dir/server.log" 2>&1 &
+    fi
     pid=$!
     wait_for "$bin" 10 curl -fsS -o /dev/null -X POST -d '{}' "$url/?token=sampleLogsToken0000000000000001"
     taskset -c 1 wrk -t1 -c"$conns" -d2s -s loadtest/wrk/logs-small.lua "$url" >/dev/null 2>&1
     before=$(cpu_ticks "$pid")
-    rate=$(SUMMARY=/dev/stdout taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" \
-      -s loadtest/wrk/logs-small.lua "$url" 2>/dev/null | python3 -c 'import json, sys; print(next(json.loads(l)["rate"] for l in sys.stdin if l.startswith("{")))')
+    summary=$(SUMMARY=/dev/stdout taskset -c 1 wrk -t1 -c"$conns" -d"${secs}s" \
+      -s loadtest/wrk/logs-small.lua "$url" 2>/dev/null | grep '^{')
     after=$(cpu_ticks "$pid")
     kill "$pid"; wait "$pid" 2>/dev/null || true
-    python3 -c "import sys; t, r, s, hz = map(float, sys.argv[1:5]); print(f'round $round  {\"$bin\"}  {r:,.0f} req/s  {t / hz * 1e6 / (r * s):.1f} µs CPU a request')" \
-      "$((after - before))" "$rate" "$secs" "$(getconf CLK_TCK)"
+    python3 -c "import json, sys; t, s, hz = map(float, sys.argv[1:4]); w = json.loads(sys.argv[4]); r = w['rate']; print(f'round $round  {\"$bin\"}  {r:,.0f} req/s  {t / hz * 1e6 / (r * s):.1f} µs CPU a request  p50 {w[\"p50_ms\"]:.3f} ms  p99 {w[\"p99_ms\"]:.3f} ms')" \
+      "$((after - before))" "$secs" "$(getconf CLK_TCK)" "$summary"
     rm -rf "$dir"
   done
 done
