@@ -15,9 +15,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Queued;
 use super::sinks::{Batch, Sink};
 use super::spool::{Cursor, SpooledEntry, Unacked};
+use super::{Queued, RecordBatch};
 use crate::backoff::Backoff;
 use crate::config::ForwardConfig;
 use crate::model::Kind;
@@ -38,7 +38,12 @@ const RELEASE_SLICE: usize = 256;
 
 #[derive(Default)]
 struct Pending {
-    items: Vec<Queued>,
+    /// The records, in arrival order.
+    parts: Vec<RecordBatch>,
+    /// Their queue budget: one permit a `RELEASE_SLICE` of records (`merge`d as they
+    /// arrive), so a flush neither walks the records first nor locks the semaphore for
+    /// each one as it gives the budget back.
+    permits: Vec<OwnedSemaphorePermit>,
     /// Ack tickets of the spooled items, for `AckTracker::ack`.
     tickets: Vec<u64>,
     bytes: usize,
@@ -218,7 +223,11 @@ impl Batcher {
         pending.tickets.extend(ticket);
         pending.bytes += q.batch.payload_bytes();
         pending.since.get_or_insert_with(Instant::now);
-        pending.items.push(q);
+        match pending.permits.last_mut() {
+            Some(slice) if pending.parts.len() % RELEASE_SLICE != 0 => slice.merge(q.permit),
+            _ => pending.permits.push(q.permit),
+        }
+        pending.parts.push(q.batch);
         if pending.bytes >= self.max_batch_bytes {
             self.flush_kind(kind).await;
         }
@@ -240,30 +249,24 @@ impl Batcher {
     /// records' queue budget is released when this returns.
     async fn flush_kind(&mut self, kind: Kind) {
         let slot = &mut self.pending[kind.index()];
-        if slot.items.is_empty() {
+        if slot.parts.is_empty() {
             return;
         }
         // The next batch starts with this one's room: grown from empty, a batch of
         // thousands of requests would be copied a dozen times on the way.
-        let room = slot.items.capacity();
-        let pending = std::mem::replace(
+        let room = slot.parts.capacity();
+        let Pending {
+            parts,
+            mut permits,
+            tickets,
+            ..
+        } = std::mem::replace(
             slot,
             Pending {
-                items: Vec::with_capacity(room),
+                parts: Vec::with_capacity(room),
                 ..Pending::default()
             },
         );
-        // One permit a release slice (`merge`d), not one a request: each release locks
-        // the semaphore.
-        let mut parts = Vec::with_capacity(pending.items.len());
-        let mut permits: Vec<OwnedSemaphorePermit> = Vec::new();
-        for (i, q) in pending.items.into_iter().enumerate() {
-            parts.push(q.batch);
-            match permits.last_mut() {
-                Some(slice) if i % RELEASE_SLICE != 0 => slice.merge(q.permit),
-                _ => permits.push(q.permit),
-            }
-        }
         let batch = Arc::new(Batch { kind, parts });
         let records = batch.records();
         let mut backoff = Backoff::new(RETRY_FIRST, RETRY_CAP);
@@ -274,7 +277,7 @@ impl Batcher {
                 Ok(()) => {
                     self.sink_metrics.batch_written(records, started.elapsed());
                     if let Some(acks) = &mut self.acks {
-                        acks.ack(&pending.tickets);
+                        acks.ack(&tickets);
                     }
                     break;
                 }
