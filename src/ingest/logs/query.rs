@@ -35,8 +35,7 @@ impl<'q> Params<'q> {
             }
         } else {
             // Nothing to decode (the common case): the same pairs, borrowed as they are.
-            for pair in query.split('&').filter(|pair| !pair.is_empty()) {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            for (key, value) in plain_pairs(query) {
                 take(key, Cow::Borrowed(value));
             }
         }
@@ -46,7 +45,7 @@ impl<'q> Params<'q> {
             Some(t) if t.len() > MAX_TYPE_BYTES => {
                 return Err(IngestError::BadParameter("type is longer than 256 bytes"));
             }
-            Some(t) if t.chars().any(char::is_control) => {
+            Some(t) if has_control(&t) => {
                 return Err(IngestError::BadParameter(
                     "type contains control characters",
                 ));
@@ -54,6 +53,38 @@ impl<'q> Params<'q> {
             Some(t) => t,
         };
         Ok(Params { token, log_type })
+    }
+}
+
+/// The pairs of a query with nothing to percent-decode, as `form_urlencoded::parse`
+/// finds them (empty pairs skipped; no `=`, an empty value). `&` and `=` are found with
+/// `memchr`: `str::split` searches a few bytes at a time, and the query is split on every
+/// request.
+fn plain_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    let mut rest = query;
+    std::iter::from_fn(move || {
+        while !rest.is_empty() {
+            let end = memchr::memchr(b'&', rest.as_bytes()).unwrap_or(rest.len());
+            // ASCII bytes end and start UTF-8 characters: these slices cannot fail.
+            let pair = &rest[..end];
+            rest = &rest[(end + 1).min(rest.len())..];
+            if !pair.is_empty() {
+                return Some(match memchr::memchr(b'=', pair.as_bytes()) {
+                    Some(at) => (&pair[..at], &pair[at + 1..]),
+                    None => (pair, ""),
+                });
+            }
+        }
+        None
+    })
+}
+
+/// Whether `text` has a control character (C0, DEL or C1): byte by byte when it is ASCII.
+fn has_control(text: &str) -> bool {
+    if text.is_ascii() {
+        text.bytes().any(|b| b.is_ascii_control())
+    } else {
+        text.chars().any(char::is_control)
     }
 }
 
@@ -148,5 +179,20 @@ mod tests {
         let again = LogType::of("nginx");
         assert!(!Arc::ptr_eq(&a.name, &again.name));
         assert_eq!(&*again.json, br#""nginx""#);
+    }
+
+    #[test]
+    fn a_type_with_a_control_character_is_refused_ascii_or_not() {
+        for (query, refused) in [
+            ("type=a%01b", true),
+            ("type=a%7Fb", true),
+            ("type=%C2%85x", true),
+            ("type=caf%C3%A9", false),
+            ("type=a-b_c", false),
+        ] {
+            assert_eq!(Params::from_query(Some(query)).is_err(), refused, "{query}");
+        }
+        assert!(has_control("é\u{9f}"));
+        assert!(!has_control("é-ok"));
     }
 }
