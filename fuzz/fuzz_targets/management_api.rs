@@ -39,8 +39,14 @@ const ROUTES: &[(Method, &str)] = &[
     (Method::POST, "/v1/feed/shared-tokens/resolve"),
     (Method::POST, "/v1/drop-filters"),
     (Method::POST, "/v1/metrics-management/drop-filters"),
-    (Method::POST, "/v1/metrics-management/drop-filters/bulk/create"),
-    (Method::POST, "/v1/metrics-management/drop-filters/bulk/delete"),
+    (
+        Method::POST,
+        "/v1/metrics-management/drop-filters/bulk/create",
+    ),
+    (
+        Method::POST,
+        "/v1/metrics-management/drop-filters/bulk/delete",
+    ),
     (Method::POST, "/v1/metrics-management/drop-filters/search"),
     (Method::PUT, "/v1/metrics-management/drop-filters/1"),
 ];

@@ -34,11 +34,20 @@ fn check<T: Export>(body: Bytes, encoding: OtlpEncoding) {
         assert_eq!(tree.accepted + tree.rejected, walked.records);
     }
     let hold = || DecodeHold::new(&BUDGET);
-    let Ok(Prepared { payload, verdict }) = prepare::<T>(body, encoding, &mut hold()) else {
+    let Ok(Prepared {
+        payload,
+        verdict,
+        dropped,
+    }) = prepare::<T>(body, encoding, &mut hold())
+    else {
         return;
     };
+    assert_eq!(dropped, 0, "without drop filters nothing is dropped");
     if let Some(tree) = tree {
-        assert_eq!(verdict, tree, "the wire walk judges as the decoded tree does");
+        assert_eq!(
+            verdict, tree,
+            "the wire walk judges as the decoded tree does"
+        );
     }
     let Some(payload) = payload else {
         assert_eq!(verdict.accepted, 0, "accepted records are forwarded");

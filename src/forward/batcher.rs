@@ -224,7 +224,9 @@ impl Batcher {
         pending.bytes += q.batch.payload_bytes();
         pending.since.get_or_insert_with(Instant::now);
         match pending.permits.last_mut() {
-            Some(slice) if pending.parts.len() % RELEASE_SLICE != 0 => slice.merge(q.permit),
+            Some(slice) if !pending.parts.len().is_multiple_of(RELEASE_SLICE) => {
+                slice.merge(q.permit)
+            }
             _ => pending.permits.push(q.permit),
         }
         pending.parts.push(q.batch);
