@@ -163,6 +163,15 @@ impl Ingest {
     }
 }
 
+/// Names the request's token in its span. The span is a debug one, off at the default
+/// levels, where finding the current span would cost more than the rest of this: a level
+/// check stands in for it.
+fn record_token(info: &TokenInfo) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
+    }
+}
+
 /// One request counted in flight until dropped.
 struct InFlight<'a>(&'a AtomicUsize);
 
@@ -181,5 +190,64 @@ impl<'a> InFlight<'a> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::model::{AccountId, TokenId};
+    use crate::tokens::Digest;
+
+    /// What a subscriber wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Written {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_token_is_named_in_the_request_span_when_debug_is_on_and_not_looked_up_otherwise() {
+        let info = TokenInfo {
+            digest: Digest::of("sampleLogsToken0000000000000001"),
+            token_id: TokenId("42".into()),
+            account_id: AccountId(7),
+            account_name: Arc::new("acme".to_string()),
+            kind: Kind::Logs,
+            enabled: true,
+        };
+        let logged = |level| {
+            let written = Written::default();
+            let sink = written.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(level)
+                .with_ansi(false)
+                .with_writer(move || sink.clone())
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                let span = tracing::debug_span!("request", token_id = tracing::field::Empty);
+                let _entered = span.enter();
+                record_token(&info);
+                tracing::warn!("answered");
+            });
+            String::from_utf8(written.0.lock().unwrap().clone()).unwrap()
+        };
+        assert!(logged(tracing::Level::DEBUG).contains("request{token_id=42}"));
+        let quiet = logged(tracing::Level::WARN);
+        assert!(
+            quiet.contains("answered") && !quiet.contains("token_id"),
+            "{quiet}"
+        );
     }
 }

@@ -91,7 +91,7 @@ async fn export<T: Export>(
         .tokens
         .authenticate(bearer_token(req.headers()), T::KIND)
         .await?;
-    tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
+    super::record_token(&info);
     let (parts, body) = req.into_parts();
     // What the body and its decoded form hold, until the answer: given back when it drops.
     let mut hold = DecodeHold::new(&cx.limits.decode_budget);

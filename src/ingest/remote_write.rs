@@ -40,7 +40,7 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
         .tokens
         .authenticate(bearer_token(req.headers()), Kind::Metrics)
         .await?;
-    tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
+    super::record_token(&info);
     let raw = read_raw_body(req.into_body(), &cx.limits)
         .await?
         .into_owned();

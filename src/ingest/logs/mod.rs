@@ -51,7 +51,7 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
         .as_deref()
         .or_else(|| bearer_token(&parts.headers));
     let info = cx.tokens.authenticate(token, Kind::Logs).await?;
-    tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
+    super::record_token(&info);
     // What the body and its lines hold, until the answer: given back when it drops.
     let mut hold = DecodeHold::new(&cx.limits.decode_budget);
     let filters = cx.rules.filters.logs_of(info.account_id);
