@@ -125,16 +125,7 @@ async fn a_request_that_cannot_take_the_decode_budget_is_503_and_one_past_it_413
         }],
         ..Default::default()
     };
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&write.encode_to_vec())
-        .unwrap();
-    let headers = [
-        ("content-type", "application/x-protobuf"),
-        ("content-encoding", "snappy"),
-    ];
-    let reply = server
-        .post("/api/v1/write", Some(METRICS_TOKEN), &headers, body)
-        .await;
+    let reply = server.post_remote_write(METRICS_TOKEN, &write).await;
     assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(
         error_of(&reply.body),

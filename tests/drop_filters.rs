@@ -13,7 +13,6 @@ use common::clients::{client_available, python, succeeds};
 use common::control::ControlPlane;
 use common::*;
 use http::{Method, StatusCode};
-use prost::Message;
 use serde_json::{Value, json};
 use tollgate::proto::prometheus::{Label, Sample, TimeSeries, WriteRequest};
 
@@ -201,17 +200,7 @@ fn series(labels: &[(&str, &str)], samples: usize) -> TimeSeries {
 }
 
 async fn remote_write(server: &TestServer, token: &str, write: &WriteRequest) -> StatusCode {
-    let body = snap::raw::Encoder::new()
-        .compress_vec(&write.encode_to_vec())
-        .unwrap();
-    let headers = [
-        ("content-type", "application/x-protobuf"),
-        ("content-encoding", "snappy"),
-    ];
-    server
-        .post("/api/v1/write", Some(token), &headers, body)
-        .await
-        .status
+    server.post_remote_write(token, write).await.status
 }
 
 async fn otlp(server: &TestServer, path: &str, token: &str, body: Value) -> Reply {

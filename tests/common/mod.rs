@@ -310,6 +310,24 @@ impl TestServer {
             .await
     }
 
+    /// POSTs `write` to `/api/v1/write` as Prometheus does: protobuf, snappy-compressed.
+    pub async fn post_remote_write(
+        &self,
+        token: &str,
+        write: &tollgate::proto::prometheus::WriteRequest,
+    ) -> Reply {
+        use prost::Message;
+        let body = snap::raw::Encoder::new()
+            .compress_vec(&write.encode_to_vec())
+            .unwrap();
+        let headers = [
+            ("content-type", "application/x-protobuf"),
+            ("content-encoding", "snappy"),
+        ];
+        self.post("/api/v1/write", Some(token), &headers, body)
+            .await
+    }
+
     pub async fn get_admin(&self, path: &str) -> Reply {
         self.request(
             Request::get(format!("http://{}{}", self.admin, path))
