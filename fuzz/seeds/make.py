@@ -102,6 +102,8 @@ management += [
 
 SEEDS = {
     "logs_lines": {"lines": logs_body},
+    "json_line": {"log": b'{"@timestamp":"2026-11-24T00:00:00.000Z","type":"x","message":"a \\"b\\" \\u00e9","n":-1.5e3,"a":[true,{"b":null}]}',
+                  "escaped-key": b'{"typ\\u0065":1,"_kind":"x","b.c":{"c":2}}'},
     "body_decode": {"gzip": b"\x00" + gzip.compress(logs_body, mtime=0), "deflate": b"\x01" + zlib.compress(logs_body),
                     "identity": b"\x02" + logs_body},
     "otlp": {"traces-pb": b"\x00" + traces, "logs-pb": b"\x02" + logs, "metrics-pb": b"\x04" + metrics,

@@ -12,7 +12,7 @@
 pub mod body;
 pub mod budget;
 pub mod error;
-mod json_line;
+pub mod json_line;
 pub mod logs;
 pub mod otlp;
 pub mod remote_write;
