@@ -6,6 +6,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use futures_util::future::{self, FutureExt};
 use http_body_util::Either;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -441,15 +442,14 @@ fn serve_public(
     tokio::spawn(server::serve(
         listener,
         tls,
+        // The ingest future as it is (no `async` block around it that would hold the
+        // request too): it is boxed and copied once a request.
         move |req| {
-            let ingest = Arc::clone(&ingest);
-            let tail = Arc::clone(&tail);
-            async move {
-                if Tail::serves(req.uri().path()) {
-                    tail.serve(&req)
-                } else {
-                    ingest.serve(req).await.map(Either::Left)
-                }
+            if Tail::serves(req.uri().path()) {
+                future::Either::Left(future::ready(tail.serve(&req)))
+            } else {
+                let answer = Arc::clone(&ingest).serve(req);
+                future::Either::Right(answer.map(|response| response.map(Either::Left)))
             }
         },
         limits,

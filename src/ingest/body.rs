@@ -162,8 +162,9 @@ where
 }
 
 /// The body's bytes, within `timeout` of the first wait (`Err(None)` past it). Frames
-/// already received are taken without arming a timer or reading the clock. A body of one
-/// frame is handed on as it came (`RawBody`).
+/// already received are taken without arming a timer or reading the clock, and a body
+/// known to have ended is not polled again. A body of one frame is handed on as it came
+/// (`RawBody`).
 async fn collect<B>(body: B, timeout: Duration) -> Result<RawBody, Option<BoxError>>
 where
     B: http_body::Body<Data = Bytes>,
@@ -199,6 +200,10 @@ where
                 }
                 joined.extend_from_slice(&data);
             }
+        }
+        // All of a `Content-Length` body is in: its end need not be polled for.
+        if body.is_end_stream() {
+            break;
         }
     }
     Ok(match first {

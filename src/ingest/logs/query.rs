@@ -138,7 +138,7 @@ mod tests {
     }
 
     #[test]
-    fn a_query_with_nothing_to_decode_reads_as_form_urlencoded_reads_it() {
+    fn a_query_reads_as_form_urlencoded_reads_it() {
         for query in [
             "token=abc&type=nginx",
             "&&token=abc&&type=x&",
@@ -147,6 +147,8 @@ mod tests {
             "token=&type=",
             "x=1&token=t&token=u&type=v&type=w",
             "TOKEN=a&Type=b",
+            "token=a&type=b%20c",
+            "type=x&token=a+b&type=y",
         ] {
             let (mut token, mut log_type) = (None, None);
             for (key, value) in form_urlencoded::parse(query.as_bytes()) {
