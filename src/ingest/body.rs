@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use flate2::bufread::{DeflateDecoder, MultiGzDecoder, ZlibDecoder};
 use futures_util::FutureExt;
 use http::{HeaderMap, header};
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 
 use super::budget::{DecodeBudget, DecodeHold};
 use super::error::IngestError;
@@ -133,89 +133,92 @@ impl RawBody {
     }
 }
 
-/// Reads the whole body as sent, within `max_body_bytes` and the body timeout, without
-/// looking at `Content-Encoding` (remote_write decodes its own snappy).
-pub async fn read_raw_body<B>(body: B, limits: &Limits) -> Result<RawBody, IngestError>
-where
-    B: http_body::Body<Data = Bytes>,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let too_large = IngestError::TooLarge {
-        what: "body",
-        limit: limits.max_body_bytes,
-    };
-    // A declared `Content-Length` over the limit is refused before anything is read.
-    if body.size_hint().lower() > limits.max_body_bytes {
-        return Err(too_large);
-    }
-    let cap = usize::try_from(limits.max_body_bytes).unwrap_or(usize::MAX);
-    collect(Limited::new(body, cap), limits.body_read_timeout)
-        .await
-        .map_err(|e| match e {
-            None => IngestError::BodyTimeout(limits.body_read_timeout),
-            Some(e) if e.is::<http_body_util::LengthLimitError>() => too_large,
-            Some(e) if e.is::<OverBudget>() => IngestError::OverBudget {
-                retry_after: limits.retry_after,
-            },
-            Some(_) => IngestError::BodyRead,
-        })
-}
-
-/// The body's bytes, within `timeout` of the first wait (`Err(None)` past it). Frames
-/// already received are taken without arming a timer or reading the clock, and a body
-/// known to have ended is not polled again. A body of one frame is handed on as it came
-/// (`RawBody`).
-async fn collect<B>(body: B, timeout: Duration) -> Result<RawBody, Option<BoxError>>
+/// Reads the whole body as sent, within `max_body_bytes` and the body timeout (from the
+/// first wait), without looking at `Content-Encoding` (remote_write decodes its own
+/// snappy). Frames already received are taken without arming a timer or reading the
+/// clock, and a body known to have ended is not polled again. A body of one frame is
+/// handed on as it came (`RawBody`).
+///
+/// One future, and not an `async fn` (which holds its arguments twice): the logs route's
+/// future is copied as it is made, so every byte of this one is paid on every request.
+pub fn read_raw_body<B>(
+    body: B,
+    limits: &Limits,
+) -> impl Future<Output = Result<RawBody, IngestError>>
 where
     B: http_body::Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
-    let mut body = std::pin::pin!(body);
-    let mut first: Option<Bytes> = None;
-    let mut joined = BytesMut::new();
-    let mut deadline = None;
-    loop {
-        let frame = match body.as_mut().frame().now_or_never() {
-            Some(frame) => frame,
-            None => {
-                let deadline =
-                    *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
-                tokio::time::timeout_at(deadline, body.as_mut().frame())
-                    .await
-                    .map_err(|_| None)?
-            }
+    async move {
+        let too_large = || IngestError::TooLarge {
+            what: "body",
+            limit: limits.max_body_bytes,
         };
-        let Some(frame) = frame else { break };
-        let Ok(data) = frame.map_err(|e| Some(e.into()))?.into_data() else {
-            continue; // trailers
-        };
-        match first.take() {
-            None if joined.is_empty() => first = Some(data),
-            held => {
-                if let Some(held) = held {
-                    // Room for what is declared to come, so the buffer grows once.
-                    let rest = usize::try_from(body.size_hint().lower()).unwrap_or(0);
-                    joined.reserve(held.len() + data.len() + rest);
-                    joined.extend_from_slice(&held);
+        // A declared `Content-Length` over the limit is refused before anything is read.
+        if body.size_hint().lower() > limits.max_body_bytes {
+            return Err(too_large());
+        }
+        let mut body = std::pin::pin!(body);
+        let mut first: Option<Bytes> = None;
+        let mut joined = BytesMut::new();
+        let mut received = 0u64;
+        let mut deadline = None;
+        loop {
+            let frame = match body.as_mut().frame().now_or_never() {
+                Some(frame) => frame,
+                None => {
+                    let timeout = limits.body_read_timeout;
+                    let deadline =
+                        *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
+                    // Boxed: the timer is most of this future, and a body already in (most
+                    // small requests) never waits.
+                    Box::pin(tokio::time::timeout_at(deadline, body.as_mut().frame()))
+                        .await
+                        .map_err(|_| IngestError::BodyTimeout(timeout))?
                 }
-                joined.extend_from_slice(&data);
+            };
+            let Some(frame) = frame else { break };
+            let frame = frame.map_err(|e| match e.into() {
+                e if e.is::<OverBudget>() => IngestError::OverBudget {
+                    retry_after: limits.retry_after,
+                },
+                _ => IngestError::BodyRead,
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            received += data.len() as u64;
+            if received > limits.max_body_bytes {
+                return Err(too_large());
+            }
+            match first.take() {
+                None if joined.is_empty() => first = Some(data),
+                held => {
+                    if let Some(held) = held {
+                        // Room for what is declared to come, so the buffer grows once.
+                        let rest = usize::try_from(body.size_hint().lower()).unwrap_or(0);
+                        joined.reserve(held.len() + data.len() + rest);
+                        joined.extend_from_slice(&held);
+                    }
+                    joined.extend_from_slice(&data);
+                }
+            }
+            // All of a `Content-Length` body is in: its end need not be polled for.
+            if body.is_end_stream() {
+                break;
             }
         }
-        // All of a `Content-Length` body is in: its end need not be polled for.
-        if body.is_end_stream() {
-            break;
-        }
+        Ok(match first {
+            Some(only) => RawBody {
+                shared: only,
+                borrowed: true,
+            },
+            None => RawBody {
+                shared: joined.freeze(),
+                borrowed: false,
+            },
+        })
     }
-    Ok(match first {
-        Some(only) => RawBody {
-            shared: only,
-            borrowed: true,
-        },
-        None => RawBody {
-            shared: joined.freeze(),
-            borrowed: false,
-        },
-    })
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;

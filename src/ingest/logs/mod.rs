@@ -23,12 +23,12 @@ mod query;
 use std::borrow::Cow;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use http::{HeaderMap, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 
 use super::Ingest;
 use super::body::{
-    Encoding, Inflate, Limits, PIECE_BYTES, RawBody, off_the_runtime_if_large, read_raw_body,
+    Encoding, Inflate, PIECE_BYTES, RawBody, off_the_runtime_if_large, read_raw_body,
 };
 use super::budget::DecodeHold;
 use super::error::{Body, IngestError, LineCounts};
@@ -44,27 +44,38 @@ pub use query::{DEFAULT_TYPE, MAX_TYPE_BYTES};
 use query::{LogType, Params};
 
 pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<Body>, IngestError> {
-    let (parts, body) = req.into_parts();
-    let params = Params::from_query(parts.uri.query())?;
-    let token = params
-        .token
-        .as_deref()
-        .or_else(|| bearer_token(&parts.headers));
-    let info = cx.tokens.authenticate(token, Kind::Logs).await?;
-    super::record_token(&info);
+    // The head is read in a block of its own: the future holds it only until the body.
+    let (info, log_type, encoding, body) = {
+        let (parts, body) = req.into_parts();
+        let params = Params::from_query(parts.uri.query())?;
+        let token = params
+            .token
+            .as_deref()
+            .or_else(|| bearer_token(&parts.headers));
+        let info = cx.tokens.authenticate(token, Kind::Logs).await?;
+        super::record_token(&info);
+        let encoding = Encoding::from_headers(&parts.headers)?;
+        (info, LogType::of(&params.log_type), encoding, body)
+    };
     // What the body and its lines hold, until the answer: given back when it drops.
     let mut hold = DecodeHold::new(&cx.limits.decode_budget);
+    let raw = read_raw_body(body, &cx.limits).await?;
+    hold.grow(raw.len())?;
     let filters = cx.rules.filters.logs_of(info.account_id);
-    let log_type = LogType::of(&params.log_type);
-    let lines = read_lines(
-        &parts.headers,
-        body,
-        log_type.clone(),
-        filters,
-        &cx.limits,
-        &mut hold,
-    )
-    .await?;
+    let splitter =
+        Splitter::of_type(log_type.clone(), cx.limits.max_line_bytes).with_filters(filters);
+    let lines = if encoding == Encoding::Identity {
+        splitter.split_raw(raw, &mut hold)?
+    } else {
+        // Boxed: unboxed, this rarer path's future would set the size of every request's.
+        let (raw, max) = (raw.shared, cx.limits.max_decompressed_bytes);
+        Box::pin(off_the_runtime_if_large(
+            raw.len(),
+            &mut hold,
+            move |hold| splitter.split_compressed(raw, encoding, max, hold),
+        ))
+        .await?
+    };
     let dropped = lines.dropped;
     let accepted_bytes = lines.payload_bytes();
     let counts = lines.counts;
@@ -106,36 +117,6 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
     } else {
         Err(IngestError::Lines(counts))
     }
-}
-
-/// Reads the body and splits it into lines, a compressed body a piece at a time as it is
-/// decompressed; the body and its lines are counted in `hold` as they are allocated.
-async fn read_lines(
-    headers: &HeaderMap,
-    body: RequestBody,
-    log_type: LogType,
-    filters: Option<LogFilters>,
-    limits: &Limits,
-    hold: &mut DecodeHold<'_>,
-) -> Result<Lines, IngestError> {
-    let encoding = Encoding::from_headers(headers)?;
-    let raw = read_raw_body(body, limits).await?;
-    hold.grow(raw.len())?;
-    let splitter = Splitter::of_type(log_type, limits.max_line_bytes).with_filters(filters);
-    if encoding == Encoding::Identity {
-        let mut lines = splitter.split(&raw.shared, hold)?;
-        if raw.borrowed {
-            lines.own_slices_of(raw);
-        }
-        return Ok(lines);
-    }
-    let raw = raw.shared;
-    // Boxed: unboxed, this rarer path's future would set the size of every request's.
-    let max = limits.max_decompressed_bytes;
-    Box::pin(off_the_runtime_if_large(raw.len(), hold, move |hold| {
-        splitter.split_compressed(raw, encoding, max, hold)
-    }))
-    .await
 }
 
 /// What `with_log_size` allocates for a log beyond its bytes.
@@ -312,6 +293,16 @@ impl Splitter {
     pub fn split(mut self, body: &Bytes, hold: &mut DecodeHold<'_>) -> Result<Lines, IngestError> {
         let tail = self.feed(body, hold)?;
         self.finish(body, tail, hold)
+    }
+
+    /// Splits a whole body as it was read: lines kept as slices of a borrowed one are
+    /// moved to a copy (`Lines::own_slices_of`).
+    fn split_raw(self, raw: RawBody, hold: &mut DecodeHold<'_>) -> Result<Lines, IngestError> {
+        let mut lines = self.split(&raw.shared, hold)?;
+        if raw.borrowed {
+            lines.own_slices_of(raw);
+        }
+        Ok(lines)
     }
 
     /// Decompresses `raw` a piece at a time and splits each piece as it comes. A line cut
