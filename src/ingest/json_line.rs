@@ -192,17 +192,24 @@ struct Cursor<'de> {
 
 impl<'de> Cursor<'de> {
     /// Passes whitespace; the byte after it.
+    #[inline(always)]
     fn skip_spaces(&mut self) -> Option<u8> {
         let bytes = self.text.as_bytes();
-        while let Some(b' ' | b'\n' | b'\t' | b'\r') = bytes.get(self.i) {
+        loop {
+            let b = *bytes.get(self.i)?;
+            // No byte above the space is whitespace: most often one comparison.
+            if b > b' ' || !matches!(b, b' ' | b'\n' | b'\t' | b'\r') {
+                return Some(b);
+            }
             self.i += 1;
         }
-        bytes.get(self.i).copied()
     }
 
-    /// Takes `byte` after spaces.
+    /// Takes `byte`, after whitespace if there is any.
+    #[inline(always)]
     fn expect(&mut self, byte: u8) -> Result<(), Stop> {
-        if self.skip_spaces() != Some(byte) {
+        let next = self.text.as_bytes().get(self.i).copied();
+        if next != Some(byte) && self.skip_spaces() != Some(byte) {
             return Err(Stop::Invalid);
         }
         self.i += 1;
