@@ -141,6 +141,7 @@ impl RawBody {
 ///
 /// One future, and not an `async fn` (which holds its arguments twice): the logs route's
 /// future is copied as it is made, so every byte of this one is paid on every request.
+#[allow(clippy::manual_async_fn)] // on purpose: see above
 pub fn read_raw_body<B>(
     body: B,
     limits: &Limits,

@@ -104,6 +104,7 @@ impl Ingest {
     /// `async fn`, which would keep the request twice in its future (as its argument and
     /// as the local it is moved to), and the future owns the `Arc`: the listener boxes it
     /// as it is, and the smaller it is the less is copied (~3 KB a request before).
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
     pub fn serve(
         self: Arc<Self>,
         mut req: Request<RequestBody>,
