@@ -5,7 +5,7 @@
 # builds on a busy machine, where timings are not.
 #   loadtest/instructions.sh [BINARY] [SCENARIO] [CONNS] [SECONDS]
 #   e.g. loadtest/instructions.sh target/release/tollgate logs-small 32 10
-# SCENARIO: logs-small | otlp-traces-pb | ceiling (examples/ceiling.rs with logs-small).
+# SCENARIO: logs-small | logs-bulk | otlp-traces-pb | ceiling (examples/ceiling.rs with logs-small).
 # ACK=disk measures ack = "disk". The profile stays in $OUT (default /tmp/cg) for
 # callgrind_annotate.
 set -euo pipefail
