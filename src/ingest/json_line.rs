@@ -262,12 +262,8 @@ impl<'de> Cursor<'de> {
             };
             self.i += 1;
             let opened = match b {
-                b'"' => {
-                    self.string()?;
-                    false
-                }
                 b'{' | b'[' if self.skip_spaces() == Some(if b == b'{' { b'}' } else { b']' }) => {
-                    self.i += 1; // empty
+                    self.i += 1; // `{}` or `[]`
                     false
                 }
                 b'{' | b'[' => {
@@ -278,14 +274,10 @@ impl<'de> Cursor<'de> {
                     depth += 1;
                     true
                 }
-                b't' => self.literal(b"rue")?,
-                b'f' => self.literal(b"alse")?,
-                b'n' => self.literal(b"ull")?,
-                b'-' | b'0'..=b'9' => {
-                    self.number(b)?;
+                _ => {
+                    self.scalar(b)?;
                     false
                 }
-                _ => return Err(Stop::Invalid),
             };
             if opened {
                 if objects & 1 == 1 {
@@ -355,13 +347,21 @@ impl<'de> Cursor<'de> {
         }
     }
 
-    /// The rest of `true`, `false` or `null`.
-    fn literal(&mut self, rest: &[u8]) -> Result<bool, Stop> {
+    /// A string, number, `true`, `false` or `null` whose first byte, `first`, was taken.
+    fn scalar(&mut self, first: u8) -> Result<(), Stop> {
+        let rest: &[u8] = match first {
+            b'"' => return self.string().map(drop),
+            b'-' | b'0'..=b'9' => return self.number(first),
+            b't' => b"rue",
+            b'f' => b"alse",
+            b'n' => b"ull",
+            _ => return Err(Stop::Invalid),
+        };
         if !self.text.as_bytes()[self.i..].starts_with(rest) {
             return Err(Stop::Invalid);
         }
         self.i += rest.len();
-        Ok(false)
+        Ok(())
     }
 
     /// A number whose first byte, `first`, was taken: `-`? (`0` | [1-9][0-9]*)
