@@ -171,8 +171,9 @@ where
                     let timeout = limits.body_read_timeout;
                     let deadline =
                         *deadline.get_or_insert_with(|| tokio::time::Instant::now() + timeout);
-                    // Boxed: the timer is most of this future, and a body already in (most
-                    // small requests) never waits.
+                    // Boxed: the timer is this future's largest part (120 of ~390 bytes,
+                    // `-Zprint-type-sizes`), and a body already in (most small requests)
+                    // never waits.
                     Box::pin(tokio::time::timeout_at(deadline, body.as_mut().frame()))
                         .await
                         .map_err(|_| IngestError::BodyTimeout(timeout))?
