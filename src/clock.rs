@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// One day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -22,12 +22,11 @@ impl Clock {
         Clock::default()
     }
 
-    /// Epoch milliseconds.
+    /// Epoch milliseconds. Read every request (the account's day): the system's real-time
+    /// clock read as it is, without `SystemTime`'s checked subtraction and `u128` division.
     pub fn now_ms(&self) -> i64 {
-        let since = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .expect("the clock is after 1970");
-        let wall = i64::try_from(since.as_millis()).expect("epoch milliseconds fit in i64");
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Realtime);
+        let wall = now.tv_sec * 1000 + now.tv_nsec / 1_000_000;
         wall.saturating_add(self.offset_ms.load(Ordering::Relaxed))
     }
 
@@ -53,6 +52,17 @@ impl Clock {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn the_system_clock_reads_as_system_time_does() {
+        let clock = Clock::system();
+        let ms = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+        let before = ms(SystemTime::now());
+        let now = clock.now_ms();
+        let after = ms(SystemTime::now());
+        assert!(before <= now && now <= after, "{before} <= {now} <= {after}");
+    }
 
     #[test]
     fn advancing_moves_every_copy() {

@@ -298,6 +298,8 @@ struct Activity {
     h2: AtomicBool,
     /// When the connection was accepted.
     base: Instant,
+    /// `coarse_ms` then: the marks above count from it.
+    base_ms: u64,
 }
 
 /// When the connection is due to close, and why.
@@ -318,11 +320,13 @@ impl Activity {
             head_ms: AtomicU64::new(0),
             h2: AtomicBool::new(false),
             base: accepted,
+            base_ms: coarse_ms(),
         }
     }
 
+    /// Milliseconds since `base`, give or take the coarse clock's tick.
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX)
+        coarse_ms().saturating_sub(self.base_ms)
     }
 
     fn at_ms(&self, ms: u64) -> Instant {
@@ -384,6 +388,23 @@ impl Activity {
             None => soon,
         }
     }
+}
+
+/// Milliseconds on a monotonic clock, for marks that only decide timeouts of seconds, made
+/// twice a request: on Linux the kernel's coarse clock (its last tick, a few milliseconds
+/// behind), which costs a fraction of a precise reading.
+#[cfg(target_os = "linux")]
+fn coarse_ms() -> u64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
+    let (secs, nanos) = (now.tv_sec as u64, now.tv_nsec as u64);
+    secs * 1000 + nanos / 1_000_000
+}
+
+#[cfg(not(target_os = "linux"))]
+fn coarse_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let since = START.get_or_init(std::time::Instant::now).elapsed();
+    since.as_secs() * 1000 + u64::from(since.subsec_millis())
 }
 
 /// Marks a request in flight on its connection until dropped.
