@@ -19,7 +19,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tokio_util::sync::CancellationToken;
 use tollgate::forward::spool;
-use tollgate::forward::{ContentType, Envelope, RecordBatch};
+use tollgate::forward::{ContentType, Envelope, Payloads, RecordBatch};
 use tollgate::model::{AccountId, Kind, TokenId};
 use tollgate::telemetry::Telemetry;
 
@@ -34,7 +34,7 @@ fn batch() -> RecordBatch {
             log_type: Some("nginx".into()),
             content_type: ContentType::JsonObject,
         },
-        payloads: vec![Bytes::from_static(LINE)],
+        payloads: Payloads::from_buf([Bytes::from_static(LINE)]),
     }
 }
 

@@ -61,7 +61,10 @@ mod tests {
         let before = ms(SystemTime::now());
         let now = clock.now_ms();
         let after = ms(SystemTime::now());
-        assert!(before <= now && now <= after, "{before} <= {now} <= {after}");
+        assert!(
+            before <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Ack, ForwardConfig};
 use crate::telemetry::ForwardMetrics;
-pub use record::{ContentType, Envelope, RecordBatch};
+pub use record::{ContentType, Envelope, Payloads, RecordBatch};
 use sinks::Sink;
 use spool::{SpoolError, SpoolHandle, SpooledEntry};
 use tap::Tap;

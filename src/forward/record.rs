@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use smallvec::SmallVec;
 
 use crate::model::{AccountId, Kind, TokenId};
 
@@ -81,12 +82,16 @@ impl ContentType {
     }
 }
 
+/// A request's payloads. Most requests carry one (a one-line log body, an OTLP or
+/// remote_write body), held inline: no allocation of its own, none to free in the batcher.
+pub type Payloads = SmallVec<[Bytes; 1]>;
+
 /// The records of one request. Payloads are slices of the request body (or of one
 /// rewrite buffer per request), never a copy per record.
 #[derive(Debug, Clone)]
 pub struct RecordBatch {
     pub envelope: Envelope,
-    pub payloads: Vec<Bytes>,
+    pub payloads: Payloads,
 }
 
 /// What a request's records cost in memory besides their payload while they wait for the

@@ -293,7 +293,7 @@ impl Drop for Subscription {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forward::record::Envelope;
+    use crate::forward::record::{Envelope, Payloads};
     use crate::model::TokenId;
 
     fn batch(account: u64, kind: Kind, line: &str) -> RecordBatch {
@@ -305,7 +305,7 @@ mod tests {
                 log_type: None,
                 content_type: ContentType::JsonObject,
             },
-            payloads: vec![bytes::Bytes::from(line.to_owned())],
+            payloads: Payloads::from_buf([bytes::Bytes::from(line.to_owned())]),
         }
     }
 

@@ -37,7 +37,7 @@ use super::error::{Body, IngestError};
 use super::request::{OtlpEncoding, bearer_token};
 use crate::filters::held::{LogFilters, MetricsFilters};
 use crate::filters::metrics::Labels;
-use crate::forward::{ContentType, Envelope, RecordBatch};
+use crate::forward::{ContentType, Envelope, Payloads, RecordBatch};
 use crate::model::{Kind, RejectReason};
 use crate::proto::otlp::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -128,7 +128,7 @@ async fn export<T: Export>(
                     log_type: None,
                     content_type: stored_as(encoding),
                 },
-                payloads: vec![payload],
+                payloads: Payloads::from_buf([payload]),
             })
             .await?;
     }

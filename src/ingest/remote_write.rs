@@ -29,7 +29,7 @@ use super::error::{Body, IngestError};
 use super::request::bearer_token;
 use crate::filters::held::MetricsFilters;
 use crate::filters::metrics::{Labels, METRIC_NAME};
-use crate::forward::{ContentType, Envelope, RecordBatch};
+use crate::forward::{ContentType, Envelope, Payloads, RecordBatch};
 use crate::model::Kind;
 use crate::proto::prometheus::{Exemplar, Histogram, Label, MetricMetadata, TimeSeries};
 use crate::server::body::RequestBody;
@@ -67,7 +67,7 @@ pub async fn handle(req: Request<RequestBody>, cx: &Ingest) -> Result<Response<B
                     log_type: None,
                     content_type: ContentType::RemoteWriteSnappy,
                 },
-                payloads: vec![kept.unwrap_or(raw)],
+                payloads: Payloads::from_buf([kept.unwrap_or(raw)]),
             })
             .await?;
     }

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::config::SinkConfig;
 use crate::forward::tap::Tap;
-use crate::forward::{ContentType, Envelope, RecordBatch};
+use crate::forward::{ContentType, Envelope, Payloads, RecordBatch};
 use crate::model::{AccountId, Kind, TokenId};
 use crate::telemetry::TailMetrics;
 
@@ -194,7 +194,7 @@ impl Gathered {
         self.flush(tap);
         self.current = Some(RecordBatch {
             envelope,
-            payloads: vec![payload],
+            payloads: Payloads::from_buf([payload]),
         });
     }
 

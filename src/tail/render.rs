@@ -146,7 +146,7 @@ mod tests {
                 log_type: Some("nginx".into()),
                 content_type,
             },
-            payloads,
+            payloads: payloads.into(),
         }
     }
 

@@ -18,7 +18,7 @@ use super::bank::{Bank, Day};
 use super::gate::Gate;
 use super::policy::VolumePolicy;
 use crate::clock::DAY_MS;
-use crate::forward::{ContentType, Envelope, Forwarder, RecordBatch};
+use crate::forward::{ContentType, Envelope, Forwarder, Payloads, RecordBatch};
 use crate::model::{AccountId, Kind, TokenId};
 
 /// The records' `type`, as Logz.io writes it.
@@ -89,7 +89,7 @@ async fn write<B: Bank>(
                 log_type: Some(UTILIZATION_TYPE.into()),
                 content_type: ContentType::JsonObject,
             },
-            payloads: vec![Bytes::from(record.to_string())],
+            payloads: Payloads::from_buf([Bytes::from(record.to_string())]),
         })
         .await?;
     gate.metrics.utilization_records.inc();

@@ -255,7 +255,7 @@ fn splice(prefix: &[u8], object: &[u8], out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::forward::record::RecordBatch;
+    use crate::forward::record::{Payloads, RecordBatch};
     use crate::model::{AccountId, TokenId};
     use bytes::Bytes;
 
@@ -306,7 +306,7 @@ mod tests {
             kind: Kind::Logs,
             parts: vec![RecordBatch {
                 envelope: envelope(),
-                payloads: vec![Bytes::from_static(b"{\"n\":2}")],
+                payloads: Payloads::from_buf([Bytes::from_static(b"{\"n\":2}")]),
             }],
         };
         state.write(&batch).unwrap();
@@ -339,7 +339,7 @@ mod tests {
             kind: Kind::Logs,
             parts: vec![RecordBatch {
                 envelope: envelope(),
-                payloads: vec![Bytes::from_static(b"{\"n\":1}")],
+                payloads: Payloads::from_buf([Bytes::from_static(b"{\"n\":1}")]),
             }],
         };
         sink.state.lock().unwrap().write(&batch).unwrap();

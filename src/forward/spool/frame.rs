@@ -11,7 +11,7 @@ use std::os::unix::fs::FileExt;
 
 use bytes::Bytes;
 
-use crate::forward::record::{ContentType, Envelope, RecordBatch};
+use crate::forward::record::{ContentType, Envelope, Payloads, RecordBatch};
 use crate::model::{AccountId, Kind, TokenId};
 
 pub(super) const MAGIC: u32 = 0x3154_4754; // "TGT1" little-endian
@@ -143,7 +143,7 @@ pub(super) fn decode_body(body: Bytes) -> Result<(u64, RecordBatch), ()> {
         }
     };
     let count = u32_at(take(4)?) as usize;
-    let mut payloads = Vec::with_capacity(count.min(1 << 20));
+    let mut payloads = Payloads::with_capacity(count.min(1 << 20));
     for _ in 0..count {
         let len = u32_at(take(4)?) as usize;
         payloads.push(body.slice(take(len)?));
@@ -176,8 +176,8 @@ pub(super) mod tests {
         let (seq, back) = decode_body(body).unwrap();
         assert_eq!(seq, 42);
         assert_eq!(
-            back.payloads,
-            vec![Bytes::from_static(b"{\"a\":1}"), Bytes::from_static(b"{}")]
+            &back.payloads[..],
+            [Bytes::from_static(b"{\"a\":1}"), Bytes::from_static(b"{}")]
         );
         assert_eq!(back.envelope.log_type.as_deref(), Some("nginx"));
         assert_eq!(back.envelope.account_id, AccountId(1001));

@@ -36,7 +36,7 @@ use super::json_line::{self, Captured, RESERVED_FIELDS};
 use super::request::bearer_token;
 use crate::filters::held::LogFilters;
 use crate::filters::logs::{Fields, Scalar};
-use crate::forward::{ContentType, Envelope, RecordBatch};
+use crate::forward::{ContentType, Envelope, Payloads, RecordBatch};
 use crate::model::{Kind, RejectReason};
 use crate::server::body::RequestBody;
 use crate::volume::gate::Admission;
@@ -124,7 +124,7 @@ const LOG_SIZE_COST: usize = 24;
 
 /// `docSizeSetting`: each log gains `LogSize`, its size in bytes as accepted (before the
 /// field is added), as Logz.io adds it. A log that already has one keeps its own.
-fn with_log_size(payloads: Vec<Bytes>) -> Vec<Bytes> {
+fn with_log_size(payloads: Payloads) -> Payloads {
     payloads
         .into_iter()
         .map(|log| {
@@ -158,7 +158,7 @@ fn record_rejections(counts: &LineCounts, cx: &Ingest) {
 /// The accepted lines of one body, as JSON objects, and the counts of all lines. Lines a
 /// drop filter dropped count as successful and are not in `payloads`.
 pub struct Lines {
-    pub payloads: Vec<Bytes>,
+    pub payloads: Payloads,
     pub counts: LineCounts,
     pub dropped: u64,
 }
@@ -238,7 +238,7 @@ pub struct Splitter {
     dropped: u64,
     max_line_bytes: usize,
     counts: LineCounts,
-    payloads: Vec<Bytes>,
+    payloads: Payloads,
     /// Where rewritten lines are written; each is split off as its own `Bytes`.
     rewrites: BytesMut,
     /// What the accepted lines cost: `LINE_COST` each, and the bytes of rewrites.
@@ -266,7 +266,7 @@ impl Splitter {
             dropped: 0,
             max_line_bytes,
             counts: LineCounts::default(),
-            payloads: Vec::new(),
+            payloads: Payloads::new(),
             rewrites: BytesMut::new(),
             cost: 0,
             base: 0,
@@ -510,15 +510,13 @@ impl Splitter {
         hold: &mut DecodeHold<'_>,
     ) -> Result<(), IngestError> {
         if self.payloads.len() == self.payloads.capacity() {
+            // The first line is kept inline (`Payloads`); the list allocates from the second.
             let had = self.payloads.capacity();
             let grown = (2 * had).max(8);
             hold.grow(grown * LINE_COST)?;
-            if had == 0 {
-                self.payloads = Vec::with_capacity(grown);
-            } else {
-                self.payloads.reserve_exact(grown - had);
-                hold.shrink(had * LINE_COST);
-            }
+            let counted = if self.payloads.spilled() { had } else { 0 };
+            self.payloads.reserve_exact(grown - had);
+            hold.shrink(counted * LINE_COST);
         }
         self.payloads.push(payload);
         self.counts.successful_lines += 1;
@@ -630,7 +628,7 @@ mod tests {
         );
         let body = buffer.slice(4..buffer.len() - 5);
         let mut lines = split_body(&body, "t", 1000).unwrap();
-        let before: Vec<Bytes> = lines.payloads.clone();
+        let before = lines.payloads.clone();
         lines.own_slices_of(RawBody {
             shared: body,
             borrowed: true,
