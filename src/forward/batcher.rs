@@ -191,7 +191,9 @@ impl Batcher {
                         break; // closed and empty
                     }
                     for q in inbox.drain(..) {
-                        self.push(q).await;
+                        if let Some(full) = self.push(q) {
+                            self.flush_kind(full).await;
+                        }
                     }
                 }
             }
@@ -213,7 +215,9 @@ impl Batcher {
             .map(|t| t + self.max_batch_age)
     }
 
-    async fn push(&mut self, q: Queued) {
+    /// Adds `q` to its kind's pending records; the kind, when that makes a full batch.
+    /// Not `async`: the records move once, into the batch, not first into a future.
+    fn push(&mut self, q: Queued) -> Option<Kind> {
         let kind = q.batch.envelope.kind;
         let ticket = match (&mut self.acks, q.spooled) {
             (Some(acks), Some(entry)) => Some(acks.register(entry)),
@@ -230,9 +234,7 @@ impl Batcher {
             _ => pending.permits.push(q.permit),
         }
         pending.parts.push(q.batch);
-        if pending.bytes >= self.max_batch_bytes {
-            self.flush_kind(kind).await;
-        }
+        (pending.bytes >= self.max_batch_bytes).then_some(kind)
     }
 
     async fn flush_aged(&mut self) {

@@ -120,11 +120,17 @@ impl Ingest {
                 _ => Route::Unmatched,
             };
             let dialect = Dialect::of(route, req.headers());
-            let span = tracing::debug_span!(
-                "request",
-                route = route.as_str(),
-                token_id = tracing::field::Empty
-            );
+            // Made only when a subscriber may take debug spans (one load of the global
+            // level): making a span that is off still asks the subscriber, every request.
+            let span = if tracing::level_enabled!(tracing::Level::DEBUG) {
+                tracing::debug_span!(
+                    "request",
+                    route = route.as_str(),
+                    token_id = tracing::field::Empty
+                )
+            } else {
+                tracing::Span::none()
+            };
             let retry_after = self.limits.retry_after;
             // The declared `Content-Length`, as hyper read it. A body over `max_body_bytes`
             // is left to its 413; it is never read.

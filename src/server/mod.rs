@@ -244,6 +244,9 @@ async fn serve_connection<IO, F, Fut, B>(
     let mut closing = false;
     loop {
         tokio::select! {
+            // In this order, without the random start (a thread-local draw a poll): the
+            // other two are polled only when they fire (`OnWake`).
+            biased;
             result = conn.as_mut() => {
                 if let Err(e) = result {
                     metrics.failed(classify(&*e), &e);
