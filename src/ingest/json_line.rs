@@ -234,9 +234,15 @@ impl<'de> Cursor<'de> {
             let key = &self.text[start..self.i - 1];
             self.expect(b':')?;
             let keep = keys.note(Key::of(key, wanted), wanted);
-            self.skip_spaces();
+            let first = self.skip_spaces();
             let start = self.i;
-            self.value()?;
+            if first == Some(b'"') {
+                // Most values are strings: read here, not through `value`'s nesting.
+                self.i += 1;
+                self.string()?;
+            } else {
+                self.value()?;
+            }
             if let Some(i) = keep {
                 keys.captured.push((i, &self.text[start..self.i]));
             }
