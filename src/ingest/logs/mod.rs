@@ -892,6 +892,25 @@ health check
     }
 
     #[test]
+    fn lone_surrogate_escapes_are_valid_json_and_forwarded_as_sent() {
+        // Found by the `logs_lines` fuzz target: the grammar allows `\u` escapes of lone
+        // surrogates, `serde_json::Value` refuses them, Jackson (the Logz.io listener's
+        // parser) reads them. In a top-level key serde_json decides (and refuses) them.
+        let lines = split(b"{\"sa\":\t\t\"XmXem\\udaaa\\\"\"}\n{\"a\":\"\\udc00\"}\n");
+        assert_eq!(lines.counts.successful_lines, 2);
+        assert_eq!(
+            &lines.payloads[0][..],
+            b"{\"type\":\"nginx\",\"sa\":\t\t\"XmXem\\udaaa\\\"\"}"
+        );
+        assert_eq!(
+            &lines.payloads[1][..],
+            b"{\"type\":\"nginx\",\"a\":\"\\udc00\"}"
+        );
+        let refused = split(b"{\"\\udaaa\":1}\n");
+        assert_eq!(refused.counts.malformed_lines, 1);
+    }
+
+    #[test]
     fn final_newline_makes_no_empty_line_and_crlf_ends_lines() {
         for body in [
             &b"{\"a\":1}\nplain"[..],
