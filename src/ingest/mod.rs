@@ -187,7 +187,7 @@ impl Ingest {
 /// levels, where finding the current span would cost more than the rest of this: a level
 /// check stands in for it.
 fn record_token(info: &TokenInfo) {
-    if tracing::enabled!(tracing::Level::DEBUG) {
+    if tracing::level_enabled!(tracing::Level::DEBUG) {
         tracing::Span::current().record("token_id", tracing::field::display(&info.token_id));
     }
 }
