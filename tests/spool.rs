@@ -214,6 +214,69 @@ async fn a_torn_tail_is_truncated_and_everything_before_it_replayed() {
     );
 }
 
+/// Copies `from` into `to`, recursively: what the disk holds at that moment.
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A crash leaves the active segment's zero-filled runway after its frames: the next start
+/// cuts it and replays every acknowledged entry, with nothing counted torn or corrupt.
+#[tokio::test]
+async fn after_a_crash_the_runway_is_cut_and_every_acknowledged_entry_replayed() {
+    let server = TestServer::start(disk).await;
+    break_sink(&server.dir);
+    for i in 0..3 {
+        let reply = server
+            .post_logs(Some(LOGS_TOKEN), "", numbered(i, i + 1))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    // The disk as a crash would leave it: taken while the server runs.
+    let image = ServerDir::new();
+    copy_dir(&server.dir, &image);
+    drop(server.shutdown().await);
+    let last = segments(&image)
+        .into_iter()
+        .rev()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
+        .expect("a segment holds the entries");
+    let bytes = std::fs::read(&last).unwrap();
+    let frames = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    assert!(frames < bytes.len(), "the runway follows the frames");
+
+    mend_sink(&image);
+    let server = TestServer::start_in(image, disk).await;
+    eventually(Duration::from_secs(5), || async {
+        server.sink_records("logs").len() >= 3
+    })
+    .await;
+    assert_eq!(server.metric("tollgate_spool_torn_tails_total").await, 0.0);
+    assert_eq!(
+        server.metric("tollgate_spool_corrupt_records_total").await,
+        0.0
+    );
+    assert_eq!(
+        server.metric("tollgate_spool_replayed_records_total").await,
+        3.0
+    );
+    assert_eq!(
+        std::fs::metadata(&last).unwrap().len(),
+        frames as u64,
+        "cut to its frames"
+    );
+    let dir = server.shutdown().await;
+    assert_eq!(ids(&sink_records(&dir.join("out"), "logs")), vec![0, 1, 2]);
+}
+
 #[tokio::test]
 async fn a_corrupt_frame_in_the_middle_is_skipped_and_counted() {
     let (dir, last) = three_entries_left_in_the_spool().await;

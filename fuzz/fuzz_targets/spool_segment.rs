@@ -1,8 +1,9 @@
 //! The spool's frame reader on arbitrary segment bytes, as it replays the last segment
 //! found at boot: never panics, accounts for every byte (frames handed on + skipped +
-//! torn = the file), entries in order, and a second replay of what it left finds the
-//! same entries and nothing more to cut. Odd first byte: the rest is split into bodies,
-//! each wrapped in a frame with a valid checksum, so the body decoder is reached.
+//! torn + runway = the file), entries in order, and a second replay of what it left finds
+//! the same entries and nothing more to cut. Odd first byte: the rest is split into
+//! bodies, each wrapped in a frame with a valid checksum, so the body decoder is reached;
+//! its second bit adds a zero-filled runway after them, as the writer leaves one.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -36,14 +37,17 @@ fuzz_target!(|data: &[u8]| {
     let segment = if mode & 1 == 0 {
         raw.to_vec()
     } else {
-        // Bodies separated by 0xFF; a trailing `mode >> 1` bytes of the last frame
+        // Bodies separated by 0xFF; a trailing `mode >> 2` bytes of the last frame
         // are cut off, as a crash mid-write would.
         let mut out = Vec::new();
         for body in raw.split(|&b| b == 0xFF) {
             frame(body, &mut out);
         }
-        let cut = usize::from(mode >> 1).min(out.len());
+        let cut = usize::from(mode >> 2).min(out.len());
         out.truncate(out.len() - cut);
+        if mode & 2 != 0 {
+            out.resize(out.len() + 300, 0);
+        }
         out
     };
     let dir = dir().path();
@@ -51,11 +55,14 @@ fuzz_target!(|data: &[u8]| {
     let first = replay_boot_segment(dir).expect("replay");
     let len = segment.len() as u64;
     assert_eq!(
-        first.frame_bytes + first.skipped_bytes + first.torn_bytes,
+        first.frame_bytes + first.skipped_bytes + first.torn_bytes + first.runway_bytes,
         len,
         "every byte is handed on, skipped or cut"
     );
-    assert_eq!(segment_len(dir).expect("stat"), len - first.torn_bytes);
+    assert_eq!(
+        segment_len(dir).expect("stat"),
+        len - first.torn_bytes - first.runway_bytes
+    );
     let mut last_end = 0;
     for &(_, end, _) in &first.entries {
         assert!(
@@ -67,7 +74,8 @@ fuzz_target!(|data: &[u8]| {
     let second = replay_boot_segment(dir).expect("replay again");
     assert_eq!(second.entries, first.entries);
     assert_eq!(
-        second.torn_bytes, 0,
-        "a replayed segment has no torn tail left"
+        (second.torn_bytes, second.runway_bytes),
+        (0, 0),
+        "a replayed segment has no torn tail or runway left"
     );
 });

@@ -188,16 +188,21 @@ impl Forwarder {
 
 /// The running background parts; `close` drains them in order.
 pub struct ForwardTask {
+    writer: Option<spool::WriterStop>,
     reader: Option<(JoinHandle<()>, CancellationToken)>,
     batcher: (JoinHandle<()>, CancellationToken),
     cursor_keeper: Option<JoinHandle<()>>,
 }
 
 impl ForwardTask {
-    /// Stops reading the spool once caught up, writes what the batcher holds to the sink,
+    /// Stops the spool writer (the routes are drained: nothing more is appended), stops
+    /// reading the spool once caught up, writes what the batcher holds to the sink,
     /// flushes it and persists the cursor. In `memory` mode, drains the queue. Records
     /// still in the spool (a sink that keeps failing) stay there for the next start.
     pub async fn close(self) {
+        if let Some(writer) = self.writer {
+            writer.stop().await;
+        }
         if let Some((reader, stop)) = self.reader {
             stop.cancel();
             if let Err(e) = reader.await {
@@ -268,6 +273,7 @@ pub fn start(
             tap,
         };
         let task = ForwardTask {
+            writer: None,
             reader: None,
             batcher: (batcher, batcher_stop),
             cursor_keeper: None,
@@ -305,9 +311,6 @@ pub fn start(
     let reader_stop = CancellationToken::new();
     let reader = tokio::spawn(feed(spool.reader, queue, reader_stop.clone()));
     let cursor_keeper = tokio::spawn(spool.cursor_keeper.run());
-    // The writer thread needs no join: every append it answered is already fsynced, and it
-    // exits by itself once the last `SpoolHandle` is dropped.
-    drop(spool.writer);
     let forwarder = Forwarder {
         path: Path::Spool {
             spool: spool.handle,
@@ -318,6 +321,7 @@ pub fn start(
         tap,
     };
     let task = ForwardTask {
+        writer: Some(spool.writer),
         reader: Some((reader, reader_stop)),
         batcher: (batcher, batcher_stop),
         cursor_keeper: Some(cursor_keeper),

@@ -69,6 +69,21 @@ pub(super) fn resync(file: &File, from: u64, limit: u64) -> io::Result<Option<u6
     Ok(None)
 }
 
+/// Whether the bytes from `from` to `limit` are all zero: the writer's runway.
+pub(super) fn all_zeros(file: &File, from: u64, limit: u64) -> io::Result<bool> {
+    let mut chunk = vec![0u8; (limit - from).min(64 << 10) as usize];
+    let mut at = from;
+    while at < limit {
+        let n = (limit - at).min(chunk.len() as u64) as usize;
+        file.read_exact_at(&mut chunk[..n], at)?;
+        if chunk[..n].iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += n as u64;
+    }
+    Ok(true)
+}
+
 /// Appends one frame holding `batch` as entry `seq`.
 pub(super) fn encode_frame(seq: u64, batch: &RecordBatch, out: &mut Vec<u8>) {
     let start = out.len();

@@ -19,6 +19,8 @@ pub struct Scan {
     pub corrupt_frames: u64,
     pub skipped_bytes: u64,
     pub torn_bytes: u64,
+    /// Zeros cut off the end: the writer's runway.
+    pub runway_bytes: u64,
 }
 
 /// Writes `bytes` as segment 0 of `dir`.
@@ -32,7 +34,8 @@ pub fn segment_len(dir: &Path) -> io::Result<u64> {
 }
 
 /// Reads segment 0 of `dir` to its end, step by step, as the reader replays the last
-/// segment found at boot: a corrupt end with no valid frame after it is truncated.
+/// segment found at boot: a corrupt end with no valid frame after it, or an end of only
+/// zeros (the writer's runway), is truncated.
 pub fn replay_boot_segment(dir: &Path) -> io::Result<Scan> {
     let end = Position {
         segment: 1,
@@ -54,6 +57,7 @@ pub fn replay_boot_segment(dir: &Path) -> io::Result<Scan> {
         scan.corrupt_frames += step.corrupt_frames;
         scan.skipped_bytes += step.skipped_bytes;
         scan.torn_bytes += step.torn_bytes;
+        scan.runway_bytes += step.runway_bytes;
         from = step.next;
     }
     Ok(scan)

@@ -37,6 +37,7 @@ pub use cursor::{Cursor, CursorKeeper, Position};
 use frame::HEADER;
 pub use reader::Reader;
 pub use unacked::Unacked;
+pub use writer::WriterStop;
 use writer::{Append, Writer, create_segment};
 
 /// One spooled entry as the batcher sees it, for acknowledging it.
@@ -150,7 +151,8 @@ pub struct Spool {
     pub cursor_tx: watch::Sender<Cursor>,
     /// For the batcher's `AckTracker`, which takes acknowledged entries off it.
     pub unacked: Arc<Unacked>,
-    pub writer: std::thread::JoinHandle<()>,
+    /// Stops the writer, cutting the active segment to its frames (`ForwardTask::close`).
+    pub writer: WriterStop,
     pub recovery: Recovery,
 }
 
@@ -191,6 +193,7 @@ pub fn open(
     let active = ids.last().map_or(cursor.position.segment, |last| last + 1);
     let unacked = Arc::new(Unacked::new(recovery.bytes, metrics.bytes, metrics.records));
     let writable = Arc::new(AtomicBool::new(true));
+    let stopping = Arc::new(AtomicBool::new(false));
     let file = create_segment(dir, active)?;
     let (appends, rx) = mpsc::unbounded_channel();
     let pending = Arc::new(AtomicUsize::new(0));
@@ -208,6 +211,7 @@ pub fn open(
         file,
         segment: active,
         len: 0,
+        zeroed: 0,
         next_seq,
         rx,
         pending: Arc::clone(&pending),
@@ -217,6 +221,7 @@ pub fn open(
         handoff_max_bytes,
         unacked: Arc::clone(&unacked),
         writable: Arc::clone(&writable),
+        stopping: Arc::clone(&stopping),
         fsync_seconds: metrics.fsync,
         buf: Vec::with_capacity(1 << 20),
         spooled: Vec::with_capacity(64),
@@ -254,7 +259,10 @@ pub fn open(
         acked_tx,
         cursor_tx,
         unacked,
-        writer,
+        writer: WriterStop {
+            stopping,
+            thread: writer,
+        },
         recovery,
     })
 }
@@ -284,6 +292,61 @@ mod tests {
     use super::*;
     use crate::forward::record::tests::batch;
     use crate::telemetry::Telemetry;
+
+    fn segment_len(dir: &Path, id: u64) -> u64 {
+        fs::metadata(segment_path(dir, id)).unwrap().len()
+    }
+
+    /// The active segment is zero-filled a runway ahead of its frames; stopping the writer
+    /// cuts it back, so a clean start finds segments that end at their last frame.
+    #[test]
+    fn the_runway_runs_ahead_of_the_frames_and_a_stop_cuts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path(), 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let synced = spool.reader.synced.clone();
+        runtime.block_on(async {
+            for _ in 0..3 {
+                spool.handle.append(batch(&["{}"])).await.unwrap();
+            }
+        });
+        let frames = *synced.borrow();
+        assert!(frames.offset > 0);
+        assert_eq!(segment_len(dir.path(), frames.segment), writer::RUNWAY);
+        runtime.block_on(spool.writer.stop());
+        assert_eq!(segment_len(dir.path(), frames.segment), frames.offset);
+        let appended = runtime.block_on(spool.handle.append(batch(&["{}"])));
+        assert!(matches!(appended, Err(SpoolError::Closed)), "{appended:?}");
+        drop(spool.handle);
+        let again = open(dir.path(), 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap();
+        assert_eq!(
+            again.recovery.bytes, frames.offset,
+            "no runway left to replay"
+        );
+    }
+
+    /// A segment is cut to its frames when the next one starts.
+    #[test]
+    fn a_rolled_segment_ends_at_its_last_frame() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = open(dir.path(), 1, 64 << 20, Telemetry::new().spool()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let synced = spool.reader.synced.clone();
+        let first = runtime.block_on(async {
+            spool.handle.append(batch(&["{}"])).await.unwrap();
+            let first = *synced.borrow();
+            // Past `segment_bytes`: this group goes to the next segment.
+            spool.handle.append(batch(&["{}"])).await.unwrap();
+            first
+        });
+        assert_eq!(synced.borrow().segment, first.segment + 1);
+        assert_eq!(segment_len(dir.path(), first.segment), first.offset);
+    }
 
     /// Requests ready to run when a group starts share its fsync: the append that starts
     /// the group wakes the writer only after the others had their turn (one thread here,

@@ -8,6 +8,8 @@
 //! Boot reads no frame: the reader checks every frame as it replays. A corrupt frame with
 //! valid frames after it is skipped and counted; a corrupt end of the segment that was last
 //! at boot (a crash mid-write) is a torn tail and is truncated when the reader reaches it.
+//! An end of only zeros, in any segment, is the writer's runway (a crash before it cut
+//! it): cut too, and counted neither torn nor corrupt — zeros are never a frame.
 //! The reader never appends and never deletes a segment.
 
 use std::fs::{File, OpenOptions};
@@ -20,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::frame::{Frame, decode_body, read_frame, resync};
+use super::frame::{Frame, all_zeros, decode_body, read_frame, resync};
 use super::writer::Handoff;
 use super::{Position, ReadEntry, SpooledEntry, Unacked, segment_path};
 use crate::telemetry::SpoolReadMetrics;
@@ -135,7 +137,8 @@ impl Reader {
             self.metrics
                 .torn_tail_truncated(from.segment, step.torn_bytes);
         }
-        self.unacked.skipped(step.skipped_bytes + step.torn_bytes);
+        self.unacked
+            .skipped(step.skipped_bytes + step.torn_bytes + step.runway_bytes);
         let (mut replayed, mut read_back) = (0, 0);
         for e in &step.entries {
             if e.spooled.end <= self.replay_end {
@@ -164,6 +167,8 @@ pub(super) struct Step {
     pub(super) skipped_bytes: u64,
     /// Bytes cut off a torn tail.
     pub(super) torn_bytes: u64,
+    /// Zeros cut off the end: the writer's runway, not a torn write.
+    pub(super) runway_bytes: u64,
 }
 
 /// Reads whole frames from `from` up to `end` (a later segment: to the end of this one),
@@ -176,6 +181,7 @@ pub(super) fn read_step(dir: &Path, from: Position, end: Position, tail: bool) -
         corrupt_frames: 0,
         skipped_bytes: 0,
         torn_bytes: 0,
+        runway_bytes: 0,
     };
     let path = segment_path(dir, from.segment);
     let file = match File::open(&path) {
@@ -221,6 +227,11 @@ pub(super) fn read_step(dir: &Path, from: Position, end: Position, tail: bool) -
                 handed += frame_bytes;
                 offset = end;
             }
+            Frame::Corrupt if all_zeros(&file, offset, limit)? => {
+                cut(&path, offset)?;
+                step.runway_bytes = limit - offset;
+                offset = limit;
+            }
             Frame::Corrupt => match resync(&file, offset + 1, limit)? {
                 Some(next) => {
                     step.corrupt_frames += 1;
@@ -228,11 +239,7 @@ pub(super) fn read_step(dir: &Path, from: Position, end: Position, tail: bool) -
                     offset = next;
                 }
                 None if tail => {
-                    OpenOptions::new()
-                        .write(true)
-                        .open(&path)?
-                        .set_len(offset)?;
-                    File::open(&path)?.sync_all()?;
+                    cut(&path, offset)?;
                     step.torn_bytes = limit - offset;
                     offset = limit;
                 }
@@ -256,6 +263,12 @@ pub(super) fn read_step(dir: &Path, from: Position, end: Position, tail: bool) -
         }
     };
     Ok(step)
+}
+
+/// Cuts the segment at `path` to `len` bytes, durably.
+fn cut(path: &Path, len: u64) -> io::Result<()> {
+    OpenOptions::new().write(true).open(path)?.set_len(len)?;
+    File::open(path)?.sync_all()
 }
 
 #[cfg(test)]
@@ -323,6 +336,64 @@ mod tests {
         assert_eq!(
             fs::metadata(segment_path(dir.path(), 0)).unwrap().len(),
             len
+        );
+    }
+
+    /// What a crash leaves of the writer's active segment: its frames, then the zeros of
+    /// its runway.
+    /// In the boot tail or in an older segment (a second crash before the reader got there).
+    #[test]
+    fn a_zero_end_is_the_runway_cut_and_counted_neither_torn_nor_corrupt() {
+        for tail in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut buf = Vec::new();
+            for seq in 1..=3 {
+                encode_frame(seq, &batch(&["{\"n\":1}"]), &mut buf);
+            }
+            let frames = buf.len() as u64;
+            buf.resize(buf.len() + 5000, 0);
+            fs::write(segment_path(dir.path(), 0), &buf).unwrap();
+            let next = Position {
+                segment: 1,
+                offset: 0,
+            };
+            let step = read_step(dir.path(), Position::default(), next, tail).unwrap();
+            assert_eq!(seqs(&step), vec![1, 2, 3]);
+            assert_eq!((step.corrupt_frames, step.skipped_bytes), (0, 0));
+            assert_eq!(step.torn_bytes, 0, "a runway is not a torn write");
+            assert_eq!(step.runway_bytes, 5000);
+            assert_eq!(step.next, next);
+            assert_eq!(
+                fs::metadata(segment_path(dir.path(), 0)).unwrap().len(),
+                frames
+            );
+        }
+    }
+
+    /// Zeros after a torn frame: the torn tail is cut whole, and counted once.
+    #[test]
+    fn a_torn_frame_before_the_runway_is_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut buf = Vec::new();
+        for seq in 1..=2 {
+            encode_frame(seq, &batch(&["{\"n\":1}"]), &mut buf);
+        }
+        let whole = buf.len() as u64;
+        let torn = buf[..buf.len() / 4].to_vec();
+        buf.extend_from_slice(&torn);
+        buf.resize(buf.len() + 5000, 0);
+        fs::write(segment_path(dir.path(), 0), &buf).unwrap();
+        let next = Position {
+            segment: 1,
+            offset: 0,
+        };
+        let step = read_step(dir.path(), Position::default(), next, true).unwrap();
+        assert_eq!(seqs(&step), vec![1, 2]);
+        assert_eq!(step.torn_bytes, buf.len() as u64 - whole);
+        assert_eq!(step.runway_bytes, 0);
+        assert_eq!(
+            fs::metadata(segment_path(dir.path(), 0)).unwrap().len(),
+            whole
         );
     }
 
