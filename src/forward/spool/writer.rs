@@ -299,9 +299,13 @@ impl Writer {
         self.file.sync_all()
     }
 
-    /// Starts the next segment. The old one is complete and durable, cut to its frames.
+    /// Starts the next segment. The old one is complete and durable, and cut to its frames.
+    /// A cut that fails (after a failed write or fsync, say) does not hold the roll up: a
+    /// zero end is cut at the next boot in any segment.
     fn roll(&mut self) -> io::Result<()> {
-        self.trim()?;
+        if let Err(e) = self.trim() {
+            tracing::warn!(error = %e, segment = self.segment, "spool: cannot cut the runway");
+        }
         let next = self.segment + 1;
         self.file = create_segment(&self.dir, next)?;
         self.segment = next;
