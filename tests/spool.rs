@@ -159,9 +159,8 @@ async fn past_the_in_memory_handoff_entries_are_read_back_from_disk_in_order_onc
     assert_eq!(sunk, (0..120).collect::<Vec<_>>());
 }
 
-/// Spools entries 0, 1, 2 while the sink is down and stops the server: returns its dir
-/// and the segment that holds them.
-async fn three_entries_left_in_the_spool() -> (ServerDir, std::path::PathBuf) {
+/// A server that has spooled entries 0, 1, 2 while its sink is down.
+async fn three_entries_spooled() -> TestServer {
     let server = TestServer::start(disk).await;
     break_sink(&server.dir);
     for i in 0..3 {
@@ -170,13 +169,36 @@ async fn three_entries_left_in_the_spool() -> (ServerDir, std::path::PathBuf) {
             .await;
         assert_eq!(reply.status, StatusCode::OK);
     }
-    let dir = server.shutdown().await;
-    let last = segments(&dir)
+    server
+}
+
+/// The last segment in `dir` that holds anything.
+fn last_segment(dir: &Path) -> std::path::PathBuf {
+    segments(dir)
         .into_iter()
         .rev()
         .find(|p| std::fs::metadata(p).unwrap().len() > 0)
-        .expect("a segment holds the entries");
+        .expect("a segment holds the entries")
+}
+
+/// Spools entries 0, 1, 2 while the sink is down and stops the server: returns its dir
+/// and the segment that holds them.
+async fn three_entries_left_in_the_spool() -> (ServerDir, std::path::PathBuf) {
+    let dir = three_entries_spooled().await.shutdown().await;
+    let last = last_segment(&dir);
     (dir, last)
+}
+
+/// Mends the sink of the server that ran in `dir` and starts it again; returns once the
+/// three entries it left are in the sink.
+async fn restarted_with_three_delivered(dir: ServerDir) -> TestServer {
+    mend_sink(&dir);
+    let server = TestServer::start_in(dir, disk).await;
+    eventually(Duration::from_secs(5), || async {
+        server.sink_records("logs").len() >= 3
+    })
+    .await;
+    server
 }
 
 #[tokio::test]
@@ -188,12 +210,7 @@ async fn a_torn_tail_is_truncated_and_everything_before_it_replayed() {
     torn.extend_from_slice(b"\x00garbage\xff\xfe");
     std::fs::write(&last, &torn).unwrap();
 
-    mend_sink(&dir);
-    let server = TestServer::start_in(dir, disk).await;
-    eventually(Duration::from_secs(5), || async {
-        server.sink_records("logs").len() >= 3
-    })
-    .await;
+    let server = restarted_with_three_delivered(dir).await;
     assert_eq!(server.metric("tollgate_spool_torn_tails_total").await, 1.0);
     assert_eq!(
         std::fs::metadata(&last).unwrap().len(),
@@ -232,33 +249,17 @@ fn copy_dir(from: &Path, to: &Path) {
 /// cuts it and replays every acknowledged entry, with nothing counted torn or corrupt.
 #[tokio::test]
 async fn after_a_crash_the_runway_is_cut_and_every_acknowledged_entry_replayed() {
-    let server = TestServer::start(disk).await;
-    break_sink(&server.dir);
-    for i in 0..3 {
-        let reply = server
-            .post_logs(Some(LOGS_TOKEN), "", numbered(i, i + 1))
-            .await;
-        assert_eq!(reply.status, StatusCode::OK);
-    }
+    let server = three_entries_spooled().await;
     // The disk as a crash would leave it: taken while the server runs.
     let image = ServerDir::new();
     copy_dir(&server.dir, &image);
     drop(server.shutdown().await);
-    let last = segments(&image)
-        .into_iter()
-        .rev()
-        .find(|p| std::fs::metadata(p).unwrap().len() > 0)
-        .expect("a segment holds the entries");
+    let last = last_segment(&image);
     let bytes = std::fs::read(&last).unwrap();
     let frames = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
     assert!(frames < bytes.len(), "the runway follows the frames");
 
-    mend_sink(&image);
-    let server = TestServer::start_in(image, disk).await;
-    eventually(Duration::from_secs(5), || async {
-        server.sink_records("logs").len() >= 3
-    })
-    .await;
+    let server = restarted_with_three_delivered(image).await;
     assert_eq!(server.metric("tollgate_spool_torn_tails_total").await, 0.0);
     assert_eq!(
         server.metric("tollgate_spool_corrupt_records_total").await,
