@@ -328,6 +328,87 @@ mod tests {
         );
     }
 
+    /// A tmpfs of a given size, mounted for one test and unmounted when dropped.
+    struct SmallDisk(tempfile::TempDir);
+
+    impl SmallDisk {
+        /// `None` where a tmpfs cannot be mounted (it takes root), said on stderr; under
+        /// `CI=true`, which runs as root, that fails the test instead.
+        fn mount(bytes: u64) -> Option<SmallDisk> {
+            let dir = tempfile::tempdir().unwrap();
+            let mounted = std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            if mounted {
+                return Some(SmallDisk(dir));
+            }
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "CI=true needs a tmpfs mount (root) for the full-disk test"
+            );
+            // Not eprintln!: the harness hides a passing test's output, and a skip must show.
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                b"\nSKIPPED: no tmpfs could be mounted (needs root): the full-disk test did not run\n",
+            );
+            None
+        }
+    }
+
+    impl Drop for SmallDisk {
+        fn drop(&mut self) {
+            // Lazily: a test that failed may leave the writer's file open on it.
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(self.0.path())
+                .status();
+        }
+    }
+
+    /// A disk filling up: a group whose frames fit is written even where its runway does not;
+    /// one whose frames do not fit is answered with the error, the spool turns unwritable,
+    /// and it goes on in a new segment, writable again at the next write that succeeds.
+    #[test]
+    fn on_a_full_disk_only_what_does_not_fit_fails_and_the_spool_goes_on() {
+        let Some(disk) = SmallDisk::mount(1536 << 10) else {
+            return;
+        };
+        let spool = open(disk.0.path(), 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let big = || {
+            let mut b = batch(&["x"]);
+            b.payloads[0] = bytes::Bytes::from(vec![b'a'; 600 << 10]);
+            b
+        };
+        let synced = spool.reader.synced.clone();
+        runtime.block_on(async {
+            // The first runway takes 1 MiB of the 1.5; the next group fits inside it.
+            spool.handle.append(batch(&["{}"])).await.unwrap();
+            spool.handle.append(big()).await.unwrap();
+            // Its frames reach past the runway and fit; the next runway does not.
+            spool.handle.append(big()).await.unwrap();
+            assert!(spool.handle.is_writable());
+            let first = *synced.borrow();
+            let full = spool.handle.append(big()).await;
+            assert!(matches!(full, Err(SpoolError::Io(_))), "{full:?}");
+            assert!(!spool.handle.is_writable());
+            assert_eq!(
+                segment_len(disk.0.path(), first.segment),
+                first.offset,
+                "the failed group cut off, the segment closed at its last frame"
+            );
+            spool.handle.append(batch(&["{}"])).await.unwrap();
+            assert!(spool.handle.is_writable());
+            assert_eq!(synced.borrow().segment, first.segment + 1);
+            spool.writer.stop().await;
+        });
+    }
+
     /// A segment is cut to its frames when the next one starts.
     #[test]
     fn a_rolled_segment_ends_at_its_last_frame() {

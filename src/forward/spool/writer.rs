@@ -203,11 +203,10 @@ impl Writer {
         }
         let started = Instant::now();
         let frames_end = self.len + self.buf.len() as u64;
-        let written = self
-            .file
-            .write_all_at(&self.buf, self.len)
-            .and_then(|()| self.extend_runway(frames_end))
-            .and_then(|()| self.file.sync_data());
+        let written = self.file.write_all_at(&self.buf, self.len).and_then(|()| {
+            self.extend_runway(frames_end);
+            self.file.sync_data()
+        });
         let frames_len = self.buf.len() as u64;
         // A group of large requests grows the buffer to its size: give that back rather
         // than hold the largest group's size for the life of the process.
@@ -276,20 +275,23 @@ impl Writer {
     }
 
     /// Zero-fills the active segment past `frames_end` to the next whole runway, if the
-    /// frames reach beyond the current one. Made durable by the group's fsync.
-    fn extend_runway(&mut self, frames_end: u64) -> io::Result<()> {
+    /// frames reach beyond the current one. Made durable by the group's fsync. A runway is
+    /// only a saving: if the zeros cannot be written (a disk nearly full), the group goes
+    /// on without them, as long as its own frames fit.
+    fn extend_runway(&mut self, frames_end: u64) {
         if frames_end < self.zeroed {
-            return Ok(());
+            return;
         }
         let to = (frames_end / RUNWAY + 1) * RUNWAY;
         let mut at = frames_end;
         while at < to {
             let n = (to - at).min(ZEROS.len() as u64) as usize;
-            self.file.write_all_at(&ZEROS[..n], at)?;
+            if self.file.write_all_at(&ZEROS[..n], at).is_err() {
+                break;
+            }
             at += n as u64;
         }
-        self.zeroed = to;
-        Ok(())
+        self.zeroed = at;
     }
 
     /// Cuts the active segment's runway and makes its length durable.
