@@ -15,7 +15,8 @@
 //! its frames when it is closed — rolled, or the writer stopped — and a runway left by a
 //! crash is cut by the reader at boot (`reader::read_step`).
 //!
-//! It only ever appends: it never reads a segment back and never deletes one.
+//! It only ever appends frames (and cuts its runway): it never reads a segment back and
+//! never deletes one.
 
 use std::fs::File;
 use std::io;
@@ -160,10 +161,8 @@ impl Writer {
             self.pending.fetch_sub(group.len(), Ordering::AcqRel);
             self.commit(&mut group);
         }
-        // Cut the runway, so the segment ends at its last frame, as a closed one does.
-        if let Err(e) = self.trim() {
-            tracing::warn!(error = %e, segment = self.segment, "spool: cannot cut the runway");
-        }
+        // So the segment ends at its last frame, as a closed one does.
+        self.cut_runway();
         tracing::info!(segment = self.segment, "spool writer closed");
     }
 
@@ -215,10 +214,9 @@ impl Writer {
         self.fsync_seconds.observe(started.elapsed().as_secs_f64());
         if let Err(e) = written {
             tracing::error!(error = %e, segment = self.segment, "spool: write or fsync failed");
-            // Cut what may have been written, so no half frame precedes the next one. After a
-            // failed fsync the page cache cannot be trusted: continue in a new segment.
-            let _ = self.file.set_len(self.len);
-            self.zeroed = self.len;
+            // After a failed fsync the page cache cannot be trusted: continue in a new
+            // segment. The roll cuts this one at its last good frame, so no half frame
+            // stays in it.
             let _ = self.roll();
             self.fail(group, e);
             return;
@@ -294,20 +292,23 @@ impl Writer {
         self.zeroed = at;
     }
 
-    /// Cuts the active segment's runway and makes its length durable.
-    fn trim(&mut self) -> io::Result<()> {
-        self.file.set_len(self.len)?;
+    /// Cuts the active segment's runway and makes its length durable. A cut that fails
+    /// (after a failed write or fsync, say) is only logged: a zero end is cut at the next
+    /// boot, in any segment.
+    fn cut_runway(&mut self) {
+        let cut = self
+            .file
+            .set_len(self.len)
+            .and_then(|()| self.file.sync_all());
         self.zeroed = self.len;
-        self.file.sync_all()
+        if let Err(e) = cut {
+            tracing::warn!(error = %e, segment = self.segment, "spool: cannot cut the runway");
+        }
     }
 
     /// Starts the next segment. The old one is complete and durable, and cut to its frames.
-    /// A cut that fails (after a failed write or fsync, say) does not hold the roll up: a
-    /// zero end is cut at the next boot in any segment.
     fn roll(&mut self) -> io::Result<()> {
-        if let Err(e) = self.trim() {
-            tracing::warn!(error = %e, segment = self.segment, "spool: cannot cut the runway");
-        }
+        self.cut_runway();
         let next = self.segment + 1;
         self.file = create_segment(&self.dir, next)?;
         self.segment = next;
