@@ -293,6 +293,18 @@ mod tests {
     use crate::forward::record::tests::batch;
     use crate::telemetry::Telemetry;
 
+    /// One thread, as a gateway pinned to one core runs its requests.
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+    }
+
+    /// A spool in `dir` with 64 MiB segments and handoff.
+    fn open_in(dir: &Path) -> Spool {
+        open(dir, 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap()
+    }
+
     fn segment_len(dir: &Path, id: u64) -> u64 {
         fs::metadata(segment_path(dir, id)).unwrap().len()
     }
@@ -302,11 +314,8 @@ mod tests {
     #[test]
     fn the_runway_runs_ahead_of_the_frames_and_a_stop_cuts_it() {
         let dir = tempfile::tempdir().unwrap();
-        let spool = open(dir.path(), 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let spool = open_in(dir.path());
+        let runtime = runtime();
         let synced = spool.reader.synced.clone();
         runtime.block_on(async {
             for _ in 0..3 {
@@ -321,7 +330,7 @@ mod tests {
         let appended = runtime.block_on(spool.handle.append(batch(&["{}"])));
         assert!(matches!(appended, Err(SpoolError::Closed)), "{appended:?}");
         drop(spool.handle);
-        let again = open(dir.path(), 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap();
+        let again = open_in(dir.path());
         assert_eq!(
             again.recovery.bytes, frames.offset,
             "no runway left to replay"
@@ -376,10 +385,8 @@ mod tests {
         let Some(disk) = SmallDisk::mount(1536 << 10) else {
             return;
         };
-        let spool = open(disk.0.path(), 64 << 20, 64 << 20, Telemetry::new().spool()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let spool = open_in(disk.0.path());
+        let runtime = runtime();
         let big = || {
             let mut b = batch(&["x"]);
             b.payloads[0] = bytes::Bytes::from(vec![b'a'; 600 << 10]);
@@ -414,9 +421,7 @@ mod tests {
     fn a_rolled_segment_ends_at_its_last_frame() {
         let dir = tempfile::tempdir().unwrap();
         let spool = open(dir.path(), 1, 64 << 20, Telemetry::new().spool()).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let synced = spool.reader.synced.clone();
         let first = runtime.block_on(async {
             spool.handle.append(batch(&["{}"])).await.unwrap();
@@ -439,9 +444,7 @@ mod tests {
         let metrics = Telemetry::new().spool();
         let fsyncs = metrics.fsync.clone();
         let spool = open(dir.path(), 64 << 20, 64 << 20, metrics).unwrap();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap();
+        let runtime = runtime();
         let mut seqs = runtime.block_on(async {
             // One append first: the writer is then parked, waiting for the next group,
             // rather than still starting up.

@@ -279,12 +279,25 @@ mod tests {
     use crate::forward::record::tests::batch;
     use crate::forward::spool::frame::{HEADER, encode_frame};
 
-    /// frame; returns the length up to the end of the third frame, and the file's length.
-    fn damaged_segment(dir: &Path) -> (u64, u64) {
+    /// Frames of entries 1 to `last`, one small record each, all the same length.
+    fn frames(last: u64) -> Vec<u8> {
         let mut buf = Vec::new();
-        for seq in 1..=3 {
+        for seq in 1..=last {
             encode_frame(seq, &batch(&["{\"n\":1}"]), &mut buf);
         }
+        buf
+    }
+
+    /// The start of the segment after segment 0: where reading segment 0 to its end stops.
+    const NEXT: Position = Position {
+        segment: 1,
+        offset: 0,
+    };
+
+    /// Writes segment 0: three frames, the second with a corrupt body, then half a fourth
+    /// frame; returns the length up to the end of the third frame, and the file's length.
+    fn damaged_segment(dir: &Path) -> (u64, u64) {
+        let mut buf = frames(3);
         let frame = buf.len() / 3;
         buf[frame + HEADER + 3] ^= 0xff; // corrupt the second frame's body
         let whole = buf.len() as u64;
@@ -302,15 +315,11 @@ mod tests {
     fn the_boot_tail_is_truncated_and_a_corrupt_frame_in_the_middle_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let (whole, len) = damaged_segment(dir.path());
-        let next = Position {
-            segment: 1,
-            offset: 0,
-        };
-        let step = read_step(dir.path(), Position::default(), next, true).unwrap();
+        let step = read_step(dir.path(), Position::default(), NEXT, true).unwrap();
         assert_eq!(seqs(&step), vec![1, 3]);
         assert_eq!(step.corrupt_frames, 1);
         assert_eq!(step.torn_bytes, len - whole);
-        assert_eq!(step.next, next);
+        assert_eq!(step.next, NEXT);
         let frame = whole / 3;
         assert_eq!(step.skipped_bytes, frame, "the corrupt frame, exactly");
         assert_eq!(
@@ -324,11 +333,7 @@ mod tests {
     fn a_corrupt_end_of_an_older_segment_is_skipped_not_truncated() {
         let dir = tempfile::tempdir().unwrap();
         let (whole, len) = damaged_segment(dir.path());
-        let next = Position {
-            segment: 1,
-            offset: 0,
-        };
-        let step = read_step(dir.path(), Position::default(), next, false).unwrap();
+        let step = read_step(dir.path(), Position::default(), NEXT, false).unwrap();
         assert_eq!(seqs(&step), vec![1, 3]);
         assert_eq!(step.corrupt_frames, 2);
         assert_eq!(step.torn_bytes, 0);
@@ -340,32 +345,25 @@ mod tests {
     }
 
     /// What a crash leaves of the writer's active segment: its frames, then the zeros of
-    /// its runway.
-    /// In the boot tail or in an older segment (a second crash before the reader got there).
+    /// its runway; in the boot tail, or in an older segment (a second crash before the
+    /// reader got there).
     #[test]
     fn a_zero_end_is_the_runway_cut_and_counted_neither_torn_nor_corrupt() {
         for tail in [true, false] {
             let dir = tempfile::tempdir().unwrap();
-            let mut buf = Vec::new();
-            for seq in 1..=3 {
-                encode_frame(seq, &batch(&["{\"n\":1}"]), &mut buf);
-            }
-            let frames = buf.len() as u64;
+            let mut buf = frames(3);
+            let whole = buf.len() as u64;
             buf.resize(buf.len() + 5000, 0);
             fs::write(segment_path(dir.path(), 0), &buf).unwrap();
-            let next = Position {
-                segment: 1,
-                offset: 0,
-            };
-            let step = read_step(dir.path(), Position::default(), next, tail).unwrap();
+            let step = read_step(dir.path(), Position::default(), NEXT, tail).unwrap();
             assert_eq!(seqs(&step), vec![1, 2, 3]);
             assert_eq!((step.corrupt_frames, step.skipped_bytes), (0, 0));
             assert_eq!(step.torn_bytes, 0, "a runway is not a torn write");
             assert_eq!(step.runway_bytes, 5000);
-            assert_eq!(step.next, next);
+            assert_eq!(step.next, NEXT);
             assert_eq!(
                 fs::metadata(segment_path(dir.path(), 0)).unwrap().len(),
-                frames
+                whole
             );
         }
     }
@@ -374,20 +372,13 @@ mod tests {
     #[test]
     fn a_torn_frame_before_the_runway_is_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let mut buf = Vec::new();
-        for seq in 1..=2 {
-            encode_frame(seq, &batch(&["{\"n\":1}"]), &mut buf);
-        }
+        let mut buf = frames(2);
         let whole = buf.len() as u64;
         let torn = buf[..buf.len() / 4].to_vec();
         buf.extend_from_slice(&torn);
         buf.resize(buf.len() + 5000, 0);
         fs::write(segment_path(dir.path(), 0), &buf).unwrap();
-        let next = Position {
-            segment: 1,
-            offset: 0,
-        };
-        let step = read_step(dir.path(), Position::default(), next, true).unwrap();
+        let step = read_step(dir.path(), Position::default(), NEXT, true).unwrap();
         assert_eq!(seqs(&step), vec![1, 2]);
         assert_eq!(step.torn_bytes, buf.len() as u64 - whole);
         assert_eq!(step.runway_bytes, 0);
